@@ -1,0 +1,48 @@
+# crowsnest — the two commands a new user needs are `make demo` and `make test`.
+SHELL := /bin/bash
+GO        ?= go
+CACHE     ?= $(HOME)/.cache/crowsnest
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+VPKG      := github.com/prometheus/common/version
+LDFLAGS   := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH) -X $(VPKG).BuildUser=crowsnest -X $(VPKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+
+export CROWSNEST_CACHE := $(CACHE)
+
+.PHONY: all build demo test check unit e2e bench tools clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o crowsnest ./cmd/exporter
+
+## demo: run crowsnest on its built-in demo recording; metrics on http://localhost:9829/metrics
+demo:
+	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/exporter --demo
+
+## test: every check and test: formatting, vet, unit tests, end-to-end tests
+test: check unit e2e
+
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-ed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/...
+
+unit:
+	$(GO) test -count=1 ./...
+
+## e2e: end-to-end tests against real etcd and kube-apiserver (built or installed on first run, cached in $(CACHE))
+e2e: tools
+	$(GO) test -count=1 -tags e2e -timeout 30m ./test/e2e/...
+
+## bench: scrape cost for 10,000 Applications
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/collect/
+
+tools:
+	@bash hack/tools.sh
+
+clean:
+	rm -f crowsnest

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// defaultListenAddress is crowsnest's default port.
+const defaultListenAddress = ":9829"
+
+// cli holds the parsed command line.
+type cli struct {
+	app    *kingpin.Application
+	stderr io.Writer
+	log    *promslog.Config
+
+	// global
+	kubeconfig *string
+	namespaces *[]string
+
+	// serve (the default command)
+	serve       *kingpin.CmdClause
+	configFile  *string
+	web         *web.FlagConfig
+	metricsPath *string
+	source      *string
+	replayFile  *string
+	replaySpeed *float64
+	speedSet    bool
+	demo        *bool
+
+	// record
+	record         *kingpin.CmdClause
+	recordOut      *string
+	recordDuration *time.Duration
+}
+
+func newCLI(stdout, stderr io.Writer) *cli {
+	c := &cli{stderr: stderr, log: &promslog.Config{}}
+	a := kingpin.New("crowsnest", "Watches Argo CD Applications and serves Prometheus metrics about their sync state, health, drift and sync operations.")
+	a.UsageWriter(stdout)
+	a.ErrorWriter(stderr)
+	a.Terminate(nil) // run() decides the exit code
+	a.Version(version.Print("crowsnest"))
+	a.HelpFlag.Short('h')
+	promslogflag.AddFlags(a, c.log)
+
+	c.kubeconfig = a.Flag("kubeconfig", "Path to a kubeconfig file. Empty: the in-cluster service account, else $KUBECONFIG or ~/.kube/config.").String()
+	c.namespaces = a.Flag("namespaces", "Namespaces whose Applications to watch, comma-separated or repeated. Empty: all namespaces.").Strings()
+
+	c.serve = a.Command("serve", "Watch Applications and serve metrics (the default).").Default()
+	c.configFile = c.serve.Flag("config.file", "Path to the configuration file (environment rules). Empty: every app's env is \"unknown\".").String()
+	c.web = webflag.AddFlags(c.serve, defaultListenAddress)
+	c.metricsPath = c.serve.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+	c.source = c.serve.Flag("source", "Where Applications come from: kubernetes (a watch) or replay (a recording made by 'crowsnest record').").Default("kubernetes").Enum("kubernetes", "replay")
+	c.replayFile = c.serve.Flag("replay.file", "Recording to replay with --source=replay.").String()
+	c.replaySpeed = c.serve.Flag("replay.speed", "Replay speed factor: 2 replays twice as fast as recorded, 0 without waiting. Default 1, or 10 with --demo.").IsSetByUser(&c.speedSet).Default("1").Float64()
+	c.demo = c.serve.Flag("demo", "Replay the demo recording built into the binary, then keep serving its final state.").Bool()
+
+	c.record = a.Command("record", "Record the Application watch events as JSON lines, for --source=replay and for tests.")
+	c.recordOut = c.record.Flag("out", "File to write the recording to; - for standard output.").Required().String()
+	c.recordDuration = c.record.Flag("duration", "Stop recording after this long; 0 records until interrupted.").Default("0").Duration()
+
+	c.app = a
+	return c
+}
+
+func (c *cli) logger() *slog.Logger {
+	cfg := *c.log
+	cfg.Writer = c.stderr
+	return promslog.New(&cfg)
+}
+
+// watchedNamespaces splits comma-separated values of --namespaces.
+func (c *cli) watchedNamespaces() []string {
+	var out []string
+	for _, v := range *c.namespaces {
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				out = append(out, ns)
+			}
+		}
+	}
+	return out
+}
+
+// restConfig returns the API server configuration: --kubeconfig, else
+// in-cluster, else the usual kubeconfig loading rules.
+func (c *cli) restConfig() (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	switch {
+	case *c.kubeconfig != "":
+		cfg, err = clientcmd.BuildConfigFromFlags("", *c.kubeconfig)
+	default:
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			rules := clientcmd.NewDefaultClientConfigLoadingRules()
+			cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "crowsnest/" + version.Version
+	return cfg, nil
+}

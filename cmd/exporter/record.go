@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crowsnest/crowsnest/internal/collect"
+)
+
+// runRecord writes the Application watch events to --out until interrupted
+// or --duration has passed.
+func (c *cli) runRecord(ctx context.Context, logger *slog.Logger) error {
+	var out io.Writer = os.Stdout
+	if *c.recordOut != "-" {
+		f, err := os.Create(*c.recordOut)
+		if err != nil {
+			return fmt.Errorf("create recording: %w", err)
+		}
+		defer f.Close()
+		out = f
+	}
+	client, err := c.argoClient(logger)
+	if err != nil {
+		return err
+	}
+	src := collect.NewKubeSource(client, c.watchedNamespaces(), collect.NewSourceMetrics(prometheus.NewRegistry()), logger)
+	rec := collect.NewRecorder(out)
+
+	if *c.recordDuration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *c.recordDuration)
+		defer cancel()
+	}
+	logger.Info("recording Application events", "out", *c.recordOut)
+	if err := src.Run(ctx, rec); err != nil {
+		return err
+	}
+	return rec.Err()
+}

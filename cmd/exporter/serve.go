@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/client/clientset/versioned"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"k8s.io/klog/v2"
+
+	"github.com/crowsnest/crowsnest/internal/collect"
+	"github.com/crowsnest/crowsnest/internal/config"
+	"github.com/crowsnest/crowsnest/internal/demo"
+)
+
+// shutdownTimeout bounds the graceful shutdown after SIGTERM or SIGINT.
+const shutdownTimeout = 10 * time.Second
+
+// runServe is the default command: watch, track, serve.
+func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector("crowsnest"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	cfg := newConfigReloader(*c.configFile, reg, logger)
+	if *c.demo && *c.configFile == "" {
+		cfg.builtin = demo.Config()
+	}
+	conf, err := cfg.load()
+	if err != nil {
+		return err
+	}
+
+	store := collect.NewStore()
+	tracker := collect.NewTracker(store, conf, logger)
+	cfg.onReload = func(conf *config.Config) { tracker.SetClassifier(conf) }
+	sourceMetrics := collect.NewSourceMetrics(reg)
+	src, err := c.newSource(sourceMetrics, logger)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+
+	mux := http.NewServeMux()
+	mux.Handle(*c.metricsPath, collect.NewMetricsHandler(reg, store, logger))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !src.Ready() {
+			http.Error(w, "source not ready: initial list not complete or API server unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodPut {
+			http.Error(w, "use POST or PUT to reload", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := cfg.reload(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        "crowsnest",
+		Description: "Prometheus metrics for Argo CD Applications: sync, health, drift and sync operations",
+		Version:     version.Info(),
+		Links: []web.LandingLinks{
+			{Address: *c.metricsPath, Text: "Metrics"},
+			{Address: "/healthz", Text: "Health"},
+			{Address: "/readyz", Text: "Readiness"},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("landing page: %w", err)
+	}
+	if *c.metricsPath != "/" {
+		mux.Handle("/", landing)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := src.Run(ctx, tracker); err != nil {
+			errc <- err
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := web.ListenAndServe(srv, c.web, logger); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serve http: %w", err)
+		}
+	}()
+	go cfg.reloadOnSIGHUP(ctx)
+	logger.Info("crowsnest started", "version", version.Info(), "input", c.sourceName())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case runErr = <-errc:
+	}
+	stop()
+	// A fresh context: the signal one is already done.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && runErr == nil {
+		runErr = fmt.Errorf("shut down http server: %w", err)
+	}
+	wg.Wait()
+	return runErr
+}
+
+// sourceName describes the source for the start-up log line.
+func (c *cli) sourceName() string {
+	if *c.demo {
+		return "demo recording"
+	}
+	return *c.source
+}
+
+// newSource builds the source the flags ask for.
+func (c *cli) newSource(m *collect.SourceMetrics, logger *slog.Logger) (collect.Source, error) {
+	if *c.demo {
+		speed := 10.0
+		if c.speedSet {
+			speed = *c.replaySpeed
+		}
+		open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(demo.Recording())), nil }
+		return collect.NewReplaySource("demo recording", open, speed, m, logger), nil
+	}
+	switch *c.source {
+	case "replay":
+		if *c.replayFile == "" {
+			return nil, errors.New("--source=replay needs --replay.file")
+		}
+		path := *c.replayFile
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("replay file: %w", err)
+		}
+		open := func() (io.ReadCloser, error) { return os.Open(path) }
+		return collect.NewReplaySource(path, open, *c.replaySpeed, m, logger), nil
+	default:
+		client, err := c.argoClient(logger)
+		if err != nil {
+			return nil, err
+		}
+		return collect.NewKubeSource(client, c.watchedNamespaces(), m, logger), nil
+	}
+}
+
+func (c *cli) argoClient(logger *slog.Logger) (versioned.Interface, error) {
+	// client-go logs through klog; send it to our logger instead.
+	klog.SetSlogLogger(logger.With("component", "client-go"))
+	rc, err := c.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	client, err := versioned.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("create Argo CD client: %w", err)
+	}
+	return client, nil
+}
+
+// configReloader loads the configuration file and reloads it on SIGHUP and
+// POST /-/reload; a bad reload keeps the running configuration.
+type configReloader struct {
+	path     string
+	builtin  []byte // configuration used when there is no file
+	logger   *slog.Logger
+	onReload func(*config.Config)
+
+	mu          sync.Mutex
+	success     prometheus.Gauge
+	successTime prometheus.Gauge
+}
+
+func newConfigReloader(path string, reg prometheus.Registerer, logger *slog.Logger) *configReloader {
+	r := &configReloader{
+		path:   path,
+		logger: logger,
+		success: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "crowsnest_config_last_reload_successful",
+			Help: "Whether the last configuration load or reload succeeded.",
+		}),
+		successTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "crowsnest_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful configuration load or reload.",
+		}),
+	}
+	reg.MustRegister(r.success, r.successTime)
+	return r
+}
+
+// load reads the configuration; without a file it is the default one.
+func (r *configReloader) load() (*config.Config, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var conf *config.Config
+	var err error
+	if r.path != "" {
+		conf, err = config.Load(r.path)
+	} else {
+		conf, err = config.Parse(r.builtin)
+	}
+	if err != nil {
+		r.success.Set(0)
+		return nil, err
+	}
+	r.success.Set(1)
+	r.successTime.SetToCurrentTime()
+	return conf, nil
+}
+
+func (r *configReloader) reload() error {
+	conf, err := r.load()
+	if err != nil {
+		r.logger.Error("reload configuration; keeping the running one", "err", err)
+		return err
+	}
+	r.logger.Info("configuration reloaded", "file", r.path)
+	r.onReload(conf)
+	return nil
+}
+
+func (r *configReloader) reloadOnSIGHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			_ = r.reload() // logged inside
+		}
+	}
+}

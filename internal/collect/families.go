@@ -1,0 +1,291 @@
+package collect
+
+import (
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+
+	"github.com/crowsnest/crowsnest/internal/config"
+)
+
+// appView is an Application together with what the Tracker derived for it:
+// everything one app's series are rendered from.
+type appView struct {
+	app        *v1alpha1.Application
+	env        string
+	driftSince time.Time          // zero while not drifted
+	syncs      [numResults]uint64 // finished operations by result, see results
+}
+
+// Operation results counted by crowsnest_app_syncs_total, in a fixed order so
+// every result's series exists from the start and increase() sees the first
+// failure.
+var results = [...]synccommon.OperationPhase{
+	synccommon.OperationSucceeded, synccommon.OperationFailed, synccommon.OperationError,
+}
+
+const numResults = 3
+
+// resultIndex returns the index of phase in results, or -1.
+func resultIndex(phase synccommon.OperationPhase) int {
+	for i, r := range results {
+		if r == phase {
+			return i
+		}
+	}
+	return -1
+}
+
+// State sets: each value gets its own 0/1 series so alerts keep their series
+// when the state changes. A value Argo CD reports that is not listed maps to
+// "Unknown" for sync and health; see operationPhases for operations.
+var (
+	syncStatuses   = []string{"Synced", "OutOfSync", "Unknown"}
+	healthStatuses = []string{"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
+	// An operation phase crowsnest does not know sets every series to 0:
+	// no alert on "Failed" fires for a phase that may mean anything.
+	operationPhases = []string{"Running", "Succeeded", "Failed", "Error", "Terminating"}
+)
+
+// sampleFunc emits one sample: its value and label name/value pairs beyond
+// the identity labels.
+type sampleFunc func(value float64, labels ...string)
+
+// family describes one per-app metric family, in the manner of
+// kube-state-metrics' family generators.
+type family struct {
+	name, help, typ string
+	generate        func(v *appView, emit sampleFunc)
+}
+
+// appFamilies returns the per-app metric families in exposition order.
+func appFamilies() []family {
+	return []family{
+		{
+			name: "crowsnest_app_info",
+			help: "Static facts about an Argo CD Application; the value is always 1.",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				spec := &v.app.Spec
+				src := spec.GetSource()
+				path := src.Path
+				if path == "" {
+					path = src.Chart
+				}
+				auto := spec.SyncPolicy != nil && spec.SyncPolicy.Automated != nil
+				selfHeal, prune := false, false
+				if auto {
+					selfHeal, prune = spec.SyncPolicy.Automated.SelfHeal, spec.SyncPolicy.Automated.Prune
+				}
+				emit(1,
+					"repo", StripCredentials(src.RepoURL),
+					"path", path,
+					"target_revision", src.TargetRevision,
+					"dest_server", config.DestinationServer(v.app),
+					"dest_namespace", spec.Destination.Namespace,
+					"autosync", strconv.FormatBool(auto),
+					"self_heal", strconv.FormatBool(selfHeal),
+					"prune", strconv.FormatBool(prune),
+				)
+			},
+		},
+		{
+			name: "crowsnest_app_sync_status",
+			help: "Sync status of the Application compared to its target revision, one series per status (1 for the current one).",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				stateSet(emit, "status", syncStatuses, string(v.app.Status.Sync.Status), "Unknown")
+			},
+		},
+		{
+			name: "crowsnest_app_health_status",
+			help: "Health status of the Application, one series per status (1 for the current one).",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				stateSet(emit, "status", healthStatuses, string(v.app.Status.Health.Status), "Unknown")
+			},
+		},
+		{
+			name: "crowsnest_app_operation_phase",
+			help: "Phase of the Application's last operation, one series per phase (1 for the current one); absent before the first operation.",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				if op := v.app.Status.OperationState; op != nil {
+					stateSet(emit, "phase", operationPhases, string(op.Phase), "")
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_out_of_sync_resources",
+			help: "Number of the Application's resources that are OutOfSync, by group and kind.",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				type gk struct{ group, kind string }
+				var counts map[gk]int
+				for i := range v.app.Status.Resources {
+					r := &v.app.Status.Resources[i]
+					if r.Status != v1alpha1.SyncStatusCodeOutOfSync {
+						continue
+					}
+					if counts == nil {
+						counts = map[gk]int{}
+					}
+					counts[gk{r.Group, r.Kind}]++
+				}
+				keys := make([]gk, 0, len(counts))
+				for k := range counts {
+					keys = append(keys, k)
+				}
+				sort.Slice(keys, func(i, j int) bool {
+					if keys[i].group != keys[j].group {
+						return keys[i].group < keys[j].group
+					}
+					return keys[i].kind < keys[j].kind
+				})
+				for _, k := range keys {
+					emit(float64(counts[k]), "group", k.group, "kind", k.kind)
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_drift_since_timestamp_seconds",
+			help: "Unix time at which crowsnest first saw the Application OutOfSync in its current drift; absent while it is not OutOfSync.",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				if !v.driftSince.IsZero() && v.app.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
+					emit(unixSeconds(v.driftSince))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_conditions",
+			help: "Number of conditions (errors and warnings) on the Application, by condition type.",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				var counts map[string]int
+				for _, c := range v.app.Status.Conditions {
+					if counts == nil {
+						counts = map[string]int{}
+					}
+					counts[c.Type]++
+				}
+				types := make([]string, 0, len(counts))
+				for t := range counts {
+					types = append(types, t)
+				}
+				sort.Strings(types)
+				for _, t := range types {
+					emit(float64(counts[t]), "type", t)
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_last_sync_finished_timestamp_seconds",
+			help: "Unix time at which the Application's last operation finished, labelled with its result.",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				op := v.app.Status.OperationState
+				if op == nil || op.FinishedAt == nil || !op.Phase.Completed() {
+					return
+				}
+				emit(unixSeconds(op.FinishedAt.Time), "result", string(op.Phase))
+			},
+		},
+		{
+			name: "crowsnest_app_last_successful_sync_timestamp_seconds",
+			help: "Unix time at which the Application's last successful sync finished, from its operation state and sync history.",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				if t := lastSuccessfulSync(v.app); !t.IsZero() {
+					emit(unixSeconds(t))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_syncs_total",
+			help: "Operations of the Application that crowsnest saw finish since it started, by result; each operation is counted once.",
+			typ:  typeCounter,
+			generate: func(v *appView, emit sampleFunc) {
+				for i, r := range results {
+					emit(float64(v.syncs[i]), "result", string(r))
+				}
+			},
+		},
+	}
+}
+
+// stateSet emits one series per value of states, 1 for current. A current
+// value not in states counts as fallback ("" means none is set).
+func stateSet(emit sampleFunc, label string, states []string, current, fallback string) {
+	known := false
+	for _, s := range states {
+		if s == current {
+			known = true
+			break
+		}
+	}
+	if !known {
+		current = fallback
+	}
+	for _, s := range states {
+		v := 0.0
+		if s == current {
+			v = 1
+		}
+		emit(v, label, s)
+	}
+}
+
+// lastSuccessfulSync returns when the app's last successful sync finished:
+// the newest of its sync history (Argo CD records only successful syncs
+// there) and a Succeeded operation state. Zero if there is none.
+func lastSuccessfulSync(app *v1alpha1.Application) time.Time {
+	var last time.Time
+	for i := range app.Status.History {
+		if t := app.Status.History[i].DeployedAt.Time; t.After(last) {
+			last = t
+		}
+	}
+	if op := app.Status.OperationState; op != nil && op.Phase == synccommon.OperationSucceeded && op.FinishedAt != nil && op.FinishedAt.After(last) {
+		last = op.FinishedAt.Time
+	}
+	return last
+}
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.UnixNano()) / 1e9
+}
+
+// StripCredentials removes user information from a repository URL, so that
+// neither "https://user:token@host/repo" nor a token used as the user name
+// ends up in a label. SCP-like SSH addresses ("git@host:org/repo") keep their
+// login name, which cannot carry a secret.
+func StripCredentials(repo string) string {
+	if !strings.Contains(repo, "://") {
+		return repo
+	}
+	u, err := url.Parse(repo)
+	if err != nil {
+		// Unparseable: cut everything between the scheme and the last '@'
+		// before the host part rather than risk leaking a secret.
+		scheme, rest, _ := strings.Cut(repo, "://")
+		hostEnd := strings.IndexAny(rest, "/?#")
+		if hostEnd < 0 {
+			hostEnd = len(rest)
+		}
+		if at := strings.LastIndex(rest[:hostEnd], "@"); at >= 0 {
+			rest = rest[at+1:]
+		}
+		return scheme + "://" + rest
+	}
+	if u.User == nil {
+		return repo
+	}
+	u.User = nil
+	return u.String()
+}

@@ -1,0 +1,158 @@
+package collect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v2/pkg/client/clientset/versioned"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+)
+
+// kubeSourceName is the value of the source label for the Kubernetes watch.
+const kubeSourceName = "kubernetes"
+
+// KubeSource watches Applications through the Kubernetes API with one shared
+// informer per watched namespace (one for all namespaces by default).
+type KubeSource struct {
+	client     versioned.Interface
+	namespaces []string
+	metrics    *SourceMetrics
+	logger     *slog.Logger
+
+	mu        sync.Mutex
+	informers []cache.SharedIndexInformer
+	down      map[string]error // namespace → error of its last failed list or watch call
+}
+
+// NewKubeSource returns a source watching namespaces; none means all.
+func NewKubeSource(client versioned.Interface, namespaces []string, metrics *SourceMetrics, logger *slog.Logger) *KubeSource {
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	metrics.register(kubeSourceName)
+	// Down until the first list succeeds: an API server that is unreachable
+	// from the start must show as such.
+	down := map[string]error{}
+	for _, ns := range namespaces {
+		down[ns] = fmt.Errorf("not connected yet")
+	}
+	return &KubeSource{client: client, namespaces: namespaces, metrics: metrics, logger: logger.With("component", "kubernetes-source"), down: down}
+}
+
+// Run starts the informers and blocks until ctx is done.
+func (s *KubeSource) Run(ctx context.Context, sink Sink) error {
+	sink = s.metrics.counting(kubeSourceName, sink)
+	var wg sync.WaitGroup
+	for _, ns := range s.namespaces {
+		inf := cache.NewSharedIndexInformer(s.listWatch(ctx, ns), &v1alpha1.Application{}, 0, cache.Indexers{})
+		if err := inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
+			// Our list/watch wrappers already logged failed calls; this
+			// sees stream errors such as an expired resource version,
+			// after which the informer relists by itself.
+			s.logger.Debug("watch stream ended", "namespace", ns, "err", err)
+		}); err != nil {
+			return fmt.Errorf("set watch error handler: %w", err)
+		}
+		if _, err := inf.AddEventHandler(handler(sink)); err != nil {
+			return fmt.Errorf("add event handler: %w", err)
+		}
+		s.mu.Lock()
+		s.informers = append(s.informers, inf)
+		s.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inf.Run(ctx.Done())
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Ready reports whether every informer has synced and the last request to
+// the API server succeeded.
+func (s *KubeSource) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.informers) != len(s.namespaces) {
+		return false
+	}
+	for _, inf := range s.informers {
+		if !inf.HasSynced() {
+			return false
+		}
+	}
+	return len(s.down) == 0
+}
+
+// listWatch wraps the typed client's list and watch so that each call's
+// outcome sets crowsnest_source_up: the informer retries by itself, and this
+// is where its success or failure is visible.
+func (s *KubeSource) listWatch(ctx context.Context, ns string) *cache.ListWatch {
+	apps := s.client.ArgoprojV1alpha1().Applications(ns)
+	return &cache.ListWatch{
+		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
+			list, err := apps.List(ctx, opts)
+			s.observe(ns, "list", err)
+			return list, err
+		},
+		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
+			w, err := apps.Watch(ctx, opts)
+			s.observe(ns, "watch", err)
+			return w, err
+		},
+	}
+}
+
+func (s *KubeSource) observe(ns, verb string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // shutting down, not an outage
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, wasDown := s.down[ns]
+	switch {
+	case err != nil && !wasDown:
+		s.logger.Error("lost the API server", "namespace", ns, "verb", verb, "err", err)
+		s.down[ns] = err
+	case err != nil:
+		s.down[ns] = err
+	case wasDown:
+		s.logger.Info("connected to the API server", "namespace", ns, "verb", verb)
+		delete(s.down, ns)
+	}
+	s.metrics.setUp(kubeSourceName, len(s.down) == 0)
+}
+
+// handler adapts informer notifications to events; it unwraps tombstones of
+// deletions the informer saw only as a relist.
+func handler(sink Sink) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if app, ok := obj.(*v1alpha1.Application); ok {
+				sink.Handle(Event{Type: Added, Time: time.Now(), App: app})
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if app, ok := obj.(*v1alpha1.Application); ok {
+				sink.Handle(Event{Type: Modified, Time: time.Now(), App: app})
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if app, ok := obj.(*v1alpha1.Application); ok {
+				sink.Handle(Event{Type: Deleted, Time: time.Now(), App: app})
+			}
+		},
+	}
+}

@@ -1,0 +1,187 @@
+package collect
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+)
+
+// Store holds every app's series pre-rendered in the text exposition format,
+// one byte slice per family, as kube-state-metrics does: the work is done
+// when an Application changes, and a scrape only copies bytes. Rendered
+// slices are never modified after they are stored, so a scrape can write
+// them without holding the lock.
+type Store struct {
+	families []family
+	headers  [][]byte // "# HELP ...\n# TYPE ...\n" per family
+
+	mu   sync.RWMutex
+	apps map[string][][]byte // app key → rendered samples per family
+}
+
+// NewStore returns an empty store of the per-app families.
+func NewStore() *Store {
+	fams := appFamilies()
+	headers := make([][]byte, len(fams))
+	for i, f := range fams {
+		headers[i] = []byte("# HELP " + f.name + " " + escapeHelp(f.help) + "\n# TYPE " + f.name + " " + f.typ + "\n")
+	}
+	return &Store{families: fams, headers: headers, apps: map[string][][]byte{}}
+}
+
+// render renders v's series for every family.
+func (s *Store) render(v *appView) [][]byte {
+	identity := make([]byte, 0, 128)
+	identity = appendLabel(identity, "namespace", v.app.Namespace)
+	identity = appendLabel(identity, "name", v.app.Name)
+	identity = appendLabel(identity, "project", v.app.Spec.Project)
+	identity = appendLabel(identity, "env", v.env)
+
+	out := make([][]byte, len(s.families))
+	for i := range s.families {
+		f := &s.families[i]
+		var b []byte
+		f.generate(v, func(value float64, labels ...string) {
+			b = append(b, f.name...)
+			b = append(b, '{')
+			b = append(b, identity...)
+			for j := 0; j+1 < len(labels); j += 2 {
+				b = appendLabel(b, labels[j], labels[j+1])
+			}
+			b = append(b, '}', ' ')
+			b = appendValue(b, value)
+			b = append(b, '\n')
+		})
+		out[i] = b
+	}
+	return out
+}
+
+// set stores an app's rendered series under key, replacing earlier ones.
+func (s *Store) set(key string, rendered [][]byte) {
+	s.mu.Lock()
+	s.apps[key] = rendered
+	s.mu.Unlock()
+}
+
+// delete drops every series of the app under key.
+func (s *Store) delete(key string) {
+	s.mu.Lock()
+	delete(s.apps, key)
+	s.mu.Unlock()
+}
+
+// Len returns the number of apps in the store.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.apps)
+}
+
+// WriteTo writes every family, with its HELP and TYPE lines, in the text
+// exposition format. It holds the lock only to take a snapshot of the
+// slices, so a slow reader never blocks the tracker.
+func (s *Store) WriteTo(w io.Writer) (int64, error) {
+	s.mu.RLock()
+	snapshot := make([][][]byte, 0, len(s.apps))
+	for _, r := range s.apps {
+		snapshot = append(snapshot, r)
+	}
+	s.mu.RUnlock()
+
+	var n int64
+	for i := range s.families {
+		m, err := w.Write(s.headers[i])
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+		for _, r := range snapshot {
+			if len(r[i]) == 0 {
+				continue
+			}
+			m, err := w.Write(r[i])
+			n += int64(m)
+			if err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// MetricsHandler serves the metrics of self (the daemon's own registry)
+// followed by the store's, in the Prometheus text format, gzip-compressed
+// when the client accepts it.
+type MetricsHandler struct {
+	self   prometheus.Gatherer
+	store  *Store
+	logger *slog.Logger
+	gzips  sync.Pool
+}
+
+// NewMetricsHandler returns the /metrics handler.
+func NewMetricsHandler(self prometheus.Gatherer, store *Store, logger *slog.Logger) *MetricsHandler {
+	return &MetricsHandler{self: self, store: store, logger: logger}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *MetricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	mfs, err := h.self.Gather()
+	if err != nil {
+		// A broken self metric must not hide the apps' metrics.
+		h.logger.Error("gather self metrics", "err", err)
+	}
+	var selfText bytes.Buffer
+	enc := expfmt.NewEncoder(&selfText, format)
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			h.logger.Error("encode self metric", "metric", mf.GetName(), "err", err)
+		}
+	}
+
+	w.Header().Set("Content-Type", string(format))
+	var out io.Writer = w
+	if acceptsGzip(r) {
+		w.Header().Set("Content-Encoding", "gzip")
+		gz, _ := h.gzips.Get().(*gzip.Writer)
+		if gz == nil {
+			gz = gzip.NewWriter(w)
+		} else {
+			gz.Reset(w)
+		}
+		defer func() {
+			if err := gz.Close(); err != nil {
+				h.logger.Debug("close gzip writer", "err", err)
+			}
+			h.gzips.Put(gz)
+		}()
+		out = gz
+	}
+	if _, err := out.Write(selfText.Bytes()); err != nil {
+		h.logger.Debug("write metrics", "err", err)
+		return
+	}
+	if _, err := h.store.WriteTo(out); err != nil {
+		// The scraper went away; nothing to tell it.
+		h.logger.Debug("write metrics", "err", err)
+	}
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(enc, "gzip") {
+			return true
+		}
+	}
+	return false
+}

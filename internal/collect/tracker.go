@@ -1,0 +1,174 @@
+package collect
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Classifier names the environment of an Application.
+type Classifier interface {
+	Env(app *v1alpha1.Application) string
+}
+
+// Tracker keeps per-app state across successive snapshots of each
+// Application and turns it into the Store's series. It is the one place
+// that decides when an operation has finished (and so is counted) and when
+// drift began.
+type Tracker struct {
+	store  *Store
+	logger *slog.Logger
+
+	mu         sync.Mutex
+	classifier Classifier
+	since      time.Time // time of the first event: operations that finished before it are not counted
+	apps       map[string]*appState
+}
+
+// appState is what the Tracker remembers about one Application.
+type appState struct {
+	uid        types.UID
+	app        *v1alpha1.Application
+	driftSince time.Time
+	syncs      [numResults]uint64
+	// seen holds the start times (Unix seconds; Argo CD stores seconds) of
+	// operations already counted, or finished before crowsnest started. It
+	// keeps only what the app's history or operation state can still show.
+	seen map[int64]struct{}
+	// running is the start time of an operation seen still running; it is
+	// counted when it finishes whatever its finish time says.
+	running int64
+}
+
+// NewTracker returns a tracker that renders into store.
+func NewTracker(store *Store, classifier Classifier, logger *slog.Logger) *Tracker {
+	return &Tracker{store: store, classifier: classifier, logger: logger, apps: map[string]*appState{}}
+}
+
+// Handle applies one event. It implements Sink.
+func (t *Tracker) Handle(e Event) {
+	if e.App == nil {
+		return
+	}
+	key := e.App.Namespace + "/" + e.App.Name
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.since.IsZero() {
+		t.since = e.Time
+	}
+	if e.Type == Deleted {
+		delete(t.apps, key)
+		t.store.delete(key)
+		return
+	}
+	st := t.apps[key]
+	if st == nil || st.uid != e.App.UID {
+		// New, or deleted and re-created while we were not watching: the
+		// old state belongs to another object.
+		st = &appState{uid: e.App.UID, seen: map[int64]struct{}{}}
+		t.apps[key] = st
+	}
+	st.app = e.App
+	t.observeDrift(st, e)
+	t.countOperations(st, key)
+	t.render(key, st)
+}
+
+// SetClassifier replaces the environment rules (on config reload) and
+// re-renders every app with them.
+func (t *Tracker) SetClassifier(c Classifier) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.classifier = c
+	for key, st := range t.apps {
+		t.render(key, st)
+	}
+}
+
+func (t *Tracker) render(key string, st *appState) {
+	v := appView{app: st.app, env: t.classifier.Env(st.app), driftSince: st.driftSince, syncs: st.syncs}
+	t.store.set(key, t.store.render(&v))
+}
+
+// observeDrift starts the drift clock when the app turns OutOfSync and stops
+// it when it is Synced again. Unknown (a failed comparison) keeps the clock:
+// it says nothing about whether the drift ended.
+func (t *Tracker) observeDrift(st *appState, e Event) {
+	switch e.App.Status.Sync.Status {
+	case v1alpha1.SyncStatusCodeOutOfSync:
+		if st.driftSince.IsZero() {
+			st.driftSince = e.Time
+		}
+	case v1alpha1.SyncStatusCodeSynced:
+		st.driftSince = time.Time{}
+	}
+}
+
+// countOperations counts every operation visible in the snapshot that has
+// finished and was not counted before: the current operation state, and the
+// successful syncs in the history (which catch a sync that started and
+// finished while the watch was down). Operations are told apart by their
+// start time, which Argo CD copies from the operation state into history.
+func (t *Tracker) countOperations(st *appState, key string) {
+	status := &st.app.Status
+	oldest := int64(-1)
+	visible := func(start int64) {
+		if oldest < 0 || start < oldest {
+			oldest = start
+		}
+	}
+	for i := range status.History {
+		h := &status.History[i]
+		if h.DeployStartedAt == nil {
+			continue
+		}
+		start := h.DeployStartedAt.Unix()
+		visible(start)
+		t.count(st, key, start, h.DeployedAt.Time, synccommon.OperationSucceeded)
+	}
+	if op := status.OperationState; op != nil {
+		start := op.StartedAt.Unix()
+		visible(start)
+		switch {
+		case op.Phase.Completed():
+			finished := op.StartedAt.Time
+			if op.FinishedAt != nil {
+				finished = op.FinishedAt.Time
+			}
+			t.count(st, key, start, finished, op.Phase)
+		default:
+			st.running = start
+		}
+	}
+	for start := range st.seen {
+		if start < oldest {
+			delete(st.seen, start)
+		}
+	}
+}
+
+// count counts the operation that started at start, once.
+func (t *Tracker) count(st *appState, key string, start int64, finished time.Time, phase synccommon.OperationPhase) {
+	if _, ok := st.seen[start]; ok {
+		return
+	}
+	st.seen[start] = struct{}{}
+	// Argo CD keeps whole seconds: compare in seconds so an operation that
+	// finished in the second crowsnest started still counts.
+	if start != st.running && finished.Unix() < t.since.Unix() {
+		return // finished before crowsnest was watching: a baseline, not an event
+	}
+	if start == st.running {
+		st.running = 0
+	}
+	i := resultIndex(phase)
+	if i < 0 {
+		t.logger.Warn("operation finished in an unknown phase", "app", key, "phase", phase)
+		return
+	}
+	st.syncs[i]++
+}

@@ -1,0 +1,222 @@
+// Package config loads crowsnest's configuration file: the ordered rules that
+// put each Argo CD Application into an environment (dev, stage, prod, ...).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultEnv is the environment of an Application that no rule matches.
+const DefaultEnv = "unknown"
+
+// Config is the parsed configuration file.
+type Config struct {
+	// DefaultEnv names the environment of Applications that no rule matches.
+	DefaultEnv string `yaml:"default_env"`
+	// Environments are tried in order; the first rule that matches wins.
+	Environments []EnvRule `yaml:"environments"`
+}
+
+// EnvRule assigns Env to every Application that matches all of Match's
+// criteria. An empty Match matches everything, which makes a catch-all rule.
+type EnvRule struct {
+	Env   string `yaml:"env"`
+	Match Match  `yaml:"match"`
+}
+
+// Match holds the criteria of one rule; all criteria that are set must hold.
+type Match struct {
+	// Labels must all be present on the Application with these exact values.
+	Labels map[string]string `yaml:"labels"`
+	// Project is the Application's AppProject (spec.project), exact.
+	Project string `yaml:"project"`
+	// DestinationNamespace is spec.destination.namespace, exact.
+	DestinationNamespace string `yaml:"destination_namespace"`
+	// DestinationServer is spec.destination.server or, when the server is
+	// not set, spec.destination.name, exact.
+	DestinationServer string `yaml:"destination_server"`
+	// Name is a regular expression, anchored at both ends, on the
+	// Application's name.
+	Name *Regexp `yaml:"name"`
+}
+
+// Regexp is a regular expression anchored at both ends, as Prometheus
+// relabelling regexes are, so "prod" does not match "preprod".
+type Regexp struct {
+	*regexp.Regexp
+	original string
+}
+
+// UnmarshalYAML compiles the expression and reports the line of a bad one.
+func (r *Regexp) UnmarshalYAML(node *yaml.Node) error {
+	var s string
+	if err := node.Decode(&s); err != nil {
+		return err
+	}
+	re, err := regexp.Compile("^(?:" + s + ")$")
+	if err != nil {
+		return &fieldError{line: node.Line, field: "name", msg: fmt.Sprintf("invalid regular expression %q: %v", s, err)}
+	}
+	r.Regexp, r.original = re, s
+	return nil
+}
+
+// String returns the expression as written in the file.
+func (r *Regexp) String() string { return r.original }
+
+// fieldError is a validation error that knows where in the file it is.
+type fieldError struct {
+	line  int
+	field string
+	msg   string
+}
+
+func (e *fieldError) Error() string {
+	return fmt.Sprintf("line %d: field %s: %s", e.line, e.field, e.msg)
+}
+
+// Load reads and validates the file at path. Errors name the file, and the
+// line and field where the file says where.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse parses and validates a configuration document. Unknown fields are
+// errors: a misspelt key would otherwise silently change an app's env.
+func Parse(data []byte) (*Config, error) {
+	c := &Config{DefaultEnv: DefaultEnv}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return c, nil // an empty file is the default configuration
+		}
+		return nil, err
+	}
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(c); err != nil {
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			return nil, fe
+		}
+		return nil, err
+	}
+	if err := c.validate(&root); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// validate checks what the YAML decoder cannot; root locates errors.
+func (c *Config) validate(root *yaml.Node) error {
+	if strings.TrimSpace(c.DefaultEnv) == "" {
+		return &fieldError{line: lineOf(root, "default_env"), field: "default_env", msg: "must not be empty"}
+	}
+	envs := sequenceItems(root, "environments")
+	for i, r := range c.Environments {
+		line := 0
+		if i < len(envs) {
+			line = envs[i].Line
+			if l := lineOf(envs[i], "env"); l != 0 {
+				line = l
+			}
+		}
+		if strings.TrimSpace(r.Env) == "" {
+			return &fieldError{line: line, field: fmt.Sprintf("environments[%d].env", i), msg: "must not be empty"}
+		}
+	}
+	return nil
+}
+
+// mappingValue returns the value node of key in the mapping n (or in the
+// document's top mapping), or nil.
+func mappingValue(n *yaml.Node, key string) (k, v *yaml.Node) {
+	if n == nil {
+		return nil, nil
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i], n.Content[i+1]
+		}
+	}
+	return nil, nil
+}
+
+func lineOf(n *yaml.Node, key string) int {
+	if k, _ := mappingValue(n, key); k != nil {
+		return k.Line
+	}
+	return 0
+}
+
+func sequenceItems(n *yaml.Node, key string) []*yaml.Node {
+	if _, v := mappingValue(n, key); v != nil && v.Kind == yaml.SequenceNode {
+		return v.Content
+	}
+	return nil
+}
+
+// Env returns the environment of app: the Env of the first matching rule,
+// else DefaultEnv.
+func (c *Config) Env(app *v1alpha1.Application) string {
+	for i := range c.Environments {
+		if c.Environments[i].Match.matches(app) {
+			return c.Environments[i].Env
+		}
+	}
+	return c.DefaultEnv
+}
+
+func (m *Match) matches(app *v1alpha1.Application) bool {
+	for k, v := range m.Labels {
+		if got, ok := app.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	if m.Project != "" && app.Spec.Project != m.Project {
+		return false
+	}
+	if m.DestinationNamespace != "" && app.Spec.Destination.Namespace != m.DestinationNamespace {
+		return false
+	}
+	if m.DestinationServer != "" && DestinationServer(app) != m.DestinationServer {
+		return false
+	}
+	if m.Name != nil && m.Name.Regexp != nil && !m.Name.MatchString(app.Name) {
+		return false
+	}
+	return true
+}
+
+// DestinationServer is the destination cluster of app: its server URL, or
+// its cluster name when the Application names the cluster instead.
+func DestinationServer(app *v1alpha1.Application) string {
+	if app.Spec.Destination.Server != "" {
+		return app.Spec.Destination.Server
+	}
+	return app.Spec.Destination.Name
+}
