@@ -1,0 +1,272 @@
+package collect
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// value returns the value of the series of metric with the given labels
+// (a subset match), and whether it exists.
+func value(t *testing.T, s *Store, metric string, labels ...string) (float64, bool) {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := s.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, v := 0, 0.0
+	for _, m := range mfs[metric].GetMetric() {
+		have := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			have[lp.GetName()] = lp.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			if have[labels[i]] != labels[i+1] {
+				match = false
+			}
+		}
+		if match {
+			found++
+			v = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	if found > 1 {
+		t.Fatalf("%s%v matches %d series", metric, labels, found)
+	}
+	return v, found == 1
+}
+
+func syncs(t *testing.T, s *Store, result string) float64 {
+	t.Helper()
+	v, ok := value(t, s, "crowsnest_app_syncs_total", "name", "web", "result", result)
+	if !ok {
+		t.Fatalf("no syncs_total series for result %s", result)
+	}
+	return v
+}
+
+// operation sets the app's operation state.
+func operation(phase synccommon.OperationPhase, started time.Time, finished *time.Time) func(*v1alpha1.Application) {
+	return func(a *v1alpha1.Application) {
+		a.Status.OperationState = &v1alpha1.OperationState{Phase: phase, StartedAt: metav1.NewTime(started)}
+		if finished != nil {
+			a.Status.OperationState.FinishedAt = mtime(*finished)
+		}
+	}
+}
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func ptr(t time.Time) *time.Time { return &t }
+
+func history(startFinish ...time.Time) func(*v1alpha1.Application) {
+	return func(a *v1alpha1.Application) {
+		a.Status.History = nil
+		for i := 0; i+1 < len(startFinish); i += 2 {
+			a.Status.History = append(a.Status.History, v1alpha1.RevisionHistory{
+				ID: int64(i / 2), DeployStartedAt: mtime(startFinish[i]), DeployedAt: metav1.NewTime(startFinish[i+1]),
+			})
+		}
+	}
+}
+
+func TestOperationCountedOnceAcrossResyncsAndRelists(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp()})
+	tr.Handle(Event{Type: Modified, Time: at(time.Second), App: newApp(operation(synccommon.OperationRunning, at(time.Second), nil))})
+	done := newApp(operation(synccommon.OperationSucceeded, at(time.Second), ptr(at(30*time.Second))), history(at(time.Second), at(30*time.Second)))
+	for i := 0; i < 3; i++ { // the informer re-delivers the same object after a relist
+		tr.Handle(Event{Type: Modified, Time: at(time.Minute), App: done})
+	}
+	// A relist delivers it as an add again after an API server outage.
+	tr.Handle(Event{Type: Added, Time: at(2 * time.Minute), App: done.DeepCopy()})
+	if got := syncs(t, s, "Succeeded"); got != 1 {
+		t.Errorf("syncs_total{Succeeded} = %v, want 1", got)
+	}
+	if got := syncs(t, s, "Failed"); got != 0 {
+		t.Errorf("syncs_total{Failed} = %v, want 0", got)
+	}
+}
+
+func TestOperationsFinishedBeforeStartAreBaseline(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp(
+		operation(synccommon.OperationFailed, at(-time.Hour), ptr(at(-59*time.Minute))),
+		history(at(-2*time.Hour), at(-2*time.Hour+time.Minute)),
+	)})
+	if got := syncs(t, s, "Failed") + syncs(t, s, "Succeeded"); got != 0 {
+		t.Fatalf("operations finished before crowsnest started were counted: %v", got)
+	}
+	// The next operation is new: counted, though crowsnest never saw it running.
+	tr.Handle(Event{Type: Modified, Time: at(time.Minute), App: newApp(
+		operation(synccommon.OperationError, at(10*time.Second), ptr(at(20*time.Second))),
+		history(at(-2*time.Hour), at(-2*time.Hour+time.Minute)),
+	)})
+	if got := syncs(t, s, "Error"); got != 1 {
+		t.Errorf("syncs_total{Error} = %v, want 1", got)
+	}
+}
+
+// An operation seen running is counted when it finishes even if its
+// finishedAt, in whole seconds, precedes the first event.
+func TestOperationSeenRunningIsCounted(t *testing.T) {
+	tr, s := newTestTracker()
+	start := t0.Add(500 * time.Millisecond)
+	tr.Handle(Event{Type: Added, Time: start, App: newApp(operation(synccommon.OperationRunning, at(-time.Minute), nil))})
+	tr.Handle(Event{Type: Modified, Time: at(time.Second), App: newApp(operation(synccommon.OperationFailed, at(-time.Minute), ptr(at(-time.Second))))})
+	if got := syncs(t, s, "Failed"); got != 1 {
+		t.Errorf("syncs_total{Failed} = %v, want 1", got)
+	}
+}
+
+// Two syncs while the watch was down: the first is visible only in the
+// history, the second in the operation state. Both count, once.
+func TestMissedSuccessfulSyncRecoveredFromHistory(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp()})
+	after := newApp(
+		operation(synccommon.OperationFailed, at(3*time.Minute), ptr(at(4*time.Minute))),
+		history(at(time.Minute), at(2*time.Minute)),
+	)
+	tr.Handle(Event{Type: Modified, Time: at(5 * time.Minute), App: after})
+	tr.Handle(Event{Type: Modified, Time: at(6 * time.Minute), App: after})
+	if got := syncs(t, s, "Succeeded"); got != 1 {
+		t.Errorf("syncs_total{Succeeded} = %v, want 1", got)
+	}
+	if got := syncs(t, s, "Failed"); got != 1 {
+		t.Errorf("syncs_total{Failed} = %v, want 1", got)
+	}
+}
+
+// Argo CD writes the history entry before it marks the operation Succeeded;
+// seeing both must count one sync.
+func TestHistoryBeforeOperationStateCountsOnce(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp(operation(synccommon.OperationRunning, at(time.Second), nil))})
+	tr.Handle(Event{Type: Modified, Time: at(20 * time.Second), App: newApp(
+		operation(synccommon.OperationRunning, at(time.Second), nil), history(at(time.Second), at(19*time.Second)))})
+	tr.Handle(Event{Type: Modified, Time: at(21 * time.Second), App: newApp(
+		operation(synccommon.OperationSucceeded, at(time.Second), ptr(at(20*time.Second))), history(at(time.Second), at(19*time.Second)))})
+	if got := syncs(t, s, "Succeeded"); got != 1 {
+		t.Errorf("syncs_total{Succeeded} = %v, want 1", got)
+	}
+}
+
+func TestSeenOperationsStayBounded(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp()})
+	const n = 200
+	for i := 1; i <= n; i++ {
+		start := at(time.Duration(i) * time.Minute)
+		var hist []time.Time
+		for j := max(1, i-9); j <= i; j++ { // Argo CD keeps 10 history entries
+			hist = append(hist, at(time.Duration(j)*time.Minute), at(time.Duration(j)*time.Minute+30*time.Second))
+		}
+		tr.Handle(Event{Type: Modified, Time: start.Add(time.Minute), App: newApp(
+			operation(synccommon.OperationSucceeded, start, ptr(start.Add(30*time.Second))), history(hist...))})
+	}
+	if got := syncs(t, s, "Succeeded"); got != n {
+		t.Errorf("syncs_total{Succeeded} = %v, want %d", got, n)
+	}
+	if got := len(tr.apps["argocd/web"].seen); got > 10 {
+		t.Errorf("tracker remembers %d operations, want at most the 10 still visible", got)
+	}
+}
+
+func TestRecreatedAppStartsAfresh(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp()})
+	tr.Handle(Event{Type: Modified, Time: at(time.Minute), App: newApp(operation(synccommon.OperationFailed, at(10*time.Second), ptr(at(20*time.Second))))})
+	if got := syncs(t, s, "Failed"); got != 1 {
+		t.Fatalf("syncs_total{Failed} = %v, want 1", got)
+	}
+	// Deleted and re-created under the same name while the watch was down:
+	// the relist shows a new UID.
+	again := newApp(func(a *v1alpha1.Application) { a.UID = "uid-web-2" })
+	tr.Handle(Event{Type: Modified, Time: at(2 * time.Minute), App: again})
+	if got := syncs(t, s, "Failed"); got != 0 {
+		t.Errorf("syncs_total{Failed} of the new app = %v, want 0", got)
+	}
+}
+
+func TestDeletedAppSeriesVanish(t *testing.T) {
+	tr, s := newTestTracker()
+	keep := newApp(func(a *v1alpha1.Application) { a.Name, a.UID = "api", "uid-api" })
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp()})
+	tr.Handle(Event{Type: Added, Time: t0, App: keep})
+	tr.Handle(Event{Type: Deleted, Time: at(time.Second), App: newApp()})
+	if s.Len() != 1 {
+		t.Fatalf("store holds %d apps, want 1", s.Len())
+	}
+	for _, f := range appFamilies() {
+		if _, ok := value(t, s, f.name, "name", "web"); ok {
+			t.Errorf("%s still has a series of the deleted app", f.name)
+		}
+	}
+	if _, ok := value(t, s, "crowsnest_app_info", "name", "api"); !ok {
+		t.Error("the other app's series went too")
+	}
+}
+
+func TestDriftSince(t *testing.T) {
+	tr, s := newTestTracker()
+	withSync := func(status v1alpha1.SyncStatusCode) *v1alpha1.Application {
+		return newApp(func(a *v1alpha1.Application) { a.Status.Sync.Status = status })
+	}
+	driftSince := func() (float64, bool) {
+		return value(t, s, "crowsnest_app_drift_since_timestamp_seconds", "name", "web")
+	}
+	steps := []struct {
+		at     time.Duration
+		status v1alpha1.SyncStatusCode
+		want   time.Duration // -1: absent
+	}{
+		{0, v1alpha1.SyncStatusCodeSynced, -1},
+		{time.Minute, v1alpha1.SyncStatusCodeOutOfSync, time.Minute},
+		{2 * time.Minute, v1alpha1.SyncStatusCodeOutOfSync, time.Minute},
+		{3 * time.Minute, v1alpha1.SyncStatusCodeUnknown, -1}, // not exposed, but remembered
+		{4 * time.Minute, v1alpha1.SyncStatusCodeOutOfSync, time.Minute},
+		{5 * time.Minute, v1alpha1.SyncStatusCodeSynced, -1},
+		{6 * time.Minute, v1alpha1.SyncStatusCodeOutOfSync, 6 * time.Minute},
+	}
+	for _, st := range steps {
+		tr.Handle(Event{Type: Modified, Time: at(st.at), App: withSync(st.status)})
+		got, ok := driftSince()
+		switch {
+		case st.want < 0 && ok:
+			t.Errorf("at +%v (%s): drift since %v, want absent", st.at, st.status, got)
+		case st.want >= 0 && !ok:
+			t.Errorf("at +%v (%s): drift since absent, want +%v", st.at, st.status, st.want)
+		case st.want >= 0 && got != unixSeconds(at(st.want)):
+			t.Errorf("at +%v (%s): drift since %v, want %v", st.at, st.status, got, unixSeconds(at(st.want)))
+		}
+	}
+}
+
+func TestSetClassifierRerendersEveryApp(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp()})
+	if _, ok := value(t, s, "crowsnest_app_info", "name", "web", "env", "unknown"); !ok {
+		t.Fatal("app not in env unknown before the reload")
+	}
+	tr.SetClassifier(constEnv("prod"))
+	if _, ok := value(t, s, "crowsnest_app_info", "name", "web", "env", "prod"); !ok {
+		t.Error("app not in env prod after the reload")
+	}
+}
+
+type constEnv string
+
+func (c constEnv) Env(*v1alpha1.Application) string { return string(c) }
