@@ -26,6 +26,9 @@ type cli struct {
 	stderr io.Writer
 	log    *promslog.Config
 
+	exited   bool // --help or --version was handled
+	exitCode int
+
 	// global
 	kubeconfig *string
 	namespaces *[]string
@@ -52,7 +55,8 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	a := kingpin.New("crowsnest", "Watches Argo CD Applications and serves Prometheus metrics about their sync state, health, drift and sync operations.")
 	a.UsageWriter(stdout)
 	a.ErrorWriter(stderr)
-	a.Terminate(nil) // run() decides the exit code
+	// --help and --version end the program; run() decides how.
+	a.Terminate(func(code int) { c.exited, c.exitCode = true, code })
 	a.Version(version.Print("crowsnest"))
 	a.HelpFlag.Short('h')
 	promslogflag.AddFlags(a, c.log)

@@ -23,6 +23,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cli := newCLI(stdout, stderr)
 	cmd, err := cli.app.Parse(args)
+	if cli.exited {
+		return cli.exitCode
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "crowsnest: %v\n", err)
 		return 2

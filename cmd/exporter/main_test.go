@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/crowsnest/crowsnest/internal/demo"
+)
+
+// syncBuffer is a bytes.Buffer safe for the daemon's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// daemon runs the command in the background until the test ends.
+type daemon struct {
+	addr   string
+	stderr *syncBuffer
+	cancel context.CancelFunc
+	done   chan int
+}
+
+func startDaemon(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{addr: freeAddr(t), stderr: &syncBuffer{}, done: make(chan int, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	go func() {
+		d.done <- run(ctx, append([]string{"--web.listen-address=" + d.addr}, args...), io.Discard, d.stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-d.done:
+		case <-time.After(15 * time.Second):
+			t.Error("daemon did not stop within 15 s")
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.stderr.String())
+		}
+	})
+	return d
+}
+
+func (d *daemon) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + d.addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func (d *daemon) eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (d *daemon) families(t *testing.T) map[string]int {
+	t.Helper()
+	code, body := d.get(t, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	out := map[string]int{}
+	for name, mf := range mfs {
+		out[name] = len(mf.GetMetric())
+	}
+	return out
+}
+
+// recordingEvents counts the events in the embedded demo recording.
+func recordingEvents() int {
+	n := 0
+	sc := bufio.NewScanner(bytes.NewReader(demo.Recording()))
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// startDemo runs --demo without waiting and returns once the whole
+// recording has been replayed.
+func startDemo(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	d := startDaemon(t, append([]string{"--demo", "--replay.speed=0"}, args...)...)
+	want := recordingEvents()
+	d.eventually(t, "the demo replay to finish", func() error {
+		code, body := d.get(t, "/metrics")
+		if code != http.StatusOK {
+			return fmt.Errorf("/metrics %d", code)
+		}
+		total := 0
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, "crowsnest_source_events_total{") {
+				var v int
+				fmt.Sscan(l[strings.LastIndex(l, " ")+1:], &v)
+				total += v
+			}
+		}
+		if total != want {
+			return fmt.Errorf("%d of %d events replayed", total, want)
+		}
+		return nil
+	})
+	return d
+}
+
+// The README's first command: every state metric for the demo apps.
+func TestDemoServesEveryStateMetric(t *testing.T) {
+	d := startDemo(t)
+	if code, body := d.get(t, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d %s", code, body)
+	}
+	if code, _ := d.get(t, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d", code)
+	}
+	fams := d.families(t)
+	for _, name := range []string{
+		"crowsnest_app_info", "crowsnest_app_sync_status", "crowsnest_app_health_status",
+		"crowsnest_app_operation_phase", "crowsnest_app_out_of_sync_resources",
+		"crowsnest_app_drift_since_timestamp_seconds", "crowsnest_app_conditions",
+		"crowsnest_app_last_sync_finished_timestamp_seconds", "crowsnest_app_last_successful_sync_timestamp_seconds",
+		"crowsnest_app_syncs_total", "crowsnest_build_info", "crowsnest_source_up",
+		"crowsnest_source_events_total", "crowsnest_source_last_event_timestamp_seconds",
+	} {
+		if fams[name] == 0 {
+			t.Errorf("demo /metrics has no %s series", name)
+		}
+	}
+	_, body := d.get(t, "/metrics")
+	for _, secret := range []string{"glpat-s3cr3t", "deploy-bot"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("/metrics leaks %q from a repo URL", secret)
+		}
+	}
+	if code, body := d.get(t, "/"); code != http.StatusOK || !strings.Contains(body, "/metrics") {
+		t.Errorf("landing page: %d, links to /metrics: %v", code, strings.Contains(body, "/metrics"))
+	}
+}
+
+// readmeMetrics returns the metric names in the README's metrics table.
+func readmeMetrics(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("^\\| `(crowsnest_[a-z_]+)` \\|")
+	var names []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if m := row.FindStringSubmatch(l); m != nil {
+			names = append(names, m[1])
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// The README's metrics table lists exactly the crowsnest_ metrics that
+// /metrics exposes.
+func TestReadmeMetricsTableMatchesExposition(t *testing.T) {
+	d := startDemo(t)
+	var exposed []string
+	for name, n := range d.families(t) {
+		if strings.HasPrefix(name, "crowsnest_") && n > 0 {
+			exposed = append(exposed, name)
+		}
+	}
+	sort.Strings(exposed)
+	documented := readmeMetrics(t)
+	if strings.Join(exposed, "\n") != strings.Join(documented, "\n") {
+		t.Errorf("README metrics table and /metrics differ\nexposed:    %v\ndocumented: %v", exposed, documented)
+	}
+}
+
+func TestBadConfigExitsNonZeroNamingFileLineAndField(t *testing.T) {
+	for _, tc := range []struct {
+		desc, doc string
+		want      []string
+	}{
+		{"bad YAML", "environments:\n  - env: prod\n    match:\n\t  project: x\n", []string{"line 4"}},
+		{"unknown field", "environments:\n  - env: prod\n    match:\n      projekt: x\n", []string{"line 4", "projekt"}},
+		{"bad regex", "environments:\n  - env: dev\n    match:\n      name: '(dev'\n", []string{"line 4", "name", "(dev"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "crowsnest.yml")
+			if err := os.WriteFile(path, []byte(tc.doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var stderr syncBuffer
+			code := run(context.Background(), []string{"--demo", "--config.file=" + path, "--web.listen-address=" + freeAddr(t)}, io.Discard, &stderr)
+			if code == 0 {
+				t.Fatal("exit code 0 for a bad config")
+			}
+			for _, w := range append([]string{path}, tc.want...) {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr does not mention %q:\n%s", w, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestBadFlagsExitNonZero(t *testing.T) {
+	for _, args := range [][]string{
+		{"--source=replay"}, // no --replay.file
+		{"--source=replay", "--replay.file=/nonexistent/rec.jsonl"},
+		{"--source=carrier-pigeon"},
+	} {
+		if code := run(context.Background(), append(args, "--web.listen-address="+freeAddr(t)), io.Discard, io.Discard); code == 0 {
+			t.Errorf("run(%v) exited 0", args)
+		}
+	}
+}
+
+func TestConfigReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crowsnest.yml")
+	write := func(doc string) {
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("default_env: before\n")
+	d := startDemo(t, "--config.file="+path)
+	hasEnv := func(env string) bool {
+		_, body := d.get(t, "/metrics")
+		return strings.Contains(body, `name="backend-prod",project="shop",env="`+env+`"`)
+	}
+	if !hasEnv("before") {
+		t.Fatal("backend-prod not in env before")
+	}
+	write("environments:\n  - env: prod\n    match:\n      name: '.*-prod'\n")
+	resp, err := http.Post("http://"+d.addr+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !hasEnv("prod") {
+		t.Errorf("after a good reload: status %d, backend-prod in prod: %v", resp.StatusCode, hasEnv("prod"))
+	}
+	write("environments: [\n")
+	resp, err = http.Post("http://"+d.addr+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !hasEnv("prod") {
+		t.Errorf("after a bad reload: status %d (want 500), still in prod: %v", resp.StatusCode, hasEnv("prod"))
+	}
+	_, body := d.get(t, "/metrics")
+	if !strings.Contains(body, "crowsnest_config_last_reload_successful 0") {
+		t.Error("crowsnest_config_last_reload_successful is not 0 after a bad reload")
+	}
+}
+
+func TestShutdownOnCancel(t *testing.T) {
+	d := startDemo(t)
+	start := time.Now()
+	d.cancel()
+	select {
+	case code := <-d.done:
+		d.done <- code // for the cleanup
+		if code != 0 {
+			t.Errorf("exit code %d after a clean shutdown", code)
+		}
+	case <-time.After(shutdownTimeout + 2*time.Second):
+		t.Fatalf("no shutdown within %v", shutdownTimeout)
+	}
+	t.Logf("shut down in %v", time.Since(start))
+}

@@ -1,0 +1,190 @@
+//go:build e2e
+
+// Package e2e runs crowsnest end to end against real servers started on
+// loopback ports: etcd and kube-apiserver, with the Argo CD CRDs applied.
+// Run it with `make e2e`, which installs or builds those servers first, or,
+// once they are in place, with
+//
+//	go test -count=1 -tags e2e ./test/e2e/...
+//
+// Set CROWSNEST_E2E_KEEP=1 to keep the process logs of passing tests too.
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bin holds the programs the tests run. TestMain sets it before any test
+// runs; tests only read it.
+var bin binaries
+
+// binaries are the paths of the programs the tests run, and of the Argo CD
+// module whose manifests they apply.
+type binaries struct {
+	crowsnest     string // built by TestMain
+	etcd          string
+	kubeAPIServer string
+	kubectl       string
+	argoCDModDir  string // the github.com/argoproj/argo-cd/v2 module in the module cache
+}
+
+// TestMain builds crowsnest once for all tests and finds the servers; it
+// exits non-zero, without running any test, if one is missing.
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "crowsnest-e2e-bin-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	b, err := findBinaries(dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
+	bin = b
+	return m.Run()
+}
+
+// repoRoot is the main module's root, relative to this package's directory
+// (go test runs a test binary in its package's source directory).
+const repoRoot = "../.."
+
+// kubeAPIServerModule is the module that pins the kube-apiserver version
+// hack/tools.sh builds; the binary is cached under that version.
+const kubeAPIServerModule = "test/e2e/tools/kube-apiserver/go.mod"
+
+func findBinaries(dir string) (binaries, error) {
+	var b binaries
+	var missing []string
+	need := func(what, path string, err error) string {
+		if err != nil {
+			missing = append(missing, fmt.Sprintf("%s: %v", what, err))
+			return ""
+		}
+		return path
+	}
+
+	path, err := executable(envOr("CROWSNEST_ETCD", "/usr/bin/etcd"))
+	b.etcd = need("etcd", path, err)
+	path, err = kubeAPIServerPath()
+	b.kubeAPIServer = need("kube-apiserver", path, err)
+	path, err = exec.LookPath(envOr("CROWSNEST_KUBECTL", "kubectl"))
+	b.kubectl = need("kubectl", path, err)
+	if len(missing) > 0 {
+		return b, fmt.Errorf("missing programs:\n  %s\nrun `make e2e` (or `bash hack/tools.sh`) to install or build them", strings.Join(missing, "\n  "))
+	}
+
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		return b, err
+	}
+	out, err := command(root, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v2")
+	if err != nil {
+		return b, fmt.Errorf("find the Argo CD module: %w", err)
+	}
+	b.argoCDModDir = strings.TrimSpace(out)
+	for _, f := range argoCDCRDs {
+		if _, err := os.Stat(filepath.Join(b.argoCDModDir, f)); err != nil {
+			return b, fmt.Errorf("Argo CD CRD (try `go mod download` in %s): %w", root, err)
+		}
+	}
+
+	start := time.Now()
+	b.crowsnest = filepath.Join(dir, "crowsnest")
+	args := []string{"build", "-o", b.crowsnest}
+	if os.Getenv("CROWSNEST_E2E_RACE") != "" {
+		args = append(args, "-race")
+	}
+	if _, err := command(root, "go", append(args, "./cmd/exporter")...); err != nil {
+		return b, fmt.Errorf("build crowsnest: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: built crowsnest in %v\n", time.Since(start).Round(time.Millisecond))
+	return b, nil
+}
+
+// kubeAPIServerPath returns $CROWSNEST_KUBE_APISERVER, else the binary
+// hack/tools.sh caches for the version that test/e2e/tools/kube-apiserver
+// pins: $CROWSNEST_CACHE/bin/kube-apiserver-VERSION.
+func kubeAPIServerPath() (string, error) {
+	if p := os.Getenv("CROWSNEST_KUBE_APISERVER"); p != "" {
+		return executable(p)
+	}
+	version, err := requiredVersion(filepath.Join(repoRoot, kubeAPIServerModule), "k8s.io/kubernetes")
+	if err != nil {
+		return "", err
+	}
+	cache := os.Getenv("CROWSNEST_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no CROWSNEST_CACHE and no home directory: %w", err)
+		}
+		cache = filepath.Join(home, ".cache", "crowsnest")
+	}
+	return executable(filepath.Join(cache, "bin", "kube-apiserver-"+version))
+}
+
+// requiredVersion reads the version of module from a go.mod's
+// single-line require directive, as hack/tools.sh does.
+func requiredVersion(gomod, module string) (string, error) {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if fields := strings.Fields(s.Text()); len(fields) >= 3 && fields[0] == "require" && fields[1] == module {
+			return fields[2], nil
+		}
+	}
+	if err := s.Err(); err != nil {
+		return "", fmt.Errorf("read %s: %w", gomod, err)
+	}
+	return "", fmt.Errorf("%s: no `require %s VERSION` line", gomod, module)
+}
+
+// executable returns path if it is an executable file.
+func executable(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%s is not an executable file", path)
+	}
+	return path, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// command runs a short command in dir and returns its standard output; the
+// error carries its standard error.
+func command(dir, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
