@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs or builds what the end-to-end tests need, once, outside the repo:
-#   - Debian packages: etcd-server (etcd for kube-apiserver)
-#   - kube-apiserver, built from the Go module proxy in its own module
-#     (test/e2e/tools/kube-apiserver) and cached by version in $CROWSNEST_CACHE/bin.
+#   - Debian packages: etcd-server (etcd for kube-apiserver), redis-server
+#     (Argo CD's cache), prometheus (and promtool), prometheus-alertmanager, git
+#   - kube-apiserver, kubectl and argocd (application controller, repo server, API
+#     server and CLI in one binary), each built from the Go module proxy in its
+#     own module under test/e2e/tools/ and cached by version in $CROWSNEST_CACHE/bin.
 # Re-runs find everything in place and take a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,14 @@ as_root() {
 }
 
 # Debian packages: binary → package.
-declare -A packages=([/usr/bin/etcd]=etcd-server)
+declare -A packages=(
+	[/usr/bin/etcd]=etcd-server
+	[/usr/bin/redis-server]=redis-server
+	[/usr/bin/prometheus]=prometheus
+	[/usr/bin/promtool]=prometheus
+	[/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
+	[/usr/bin/git]=git
+)
 missing=()
 for bin in "${!packages[@]}"; do
 	[ -x "$bin" ] || missing+=("${packages[$bin]}")
@@ -26,16 +35,25 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing Debian packages: ${missing[*]}"
 	as_root apt-get update -qq
+	# sort -u: prometheus provides two of the binaries.
+	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# kube-apiserver, keyed by the version its module pins.
-kas_version=$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3}' test/e2e/tools/kube-apiserver/go.mod)
-kas="$BIN/kube-apiserver-$kas_version"
-if [ ! -x "$kas" ]; then
-	log "building kube-apiserver $kas_version (about 5 minutes on 2 cores, once)"
-	(cd test/e2e/tools/kube-apiserver && go build -o "$kas.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-	mv "$kas.tmp" "$kas"
-fi
-ln -sf "$(basename "$kas")" "$BIN/kube-apiserver"
+# build NAME MODULE_DIR REQUIRED_MODULE PACKAGE: builds PACKAGE in its tool
+# module into $BIN/NAME-VERSION, VERSION being what the module requires.
+build() {
+	local name=$1 dir=$2 module=$3 pkg=$4 version out
+	version=$(awk -v m="$module" '$1=="require" && $2==m {print $3}' "$dir/go.mod")
+	out="$BIN/$name-$version"
+	if [ ! -x "$out" ]; then
+		log "building $name $version (minutes on 2 cores, once)"
+		(cd "$dir" && go build -ldflags='-s -w' -o "$out.tmp" "$pkg")
+		mv "$out.tmp" "$out"
+	fi
+	ln -sf "$(basename "$out")" "$BIN/$name"
+}
+build kube-apiserver test/e2e/tools/kube-apiserver k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver
+build kubectl test/e2e/tools/kube-apiserver k8s.io/kubernetes k8s.io/kubernetes/cmd/kubectl
+build argocd test/e2e/tools/argocd github.com/argoproj/argo-cd/v2 github.com/argoproj/argo-cd/v2/cmd
 log "ready in $BIN"

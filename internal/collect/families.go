@@ -208,7 +208,7 @@ func appFamilies() []family {
 		},
 		{
 			name: "crowsnest_app_syncs_total",
-			help: "Operations of the Application that crowsnest saw finish since it started, by result; each operation is counted once.",
+			help: "Operations of the Application that crowsnest saw finish, by result; each is counted once, and those that finished before crowsnest's first observation are not.",
 			typ:  typeCounter,
 			generate: func(v *appView, emit sampleFunc) {
 				for i, r := range results {

@@ -33,6 +33,15 @@ type binaries struct {
 	kubeAPIServer string
 	kubectl       string
 	argoCDModDir  string // the github.com/argoproj/argo-cd/v2 module in the module cache
+	redis         string
+	prometheus    string
+	alertmanager  string
+	// argoCDBinary is the argocd binary; it acts as the program it is run
+	// as, so argoCD(name) links it under each name into argoCDLinks.
+	argoCDBinary string
+	argoCDLinks  string
+	// repoRoot is the absolute path of the main module.
+	repoRoot string
 }
 
 // TestMain builds crowsnest once for all tests and finds the servers; it
@@ -80,8 +89,20 @@ func findBinaries(dir string) (binaries, error) {
 	b.etcd = need("etcd", path, err)
 	path, err = kubeAPIServerPath()
 	b.kubeAPIServer = need("kube-apiserver", path, err)
-	path, err = exec.LookPath(envOr("CROWSNEST_KUBECTL", "kubectl"))
+	path, err = toolPath("CROWSNEST_KUBECTL", kubeAPIServerModule, "k8s.io/kubernetes", "kubectl")
 	b.kubectl = need("kubectl", path, err)
+	path, err = executable(envOr("CROWSNEST_REDIS", "/usr/bin/redis-server"))
+	b.redis = need("redis-server", path, err)
+	path, err = executable(envOr("CROWSNEST_PROMETHEUS", "/usr/bin/prometheus"))
+	b.prometheus = need("prometheus", path, err)
+	path, err = executable(envOr("CROWSNEST_ALERTMANAGER", "/usr/bin/prometheus-alertmanager"))
+	b.alertmanager = need("alertmanager", path, err)
+	path, err = toolPath("CROWSNEST_ARGOCD", argoCDModule, "github.com/argoproj/argo-cd/v2", "argocd")
+	b.argoCDBinary = need("argocd", path, err)
+	b.argoCDLinks = filepath.Join(dir, "argocd-links")
+	if err := os.MkdirAll(b.argoCDLinks, 0o755); err != nil {
+		return b, err
+	}
 	if len(missing) > 0 {
 		return b, fmt.Errorf("missing programs:\n  %s\nrun `make e2e` (or `bash hack/tools.sh`) to install or build them", strings.Join(missing, "\n  "))
 	}
@@ -90,6 +111,7 @@ func findBinaries(dir string) (binaries, error) {
 	if err != nil {
 		return b, err
 	}
+	b.repoRoot = root
 	out, err := command(root, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v2")
 	if err != nil {
 		return b, fmt.Errorf("find the Argo CD module: %w", err)
@@ -114,14 +136,25 @@ func findBinaries(dir string) (binaries, error) {
 	return b, nil
 }
 
+// argoCDModule is the module that pins the Argo CD version hack/tools.sh
+// builds the argocd binary of.
+const argoCDModule = "test/e2e/tools/argocd/go.mod"
+
 // kubeAPIServerPath returns $CROWSNEST_KUBE_APISERVER, else the binary
 // hack/tools.sh caches for the version that test/e2e/tools/kube-apiserver
 // pins: $CROWSNEST_CACHE/bin/kube-apiserver-VERSION.
 func kubeAPIServerPath() (string, error) {
-	if p := os.Getenv("CROWSNEST_KUBE_APISERVER"); p != "" {
+	return toolPath("CROWSNEST_KUBE_APISERVER", kubeAPIServerModule, "k8s.io/kubernetes", "kube-apiserver")
+}
+
+// toolPath returns $envVar if set, else the binary name that hack/tools.sh
+// built from the tool module gomod and cached under the version of module
+// it requires: $CROWSNEST_CACHE/bin/NAME-VERSION.
+func toolPath(envVar, gomod, module, name string) (string, error) {
+	if p := os.Getenv(envVar); p != "" {
 		return executable(p)
 	}
-	version, err := requiredVersion(filepath.Join(repoRoot, kubeAPIServerModule), "k8s.io/kubernetes")
+	version, err := requiredVersion(filepath.Join(repoRoot, gomod), module)
 	if err != nil {
 		return "", err
 	}
@@ -133,7 +166,7 @@ func kubeAPIServerPath() (string, error) {
 		}
 		cache = filepath.Join(home, ".cache", "crowsnest")
 	}
-	return executable(filepath.Join(cache, "bin", "kube-apiserver-"+version))
+	return executable(filepath.Join(cache, "bin", name+"-"+version))
 }
 
 // requiredVersion reads the version of module from a go.mod's

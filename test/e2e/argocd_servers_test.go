@@ -1,0 +1,231 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// argoCDNamespace is where Argo CD keeps its configuration and Applications.
+const argoCDNamespace = "argocd"
+
+// argoCDServeTimeout bounds how long a starting Argo CD server may take to
+// listen.
+const argoCDServeTimeout = 60 * time.Second
+
+// ArgoCD is a real Argo CD: Redis, the repo server and the application
+// controller, managing the e2e kube-apiserver as a cluster of its own.
+type ArgoCD struct {
+	Redis      *Process
+	RepoServer *Process
+	Controller *Process
+	// ClusterURL is the destination server Applications use.
+	ClusterURL string
+}
+
+// StartArgoCD configures namespace argocd on k (ConfigMap, Secret, default
+// AppProject, a cluster Secret for k itself) and starts Redis, the repo
+// server and the application controller.
+func (e *Env) StartArgoCD(k *KubeAPIServer) *ArgoCD {
+	e.t.Helper()
+	start := time.Now()
+	a := &ArgoCD{ClusterURL: k.URL}
+	k.configureArgoCD()
+
+	redisPort := e.Port()
+	a.Redis = e.NewProcess("redis", bin.redis,
+		"--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	a.Redis.Start()
+	waitListening(e.t, a.Redis, redisPort)
+	redisAddr := fmt.Sprintf("127.0.0.1:%d", redisPort)
+
+	repoPort := e.Port()
+	gpg := e.Dir("argocd-gnupg")
+	a.RepoServer = e.NewProcess("argocd-repo-server", bin.argoCD("argocd-repo-server"),
+		"--address", "127.0.0.1", "--port", strconv.Itoa(repoPort),
+		"--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(e.Port()),
+		"--redis", redisAddr,
+		// A file:// repo changes under the tests' hands: resolve its
+		// revisions afresh each time rather than from a 3-minute cache.
+		"--revision-cache-expiration", "1s",
+		"--loglevel", "info")
+	a.RepoServer.Env = []string{"ARGOCD_GPG_ENABLED=false", "ARGOCD_GNUPGHOME=" + gpg, "TMPDIR=" + e.Dir("argocd-repo-tmp")}
+	a.RepoServer.Start()
+	waitListening(e.t, a.RepoServer, repoPort)
+
+	a.Controller = e.NewProcess("argocd-application-controller", bin.argoCD("argocd-application-controller"),
+		"--kubeconfig", k.Kubeconfig, "--namespace", argoCDNamespace,
+		"--repo-server", fmt.Sprintf("127.0.0.1:%d", repoPort),
+		"--redis", redisAddr,
+		"--metrics-port", strconv.Itoa(e.Port()),
+		// Notice new commits within seconds, as a webhook would make it.
+		"--app-resync", "5",
+		"--self-heal-timeout-seconds", "2",
+		"--status-processors", "4", "--operation-processors", "4",
+		"--loglevel", "info")
+	a.Controller.Start()
+	e.t.Logf("Argo CD started in %v", time.Since(start).Round(time.Millisecond))
+	return a
+}
+
+// configureArgoCD writes what Argo CD reads from its namespace.
+func (k *KubeAPIServer) configureArgoCD() {
+	k.t.Helper()
+	ctx := k.t.Context()
+	cs := k.Kubernetes()
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, argoCDNamespace, metav1.GetOptions{}); err != nil {
+		k.CreateNamespace(argoCDNamespace)
+	}
+	partOf := map[string]string{"app.kubernetes.io/part-of": "argocd"}
+	mustCreate(k.t, func() error {
+		_, err := cs.CoreV1().ConfigMaps(argoCDNamespace).Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "argocd-cm", Labels: partOf},
+			Data: map[string]string{
+				// Ignore the objects the stand-in controllers would
+				// otherwise create for Argo CD to track.
+				"resource.exclusions": "- apiGroups: [\"\", \"discovery.k8s.io\", \"coordination.k8s.io\"]\n  kinds: [Endpoints, EndpointSlice, Lease, Event]\n  clusters: [\"*\"]\n",
+			},
+		}, metav1.CreateOptions{})
+		return err
+	})
+	mustCreate(k.t, func() error {
+		_, err := cs.CoreV1().Secrets(argoCDNamespace).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "argocd-secret", Labels: partOf},
+			StringData: map[string]string{"server.secretkey": "e2e-not-secret"},
+		}, metav1.CreateOptions{})
+		return err
+	})
+	config, err := json.Marshal(map[string]any{
+		"bearerToken":     k.AdminToken,
+		"tlsClientConfig": map[string]any{"insecure": true},
+	})
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	mustCreate(k.t, func() error {
+		_, err := cs.CoreV1().Secrets(argoCDNamespace).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "cluster-e2e", Labels: map[string]string{"argocd.argoproj.io/secret-type": "cluster"}},
+			StringData: map[string]string{"name": "e2e", "server": k.URL, "config": string(config)},
+		}, metav1.CreateOptions{})
+		return err
+	})
+	mustCreate(k.t, func() error {
+		_, err := k.ArgoCD().ArgoprojV1alpha1().AppProjects(argoCDNamespace).Create(ctx, &v1alpha1.AppProject{
+			ObjectMeta: metav1.ObjectMeta{Name: "default"},
+			Spec: v1alpha1.AppProjectSpec{
+				SourceRepos:              []string{"*"},
+				Destinations:             []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}},
+				ClusterResourceWhitelist: []metav1.GroupKind{{Group: "*", Kind: "*"}},
+			},
+		}, metav1.CreateOptions{})
+		return err
+	})
+}
+
+// Kubernetes returns a client-go clientset with the admin token.
+func (k *KubeAPIServer) Kubernetes() kubernetes.Interface {
+	k.t.Helper()
+	cs, err := kubernetes.NewForConfig(k.RESTConfig())
+	if err != nil {
+		k.t.Fatalf("create Kubernetes client: %v", err)
+	}
+	return cs
+}
+
+func mustCreate(t *testing.T, create func() error) {
+	t.Helper()
+	if err := create(); err != nil {
+		t.Fatalf("create Argo CD configuration: %v", err)
+	}
+}
+
+// waitListening waits until something accepts connections on port, failing
+// fast if p exits.
+func waitListening(t *testing.T, p *Process, port int) {
+	t.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	eventually(t, argoCDServeTimeout, func() error {
+		if err := p.checkAlive(); err != nil {
+			return err
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return fmt.Errorf("%s not listening on %s: %w", p.Name, addr, err)
+		}
+		c.Close()
+		return nil
+	})
+}
+
+// argoCD returns the path under which the argocd binary acts as name (it
+// picks its role by the name it is run as), creating the link once.
+func (b binaries) argoCD(name string) string {
+	link := filepath.Join(b.argoCDLinks, name)
+	if _, err := os.Lstat(link); err != nil {
+		if err := os.Symlink(b.argoCDBinary, link); err != nil && !os.IsExist(err) {
+			panic(fmt.Sprintf("link %s: %v", link, err))
+		}
+	}
+	return link
+}
+
+// ApplyRoot creates the root app-of-apps Application from the fixture.
+func (k *KubeAPIServer) ApplyRoot(g *GitFixture) {
+	k.t.Helper()
+	k.Kubectl(g.RootApplication(), "apply", "-f", "-")
+}
+
+// SyncByHand starts a sync of app as a person does in the UI or CLI: by
+// setting .operation on the Application.
+func (k *KubeAPIServer) SyncByHand(ctx context.Context, name string) {
+	k.t.Helper()
+	apps := k.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)
+	eventually(k.t, 30*time.Second, func() error {
+		app, err := apps.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if app.Operation != nil {
+			return fmt.Errorf("%s already has an operation", name)
+		}
+		app.Operation = &v1alpha1.Operation{
+			Sync:        &v1alpha1.SyncOperation{Revision: app.Spec.GetSource().TargetRevision, Prune: true},
+			InitiatedBy: v1alpha1.OperationInitiator{Username: "e2e-approver"},
+		}
+		_, err = apps.Update(ctx, app, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// Refresh asks Argo CD to compare app with git now, as a git webhook would.
+func (k *KubeAPIServer) Refresh(ctx context.Context, names ...string) {
+	k.t.Helper()
+	apps := k.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)
+	for _, name := range names {
+		eventually(k.t, 30*time.Second, func() error {
+			app, err := apps.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if app.Annotations == nil {
+				app.Annotations = map[string]string{}
+			}
+			app.Annotations[v1alpha1.AnnotationKeyRefresh] = string(v1alpha1.RefreshTypeNormal)
+			_, err = apps.Update(ctx, app, metav1.UpdateOptions{})
+			return err
+		})
+	}
+}

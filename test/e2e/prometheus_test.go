@@ -1,0 +1,198 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// prometheusReadyTimeout bounds how long Prometheus and Alertmanager may
+// take to become ready.
+const prometheusReadyTimeout = 60 * time.Second
+
+// scrapeInterval is how often the e2e Prometheus scrapes crowsnest: short,
+// so the tests see changes within seconds.
+const scrapeInterval = time.Second
+
+// Alertmanager is a real Alertmanager on a loopback port.
+type Alertmanager struct {
+	*Process
+	URL string
+}
+
+// StartAlertmanager starts Alertmanager with one receiver that goes
+// nowhere: the tests read alerts back through its API.
+func (e *Env) StartAlertmanager() *Alertmanager {
+	e.t.Helper()
+	dir := e.Dir("alertmanager")
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfg, []byte(`route:
+  receiver: sink
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: sink
+`), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	port := e.Port()
+	am := &Alertmanager{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	am.Process = e.NewProcess("alertmanager", bin.alertmanager,
+		"--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+		"--cluster.listen-address=")
+	am.Start()
+	waitHTTP200(e, am.Process, am.URL+"/-/ready")
+	return am
+}
+
+// Prometheus is a real Prometheus scraping crowsnest, loading the rule
+// files of alerts/ and sending alerts to an Alertmanager.
+type Prometheus struct {
+	*Process
+	URL string
+}
+
+// StartPrometheus starts Prometheus scraping targets (host:port) every
+// scrapeInterval, with the rule files that match alerts/*.yaml.
+func (e *Env) StartPrometheus(targets []string, am *Alertmanager) *Prometheus {
+	e.t.Helper()
+	dir := e.Dir("prometheus")
+	rules, err := filepath.Glob(filepath.Join(bin.repoRoot, "alerts", "*.yaml"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	quoted := func(ss []string) string {
+		q := make([]string, len(ss))
+		for i, s := range ss {
+			q[i] = strconv.Quote(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	amTargets := "[]"
+	if am != nil {
+		amTargets = quoted([]string{strings.TrimPrefix(am.URL, "http://")})
+	}
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global:
+  scrape_interval: %[1]s
+  evaluation_interval: %[1]s
+rule_files: %[2]s
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: %[3]s
+scrape_configs:
+  - job_name: crowsnest
+    static_configs:
+      - targets: %[4]s
+`, scrapeInterval, quoted(rules), amTargets, quoted(targets))), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	port := e.Port()
+	p := &Prometheus{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	p.Process = e.NewProcess("prometheus", bin.prometheus,
+		"--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+		"--enable-feature=exemplar-storage")
+	p.Start()
+	waitHTTP200(e, p.Process, p.URL+"/-/ready")
+	return p
+}
+
+// promSample is one element of an instant vector.
+type promSample struct {
+	Metric map[string]string
+	Value  float64
+}
+
+// Query runs an instant PromQL query and returns its vector, sorted by
+// labels; it fails on errors of the query, not on empty results.
+func (p *Prometheus) Query(query string) ([]promSample, error) {
+	resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", query, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string `json:"resultType"`
+			Result     []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("query %s: %w: %s", query, err, body)
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("query %s: %s", query, r.Error)
+	}
+	if r.Data.ResultType != "vector" {
+		return nil, fmt.Errorf("query %s: result type %s, want vector", query, r.Data.ResultType)
+	}
+	out := make([]promSample, 0, len(r.Data.Result))
+	for _, s := range r.Data.Result {
+		str, _ := s.Value[1].(string)
+		v, err := strconv.ParseFloat(str, 64)
+		if err != nil {
+			return nil, fmt.Errorf("query %s: value %v: %w", query, s.Value[1], err)
+		}
+		out = append(out, promSample{Metric: s.Metric, Value: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i].Metric) < fmt.Sprint(out[j].Metric) })
+	return out, nil
+}
+
+// ExpectValue returns nil when query yields exactly one sample of value want.
+func (p *Prometheus) ExpectValue(query string, want float64) error {
+	v, err := p.Query(query)
+	if err != nil {
+		return err
+	}
+	if len(v) != 1 {
+		return fmt.Errorf("%s: %d samples %v, want one of value %v", query, len(v), v, want)
+	}
+	if v[0].Value != want {
+		return fmt.Errorf("%s = %v, want %v", query, v[0].Value, want)
+	}
+	return nil
+}
+
+// waitHTTP200 waits until url answers 200, failing fast if p exits.
+func waitHTTP200(e *Env, p *Process, url string) {
+	e.t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second}
+	eventually(e.t, prometheusReadyTimeout, func() error {
+		if err := p.checkAlive(); err != nil {
+			return err
+		}
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	})
+}

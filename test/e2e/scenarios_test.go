@@ -1,0 +1,356 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// updateRecordings rewrites test/e2e/testdata/*.jsonl and the embedded demo
+// recording from this run: go test -tags e2e ./test/e2e -run Scenarios -update-recordings
+var updateRecordings = flag.Bool("update-recordings", false, "write this run's Argo CD recordings to testdata and the demo")
+
+const (
+	// syncTimeout bounds a sync of the whole fixture by the real Argo CD
+	// on 2 cores: the root app's five waves, then each child's own.
+	syncTimeout = 4 * time.Minute
+	// scenarioTimeout bounds one change (a sync, a drift) showing up in
+	// Prometheus.
+	scenarioTimeout = 2 * time.Minute
+	// apiServerOutage is how long scenario 4 keeps kube-apiserver down.
+	apiServerOutage = 20 * time.Second
+)
+
+// crowsnestConfig puts the fixture's apps in their env by their env label.
+const crowsnestConfig = `environments:
+  - env: prod
+    match: {labels: {env: prod}}
+  - env: stage
+    match: {labels: {env: stage}}
+  - env: dev
+    match: {labels: {env: dev}}
+  - env: mgmt
+    match: {labels: {env: mgmt}}
+`
+
+// autoSynced are the apps Argo CD syncs by itself.
+func autoSynced() []string {
+	names := []string{"root"}
+	for _, a := range fixtureApps {
+		if a.autoSync() {
+			names = append(names, a.name())
+		}
+	}
+	return names
+}
+
+// scenarioEnv is everything the scenarios share.
+type scenarioEnv struct {
+	t       *testing.T
+	env     *Env
+	kas     *KubeAPIServer
+	argo    *ArgoCD
+	git     *GitFixture
+	cn      *Crowsnest
+	prom    *Prometheus
+	am      *Alertmanager
+	rec     *Process
+	recPath string
+}
+
+// TestArgoCDScenarios runs crowsnest against a real Argo CD syncing the
+// fixture and checks what the real Prometheus scraped from it:
+//  1. a fresh sync of the root app and its dev and stage children;
+//  2. a sync whose PreSync hook Job fails, then a fixed sync;
+//  3. drift in prod, cleared by a sync by hand;
+//  4. kube-apiserver down for 20 s in the middle of a sync.
+func TestArgoCDScenarios(t *testing.T) {
+	s := startScenarioEnv(t)
+	ctx := t.Context()
+
+	t.Run("1 fresh sync", func(t *testing.T) { s.freshSync(ctx, t) })
+	t.Run("2 failing sync", func(t *testing.T) { s.failingSync(ctx, t) })
+	t.Run("3 prod drift", func(t *testing.T) { s.prodDrift(ctx, t) })
+	first := s.stopRecorder("argocd-scenarios-1-3.jsonl")
+	s.startRecorder()
+	t.Run("4 API server outage", func(t *testing.T) { s.apiServerOutage(ctx, t) })
+	second := s.stopRecorder("argocd-scenario-4-outage.jsonl")
+	if *updateRecordings && !t.Failed() {
+		s.saveRecording(first, "argocd-scenarios-1-3.jsonl", filepath.Join(bin.repoRoot, "internal", "demo", "recording.jsonl"))
+		s.saveRecording(second, "argocd-scenario-4-outage.jsonl")
+	}
+}
+
+func startScenarioEnv(t *testing.T) *scenarioEnv {
+	t.Helper()
+	start := time.Now()
+	env := NewEnv(t)
+	etcd := env.StartEtcd()
+	kas := env.StartKubeAPIServer(etcd)
+	kas.InstallArgoCDCRDs()
+	StartStandInControllers(t, kas.Kubernetes())
+	argo := env.StartArgoCD(kas)
+	s := &scenarioEnv{t: t, env: env, kas: kas, argo: argo}
+	s.git = NewGitFixture(t, env.Dir("git"), kas.URL)
+
+	cfg := filepath.Join(env.Dir("crowsnest"), "crowsnest.yml")
+	if err := os.WriteFile(cfg, []byte(crowsnestConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.cn = env.StartCrowsnest(kas.Kubeconfig, "--config.file="+cfg)
+	s.startRecorder()
+	s.am = env.StartAlertmanager()
+	s.prom = env.StartPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, s.am)
+	eventually(t, scenarioTimeout, func() error {
+		return s.prom.ExpectValue(`crowsnest_source_up{source="kubernetes"}`, 1)
+	})
+	t.Logf("scenario environment up in %v", time.Since(start).Round(time.Millisecond))
+	return s
+}
+
+// startRecorder runs `crowsnest record` next to the daemon.
+func (s *scenarioEnv) startRecorder() {
+	s.t.Helper()
+	s.recPath = filepath.Join(s.env.Dir("recordings"), fmt.Sprintf("rec-%d.jsonl", time.Now().UnixNano()))
+	s.rec = s.env.NewProcess("crowsnest-record", bin.crowsnest, "record", "--kubeconfig="+s.kas.Kubeconfig, "--out="+s.recPath)
+	s.rec.Start()
+}
+
+// stopRecorder stops the recorder and returns its recording's path.
+func (s *scenarioEnv) stopRecorder(name string) string {
+	s.t.Helper()
+	if err := s.rec.Stop(); err != nil {
+		s.t.Errorf("crowsnest record (%s): %v", name, err)
+	}
+	fi, err := os.Stat(s.recPath)
+	if err != nil {
+		s.t.Fatalf("recording %s: %v", name, err)
+	}
+	s.t.Logf("recording %s: %d bytes", name, fi.Size())
+	return s.recPath
+}
+
+func (s *scenarioEnv) saveRecording(from string, name string, extra ...string) {
+	s.t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, to := range append([]string{filepath.Join(bin.repoRoot, "test", "e2e", "testdata", name)}, extra...) {
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := os.WriteFile(to, data, 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+		s.t.Logf("wrote %s", to)
+	}
+}
+
+// q formats a PromQL selector for app name.
+func q(metric, name string, labels ...string) string {
+	sel := fmt.Sprintf(`%s{name=%q`, metric, name)
+	for i := 0; i+1 < len(labels); i += 2 {
+		sel += fmt.Sprintf(`,%s=%q`, labels[i], labels[i+1])
+	}
+	return sel + "}"
+}
+
+// expectState checks sync and health of app in Prometheus.
+func (s *scenarioEnv) expectState(name, sync, health string) error {
+	if err := s.prom.ExpectValue(q("crowsnest_app_sync_status", name, "status", sync), 1); err != nil {
+		return err
+	}
+	return s.prom.ExpectValue(q("crowsnest_app_health_status", name, "status", health), 1)
+}
+
+// expectSyncsMatchArgoCD checks, for each app, that crowsnest counted as
+// many successful syncs as Argo CD recorded in the app's history (Argo CD
+// keeps every successful full sync there), and failed ones as given.
+func (s *scenarioEnv) expectSyncsMatchArgoCD(ctx context.Context, failed map[string]int, names ...string) error {
+	apps := s.kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)
+	for _, name := range names {
+		app, err := apps.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if app.Status.OperationState != nil && !app.Status.OperationState.Phase.Completed() {
+			return fmt.Errorf("%s: operation still %s", name, app.Status.OperationState.Phase)
+		}
+		if err := s.prom.ExpectValue(q("crowsnest_app_syncs_total", name, "result", "Succeeded"), float64(len(app.Status.History))); err != nil {
+			return fmt.Errorf("Argo CD's history of %s has %d syncs: %w", name, len(app.Status.History), err)
+		}
+		if err := s.prom.ExpectValue(q("crowsnest_app_syncs_total", name, "result", "Failed"), float64(failed[name])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *scenarioEnv) freshSync(ctx context.Context, t *testing.T) {
+	start := time.Now()
+	s.kas.ApplyRoot(s.git)
+	took := eventually(t, syncTimeout, func() error {
+		for _, name := range autoSynced() {
+			if err := s.expectState(name, "Synced", "Healthy"); err != nil {
+				return err
+			}
+		}
+		return s.expectSyncsMatchArgoCD(ctx, nil, autoSynced()...)
+	})
+	t.Logf("root, dev and stage Synced/Healthy in Prometheus %v after the root app was applied", took.Round(time.Second))
+	// Prod waits for a person: crowsnest shows it OutOfSync, never synced.
+	eventually(t, scenarioTimeout, func() error {
+		if err := s.prom.ExpectValue(q("crowsnest_app_sync_status", "prod-backend", "status", "OutOfSync"), 1); err != nil {
+			return err
+		}
+		return s.prom.ExpectValue(q("crowsnest_app_syncs_total", "prod-backend", "result", "Succeeded"), 0)
+	})
+	if err := s.prom.ExpectValue(`count(crowsnest_app_info{autosync="false",env="prod"})`, 1); err != nil {
+		t.Error(err)
+	}
+	t.Logf("scenario 1 took %v", time.Since(start).Round(time.Second))
+}
+
+func (s *scenarioEnv) failingSync(ctx context.Context, t *testing.T) {
+	start := time.Now()
+	s.git.FailMigration = true
+	s.git.Release = "r2"
+	s.git.Commit("r2: a migration that fails in dev")
+	s.kas.Refresh(ctx, "dev-backend")
+	eventually(t, scenarioTimeout, func() error {
+		if err := s.prom.ExpectValue(q("crowsnest_app_operation_phase", "dev-backend", "phase", "Failed"), 1); err != nil {
+			return err
+		}
+		if v, err := s.prom.Query(q("crowsnest_app_last_sync_finished_timestamp_seconds", "dev-backend", "result", "Failed")); err != nil || len(v) != 1 || v[0].Value < float64(start.Unix()) {
+			return fmt.Errorf("last_sync_finished{result=Failed} of dev-backend: %v (%v), want one sample after %v", v, err, start)
+		}
+		return s.expectSyncsMatchArgoCD(ctx, map[string]int{"dev-backend": 1}, "dev-backend")
+	})
+	t.Logf("failed sync of dev-backend seen in Prometheus after %v", time.Since(start).Round(time.Second))
+
+	s.git.FailMigration = false
+	s.git.Release = "r3"
+	s.git.Commit("r3: fix the migration")
+	s.kas.Refresh(ctx, "dev-backend")
+	eventually(t, scenarioTimeout, func() error {
+		if err := s.prom.ExpectValue(q("crowsnest_app_operation_phase", "dev-backend", "phase", "Succeeded"), 1); err != nil {
+			return err
+		}
+		if err := s.expectState("dev-backend", "Synced", "Healthy"); err != nil {
+			return err
+		}
+		return s.expectSyncsMatchArgoCD(ctx, map[string]int{"dev-backend": 1}, "dev-backend")
+	})
+	t.Logf("scenario 2 took %v", time.Since(start).Round(time.Second))
+}
+
+func (s *scenarioEnv) prodDrift(ctx context.Context, t *testing.T) {
+	start := time.Now()
+	s.kas.SyncByHand(ctx, "prod-backend")
+	eventually(t, scenarioTimeout, func() error {
+		if err := s.expectState("prod-backend", "Synced", "Healthy"); err != nil {
+			return err
+		}
+		return s.expectSyncsMatchArgoCD(ctx, nil, "prod-backend")
+	})
+
+	// Someone edits a live object of the prod app by hand.
+	edited := time.Now()
+	cm, err := s.kas.Kubernetes().CoreV1().ConfigMaps("shop-prod").Get(ctx, "backend-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["release"] = "hotfix-by-hand"
+	if _, err := s.kas.Kubernetes().CoreV1().ConfigMaps("shop-prod").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, scenarioTimeout, func() error {
+		if err := s.prom.ExpectValue(q("crowsnest_app_sync_status", "prod-backend", "status", "OutOfSync", "env", "prod"), 1); err != nil {
+			return err
+		}
+		if err := s.prom.ExpectValue(q("crowsnest_app_out_of_sync_resources", "prod-backend", "kind", "ConfigMap", "group", ""), 1); err != nil {
+			return err
+		}
+		v, err := s.prom.Query(q("crowsnest_app_drift_since_timestamp_seconds", "prod-backend"))
+		if err != nil {
+			return err
+		}
+		if len(v) != 1 {
+			return fmt.Errorf("drift_since of prod-backend: %d samples", len(v))
+		}
+		since := time.Unix(0, int64(v[0].Value*1e9))
+		if since.Before(edited.Add(-time.Second)) || since.After(time.Now()) {
+			return fmt.Errorf("drift since %v, want between the edit at %v and now", since, edited)
+		}
+		return nil
+	})
+	t.Logf("prod drift seen in Prometheus %v after the edit", took.Round(time.Second))
+	if err := s.prom.ExpectValue(q("crowsnest_app_out_of_sync_resources", "prod-backend", "kind", "Deployment"), 0); err == nil {
+		t.Error("a Deployment is counted as drifted; only the ConfigMap was edited")
+	}
+
+	s.kas.SyncByHand(ctx, "prod-backend")
+	eventually(t, scenarioTimeout, func() error {
+		if err := s.expectState("prod-backend", "Synced", "Healthy"); err != nil {
+			return err
+		}
+		if v, err := s.prom.Query(q("crowsnest_app_drift_since_timestamp_seconds", "prod-backend")); err != nil || len(v) != 0 {
+			return fmt.Errorf("drift_since of prod-backend still %v (%v)", v, err)
+		}
+		return s.expectSyncsMatchArgoCD(ctx, nil, "prod-backend")
+	})
+	t.Logf("scenario 3 took %v", time.Since(start).Round(time.Second))
+}
+
+func (s *scenarioEnv) apiServerOutage(ctx context.Context, t *testing.T) {
+	start := time.Now()
+	s.git.Release = "r4"
+	s.git.Commit("r4: a release for dev and stage")
+	s.kas.Refresh(ctx, "dev-backend", "dev-frontend", "stage-backend", "stage-frontend")
+	// Mid-run: stop the API server as soon as a sync is under way.
+	eventually(t, scenarioTimeout, func() error {
+		return s.prom.ExpectValue(`count(crowsnest_app_operation_phase{phase="Running"} == 1) > 0`, 1)
+	})
+	if err := s.kas.Stop(); err != nil {
+		t.Logf("kube-apiserver stopped: %v", err)
+	}
+	down := time.Now()
+	eventually(t, apiServerOutage, func() error {
+		if err := s.cn.ExpectStatus("/readyz", http.StatusServiceUnavailable); err != nil {
+			return err
+		}
+		return s.prom.ExpectValue(`crowsnest_source_up{source="kubernetes"}`, 0)
+	})
+	time.Sleep(time.Until(down.Add(apiServerOutage)))
+	s.kas.Start()
+	took := eventually(t, reconnectTimeout, func() error {
+		if err := s.cn.ExpectStatus("/readyz", http.StatusOK); err != nil {
+			return err
+		}
+		return s.prom.ExpectValue(`crowsnest_source_up{source="kubernetes"}`, 1)
+	})
+	t.Logf("crowsnest ready again %v after kube-apiserver restarted", took.Round(time.Second))
+	eventually(t, syncTimeout, func() error {
+		for _, name := range autoSynced() {
+			if err := s.expectState(name, "Synced", "Healthy"); err != nil {
+				return err
+			}
+		}
+		return s.expectSyncsMatchArgoCD(ctx, map[string]int{"dev-backend": 1}, append(autoSynced(), "prod-backend")...)
+	})
+	if exited, _ := s.cn.Exited(); exited {
+		t.Error("crowsnest exited during the outage")
+	}
+	t.Logf("scenario 4 took %v", time.Since(start).Round(time.Second))
+}
