@@ -189,8 +189,9 @@ func (k *KubeAPIServer) ApplyRoot(g *GitFixture) {
 }
 
 // SyncByHand starts a sync of app as a person does in the UI or CLI: by
-// setting .operation on the Application.
-func (k *KubeAPIServer) SyncByHand(ctx context.Context, name string) {
+// setting .operation on the Application. With resources, only those are
+// synced (a selective sync, which runs no hooks).
+func (k *KubeAPIServer) SyncByHand(ctx context.Context, name string, resources ...v1alpha1.SyncOperationResource) {
 	k.t.Helper()
 	apps := k.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)
 	eventually(k.t, 30*time.Second, func() error {
@@ -201,10 +202,12 @@ func (k *KubeAPIServer) SyncByHand(ctx context.Context, name string) {
 		if app.Operation != nil {
 			return fmt.Errorf("%s already has an operation", name)
 		}
-		app.Operation = &v1alpha1.Operation{
-			Sync:        &v1alpha1.SyncOperation{Revision: app.Spec.GetSource().TargetRevision, Prune: true},
-			InitiatedBy: v1alpha1.OperationInitiator{Username: "e2e-approver"},
+		// As `argocd app sync` does: the app's sync options go with it.
+		sync := &v1alpha1.SyncOperation{Revision: app.Spec.GetSource().TargetRevision, Prune: true, Resources: resources}
+		if app.Spec.SyncPolicy != nil {
+			sync.SyncOptions = app.Spec.SyncPolicy.SyncOptions
 		}
+		app.Operation = &v1alpha1.Operation{Sync: sync, InitiatedBy: v1alpha1.OperationInitiator{Username: "e2e-approver"}}
 		_, err = apps.Update(ctx, app, metav1.UpdateOptions{})
 		return err
 	})

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -33,7 +33,10 @@ const (
 // StandInControllers plays kube-controller-manager and the kubelets, which
 // the e2e cluster does not run: it writes the status they would write for
 // Deployments, StatefulSets and Jobs, so that Argo CD's real health checks
-// and hook handling run against it.
+// and hook handling run against it, and it plays the garbage collector for
+// them: Argo CD deletes hooks and pruned objects in the foreground, which
+// leaves them waiting for the collector to remove the foregroundDeletion
+// finalizer (they have no dependents here: no ReplicaSets, no Pods).
 type StandInControllers struct {
 	t  *testing.T
 	cs kubernetes.Interface
@@ -84,9 +87,39 @@ func (s *StandInControllers) logf(format string, args ...any) {
 	s.t.Logf("stand-in controllers: "+format, args...)
 }
 
+// collectGarbage removes the garbage collector's finalizers from obj (a
+// copy) if it is being deleted, writing it with update, and reports whether
+// it is being deleted.
+func (s *StandInControllers) collectGarbage(ctx context.Context, meta metav1.Object, update func(context.Context) error) bool {
+	if meta.GetDeletionTimestamp() == nil {
+		return false
+	}
+	var keep []string
+	for _, f := range meta.GetFinalizers() {
+		if f != metav1.FinalizerDeleteDependents && f != metav1.FinalizerOrphanDependents {
+			keep = append(keep, f)
+		}
+	}
+	if len(keep) == len(meta.GetFinalizers()) {
+		return true
+	}
+	meta.SetFinalizers(keep)
+	if err := update(ctx); err != nil && ctx.Err() == nil {
+		s.logf("finalize %s/%s: %v", meta.GetNamespace(), meta.GetName(), err)
+	}
+	return true
+}
+
 func (s *StandInControllers) deployment(ctx context.Context, obj any) {
 	d, ok := obj.(*appsv1.Deployment)
 	if !ok {
+		return
+	}
+	d = d.DeepCopy()
+	if s.collectGarbage(ctx, d, func(ctx context.Context) error {
+		_, err := s.cs.AppsV1().Deployments(d.Namespace).Update(ctx, d, metav1.UpdateOptions{})
+		return err
+	}) {
 		return
 	}
 	desired := int32(1)
@@ -122,6 +155,13 @@ func (s *StandInControllers) statefulSet(ctx context.Context, obj any) {
 	if !ok {
 		return
 	}
+	ss = ss.DeepCopy()
+	if s.collectGarbage(ctx, ss, func(ctx context.Context) error {
+		_, err := s.cs.AppsV1().StatefulSets(ss.Namespace).Update(ctx, ss, metav1.UpdateOptions{})
+		return err
+	}) {
+		return
+	}
 	desired := int32(1)
 	if ss.Spec.Replicas != nil {
 		desired = *ss.Spec.Replicas
@@ -151,7 +191,14 @@ func (s *StandInControllers) statefulSet(ctx context.Context, obj any) {
 // when annotated so.
 func (s *StandInControllers) job(ctx context.Context, obj any) {
 	j, ok := obj.(*batchv1.Job)
-	if !ok || jobFinished(j) {
+	if !ok {
+		return
+	}
+	j = j.DeepCopy()
+	if s.collectGarbage(ctx, j, func(ctx context.Context) error {
+		_, err := s.cs.BatchV1().Jobs(j.Namespace).Update(ctx, j, metav1.UpdateOptions{})
+		return err
+	}) || jobFinished(j) {
 		return
 	}
 	key := string(j.UID)
@@ -184,11 +231,26 @@ func (s *StandInControllers) job(ctx context.Context, obj any) {
 	}()
 }
 
+// finishJob marks j completed, retrying until it succeeds: the API server
+// may be down (the outage scenario stops it in the middle of a sync).
 func (s *StandInControllers) finishJob(ctx context.Context, j *batchv1.Job) error {
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
 		cur, err := s.cs.BatchV1().Jobs(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil // deleted meanwhile
+		}
 		if err != nil {
-			return err
+			if attempt == 1 || attempt%20 == 0 {
+				s.logf("job %s/%s finish, attempt %d: %v", j.Namespace, j.Name, attempt, err)
+			}
+			continue
 		}
 		if cur.UID != j.UID {
 			return nil // replaced by a new Job of the same name
@@ -217,10 +279,10 @@ func (s *StandInControllers) finishJob(ctx context.Context, j *batchv1.Job) erro
 		if err == nil {
 			return nil
 		}
-		s.logf("job %s/%s finish, attempt %d: %v", j.Namespace, j.Name, attempt+1, err)
-		time.Sleep(200 * time.Millisecond)
+		if attempt == 1 || attempt%20 == 0 {
+			s.logf("job %s/%s finish, attempt %d: %v", j.Namespace, j.Name, attempt, err)
+		}
 	}
-	return fmt.Errorf("gave up")
 }
 
 func jobFinished(j *batchv1.Job) bool {

@@ -299,10 +299,15 @@ func (g *GitFixture) childApplication(a fixtureApp) string {
   syncPolicy:
     syncOptions: [CreateNamespace=true]`
 	if a.autoSync() {
+		// One retry, soon: a failing hook fails the operation within
+		// seconds instead of after Argo CD's default five retries.
 		policy = `
   syncPolicy:
     automated: {prune: true, selfHeal: true}
-    syncOptions: [CreateNamespace=true]`
+    syncOptions: [CreateNamespace=true]
+    retry:
+      limit: 1
+      backoff: {duration: 2s, factor: 2, maxDuration: 10s}`
 	}
 	return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
 kind: Application
