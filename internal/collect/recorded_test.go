@@ -1,0 +1,97 @@
+package collect
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+)
+
+// replayFile feeds a recording through a fresh tracker, as fast as it can,
+// and returns the store and the last snapshot of every app still present.
+func replayFile(t *testing.T, path string) (*Store, map[string]*v1alpha1.Application, time.Time) {
+	t.Helper()
+	tr, store := newTestTracker()
+	open := func() (io.ReadCloser, error) { return os.Open(path) }
+	src := NewReplaySource(path, open, 0, NewSourceMetrics(prometheus.NewRegistry()), promslog.NewNopLogger())
+	last := map[string]*v1alpha1.Application{}
+	var first time.Time
+	sink := SinkFunc(func(e Event) {
+		if first.IsZero() {
+			first = e.Time
+		}
+		if e.Type == Deleted {
+			delete(last, e.App.Name)
+		} else {
+			last[e.App.Name] = e.App
+		}
+		tr.Handle(e)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Run(ctx, sink)
+	select {
+	case <-src.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("replay of %s did not finish", path)
+	}
+	return store, last, first
+}
+
+// TestRecordedArgoCDRuns replays what a real Argo CD wrote during the e2e
+// scenarios and checks crowsnest's counts against Argo CD's own record:
+// every successful full sync is in an app's history.
+func TestRecordedArgoCDRuns(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		// extra successful and failed operations the history does not show
+		selective, failed map[string]float64
+		outOfSync         []string
+	}{
+		{
+			file:      "argocd-scenarios-1-3.jsonl",
+			failed:    map[string]float64{"dev-backend": 1},
+			outOfSync: []string{"prod-backend"},
+		},
+		{
+			file:      "argocd-scenario-4-outage.jsonl",
+			selective: map[string]float64{"prod-backend": 1},
+		},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			path := filepath.Join("..", "..", "test", "e2e", "testdata", tc.file)
+			store, apps, since := replayFile(t, path)
+			if len(apps) < 9 {
+				t.Fatalf("recording has %d apps, want the fixture's 9", len(apps))
+			}
+			for name, app := range apps {
+				want := tc.selective[name]
+				for _, h := range app.Status.History {
+					// Syncs that finished before the recording started
+					// are a baseline.
+					if h.DeployedAt.Unix() >= since.Unix() {
+						want++
+					}
+				}
+				got, _ := value(t, store, "crowsnest_app_syncs_total", "name", name, "result", "Succeeded")
+				if got != want {
+					t.Errorf("%s: syncs_total{Succeeded} = %v, want %v from Argo CD's history", name, got, want)
+				}
+				if got, _ := value(t, store, "crowsnest_app_syncs_total", "name", name, "result", "Failed"); got != tc.failed[name] {
+					t.Errorf("%s: syncs_total{Failed} = %v, want %v", name, got, tc.failed[name])
+				}
+			}
+			for _, name := range tc.outOfSync {
+				if _, ok := value(t, store, "crowsnest_app_drift_since_timestamp_seconds", "name", name); !ok {
+					t.Errorf("%s: no drift_since at the end of the recording", name)
+				}
+			}
+		})
+	}
+}
