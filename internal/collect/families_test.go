@@ -10,8 +10,6 @@ import (
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	"github.com/argoproj/gitops-engine/pkg/health"
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -253,15 +251,7 @@ func TestExpositionParses(t *testing.T) {
 		}
 	})
 	tr.Handle(Event{Type: Added, Time: t0, App: other})
-	var buf bytes.Buffer
-	if _, err := s.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(&buf)
-	if err != nil {
-		t.Fatalf("parse exposition: %v", err)
-	}
+	mfs := parseStore(t, s)
 	for _, f := range appFamilies() {
 		mf, ok := mfs[f.name]
 		if !ok {

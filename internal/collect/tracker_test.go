@@ -7,14 +7,15 @@ import (
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// value returns the value of the series of metric with the given labels
-// (a subset match), and whether it exists.
-func value(t *testing.T, s *Store, metric string, labels ...string) (float64, bool) {
+// parseStore returns the store's exposition parsed by the Prometheus text
+// parser, which also checks that it is well-formed.
+func parseStore(t *testing.T, s *Store) map[string]*dto.MetricFamily {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := s.WriteTo(&buf); err != nil {
@@ -23,8 +24,16 @@ func value(t *testing.T, s *Store, metric string, labels ...string) (float64, bo
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := parser.TextToMetricFamilies(&buf)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("parse exposition: %v", err)
 	}
+	return mfs
+}
+
+// value returns the value of the series of metric with the given labels
+// (a subset match), and whether it exists.
+func value(t *testing.T, s *Store, metric string, labels ...string) (float64, bool) {
+	t.Helper()
+	mfs := parseStore(t, s)
 	found, v := 0, 0.0
 	for _, m := range mfs[metric].GetMetric() {
 		have := map[string]string{}
