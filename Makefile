@@ -34,7 +34,8 @@ check:
 unit:
 	$(GO) test -count=1 ./...
 
-## e2e: end-to-end tests against real etcd and kube-apiserver (built or installed on first run, cached in $(CACHE))
+## e2e: end-to-end tests against real etcd, kube-apiserver, Argo CD, Prometheus and Alertmanager
+## (installed or built on the first run by hack/tools.sh, cached in $(CACHE))
 e2e: tools
 	$(GO) test -count=1 -tags e2e -timeout 30m ./test/e2e/...
 
