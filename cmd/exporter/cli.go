@@ -44,6 +44,8 @@ type cli struct {
 	speedSet    bool
 	demo        *bool
 
+	perAppHistograms *bool
+
 	// record
 	record         *kingpin.CmdClause
 	recordOut      *string
@@ -71,6 +73,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.source = c.serve.Flag("source", "Where Applications come from: kubernetes (a watch) or replay (a recording made by 'crowsnest record').").Default("kubernetes").Enum("kubernetes", "replay")
 	c.replayFile = c.serve.Flag("replay.file", "Recording to replay with --source=replay.").String()
 	c.replaySpeed = c.serve.Flag("replay.speed", "Replay speed factor: 2 replays twice as fast as recorded, 0 without waiting. Default 1, or 10 with --demo.").IsSetByUser(&c.speedSet).Default("1").Float64()
+	c.perAppHistograms = c.serve.Flag("metrics.per-app-histograms", "Also expose crowsnest_app_sync_duration_seconds, a histogram per Application. Its series grow with apps times buckets: for small fleets.").Bool()
 	c.demo = c.serve.Flag("demo", "Replay the demo recording built into the binary, then keep serving its final state.").Bool()
 
 	c.record = a.Command("record", "Record the Application watch events as JSON lines, for --source=replay and for tests.")

@@ -48,7 +48,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	}
 
 	store := collect.NewStore()
-	tracker := collect.NewTracker(store, conf, logger)
+	tracker := collect.NewTracker(store, collect.NewSyncMetrics(reg, *c.perAppHistograms), conf, logger)
 	cfg.onReload = func(conf *config.Config) { tracker.SetClassifier(conf) }
 	sourceMetrics := collect.NewSourceMetrics(reg)
 	src, err := c.newSource(sourceMetrics, logger)

@@ -197,6 +197,18 @@ func appFamilies() []family {
 			},
 		},
 		{
+			name: "crowsnest_app_last_sync_duration_seconds",
+			help: "Duration of the Application's last finished operation, from Argo CD's startedAt to finishedAt.",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				op := v.app.Status.OperationState
+				if op == nil || op.FinishedAt == nil || !op.Phase.Completed() {
+					return
+				}
+				emit(max(op.FinishedAt.Sub(op.StartedAt.Time), 0).Seconds())
+			},
+		},
+		{
 			name: "crowsnest_app_last_successful_sync_timestamp_seconds",
 			help: "Unix time at which the Application's last successful sync finished, from its operation state and sync history.",
 			typ:  typeGauge,

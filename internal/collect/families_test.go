@@ -10,6 +10,7 @@ import (
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	"github.com/argoproj/gitops-engine/pkg/health"
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,8 +31,16 @@ func (envByLabel) Env(app *v1alpha1.Application) string {
 }
 
 func newTestTracker() (*Tracker, *Store) {
+	tr, s, _ := newTrackerWithRegistry(false)
+	return tr, s
+}
+
+// newTrackerWithRegistry also returns the registry of the tracker's
+// histograms; perApp adds the per-app one.
+func newTrackerWithRegistry(perApp bool) (*Tracker, *Store, *prometheus.Registry) {
 	s := NewStore()
-	return NewTracker(s, envByLabel{}, promslog.NewNopLogger()), s
+	reg := prometheus.NewRegistry()
+	return NewTracker(s, NewSyncMetrics(reg, perApp), envByLabel{}, promslog.NewNopLogger()), s, reg
 }
 
 func mtime(t time.Time) *metav1.Time {
@@ -156,6 +165,7 @@ crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="
 crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Terminating"} 0
 crowsnest_app_last_sync_finished_timestamp_seconds{namespace="argocd",name="web",project="shop",env="prod",result="Failed"} 1.79568306e+09
 crowsnest_app_last_successful_sync_timestamp_seconds{namespace="argocd",name="web",project="shop",env="prod"} 1.79568e+09
+crowsnest_app_last_sync_duration_seconds{namespace="argocd",name="web",project="shop",env="prod"} 60
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Succeeded"} 0
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Failed"} 0
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Error"} 0

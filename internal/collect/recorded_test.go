@@ -14,22 +14,24 @@ import (
 )
 
 // replayFile feeds a recording through a fresh tracker, as fast as it can,
-// and returns the store and the last snapshot of every app still present.
-func replayFile(t *testing.T, path string) (*Store, map[string]*v1alpha1.Application, time.Time) {
+// and returns the store, the registry of its histograms, the last snapshot
+// of every app still present, and the times of the first and last events.
+func replayFile(t *testing.T, path string) (*Store, *prometheus.Registry, map[string]*v1alpha1.Application, time.Time, time.Time) {
 	t.Helper()
-	tr, store := newTestTracker()
+	tr, store, reg := newTrackerWithRegistry(false)
 	open := func() (io.ReadCloser, error) { return os.Open(path) }
 	src := NewReplaySource(path, open, 0, NewSourceMetrics(prometheus.NewRegistry()), promslog.NewNopLogger())
-	last := map[string]*v1alpha1.Application{}
-	var first time.Time
+	apps := map[string]*v1alpha1.Application{}
+	var first, last time.Time
 	sink := SinkFunc(func(e Event) {
 		if first.IsZero() {
 			first = e.Time
 		}
+		last = e.Time
 		if e.Type == Deleted {
-			delete(last, e.App.Name)
+			delete(apps, e.App.Name)
 		} else {
-			last[e.App.Name] = e.App
+			apps[e.App.Name] = e.App
 		}
 		tr.Handle(e)
 	})
@@ -41,7 +43,7 @@ func replayFile(t *testing.T, path string) (*Store, map[string]*v1alpha1.Applica
 	case <-time.After(30 * time.Second):
 		t.Fatalf("replay of %s did not finish", path)
 	}
-	return store, last, first
+	return store, reg, apps, first, last
 }
 
 // TestRecordedArgoCDRuns replays what a real Argo CD wrote during the e2e
@@ -66,7 +68,8 @@ func TestRecordedArgoCDRuns(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("..", "..", "test", "e2e", "testdata", tc.file)
-			store, apps, since := replayFile(t, path)
+			store, reg, apps, since, end := replayFile(t, path)
+			counted := 0.0
 			if len(apps) < 9 {
 				t.Fatalf("recording has %d apps, want the fixture's 9", len(apps))
 			}
@@ -83,9 +86,19 @@ func TestRecordedArgoCDRuns(t *testing.T) {
 				if got != want {
 					t.Errorf("%s: syncs_total{Succeeded} = %v, want %v from Argo CD's history", name, got, want)
 				}
+				counted += got + tc.failed[name]
 				if got, _ := value(t, store, "crowsnest_app_syncs_total", "name", name, "result", "Failed"); got != tc.failed[name] {
 					t.Errorf("%s: syncs_total{Failed} = %v, want %v", name, got, tc.failed[name])
 				}
+			}
+			// Every counted operation's duration is observed once, and
+			// none is longer than the recording.
+			n, sum := histogram(t, reg, "crowsnest_sync_duration_seconds")
+			if float64(n) != counted {
+				t.Errorf("crowsnest_sync_duration_seconds has %d observations, want the %v counted operations", n, counted)
+			}
+			if span := end.Sub(since).Seconds(); sum <= 0 || sum > counted*span {
+				t.Errorf("sum of sync durations %v s is not within (0, %v × the recording's span]", sum, counted)
 			}
 			for _, name := range tc.outOfSync {
 				if _, ok := value(t, store, "crowsnest_app_drift_since_timestamp_seconds", "name", name); !ok {

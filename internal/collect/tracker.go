@@ -21,6 +21,7 @@ type Classifier interface {
 // drift began.
 type Tracker struct {
 	store  *Store
+	syncs  *SyncMetrics
 	logger *slog.Logger
 
 	mu         sync.Mutex
@@ -44,9 +45,10 @@ type appState struct {
 	running int64
 }
 
-// NewTracker returns a tracker that renders into store.
-func NewTracker(store *Store, classifier Classifier, logger *slog.Logger) *Tracker {
-	return &Tracker{store: store, classifier: classifier, logger: logger, apps: map[string]*appState{}}
+// NewTracker returns a tracker that renders into store and records finished
+// operations in syncs.
+func NewTracker(store *Store, syncs *SyncMetrics, classifier Classifier, logger *slog.Logger) *Tracker {
+	return &Tracker{store: store, syncs: syncs, classifier: classifier, logger: logger, apps: map[string]*appState{}}
 }
 
 // Handle applies one event. It implements Sink.
@@ -63,6 +65,7 @@ func (t *Tracker) Handle(e Event) {
 	if e.Type == Deleted {
 		delete(t.apps, key)
 		t.store.delete(key)
+		t.syncs.forget(e.App)
 		return
 	}
 	st := t.apps[key]
@@ -126,9 +129,8 @@ func (t *Tracker) countOperations(st *appState, key string) {
 		if h.DeployStartedAt == nil {
 			continue
 		}
-		start := h.DeployStartedAt.Unix()
-		visible(start)
-		t.count(st, key, start, h.DeployedAt.Time, synccommon.OperationSucceeded)
+		visible(h.DeployStartedAt.Unix())
+		t.count(st, key, h.DeployStartedAt.Time, h.DeployedAt.Time, synccommon.OperationSucceeded)
 	}
 	if op := status.OperationState; op != nil {
 		start := op.StartedAt.Unix()
@@ -139,7 +141,7 @@ func (t *Tracker) countOperations(st *appState, key string) {
 			if op.FinishedAt != nil {
 				finished = op.FinishedAt.Time
 			}
-			t.count(st, key, start, finished, op.Phase)
+			t.count(st, key, op.StartedAt.Time, finished, op.Phase)
 		default:
 			st.running = start
 		}
@@ -151,8 +153,10 @@ func (t *Tracker) countOperations(st *appState, key string) {
 	}
 }
 
-// count counts the operation that started at start, once.
-func (t *Tracker) count(st *appState, key string, start int64, finished time.Time, phase synccommon.OperationPhase) {
+// count counts the operation that started at started, once, and records
+// its duration.
+func (t *Tracker) count(st *appState, key string, started, finished time.Time, phase synccommon.OperationPhase) {
+	start := started.Unix()
 	if _, ok := st.seen[start]; ok {
 		return
 	}
@@ -171,4 +175,5 @@ func (t *Tracker) count(st *appState, key string, start int64, finished time.Tim
 		return
 	}
 	st.syncs[i]++
+	t.syncs.observe(st.app, t.classifier.Env(st.app), string(phase), finished.Sub(started))
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -279,3 +280,71 @@ func TestSetClassifierRerendersEveryApp(t *testing.T) {
 type constEnv string
 
 func (c constEnv) Env(*v1alpha1.Application) string { return string(c) }
+
+// histogram returns the sample count and sum of the series of name in reg
+// whose labels include the given pairs.
+func histogram(t *testing.T, reg *prometheus.Registry, name string, labels ...string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count uint64
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue metrics
+				}
+			}
+			count += m.GetHistogram().GetSampleCount()
+			sum += m.GetHistogram().GetSampleSum()
+		}
+	}
+	return count, sum
+}
+
+func TestSyncDurationsObservedOncePerCountedOperation(t *testing.T) {
+	tr, s, reg := newTrackerWithRegistry(true)
+	// A baseline operation is not observed.
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp(
+		func(a *v1alpha1.Application) { a.Labels = map[string]string{"env": "prod"} },
+		operation(synccommon.OperationSucceeded, at(-time.Hour), ptr(at(-time.Hour+time.Minute))))})
+	if n, _ := histogram(t, reg, "crowsnest_sync_duration_seconds"); n != 0 {
+		t.Fatalf("baseline operation observed: count %d", n)
+	}
+	// One that failed after 42 s, seen three times, is observed once.
+	failed := newApp(
+		func(a *v1alpha1.Application) { a.Labels = map[string]string{"env": "prod"} },
+		operation(synccommon.OperationFailed, at(time.Minute), ptr(at(time.Minute+42*time.Second))))
+	for i := 0; i < 3; i++ {
+		tr.Handle(Event{Type: Modified, Time: at(2 * time.Minute), App: failed})
+	}
+	n, sum := histogram(t, reg, "crowsnest_sync_duration_seconds", "project", "shop", "env", "prod", "result", "Failed")
+	if n != 1 || sum != 42 {
+		t.Errorf("crowsnest_sync_duration_seconds{Failed}: count %d sum %v, want 1 and 42", n, sum)
+	}
+	if n, _ := histogram(t, reg, "crowsnest_app_sync_duration_seconds", "name", "web", "result", "Failed"); n != 1 {
+		t.Errorf("per-app histogram count %d, want 1", n)
+	}
+	if v, _ := value(t, s, "crowsnest_app_last_sync_duration_seconds", "name", "web"); v != 42 {
+		t.Errorf("crowsnest_app_last_sync_duration_seconds = %v, want 42", v)
+	}
+	// The per-app histogram goes with the app; the aggregate stays.
+	tr.Handle(Event{Type: Deleted, Time: at(3 * time.Minute), App: failed})
+	if n, _ := histogram(t, reg, "crowsnest_app_sync_duration_seconds", "name", "web"); n != 0 {
+		t.Errorf("per-app histogram of a deleted app still has %d samples", n)
+	}
+	if n, _ := histogram(t, reg, "crowsnest_sync_duration_seconds"); n != 1 {
+		t.Errorf("aggregate histogram count %d after the delete, want 1", n)
+	}
+}
