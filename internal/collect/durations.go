@@ -5,6 +5,8 @@ import (
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
 // syncDurationBuckets span a ConfigMap-only sync (a second or two) to a
@@ -42,12 +44,15 @@ func NewSyncMetrics(reg prometheus.Registerer, perApp bool) *SyncMetrics {
 	return m
 }
 
-// observe records one finished operation of app.
-func (m *SyncMetrics) observe(app *v1alpha1.Application, env, result string, d time.Duration) {
+// observe records one finished operation of app that started at started,
+// with the operation's trace id as exemplar: from a slow bucket in Grafana
+// straight to the trace (exemplars are served in the OpenMetrics format).
+func (m *SyncMetrics) observe(app *v1alpha1.Application, env, result string, started time.Time, d time.Duration) {
 	s := max(d, 0).Seconds()
-	m.duration.WithLabelValues(app.Spec.Project, env, result).Observe(s)
+	exemplar := prometheus.Labels{"trace_id": trace.OperationID(string(app.UID), started)}
+	m.duration.WithLabelValues(app.Spec.Project, env, result).(prometheus.ExemplarObserver).ObserveWithExemplar(s, exemplar)
 	if m.perApp != nil {
-		m.perApp.WithLabelValues(app.Namespace, app.Name, app.Spec.Project, env, result).Observe(s)
+		m.perApp.WithLabelValues(app.Namespace, app.Name, app.Spec.Project, env, result).(prometheus.ExemplarObserver).ObserveWithExemplar(s, exemplar)
 	}
 }
 

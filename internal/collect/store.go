@@ -20,7 +20,10 @@ import (
 // them without holding the lock.
 type Store struct {
 	families []family
-	headers  [][]byte // "# HELP ...\n# TYPE ...\n" per family
+	// "# HELP ...\n# TYPE ...\n" per family, in the text format and in
+	// OpenMetrics (where a counter's family name has no _total). The
+	// sample lines are the same in both.
+	headers, omHeaders [][]byte
 
 	mu   sync.RWMutex
 	apps map[string][][]byte // app key → rendered samples per family
@@ -29,11 +32,16 @@ type Store struct {
 // NewStore returns an empty store of the per-app families.
 func NewStore() *Store {
 	fams := appFamilies()
-	headers := make([][]byte, len(fams))
+	s := &Store{families: fams, headers: make([][]byte, len(fams)), omHeaders: make([][]byte, len(fams)), apps: map[string][][]byte{}}
 	for i, f := range fams {
-		headers[i] = []byte("# HELP " + f.name + " " + escapeHelp(f.help) + "\n# TYPE " + f.name + " " + f.typ + "\n")
+		s.headers[i] = []byte("# HELP " + f.name + " " + escapeHelp(f.help) + "\n# TYPE " + f.name + " " + f.typ + "\n")
+		name := f.name
+		if f.typ == typeCounter {
+			name = strings.TrimSuffix(name, "_total")
+		}
+		s.omHeaders[i] = []byte("# HELP " + name + " " + escapeHelp(f.help) + "\n# TYPE " + name + " " + f.typ + "\n")
 	}
-	return &Store{families: fams, headers: headers, apps: map[string][][]byte{}}
+	return s
 }
 
 // render renders v's series for every family.
@@ -86,9 +94,20 @@ func (s *Store) Len() int {
 }
 
 // WriteTo writes every family, with its HELP and TYPE lines, in the text
-// exposition format. It holds the lock only to take a snapshot of the
-// slices, so a slow reader never blocks the tracker.
+// exposition format.
 func (s *Store) WriteTo(w io.Writer) (int64, error) {
+	return s.write(w, s.headers)
+}
+
+// WriteOpenMetrics writes every family in the OpenMetrics format, without
+// the closing "# EOF" (the caller writes it after all families).
+func (s *Store) WriteOpenMetrics(w io.Writer) (int64, error) {
+	return s.write(w, s.omHeaders)
+}
+
+// write holds the lock only to take a snapshot of the slices, so a slow
+// reader never blocks the tracker.
+func (s *Store) write(w io.Writer, headers [][]byte) (int64, error) {
 	s.mu.RLock()
 	snapshot := make([][][]byte, 0, len(s.apps))
 	for _, r := range s.apps {
@@ -98,7 +117,7 @@ func (s *Store) WriteTo(w io.Writer) (int64, error) {
 
 	var n int64
 	for i := range s.families {
-		m, err := w.Write(s.headers[i])
+		m, err := w.Write(headers[i])
 		n += int64(m)
 		if err != nil {
 			return n, err
@@ -118,8 +137,9 @@ func (s *Store) WriteTo(w io.Writer) (int64, error) {
 }
 
 // MetricsHandler serves the metrics of self (the daemon's own registry)
-// followed by the store's, in the Prometheus text format, gzip-compressed
-// when the client accepts it.
+// followed by the store's, in OpenMetrics when the client asks for it (the
+// only format that carries exemplars) and else in the Prometheus text
+// format, gzip-compressed when the client accepts it.
 type MetricsHandler struct {
 	self   prometheus.Gatherer
 	store  *Store
@@ -135,6 +155,10 @@ func NewMetricsHandler(self prometheus.Gatherer, store *Store, logger *slog.Logg
 // ServeHTTP implements http.Handler.
 func (h *MetricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	openMetrics := expfmt.NegotiateIncludingOpenMetrics(r.Header).FormatType() == expfmt.TypeOpenMetrics
+	if openMetrics {
+		format = expfmt.NewFormat(expfmt.TypeOpenMetrics)
+	}
 	mfs, err := h.self.Gather()
 	if err != nil {
 		// A broken self metric must not hide the apps' metrics.
@@ -172,9 +196,17 @@ func (h *MetricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.Debug("write metrics", "err", err)
 		return
 	}
-	if _, err := h.store.WriteTo(out); err != nil {
+	var werr error
+	if openMetrics {
+		if _, werr = h.store.WriteOpenMetrics(out); werr == nil {
+			_, werr = expfmt.FinalizeOpenMetrics(out)
+		}
+	} else {
+		_, werr = h.store.WriteTo(out)
+	}
+	if werr != nil {
 		// The scraper went away; nothing to tell it.
-		h.logger.Debug("write metrics", "err", err)
+		h.logger.Debug("write metrics", "err", werr)
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
 func TestMetricsHandler(t *testing.T) {
@@ -149,5 +151,45 @@ func BenchmarkHandle(b *testing.B) {
 	app := benchApp(1)
 	for b.Loop() {
 		tr.Handle(Event{Type: Modified, Time: t0, App: app})
+	}
+}
+
+// Prometheus asks for OpenMetrics, the one format that carries exemplars:
+// the sync duration histogram's exemplar is the operation's trace id.
+func TestMetricsHandlerOpenMetrics(t *testing.T) {
+	tr, store, reg := newTrackerWithRegistry(false)
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp()})
+	tr.Handle(Event{Type: Modified, Time: at(time.Minute), App: newApp(
+		operation(synccommon.OperationSucceeded, at(10*time.Second), ptr(at(40*time.Second))))})
+	h := NewMetricsHandler(reg, store, promslog.NewNopLogger())
+
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	// What Prometheus 2.42 sends.
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	body := rec.Body.String()
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text; version=1.0.0") {
+		t.Errorf("Content-Type %q, want OpenMetrics 1.0.0", ct)
+	}
+	traceID := trace.OperationID("uid-web", at(10*time.Second))
+	for _, want := range []string{
+		"# TYPE crowsnest_app_syncs counter\n",
+		`crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Succeeded"} 1` + "\n",
+		"# TYPE crowsnest_sync_duration_seconds histogram\n",
+		`crowsnest_sync_duration_seconds_bucket{env="unknown",project="shop",result="Succeeded",le="30.0"} 1 # {trace_id="` + traceID + `"} 30`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("OpenMetrics exposition lacks %q", want)
+		}
+	}
+	if strings.Count(body, "# EOF") != 1 || !strings.HasSuffix(body, "# EOF\n") {
+		t.Errorf("OpenMetrics exposition must end with exactly one # EOF; it ends %q", body[max(0, len(body)-40):])
+	}
+	// A plain scrape keeps the text format, without exemplars.
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if strings.Contains(rec.Body.String(), "# EOF") || strings.Contains(rec.Body.String(), "trace_id") {
+		t.Error("the text format got OpenMetrics syntax")
 	}
 }

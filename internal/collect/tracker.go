@@ -175,5 +175,5 @@ func (t *Tracker) count(st *appState, key string, started, finished time.Time, p
 		return
 	}
 	st.syncs[i]++
-	t.syncs.observe(st.app, t.classifier.Env(st.app), string(phase), finished.Sub(started))
+	t.syncs.observe(st.app, t.classifier.Env(st.app), string(phase), started, finished.Sub(started))
 }

@@ -196,3 +196,37 @@ func waitHTTP200(e *Env, p *Process, url string) {
 		return nil
 	})
 }
+
+// ExemplarTraceIDs returns the trace_id labels of the exemplars Prometheus
+// stored for series matching query over the last hour.
+func (p *Prometheus) ExemplarTraceIDs(query string) (map[string]bool, error) {
+	now := time.Now()
+	u := fmt.Sprintf("%s/api/v1/query_exemplars?query=%s&start=%d&end=%d", p.URL, url.QueryEscape(query), now.Add(-time.Hour).Unix(), now.Unix())
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, fmt.Errorf("query exemplars %s: %w", query, err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   []struct {
+			Exemplars []struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"exemplars"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, fmt.Errorf("query exemplars %s: %w", query, err)
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("query exemplars %s: %s", query, r.Error)
+	}
+	ids := map[string]bool{}
+	for _, series := range r.Data {
+		for _, e := range series.Exemplars {
+			ids[e.Labels["trace_id"]] = true
+		}
+	}
+	return ids, nil
+}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
 // updateRecordings rewrites test/e2e/testdata/*.jsonl and the embedded demo
@@ -242,6 +244,23 @@ func (s *scenarioEnv) freshSync(ctx context.Context, t *testing.T) {
 	if err := s.prom.ExpectValue(`count(crowsnest_app_info{autosync="false",env="prod"})`, 1); err != nil {
 		t.Error(err)
 	}
+	// The sync duration histogram carries each operation's trace id as an
+	// exemplar, scraped as OpenMetrics and stored by the real Prometheus.
+	root, err := s.kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace).Get(ctx, "root", metav1.GetOptions{})
+	if err != nil || root.Status.OperationState == nil {
+		t.Fatalf("root app: %v (operation state %v)", err, root.Status.OperationState)
+	}
+	want := trace.OperationID(string(root.UID), root.Status.OperationState.StartedAt.Time)
+	eventually(t, scenarioTimeout, func() error {
+		ids, err := s.prom.ExemplarTraceIDs(`crowsnest_sync_duration_seconds_bucket{env="mgmt"}`)
+		if err != nil {
+			return err
+		}
+		if !ids[want] {
+			return fmt.Errorf("exemplar trace ids %v lack the root sync's %s", ids, want)
+		}
+		return nil
+	})
 	t.Logf("scenario 1 took %v", time.Since(start).Round(time.Second))
 }
 
