@@ -8,6 +8,8 @@ import (
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
 // Classifier names the environment of an Application.
@@ -43,6 +45,7 @@ type appState struct {
 	// running is the start time of an operation seen still running; it is
 	// counted when it finishes whatever its finish time says.
 	running int64
+	health  string // last health status, to log its changes
 }
 
 // NewTracker returns a tracker that renders into store and records finished
@@ -76,9 +79,25 @@ func (t *Tracker) Handle(e Event) {
 		t.apps[key] = st
 	}
 	st.app = e.App
-	t.observeDrift(st, e)
-	t.countOperations(st, key)
-	t.render(key, st)
+	env := t.classifier.Env(e.App)
+	facts := factLog{logger: t.logger, app: key, project: e.App.Spec.Project, env: env}
+	t.observeDrift(st, e, facts)
+	t.observeHealth(st, e, facts)
+	t.countOperations(st, env, facts)
+	t.render(key, st, env)
+}
+
+// factLog writes one structured line per fact the tracker establishes
+// (sync started and finished, drift began and ended, health changed), with
+// the app's identity and, for syncs, the trace id: Loki-style events from
+// the logs alone.
+type factLog struct {
+	logger            *slog.Logger
+	app, project, env string
+}
+
+func (f factLog) info(msg, event string, args ...any) {
+	f.logger.Info(msg, append([]any{"event", event, "app", f.app, "project", f.project, "env", f.env}, args...)...)
 }
 
 // SetClassifier replaces the environment rules (on config reload) and
@@ -88,27 +107,40 @@ func (t *Tracker) SetClassifier(c Classifier) {
 	defer t.mu.Unlock()
 	t.classifier = c
 	for key, st := range t.apps {
-		t.render(key, st)
+		t.render(key, st, c.Env(st.app))
 	}
 }
 
-func (t *Tracker) render(key string, st *appState) {
-	v := appView{app: st.app, env: t.classifier.Env(st.app), driftSince: st.driftSince, syncs: st.syncs}
+func (t *Tracker) render(key string, st *appState, env string) {
+	v := appView{app: st.app, env: env, driftSince: st.driftSince, syncs: st.syncs}
 	t.store.set(key, t.store.render(&v))
 }
 
 // observeDrift starts the drift clock when the app turns OutOfSync and stops
 // it when it is Synced again. Unknown (a failed comparison) keeps the clock:
 // it says nothing about whether the drift ended.
-func (t *Tracker) observeDrift(st *appState, e Event) {
+func (t *Tracker) observeDrift(st *appState, e Event, facts factLog) {
 	switch e.App.Status.Sync.Status {
 	case v1alpha1.SyncStatusCodeOutOfSync:
 		if st.driftSince.IsZero() {
 			st.driftSince = e.Time
+			facts.info("drift began", "drift_began", "at", e.Time, "revision", e.App.Status.Sync.Revision)
 		}
 	case v1alpha1.SyncStatusCodeSynced:
+		if !st.driftSince.IsZero() {
+			facts.info("drift ended", "drift_ended", "at", e.Time, "drift_seconds", e.Time.Sub(st.driftSince).Seconds())
+		}
 		st.driftSince = time.Time{}
 	}
+}
+
+// observeHealth logs changes of the app's health.
+func (t *Tracker) observeHealth(st *appState, e Event, facts factLog) {
+	h := string(e.App.Status.Health.Status)
+	if st.health != "" && h != st.health {
+		facts.info("health changed", "health_changed", "at", e.Time, "from", st.health, "to", h, "message", e.App.Status.Health.Message)
+	}
+	st.health = h
 }
 
 // countOperations counts every operation visible in the snapshot that has
@@ -116,7 +148,7 @@ func (t *Tracker) observeDrift(st *appState, e Event) {
 // successful syncs in the history (which catch a sync that started and
 // finished while the watch was down). Operations are told apart by their
 // start time, which Argo CD copies from the operation state into history.
-func (t *Tracker) countOperations(st *appState, key string) {
+func (t *Tracker) countOperations(st *appState, env string, facts factLog) {
 	status := &st.app.Status
 	oldest := int64(-1)
 	visible := func(start int64) {
@@ -130,7 +162,7 @@ func (t *Tracker) countOperations(st *appState, key string) {
 			continue
 		}
 		visible(h.DeployStartedAt.Unix())
-		t.count(st, key, h.DeployStartedAt.Time, h.DeployedAt.Time, synccommon.OperationSucceeded)
+		t.count(st, env, facts, h.DeployStartedAt.Time, h.DeployedAt.Time, synccommon.OperationSucceeded)
 	}
 	if op := status.OperationState; op != nil {
 		start := op.StartedAt.Unix()
@@ -141,8 +173,13 @@ func (t *Tracker) countOperations(st *appState, key string) {
 			if op.FinishedAt != nil {
 				finished = op.FinishedAt.Time
 			}
-			t.count(st, key, op.StartedAt.Time, finished, op.Phase)
+			t.count(st, env, facts, op.StartedAt.Time, finished, op.Phase)
 		default:
+			if _, counted := st.seen[start]; !counted && st.running != start {
+				facts.info("sync started", "sync_started", "at", op.StartedAt.Time,
+					"trace_id", trace.OperationID(string(st.app.UID), op.StartedAt.Time),
+					"revision", syncRevision(op), "initiator", initiator(op))
+			}
 			st.running = start
 		}
 	}
@@ -155,7 +192,7 @@ func (t *Tracker) countOperations(st *appState, key string) {
 
 // count counts the operation that started at started, once, and records
 // its duration.
-func (t *Tracker) count(st *appState, key string, started, finished time.Time, phase synccommon.OperationPhase) {
+func (t *Tracker) count(st *appState, env string, facts factLog, started, finished time.Time, phase synccommon.OperationPhase) {
 	start := started.Unix()
 	if _, ok := st.seen[start]; ok {
 		return
@@ -171,9 +208,31 @@ func (t *Tracker) count(st *appState, key string, started, finished time.Time, p
 	}
 	i := resultIndex(phase)
 	if i < 0 {
-		t.logger.Warn("operation finished in an unknown phase", "app", key, "phase", phase)
+		t.logger.Warn("operation finished in an unknown phase", "app", facts.app, "phase", phase)
 		return
 	}
 	st.syncs[i]++
-	t.syncs.observe(st.app, t.classifier.Env(st.app), string(phase), started, finished.Sub(started))
+	t.syncs.observe(st.app, env, string(phase), started, finished.Sub(started))
+	facts.info("sync finished", "sync_finished", "at", finished, "result", string(phase),
+		"duration_seconds", finished.Sub(started).Seconds(),
+		"trace_id", trace.OperationID(string(st.app.UID), started))
+}
+
+// syncRevision is the revision an operation syncs to, as far as it says.
+func syncRevision(op *v1alpha1.OperationState) string {
+	if op.SyncResult != nil && op.SyncResult.Revision != "" {
+		return op.SyncResult.Revision
+	}
+	if op.Operation.Sync != nil {
+		return op.Operation.Sync.Revision
+	}
+	return ""
+}
+
+// initiator names who started an operation: a user, or "automated".
+func initiator(op *v1alpha1.OperationState) string {
+	if op.Operation.InitiatedBy.Automated {
+		return "automated"
+	}
+	return op.Operation.InitiatedBy.Username
 }

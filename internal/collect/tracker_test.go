@@ -2,6 +2,10 @@ package collect
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +16,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
 // parseStore returns the store's exposition parsed by the Prometheus text
@@ -346,5 +352,50 @@ func TestSyncDurationsObservedOncePerCountedOperation(t *testing.T) {
 	}
 	if n, _ := histogram(t, reg, "crowsnest_sync_duration_seconds"); n != 1 {
 		t.Errorf("aggregate histogram count %d after the delete, want 1", n)
+	}
+}
+
+// Each fact is one structured log line with the app's identity; syncs carry
+// the trace id.
+func TestFactsAreLogged(t *testing.T) {
+	var buf bytes.Buffer
+	s := NewStore()
+	tr := NewTracker(s, NewSyncMetrics(prometheus.NewRegistry(), false), envByLabel{}, slog.New(slog.NewJSONHandler(&buf, nil)))
+	healthy := func(a *v1alpha1.Application) { a.Status.Health.Status = "Healthy" }
+	tr.Handle(Event{Type: Added, Time: t0, App: newApp(healthy)})
+	tr.Handle(Event{Type: Modified, Time: at(time.Second), App: newApp(healthy, operation(synccommon.OperationRunning, at(time.Second), nil))})
+	tr.Handle(Event{Type: Modified, Time: at(2 * time.Second), App: newApp(healthy, operation(synccommon.OperationRunning, at(time.Second), nil))})
+	tr.Handle(Event{Type: Modified, Time: at(9 * time.Second), App: newApp(operation(synccommon.OperationFailed, at(time.Second), ptr(at(8*time.Second))),
+		func(a *v1alpha1.Application) { a.Status.Sync.Status, a.Status.Health.Status = "OutOfSync", "Degraded" })})
+	tr.Handle(Event{Type: Modified, Time: at(20 * time.Second), App: newApp(operation(synccommon.OperationFailed, at(time.Second), ptr(at(8*time.Second))),
+		func(a *v1alpha1.Application) { a.Status.Sync.Status, a.Status.Health.Status = "Synced", "Degraded" })})
+
+	var events []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		events = append(events, m)
+	}
+	want := []string{"sync_started", "drift_began", "health_changed", "sync_finished", "drift_ended"}
+	var got []string
+	for _, e := range events {
+		got = append(got, fmt.Sprint(e["event"]))
+		if e["app"] != "argocd/web" || e["project"] != "shop" || e["env"] != "unknown" {
+			t.Errorf("fact %v lacks the app's identity", e)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("facts %v, want %v (each once, in order)", got, want)
+	}
+	id := trace.OperationID("uid-web", at(time.Second))
+	for _, e := range events {
+		if strings.HasPrefix(fmt.Sprint(e["event"]), "sync_") && e["trace_id"] != id {
+			t.Errorf("%s has trace_id %v, want %s", e["event"], e["trace_id"], id)
+		}
+	}
+	if f := events[3]; f["result"] != "Failed" || f["duration_seconds"] != 7.0 {
+		t.Errorf("sync_finished = %v, want result Failed after 7 s", f)
 	}
 }
