@@ -18,9 +18,14 @@ var syncDurationBuckets = []float64{1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180,
 // the daemon's own registry. An app label on a histogram multiplies its
 // series by the number of apps, so per-app histograms are opt-in.
 type SyncMetrics struct {
-	duration *prometheus.HistogramVec
-	perApp   *prometheus.HistogramVec // nil unless asked for
+	duration     *prometheus.HistogramVec
+	waveDuration *prometheus.HistogramVec
+	perApp       *prometheus.HistogramVec // nil unless asked for
 }
+
+// waveDurationBuckets: Argo CD waits 2 s between waves, hooks and rollouts
+// take minutes.
+var waveDurationBuckets = []float64{0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600, 1800}
 
 // NewSyncMetrics creates the histograms and registers them with reg; perApp
 // adds crowsnest_app_sync_duration_seconds.
@@ -32,7 +37,12 @@ func NewSyncMetrics(reg prometheus.Registerer, perApp bool) *SyncMetrics {
 			Buckets: syncDurationBuckets,
 		}, []string{"project", "env", "result"}),
 	}
-	reg.MustRegister(m.duration)
+	m.waveDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "crowsnest_sync_wave_duration_seconds",
+		Help:    "Duration of sync waves, as crowsnest observed them (Argo CD records none), by project, env, sync phase and wave.",
+		Buckets: waveDurationBuckets,
+	}, []string{"project", "env", "phase", "wave"})
+	reg.MustRegister(m.duration, m.waveDuration)
 	if perApp {
 		m.perApp = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "crowsnest_app_sync_duration_seconds",
@@ -53,6 +63,13 @@ func (m *SyncMetrics) observe(app *v1alpha1.Application, env, result string, sta
 	m.duration.WithLabelValues(app.Spec.Project, env, result).(prometheus.ExemplarObserver).ObserveWithExemplar(s, exemplar)
 	if m.perApp != nil {
 		m.perApp.WithLabelValues(app.Namespace, app.Name, app.Spec.Project, env, result).(prometheus.ExemplarObserver).ObserveWithExemplar(s, exemplar)
+	}
+}
+
+// observeWaves records the waves of one finished operation of app.
+func (m *SyncMetrics) observeWaves(app *v1alpha1.Application, env string, waves []waveTiming) {
+	for _, w := range waves {
+		m.waveDuration.WithLabelValues(app.Spec.Project, env, w.phase, w.waveLabel()).Observe(max(w.end.Sub(w.start), 0).Seconds())
 	}
 }
 

@@ -20,6 +20,7 @@ type appView struct {
 	env        string
 	driftSince time.Time          // zero while not drifted
 	syncs      [numResults]uint64 // finished operations by result, see results
+	lastWaves  []waveTiming       // waves of the last operation timed to its end
 }
 
 // Operation results counted by crowsnest_app_syncs_total, in a fixed order so
@@ -206,6 +207,16 @@ func appFamilies() []family {
 					return
 				}
 				emit(max(op.FinishedAt.Sub(op.StartedAt.Time), 0).Seconds())
+			},
+		},
+		{
+			name: "crowsnest_app_last_sync_wave_duration_seconds",
+			help: "Duration of each sync wave of the Application's last operation that crowsnest timed from start to end, by sync phase and wave.",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				for _, w := range v.lastWaves {
+					emit(w.end.Sub(w.start).Seconds(), "phase", w.phase, "wave", w.waveLabel())
+				}
 			},
 		},
 		{

@@ -260,7 +260,14 @@ func TestExpositionParses(t *testing.T) {
 			Phase: synccommon.OperationSucceeded, StartedAt: metav1.NewTime(t0), FinishedAt: mtime(t0.Add(time.Second)),
 		}
 	})
-	tr.Handle(Event{Type: Added, Time: t0, App: other})
+	// Seen running first, so its waves are timed.
+	running := other.DeepCopy()
+	running.Status.OperationState = &v1alpha1.OperationState{Phase: synccommon.OperationRunning, StartedAt: metav1.NewTime(t0)}
+	tr.Handle(Event{Type: Added, Time: t0, App: running})
+	other.Status.OperationState.SyncResult = &v1alpha1.SyncOperationResult{Resources: v1alpha1.ResourceResults{
+		{Kind: "ConfigMap", Name: "c", SyncPhase: synccommon.SyncPhaseSync},
+	}}
+	tr.Handle(Event{Type: Modified, Time: t0.Add(time.Second), App: other})
 	mfs := parseStore(t, s)
 	for _, f := range appFamilies() {
 		mf, ok := mfs[f.name]

@@ -2,6 +2,7 @@ package collect
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -106,5 +107,64 @@ func TestRecordedArgoCDRuns(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRecordedWaves times the waves of every operation a real Argo CD ran
+// in the recordings and checks them against what Argo CD itself says.
+func TestRecordedWaves(t *testing.T) {
+	timed := 0
+	for _, file := range []string{"argocd-scenarios-1-3.jsonl", "argocd-scenario-4-outage.jsonl"} {
+		f, err := os.Open(filepath.Join("..", "..", "test", "e2e", "testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(f)
+		apps := map[string]*appState{}
+		for dec.More() {
+			var e Event
+			if err := dec.Decode(&e); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			st := apps[e.App.Name]
+			if st == nil {
+				st = &appState{}
+				apps[e.App.Name] = st
+			}
+			st.app = e.App
+			waves := st.observeWaves(e.Time)
+			if waves == nil {
+				continue
+			}
+			timed++
+			op := e.App.Status.OperationState
+			argo := op.FinishedAt.Sub(op.StartedAt.Time)
+			var total time.Duration
+			for i, w := range waves {
+				d := w.end.Sub(w.start)
+				total += d
+				if d < 0 || w.resources < 1 {
+					t.Errorf("%s %s: wave %v lasted %v with %d resources", file, e.App.Name, w.waveKey, d, w.resources)
+				}
+				if i > 0 {
+					prev := waves[i-1]
+					if !prev.waveKey.less(w.waveKey) {
+						t.Errorf("%s %s: wave %v began after %v", file, e.App.Name, prev.waveKey, w.waveKey)
+					}
+					if !prev.end.Equal(w.start) {
+						t.Errorf("%s %s: waves %v and %v overlap or leave a gap", file, e.App.Name, prev.waveKey, w.waveKey)
+					}
+				}
+			}
+			// Argo CD's own times are whole seconds; crowsnest sees each
+			// change a little after Argo CD makes it.
+			if total > argo+2*time.Second {
+				t.Errorf("%s %s: waves add up to %v, longer than the operation's %v", file, e.App.Name, total, argo)
+			}
+		}
+		f.Close()
+	}
+	if timed < 10 {
+		t.Errorf("timed the waves of %d operations, want the recordings' syncs (at least 10)", timed)
 	}
 }

@@ -46,6 +46,10 @@ type appState struct {
 	// counted when it finishes whatever its finish time says.
 	running int64
 	health  string // last health status, to log its changes
+	// waves times the current operation's waves; lastWaves are those of
+	// the last operation timed to its end.
+	waves     *operationWaves
+	lastWaves []waveTiming
 }
 
 // NewTracker returns a tracker that renders into store and records finished
@@ -84,6 +88,10 @@ func (t *Tracker) Handle(e Event) {
 	t.observeDrift(st, e, facts)
 	t.observeHealth(st, e, facts)
 	t.countOperations(st, env, facts)
+	if waves := st.observeWaves(e.Time); waves != nil {
+		st.lastWaves = waves
+		t.syncs.observeWaves(st.app, env, waves)
+	}
 	t.render(key, st, env)
 }
 
@@ -112,7 +120,7 @@ func (t *Tracker) SetClassifier(c Classifier) {
 }
 
 func (t *Tracker) render(key string, st *appState, env string) {
-	v := appView{app: st.app, env: env, driftSince: st.driftSince, syncs: st.syncs}
+	v := appView{app: st.app, env: env, driftSince: st.driftSince, syncs: st.syncs, lastWaves: st.lastWaves}
 	t.store.set(key, t.store.render(&v))
 }
 

@@ -1,0 +1,97 @@
+package collect
+
+import (
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// snapshot is an app whose operation is in phase with the given results
+// (phase, kind, name), in the given attempt.
+func snapshot(phase synccommon.OperationPhase, retry int64, results ...[3]string) *v1alpha1.Application {
+	a := newApp(func(a *v1alpha1.Application) {
+		a.Status.Resources = []v1alpha1.ResourceStatus{
+			{Kind: "ConfigMap", Name: "cm"}, // wave 0: Argo CD omits it
+			{Group: "apps", Kind: "Deployment", Name: "web", SyncWave: 2},
+		}
+	})
+	op := &v1alpha1.OperationState{Phase: phase, StartedAt: metav1.NewTime(t0), RetryCount: retry, SyncResult: &v1alpha1.SyncOperationResult{}}
+	if phase.Completed() {
+		op.FinishedAt = mtime(at(20 * time.Second))
+	}
+	for _, r := range results {
+		group := ""
+		if r[1] == "Deployment" {
+			group = "apps"
+		}
+		op.SyncResult.Resources = append(op.SyncResult.Resources, &v1alpha1.ResourceResult{SyncPhase: synccommon.SyncPhase(r[0]), Group: group, Kind: r[1], Name: r[2]})
+	}
+	a.Status.OperationState = op
+	return a
+}
+
+type step struct {
+	at  time.Duration
+	app *v1alpha1.Application
+}
+
+func timeWaves(steps ...step) []waveTiming {
+	st := &appState{}
+	var out []waveTiming
+	for _, s := range steps {
+		st.app = s.app
+		if w := st.observeWaves(at(s.at)); w != nil {
+			out = w
+		}
+	}
+	return out
+}
+
+func TestWaves(t *testing.T) {
+	hook := [3]string{"PreSync", "Job", "migrate"}
+	cm := [3]string{"Sync", "ConfigMap", "cm"}
+	deploy := [3]string{"Sync", "Deployment", "web"}
+	running, done := synccommon.OperationRunning, synccommon.OperationSucceeded
+	for _, tc := range []struct {
+		desc  string
+		steps []step
+		want  []string // phase/wave=duration
+	}{
+		{
+			desc:  "hook, then two waves, watched from the start",
+			steps: []step{{0, snapshot(running, 0)}, {time.Second, snapshot(running, 0, hook)}, {4 * time.Second, snapshot(running, 0, hook, cm)}, {7 * time.Second, snapshot(running, 0, hook, cm, deploy)}, {8 * time.Second, snapshot(done, 0, hook, cm, deploy)}},
+			want:  []string{"PreSync/0=3s", "Sync/0=3s", "Sync/2=1s"},
+		},
+		{
+			desc:  "first seen with results in it: not timed",
+			steps: []step{{0, snapshot(running, 0, hook)}, {4 * time.Second, snapshot(running, 0, hook, cm)}, {8 * time.Second, snapshot(done, 0, hook, cm)}},
+		},
+		{
+			desc:  "first seen finished: not timed",
+			steps: []step{{8 * time.Second, snapshot(done, 0, hook, cm)}},
+		},
+		{
+			desc:  "a retry starts the waves over",
+			steps: []step{{0, snapshot(running, 0)}, {time.Second, snapshot(running, 0, hook)}, {5 * time.Second, snapshot(running, 1)}, {6 * time.Second, snapshot(running, 1, hook)}, {8 * time.Second, snapshot(running, 1, hook, cm)}, {9 * time.Second, snapshot(done, 1, hook, cm)}},
+			want:  []string{"PreSync/0=2s", "Sync/0=1s"},
+		},
+	} {
+		var got []string
+		for _, w := range timeWaves(tc.steps...) {
+			got = append(got, w.phase+"/"+w.waveLabel()+"="+w.end.Sub(w.start).String())
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: waves %v, want %v", tc.desc, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%s: waves %v, want %v", tc.desc, got, tc.want)
+				break
+			}
+		}
+	}
+}
