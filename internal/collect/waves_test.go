@@ -95,3 +95,32 @@ func TestWaves(t *testing.T) {
 		}
 	}
 }
+
+// The tracker exposes the last timed operation's waves per app and
+// observes them in the wave histogram.
+func TestWaveMetrics(t *testing.T) {
+	tr, s, reg := newTrackerWithRegistry(false)
+	hook := [3]string{"PreSync", "Job", "migrate"}
+	cm := [3]string{"Sync", "ConfigMap", "cm"}
+	deploy := [3]string{"Sync", "Deployment", "web"}
+	for _, st := range []step{
+		{0, snapshot(synccommon.OperationRunning, 0)},
+		{time.Second, snapshot(synccommon.OperationRunning, 0, hook)},
+		{4 * time.Second, snapshot(synccommon.OperationRunning, 0, hook, cm)},
+		{7 * time.Second, snapshot(synccommon.OperationRunning, 0, hook, cm, deploy)},
+		{8 * time.Second, snapshot(synccommon.OperationSucceeded, 0, hook, cm, deploy)},
+	} {
+		tr.Handle(Event{Type: Modified, Time: at(st.at), App: st.app})
+	}
+	for _, w := range []struct {
+		phase, wave string
+		seconds     float64
+	}{{"PreSync", "0", 3}, {"Sync", "0", 3}, {"Sync", "2", 1}} {
+		if v, ok := value(t, s, "crowsnest_app_last_sync_wave_duration_seconds", "name", "web", "phase", w.phase, "wave", w.wave); !ok || v != w.seconds {
+			t.Errorf("last wave %s/%s = %v (present %v), want %v", w.phase, w.wave, v, ok, w.seconds)
+		}
+		if n, sum := histogram(t, reg, "crowsnest_sync_wave_duration_seconds", "phase", w.phase, "wave", w.wave); n != 1 || sum != w.seconds {
+			t.Errorf("wave histogram %s/%s: count %d sum %v, want 1 and %v", w.phase, w.wave, n, sum, w.seconds)
+		}
+	}
+}
