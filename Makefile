@@ -1,7 +1,8 @@
 # crowsnest — the two commands a new user needs are `make demo` and `make test`.
 SHELL := /bin/bash
 GO        ?= go
-CACHE     ?= $(HOME)/.cache/crowsnest
+# The tools cache: $CROWSNEST_CACHE if set, else ~/.cache/crowsnest.
+CACHE     ?= $(or $(CROWSNEST_CACHE),$(HOME)/.cache/crowsnest)
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
