@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crowsnest/crowsnest/internal/trace"
@@ -195,6 +196,7 @@ func (s *scenarioEnv) expectState(name, sync, health string) error {
 // show: it records successful full syncs only.
 type notInHistory struct {
 	failed    int // failed operations
+	errored   int // operations that ended in Error
 	selective int // successful syncs of chosen resources
 }
 
@@ -214,6 +216,9 @@ func (s *scenarioEnv) expectSyncsMatchArgoCD(ctx context.Context, extra map[stri
 		want := float64(len(app.Status.History) + extra[name].selective)
 		if err := s.prom.ExpectValue(q("crowsnest_app_syncs_total", name, "result", "Succeeded"), want); err != nil {
 			return fmt.Errorf("Argo CD's history of %s has %d syncs, plus %d selective: %w", name, len(app.Status.History), extra[name].selective, err)
+		}
+		if err := s.prom.ExpectValue(q("crowsnest_app_syncs_total", name, "result", "Error"), float64(extra[name].errored)); err != nil {
+			return err
 		}
 		if err := s.prom.ExpectValue(q("crowsnest_app_syncs_total", name, "result", "Failed"), float64(extra[name].failed)); err != nil {
 			return err
@@ -407,13 +412,59 @@ func (s *scenarioEnv) apiServerOutage(ctx context.Context, t *testing.T) {
 		return s.prom.ExpectValue(`crowsnest_source_up{source="kubernetes"}`, 1)
 	})
 	t.Logf("crowsnest ready again %v after kube-apiserver restarted", took.Round(time.Second))
+
+	// An operation the outage broke can fail for good: Argo CD then
+	// refuses to auto-sync that revision again. Such failures count too;
+	// an operator answers them with a new release, and so does the test.
+	extra := map[string]notInHistory{}
+	for name, n := range afterScenarios {
+		extra[name] = n
+	}
+	apps := s.kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)
+	var gaveUp []string
+	eventually(t, syncTimeout, func() error {
+		gaveUp = nil
+		for _, name := range autoSynced() {
+			app, err := apps.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			op := app.Status.OperationState
+			if op == nil || !op.Phase.Completed() {
+				return fmt.Errorf("%s: operation not finished", name)
+			}
+			if op.Phase != synccommon.OperationSucceeded && op.StartedAt.Unix() >= start.Unix() {
+				gaveUp = append(gaveUp, name)
+			}
+		}
+		return nil
+	})
+	if len(gaveUp) > 0 {
+		for _, name := range gaveUp {
+			app, err := apps.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := extra[name]
+			if app.Status.OperationState.Phase == synccommon.OperationError {
+				n.errored++
+			} else {
+				n.failed++
+			}
+			extra[name] = n
+			t.Logf("the outage broke %s's sync for good: %s", name, app.Status.OperationState.Message)
+		}
+		s.git.Release = "r5"
+		s.git.Commit("r5: release again after the outage")
+		s.kas.Refresh(ctx, gaveUp...)
+	}
 	eventually(t, syncTimeout, func() error {
 		for _, name := range autoSynced() {
 			if err := s.expectState(name, "Synced", "Healthy"); err != nil {
 				return err
 			}
 		}
-		return s.expectSyncsMatchArgoCD(ctx, afterScenarios, append(autoSynced(), "prod-backend")...)
+		return s.expectSyncsMatchArgoCD(ctx, extra, append(autoSynced(), "prod-backend")...)
 	})
 	if exited, _ := s.cn.Exited(); exited {
 		t.Error("crowsnest exited during the outage")
