@@ -190,11 +190,9 @@ func appFamilies() []family {
 			help: "Unix time at which the Application's last operation finished, labelled with its result.",
 			typ:  typeGauge,
 			generate: func(v *appView, emit sampleFunc) {
-				op := v.app.Status.OperationState
-				if op == nil || op.FinishedAt == nil || !op.Phase.Completed() {
-					return
+				if op := finishedOperation(v.app); op != nil {
+					emit(unixSeconds(op.FinishedAt.Time), "result", string(op.Phase))
 				}
-				emit(unixSeconds(op.FinishedAt.Time), "result", string(op.Phase))
 			},
 		},
 		{
@@ -202,11 +200,9 @@ func appFamilies() []family {
 			help: "Duration of the Application's last finished operation, from Argo CD's startedAt to finishedAt.",
 			typ:  typeGauge,
 			generate: func(v *appView, emit sampleFunc) {
-				op := v.app.Status.OperationState
-				if op == nil || op.FinishedAt == nil || !op.Phase.Completed() {
-					return
+				if op := finishedOperation(v.app); op != nil {
+					emit(max(op.FinishedAt.Sub(op.StartedAt.Time), 0).Seconds())
 				}
-				emit(max(op.FinishedAt.Sub(op.StartedAt.Time), 0).Seconds())
 			},
 		},
 		{
@@ -262,6 +258,15 @@ func stateSet(emit sampleFunc, label string, states []string, current, fallback 
 		}
 		emit(v, label, s)
 	}
+}
+
+// finishedOperation returns the app's last operation if it has finished
+// (and says when), else nil.
+func finishedOperation(app *v1alpha1.Application) *v1alpha1.OperationState {
+	if op := app.Status.OperationState; op != nil && op.FinishedAt != nil && op.Phase.Completed() {
+		return op
+	}
+	return nil
 }
 
 // lastSuccessfulSync returns when the app's last successful sync finished:

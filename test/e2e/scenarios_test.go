@@ -422,8 +422,9 @@ func (s *scenarioEnv) apiServerOutage(ctx context.Context, t *testing.T) {
 	}
 	apps := s.kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)
 	var gaveUp []string
+	broken := map[string]*v1alpha1.OperationState{}
 	eventually(t, syncTimeout, func() error {
-		gaveUp = nil
+		gaveUp, broken = nil, map[string]*v1alpha1.OperationState{}
 		for _, name := range autoSynced() {
 			app, err := apps.Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
@@ -435,24 +436,21 @@ func (s *scenarioEnv) apiServerOutage(ctx context.Context, t *testing.T) {
 			}
 			if op.Phase != synccommon.OperationSucceeded && op.StartedAt.Unix() >= start.Unix() {
 				gaveUp = append(gaveUp, name)
+				broken[name] = op
 			}
 		}
 		return nil
 	})
 	if len(gaveUp) > 0 {
 		for _, name := range gaveUp {
-			app, err := apps.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := extra[name]
-			if app.Status.OperationState.Phase == synccommon.OperationError {
+			op, n := broken[name], extra[name]
+			if op.Phase == synccommon.OperationError {
 				n.errored++
 			} else {
 				n.failed++
 			}
 			extra[name] = n
-			t.Logf("the outage broke %s's sync for good: %s", name, app.Status.OperationState.Message)
+			t.Logf("the outage broke %s's sync for good: %s", name, op.Message)
 		}
 		s.git.Release = "r5"
 		s.git.Commit("r5: release again after the outage")
