@@ -23,6 +23,7 @@ const defaultListenAddress = ":9829"
 // cli holds the parsed command line.
 type cli struct {
 	app    *kingpin.Application
+	stdout io.Writer
 	stderr io.Writer
 	log    *promslog.Config
 
@@ -46,6 +47,11 @@ type cli struct {
 
 	perAppHistograms *bool
 
+	waveDelay      *time.Duration
+	tracesExporter *string
+	otlpEndpoint   *string
+	otlpProtocol   *string
+
 	// record
 	record         *kingpin.CmdClause
 	recordOut      *string
@@ -53,7 +59,7 @@ type cli struct {
 }
 
 func newCLI(stdout, stderr io.Writer) *cli {
-	c := &cli{stderr: stderr, log: &promslog.Config{}}
+	c := &cli{stdout: stdout, stderr: stderr, log: &promslog.Config{}}
 	a := kingpin.New("crowsnest", "Watches Argo CD Applications and serves Prometheus metrics about their sync state, health, drift and sync operations.")
 	a.UsageWriter(stdout)
 	a.ErrorWriter(stderr)
@@ -74,6 +80,10 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.replayFile = c.serve.Flag("replay.file", "Recording to replay with --source=replay.").String()
 	c.replaySpeed = c.serve.Flag("replay.speed", "Replay speed factor: 2 replays twice as fast as recorded, 0 without waiting. Default 1, or 10 with --demo.").IsSetByUser(&c.speedSet).Default("1").Float64()
 	c.perAppHistograms = c.serve.Flag("metrics.per-app-histograms", "Also expose crowsnest_app_sync_duration_seconds, a histogram per Application. Its series grow with apps times buckets: for small fleets.").Bool()
+	c.waveDelay = c.serve.Flag("argocd.sync-wave-delay", "The delay Argo CD's application controller waits after each sync wave but the last (its ARGOCD_SYNC_WAVE_DELAY): Argo CD writes a wave's results only after it, so crowsnest dates the wave's start back by it.").Default("2s").Duration()
+	c.tracesExporter = c.serve.Flag("traces.exporter", "Where traces of sync operations go: otlp, stdout (JSON lines) or none. Default: $OTEL_TRACES_EXPORTER, else otlp when an OTLP endpoint is set, else none; stdout with --demo.").Enum("", "otlp", "stdout", "none")
+	c.otlpEndpoint = c.serve.Flag("traces.otlp.endpoint", "OTLP endpoint URL, e.g. http://tempo:4318 (http/protobuf) or http://tempo:4317 (grpc); https for TLS. Default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT.").String()
+	c.otlpProtocol = c.serve.Flag("traces.otlp.protocol", "OTLP protocol: grpc or http/protobuf. Default: $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.").Enum("", "grpc", "http/protobuf")
 	c.demo = c.serve.Flag("demo", "Replay the demo recording built into the binary, then keep serving its final state.").Bool()
 
 	c.record = a.Command("record", "Record the Application watch events as JSON lines, for --source=replay and for tests.")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/crowsnest/crowsnest/internal/demo"
+	"github.com/crowsnest/crowsnest/internal/otlptest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the daemon's logger and the test.
@@ -54,6 +56,7 @@ func freeAddr(t *testing.T) string {
 // daemon runs the command in the background until the test ends.
 type daemon struct {
 	addr   string
+	stdout *syncBuffer
 	stderr *syncBuffer
 	cancel context.CancelFunc
 	done   chan int
@@ -61,11 +64,11 @@ type daemon struct {
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{addr: freeAddr(t), stderr: &syncBuffer{}, done: make(chan int, 1)}
+	d := &daemon{addr: freeAddr(t), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() {
-		d.done <- run(ctx, append([]string{"--web.listen-address=" + d.addr}, args...), io.Discard, d.stderr)
+		d.done <- run(ctx, append([]string{"--web.listen-address=" + d.addr}, args...), d.stdout, d.stderr)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -321,4 +324,100 @@ func TestShutdownOnCancel(t *testing.T) {
 		t.Fatalf("no shutdown within %v", shutdownTimeout)
 	}
 	t.Logf("shut down in %v", time.Since(start))
+}
+
+// The demo prints its traces to standard output: the root app-of-apps
+// sync with its five waves, nested root > phase > wave.
+func TestDemoPrintsTraces(t *testing.T) {
+	d := startDemo(t)
+	type span struct {
+		Name        string
+		SpanContext struct{ TraceID, SpanID string }
+		Parent      struct{ SpanID string }
+	}
+	var root span
+	var spans []span
+	d.eventually(t, "the root sync's spans on stdout", func() error {
+		spans = nil
+		for _, l := range strings.Split(d.stdout.String(), "\n") {
+			var s span
+			if json.Unmarshal([]byte(l), &s) == nil && s.Name != "" {
+				spans = append(spans, s)
+				if s.Name == "sync argocd/root" {
+					root = s
+				}
+			}
+		}
+		if root.Name == "" {
+			return fmt.Errorf("%d spans, none is the root sync", len(spans))
+		}
+		return nil
+	})
+	var phase span
+	waves := 0
+	for _, s := range spans {
+		if s.SpanContext.TraceID != root.SpanContext.TraceID {
+			continue
+		}
+		switch {
+		case s.Name == "Sync" && s.Parent.SpanID == root.SpanContext.SpanID:
+			phase = s
+		case strings.HasPrefix(s.Name, "wave "):
+			waves++
+		}
+	}
+	if phase.Name == "" || waves != 5 {
+		t.Errorf("root trace has phase span %v and %d wave spans, want a Sync span under the root and 5 waves", phase.Name != "", waves)
+	}
+	for _, s := range spans {
+		if s.SpanContext.TraceID == root.SpanContext.TraceID && strings.HasPrefix(s.Name, "wave ") && s.Parent.SpanID != phase.SpanContext.SpanID {
+			t.Errorf("%s: parent %s, want the Sync phase span %s", s.Name, s.Parent.SpanID, phase.SpanContext.SpanID)
+		}
+	}
+}
+
+// A collector that accepts connections and never answers changes nothing
+// for the tracker and /metrics: the demo replays to the same state as with
+// tracing off, /metrics answers throughout, and the dropped spans are
+// counted.
+func TestBlackholedCollectorLeavesMetricsAlone(t *testing.T) {
+	t.Setenv("OTEL_BSP_EXPORT_TIMEOUT", "1000")
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+	endpoint, stop, err := otlptest.Blackhole()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	stateLines := func(d *daemon) []string {
+		_, body := d.get(t, "/metrics")
+		var out []string
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, "crowsnest_app_") || strings.HasPrefix(l, "crowsnest_sync_duration_seconds_count") {
+				out = append(out, l)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	off := startDemo(t, "--traces.exporter=none")
+	want := stateLines(off)
+	for _, proto := range []string{"grpc", "http/protobuf"} {
+		d := startDemo(t, "--traces.otlp.endpoint="+endpoint, "--traces.otlp.protocol="+proto)
+		if got := stateLines(d); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: state with a hung collector differs from tracing off:\n%s", proto, strings.Join(got, "\n"))
+		}
+		d.eventually(t, "dropped spans counted", func() error {
+			if fams := d.families(t); fams["crowsnest_spans_dropped_total"] == 0 {
+				return fmt.Errorf("no crowsnest_spans_dropped_total")
+			}
+			_, body := d.get(t, "/metrics")
+			if !strings.Contains(body, `crowsnest_spans_dropped_total{reason="export_failed"} `) || strings.Contains(body, `crowsnest_spans_dropped_total{reason="export_failed"} 0`) {
+				return fmt.Errorf("no export failures counted yet")
+			}
+			if !strings.Contains(body, "crowsnest_spans_exported_total 0") {
+				return fmt.Errorf("spans exported to a blackhole")
+			}
+			return nil
+		})
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/crowsnest/crowsnest/internal/collect"
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/demo"
+	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
 // shutdownTimeout bounds the graceful shutdown after SIGTERM or SIGINT.
@@ -49,6 +50,14 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 
 	store := collect.NewStore()
 	tracker := collect.NewTracker(store, collect.NewSyncMetrics(reg, *c.perAppHistograms), conf, logger)
+	tracker.SetWaveDelay(*c.waveDelay)
+	emitter, err := c.newEmitter(ctx, reg, logger)
+	if err != nil {
+		return err
+	}
+	if emitter != nil {
+		tracker.SetOperationSink(emitter)
+	}
 	cfg.onReload = func(conf *config.Config) { tracker.SetClassifier(conf) }
 	sourceMetrics := collect.NewSourceMetrics(reg)
 	src, err := c.newSource(sourceMetrics, logger)
@@ -130,7 +139,42 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		runErr = fmt.Errorf("shut down http server: %w", err)
 	}
 	wg.Wait()
+	if emitter != nil {
+		// The source has stopped: no more operations. Flush what is
+		// queued, within the shutdown timeout.
+		if err := emitter.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("traces not flushed", "err", err)
+		}
+	}
 	return runErr
+}
+
+// newEmitter sets up the traces of sync operations from the flags and the
+// OTEL_* environment; nil when tracing is off.
+func (c *cli) newEmitter(ctx context.Context, reg prometheus.Registerer, logger *slog.Logger) (*trace.Emitter, error) {
+	tc := trace.Config{Exporter: *c.tracesExporter, Endpoint: *c.otlpEndpoint, Protocol: *c.otlpProtocol, Stdout: c.stdout, Version: version.Version}
+	chosen := tc.Exporter != "" || os.Getenv("OTEL_TRACES_EXPORTER") != ""
+	tc, err := trace.ResolveConfig(tc, os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("traces: %w", err)
+	}
+	if *c.demo && !chosen && tc.Exporter == trace.ExporterNone {
+		// The demo shows its traces, unless told where to send them.
+		tc.Exporter = trace.ExporterStdout
+	}
+	m := trace.NewMetrics(reg)
+	e, err := trace.NewEmitter(ctx, tc, m, logger)
+	if err != nil {
+		return nil, err
+	}
+	if e != nil {
+		if tc.Exporter == trace.ExporterOTLP {
+			logger.Info("sending traces of sync operations", "exporter", tc.Exporter, "protocol", tc.Protocol, "endpoint", tc.Endpoint)
+		} else {
+			logger.Info("writing traces of sync operations to standard output")
+		}
+	}
+	return e, nil
 }
 
 // sourceName describes the source for the start-up log line.

@@ -17,9 +17,12 @@ import (
 // replayFile feeds a recording through a fresh tracker, as fast as it can,
 // and returns the store, the registry of its histograms, the last snapshot
 // of every app still present, and the times of the first and last events.
-func replayFile(t *testing.T, path string) (*Store, *prometheus.Registry, map[string]*v1alpha1.Application, time.Time, time.Time) {
+func replayFile(t *testing.T, path string, ops OperationSink) (*Store, *prometheus.Registry, map[string]*v1alpha1.Application, time.Time, time.Time) {
 	t.Helper()
 	tr, store, reg := newTrackerWithRegistry(false)
+	if ops != nil {
+		tr.SetOperationSink(ops)
+	}
 	open := func() (io.ReadCloser, error) { return os.Open(path) }
 	src := NewReplaySource(path, open, 0, NewSourceMetrics(prometheus.NewRegistry()), promslog.NewNopLogger())
 	apps := map[string]*v1alpha1.Application{}
@@ -69,7 +72,7 @@ func TestRecordedArgoCDRuns(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("..", "..", "test", "e2e", "testdata", tc.file)
-			store, reg, apps, since, end := replayFile(t, path)
+			store, reg, apps, since, end := replayFile(t, path, nil)
 			counted := 0.0
 			if len(apps) < 9 {
 				t.Fatalf("recording has %d apps, want the fixture's 9", len(apps))
@@ -132,7 +135,10 @@ func TestRecordedWaves(t *testing.T) {
 				apps[e.App.Name] = st
 			}
 			st.app = e.App
-			waves := st.observeWaves(e.Time)
+			if !st.observeWaves(e.Time, DefaultWaveDelay).finished {
+				continue
+			}
+			waves := st.waves.timedWaves()
 			if waves == nil {
 				continue
 			}

@@ -17,19 +17,39 @@ type Classifier interface {
 	Env(app *v1alpha1.Application) string
 }
 
+// OperationSink receives every finished operation the tracker counts, to
+// turn into a trace. Finished must not block.
+type OperationSink interface {
+	Finished(op trace.Operation)
+}
+
 // Tracker keeps per-app state across successive snapshots of each
 // Application and turns it into the Store's series. It is the one place
 // that decides when an operation has finished (and so is counted) and when
 // drift began.
 type Tracker struct {
-	store  *Store
-	syncs  *SyncMetrics
-	logger *slog.Logger
+	store *Store
+	syncs *SyncMetrics
+	ops   OperationSink // nil: no traces
+	// waveDelay is Argo CD's delay after each wave
+	// (ARGOCD_SYNC_WAVE_DELAY), to tell when a wave began.
+	waveDelay time.Duration
+	logger    *slog.Logger
 
 	mu         sync.Mutex
 	classifier Classifier
 	since      time.Time // time of the first event: operations that finished before it are not counted
 	apps       map[string]*appState
+	// children maps an Application (namespace/name) to the wave span of
+	// the app-of-apps operation that last created or changed it, until
+	// an operation of the child links to it.
+	children map[string]childLink
+}
+
+// childLink is the parent wave span that touched a child Application.
+type childLink struct {
+	link trace.Link
+	at   time.Time
 }
 
 // appState is what the Tracker remembers about one Application.
@@ -55,7 +75,27 @@ type appState struct {
 // NewTracker returns a tracker that renders into store and records finished
 // operations in syncs.
 func NewTracker(store *Store, syncs *SyncMetrics, classifier Classifier, logger *slog.Logger) *Tracker {
-	return &Tracker{store: store, syncs: syncs, classifier: classifier, logger: logger, apps: map[string]*appState{}}
+	return &Tracker{store: store, syncs: syncs, classifier: classifier, logger: logger, apps: map[string]*appState{}, children: map[string]childLink{}, waveDelay: DefaultWaveDelay}
+}
+
+// DefaultWaveDelay is Argo CD's default delay after a sync wave.
+const DefaultWaveDelay = 2 * time.Second
+
+// SetWaveDelay sets the delay Argo CD's controller waits after each sync
+// wave but the last (its ARGOCD_SYNC_WAVE_DELAY). Call it before the first
+// event.
+func (t *Tracker) SetWaveDelay(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.waveDelay = d
+}
+
+// SetOperationSink makes the tracker hand every finished operation it
+// counts to ops (for traces). Call it before the first event.
+func (t *Tracker) SetOperationSink(ops OperationSink) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ops = ops
 }
 
 // Handle applies one event. It implements Sink.
@@ -71,6 +111,7 @@ func (t *Tracker) Handle(e Event) {
 	}
 	if e.Type == Deleted {
 		delete(t.apps, key)
+		delete(t.children, key)
 		t.store.delete(key)
 		t.syncs.forget(e.App)
 		return
@@ -87,16 +128,40 @@ func (t *Tracker) Handle(e Event) {
 	facts := factLog{logger: t.logger, app: key, project: e.App.Spec.Project, env: env}
 	t.observeDrift(st, e, facts)
 	t.observeHealth(st, e, facts)
+	t.observeWaves(st, e.Time, facts)
 	t.countOperations(st, env, facts)
-	if waves := st.observeWaves(e.Time); waves != nil {
-		st.lastWaves = waves
-		t.syncs.observeWaves(st.app, env, waves)
-	}
 	t.render(key, st, env)
 }
 
+// observeWaves times the current operation's waves, logs the phases and
+// waves it enters, remembers the child Applications an app-of-apps wave
+// touched, and records the waves of an operation seen to finish.
+func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
+	u := st.observeWaves(now, t.waveDelay)
+	if len(u.entered) > 0 {
+		op := st.app.Status.OperationState
+		traceID := trace.OperationID(string(st.app.UID), op.StartedAt.Time)
+		for _, k := range u.entered {
+			if st.waves.phaseEntered(k) {
+				facts.info("phase entered", "phase_entered", "at", now, "phase", k.phase, "trace_id", traceID)
+			}
+			facts.info("wave entered", "wave_entered", "at", now, "phase", k.phase, "wave", k.wave, "trace_id", traceID)
+		}
+		for _, c := range u.children {
+			t.children[c.key] = childLink{at: c.at, link: trace.Link{TraceID: traceID, SpanID: trace.SpanID(traceID, trace.WavePath(c.wave.phase, c.wave.wave))}}
+		}
+	}
+	if u.finished {
+		if waves := st.waves.timedWaves(); waves != nil {
+			st.lastWaves = waves
+			t.syncs.observeWaves(st.app, facts.env, waves)
+		}
+	}
+}
+
 // factLog writes one structured line per fact the tracker establishes
-// (sync started and finished, drift began and ended, health changed), with
+// (sync started and finished, phase and wave entered, drift began and
+// ended, health changed), with
 // the app's identity and, for syncs, the trace id: Loki-style events from
 // the logs alone.
 type factLog struct {
@@ -156,6 +221,7 @@ func (t *Tracker) observeHealth(st *appState, e Event, facts factLog) {
 // successful syncs in the history (which catch a sync that started and
 // finished while the watch was down). Operations are told apart by their
 // start time, which Argo CD copies from the operation state into history.
+// The operation state comes first: it has the details a trace needs.
 func (t *Tracker) countOperations(st *appState, env string, facts factLog) {
 	status := &st.app.Status
 	oldest := int64(-1)
@@ -163,14 +229,6 @@ func (t *Tracker) countOperations(st *appState, env string, facts factLog) {
 		if oldest < 0 || start < oldest {
 			oldest = start
 		}
-	}
-	for i := range status.History {
-		h := &status.History[i]
-		if h.DeployStartedAt == nil {
-			continue
-		}
-		visible(h.DeployStartedAt.Unix())
-		t.count(st, env, facts, h.DeployStartedAt.Time, h.DeployedAt.Time, synccommon.OperationSucceeded)
 	}
 	if op := status.OperationState; op != nil {
 		start := op.StartedAt.Unix()
@@ -181,15 +239,35 @@ func (t *Tracker) countOperations(st *appState, env string, facts factLog) {
 			if op.FinishedAt != nil {
 				finished = op.FinishedAt.Time
 			}
-			t.count(st, env, facts, op.StartedAt.Time, finished, op.Phase)
+			t.count(st, env, facts, finishedOp{
+				started: op.StartedAt.Time, finished: finished, phase: op.Phase,
+				revision: syncRevision(op), initiator: initiator(op.Operation.InitiatedBy), message: op.Message, state: op,
+			})
 		default:
 			if _, counted := st.seen[start]; !counted && st.running != start {
 				facts.info("sync started", "sync_started", "at", op.StartedAt.Time,
 					"trace_id", trace.OperationID(string(st.app.UID), op.StartedAt.Time),
-					"revision", syncRevision(op), "initiator", initiator(op))
+					"revision", syncRevision(op), "initiator", initiator(op.Operation.InitiatedBy))
 			}
 			st.running = start
 		}
+	}
+	for i := range status.History {
+		h := &status.History[i]
+		if h.DeployStartedAt == nil {
+			continue
+		}
+		visible(h.DeployStartedAt.Unix())
+		if op := status.OperationState; op != nil && !op.Phase.Completed() && op.StartedAt.Unix() == h.DeployStartedAt.Unix() {
+			// Argo CD writes the history entry a moment before it
+			// marks the operation finished: count it then, with the
+			// details only the operation state has.
+			continue
+		}
+		t.count(st, env, facts, finishedOp{
+			started: h.DeployStartedAt.Time, finished: h.DeployedAt.Time, phase: synccommon.OperationSucceeded,
+			revision: h.Revision, initiator: initiator(h.InitiatedBy),
+		})
 	}
 	for start := range st.seen {
 		if start < oldest {
@@ -198,32 +276,116 @@ func (t *Tracker) countOperations(st *appState, env string, facts factLog) {
 	}
 }
 
-// count counts the operation that started at started, once, and records
-// its duration.
-func (t *Tracker) count(st *appState, env string, facts factLog, started, finished time.Time, phase synccommon.OperationPhase) {
-	start := started.Unix()
+// finishedOp is a finished operation as the snapshot shows it.
+type finishedOp struct {
+	started, finished   time.Time
+	phase               synccommon.OperationPhase
+	revision, initiator string
+	message             string
+	state               *v1alpha1.OperationState // nil when only the history shows it
+}
+
+// count counts the operation, once, records its duration and hands it on
+// for its trace.
+func (t *Tracker) count(st *appState, env string, facts factLog, op finishedOp) {
+	start := op.started.Unix()
 	if _, ok := st.seen[start]; ok {
 		return
 	}
 	st.seen[start] = struct{}{}
 	// Argo CD keeps whole seconds: compare in seconds so an operation that
 	// finished in the second crowsnest started still counts.
-	if start != st.running && finished.Unix() < t.since.Unix() {
+	if start != st.running && op.finished.Unix() < t.since.Unix() {
 		return // finished before crowsnest was watching: a baseline, not an event
 	}
 	if start == st.running {
 		st.running = 0
 	}
-	i := resultIndex(phase)
+	i := resultIndex(op.phase)
 	if i < 0 {
-		t.logger.Warn("operation finished in an unknown phase", "app", facts.app, "phase", phase)
+		t.logger.Warn("operation finished in an unknown phase", "app", facts.app, "phase", op.phase)
 		return
 	}
 	st.syncs[i]++
-	t.syncs.observe(st.app, env, string(phase), started, finished.Sub(started))
-	facts.info("sync finished", "sync_finished", "at", finished, "result", string(phase),
-		"duration_seconds", finished.Sub(started).Seconds(),
-		"trace_id", trace.OperationID(string(st.app.UID), started))
+	d := op.finished.Sub(op.started)
+	t.syncs.observe(st.app, env, string(op.phase), op.started, d)
+	traceID := trace.OperationID(string(st.app.UID), op.started)
+	facts.info("sync finished", "sync_finished", "at", op.finished, "result", string(op.phase),
+		"duration_seconds", d.Seconds(), "trace_id", traceID)
+	if t.ops != nil {
+		t.ops.Finished(t.operation(st, env, op))
+	}
+}
+
+// operation assembles what the trace of a finished operation is made of.
+func (t *Tracker) operation(st *appState, env string, op finishedOp) trace.Operation {
+	app := st.app
+	o := trace.Operation{
+		UID: string(app.UID), Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: env,
+		Revision: op.revision, Initiator: op.initiator, Result: string(op.phase), Message: op.message,
+		StartedAt: op.started, FinishedAt: op.finished, Partial: true,
+	}
+	key := app.Namespace + "/" + app.Name
+	if c, ok := t.children[key]; ok && op.started.Unix() >= c.at.Unix()-childLinkSlack {
+		l := c.link
+		o.Parent = &l
+		delete(t.children, key)
+	}
+	if op.state == nil {
+		return o
+	}
+	o.RetryCount = op.state.RetryCount
+	var results []*v1alpha1.ResourceResult
+	if op.state.SyncResult != nil {
+		results = op.state.SyncResult.Resources
+	}
+	ow := st.waves
+	if ow == nil || ow.start != op.started.Unix() || !ow.done {
+		for _, r := range results {
+			o.Resources = append(o.Resources, resource(r, op.finished))
+		}
+		return o
+	}
+	o.Partial = !ow.live
+	o.Retries = ow.retries
+	byWave := map[waveKey][]trace.Resource{}
+	for _, r := range results {
+		s, ok := ow.results[resultKey{string(r.SyncPhase), r.Group, r.Kind, r.Namespace, r.Name}]
+		if !ok || !s.timed {
+			seen := op.finished
+			if ok {
+				seen = s.seen
+			}
+			o.Resources = append(o.Resources, resource(r, seen))
+			continue
+		}
+		byWave[s.wave] = append(byWave[s.wave], resource(r, s.seen))
+	}
+	for _, w := range ow.waves {
+		o.Waves = append(o.Waves, trace.Wave{Phase: w.phase, Wave: w.wave, Start: w.start, End: w.end, Resources: byWave[w.waveKey]})
+	}
+	return o
+}
+
+// childLinkSlack is how many seconds an operation of a child Application
+// may start before crowsnest saw its parent's wave touch it and still be
+// linked to that wave: Argo CD may react to the change before crowsnest
+// sees the parent's result.
+const childLinkSlack = 10
+
+// resource is a resource result as a trace shows it.
+func resource(r *v1alpha1.ResourceResult, seen time.Time) trace.Resource {
+	hookPhase := string(r.HookPhase)
+	if r.HookType == "" {
+		// Argo CD fills hookPhase for every task; it means something
+		// only for hooks.
+		hookPhase = ""
+	}
+	return trace.Resource{
+		Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name,
+		Status: string(r.Status), HookPhase: hookPhase, HookType: string(r.HookType), Message: r.Message,
+		Seen: seen,
+	}
 }
 
 // syncRevision is the revision an operation syncs to, as far as it says.
@@ -238,9 +400,9 @@ func syncRevision(op *v1alpha1.OperationState) string {
 }
 
 // initiator names who started an operation: a user, or "automated".
-func initiator(op *v1alpha1.OperationState) string {
-	if op.Operation.InitiatedBy.Automated {
+func initiator(by v1alpha1.OperationInitiator) string {
+	if by.Automated {
 		return "automated"
 	}
-	return op.Operation.InitiatedBy.Username
+	return by.Username
 }

@@ -43,8 +43,8 @@ func timeWaves(steps ...step) []waveTiming {
 	var out []waveTiming
 	for _, s := range steps {
 		st.app = s.app
-		if w := st.observeWaves(at(s.at)); w != nil {
-			out = w
+		if st.observeWaves(at(s.at), DefaultWaveDelay).finished {
+			out = st.waves.timedWaves()
 		}
 	}
 	return out
@@ -63,7 +63,9 @@ func TestWaves(t *testing.T) {
 		{
 			desc:  "hook, then two waves, watched from the start",
 			steps: []step{{0, snapshot(running, 0)}, {time.Second, snapshot(running, 0, hook)}, {4 * time.Second, snapshot(running, 0, hook, cm)}, {7 * time.Second, snapshot(running, 0, hook, cm, deploy)}, {8 * time.Second, snapshot(done, 0, hook, cm, deploy)}},
-			want:  []string{"PreSync/0=3s", "Sync/0=3s", "Sync/2=1s"},
+			// Argo CD writes a wave's results 2 s after applying it,
+			// but not after the last wave.
+			want: []string{"PreSync/0=2s", "Sync/0=5s", "Sync/2=1s"},
 		},
 		{
 			desc:  "first seen with results in it: not timed",
@@ -76,7 +78,8 @@ func TestWaves(t *testing.T) {
 		{
 			desc:  "a retry starts the waves over",
 			steps: []step{{0, snapshot(running, 0)}, {time.Second, snapshot(running, 0, hook)}, {5 * time.Second, snapshot(running, 1)}, {6 * time.Second, snapshot(running, 1, hook)}, {8 * time.Second, snapshot(running, 1, hook, cm)}, {9 * time.Second, snapshot(done, 1, hook, cm)}},
-			want:  []string{"PreSync/0=2s", "Sync/0=1s"},
+			// The new attempt began when seen at 5 s.
+			want: []string{"PreSync/0=3s", "Sync/0=1s"},
 		},
 	} {
 		var got []string
@@ -115,7 +118,7 @@ func TestWaveMetrics(t *testing.T) {
 	for _, w := range []struct {
 		phase, wave string
 		seconds     float64
-	}{{"PreSync", "0", 3}, {"Sync", "0", 3}, {"Sync", "2", 1}} {
+	}{{"PreSync", "0", 2}, {"Sync", "0", 5}, {"Sync", "2", 1}} {
 		if v, ok := value(t, s, "crowsnest_app_last_sync_wave_duration_seconds", "name", "web", "phase", w.phase, "wave", w.wave); !ok || v != w.seconds {
 			t.Errorf("last wave %s/%s = %v (present %v), want %v", w.phase, w.wave, v, ok, w.seconds)
 		}

@@ -1,6 +1,8 @@
-// Package trace holds what crowsnest's traces of sync operations are keyed
-// by: a trace id that every crowsnest replica, and every restart, derives
-// the same way from the operation itself.
+// Package trace turns finished Argo CD sync operations into OpenTelemetry
+// traces: one trace per operation, a span per sync phase and per wave, and
+// a span event per resource result. Trace and span ids are derived from the
+// operation itself, so every crowsnest replica, and every restart, emits the
+// same ids for the same operation.
 package trace
 
 import (
@@ -16,4 +18,22 @@ import (
 func OperationID(uid string, startedAt time.Time) string {
 	sum := sha256.Sum256([]byte(uid + "/" + strconv.FormatInt(startedAt.Unix(), 10)))
 	return hex.EncodeToString(sum[:16])
+}
+
+// SpanID returns the span id (16 hex digits) of the span at path within the
+// trace traceID. Paths: RootPath, PhasePath(phase), WavePath(phase, wave).
+func SpanID(traceID, path string) string {
+	sum := sha256.Sum256([]byte(traceID + "/" + path))
+	return hex.EncodeToString(sum[:8])
+}
+
+// RootPath is the path of an operation's root span.
+const RootPath = "sync"
+
+// PhasePath is the path of the span of a sync phase (PreSync, Sync, ...).
+func PhasePath(phase string) string { return "phase/" + phase }
+
+// WavePath is the path of the span of a wave within a sync phase.
+func WavePath(phase string, wave int64) string {
+	return "wave/" + phase + "/" + strconv.FormatInt(wave, 10)
 }

@@ -1,0 +1,310 @@
+package trace
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	oteltrace "go.opentelemetry.io/otel/trace"
+)
+
+// Exporters crowsnest can send spans to.
+const (
+	ExporterNone   = "none"
+	ExporterOTLP   = "otlp"
+	ExporterStdout = "stdout"
+)
+
+// OTLP protocols.
+const (
+	ProtocolGRPC = "grpc"
+	ProtocolHTTP = "http/protobuf"
+)
+
+// Config says where spans go.
+type Config struct {
+	// Exporter is ExporterNone, ExporterOTLP or ExporterStdout.
+	Exporter string
+	// Endpoint is the OTLP endpoint URL; empty leaves it to the
+	// OTEL_EXPORTER_OTLP_* environment variables. For http/protobuf, a
+	// URL without a path gets /v1/traces, as OTEL_EXPORTER_OTLP_ENDPOINT
+	// does.
+	Endpoint string
+	// Protocol is ProtocolGRPC or ProtocolHTTP.
+	Protocol string
+	// Stdout receives spans, one JSON object per line, for ExporterStdout.
+	Stdout io.Writer
+	// QueueSize bounds the finished operations waiting to become spans;
+	// 0 means DefaultQueueSize. The batch span processor bounds the spans
+	// waiting for export (OTEL_BSP_MAX_QUEUE_SIZE, default 2048).
+	QueueSize int
+	// Version goes into the service.version resource attribute.
+	Version string
+}
+
+// DefaultQueueSize is the default bound on operations waiting to become
+// spans.
+const DefaultQueueSize = 256
+
+// ResolveConfig fills what the flags left empty from the standard
+// OpenTelemetry environment variables, looked up with getenv:
+// OTEL_TRACES_EXPORTER (otlp, console, none), and
+// OTEL_EXPORTER_OTLP_{TRACES_,}{PROTOCOL,ENDPOINT}. Without either an
+// exporter or an endpoint, tracing is off. It fails on values it does not
+// know, naming the variable or flag.
+func ResolveConfig(c Config, getenv func(string) string) (Config, error) {
+	if c.Exporter == "" {
+		switch v := getenv("OTEL_TRACES_EXPORTER"); v {
+		case "":
+			if c.Endpoint != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
+				c.Exporter = ExporterOTLP
+			} else {
+				c.Exporter = ExporterNone
+			}
+		case "otlp", "none":
+			c.Exporter = v
+		case "console":
+			c.Exporter = ExporterStdout
+		default:
+			return c, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: want otlp, console or none", v)
+		}
+	}
+	switch c.Exporter {
+	case ExporterNone, ExporterOTLP, ExporterStdout:
+	default:
+		return c, fmt.Errorf("--traces.exporter=%q: want otlp, stdout or none", c.Exporter)
+	}
+	if c.Protocol == "" {
+		for _, name := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+			if v := getenv(name); v != "" {
+				if v != ProtocolGRPC && v != ProtocolHTTP {
+					return c, fmt.Errorf("%s=%q: want grpc or http/protobuf", name, v)
+				}
+				c.Protocol = v
+				break
+			}
+		}
+		if c.Protocol == "" {
+			c.Protocol = ProtocolHTTP // the specification's default
+		}
+	}
+	if c.Protocol != ProtocolGRPC && c.Protocol != ProtocolHTTP {
+		return c, fmt.Errorf("--traces.otlp.protocol=%q: want grpc or http/protobuf", c.Protocol)
+	}
+	if c.Endpoint != "" {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return c, fmt.Errorf("--traces.otlp.endpoint=%q: want a URL like http://tempo:4318", c.Endpoint)
+		}
+	}
+	return c, nil
+}
+
+// Metrics count what happened to the spans.
+type Metrics struct {
+	dropped  *prometheus.CounterVec
+	exported prometheus.Counter
+}
+
+// NewMetrics creates the span counters and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crowsnest_spans_dropped_total",
+			Help: "Spans of sync traces dropped, by reason: queue_full (the exporter fell behind) or export_failed (the collector did not take them).",
+		}, []string{"reason"}),
+		exported: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crowsnest_spans_exported_total",
+			Help: "Spans of sync traces the collector accepted.",
+		}),
+	}
+	m.dropped.WithLabelValues("queue_full")
+	m.dropped.WithLabelValues("export_failed")
+	reg.MustRegister(m.dropped, m.exported)
+	return m
+}
+
+// Emitter turns finished operations into traces and exports them in the
+// background. Finished never blocks: when the exporter falls behind, the
+// bounded queue fills and operations are dropped, their spans counted.
+type Emitter struct {
+	metrics  *Metrics
+	logger   *slog.Logger
+	provider *sdktrace.TracerProvider
+	tracer   oteltrace.Tracer
+	queue    chan Operation
+	done     chan struct{}
+
+	mu     sync.Mutex // guards closed and sends on queue
+	closed bool
+}
+
+// NewEmitter returns an emitter exporting as c says (c must have been
+// through ResolveConfig), or nil when the exporter is none.
+func NewEmitter(ctx context.Context, c Config, m *Metrics, logger *slog.Logger) (*Emitter, error) {
+	var exp sdktrace.SpanExporter
+	var err error
+	switch c.Exporter {
+	case ExporterNone:
+		return nil, nil
+	case ExporterStdout:
+		exp, err = stdouttrace.New(stdouttrace.WithWriter(c.Stdout))
+	case ExporterOTLP:
+		exp, err = otlpExporter(ctx, c)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating the %s span exporter: %w", c.Exporter, err)
+	}
+	res, err := resource.Merge(
+		resource.NewSchemaless(attribute.String("service.name", "crowsnest"), attribute.String("service.version", c.Version)),
+		resource.Environment(), // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+	)
+	if err != nil {
+		return nil, fmt.Errorf("reading OTEL_RESOURCE_ATTRIBUTES: %w", err)
+	}
+	// The processor blocks the emitter's own goroutine, never the
+	// tracker: the bounded queue in front of it is where spans drop.
+	provider := sdktrace.NewTracerProvider(
+		sdktrace.WithResource(res),
+		sdktrace.WithIDGenerator(idGenerator{}),
+		sdktrace.WithSampler(sdktrace.AlwaysSample()),
+		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, metrics: m, logger: logger}, sdktrace.WithBlocking())),
+	)
+	size := c.QueueSize
+	if size <= 0 {
+		size = DefaultQueueSize
+	}
+	e := &Emitter{
+		metrics:  m,
+		logger:   logger,
+		provider: provider,
+		tracer:   provider.Tracer("github.com/crowsnest/crowsnest/internal/trace"),
+		queue:    make(chan Operation, size),
+		done:     make(chan struct{}),
+	}
+	go e.run()
+	return e, nil
+}
+
+// retryFor bounds how long an export retries: spans of a sync are worth
+// little minutes later, and a long retry holds the whole batch queue. (The
+// exporters' default is a minute; the batch processor's export timeout,
+// OTEL_BSP_EXPORT_TIMEOUT, bounds it too.)
+const retryFor = 15 * time.Second
+
+func otlpExporter(ctx context.Context, c Config) (sdktrace.SpanExporter, error) {
+	if c.Protocol == ProtocolGRPC {
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{
+			Enabled: true, InitialInterval: 500 * time.Millisecond, MaxInterval: 5 * time.Second, MaxElapsedTime: retryFor,
+		})}
+		if c.Endpoint != "" {
+			opts = append(opts, otlptracegrpc.WithEndpointURL(c.Endpoint))
+		}
+		return otlptracegrpc.New(ctx, opts...)
+	}
+	opts := []otlptracehttp.Option{otlptracehttp.WithRetry(otlptracehttp.RetryConfig{
+		Enabled: true, InitialInterval: 500 * time.Millisecond, MaxInterval: 5 * time.Second, MaxElapsedTime: retryFor,
+	})}
+	if c.Endpoint != "" {
+		u, _ := url.Parse(c.Endpoint) // checked by ResolveConfig
+		if strings.Trim(u.Path, "/") == "" {
+			u.Path = "/v1/traces"
+		}
+		opts = append(opts, otlptracehttp.WithEndpointURL(u.String()))
+	}
+	return otlptracehttp.New(ctx, opts...)
+}
+
+// Finished queues the trace of op, or drops it when the queue is full.
+func (e *Emitter) Finished(op Operation) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	select {
+	case e.queue <- op:
+	default:
+		e.metrics.dropped.WithLabelValues("queue_full").Add(float64(spanCount(&op)))
+	}
+}
+
+func (e *Emitter) run() {
+	defer close(e.done)
+	for op := range e.queue {
+		record(context.Background(), e.tracer, &op)
+	}
+}
+
+// Shutdown stops taking operations, turns the queued ones into spans and
+// flushes them, giving up when ctx ends.
+func (e *Emitter) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.closed {
+		e.closed = true
+		close(e.queue)
+	}
+	e.mu.Unlock()
+	stop := make(chan error, 1)
+	go func() {
+		<-e.done
+		stop <- e.provider.Shutdown(ctx)
+	}()
+	select {
+	case err := <-stop:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("flushing spans: %w", ctx.Err())
+	}
+}
+
+// spanCount is how many spans op makes.
+func spanCount(op *Operation) int {
+	n := 1 + len(op.Waves)
+	for i := range op.Waves {
+		if i == 0 || op.Waves[i].Phase != op.Waves[i-1].Phase {
+			n++
+		}
+	}
+	return n
+}
+
+// countingExporter counts exported and failed spans. It logs when export
+// starts failing and when it recovers, not every failure, and does not
+// hand the error on: the SDK would report it to the global error handler.
+type countingExporter struct {
+	sdktrace.SpanExporter
+	metrics *Metrics
+	logger  *slog.Logger
+	failing atomic.Bool
+}
+
+// ExportSpans implements sdktrace.SpanExporter.
+func (c *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := c.SpanExporter.ExportSpans(ctx, spans)
+	if err != nil {
+		c.metrics.dropped.WithLabelValues("export_failed").Add(float64(len(spans)))
+		if !c.failing.Swap(true) {
+			c.logger.Warn("exporting spans failed; dropping them until the collector answers", "spans", len(spans), "err", err)
+		}
+		return nil
+	}
+	c.metrics.exported.Add(float64(len(spans)))
+	if c.failing.Swap(false) {
+		c.logger.Info("exporting spans works again")
+	}
+	return nil
+}

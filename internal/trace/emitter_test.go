@@ -1,0 +1,264 @@
+package trace
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/promslog"
+
+	"github.com/crowsnest/crowsnest/internal/otlptest"
+)
+
+var t0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+// sampleOperation: a PreSync hook, two Sync waves (one failed), linked to
+// the wave of an app-of-apps operation, retried once.
+func sampleOperation() Operation {
+	return Operation{
+		UID: "uid-1", Namespace: "argocd", Name: "dev-backend", Project: "platform", Env: "dev",
+		Revision: "abc123", Initiator: "automated", Result: "Failed", Message: "one or more objects failed to apply",
+		StartedAt: t0, FinishedAt: at(9 * time.Second), RetryCount: 1,
+		Retries: []time.Time{at(500 * time.Millisecond)},
+		Waves: []Wave{
+			{Phase: "PreSync", Wave: 0, Start: at(time.Second), End: at(4 * time.Second), Resources: []Resource{
+				{Group: "batch", Kind: "Job", Namespace: "backend", Name: "migrate", Status: "Synced", HookPhase: "Succeeded", HookType: "PreSync", Seen: at(time.Second)},
+			}},
+			{Phase: "Sync", Wave: 1, Start: at(4 * time.Second), End: at(7 * time.Second), Resources: []Resource{
+				{Kind: "ConfigMap", Namespace: "backend", Name: "cfg", Status: "Synced", Message: "configmap/cfg created", Seen: at(4 * time.Second)},
+			}},
+			{Phase: "Sync", Wave: 2, Start: at(7 * time.Second), End: at(9500 * time.Millisecond), Resources: []Resource{
+				{Group: "apps", Kind: "Deployment", Namespace: "backend", Name: "api", Status: "SyncFailed", Message: "admission webhook denied", Seen: at(8 * time.Second)},
+			}},
+		},
+		Parent: &Link{TraceID: OperationID("root-uid", t0.Add(-5*time.Second)), SpanID: SpanID(OperationID("root-uid", t0.Add(-5*time.Second)), WavePath("Sync", 3))},
+	}
+}
+
+func newEmitter(t *testing.T, c Config) (*Emitter, *Metrics) {
+	t.Helper()
+	c, err := ResolveConfig(c, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics(prometheus.NewRegistry())
+	e, err := NewEmitter(context.Background(), c, m, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, m
+}
+
+func TestTraceOverOTLP(t *testing.T) {
+	for _, proto := range []string{ProtocolGRPC, ProtocolHTTP} {
+		t.Run(proto, func(t *testing.T) {
+			var r otlptest.Receiver
+			serve := r.ServeHTTPOn
+			if proto == ProtocolGRPC {
+				serve = r.ServeGRPC
+			}
+			endpoint, stop, err := serve()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			e, m := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: proto, Version: "test"})
+			op := sampleOperation()
+			e.Finished(op)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := e.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			checkSampleTrace(t, r.Spans(), op)
+			if got := testutil.ToFloat64(m.exported); got != 6 {
+				t.Errorf("spans_exported_total = %v, want 6", got)
+			}
+		})
+	}
+}
+
+func checkSampleTrace(t *testing.T, spans []otlptest.Span, op Operation) {
+	t.Helper()
+	traceID := op.TraceID()
+	byName := map[string]otlptest.Span{}
+	for _, s := range spans {
+		if s.TraceID != traceID {
+			t.Errorf("span %q in trace %s, want %s", s.Name, s.TraceID, traceID)
+		}
+		byName[s.Name] = s
+	}
+	if len(spans) != 6 || len(byName) != 6 {
+		t.Fatalf("got %d spans (%d names), want root, 2 phases and 3 waves", len(spans), len(byName))
+	}
+	root := byName["sync argocd/dev-backend"]
+	if root.SpanID != SpanID(traceID, RootPath) || root.ParentSpanID != "" {
+		t.Errorf("root span id %s parent %q, want %s and none", root.SpanID, root.ParentSpanID, SpanID(traceID, RootPath))
+	}
+	// The root covers Argo CD's times, stretched to the last wave crowsnest saw.
+	if !root.Start.Equal(t0) || !root.End.Equal(at(9500*time.Millisecond)) {
+		t.Errorf("root span [%v, %v], want [%v, %v]", root.Start, root.End, t0, at(9500*time.Millisecond))
+	}
+	for k, want := range map[string]string{
+		AttrApp: "argocd/dev-backend", AttrProject: "platform", AttrEnv: "dev", AttrRevision: "abc123",
+		AttrInitiator: "automated", AttrResult: "Failed", AttrRetryCount: "1", AttrPartial: "false",
+	} {
+		if got := root.Attrs[k]; got != want {
+			t.Errorf("root attribute %s = %q, want %q", k, got, want)
+		}
+	}
+	if !root.StatusError || root.Resource["service.name"] != "crowsnest" || root.Resource["service.version"] != "test" {
+		t.Errorf("root status error %v, resource %v", root.StatusError, root.Resource)
+	}
+	if len(root.Links) != 1 || *op.Parent != (Link{root.Links[0].TraceID, root.Links[0].SpanID}) {
+		t.Errorf("root links %v, want the parent wave %v", root.Links, *op.Parent)
+	}
+	if len(root.Events) != 1 || root.Events[0].Name != "retry" {
+		t.Errorf("root events %v, want one retry", root.Events)
+	}
+	for _, c := range []struct {
+		name, parent string
+		start, end   time.Duration
+		events       []string
+		failed       bool
+	}{
+		{"PreSync", "sync argocd/dev-backend", time.Second, 4 * time.Second, nil, false},
+		{"Sync", "sync argocd/dev-backend", 4 * time.Second, 9500 * time.Millisecond, nil, true},
+		{"wave 0", "PreSync", time.Second, 4 * time.Second, []string{"Job migrate"}, false},
+		{"wave 1", "Sync", 4 * time.Second, 7 * time.Second, []string{"ConfigMap cfg"}, false},
+		{"wave 2", "Sync", 7 * time.Second, 9500 * time.Millisecond, []string{"Deployment api"}, true},
+	} {
+		s := byName[c.name]
+		if s.ParentSpanID != byName[c.parent].SpanID {
+			t.Errorf("%s: parent %s, want %s", c.name, s.ParentSpanID, c.parent)
+		}
+		if !s.Start.Equal(at(c.start)) || !s.End.Equal(at(c.end)) {
+			t.Errorf("%s: [%v, %v], want [%v, %v]", c.name, s.Start.Sub(t0), s.End.Sub(t0), c.start, c.end)
+		}
+		var events []string
+		for _, e := range s.Events {
+			events = append(events, e.Name)
+		}
+		if strings.Join(events, ",") != strings.Join(c.events, ",") {
+			t.Errorf("%s: events %v, want %v", c.name, events, c.events)
+		}
+		if s.StatusError != c.failed {
+			t.Errorf("%s: status error %v, want %v", c.name, s.StatusError, c.failed)
+		}
+	}
+	ev := byName["wave 0"].Events[0].Attrs
+	if ev[AttrResourceKind] != "Job" || ev[AttrResourceHookPhase] != "Succeeded" || ev[AttrResourceHookType] != "PreSync" || ev[AttrResourceStatus] != "Synced" {
+		t.Errorf("hook event attributes %v", ev)
+	}
+	if w := byName["wave 2"].Attrs; w[AttrWave] != "2" || w[AttrPhase] != "Sync" || w[AttrResources] != "1" || w[AttrResult] != "Failed" {
+		t.Errorf("wave 2 attributes %v", w)
+	}
+}
+
+// An operation crowsnest did not watch whole: one root span, marked
+// partial, with its resources as events.
+func TestPartialOperationTrace(t *testing.T) {
+	var r otlptest.Receiver
+	endpoint, stop, err := r.ServeGRPC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	e, _ := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: ProtocolGRPC})
+	op := Operation{UID: "u", Namespace: "argocd", Name: "prod-backend", Result: "Succeeded", StartedAt: t0, FinishedAt: at(3 * time.Second), Partial: true,
+		Resources: []Resource{{Kind: "ConfigMap", Name: "cfg", Status: "Synced", Seen: at(time.Hour)}}}
+	e.Finished(op)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spans := r.Spans()
+	if len(spans) != 1 {
+		t.Fatalf("got %d spans, want 1", len(spans))
+	}
+	s := spans[0]
+	if s.Attrs[AttrPartial] != "true" || s.StatusError || len(s.Events) != 1 || !s.Events[0].Time.Equal(at(3*time.Second)) {
+		t.Errorf("partial span: attrs %v, error %v, events %v (want one, clamped to the end)", s.Attrs, s.StatusError, s.Events)
+	}
+}
+
+// A collector that accepts connections and never answers: Finished never
+// blocks, the queue stays bounded and dropped spans are counted.
+func TestBlackholedCollectorNeverBlocks(t *testing.T) {
+	for _, proto := range []string{ProtocolGRPC, ProtocolHTTP} {
+		t.Run(proto, func(t *testing.T) {
+			t.Setenv("OTEL_BSP_MAX_QUEUE_SIZE", "16")
+			t.Setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "16")
+			t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "500")
+			t.Setenv("OTEL_BSP_EXPORT_TIMEOUT", "1000")
+			endpoint, stop, err := otlptest.Blackhole()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			e, m := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: proto, QueueSize: 4})
+			const ops = 2000
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for range ops {
+					e.Finished(sampleOperation())
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("Finished blocked on a hung collector")
+			}
+			queued := testutil.ToFloat64(m.dropped.WithLabelValues("queue_full"))
+			// At most the queue, the one being recorded and the
+			// processor's queue and batch can be in flight.
+			if max := float64(ops*6 - (4+1)*6 - 16 - 16 - 6); queued < max {
+				t.Errorf("spans_dropped_total{queue_full} = %v, want at least %v", queued, max)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			_ = e.Shutdown(ctx) // gives up with the collector still hung
+			if failed := testutil.ToFloat64(m.dropped.WithLabelValues("export_failed")); failed == 0 {
+				t.Errorf("spans_dropped_total{export_failed} = 0 after the export timed out")
+			}
+		})
+	}
+}
+
+func TestResolveConfig(t *testing.T) {
+	for _, c := range []struct {
+		desc      string
+		in        Config
+		env       map[string]string
+		want      Config
+		wantError string
+	}{
+		{desc: "nothing set: off", want: Config{Exporter: ExporterNone, Protocol: ProtocolHTTP}},
+		{desc: "endpoint in env: otlp", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://tempo:4318"}, want: Config{Exporter: ExporterOTLP, Protocol: ProtocolHTTP}},
+		{desc: "traces protocol wins", env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_TRACES_EXPORTER": "otlp"}, want: Config{Exporter: ExporterOTLP, Protocol: ProtocolGRPC}},
+		{desc: "console is stdout", env: map[string]string{"OTEL_TRACES_EXPORTER": "console"}, want: Config{Exporter: ExporterStdout, Protocol: ProtocolHTTP}},
+		{desc: "flags win over env", in: Config{Exporter: ExporterNone, Protocol: ProtocolGRPC}, env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, want: Config{Exporter: ExporterNone, Protocol: ProtocolGRPC}},
+		{desc: "endpoint flag: otlp", in: Config{Endpoint: "http://tempo:4317"}, want: Config{Exporter: ExporterOTLP, Endpoint: "http://tempo:4317", Protocol: ProtocolHTTP}},
+		{desc: "unknown exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "jaeger"}, wantError: "OTEL_TRACES_EXPORTER"},
+		{desc: "unknown protocol", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, wantError: "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{desc: "bad endpoint", in: Config{Endpoint: "tempo:4317"}, wantError: "--traces.otlp.endpoint"},
+	} {
+		got, err := ResolveConfig(c.in, func(k string) string { return c.env[k] })
+		if c.wantError != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantError) {
+				t.Errorf("%s: error %v, want one naming %s", c.desc, err, c.wantError)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s: got %+v, %v; want %+v", c.desc, got, err, c.want)
+		}
+	}
+}

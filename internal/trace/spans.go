@@ -1,0 +1,235 @@
+package trace
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	oteltrace "go.opentelemetry.io/otel/trace"
+)
+
+// Attribute keys of crowsnest's spans and span events. The app's
+// environment uses the OpenTelemetry semantic convention.
+const (
+	AttrApp          = "argocd.app"           // namespace/name
+	AttrAppName      = "argocd.app.name"      //
+	AttrAppNamespace = "argocd.app.namespace" //
+	AttrProject      = "argocd.app.project"
+	AttrEnv          = "deployment.environment.name"
+	AttrRevision     = "argocd.sync.revision"
+	AttrInitiator    = "argocd.sync.initiator"
+	AttrResult       = "argocd.sync.result"
+	AttrMessage      = "argocd.sync.message"
+	AttrRetryCount   = "argocd.sync.retry_count"
+	AttrPartial      = "crowsnest.partial"
+	AttrPhase        = "argocd.sync.phase"
+	AttrWave         = "argocd.sync.wave"
+	AttrResources    = "argocd.sync.resources"
+
+	AttrResourceGroup     = "argocd.resource.group"
+	AttrResourceKind      = "argocd.resource.kind"
+	AttrResourceNamespace = "argocd.resource.namespace"
+	AttrResourceName      = "argocd.resource.name"
+	AttrResourceStatus    = "argocd.resource.status"
+	AttrResourceHookPhase = "argocd.resource.hook_phase"
+	AttrResourceHookType  = "argocd.resource.hook_type"
+	AttrResourceMessage   = "argocd.resource.message"
+)
+
+// ids carries the ids the next span must get.
+type ids struct {
+	trace oteltrace.TraceID
+	span  oteltrace.SpanID
+}
+
+type idsKey struct{}
+
+// withIDs makes the next span started with ctx get the given ids.
+func withIDs(ctx context.Context, traceID, path string) context.Context {
+	var v ids
+	if b, err := hex.DecodeString(traceID); err == nil {
+		copy(v.trace[:], b)
+	}
+	if b, err := hex.DecodeString(SpanID(traceID, path)); err == nil {
+		copy(v.span[:], b)
+	}
+	return context.WithValue(ctx, idsKey{}, v)
+}
+
+// idGenerator hands the SDK the ids put in the context by withIDs, and
+// random ones otherwise.
+type idGenerator struct{}
+
+// NewIDs implements sdktrace.IDGenerator.
+func (idGenerator) NewIDs(ctx context.Context) (oteltrace.TraceID, oteltrace.SpanID) {
+	if v, ok := ctx.Value(idsKey{}).(ids); ok && v.trace.IsValid() {
+		return v.trace, v.span
+	}
+	var t oteltrace.TraceID
+	var s oteltrace.SpanID
+	_, _ = rand.Read(t[:])
+	_, _ = rand.Read(s[:])
+	return t, s
+}
+
+// NewSpanID implements sdktrace.IDGenerator.
+func (idGenerator) NewSpanID(ctx context.Context, _ oteltrace.TraceID) oteltrace.SpanID {
+	if v, ok := ctx.Value(idsKey{}).(ids); ok && v.span.IsValid() {
+		return v.span
+	}
+	var s oteltrace.SpanID
+	_, _ = rand.Read(s[:])
+	return s
+}
+
+// record turns op into spans on tracer and returns how many it made. The
+// root span covers Argo CD's startedAt to finishedAt (stretched to cover
+// the waves crowsnest saw, as Argo CD's times are whole seconds); a span
+// per phase covers its waves; each wave span has an event per resource.
+func record(ctx context.Context, tracer oteltrace.Tracer, op *Operation) int {
+	traceID := op.TraceID()
+	start, end := op.StartedAt, op.FinishedAt
+	for _, w := range op.Waves {
+		if w.Start.Before(start) {
+			start = w.Start
+		}
+		if w.End.After(end) {
+			end = w.End
+		}
+	}
+	if end.Before(start) {
+		end = start
+	}
+	opts := []oteltrace.SpanStartOption{
+		oteltrace.WithTimestamp(start),
+		oteltrace.WithSpanKind(oteltrace.SpanKindInternal),
+		oteltrace.WithAttributes(
+			attribute.String(AttrApp, op.Namespace+"/"+op.Name),
+			attribute.String(AttrAppNamespace, op.Namespace),
+			attribute.String(AttrAppName, op.Name),
+			attribute.String(AttrProject, op.Project),
+			attribute.String(AttrEnv, op.Env),
+			attribute.String(AttrRevision, op.Revision),
+			attribute.String(AttrInitiator, op.Initiator),
+			attribute.String(AttrResult, op.Result),
+			attribute.String(AttrMessage, op.Message),
+			attribute.Int64(AttrRetryCount, op.RetryCount),
+			attribute.Bool(AttrPartial, op.Partial),
+		),
+	}
+	if op.Parent != nil {
+		if sc, ok := spanContext(op.Parent); ok {
+			opts = append(opts, oteltrace.WithLinks(oteltrace.Link{SpanContext: sc}))
+		}
+	}
+	rootCtx, root := tracer.Start(withIDs(ctx, traceID, RootPath), "sync "+op.Namespace+"/"+op.Name, opts...)
+	spans := 1
+	for i, at := range op.Retries {
+		root.AddEvent("retry", oteltrace.WithTimestamp(clamp(at, start, end)), oteltrace.WithAttributes(attribute.Int(AttrRetryCount, i+1)))
+	}
+	for _, r := range op.Resources {
+		addResource(root, r, start, end)
+	}
+	for i := 0; i < len(op.Waves); {
+		// A phase's waves are consecutive: Argo CD runs phase by phase.
+		j := i
+		for j < len(op.Waves) && op.Waves[j].Phase == op.Waves[i].Phase {
+			j++
+		}
+		spans += recordPhase(rootCtx, tracer, traceID, op.Waves[i:j])
+		i = j
+	}
+	if op.Result != "Succeeded" {
+		root.SetStatus(codes.Error, op.Message)
+	}
+	root.End(oteltrace.WithTimestamp(end))
+	return spans
+}
+
+// recordPhase records the span of one phase and its waves.
+func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, waves []Wave) int {
+	phase := waves[0].Phase
+	start, end := waves[0].Start, waves[len(waves)-1].End
+	phaseCtx, ps := tracer.Start(withIDs(ctx, traceID, PhasePath(phase)), phase,
+		oteltrace.WithTimestamp(start), oteltrace.WithAttributes(attribute.String(AttrPhase, phase)))
+	failed := ""
+	for _, w := range waves {
+		_, ws := tracer.Start(withIDs(phaseCtx, traceID, WavePath(phase, w.Wave)), "wave "+strconv.FormatInt(w.Wave, 10),
+			oteltrace.WithTimestamp(w.Start),
+			oteltrace.WithAttributes(
+				attribute.String(AttrPhase, phase),
+				attribute.Int64(AttrWave, w.Wave),
+				attribute.Int(AttrResources, len(w.Resources)),
+			))
+		result := "Succeeded"
+		for _, r := range w.Resources {
+			addResource(ws, r, w.Start, w.End)
+			if r.failed() {
+				result = "Failed"
+				ws.SetStatus(codes.Error, r.Kind+" "+r.Name+": "+r.Message)
+				failed = r.Kind + " " + r.Name + ": " + r.Message
+			}
+		}
+		ws.SetAttributes(attribute.String(AttrResult, result))
+		ws.End(oteltrace.WithTimestamp(w.End))
+	}
+	if failed != "" {
+		ps.SetStatus(codes.Error, failed)
+	}
+	ps.End(oteltrace.WithTimestamp(end))
+	return 1 + len(waves)
+}
+
+// addResource adds a span event for one resource result, at the time it
+// was first seen (within the span).
+func addResource(s oteltrace.Span, r Resource, start, end time.Time) {
+	attrs := []attribute.KeyValue{
+		attribute.String(AttrResourceGroup, r.Group),
+		attribute.String(AttrResourceKind, r.Kind),
+		attribute.String(AttrResourceNamespace, r.Namespace),
+		attribute.String(AttrResourceName, r.Name),
+		attribute.String(AttrResourceStatus, r.Status),
+	}
+	if r.HookPhase != "" {
+		attrs = append(attrs, attribute.String(AttrResourceHookPhase, r.HookPhase))
+	}
+	if r.HookType != "" {
+		attrs = append(attrs, attribute.String(AttrResourceHookType, r.HookType))
+	}
+	if r.Message != "" {
+		attrs = append(attrs, attribute.String(AttrResourceMessage, r.Message))
+	}
+	s.AddEvent(r.Kind+" "+r.Name, oteltrace.WithTimestamp(clamp(r.Seen, start, end)), oteltrace.WithAttributes(attrs...))
+}
+
+// failed reports whether the resource's sync or hook failed.
+func (r Resource) failed() bool {
+	return r.Status == "SyncFailed" || r.HookPhase == "Failed" || r.HookPhase == "Error"
+}
+
+// spanContext is the remote span context a link points at.
+func spanContext(l *Link) (oteltrace.SpanContext, bool) {
+	tid, err := oteltrace.TraceIDFromHex(l.TraceID)
+	if err != nil {
+		return oteltrace.SpanContext{}, false
+	}
+	sid, err := oteltrace.SpanIDFromHex(l.SpanID)
+	if err != nil {
+		return oteltrace.SpanContext{}, false
+	}
+	return oteltrace.NewSpanContext(oteltrace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: oteltrace.FlagsSampled, Remote: true}), true
+}
+
+func clamp(t, lo, hi time.Time) time.Time {
+	if t.IsZero() || t.Before(lo) {
+		return lo
+	}
+	if t.After(hi) {
+		return hi
+	}
+	return t
+}
