@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/crowsnest/crowsnest/internal/otlptest"
 	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
@@ -77,6 +79,7 @@ type scenarioEnv struct {
 	am      *Alertmanager
 	rec     *Process
 	recPath string
+	otlp    *otlptest.Receiver
 }
 
 // TestArgoCDScenarios runs crowsnest against a real Argo CD syncing the
@@ -125,7 +128,16 @@ func startScenarioEnv(t *testing.T) *scenarioEnv {
 	if err := os.WriteFile(cfg, []byte(crowsnestConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.cn = env.StartCrowsnest(kas.Kubeconfig, "--config.file="+cfg)
+	// Traces go to an in-process OTLP receiver over gRPC.
+	s.otlp = &otlptest.Receiver{}
+	otlpURL, stopOTLP, err := s.otlp.ServeGRPC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopOTLP)
+	s.cn = env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfg, "--traces.otlp.endpoint="+otlpURL, "--traces.otlp.protocol=grpc")
+	s.cn.Process.Env = append(s.cn.Process.Env, "OTEL_BSP_SCHEDULE_DELAY=200")
+	s.cn.Start()
 	s.startRecorder()
 	s.am = env.StartAlertmanager()
 	s.prom = env.StartPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, s.am)
@@ -266,7 +278,86 @@ func (s *scenarioEnv) freshSync(ctx context.Context, t *testing.T) {
 		}
 		return nil
 	})
+	s.checkRootTrace(t, root, want)
 	t.Logf("scenario 1 took %v", time.Since(start).Round(time.Second))
+}
+
+// checkRootTrace checks the trace of the root app's five-wave sync as the
+// in-process OTLP receiver got it: one trace, with the exemplar's id; its
+// wave spans in wave order, back to back, each but the last at least Argo
+// CD's 2 s wave delay, nested in the Sync phase span and that in the root.
+func (s *scenarioEnv) checkRootTrace(t *testing.T, root *v1alpha1.Application, traceID string) {
+	t.Helper()
+	var spans []otlptest.Span
+	eventually(t, scenarioTimeout, func() error {
+		spans = s.otlp.Trace(traceID)
+		if len(spans) < 7 {
+			return fmt.Errorf("trace %s has %d spans, want the root, its phase and 5 waves", traceID, len(spans))
+		}
+		return nil
+	})
+	// Exactly one trace for the operation: every span of the root app's
+	// operation that started at startedAt is in it, and none twice.
+	started := root.Status.OperationState.StartedAt.Time
+	ids := map[string]bool{}
+	for _, sp := range s.otlp.Spans() {
+		if sp.Attrs[trace.AttrApp] == "argocd/root" && sp.Start.Unix() == started.Unix() {
+			if sp.TraceID != traceID {
+				t.Errorf("root sync span in trace %s, want only %s", sp.TraceID, traceID)
+			}
+		}
+		if sp.TraceID == traceID {
+			if ids[sp.SpanID] {
+				t.Errorf("span %s (%s) received twice", sp.SpanID, sp.Name)
+			}
+			ids[sp.SpanID] = true
+		}
+	}
+	var rootSpan, phase otlptest.Span
+	var waves []otlptest.Span
+	for _, sp := range spans {
+		switch {
+		case sp.ParentSpanID == "":
+			rootSpan = sp
+		case sp.Name == "Sync":
+			phase = sp
+		case strings.HasPrefix(sp.Name, "wave "):
+			waves = append(waves, sp)
+		default:
+			t.Errorf("unexpected span %q in the root's trace", sp.Name)
+		}
+	}
+	if rootSpan.Name != "sync argocd/root" || rootSpan.Attrs[trace.AttrResult] != "Succeeded" || rootSpan.Attrs[trace.AttrPartial] != "false" {
+		t.Fatalf("root span %q attrs %v, want sync argocd/root, Succeeded, not partial", rootSpan.Name, rootSpan.Attrs)
+	}
+	if phase.ParentSpanID != rootSpan.SpanID || phase.Start.Before(rootSpan.Start) || phase.End.After(rootSpan.End) {
+		t.Errorf("Sync phase span [%v, %v] parent %s: not inside the root span [%v, %v]", phase.Start, phase.End, phase.ParentSpanID, rootSpan.Start, rootSpan.End)
+	}
+	sort.Slice(waves, func(i, j int) bool { return waves[i].Start.Before(waves[j].Start) })
+	if len(waves) != 5 {
+		t.Fatalf("%d wave spans, want 5", len(waves))
+	}
+	for i, w := range waves {
+		d := w.End.Sub(w.Start)
+		t.Logf("root %s: %v (%d resources)", w.Name, d.Round(time.Millisecond), len(w.Events))
+		if w.Name != fmt.Sprintf("wave %d", i) {
+			t.Errorf("wave span %d is %q: not in wave order", i, w.Name)
+		}
+		if w.ParentSpanID != phase.SpanID || w.Start.Before(phase.Start) || w.End.After(phase.End) {
+			t.Errorf("%s [%v, %v]: not inside the Sync phase span [%v, %v]", w.Name, w.Start, w.End, phase.Start, phase.End)
+		}
+		if i > 0 && w.Start.Before(waves[i-1].End) {
+			t.Errorf("%s starts at %v, before %s ends at %v", w.Name, w.Start, waves[i-1].Name, waves[i-1].End)
+		}
+		// Argo CD sleeps 2 s after every wave but the operation's last
+		// (argo-cd controller/sync.go delayBetweenSyncWaves).
+		if i < len(waves)-1 && d < 2*time.Second {
+			t.Errorf("%s lasted %v, less than Argo CD's 2 s wave delay", w.Name, d)
+		}
+		if len(w.Events) == 0 {
+			t.Errorf("%s has no resource events", w.Name)
+		}
+	}
 }
 
 func (s *scenarioEnv) failingSync(ctx context.Context, t *testing.T) {
