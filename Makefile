@@ -11,7 +11,7 @@ LDFLAGS   := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION)
 
 export CROWSNEST_CACHE := $(CACHE)
 
-.PHONY: all build demo test check unit e2e bench tools clean
+.PHONY: all build demo test check unit rules e2e bench tools clean
 
 all: build
 
@@ -22,8 +22,8 @@ build:
 demo:
 	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/exporter --demo
 
-## test: every check and test: formatting, vet, unit tests, end-to-end tests
-test: check unit e2e
+## test: every check and test: formatting, vet, unit tests, alert rule tests, end-to-end tests
+test: check unit rules e2e
 
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -34,6 +34,12 @@ check:
 
 unit:
 	$(GO) test -count=1 ./...
+
+## rules: promtool checks the generated alert rules and runs their unit tests
+## (alerts/ is rendered from internal/rules: go test ./internal/rules -update)
+rules: tools
+	promtool check rules alerts/*.yaml
+	promtool test rules alerts/tests/*.yaml
 
 ## e2e: end-to-end tests against real etcd, kube-apiserver, Argo CD, Prometheus and Alertmanager
 ## (installed or built on the first run by hack/tools.sh, cached in $(CACHE))

@@ -52,6 +52,12 @@ type cli struct {
 	otlpEndpoint   *string
 	otlpProtocol   *string
 
+	alertmanagerURLs     *[]string
+	alertmanagerInterval *time.Duration
+	alertmanagerResend   *time.Duration
+	alertmanagerTimeout  *time.Duration
+	alertForScale        *float64
+
 	// record
 	record         *kingpin.CmdClause
 	recordOut      *string
@@ -84,6 +90,11 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.tracesExporter = c.serve.Flag("traces.exporter", "Where traces of sync operations go: otlp, stdout (JSON lines) or none. Default: $OTEL_TRACES_EXPORTER, else otlp when an OTLP endpoint is set, else none; stdout with --demo.").Enum("", "otlp", "stdout", "none")
 	c.otlpEndpoint = c.serve.Flag("traces.otlp.endpoint", "OTLP endpoint URL, e.g. http://tempo:4318 (http/protobuf) or http://tempo:4317 (grpc); https for TLS. Default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT.").String()
 	c.otlpProtocol = c.serve.Flag("traces.otlp.protocol", "OTLP protocol: grpc or http/protobuf. Default: $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.").Enum("", "grpc", "http/protobuf")
+	c.alertmanagerURLs = c.serve.Flag("alertmanager.url", "Alertmanager to page directly (API v2), e.g. http://alertmanager:9093; repeatable. crowsnest then evaluates its alerts that judge one app (sync failed, degraded, drift, stuck, unknown, policy) on its own state, with the labels of the Prometheus rules, so Alertmanager deduplicates both.").Strings()
+	c.alertmanagerInterval = c.serve.Flag("alertmanager.evaluation-interval", "How often crowsnest evaluates the alerts for direct paging.").Default("1s").Duration()
+	c.alertmanagerResend = c.serve.Flag("alertmanager.resend-interval", "How often firing alerts are sent again.").Default("1m").Duration()
+	c.alertmanagerTimeout = c.serve.Flag("alertmanager.timeout", "Time limit for posting to one Alertmanager, retries included.").Default("10s").Duration()
+	c.alertForScale = c.serve.Flag("alertmanager.for-scale", "Scale the alerts' for durations (tests).").Hidden().Default("1").Float64()
 	c.demo = c.serve.Flag("demo", "Replay the demo recording built into the binary, then keep serving its final state.").Bool()
 
 	c.record = a.Command("record", "Record the Application watch events as JSON lines, for --source=replay and for tests.")

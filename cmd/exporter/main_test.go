@@ -268,6 +268,28 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 			t.Errorf("run(%v) exited 0", args)
 		}
 	}
+	// Bad outputs name the flag or variable.
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--alertmanager.url=alertmanager:9093"}, want: "--alertmanager.url"},
+		{args: []string{"--traces.otlp.endpoint=tempo:4317"}, want: "--traces.otlp.endpoint"},
+		{env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, want: "OTEL_TRACES_EXPORTER"},
+	} {
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		var stderr syncBuffer
+		code := run(context.Background(), append([]string{"--demo", "--web.listen-address=" + freeAddr(t)}, tc.args...), io.Discard, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("run(%v, env %v) = %d, stderr %q: want 1 and a message naming %s", tc.args, tc.env, code, stderr.String(), tc.want)
+		}
+		for k := range tc.env {
+			os.Unsetenv(k)
+		}
+	}
 }
 
 func TestConfigReload(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"github.com/crowsnest/crowsnest/internal/collect"
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/demo"
+	"github.com/crowsnest/crowsnest/internal/rules"
 	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
@@ -106,6 +107,18 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		mux.Handle("/", landing)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	if len(*c.alertmanagerURLs) > 0 {
+		pager, err := rules.NewPager(rules.PagerConfig{
+			URLs: *c.alertmanagerURLs, Interval: *c.alertmanagerInterval, Resend: *c.alertmanagerResend,
+			Timeout: *c.alertmanagerTimeout, ForScale: *c.alertForScale,
+		}, rules.Alerts(), func() []rules.AppState { return appStates(tracker.Apps()) }, reg, logger)
+		if err != nil {
+			return err
+		}
+		go pager.Run(ctx)
+		logger.Info("paging Alertmanager directly", "alertmanagers", len(*c.alertmanagerURLs))
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
@@ -302,4 +315,14 @@ func (r *configReloader) reloadOnSIGHUP(ctx context.Context) {
 			_ = r.reload() // logged inside
 		}
 	}
+}
+
+// appStates converts the tracker's summaries for the pager.
+func appStates(apps []collect.AppSummary) []rules.AppState {
+	out := make([]rules.AppState, len(apps))
+	for i, a := range apps {
+		out[i] = rules.AppState{Namespace: a.Namespace, Name: a.Name, Project: a.Project, Env: a.Env,
+			SyncStatus: a.SyncStatus, Health: a.Health, Phase: a.Phase, AutoSync: a.AutoSync}
+	}
+	return out
 }

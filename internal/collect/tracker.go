@@ -406,3 +406,31 @@ func initiator(by v1alpha1.OperationInitiator) string {
 	}
 	return by.Username
 }
+
+// AppSummary is an Application's state as alerts judge it.
+type AppSummary struct {
+	Namespace, Name, Project, Env string
+	SyncStatus, Health            string
+	Phase                         string // the last operation's phase; "" if none
+	AutoSync                      bool
+}
+
+// Apps returns a summary of every app, for direct paging.
+func (t *Tracker) Apps() []AppSummary {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]AppSummary, 0, len(t.apps))
+	for _, st := range t.apps {
+		a := st.app
+		s := AppSummary{
+			Namespace: a.Namespace, Name: a.Name, Project: a.Spec.Project, Env: t.classifier.Env(a),
+			SyncStatus: string(a.Status.Sync.Status), Health: string(a.Status.Health.Status),
+			AutoSync: a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil,
+		}
+		if op := a.Status.OperationState; op != nil {
+			s.Phase = string(op.Phase)
+		}
+		out = append(out, s)
+	}
+	return out
+}

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-openapi/strfmt"
+	amclient "github.com/prometheus/alertmanager/api/v2/client"
+	amalert "github.com/prometheus/alertmanager/api/v2/client/alert"
+
+	crowsnestrules "github.com/crowsnest/crowsnest/internal/rules"
 )
 
 // prometheusReadyTimeout bounds how long Prometheus and Alertmanager may
@@ -64,13 +71,24 @@ type Prometheus struct {
 	URL string
 }
 
+// alertForScale shortens the alerts' for durations in the tests: 5 m
+// becomes 6 s. Prometheus and crowsnest's direct paging use the same.
+const alertForScale = 0.02
+
 // StartPrometheus starts Prometheus scraping targets (host:port) every
-// scrapeInterval, with the rule files that match alerts/*.yaml.
+// scrapeInterval, with crowsnest's alert rules (for durations scaled by
+// alertForScale).
 func (e *Env) StartPrometheus(targets []string, am *Alertmanager) *Prometheus {
 	e.t.Helper()
 	dir := e.Dir("prometheus")
-	rules, err := filepath.Glob(filepath.Join(bin.repoRoot, "alerts", "*.yaml"))
+	// crowsnest's rules, with their for durations scaled down so the
+	// tests do not wait minutes; alerts/ holds the same rules unscaled.
+	rendered, err := crowsnestrules.Render(crowsnestrules.Alerts(), alertForScale)
 	if err != nil {
+		e.t.Fatal(err)
+	}
+	rules := []string{filepath.Join(dir, "crowsnest.rules.yaml")}
+	if err := os.WriteFile(rules[0], rendered, 0o600); err != nil {
 		e.t.Fatal(err)
 	}
 	quoted := func(ss []string) string {
@@ -230,3 +248,45 @@ func (p *Prometheus) ExemplarTraceIDs(query string) (map[string]bool, error) {
 	}
 	return ids, nil
 }
+
+// ActiveAlerts returns the alerts Alertmanager holds active, read with
+// Alertmanager's API v2 client, as label sets.
+func (am *Alertmanager) ActiveAlerts(ctx context.Context) ([]map[string]string, error) {
+	u, err := url.Parse(am.URL)
+	if err != nil {
+		return nil, err
+	}
+	api := amclient.NewHTTPClientWithConfig(strfmt.Default, amclient.DefaultTransportConfig().WithHost(u.Host).WithSchemes([]string{"http"}))
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ok, err := api.Alert.GetAlerts(amalert.NewGetAlertsParamsWithContext(ctx).WithActive(ptr(true)).WithSilenced(ptr(false)).WithInhibited(ptr(false)))
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager %s: %w", am.URL, err)
+	}
+	var out []map[string]string
+	for _, a := range ok.Payload {
+		out = append(out, map[string]string(a.Labels))
+	}
+	return out, nil
+}
+
+// FindAlerts returns the active alerts whose labels include all of want.
+func (am *Alertmanager) FindAlerts(ctx context.Context, want map[string]string) ([]map[string]string, error) {
+	all, err := am.ActiveAlerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]string
+next:
+	for _, a := range all {
+		for k, v := range want {
+			if a[k] != v {
+				continue next
+			}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -69,17 +69,18 @@ func autoSynced() []string {
 
 // scenarioEnv is everything the scenarios share.
 type scenarioEnv struct {
-	t       *testing.T
-	env     *Env
-	kas     *KubeAPIServer
-	argo    *ArgoCD
-	git     *GitFixture
-	cn      *Crowsnest
-	prom    *Prometheus
-	am      *Alertmanager
-	rec     *Process
-	recPath string
-	otlp    *otlptest.Receiver
+	t        *testing.T
+	env      *Env
+	kas      *KubeAPIServer
+	argo     *ArgoCD
+	git      *GitFixture
+	cn       *Crowsnest
+	prom     *Prometheus
+	am       *Alertmanager // gets the alerts of Prometheus and crowsnest's direct pages
+	amDirect *Alertmanager // gets only crowsnest's direct pages
+	rec      *Process
+	recPath  string
+	otlp     *otlptest.Receiver
 }
 
 // TestArgoCDScenarios runs crowsnest against a real Argo CD syncing the
@@ -135,11 +136,13 @@ func startScenarioEnv(t *testing.T) *scenarioEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(stopOTLP)
-	s.cn = env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfg, "--traces.otlp.endpoint="+otlpURL, "--traces.otlp.protocol=grpc")
+	s.am = env.StartAlertmanager()
+	s.amDirect = env.StartAlertmanager()
+	s.cn = env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfg, "--traces.otlp.endpoint="+otlpURL, "--traces.otlp.protocol=grpc",
+		"--alertmanager.url="+s.am.URL, "--alertmanager.url="+s.amDirect.URL, fmt.Sprintf("--alertmanager.for-scale=%g", alertForScale))
 	s.cn.Process.Env = append(s.cn.Process.Env, "OTEL_BSP_SCHEDULE_DELAY=200")
 	s.cn.Start()
 	s.startRecorder()
-	s.am = env.StartAlertmanager()
 	s.prom = env.StartPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, s.am)
 	eventually(t, scenarioTimeout, func() error {
 		return s.prom.ExpectValue(`crowsnest_source_up{source="kubernetes"}`, 1)
@@ -366,6 +369,7 @@ func (s *scenarioEnv) failingSync(ctx context.Context, t *testing.T) {
 	s.git.Release = "r2"
 	s.git.Commit("r2: a migration that fails in dev")
 	s.kas.Refresh(ctx, "dev-backend")
+	s.expectSyncFailedAlert(ctx, t)
 	eventually(t, scenarioTimeout, func() error {
 		if err := s.prom.ExpectValue(q("crowsnest_app_operation_phase", "dev-backend", "phase", "Failed"), 1); err != nil {
 			return err
@@ -401,6 +405,73 @@ func (s *scenarioEnv) fixMigration(ctx context.Context, t *testing.T) {
 		return s.expectSyncsMatchArgoCD(ctx, failedDevBackend, "dev-backend")
 	})
 	t.Logf("fixed sync of dev-backend seen in Prometheus after %v", time.Since(start).Round(time.Second))
+	took := eventually(t, scenarioTimeout, func() error {
+		return s.expectNoAlert(ctx, map[string]string{"alertname": "CrowsnestSyncFailed", "name": "dev-backend"})
+	})
+	t.Logf("CrowsnestSyncFailed of dev-backend resolved in both Alertmanagers %v later", took.Round(time.Second))
+}
+
+// expectSyncFailedAlert waits for dev-backend's sync to fail and measures
+// how soon CrowsnestSyncFailed reaches Alertmanager directly from
+// crowsnest, and how soon Prometheus fires it, after Argo CD's finishedAt;
+// the direct page must take at most 5 s. Both paths carry the same labels:
+// the Alertmanager that gets both holds one alert.
+func (s *scenarioEnv) expectSyncFailedAlert(ctx context.Context, t *testing.T) {
+	t.Helper()
+	want := map[string]string{"alertname": "CrowsnestSyncFailed", "name": "dev-backend", "env": "dev", "severity": "warning", "project": "default", "namespace": argoCDNamespace}
+	var direct, rule time.Time
+	eventually(t, scenarioTimeout, func() error {
+		if direct.IsZero() {
+			if got, err := s.amDirect.FindAlerts(ctx, want); err == nil && len(got) > 0 {
+				direct = time.Now()
+			}
+		}
+		if rule.IsZero() {
+			if v, err := s.prom.Query(`ALERTS{alertname="CrowsnestSyncFailed",name="dev-backend",alertstate="firing"}`); err == nil && len(v) > 0 {
+				rule = time.Now()
+			}
+		}
+		if direct.IsZero() || rule.IsZero() {
+			return fmt.Errorf("CrowsnestSyncFailed of dev-backend: direct page seen %v, Prometheus firing %v", !direct.IsZero(), !rule.IsZero())
+		}
+		return nil
+	})
+	app, err := s.kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace).Get(ctx, "dev-backend", metav1.GetOptions{})
+	if err != nil || app.Status.OperationState == nil || app.Status.OperationState.FinishedAt == nil {
+		t.Fatalf("dev-backend's operation: %v", err)
+	}
+	// finishedAt is whole seconds: the real finish is up to 1 s later.
+	finished := app.Status.OperationState.FinishedAt.Time
+	t.Logf("CrowsnestSyncFailed: direct page in Alertmanager %v after finishedAt, Prometheus rule firing %v after (poll %v, finishedAt truncated to seconds)",
+		direct.Sub(finished).Round(10*time.Millisecond), rule.Sub(finished).Round(10*time.Millisecond), eventuallyPoll)
+	if d := direct.Sub(finished); d > 5*time.Second {
+		t.Errorf("direct page took %v after the operation finished, want at most 5 s", d)
+	}
+	eventually(t, scenarioTimeout, func() error {
+		got, err := s.am.FindAlerts(ctx, map[string]string{"alertname": "CrowsnestSyncFailed", "name": "dev-backend"})
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 || fmt.Sprint(got[0]) != fmt.Sprint(want) {
+			return fmt.Errorf("Alertmanager holds %v, want one alert %v from both paths", got, want)
+		}
+		return nil
+	})
+}
+
+// expectNoAlert checks that neither Alertmanager holds an active alert
+// with the labels of want.
+func (s *scenarioEnv) expectNoAlert(ctx context.Context, want map[string]string) error {
+	for _, am := range []*Alertmanager{s.am, s.amDirect} {
+		got, err := am.FindAlerts(ctx, want)
+		if err != nil {
+			return err
+		}
+		if len(got) > 0 {
+			return fmt.Errorf("%s still holds %v", am.URL, got)
+		}
+	}
+	return nil
 }
 
 func (s *scenarioEnv) prodDrift(ctx context.Context, t *testing.T) {
@@ -444,6 +515,37 @@ func (s *scenarioEnv) prodDrift(ctx context.Context, t *testing.T) {
 		return nil
 	})
 	t.Logf("prod drift seen in Prometheus %v after the edit", took.Round(time.Second))
+	took = eventually(t, scenarioTimeout, func() error {
+		for _, am := range []*Alertmanager{s.am, s.amDirect} {
+			got, err := am.FindAlerts(ctx, map[string]string{"alertname": "CrowsnestProdDrift", "name": "prod-backend", "env": "prod", "severity": "critical"})
+			if err != nil {
+				return err
+			}
+			if len(got) != 1 {
+				return fmt.Errorf("%s: CrowsnestProdDrift of prod-backend: %v", am.URL, got)
+			}
+		}
+		return nil
+	})
+	t.Logf("CrowsnestProdDrift (critical) in both Alertmanagers %v after the drift showed (for: 5m scaled to %v)", took.Round(time.Second), time.Duration(alertForScale*float64(5*time.Minute)))
+	// Drift in dev pages nobody: dev-backend has been OutOfSync since its
+	// failed sync in scenario 2 (longer than the for), and there is no
+	// critical alert outside prod.
+	if err := s.prom.ExpectValue(q("crowsnest_app_sync_status", "dev-backend", "status", "OutOfSync", "env", "dev"), 1); err != nil {
+		t.Errorf("the dev drift this check relies on is gone: %v", err)
+	}
+	for _, am := range []*Alertmanager{s.am, s.amDirect} {
+		all, err := am.ActiveAlerts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range all {
+			if a["severity"] == "critical" && a["env"] != "prod" {
+				t.Errorf("%s: critical alert outside prod: %v", am.URL, a)
+			}
+		}
+	}
+	checkDashboardQueries(t, s.prom)
 	if v, err := s.prom.Query(q("crowsnest_app_out_of_sync_resources", "prod-backend")); err != nil || len(v) != 1 {
 		t.Errorf("drifted kinds of prod-backend: %v (%v), want only the edited ConfigMap", v, err)
 	}
@@ -467,6 +569,9 @@ func (s *scenarioEnv) fixProdDrift(ctx context.Context, t *testing.T) {
 			return fmt.Errorf("drift_since of prod-backend still %v (%v)", v, err)
 		}
 		return s.expectSyncsMatchArgoCD(ctx, afterScenarios, "prod-backend")
+	})
+	eventually(t, scenarioTimeout, func() error {
+		return s.expectNoAlert(ctx, map[string]string{"alertname": "CrowsnestProdDrift"})
 	})
 	t.Logf("prod drift cleared in Prometheus %v after the selective sync", time.Since(start).Round(time.Second))
 }

@@ -1,0 +1,270 @@
+// Package rules defines crowsnest's alerts once: each definition renders
+// the Prometheus rule file in alerts/ and, where it can be judged from one
+// Application's state, drives direct paging of Alertmanager.
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Severity is an alert's severity label.
+type Severity string
+
+// Severities.
+const (
+	Critical Severity = "critical"
+	Warning  Severity = "warning"
+)
+
+// ProdEnv is the environment whose problems page: crowsnest's env rules
+// must name production "prod" for the severities to split.
+const ProdEnv = "prod"
+
+// Scope says which environments a variant of an alert covers.
+type Scope int
+
+// Scopes.
+const (
+	AllEnvs Scope = iota // every environment
+	Prod                 // env="prod"
+	NonProd              // env!="prod"
+)
+
+// matcher is the PromQL label matcher of the scope, with a leading comma.
+func (s Scope) matcher() string {
+	switch s {
+	case Prod:
+		return `,env="` + ProdEnv + `"`
+	case NonProd:
+		return `,env!="` + ProdEnv + `"`
+	}
+	return ""
+}
+
+// Covers reports whether the scope covers env.
+func (s Scope) Covers(env string) bool {
+	switch s {
+	case Prod:
+		return env == ProdEnv
+	case NonProd:
+		return env != ProdEnv
+	}
+	return true
+}
+
+// Variant is an alert's severity in a scope.
+type Variant struct {
+	Scope    Scope
+	Severity Severity
+}
+
+// AppState is what direct paging knows of one Application: the same facts
+// the metrics expose.
+type AppState struct {
+	Namespace, Name, Project, Env string
+	SyncStatus                    string // Synced, OutOfSync, Unknown
+	Health                        string // Healthy, Progressing, Degraded, ...
+	Phase                         string // the last operation's phase, "" if none
+	AutoSync                      bool
+}
+
+// Alert is one alert, defined once.
+type Alert struct {
+	// Name is the alertname, prefixed Crowsnest.
+	Name string
+	// Expr returns the PromQL expression; matcher ("" or `,env="prod"` or
+	// `,env!="prod"`) goes inside the braces of the app series selected.
+	// App alerts aggregate to the identity labels (namespace, name,
+	// project, env) so that direct pages carry the same labels.
+	Expr func(matcher string) string
+	// For is how long the condition must hold.
+	For time.Duration
+	// Variants give the severity per scope; one rule per variant.
+	Variants []Variant
+	// Summary and Description are annotation templates; Description names
+	// the app, project and env.
+	Summary, Description string
+	// Check judges the condition on one app for direct paging; nil for
+	// alerts only Prometheus can evaluate (rates, histograms, up).
+	Check func(a AppState) bool
+}
+
+// Anchor is the alert's section in docs/runbook.md.
+func (a *Alert) Anchor() string { return strings.ToLower(a.Name) }
+
+// RunbookURL is the base of the runbook links.
+const RunbookURL = "https://github.com/crowsnest/crowsnest/blob/main/docs/runbook.md"
+
+// identity is what app alerts aggregate to.
+const identity = "namespace, name, project, env"
+
+const appDescription = `{{ $labels.namespace }}/{{ $labels.name }} (project {{ $labels.project }}, env {{ $labels.env }})`
+
+// Alerts returns crowsnest's alerts.
+func Alerts() []Alert {
+	return []Alert{
+		{
+			Name: "CrowsnestSyncFailed",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (crowsnest_app_operation_phase{phase=~"Failed|Error"` + m + `}) == 1`
+			},
+			Variants:    []Variant{{Prod, Critical}, {NonProd, Warning}},
+			Summary:     "Argo CD sync failed",
+			Description: "The last sync operation of " + appDescription + " failed. Argo CD's message is in the app's status; the sync's trace shows which wave and resource.",
+			Check:       func(a AppState) bool { return a.Phase == "Failed" || a.Phase == "Error" },
+		},
+		{
+			Name: "CrowsnestAppDegraded",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (crowsnest_app_health_status{status="Degraded"` + m + `}) == 1`
+			},
+			For:         5 * time.Minute,
+			Variants:    []Variant{{Prod, Critical}, {NonProd, Warning}},
+			Summary:     "Argo CD app degraded",
+			Description: appDescription + " has been Degraded for 5 minutes.",
+			Check:       func(a AppState) bool { return a.Health == "Degraded" },
+		},
+		{
+			Name: "CrowsnestProdDrift",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (crowsnest_app_sync_status{status="OutOfSync"` + m + `}) == 1`
+			},
+			For:         5 * time.Minute,
+			Variants:    []Variant{{Prod, Critical}},
+			Summary:     "Production differs from Git",
+			Description: appDescription + " has been OutOfSync for 5 minutes: the live state differs from Git and prod syncs only by hand.",
+			Check:       func(a AppState) bool { return a.SyncStatus == "OutOfSync" },
+		},
+		{
+			Name: "CrowsnestDriftNotHealed",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (crowsnest_app_sync_status{status="OutOfSync"` + m + `}) == 1` +
+					` and on (namespace, name) max by (namespace, name) (crowsnest_app_info{autosync="true"` + m + `})`
+			},
+			For:         15 * time.Minute,
+			Variants:    []Variant{{NonProd, Warning}},
+			Summary:     "Auto-sync did not heal drift",
+			Description: appDescription + " auto-syncs but has been OutOfSync for 15 minutes.",
+			Check:       func(a AppState) bool { return a.SyncStatus == "OutOfSync" && a.AutoSync },
+		},
+		{
+			Name: "CrowsnestSyncStuck",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (crowsnest_app_operation_phase{phase=~"Running|Terminating"` + m + `}) == 1`
+			},
+			For:         30 * time.Minute,
+			Variants:    []Variant{{AllEnvs, Warning}},
+			Summary:     "Argo CD sync running for 30 minutes",
+			Description: "A sync operation of " + appDescription + " has been running for 30 minutes: a hook or a resource's health is holding it.",
+			Check:       func(a AppState) bool { return a.Phase == "Running" || a.Phase == "Terminating" },
+		},
+		{
+			Name: "CrowsnestSyncSlow",
+			Expr: func(m string) string {
+				return `(max by (` + identity + `) (crowsnest_app_last_sync_duration_seconds{` + strings.TrimPrefix(m, ",") + `})` +
+					` > on (project, env) group_left 2 * histogram_quantile(0.9, sum by (project, env, le) (rate(crowsnest_sync_duration_seconds_bucket{result="Succeeded"` + m + `}[1d]))))` +
+					` > 120`
+			},
+			Variants:    []Variant{{AllEnvs, Warning}},
+			Summary:     "Argo CD sync much slower than usual",
+			Description: "The last sync of " + appDescription + " took more than twice the 90th percentile of its project and env over the last day (and over 2 minutes).",
+		},
+		{
+			Name: "CrowsnestAppUnknown",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (crowsnest_app_sync_status{status="Unknown"` + m + `}) == 1` +
+					` or max by (` + identity + `) (crowsnest_app_health_status{status="Unknown"` + m + `}) == 1`
+			},
+			For:         15 * time.Minute,
+			Variants:    []Variant{{AllEnvs, Warning}},
+			Summary:     "Argo CD cannot tell an app's state",
+			Description: "Argo CD has reported the sync or health status of " + appDescription + " as Unknown for 15 minutes: usually a failed manifest generation or comparison.",
+			Check:       func(a AppState) bool { return a.SyncStatus == "Unknown" || a.Health == "Unknown" },
+		},
+		{
+			Name: "CrowsnestPolicyViolated",
+			Expr: func(m string) string {
+				// Prod syncs by hand after approval; dev and stage
+				// auto-sync (deployment model).
+				return `max by (` + identity + `) (crowsnest_app_info{autosync="true"` + Prod.matcher() + m + `})` +
+					` or max by (` + identity + `) (crowsnest_app_info{autosync="false",env=~"dev|stage"` + m + `})`
+			},
+			For:         10 * time.Minute,
+			Variants:    []Variant{{AllEnvs, Warning}},
+			Summary:     "Argo CD app breaks the sync policy",
+			Description: appDescription + " breaks the sync policy: prod apps must sync by hand, dev and stage apps must auto-sync.",
+			Check: func(a AppState) bool {
+				return a.Env == ProdEnv && a.AutoSync || (a.Env == "dev" || a.Env == "stage") && !a.AutoSync
+			},
+		},
+		{
+			Name:        "CrowsnestDown",
+			Expr:        func(string) string { return `up{job="crowsnest"} == 0 or absent(up{job="crowsnest"})` },
+			For:         5 * time.Minute,
+			Variants:    []Variant{{AllEnvs, Warning}},
+			Summary:     "crowsnest is down",
+			Description: "Prometheus has not scraped crowsnest for 5 minutes (job crowsnest): Argo CD apps are not watched.",
+		},
+		{
+			Name: "CrowsnestWatchStale",
+			Expr: func(string) string {
+				return `crowsnest_source_up == 0 or time() - crowsnest_source_last_event_timestamp_seconds > 900`
+			},
+			For:         5 * time.Minute,
+			Variants:    []Variant{{AllEnvs, Warning}},
+			Summary:     "crowsnest's watch of Argo CD is stale",
+			Description: "crowsnest's source {{ $labels.source }} has failed or has had no event for 15 minutes (Argo CD refreshes every app every 3 minutes): its metrics are stale.",
+		},
+	}
+}
+
+// Rule is one Prometheus alerting rule.
+type Rule struct {
+	Alert       string            `yaml:"alert"`
+	Expr        string            `yaml:"expr"`
+	For         string            `yaml:"for,omitempty"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+// Rules renders the alerts as Prometheus rules, one per variant, with the
+// for durations scaled by forScale (1 for the real thing; tests shorten
+// them).
+func Rules(alerts []Alert, forScale float64) []Rule {
+	var out []Rule
+	for i := range alerts {
+		a := &alerts[i]
+		for _, v := range a.Variants {
+			r := Rule{
+				Alert:  a.Name,
+				Expr:   a.Expr(v.Scope.matcher()),
+				Labels: map[string]string{"severity": string(v.Severity)},
+				Annotations: map[string]string{
+					"summary":     a.Summary,
+					"description": a.Description,
+					"runbook_url": RunbookURL + "#" + a.Anchor(),
+				},
+			}
+			if d := time.Duration(float64(a.For) * forScale); d > 0 {
+				r.For = model(d)
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// model formats d as a Prometheus duration.
+func model(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", d/time.Millisecond)
+}

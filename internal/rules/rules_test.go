@@ -1,0 +1,288 @@
+package rules
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+var update = flag.Bool("update", false, "rewrite alerts/crowsnest.rules.yaml and alerts/tests/crowsnest.test.yaml")
+
+// repoFile is a path relative to the repository root.
+func repoFile(rel string) string { return filepath.Join("..", "..", rel) }
+
+// checkGenerated compares a checked-in generated file with what it must
+// be, or rewrites it with -update.
+func checkGenerated(t *testing.T, rel string, want []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(repoFile(rel), want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(repoFile(rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is stale: run go test ./internal/rules -update", rel)
+	}
+}
+
+func TestRulesFileUpToDate(t *testing.T) {
+	out, err := Render(Alerts(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGenerated(t, RulesFile, out)
+}
+
+// Every alert is named Crowsnest..., once, has a summary, a description
+// naming the app, and a runbook section.
+func TestAlertDefinitions(t *testing.T) {
+	runbook, err := os.ReadFile(repoFile("docs/runbook.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range Alerts() {
+		if !strings.HasPrefix(a.Name, "Crowsnest") || seen[a.Name] {
+			t.Errorf("alert %q: want a unique name prefixed Crowsnest", a.Name)
+		}
+		seen[a.Name] = true
+		if a.Summary == "" || a.Description == "" || len(a.Variants) == 0 {
+			t.Errorf("%s: summary, description and variants are required", a.Name)
+		}
+		if a.Check != nil && !strings.Contains(a.Description, "$labels.env") {
+			t.Errorf("%s: an app alert's description must name app, project and env", a.Name)
+		}
+		if !regexp.MustCompile(`(?m)^## ` + a.Name + `$`).Match(runbook) {
+			t.Errorf("%s: docs/runbook.md has no section \"## %s\" (anchor #%s)", a.Name, a.Name, a.Anchor())
+		}
+	}
+}
+
+// The promtool unit tests: written here as cases, rendered into
+// alerts/tests/crowsnest.test.yaml, run by `promtool test rules` in make test.
+
+type series struct{ Series, Values string }
+
+type check struct {
+	at, alert string
+	want      []map[string]string // labels of the firing alerts, severity included
+}
+
+type promtoolCase struct {
+	series []series
+	checks []check
+}
+
+func app(metric, name, env string, extra ...string) string {
+	l := fmt.Sprintf(`namespace="argocd",name=%q,project="default",env=%q,job="crowsnest",instance="crowsnest:9829"`, name, env)
+	for i := 0; i+1 < len(extra); i += 2 {
+		l += fmt.Sprintf(",%s=%q", extra[i], extra[i+1])
+	}
+	return metric + "{" + l + "}"
+}
+
+func want(name, env, severity string) map[string]string {
+	return map[string]string{"namespace": "argocd", "name": name, "project": "default", "env": env, "severity": severity}
+}
+
+func promtoolCases() []promtoolCase {
+	return []promtoolCase{
+		{ // a failed sync pages in prod, warns in dev, and resolves with the next good sync
+			series: []series{
+				{app("crowsnest_app_operation_phase", "prod-backend", "prod", "phase", "Failed"), "0 1 1 1"},
+				{app("crowsnest_app_operation_phase", "dev-backend", "dev", "phase", "Failed"), "0 1 1 0"},
+				{app("crowsnest_app_operation_phase", "dev-frontend", "dev", "phase", "Failed"), "0 0 0 0"},
+			},
+			checks: []check{
+				{"0m", "CrowsnestSyncFailed", nil},
+				{"2m", "CrowsnestSyncFailed", []map[string]string{want("prod-backend", "prod", "critical"), want("dev-backend", "dev", "warning")}},
+				{"3m", "CrowsnestSyncFailed", []map[string]string{want("prod-backend", "prod", "critical")}},
+			},
+		},
+		{ // degraded for 5 minutes
+			series: []series{
+				{app("crowsnest_app_health_status", "prod-backend", "prod", "status", "Degraded"), "1x10"},
+				{app("crowsnest_app_health_status", "stage-backend", "stage", "status", "Degraded"), "1x10"},
+				{app("crowsnest_app_health_status", "dev-backend", "dev", "status", "Degraded"), "0x10"},
+			},
+			checks: []check{
+				{"4m", "CrowsnestAppDegraded", nil},
+				{"6m", "CrowsnestAppDegraded", []map[string]string{want("prod-backend", "prod", "critical"), want("stage-backend", "stage", "warning")}},
+			},
+		},
+		{ // drift pages in prod only; the same drift in dev does not
+			series: []series{
+				{app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync"), "1x10"},
+				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "OutOfSync"), "1x10"},
+			},
+			checks: []check{
+				{"4m", "CrowsnestProdDrift", nil},
+				{"6m", "CrowsnestProdDrift", []map[string]string{want("prod-backend", "prod", "critical")}},
+			},
+		},
+		{ // drift an auto-syncing app did not heal
+			series: []series{
+				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "OutOfSync"), "1x20"},
+				{app("crowsnest_app_info", "dev-backend", "dev", "autosync", "true"), "1x20"},
+				{app("crowsnest_app_sync_status", "dev-frontend", "dev", "status", "OutOfSync"), "1x20"},
+				{app("crowsnest_app_info", "dev-frontend", "dev", "autosync", "false"), "1x20"},
+				{app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync"), "1x20"},
+				{app("crowsnest_app_info", "prod-backend", "prod", "autosync", "true"), "1x20"},
+			},
+			checks: []check{
+				{"14m", "CrowsnestDriftNotHealed", nil},
+				{"16m", "CrowsnestDriftNotHealed", []map[string]string{want("dev-backend", "dev", "warning")}},
+			},
+		},
+		{ // a sync running for half an hour
+			series: []series{
+				{app("crowsnest_app_operation_phase", "prod-backend", "prod", "phase", "Running"), "1x40"},
+				{app("crowsnest_app_operation_phase", "dev-backend", "dev", "phase", "Running"), "1x10 0x30"},
+			},
+			checks: []check{
+				{"29m", "CrowsnestSyncStuck", nil},
+				{"31m", "CrowsnestSyncStuck", []map[string]string{want("prod-backend", "prod", "warning")}},
+			},
+		},
+		{ // a sync more than twice the usual p90 of its project and env, and over 2 minutes
+			series: []series{
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="30",job="crowsnest",instance="crowsnest:9829"}`, "0+1x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="+Inf",job="crowsnest",instance="crowsnest:9829"}`, "0+1x20"},
+				{app("crowsnest_app_last_sync_duration_seconds", "dev-backend", "dev"), "400x20"},
+				{app("crowsnest_app_last_sync_duration_seconds", "dev-frontend", "dev"), "100x20"},
+				{app("crowsnest_app_last_sync_duration_seconds", "dev-infrastructure", "dev"), "20x20"},
+			},
+			checks: []check{
+				{"10m", "CrowsnestSyncSlow", []map[string]string{want("dev-backend", "dev", "warning")}},
+			},
+		},
+		{ // Unknown for 15 minutes
+			series: []series{
+				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "Unknown"), "1x20"},
+				{app("crowsnest_app_health_status", "dev-frontend", "dev", "status", "Unknown"), "0x10 1x10"},
+			},
+			checks: []check{
+				{"14m", "CrowsnestAppUnknown", nil},
+				{"16m", "CrowsnestAppUnknown", []map[string]string{want("dev-backend", "dev", "warning")}},
+			},
+		},
+		{ // prod must sync by hand, dev and stage automatically
+			series: []series{
+				{app("crowsnest_app_info", "prod-backend", "prod", "autosync", "true"), "1x20"},
+				{app("crowsnest_app_info", "prod-frontend", "prod", "autosync", "false"), "1x20"},
+				{app("crowsnest_app_info", "stage-backend", "stage", "autosync", "false"), "1x20"},
+				{app("crowsnest_app_info", "dev-backend", "dev", "autosync", "true"), "1x20"},
+			},
+			checks: []check{
+				{"9m", "CrowsnestPolicyViolated", nil},
+				{"11m", "CrowsnestPolicyViolated", []map[string]string{want("prod-backend", "prod", "warning"), want("stage-backend", "stage", "warning")}},
+			},
+		},
+		{ // crowsnest not scraped
+			series: []series{{`up{job="crowsnest",instance="crowsnest:9829"}`, "1 1 0x10"}},
+			checks: []check{
+				{"1m", "CrowsnestDown", nil},
+				{"8m", "CrowsnestDown", []map[string]string{{"job": "crowsnest", "instance": "crowsnest:9829", "severity": "warning"}}},
+			},
+		},
+		{ // the source failing, or silent for 15 minutes
+			series: []series{
+				{`crowsnest_source_up{source="kubernetes",job="crowsnest",instance="a:9829"}`, "1 0x10"},
+				{`crowsnest_source_last_event_timestamp_seconds{source="kubernetes",job="crowsnest",instance="a:9829"}`, "0+60x10"},
+				{`crowsnest_source_up{source="kubernetes",job="crowsnest",instance="b:9829"}`, "1x30"},
+				{`crowsnest_source_last_event_timestamp_seconds{source="kubernetes",job="crowsnest",instance="b:9829"}`, "0x30"},
+			},
+			checks: []check{
+				{"4m", "CrowsnestWatchStale", nil},
+				{"7m", "CrowsnestWatchStale", []map[string]string{{"source": "kubernetes", "job": "crowsnest", "instance": "a:9829", "severity": "warning"}}},
+				{"22m", "CrowsnestWatchStale", []map[string]string{{"source": "kubernetes", "job": "crowsnest", "instance": "b:9829", "severity": "warning"}}},
+			},
+		},
+	}
+}
+
+func renderPromtoolTests(t *testing.T) []byte {
+	t.Helper()
+	byName := map[string]Alert{}
+	for _, a := range Alerts() {
+		byName[a.Name] = a
+	}
+	type expAlert struct {
+		Labels      map[string]string `yaml:"exp_labels"`
+		Annotations map[string]string `yaml:"exp_annotations"`
+	}
+	type ruleTest struct {
+		EvalTime  string     `yaml:"eval_time"`
+		Alertname string     `yaml:"alertname"`
+		ExpAlerts []expAlert `yaml:"exp_alerts"`
+	}
+	type seriesYAML struct {
+		Series string `yaml:"series"`
+		Values string `yaml:"values"`
+	}
+	type testYAML struct {
+		Interval  string       `yaml:"interval"`
+		Input     []seriesYAML `yaml:"input_series"`
+		AlertTest []ruleTest   `yaml:"alert_rule_test"`
+	}
+	doc := struct {
+		RuleFiles []string   `yaml:"rule_files"`
+		Interval  string     `yaml:"evaluation_interval"`
+		Tests     []testYAML `yaml:"tests"`
+	}{RuleFiles: []string{"../crowsnest.rules.yaml"}, Interval: "1m"}
+	covered := map[string]bool{}
+	for _, c := range promtoolCases() {
+		ty := testYAML{Interval: "1m"}
+		for _, s := range c.series {
+			ty.Input = append(ty.Input, seriesYAML(s))
+		}
+		for _, ch := range c.checks {
+			a, ok := byName[ch.alert]
+			if !ok {
+				t.Fatalf("case for unknown alert %s", ch.alert)
+			}
+			if len(ch.want) > 0 {
+				covered[ch.alert] = true
+			}
+			rt := ruleTest{EvalTime: ch.at, Alertname: ch.alert, ExpAlerts: []expAlert{}}
+			for _, l := range ch.want {
+				rt.ExpAlerts = append(rt.ExpAlerts, expAlert{Labels: l, Annotations: map[string]string{
+					"summary":     a.Summary,
+					"description": Expand(a.Description, l),
+					"runbook_url": RunbookURL + "#" + a.Anchor(),
+				}})
+			}
+			ty.AlertTest = append(ty.AlertTest, rt)
+		}
+		doc.Tests = append(doc.Tests, ty)
+	}
+	for name := range byName {
+		if !covered[name] {
+			t.Errorf("%s has no promtool case where it fires", name)
+		}
+	}
+	var b bytes.Buffer
+	b.WriteString("# Generated from internal/rules/rules_test.go by `go test ./internal/rules -update`. DO NOT EDIT.\n# Run: promtool test rules alerts/tests/*.yaml\n")
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestPromtoolTestsUpToDate(t *testing.T) {
+	checkGenerated(t, "alerts/tests/crowsnest.test.yaml", renderPromtoolTests(t))
+}
