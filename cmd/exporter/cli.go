@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"k8s.io/client-go/rest"
+
+	"github.com/crowsnest/crowsnest/internal/workload"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -51,6 +53,15 @@ type cli struct {
 	tracesExporter *string
 	otlpEndpoint   *string
 	otlpProtocol   *string
+
+	workloadKinds *string
+
+	lokiURL     *string
+	lokiTenant  *string
+	lokiJob     *string
+	lokiBuffer  *int
+	lokiTimeout *time.Duration
+	lokiRetries *int
 
 	alertmanagerURLs     *[]string
 	alertmanagerInterval *time.Duration
@@ -90,6 +101,13 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.tracesExporter = c.serve.Flag("traces.exporter", "Where traces of sync operations go: otlp, stdout (JSON lines) or none. Default: $OTEL_TRACES_EXPORTER, else otlp when an OTLP endpoint is set, else none; stdout with --demo.").Enum("", "otlp", "stdout", "none")
 	c.otlpEndpoint = c.serve.Flag("traces.otlp.endpoint", "OTLP endpoint URL, e.g. http://tempo:4318 (http/protobuf) or http://tempo:4317 (grpc); https for TLS. Default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT.").String()
 	c.otlpProtocol = c.serve.Flag("traces.otlp.protocol", "OTLP protocol: grpc or http/protobuf. Default: $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.").Enum("", "grpc", "http/protobuf")
+	c.workloadKinds = c.serve.Flag("workloads.kinds", "Workload kinds to watch and join to their Application (Kubernetes source only), comma-separated: "+workload.DefaultKinds+". Rollouts and certificates are watched only when their CRDs exist. Empty: none.").Default(workload.DefaultKinds).String()
+	c.lokiURL = c.serve.Flag("loki.url", "Loki to push the tracker's facts to as JSON lines, e.g. http://loki:3100. Empty: facts are only logged.").String()
+	c.lokiTenant = c.serve.Flag("loki.tenant", "Loki tenant (X-Scope-OrgID).").String()
+	c.lokiJob = c.serve.Flag("loki.job", "Value of the job stream label of crowsnest's Loki streams.").Default("crowsnest").String()
+	c.lokiBuffer = c.serve.Flag("loki.buffer-size", "Events waiting to be pushed; when full, new ones are dropped and counted.").Default("10000").Int()
+	c.lokiTimeout = c.serve.Flag("loki.timeout", "Time limit of one push to Loki.").Default("10s").Duration()
+	c.lokiRetries = c.serve.Flag("loki.max-retries", "Retries of a push that got 429, 5xx or no answer, with backoff from 500ms to 30s; then the batch is dropped and counted.").Default("10").Int()
 	c.alertmanagerURLs = c.serve.Flag("alertmanager.url", "Alertmanager to page directly (API v2), e.g. http://alertmanager:9093; repeatable. crowsnest then evaluates its alerts that judge one app (sync failed, degraded, drift, stuck, unknown, policy) on its own state, with the labels of the Prometheus rules, so Alertmanager deduplicates both.").Strings()
 	c.alertmanagerInterval = c.serve.Flag("alertmanager.evaluation-interval", "How often crowsnest evaluates the alerts for direct paging.").Default("1s").Duration()
 	c.alertmanagerResend = c.serve.Flag("alertmanager.resend-interval", "How often firing alerts are sent again.").Default("1m").Duration()

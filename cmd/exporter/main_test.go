@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/crowsnest/crowsnest/internal/demo"
+	"github.com/crowsnest/crowsnest/internal/lokitest"
 	"github.com/crowsnest/crowsnest/internal/otlptest"
 )
 
@@ -442,4 +443,72 @@ func TestBlackholedCollectorLeavesMetricsAlone(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// The demo's facts reach Loki's push protocol with low-cardinality stream
+// labels and the trace id in the line, through 429 answers; a Loki that
+// hangs changes nothing for /metrics and costs dropped, counted events.
+func TestLokiEvents(t *testing.T) {
+	var r lokitest.Receiver
+	url, stop, err := r.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	r.FailNext(2, http.StatusTooManyRequests)
+	d := startDemo(t, "--traces.exporter=none", "--loki.url="+url, "--loki.tenant=platform")
+	var root lokitest.Entry
+	d.eventually(t, "root's sync_finished in Loki", func() error {
+		for _, e := range r.Entries() {
+			if e.Labels["event"] == "sync_finished" && strings.Contains(e.Line, `"app":"argocd/root"`) {
+				root = e
+				return nil
+			}
+		}
+		return fmt.Errorf("%d entries, no sync_finished of root", len(r.Entries()))
+	})
+	if want := map[string]string{"job": "crowsnest", "env": "mgmt", "project": "default", "event": "sync_finished"}; fmt.Sprint(root.Labels) != fmt.Sprint(want) || root.Tenant != "platform" {
+		t.Errorf("stream %v tenant %q, want %v and platform", root.Labels, root.Tenant, want)
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(root.Line), &line); err != nil || len(fmt.Sprint(line["trace_id"])) != 32 || line["result"] != "Succeeded" {
+		t.Errorf("line %s (%v): want JSON with a 32-digit trace_id and result Succeeded", root.Line, err)
+	}
+	statuses := map[int]int{}
+	for _, q := range r.Requests() {
+		statuses[q.Status]++
+	}
+	if statuses[http.StatusTooManyRequests] != 2 || statuses[http.StatusNoContent]+statuses[http.StatusOK] == 0 {
+		t.Errorf("push answers %v, want two 429s then success", statuses)
+	}
+	// Every fact crowsnest logged reached Loki once, despite the 429s.
+	logged := strings.Count(d.stderr.String(), " event=")
+	d.eventually(t, "every fact in Loki", func() error {
+		if n := len(r.Entries()); n != logged {
+			return fmt.Errorf("%d entries in Loki, %d facts logged", n, logged)
+		}
+		return nil
+	})
+
+	var hung lokitest.Receiver
+	hungURL, stopHung, err := hung.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopHung()
+	hung.Hang()
+	defer hung.Release()
+	h := startDemo(t, "--traces.exporter=none", "--loki.url="+hungURL, "--loki.buffer-size=5", "--loki.timeout=300ms", "--loki.max-retries=0")
+	if code, _ := h.get(t, "/metrics"); code != http.StatusOK {
+		t.Fatalf("/metrics = %d with a hung Loki", code)
+	}
+	h.eventually(t, "dropped events counted", func() error {
+		_, body := h.get(t, "/metrics")
+		for _, reason := range []string{"buffer_full", "push_failed"} {
+			if !regexp.MustCompile(`crowsnest_events_dropped_total\{reason="` + reason + `"\} [1-9]`).MatchString(body) {
+				return fmt.Errorf("no %s drops counted yet", reason)
+			}
+		}
+		return nil
+	})
 }

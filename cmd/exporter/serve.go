@@ -20,13 +20,17 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 
 	"github.com/crowsnest/crowsnest/internal/collect"
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/demo"
+	"github.com/crowsnest/crowsnest/internal/events"
 	"github.com/crowsnest/crowsnest/internal/rules"
 	"github.com/crowsnest/crowsnest/internal/trace"
+	"github.com/crowsnest/crowsnest/internal/workload"
 )
 
 // shutdownTimeout bounds the graceful shutdown after SIGTERM or SIGINT.
@@ -52,6 +56,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	store := collect.NewStore()
 	tracker := collect.NewTracker(store, collect.NewSyncMetrics(reg, *c.perAppHistograms), conf, logger)
 	tracker.SetWaveDelay(*c.waveDelay)
+	reg.MustRegister(collect.NewPromotionCollector(tracker))
 	emitter, err := c.newEmitter(ctx, reg, logger)
 	if err != nil {
 		return err
@@ -108,6 +113,20 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
+	var shipper *events.Shipper
+	if *c.lokiURL != "" {
+		lc := events.DefaultConfig()
+		lc.URL, lc.Tenant, lc.Job = *c.lokiURL, *c.lokiTenant, *c.lokiJob
+		lc.BufferSize, lc.Timeout, lc.MaxRetries = *c.lokiBuffer, *c.lokiTimeout, *c.lokiRetries
+		if shipper, err = events.New(lc, reg, logger.With("component", "loki")); err != nil {
+			return err
+		}
+		tracker.SetFactSink(shipper)
+		logger.Info("pushing events to Loki", "url", lc.URL)
+	}
+	if err := c.startWorkloadWatch(ctx, tracker, shipper, reg, logger); err != nil {
+		return err
+	}
 	if len(*c.alertmanagerURLs) > 0 {
 		pager, err := rules.NewPager(rules.PagerConfig{
 			URLs: *c.alertmanagerURLs, Interval: *c.alertmanagerInterval, Resend: *c.alertmanagerResend,
@@ -152,6 +171,11 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		runErr = fmt.Errorf("shut down http server: %w", err)
 	}
 	wg.Wait()
+	if shipper != nil {
+		if err := shipper.Close(shutdownCtx); err != nil {
+			logger.Warn("events not flushed to Loki", "err", err)
+		}
+	}
 	if emitter != nil {
 		// The source has stopped: no more operations. Flush what is
 		// queued, within the shutdown timeout.
@@ -325,4 +349,36 @@ func appStates(apps []collect.AppSummary) []rules.AppState {
 			SyncStatus: a.SyncStatus, Health: a.Health, Phase: a.Phase, AutoSync: a.AutoSync}
 	}
 	return out
+}
+
+// startWorkloadWatch watches the workloads of --workloads.kinds, for the
+// Kubernetes source.
+func (c *cli) startWorkloadWatch(ctx context.Context, tracker *collect.Tracker, shipper *events.Shipper, reg prometheus.Registerer, logger *slog.Logger) error {
+	kinds, err := workload.ParseKinds(*c.workloadKinds)
+	if err != nil || len(kinds) == 0 || *c.demo || *c.source != "kubernetes" {
+		return err
+	}
+	rc, err := c.restConfig()
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("workload client: %w", err)
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("discovery client: %w", err)
+	}
+	lookup := func(ns, name string) (workload.App, bool) {
+		a, ok := tracker.Lookup(ns, name)
+		return workload.App{Namespace: a.Namespace, Name: a.Name, Project: a.Project, Env: a.Env}, ok
+	}
+	w := workload.NewWatcher(dyn, disc, kinds, lookup, logger.With("component", "workloads"))
+	if shipper != nil {
+		w.SetEvents(shipper.Send)
+	}
+	reg.MustRegister(w)
+	go w.Run(ctx)
+	return nil
 }

@@ -21,6 +21,7 @@ type appView struct {
 	driftSince time.Time          // zero while not drifted
 	syncs      [numResults]uint64 // finished operations by result, see results
 	lastWaves  []waveTiming       // waves of the last operation timed to its end
+	policies   []config.PolicyResult
 }
 
 // Operation results counted by crowsnest_app_syncs_total, in a fixed order so
@@ -160,6 +161,16 @@ func appFamilies() []family {
 			generate: func(v *appView, emit sampleFunc) {
 				if !v.driftSince.IsZero() && v.app.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
 					emit(unixSeconds(v.driftSince))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_policy_violation",
+			help: "1 if the Application breaks a policy of its environment (auto_sync, self_heal, prune, images_by_digest), 0 if it keeps it; only the policies its environment has.",
+			typ:  typeGauge,
+			generate: func(v *appView, emit sampleFunc) {
+				for _, p := range v.policies {
+					emit(boolValue(p.Violated), "policy", p.Policy)
 				}
 			},
 		},
@@ -316,4 +327,11 @@ func StripCredentials(repo string) string {
 	}
 	u.User = nil
 	return u.String()
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -2,6 +2,7 @@ package collect
 
 import (
 	"bytes"
+	"github.com/crowsnest/crowsnest/internal/config"
 	"sort"
 	"strings"
 	"testing"
@@ -28,6 +29,11 @@ func (envByLabel) Env(app *v1alpha1.Application) string {
 		return e
 	}
 	return "unknown"
+}
+
+// CheckPolicies checks the default policies (the deployment model's).
+func (envByLabel) CheckPolicies(app *v1alpha1.Application, env string) []config.PolicyResult {
+	return (&config.Config{}).CheckPolicies(app, env)
 }
 
 func newTestTracker() (*Tracker, *Store) {
@@ -163,6 +169,8 @@ crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="
 crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Failed"} 1
 crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Error"} 0
 crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Terminating"} 0
+crowsnest_app_policy_violation{namespace="argocd",name="web",project="shop",env="prod",policy="auto_sync"} 1
+crowsnest_app_policy_violation{namespace="argocd",name="web",project="shop",env="prod",policy="images_by_digest"} 0
 crowsnest_app_last_sync_finished_timestamp_seconds{namespace="argocd",name="web",project="shop",env="prod",result="Failed"} 1.79568306e+09
 crowsnest_app_last_successful_sync_timestamp_seconds{namespace="argocd",name="web",project="shop",env="prod"} 1.79568e+09
 crowsnest_app_last_sync_duration_seconds{namespace="argocd",name="web",project="shop",env="prod"} 60
@@ -253,6 +261,7 @@ func TestExpositionParses(t *testing.T) {
 	tr.Handle(Event{Type: Added, Time: t0, App: newApp()})
 	other := newApp(func(a *v1alpha1.Application) {
 		a.Name, a.UID = "api", "uid-api"
+		a.Labels = map[string]string{"env": "prod"}
 		a.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
 		a.Status.Resources = []v1alpha1.ResourceStatus{{Kind: "ConfigMap", Name: "c", Status: v1alpha1.SyncStatusCodeOutOfSync}}
 		a.Status.Conditions = []v1alpha1.ApplicationCondition{{Type: v1alpha1.ApplicationConditionSyncError}}
@@ -302,5 +311,36 @@ func TestStripCredentials(t *testing.T) {
 		if got := StripCredentials(in); got != want {
 			t.Errorf("StripCredentials(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Policies of the app's env: prod syncs by hand and pins images by digest,
+// dev auto-syncs with self-heal and prune.
+func TestPolicyViolations(t *testing.T) {
+	tr, s := newTestTracker()
+	prod := newApp(func(a *v1alpha1.Application) {
+		a.Name, a.UID, a.Labels = "prod-api", "uid-prod", map[string]string{"env": "prod"}
+		a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{}}
+		a.Status.Summary.Images = []string{"registry/api@sha256:0123", "registry/sidecar:1.2"}
+	})
+	dev := newApp(func(a *v1alpha1.Application) {
+		a.Name, a.UID, a.Labels = "dev-api", "uid-dev", map[string]string{"env": "dev"}
+		a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{SelfHeal: true}}
+	})
+	tr.Handle(Event{Type: Added, Time: t0, App: prod})
+	tr.Handle(Event{Type: Added, Time: t0, App: dev})
+	for _, c := range []struct {
+		app, policy string
+		want        float64
+	}{
+		{"prod-api", "auto_sync", 1}, {"prod-api", "images_by_digest", 1},
+		{"dev-api", "auto_sync", 0}, {"dev-api", "self_heal", 0}, {"dev-api", "prune", 1},
+	} {
+		if v, ok := value(t, s, "crowsnest_app_policy_violation", "name", c.app, "policy", c.policy); !ok || v != c.want {
+			t.Errorf("%s %s: %v (present %v), want %v", c.app, c.policy, v, ok, c.want)
+		}
+	}
+	if _, ok := value(t, s, "crowsnest_app_policy_violation", "name", "prod-api", "policy", "prune"); ok {
+		t.Error("prod has no prune policy, yet a series for it")
 	}
 }

@@ -9,12 +9,20 @@ import (
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/crowsnest/crowsnest/internal/config"
+	"github.com/crowsnest/crowsnest/internal/events"
 	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
 // Classifier names the environment of an Application.
 type Classifier interface {
 	Env(app *v1alpha1.Application) string
+}
+
+// FactSink receives every fact the tracker establishes, as an event (for
+// Loki). Send must not block.
+type FactSink interface {
+	Send(e events.Event)
 }
 
 // OperationSink receives every finished operation the tracker counts, to
@@ -31,6 +39,7 @@ type Tracker struct {
 	store *Store
 	syncs *SyncMetrics
 	ops   OperationSink // nil: no traces
+	facts FactSink      // nil: facts are only logged
 	// waveDelay is Argo CD's delay after each wave
 	// (ARGOCD_SYNC_WAVE_DELAY), to tell when a wave began.
 	waveDelay time.Duration
@@ -40,6 +49,7 @@ type Tracker struct {
 	classifier Classifier
 	since      time.Time // time of the first event: operations that finished before it are not counted
 	apps       map[string]*appState
+	byName     map[string]*appState // an app of each name, for Lookup
 	// children maps an Application (namespace/name) to the wave span of
 	// the app-of-apps operation that last created or changed it, until
 	// an operation of the child links to it.
@@ -75,7 +85,7 @@ type appState struct {
 // NewTracker returns a tracker that renders into store and records finished
 // operations in syncs.
 func NewTracker(store *Store, syncs *SyncMetrics, classifier Classifier, logger *slog.Logger) *Tracker {
-	return &Tracker{store: store, syncs: syncs, classifier: classifier, logger: logger, apps: map[string]*appState{}, children: map[string]childLink{}, waveDelay: DefaultWaveDelay}
+	return &Tracker{store: store, syncs: syncs, classifier: classifier, logger: logger, apps: map[string]*appState{}, byName: map[string]*appState{}, children: map[string]childLink{}, waveDelay: DefaultWaveDelay}
 }
 
 // DefaultWaveDelay is Argo CD's default delay after a sync wave.
@@ -88,6 +98,14 @@ func (t *Tracker) SetWaveDelay(d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.waveDelay = d
+}
+
+// SetFactSink makes the tracker send every fact it logs to sink too. Call
+// it before the first event.
+func (t *Tracker) SetFactSink(sink FactSink) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.facts = sink
 }
 
 // SetOperationSink makes the tracker hand every finished operation it
@@ -110,6 +128,9 @@ func (t *Tracker) Handle(e Event) {
 		t.since = e.Time
 	}
 	if e.Type == Deleted {
+		if st := t.apps[key]; st != nil && t.byName[e.App.Name] == st {
+			delete(t.byName, e.App.Name)
+		}
 		delete(t.apps, key)
 		delete(t.children, key)
 		t.store.delete(key)
@@ -122,10 +143,11 @@ func (t *Tracker) Handle(e Event) {
 		// old state belongs to another object.
 		st = &appState{uid: e.App.UID, seen: map[int64]struct{}{}}
 		t.apps[key] = st
+		t.byName[e.App.Name] = st
 	}
 	st.app = e.App
 	env := t.classifier.Env(e.App)
-	facts := factLog{logger: t.logger, app: key, project: e.App.Spec.Project, env: env}
+	facts := factLog{logger: t.logger, sink: t.facts, app: key, project: e.App.Spec.Project, env: env}
 	t.observeDrift(st, e, facts)
 	t.observeHealth(st, e, facts)
 	t.observeWaves(st, e.Time, facts)
@@ -166,11 +188,30 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 // the logs alone.
 type factLog struct {
 	logger            *slog.Logger
+	sink              FactSink // nil: log only
 	app, project, env string
 }
 
+// info logs the fact; args are key/value pairs, "at" the fact's time and
+// "trace_id" its trace. The sink gets the same fact as an event.
 func (f factLog) info(msg, event string, args ...any) {
 	f.logger.Info(msg, append([]any{"event", event, "app", f.app, "project", f.project, "env", f.env}, args...)...)
+	if f.sink == nil {
+		return
+	}
+	e := events.Event{Event: event, App: f.app, Project: f.project, Env: f.env, Fields: map[string]any{}}
+	for i := 0; i+1 < len(args); i += 2 {
+		k, _ := args[i].(string)
+		switch v := args[i+1]; k {
+		case "at":
+			e.Time, _ = v.(time.Time)
+		case "trace_id":
+			e.TraceID, _ = v.(string)
+		default:
+			e.Fields[k] = v
+		}
+	}
+	f.sink.Send(e)
 }
 
 // SetClassifier replaces the environment rules (on config reload) and
@@ -184,8 +225,17 @@ func (t *Tracker) SetClassifier(c Classifier) {
 	}
 }
 
+// PolicyChecker is a Classifier that also knows the policies of each
+// environment.
+type PolicyChecker interface {
+	CheckPolicies(app *v1alpha1.Application, env string) []config.PolicyResult
+}
+
 func (t *Tracker) render(key string, st *appState, env string) {
 	v := appView{app: st.app, env: env, driftSince: st.driftSince, syncs: st.syncs, lastWaves: st.lastWaves}
+	if pc, ok := t.classifier.(PolicyChecker); ok {
+		v.policies = pc.CheckPolicies(st.app, env)
+	}
 	t.store.set(key, t.store.render(&v))
 }
 
@@ -407,6 +457,25 @@ func initiator(by v1alpha1.OperationInitiator) string {
 	return by.Username
 }
 
+// Lookup returns the summary of the Application namespace/name; with an
+// empty namespace, of an Application of that name in any namespace (Argo CD
+// tracking ids name the app's namespace only outside Argo CD's own).
+func (t *Tracker) Lookup(namespace, name string) (AppSummary, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if namespace != "" {
+		st, ok := t.apps[namespace+"/"+name]
+		if !ok {
+			return AppSummary{}, false
+		}
+		return t.summary(st), true
+	}
+	if st, ok := t.byName[name]; ok {
+		return t.summary(st), true
+	}
+	return AppSummary{}, false
+}
+
 // AppSummary is an Application's state as alerts judge it.
 type AppSummary struct {
 	Namespace, Name, Project, Env string
@@ -421,16 +490,20 @@ func (t *Tracker) Apps() []AppSummary {
 	defer t.mu.Unlock()
 	out := make([]AppSummary, 0, len(t.apps))
 	for _, st := range t.apps {
-		a := st.app
-		s := AppSummary{
-			Namespace: a.Namespace, Name: a.Name, Project: a.Spec.Project, Env: t.classifier.Env(a),
-			SyncStatus: string(a.Status.Sync.Status), Health: string(a.Status.Health.Status),
-			AutoSync: a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil,
-		}
-		if op := a.Status.OperationState; op != nil {
-			s.Phase = string(op.Phase)
-		}
-		out = append(out, s)
+		out = append(out, t.summary(st))
 	}
 	return out
+}
+
+func (t *Tracker) summary(st *appState) AppSummary {
+	a := st.app
+	s := AppSummary{
+		Namespace: a.Namespace, Name: a.Name, Project: a.Spec.Project, Env: t.classifier.Env(a),
+		SyncStatus: string(a.Status.Sync.Status), Health: string(a.Status.Health.Status),
+		AutoSync: a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil,
+	}
+	if op := a.Status.OperationState; op != nil {
+		s.Phase = string(op.Phase)
+	}
+	return s
 }

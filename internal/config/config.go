@@ -24,6 +24,13 @@ type Config struct {
 	DefaultEnv string `yaml:"default_env"`
 	// Environments are tried in order; the first rule that matches wins.
 	Environments []EnvRule `yaml:"environments"`
+	// Policies say what the Applications of each environment must look
+	// like. Absent: DefaultPolicies (the deployment model's); an empty
+	// list checks nothing.
+	Policies *[]Policy `yaml:"policies"`
+	// Promotion groups apps across environments to show how far each
+	// environment trails the one before. Absent: DefaultPromotion.
+	Promotion *Promotion `yaml:"promotion"`
 }
 
 // EnvRule assigns Env to every Application that matches all of Match's

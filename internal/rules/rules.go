@@ -186,18 +186,14 @@ func Alerts() []Alert {
 		{
 			Name: "CrowsnestPolicyViolated",
 			Expr: func(m string) string {
-				// Prod syncs by hand after approval; dev and stage
-				// auto-sync (deployment model).
-				return `max by (` + identity + `) (crowsnest_app_info{autosync="true"` + Prod.matcher() + m + `})` +
-					` or max by (` + identity + `) (crowsnest_app_info{autosync="false",env=~"dev|stage"` + m + `})`
+				// The policies of each env come from crowsnest's
+				// configuration (default: the deployment model's).
+				return `max by (` + identity + `, policy) (crowsnest_app_policy_violation{` + strings.TrimPrefix(m, ",") + `}) == 1`
 			},
 			For:         10 * time.Minute,
 			Variants:    []Variant{{AllEnvs, Warning}},
-			Summary:     "Argo CD app breaks the sync policy",
-			Description: appDescription + " breaks the sync policy: prod apps must sync by hand, dev and stage apps must auto-sync.",
-			Check: func(a AppState) bool {
-				return a.Env == ProdEnv && a.AutoSync || (a.Env == "dev" || a.Env == "stage") && !a.AutoSync
-			},
+			Summary:     "Argo CD app breaks a GitOps policy",
+			Description: appDescription + " breaks the {{ $labels.policy }} policy of its environment (by default: prod syncs by hand with images pinned by digest; dev and stage auto-sync with self-heal and prune).",
 		},
 		{
 			Name:        "CrowsnestDown",

@@ -97,6 +97,11 @@ func want(name, env, severity string) map[string]string {
 	return map[string]string{"namespace": "argocd", "name": name, "project": "default", "env": env, "severity": severity}
 }
 
+func withPolicy(l map[string]string, policy string) map[string]string {
+	l["policy"] = policy
+	return l
+}
+
 func promtoolCases() []promtoolCase {
 	return []promtoolCase{
 		{ // a failed sync pages in prod, warns in dev, and resolves with the next good sync
@@ -180,14 +185,14 @@ func promtoolCases() []promtoolCase {
 		},
 		{ // prod must sync by hand, dev and stage automatically
 			series: []series{
-				{app("crowsnest_app_info", "prod-backend", "prod", "autosync", "true"), "1x20"},
-				{app("crowsnest_app_info", "prod-frontend", "prod", "autosync", "false"), "1x20"},
-				{app("crowsnest_app_info", "stage-backend", "stage", "autosync", "false"), "1x20"},
-				{app("crowsnest_app_info", "dev-backend", "dev", "autosync", "true"), "1x20"},
+				{app("crowsnest_app_policy_violation", "prod-backend", "prod", "policy", "auto_sync"), "1x20"},
+				{app("crowsnest_app_policy_violation", "prod-backend", "prod", "policy", "images_by_digest"), "0x20"},
+				{app("crowsnest_app_policy_violation", "stage-backend", "stage", "policy", "auto_sync"), "0x20"},
+				{app("crowsnest_app_policy_violation", "dev-backend", "dev", "policy", "prune"), "1x5 0x15"},
 			},
 			checks: []check{
 				{"9m", "CrowsnestPolicyViolated", nil},
-				{"11m", "CrowsnestPolicyViolated", []map[string]string{want("prod-backend", "prod", "warning"), want("stage-backend", "stage", "warning")}},
+				{"11m", "CrowsnestPolicyViolated", []map[string]string{withPolicy(want("prod-backend", "prod", "warning"), "auto_sync")}},
 			},
 		},
 		{ // crowsnest not scraped

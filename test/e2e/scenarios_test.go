@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/crowsnest/crowsnest/internal/lokitest"
 	"github.com/crowsnest/crowsnest/internal/otlptest"
 	"github.com/crowsnest/crowsnest/internal/trace"
 )
@@ -81,6 +83,7 @@ type scenarioEnv struct {
 	rec      *Process
 	recPath  string
 	otlp     *otlptest.Receiver
+	loki     *lokitest.Receiver
 }
 
 // TestArgoCDScenarios runs crowsnest against a real Argo CD syncing the
@@ -105,6 +108,7 @@ func TestArgoCDScenarios(t *testing.T) {
 	s.startRecorder()
 	t.Run("2 fixed", func(t *testing.T) { s.fixMigration(ctx, t) })
 	t.Run("3 fixed", func(t *testing.T) { s.fixProdDrift(ctx, t) })
+	t.Run("5 workloads and policy", func(t *testing.T) { s.workloadsAndPolicy(ctx, t) })
 	t.Run("4 API server outage", func(t *testing.T) { s.apiServerOutage(ctx, t) })
 	second := s.stopRecorder("argocd-scenario-4-outage.jsonl")
 	if *updateRecordings && !t.Failed() {
@@ -136,9 +140,17 @@ func startScenarioEnv(t *testing.T) *scenarioEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(stopOTLP)
+	// Events go to an in-process Loki push receiver.
+	s.loki = &lokitest.Receiver{}
+	lokiURL, stopLoki, err := s.loki.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopLoki)
 	s.am = env.StartAlertmanager()
 	s.amDirect = env.StartAlertmanager()
 	s.cn = env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfg, "--traces.otlp.endpoint="+otlpURL, "--traces.otlp.protocol=grpc",
+		"--loki.url="+lokiURL,
 		"--alertmanager.url="+s.am.URL, "--alertmanager.url="+s.amDirect.URL, fmt.Sprintf("--alertmanager.for-scale=%g", alertForScale))
 	s.cn.Process.Env = append(s.cn.Process.Env, "OTEL_BSP_SCHEDULE_DELAY=200")
 	s.cn.Start()
@@ -282,6 +294,38 @@ func (s *scenarioEnv) freshSync(ctx context.Context, t *testing.T) {
 		return nil
 	})
 	s.checkRootTrace(t, root, want)
+	// The same trace id is in root's sync_finished event in Loki.
+	eventually(t, scenarioTimeout, func() error {
+		for _, e := range s.loki.Entries() {
+			if e.Labels["event"] == "sync_finished" && e.Labels["env"] == "mgmt" && e.Labels["job"] == "crowsnest" &&
+				strings.Contains(e.Line, `"app":"argocd/root"`) && strings.Contains(e.Line, `"trace_id":"`+want+`"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no sync_finished event of root with trace id %s among %d Loki entries", want, len(s.loki.Entries()))
+	})
+	// Prod has not been synced: it trails stage, more and more.
+	lag := func() (float64, error) {
+		v, err := s.prom.Query(`crowsnest_promotion_lag_seconds{group="backend",from="stage",to="prod"}`)
+		if err != nil || len(v) != 1 {
+			return 0, fmt.Errorf("promotion lag stage→prod: %v (%v)", v, err)
+		}
+		return v[0].Value, nil
+	}
+	var first float64
+	eventually(t, scenarioTimeout, func() (err error) {
+		if first, err = lag(); err == nil && first <= 0 {
+			err = fmt.Errorf("promotion lag stage→prod %v, want > 0", first)
+		}
+		return err
+	})
+	eventually(t, scenarioTimeout, func() error {
+		second, err := lag()
+		if err == nil && second <= first {
+			err = fmt.Errorf("promotion lag stage→prod went from %v to %v, want it growing", first, second)
+		}
+		return err
+	})
 	t.Logf("scenario 1 took %v", time.Since(start).Round(time.Second))
 }
 
@@ -384,6 +428,21 @@ func (s *scenarioEnv) failingSync(ctx context.Context, t *testing.T) {
 		return s.expectSyncsMatchArgoCD(ctx, failedDevBackend, "dev-backend")
 	})
 	t.Logf("failed sync of dev-backend seen in Prometheus after %v", time.Since(start).Round(time.Second))
+	// The failed PreSync hook Job shows in the workload series while it
+	// exists (the retry deletes it: BeforeHookCreation), and as a
+	// workload_degraded event in Loki.
+	eventually(t, scenarioTimeout, func() error {
+		if err := s.prom.ExpectValue(`max_over_time(crowsnest_app_workload_job_status{name="dev-backend",workload="shop-dev/backend-migrate",status="Failed"}[10m])`, 1); err != nil {
+			return err
+		}
+		for _, e := range s.loki.Entries() {
+			if e.Labels["event"] == "workload_degraded" && e.Labels["env"] == "dev" &&
+				strings.Contains(e.Line, `"workload":"shop-dev/backend-migrate"`) && strings.Contains(e.Line, `"job_status":"Failed"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no workload_degraded event of the failed migration Job in Loki")
+	})
 }
 
 func (s *scenarioEnv) fixMigration(ctx context.Context, t *testing.T) {
@@ -482,6 +541,9 @@ func (s *scenarioEnv) prodDrift(ctx context.Context, t *testing.T) {
 			return err
 		}
 		return s.expectSyncsMatchArgoCD(ctx, nil, "prod-backend")
+	})
+	eventually(t, scenarioTimeout, func() error {
+		return s.prom.ExpectValue(`crowsnest_promotion_lag_seconds{group="backend",from="stage",to="prod"}`, 0)
 	})
 
 	// Someone edits a live object of the prod app by hand.
@@ -664,4 +726,105 @@ func (s *scenarioEnv) apiServerOutage(ctx context.Context, t *testing.T) {
 		t.Error("crowsnest exited during the outage")
 	}
 	t.Logf("scenario 4 took %v", time.Since(start).Round(time.Second))
+}
+
+// workloadsAndPolicy holds a Deployment below its ready replicas and sees it
+// in the workload series and as a Loki event; and gives a prod app
+// auto-sync, which trips the policy alert in Prometheus.
+func (s *scenarioEnv) workloadsAndPolicy(ctx context.Context, t *testing.T) {
+	setReady := func(value *string) {
+		t.Helper()
+		d, err := s.kas.Kubernetes().AppsV1().Deployments("shop-dev").Get(ctx, "backend", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if value == nil {
+			delete(d.Annotations, annotationReadyReplicas)
+		} else {
+			d.Annotations[annotationReadyReplicas] = *value
+		}
+		if _, err := s.kas.Kubernetes().AppsV1().Deployments("shop-dev").Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replicas := func(state string) string {
+		return `crowsnest_app_workload_replicas{name="dev-backend",kind="Deployment",workload="shop-dev/backend",state="` + state + `"}`
+	}
+	zero := "0"
+	setReady(&zero)
+	took := eventually(t, scenarioTimeout, func() error {
+		if err := s.prom.ExpectValue(replicas("ready"), 0); err != nil {
+			return err
+		}
+		v, err := s.prom.Query(replicas("desired"))
+		if err != nil || len(v) != 1 || v[0].Value < 1 {
+			return fmt.Errorf("desired replicas %v (%v), want at least 1", v, err)
+		}
+		for _, e := range s.loki.Entries() {
+			if e.Labels["event"] == "workload_degraded" && strings.Contains(e.Line, `"app":"argocd/dev-backend"`) && strings.Contains(e.Line, `"workload":"shop-dev/backend"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no workload_degraded event for shop-dev/backend in Loki")
+	})
+	t.Logf("Deployment held at 0 ready replicas: in Prometheus and Loki %v later", took.Round(time.Second))
+	setReady(nil)
+	eventually(t, scenarioTimeout, func() error {
+		v, err := s.prom.Query(replicas("ready"))
+		if err != nil || len(v) != 1 || v[0].Value < 1 {
+			return fmt.Errorf("ready replicas %v (%v), want back to desired", v, err)
+		}
+		return nil
+	})
+	// Every workload row of the README's metrics table marked "Kubernetes
+	// source" (cert-manager rows need its CRD) is in Prometheus.
+	for _, name := range readmeKubernetesMetrics(t) {
+		if v, err := s.prom.Query(`count(` + name + `)`); err != nil || len(v) != 1 {
+			t.Errorf("README lists %s, Prometheus has none: %v", name, err)
+		}
+	}
+
+	// A prod app that auto-syncs, created by hand (not through the root
+	// app, whose self-heal would revert it), with a path that does not
+	// exist, so it never syncs anything.
+	app := &v1alpha1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: "prod-rogue", Namespace: argoCDNamespace, Labels: map[string]string{"env": "prod"}},
+		Spec: v1alpha1.ApplicationSpec{
+			Project:     "default",
+			Source:      &v1alpha1.ApplicationSource{RepoURL: s.git.URL(), Path: "does-not-exist", TargetRevision: "HEAD"},
+			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: "shop-prod"},
+			SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{}},
+		},
+	}
+	apps := s.kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)
+	if _, err := apps.Create(ctx, app, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := apps.Delete(ctx, app.Name, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("delete %s: %v", app.Name, err)
+		}
+	}()
+	took = eventually(t, scenarioTimeout, func() error {
+		return s.prom.ExpectValue(`ALERTS{alertname="CrowsnestPolicyViolated",alertstate="firing",name="prod-rogue",env="prod",policy="auto_sync"}`, 1)
+	})
+	t.Logf("CrowsnestPolicyViolated firing for the auto-syncing prod app %v after it was created (for: 10m scaled to %v)", took.Round(time.Second), time.Duration(alertForScale*float64(10*time.Minute)))
+}
+
+// readmeKubernetesMetrics returns the metrics of the README's table marked
+// "(Kubernetes source)".
+func readmeKubernetesMetrics(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(bin.repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `(crowsnest_[a-z_]+)` \\(Kubernetes source\\) \\|").FindAllStringSubmatch(string(data), -1) {
+		out = append(out, m[1])
+	}
+	if len(out) < 3 {
+		t.Fatalf("README lists %d Kubernetes-source metrics, want the workload rows", len(out))
+	}
+	return out
 }

@@ -1,0 +1,109 @@
+package config
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+)
+
+// Policy is what the Applications of one environment must look like. A
+// nil requirement is not checked.
+type Policy struct {
+	Env string `yaml:"env"`
+	// AutoSync, SelfHeal and Prune require spec.syncPolicy.automated (and
+	// its selfHeal and prune) to be on (true) or off (false).
+	AutoSync *bool `yaml:"auto_sync"`
+	SelfHeal *bool `yaml:"self_heal"`
+	Prune    *bool `yaml:"prune"`
+	// ImagesByDigest requires every image the app runs (status.summary.images)
+	// to be pinned by digest (name@sha256:...), not by tag.
+	ImagesByDigest bool `yaml:"images_by_digest"`
+}
+
+// Promotion groups the same service's apps across environments.
+type Promotion struct {
+	// Order is the promotion path, e.g. [dev, stage, prod].
+	Order []string `yaml:"order"`
+	// GroupLabel names the Application label whose value is the group; if
+	// empty, GroupName's first capture group on the app name is.
+	GroupLabel string  `yaml:"group_label"`
+	GroupName  *Regexp `yaml:"group_name"`
+}
+
+func ptr(b bool) *bool { return &b }
+
+// DefaultPolicies are the deployment model's: prod syncs by hand and runs
+// images pinned by digest; dev and stage auto-sync with self-heal and
+// prune.
+func DefaultPolicies() []Policy {
+	return []Policy{
+		{Env: "prod", AutoSync: ptr(false), ImagesByDigest: true},
+		{Env: "stage", AutoSync: ptr(true), SelfHeal: ptr(true), Prune: ptr(true)},
+		{Env: "dev", AutoSync: ptr(true), SelfHeal: ptr(true), Prune: ptr(true)},
+	}
+}
+
+// DefaultPromotion promotes dev → stage → prod and groups apps named
+// <env>-<group>.
+func DefaultPromotion() *Promotion {
+	return &Promotion{Order: []string{"dev", "stage", "prod"}, GroupName: &Regexp{Regexp: regexp.MustCompile(`^(?:(?:dev|stage|prod)-(.+))$`), original: `(?:dev|stage|prod)-(.+)`}}
+}
+
+// PolicyResult is one policy checked on one app.
+type PolicyResult struct {
+	Policy   string // auto_sync, self_heal, prune, images_by_digest
+	Violated bool
+}
+
+// CheckPolicies checks app, in env, against the policies of env.
+func (c *Config) CheckPolicies(app *v1alpha1.Application, env string) []PolicyResult {
+	policies := DefaultPolicies()
+	if c.Policies != nil {
+		policies = *c.Policies
+	}
+	var out []PolicyResult
+	for _, p := range policies {
+		if p.Env != env {
+			continue
+		}
+		auto := app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil
+		check := func(name string, want *bool, got bool) {
+			if want != nil {
+				out = append(out, PolicyResult{Policy: name, Violated: got != *want})
+			}
+		}
+		check("auto_sync", p.AutoSync, auto)
+		check("self_heal", p.SelfHeal, auto && app.Spec.SyncPolicy.Automated.SelfHeal)
+		check("prune", p.Prune, auto && app.Spec.SyncPolicy.Automated.Prune)
+		if p.ImagesByDigest {
+			violated := false
+			for _, img := range app.Status.Summary.Images {
+				if !strings.Contains(img, "@sha256:") {
+					violated = true
+				}
+			}
+			out = append(out, PolicyResult{Policy: "images_by_digest", Violated: violated})
+		}
+		break
+	}
+	return out
+}
+
+// PromotionGroup returns the promotion config and the group of app, or ""
+// when it is in none.
+func (c *Config) PromotionGroup(app *v1alpha1.Application) (*Promotion, string) {
+	p := c.Promotion
+	if p == nil {
+		p = DefaultPromotion()
+	}
+	if p.GroupLabel != "" {
+		return p, app.Labels[p.GroupLabel]
+	}
+	if p.GroupName != nil && p.GroupName.Regexp != nil {
+		if m := p.GroupName.FindStringSubmatch(app.Name); len(m) > 1 {
+			return p, m[1]
+		}
+	}
+	return p, ""
+}

@@ -1,0 +1,146 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Defaults applied by DefaultConfig and, for zero fields, by New.
+const (
+	DefaultJob        = "crowsnest"
+	DefaultBufferSize = 10000
+	DefaultBatchSize  = 1000
+	DefaultBatchBytes = 1 << 20
+	DefaultBatchWait  = time.Second
+	DefaultTimeout    = 10 * time.Second
+	DefaultMinBackoff = 500 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+	DefaultMaxRetries = 10
+)
+
+// Config configures a Shipper. Each field names the command-line flag it is
+// meant to be bound to; validation errors name that flag.
+type Config struct {
+	// URL is Loki's base URL, e.g. http://loki:3100 (--loki.url). The push
+	// path /loki/api/v1/push is appended unless the URL already ends with it.
+	URL string
+	// Tenant is sent as X-Scope-OrgID when not empty (--loki.tenant).
+	Tenant string
+	// Username and Password enable basic auth when Username is not empty
+	// (--loki.username, --loki.password).
+	Username, Password string
+	// BearerToken is sent as "Authorization: Bearer" when not empty and no
+	// Username is set (--loki.bearer-token).
+	BearerToken string
+	// Job is the value of the job stream label (--loki.job).
+	Job string
+	// BufferSize is how many events wait for shipping at most; beyond it
+	// Send drops (--loki.buffer-size).
+	BufferSize int
+	// BatchSize is the most lines in one push (--loki.batch-size).
+	BatchSize int
+	// BatchBytes is the most line bytes in one push (--loki.batch-bytes).
+	BatchBytes int
+	// BatchWait is how long the first line of a batch waits for more
+	// before the batch is pushed (--loki.batch-wait).
+	BatchWait time.Duration
+	// Timeout bounds each push attempt (--loki.timeout).
+	Timeout time.Duration
+	// MinBackoff is the first wait before retrying a push; it doubles up to
+	// MaxBackoff (--loki.min-backoff, --loki.max-backoff).
+	MinBackoff, MaxBackoff time.Duration
+	// MaxRetries is how many times a failed push is retried after the first
+	// attempt before its batch is dropped; 0 disables retries
+	// (--loki.max-retries). Unlike the other fields, 0 is not replaced by
+	// the default: use DefaultConfig.
+	MaxRetries int
+}
+
+// DefaultConfig returns a Config with every default set and no URL.
+func DefaultConfig() Config {
+	return Config{
+		Job:        DefaultJob,
+		BufferSize: DefaultBufferSize,
+		BatchSize:  DefaultBatchSize,
+		BatchBytes: DefaultBatchBytes,
+		BatchWait:  DefaultBatchWait,
+		Timeout:    DefaultTimeout,
+		MinBackoff: DefaultMinBackoff,
+		MaxBackoff: DefaultMaxBackoff,
+		MaxRetries: DefaultMaxRetries,
+	}
+}
+
+// withDefaults fills zero fields (except MaxRetries) with defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Job == "" {
+		c.Job = d.Job
+	}
+	if c.BufferSize == 0 {
+		c.BufferSize = d.BufferSize
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = d.BatchSize
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = d.BatchBytes
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = d.BatchWait
+	}
+	if c.Timeout == 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.MinBackoff == 0 {
+		c.MinBackoff = d.MinBackoff
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = max(d.MaxBackoff, c.MinBackoff)
+	}
+	return c
+}
+
+// Validate checks the configuration after defaults for zero fields are
+// applied, and returns every problem found, each naming its flag.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("--loki.url: required"))
+	} else if u, err := url.Parse(c.URL); err != nil {
+		errs = append(errs, fmt.Errorf("--loki.url: %w", err))
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--loki.url: %q is not an absolute http(s) URL", c.URL))
+	}
+	nonNegative := []struct {
+		flag string
+		neg  bool
+		v    any
+	}{
+		{"--loki.buffer-size", c.BufferSize < 0, c.BufferSize},
+		{"--loki.batch-size", c.BatchSize < 0, c.BatchSize},
+		{"--loki.batch-bytes", c.BatchBytes < 0, c.BatchBytes},
+		{"--loki.batch-wait", c.BatchWait < 0, c.BatchWait},
+		{"--loki.timeout", c.Timeout < 0, c.Timeout},
+		{"--loki.min-backoff", c.MinBackoff < 0, c.MinBackoff},
+		{"--loki.max-backoff", c.MaxBackoff < 0, c.MaxBackoff},
+	}
+	for _, p := range nonNegative {
+		if p.neg {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %v", p.flag, p.v))
+		}
+	}
+	if c.MaxRetries < 0 {
+		errs = append(errs, fmt.Errorf("--loki.max-retries: must be >= 0, got %d", c.MaxRetries))
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		errs = append(errs, fmt.Errorf("--loki.max-backoff: %s is less than --loki.min-backoff %s", c.MaxBackoff, c.MinBackoff))
+	}
+	if c.Password != "" && c.Username == "" {
+		errs = append(errs, errors.New("--loki.password: set without --loki.username"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,386 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/crowsnest/crowsnest/internal/lokitest"
+)
+
+// start serves a lokitest receiver and returns it with a config pointing at
+// it, tuned for fast tests.
+func start(t *testing.T) (*lokitest.Receiver, Config) {
+	t.Helper()
+	rcv := &lokitest.Receiver{}
+	url, stop, err := rcv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	cfg := DefaultConfig()
+	cfg.URL = url
+	cfg.BatchWait = 20 * time.Millisecond
+	cfg.MinBackoff = 20 * time.Millisecond
+	cfg.MaxBackoff = 80 * time.Millisecond
+	cfg.MaxRetries = 3
+	cfg.Timeout = 2 * time.Second
+	return rcv, cfg
+}
+
+func newShipper(t *testing.T, cfg Config) (*Shipper, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	s, err := New(cfg, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	return s, reg
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func dropped(s *Shipper, reason string) int {
+	return int(testutil.ToFloat64(s.dropped.WithLabelValues(reason)))
+}
+
+func sent(s *Shipper) int { return int(testutil.ToFloat64(s.sent)) }
+
+func ev(i int) Event {
+	return Event{
+		Time:    time.Date(2025, 1, 2, 3, 4, 5, i, time.UTC),
+		Event:   SyncFinished,
+		App:     "argocd/app",
+		Project: "payments",
+		Env:     "dev",
+		Fields:  map[string]any{"i": i},
+	}
+}
+
+// sendAll sends events from a goroutine and fails the test if Send does not
+// return within d in total: Send must never block.
+func sendAll(t *testing.T, s *Shipper, n int, d time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			s.Send(ev(i))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%d Sends did not return within %s: Send blocks", n, d)
+	}
+}
+
+func TestDeliversLabelsLinesTenant(t *testing.T) {
+	rcv, cfg := start(t)
+	cfg.Tenant = "team-a"
+	cfg.Job = "crowsnest-test"
+	s, reg := newShipper(t, cfg)
+
+	at := time.Date(2025, 6, 7, 8, 9, 10, 123456789, time.UTC)
+	s.Send(Event{
+		Time: at, Event: SyncFinished, App: "argocd/shop", Project: "payments", Env: "prod",
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
+		Fields:  map[string]any{"result": "Succeeded", "duration_seconds": 12.5, "revision": "abc123", "ts": "collides"},
+	})
+	s.Send(Event{Time: at.Add(time.Second), Event: DriftBegan, App: "argocd/shop", Project: "payments", Env: "prod"})
+
+	got, err := rcv.WaitEntries(ctxT(t, 5*time.Second), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byEvent := map[string]lokitest.Entry{}
+	for _, e := range got {
+		byEvent[e.Labels["event"]] = e
+		if e.Tenant != "team-a" {
+			t.Errorf("tenant header = %q, want team-a", e.Tenant)
+		}
+	}
+	sf, ok := byEvent[SyncFinished]
+	if !ok {
+		t.Fatalf("no sync_finished entry in %+v", got)
+	}
+	wantLabels := map[string]string{"job": "crowsnest-test", "env": "prod", "project": "payments", "event": SyncFinished}
+	if fmt.Sprint(sf.Labels) != fmt.Sprint(wantLabels) {
+		t.Errorf("labels = %v, want %v", sf.Labels, wantLabels)
+	}
+	if !sf.Time.Equal(at) {
+		t.Errorf("entry time = %s, want %s", sf.Time, at)
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(sf.Line), &line); err != nil {
+		t.Fatalf("line %q is not JSON: %v", sf.Line, err)
+	}
+	want := map[string]any{
+		"ts": "2025-06-07T08:09:10.123456789Z", "event": SyncFinished, "app": "argocd/shop", "project": "payments",
+		"env": "prod", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "result": "Succeeded",
+		"duration_seconds": 12.5, "revision": "abc123", "field_ts": "collides",
+	}
+	if fmt.Sprint(line) != fmt.Sprint(want) {
+		t.Errorf("line = %v\nwant   %v", line, want)
+	}
+	if !strings.HasPrefix(sf.Line, `{"ts":"2025-06-07T08:09:10.123456789Z","event":"sync_finished"`) {
+		t.Errorf("line does not start with the fixed keys: %s", sf.Line)
+	}
+	db := byEvent[DriftBegan]
+	if db.Labels["event"] != DriftBegan || !strings.Contains(db.Line, `"trace_id":""`) {
+		t.Errorf("drift entry = %+v", db)
+	}
+	for _, r := range rcv.Requests() {
+		if r.ContentType != "application/x-protobuf" {
+			t.Errorf("content type = %q", r.ContentType)
+		}
+	}
+	if err := s.Close(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP crowsnest_events_sent_total Event lines Loki accepted.
+# TYPE crowsnest_events_sent_total counter
+crowsnest_events_sent_total 2
+`), "crowsnest_events_sent_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestBasicAuth(t *testing.T) {
+	rcv, cfg := start(t)
+	cfg.Username, cfg.Password = "u", "p"
+	s, _ := newShipper(t, cfg)
+	s.Send(ev(1))
+	if _, err := rcv.WaitEntries(ctxT(t, 5*time.Second), 1); err != nil {
+		t.Fatal(err)
+	}
+	if a := rcv.Requests()[0].Authorization; a != "Basic dTpw" {
+		t.Errorf("Authorization = %q", a)
+	}
+}
+
+func TestRetries429ThenSucceeds(t *testing.T) {
+	rcv, cfg := start(t)
+	rcv.FailNext(2, 429)
+	s, _ := newShipper(t, cfg)
+	sendAll(t, s, 5, 5*time.Second)
+
+	got, err := rcv.WaitEntries(ctxT(t, 10*time.Second), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Errorf("got %d entries, want 5 (no duplicates, nothing lost)", len(got))
+	}
+	reqs := rcv.Requests()
+	if len(reqs) != 3 || reqs[0].Status != 429 || reqs[1].Status != 429 || reqs[2].Status != 204 {
+		t.Fatalf("requests = %+v, want 429, 429, 204", reqs)
+	}
+	// Backoff: each retry waits at least MinBackoff, the second at least
+	// twice that (jitter is within [min, 2*min) then [2*min, 4*min)).
+	if gap := reqs[1].Time.Sub(reqs[0].Time); gap < cfg.MinBackoff {
+		t.Errorf("first retry after %s, want >= %s", gap, cfg.MinBackoff)
+	}
+	if gap := reqs[2].Time.Sub(reqs[1].Time); gap < 2*cfg.MinBackoff {
+		t.Errorf("second retry after %s, want >= %s", gap, 2*cfg.MinBackoff)
+	}
+	if err := s.Close(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if sent(s) != 5 || dropped(s, ReasonPushFailed) != 0 {
+		t.Errorf("sent=%d push_failed=%d, want 5 and 0", sent(s), dropped(s, ReasonPushFailed))
+	}
+}
+
+func TestNoRetryOn400(t *testing.T) {
+	rcv, cfg := start(t)
+	rcv.FailNext(1, 400)
+	s, _ := newShipper(t, cfg)
+	s.Send(ev(1))
+	if err := s.Close(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rcv.Requests()); n != 1 {
+		t.Errorf("%d requests, want 1: a 400 is not retried", n)
+	}
+	if dropped(s, ReasonPushFailed) != 1 {
+		t.Errorf("push_failed = %d, want 1", dropped(s, ReasonPushFailed))
+	}
+}
+
+func TestServerErrorForeverDropsBatch(t *testing.T) {
+	rcv, cfg := start(t)
+	rcv.FailNext(-1, 500)
+	cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 10*time.Millisecond
+	s, _ := newShipper(t, cfg)
+	sendAll(t, s, 7, 5*time.Second)
+	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rcv.Requests()); n != cfg.MaxRetries+1 {
+		t.Errorf("%d requests, want %d (1 + MaxRetries)", n, cfg.MaxRetries+1)
+	}
+	if dropped(s, ReasonPushFailed) != 7 || sent(s) != 0 || len(rcv.Entries()) != 0 {
+		t.Errorf("push_failed=%d sent=%d entries=%d, want 7, 0, 0", dropped(s, ReasonPushFailed), sent(s), len(rcv.Entries()))
+	}
+	// Send still returns at once after the failures.
+	sendAll(t, s, 1000, 5*time.Second)
+	if dropped(s, ReasonShutdown) != 1000 {
+		t.Errorf("sends after Close: shutdown drops = %d, want 1000", dropped(s, ReasonShutdown))
+	}
+}
+
+func TestHangingReceiverNeverBlocksSend(t *testing.T) {
+	rcv, cfg := start(t)
+	rcv.Hang()
+	cfg.BufferSize = 100
+	cfg.BatchSize = 10
+	cfg.Timeout = 100 * time.Millisecond
+	cfg.MaxRetries = 1
+	cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 10*time.Millisecond
+	s, _ := newShipper(t, cfg)
+
+	// The first batch goes out and hangs.
+	s.Send(ev(-1))
+	if _, err := rcv.WaitRequests(ctxT(t, 5*time.Second), 1); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100000
+	sendAll(t, s, n, 20*time.Second)
+	if dropped(s, ReasonBufferFull) == 0 {
+		t.Error("no buffer_full drops while Loki hangs")
+	}
+	// Push timeouts end up as push_failed.
+	deadline := time.Now().Add(10 * time.Second)
+	for dropped(s, ReasonPushFailed) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("hung pushes never counted as push_failed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Close while Loki still hangs: the rest of the buffer times out too.
+	if err := s.Close(ctxT(t, 20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Every event is accounted for, exactly once, and none was delivered.
+	total := n + 1
+	full, failed, shut := dropped(s, ReasonBufferFull), dropped(s, ReasonPushFailed), dropped(s, ReasonShutdown)
+	if full+failed+shut != total || sent(s) != 0 || len(rcv.Entries()) != 0 {
+		t.Errorf("sent=%d entries=%d buffer_full=%d push_failed=%d shutdown=%d, want drops summing to %d, nothing sent",
+			sent(s), len(rcv.Entries()), full, failed, shut, total)
+	}
+	// The buffer stayed bounded: what got past Send fits in the buffer plus
+	// the batches the receiver saw.
+	accepted := total - full
+	reqs := len(rcv.Requests()) + rcv.Hung()
+	if limit := cfg.BufferSize + cfg.BatchSize*(reqs+1); accepted > limit {
+		t.Errorf("%d events accepted, more than buffer+batches allow (%d)", accepted, limit)
+	}
+	if failed != accepted {
+		t.Errorf("push_failed = %d, want every accepted event (%d)", failed, accepted)
+	}
+}
+
+func TestCloseFlushes(t *testing.T) {
+	rcv, cfg := start(t)
+	cfg.BatchWait = time.Hour
+	s, _ := newShipper(t, cfg)
+	sendAll(t, s, 2500, 5*time.Second)
+	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rcv.Entries()); n != 2500 {
+		t.Errorf("%d entries after Close, want 2500", n)
+	}
+	if n := len(rcv.Requests()); n != 3 {
+		t.Errorf("%d requests, want 3 (batches of %d)", n, cfg.BatchSize)
+	}
+}
+
+func TestCloseGivesUpAtDeadline(t *testing.T) {
+	rcv, cfg := start(t)
+	rcv.Hang()
+	cfg.Timeout = time.Minute
+	s, _ := newShipper(t, cfg)
+	sendAll(t, s, 10, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close(ctx) }()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close = %v, want deadline exceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return after its context ended")
+	}
+	if dropped(s, ReasonShutdown) != 10 {
+		t.Errorf("shutdown drops = %d, want 10", dropped(s, ReasonShutdown))
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want []string
+	}{
+		{"ok", Config{URL: "http://loki:3100"}, nil},
+		{"no url", Config{}, []string{"--loki.url"}},
+		{"bad url", Config{URL: "loki:3100"}, []string{"--loki.url"}},
+		{"negatives", Config{URL: "http://l", BufferSize: -1, BatchWait: -time.Second, MaxRetries: -1},
+			[]string{"--loki.buffer-size", "--loki.batch-wait", "--loki.max-retries"}},
+		{"backoff order", Config{URL: "http://l", MinBackoff: time.Minute, MaxBackoff: time.Second}, []string{"--loki.max-backoff"}},
+		{"password alone", Config{URL: "http://l", Password: "x"}, []string{"--loki.password"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate = nil, want errors naming %v", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestMetricsRegisteredTwiceFails(t *testing.T) {
+	_, cfg := start(t)
+	reg := prometheus.NewRegistry()
+	s, err := New(cfg, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close(context.Background()) }()
+	if _, err := New(cfg, reg, nil); err == nil {
+		t.Error("second New on the same registry succeeded")
+	}
+}
