@@ -46,9 +46,9 @@ rules: tools
 e2e: tools
 	$(GO) test -count=1 -tags e2e -timeout 30m ./test/e2e/...
 
-## bench: scrape cost for 10,000 Applications
+## bench: scrape cost for 10,000 Applications, tracker update, trace building
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/collect/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/collect/ ./internal/trace/
 
 tools:
 	@bash hack/tools.sh

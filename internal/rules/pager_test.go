@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -36,6 +37,10 @@ func TestPagerFiresResolvesAndResends(t *testing.T) {
 	if len(got) != 1 || got[0].Labels["alertname"] != "CrowsnestSyncFailed" || got[0].Labels["severity"] != "critical" ||
 		got[0].Labels["name"] != "prod-backend" || got[0].Labels["env"] != "prod" || got[0].Labels["project"] != "default" {
 		t.Fatalf("first evaluation posted %v, want the prod sync failure, critical", got)
+	}
+	// Exactly the labels of the rule's alert, so Alertmanager deduplicates.
+	if want := map[string]string{"alertname": "CrowsnestSyncFailed", "severity": "critical", "namespace": "argocd", "name": "prod-backend", "project": "default", "env": "prod"}; fmt.Sprint(map[string]string(got[0].Labels)) != fmt.Sprint(want) {
+		t.Errorf("labels %v, want exactly %v", got[0].Labels, want)
 	}
 	if d := got[0].Annotations["description"]; d == "" || d != Expand(Alerts()[0].Description, got[0].Labels) {
 		t.Errorf("description %q", d)
