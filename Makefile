@@ -11,7 +11,7 @@ LDFLAGS   := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION)
 
 export CROWSNEST_CACHE := $(CACHE)
 
-.PHONY: all build demo test check unit rules e2e bench tools clean
+.PHONY: all build demo test check unit rules chart e2e bench tools clean
 
 all: build
 
@@ -23,7 +23,7 @@ demo:
 	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/exporter --demo
 
 ## test: every check and test: formatting, vet, unit tests, alert rule tests, end-to-end tests
-test: check unit rules e2e
+test: check unit rules chart e2e
 
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -40,6 +40,16 @@ unit:
 rules: tools
 	promtool check rules alerts/*.yaml
 	promtool test rules alerts/tests/*.yaml
+
+## chart: helm lint and helm template of charts/exporter, defaults and every option on
+## (the e2e tests apply the rendered chart to a real API server)
+HELM := $(CACHE)/bin/helm
+CHART_ALL_ON := --set serviceMonitor.enabled=true,prometheusRule.enabled=true,replicaCount=2,loki.url=http://loki:3100,traces.otlpEndpoint=http://tempo:4318,alertmanager.urls={http://alertmanager:9093}
+chart: tools
+	$(HELM) lint --strict charts/exporter
+	$(HELM) lint --strict charts/exporter $(CHART_ALL_ON)
+	$(HELM) template crowsnest charts/exporter --namespace observability >/dev/null
+	$(HELM) template crowsnest charts/exporter --namespace observability $(CHART_ALL_ON) >/dev/null
 
 ## e2e: end-to-end tests against real etcd, kube-apiserver, Argo CD, Prometheus and Alertmanager
 ## (installed or built on the first run by hack/tools.sh, cached in $(CACHE))

@@ -1,6 +1,7 @@
 package dashboards
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -271,6 +272,29 @@ func TestExpand(t *testing.T) {
 	} {
 		if got := Expand(in, vars); got != want {
 			t.Errorf("Expand(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// The Helm chart ships the same dashboards, as ConfigMaps for the Grafana
+// sidecar.
+func TestChartCarriesTheDashboards(t *testing.T) {
+	ours, err := filepath.Glob("*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chart, err := filepath.Glob(filepath.Join("..", "charts", "exporter", "files", "dashboards", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ours) == 0 || len(chart) != len(ours) {
+		t.Fatalf("dashboards/ has %v, the chart %v: copy them (cp dashboards/*.json charts/exporter/files/dashboards/)", ours, chart)
+	}
+	for _, name := range ours {
+		a, errA := os.ReadFile(name)
+		b, errB := os.ReadFile(filepath.Join("..", "charts", "exporter", "files", "dashboards", name))
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Errorf("the chart's copy of %s differs or is missing (%v, %v): cp dashboards/*.json charts/exporter/files/dashboards/", name, errA, errB)
 		}
 	}
 }

@@ -2,6 +2,7 @@
 # Installs or builds what the end-to-end tests need, once, outside the repo:
 #   - Debian packages: etcd-server (etcd for kube-apiserver), redis-server
 #     (Argo CD's cache), prometheus (and promtool), prometheus-alertmanager, git
+#   - helm, installed from the Go module proxy at a fixed version
 #   - kube-apiserver, kubectl and argocd (application controller, repo server, API
 #     server and CLI in one binary), each built from the Go module proxy in its
 #     own module under test/e2e/tools/ and cached by version in $CROWSNEST_CACHE/bin.
@@ -56,4 +57,14 @@ build() {
 build kube-apiserver test/e2e/tools/kube-apiserver k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver
 build kubectl test/e2e/tools/kube-apiserver k8s.io/kubernetes k8s.io/kubernetes/cmd/kubectl
 build argocd test/e2e/tools/argocd github.com/argoproj/argo-cd/v2 github.com/argoproj/argo-cd/v2/cmd
+# helm, for make chart: go install at a fixed version, outside any module.
+HELM_VERSION=v3.22.0
+if [ ! -x "$BIN/helm-$HELM_VERSION" ]; then
+	log "building helm $HELM_VERSION (a minute or two, once)"
+	tmp=$(mktemp -d)
+	GOBIN="$tmp" GOFLAGS=-ldflags=-s\ -w go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+	mv "$tmp/helm" "$BIN/helm-$HELM_VERSION"
+	rmdir "$tmp"
+fi
+ln -sf "helm-$HELM_VERSION" "$BIN/helm"
 log "ready in $BIN"

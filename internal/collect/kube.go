@@ -31,6 +31,7 @@ type KubeSource struct {
 	mu        sync.Mutex
 	informers []cache.SharedIndexInformer
 	down      map[string]error // namespace → error of its last failed list or watch call
+	notYet    error            // the error of a namespace not listed yet
 }
 
 // NewKubeSource returns a source watching namespaces; none means all.
@@ -41,11 +42,12 @@ func NewKubeSource(client versioned.Interface, namespaces []string, metrics *Sou
 	metrics.register(kubeSourceName)
 	// Down until the first list succeeds: an API server that is unreachable
 	// from the start must show as such.
+	notYet := errors.New("not connected yet")
 	down := map[string]error{}
 	for _, ns := range namespaces {
-		down[ns] = fmt.Errorf("not connected yet")
+		down[ns] = notYet
 	}
-	return &KubeSource{client: client, namespaces: namespaces, metrics: metrics, logger: logger.With("component", "kubernetes-source"), down: down}
+	return &KubeSource{client: client, namespaces: namespaces, metrics: metrics, logger: logger.With("component", "kubernetes-source"), down: down, notYet: notYet}
 }
 
 // Run starts the informers and blocks until ctx is done.
@@ -184,13 +186,20 @@ func (s *KubeSource) observe(ns, verb string, err error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, wasDown := s.down[ns]
+	prev, wasDown := s.down[ns]
 	switch {
+	case err != nil && prev == s.notYet:
+		// Never connected: RBAC, a missing CRD, a wrong address. Say so
+		// once; the retries go on.
+		s.logger.Error("listing Applications failed; retrying", "namespace", ns, "verb", verb, "err", err)
+		s.down[ns] = err
 	case err != nil && !wasDown:
 		s.logger.Error("watching Applications failed; serving the last known state until the informer relists", "namespace", ns, "verb", verb, "err", err)
 		s.down[ns] = err
 	case err != nil:
 		s.down[ns] = err
+	case prev == s.notYet:
+		delete(s.down, ns)
 	case wasDown:
 		s.logger.Info("watching Applications again", "namespace", ns, "verb", verb)
 		delete(s.down, ns)

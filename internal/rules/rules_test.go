@@ -43,6 +43,8 @@ func TestRulesFileUpToDate(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGenerated(t, RulesFile, out)
+	// The Helm chart's PrometheusRule carries the same rules.
+	checkGenerated(t, "charts/exporter/files/crowsnest.rules.yaml", out)
 }
 
 // Every alert is named Crowsnest..., once, has a summary, a description

@@ -201,7 +201,10 @@ func (w *Workload) describe() []any {
 func (w *Watcher) logTransition(wl *Workload, degraded bool) {
 	app, ok := w.lookup(wl.AppNamespace, wl.App)
 	if !ok {
-		app = App{Namespace: wl.AppNamespace, Name: wl.App}
+		// Not an Application crowsnest knows (yet): no series and no
+		// facts for it. (Helm's app.kubernetes.io/instance label names
+		// a release, which looks like label tracking.)
+		return
 	}
 	msg, event := "workload recovered", "workload_recovered"
 	if degraded {

@@ -32,6 +32,7 @@ type binaries struct {
 	etcd          string
 	kubeAPIServer string
 	kubectl       string
+	helm          string
 	argoCDModDir  string // the github.com/argoproj/argo-cd/v2 module in the module cache
 	redis         string
 	prometheus    string
@@ -91,6 +92,8 @@ func findBinaries(dir string) (binaries, error) {
 	b.kubeAPIServer = need("kube-apiserver", path, err)
 	path, err = toolPath("CROWSNEST_KUBECTL", kubeAPIServerModule, "k8s.io/kubernetes", "kubectl")
 	b.kubectl = need("kubectl", path, err)
+	path, err = executable(envOr("CROWSNEST_HELM", filepath.Join(cacheDir(), "bin", "helm")))
+	b.helm = need("helm", path, err)
 	path, err = executable(envOr("CROWSNEST_REDIS", "/usr/bin/redis-server"))
 	b.redis = need("redis-server", path, err)
 	path, err = executable(envOr("CROWSNEST_PROMETHEUS", "/usr/bin/prometheus"))
@@ -158,15 +161,20 @@ func toolPath(envVar, gomod, module, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cache := os.Getenv("CROWSNEST_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no CROWSNEST_CACHE and no home directory: %w", err)
-		}
-		cache = filepath.Join(home, ".cache", "crowsnest")
+	return executable(filepath.Join(cacheDir(), "bin", name+"-"+version))
+}
+
+// cacheDir is where hack/tools.sh keeps what it builds: $CROWSNEST_CACHE,
+// else ~/.cache/crowsnest.
+func cacheDir() string {
+	if cache := os.Getenv("CROWSNEST_CACHE"); cache != "" {
+		return cache
 	}
-	return executable(filepath.Join(cache, "bin", name+"-"+version))
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "crowsnest-cache")
+	}
+	return filepath.Join(home, ".cache", "crowsnest")
 }
 
 // requiredVersion reads the version of module from a go.mod's
