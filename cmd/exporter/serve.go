@@ -171,18 +171,24 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		runErr = fmt.Errorf("shut down http server: %w", err)
 	}
 	wg.Wait()
+	// The source has stopped: no more facts or operations. Flush what is
+	// queued, events and traces side by side, within the shutdown timeout.
+	var flush sync.WaitGroup
 	if shipper != nil {
-		if err := shipper.Close(shutdownCtx); err != nil {
-			logger.Warn("events not flushed to Loki", "err", err)
-		}
+		flush.Go(func() {
+			if err := shipper.Close(shutdownCtx); err != nil {
+				logger.Warn("events not flushed to Loki", "err", err)
+			}
+		})
 	}
 	if emitter != nil {
-		// The source has stopped: no more operations. Flush what is
-		// queued, within the shutdown timeout.
-		if err := emitter.Shutdown(shutdownCtx); err != nil {
-			logger.Warn("traces not flushed", "err", err)
-		}
+		flush.Go(func() {
+			if err := emitter.Shutdown(shutdownCtx); err != nil {
+				logger.Warn("traces not flushed", "err", err)
+			}
+		})
 	}
+	flush.Wait()
 	return runErr
 }
 

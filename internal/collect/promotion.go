@@ -66,7 +66,7 @@ func (c *PromotionCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		order = p.Order
-		env := t.classifier.Env(st.app)
+		env := st.env
 		d, ok := lastDeployed(st.app)
 		if groups[group] == nil {
 			groups[group] = map[string]deployed{}
@@ -106,17 +106,17 @@ func (c *PromotionCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// lastDeployed is the app's last successful sync: the newest history
-// entry (Argo CD appends one per successful sync).
+// lastDeployed is the app's last successful sync: the history entry
+// deployed last (Argo CD appends one per successful sync).
 func lastDeployed(app *v1alpha1.Application) (deployed, bool) {
-	h := app.Status.History
-	if len(h) == 0 {
-		return deployed{}, false
+	var d deployed
+	for _, h := range app.Status.History {
+		if !h.DeployedAt.Time.Before(d.at) {
+			d = deployed{revision: h.Revision, at: h.DeployedAt.Time}
+			if d.revision == "" && len(h.Revisions) > 0 {
+				d.revision = h.Revisions[0]
+			}
+		}
 	}
-	last := h[len(h)-1]
-	rev := last.Revision
-	if rev == "" && len(last.Revisions) > 0 {
-		rev = last.Revisions[0]
-	}
-	return deployed{revision: rev, at: last.DeployedAt.Time}, true
+	return d, !d.at.IsZero()
 }

@@ -225,4 +225,20 @@ func TestChildSyncLinksToParentWave(t *testing.T) {
 	if childOps[1].Parent != nil {
 		t.Errorf("second child sync linked to %v; the link is used once", childOps[1].Parent)
 	}
+	// A child that syncs long after its parent's wave touched it (prod,
+	// by hand) is not linked to it.
+	later := func(msg string) *v1alpha1.Application {
+		a := parent(synccommon.OperationRunning, msg)
+		a.Status.OperationState.StartedAt = metav1.NewTime(at(time.Minute))
+		return a
+	}
+	tr.Handle(Event{Type: Modified, Time: at(time.Minute), App: later("")})
+	tr.Handle(Event{Type: Modified, Time: at(time.Minute + time.Second), App: later("application.argoproj.io/web configured")})
+	if _, touched := tr.children["argocd/web"]; !touched {
+		t.Fatal("the second parent operation did not touch the child")
+	}
+	tr.Handle(Event{Type: Modified, Time: at(time.Hour), App: child(synccommon.OperationSucceeded, time.Hour)})
+	if last := got.ops[len(got.ops)-1]; last.Name != "web" || last.Parent != nil {
+		t.Errorf("late child sync %s linked to %v, want no link", last.Name, last.Parent)
+	}
 }

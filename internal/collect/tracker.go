@@ -66,6 +66,7 @@ type childLink struct {
 type appState struct {
 	uid        types.UID
 	app        *v1alpha1.Application
+	env        string // the app's env, as of the last event or reload
 	driftSince time.Time
 	syncs      [numResults]uint64
 	// seen holds the start times (Unix seconds; Argo CD stores seconds) of
@@ -147,6 +148,7 @@ func (t *Tracker) Handle(e Event) {
 	}
 	st.app = e.App
 	env := t.classifier.Env(e.App)
+	st.env = env
 	facts := factLog{logger: t.logger, sink: t.facts, app: key, project: e.App.Spec.Project, env: env}
 	t.observeDrift(st, e, facts)
 	t.observeHealth(st, e, facts)
@@ -171,6 +173,15 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 		}
 		for _, c := range u.children {
 			t.children[c.key] = childLink{at: c.at, link: trace.Link{TraceID: traceID, SpanID: trace.SpanID(traceID, trace.WavePath(c.wave.phase, c.wave.wave))}}
+		}
+		if len(u.children) > 0 && len(t.children) > len(t.apps) {
+			// Children that never synced (or are not watched): forget
+			// links too old to be used.
+			for k, c := range t.children {
+				if now.Sub(c.at) > childLinkMaxAge {
+					delete(t.children, k)
+				}
+			}
 		}
 	}
 	if u.finished {
@@ -221,7 +232,8 @@ func (t *Tracker) SetClassifier(c Classifier) {
 	defer t.mu.Unlock()
 	t.classifier = c
 	for key, st := range t.apps {
-		t.render(key, st, c.Env(st.app))
+		st.env = c.Env(st.app)
+		t.render(key, st, st.env)
 	}
 }
 
@@ -376,9 +388,11 @@ func (t *Tracker) operation(st *appState, env string, op finishedOp) trace.Opera
 		StartedAt: op.started, FinishedAt: op.finished, Partial: true,
 	}
 	key := app.Namespace + "/" + app.Name
-	if c, ok := t.children[key]; ok && op.started.Unix() >= c.at.Unix()-childLinkSlack {
-		l := c.link
-		o.Parent = &l
+	if c, ok := t.children[key]; ok {
+		if age := op.started.Sub(c.at); age >= -childLinkSlack*time.Second && age <= childLinkMaxAge {
+			l := c.link
+			o.Parent = &l
+		}
 		delete(t.children, key)
 	}
 	if op.state == nil {
@@ -422,6 +436,11 @@ func (t *Tracker) operation(st *appState, env string, op finishedOp) trace.Opera
 // linked to that wave: Argo CD may react to the change before crowsnest
 // sees the parent's result.
 const childLinkSlack = 10
+
+// childLinkMaxAge bounds how long after its parent's wave touched it a
+// child's operation is still linked to that wave: a child that does not
+// sync by itself (prod, by hand) may sync much later for other reasons.
+const childLinkMaxAge = 10 * time.Minute
 
 // resource is a resource result as a trace shows it.
 func resource(r *v1alpha1.ResourceResult, seen time.Time) trace.Resource {
@@ -498,7 +517,7 @@ func (t *Tracker) Apps() []AppSummary {
 func (t *Tracker) summary(st *appState) AppSummary {
 	a := st.app
 	s := AppSummary{
-		Namespace: a.Namespace, Name: a.Name, Project: a.Spec.Project, Env: t.classifier.Env(a),
+		Namespace: a.Namespace, Name: a.Name, Project: a.Spec.Project, Env: st.env,
 		SyncStatus: string(a.Status.Sync.Status), Health: string(a.Status.Health.Status),
 		AutoSync: a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil,
 	}

@@ -3,6 +3,7 @@ package collect
 import (
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
@@ -237,8 +238,7 @@ func (ow *operationWaves) timedWaves() []waveTiming {
 // unchanged reports whether Argo CD left the resource as it was (its
 // message for an apply that changed nothing).
 func unchanged(r *v1alpha1.ResourceResult) bool {
-	const suffix = " unchanged"
-	return len(r.Message) >= len(suffix) && r.Message[len(r.Message)-len(suffix):] == suffix
+	return strings.HasSuffix(r.Message, " unchanged")
 }
 
 // phaseOrder is the order in which Argo CD runs sync phases.

@@ -31,6 +31,8 @@ type Config struct {
 	// Promotion groups apps across environments to show how far each
 	// environment trails the one before. Absent: DefaultPromotion.
 	Promotion *Promotion `yaml:"promotion"`
+
+	defaults defaults // Policies and Promotion with the defaults filled in
 }
 
 // EnvRule assigns Env to every Application that matches all of Match's

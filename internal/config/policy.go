@@ -3,6 +3,7 @@ package config
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 )
@@ -47,7 +48,33 @@ func DefaultPolicies() []Policy {
 // DefaultPromotion promotes dev → stage → prod and groups apps named
 // <env>-<group>.
 func DefaultPromotion() *Promotion {
-	return &Promotion{Order: []string{"dev", "stage", "prod"}, GroupName: &Regexp{Regexp: regexp.MustCompile(`^(?:(?:dev|stage|prod)-(.+))$`), original: `(?:dev|stage|prod)-(.+)`}}
+	return &Promotion{Order: []string{"dev", "stage", "prod"}, GroupName: &Regexp{Regexp: defaultGroupName, original: `(?:dev|stage|prod)-(.+)`}}
+}
+
+// defaultGroupName is compiled once: the promotion view asks for the group
+// of every app on every scrape. (Read-only after init.)
+var defaultGroupName = regexp.MustCompile(`^(?:(?:dev|stage|prod)-(.+))$`)
+
+// defaults are the policies and promotion used when the file sets none,
+// built once per Config.
+type defaults struct {
+	once      sync.Once
+	policies  []Policy
+	promotion *Promotion
+}
+
+func (c *Config) resolved() *defaults {
+	c.defaults.once.Do(func() {
+		c.defaults.policies = DefaultPolicies()
+		if c.Policies != nil {
+			c.defaults.policies = *c.Policies
+		}
+		c.defaults.promotion = c.Promotion
+		if c.defaults.promotion == nil {
+			c.defaults.promotion = DefaultPromotion()
+		}
+	})
+	return &c.defaults
 }
 
 // PolicyResult is one policy checked on one app.
@@ -58,12 +85,8 @@ type PolicyResult struct {
 
 // CheckPolicies checks app, in env, against the policies of env.
 func (c *Config) CheckPolicies(app *v1alpha1.Application, env string) []PolicyResult {
-	policies := DefaultPolicies()
-	if c.Policies != nil {
-		policies = *c.Policies
-	}
 	var out []PolicyResult
-	for _, p := range policies {
+	for _, p := range c.resolved().policies {
 		if p.Env != env {
 			continue
 		}
@@ -93,10 +116,7 @@ func (c *Config) CheckPolicies(app *v1alpha1.Application, env string) []PolicyRe
 // PromotionGroup returns the promotion config and the group of app, or ""
 // when it is in none.
 func (c *Config) PromotionGroup(app *v1alpha1.Application) (*Promotion, string) {
-	p := c.Promotion
-	if p == nil {
-		p = DefaultPromotion()
-	}
+	p := c.resolved().promotion
 	if p.GroupLabel != "" {
 		return p, app.Labels[p.GroupLabel]
 	}

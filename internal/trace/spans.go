@@ -3,7 +3,6 @@ package trace
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"strconv"
 	"time"
 
@@ -48,15 +47,12 @@ type ids struct {
 
 type idsKey struct{}
 
-// withIDs makes the next span started with ctx get the given ids.
+// withIDs makes the next span started with ctx get the trace id traceID
+// and the span id of path in it.
 func withIDs(ctx context.Context, traceID, path string) context.Context {
 	var v ids
-	if b, err := hex.DecodeString(traceID); err == nil {
-		copy(v.trace[:], b)
-	}
-	if b, err := hex.DecodeString(SpanID(traceID, path)); err == nil {
-		copy(v.span[:], b)
-	}
+	v.trace, _ = oteltrace.TraceIDFromHex(traceID)
+	v.span, _ = oteltrace.SpanIDFromHex(SpanID(traceID, path))
 	return context.WithValue(ctx, idsKey{}, v)
 }
 
@@ -86,11 +82,11 @@ func (idGenerator) NewSpanID(ctx context.Context, _ oteltrace.TraceID) oteltrace
 	return s
 }
 
-// record turns op into spans on tracer and returns how many it made. The
+// record turns op into spans on tracer. The
 // root span covers Argo CD's startedAt to finishedAt (stretched to cover
 // the waves crowsnest saw, as Argo CD's times are whole seconds); a span
 // per phase covers its waves; each wave span has an event per resource.
-func record(ctx context.Context, tracer oteltrace.Tracer, op *Operation) int {
+func record(ctx context.Context, tracer oteltrace.Tracer, op *Operation) {
 	traceID := op.TraceID()
 	start, end := op.StartedAt, op.FinishedAt
 	for _, w := range op.Waves {
@@ -127,7 +123,6 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *Operation) int {
 		}
 	}
 	rootCtx, root := tracer.Start(withIDs(ctx, traceID, RootPath), "sync "+op.Namespace+"/"+op.Name, opts...)
-	spans := 1
 	for i, at := range op.Retries {
 		root.AddEvent("retry", oteltrace.WithTimestamp(clamp(at, start, end)), oteltrace.WithAttributes(attribute.Int(AttrRetryCount, i+1)))
 	}
@@ -140,18 +135,17 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *Operation) int {
 		for j < len(op.Waves) && op.Waves[j].Phase == op.Waves[i].Phase {
 			j++
 		}
-		spans += recordPhase(rootCtx, tracer, traceID, op.Waves[i:j])
+		recordPhase(rootCtx, tracer, traceID, op.Waves[i:j])
 		i = j
 	}
 	if op.Result != "Succeeded" {
 		root.SetStatus(codes.Error, op.Message)
 	}
 	root.End(oteltrace.WithTimestamp(end))
-	return spans
 }
 
 // recordPhase records the span of one phase and its waves.
-func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, waves []Wave) int {
+func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, waves []Wave) {
 	phase := waves[0].Phase
 	start, end := waves[0].Start, waves[len(waves)-1].End
 	phaseCtx, ps := tracer.Start(withIDs(ctx, traceID, PhasePath(phase)), phase,
@@ -181,7 +175,6 @@ func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, w
 		ps.SetStatus(codes.Error, failed)
 	}
 	ps.End(oteltrace.WithTimestamp(end))
-	return 1 + len(waves)
 }
 
 // addResource adds a span event for one resource result, at the time it

@@ -112,6 +112,7 @@ func NewWatcher(client dynamic.Interface, disc discovery.DiscoveryInterface, kin
 
 // SetEvents makes the watcher send its workload_degraded and
 // workload_recovered facts to send too (for Loki); send must not block.
+// Call it before Run.
 func (w *Watcher) SetEvents(send func(events.Event)) { w.events = send }
 
 // Run starts the informers of the kinds the API server serves (a CRD
@@ -155,18 +156,32 @@ func (w *Watcher) update(obj any) {
 		return
 	}
 	wl := Parse(u)
-	if wl.App == "" {
-		return // not deployed by Argo CD
-	}
 	key := wl.Kind + "/" + wl.Namespace + "/" + wl.Name
+	if wl.App == "" {
+		// Not (or no longer) deployed by Argo CD.
+		w.mu.Lock()
+		delete(w.workloads, key)
+		delete(w.degraded, key)
+		w.mu.Unlock()
+		return
+	}
 	w.mu.Lock()
 	w.workloads[key] = &wl
 	was, seen := w.degraded[key]
-	now := wl.Degraded()
-	w.degraded[key] = now
 	w.mu.Unlock()
-	if now != was || !seen && now {
-		w.logTransition(&wl, now)
+	now := wl.Degraded()
+	if seen && now == was || !seen && !now {
+		w.mu.Lock()
+		w.degraded[key] = now
+		w.mu.Unlock()
+		return
+	}
+	// Remember the state only once its fact is out: a workload seen
+	// degraded before crowsnest knows its app reports when it does.
+	if w.logTransition(&wl, now) {
+		w.mu.Lock()
+		w.degraded[key] = now
+		w.mu.Unlock()
 	}
 }
 
@@ -197,14 +212,14 @@ func (w *Workload) describe() []any {
 	return args
 }
 
-// logTransition writes the workload_degraded and workload_recovered facts.
-func (w *Watcher) logTransition(wl *Workload, degraded bool) {
+// logTransition writes the workload_degraded or workload_recovered fact;
+// it reports false, writing nothing, for a workload of an Application
+// crowsnest does not know (yet). (Helm's app.kubernetes.io/instance label
+// names a release, which looks like Argo CD's label tracking.)
+func (w *Watcher) logTransition(wl *Workload, degraded bool) bool {
 	app, ok := w.lookup(wl.AppNamespace, wl.App)
 	if !ok {
-		// Not an Application crowsnest knows (yet): no series and no
-		// facts for it. (Helm's app.kubernetes.io/instance label names
-		// a release, which looks like label tracking.)
-		return
+		return false
 	}
 	msg, event := "workload recovered", "workload_recovered"
 	if degraded {
@@ -219,6 +234,7 @@ func (w *Watcher) logTransition(wl *Workload, degraded bool) {
 		}
 		w.events(events.Event{Time: time.Now(), Event: event, App: app.Namespace + "/" + app.Name, Project: app.Project, Env: app.Env, Fields: fields})
 	}
+	return true
 }
 
 // Parse reads what crowsnest keeps from a workload object.

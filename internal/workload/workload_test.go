@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/crowsnest/crowsnest/internal/events"
 )
 
 func obj(kind string, meta map[string]any, spec, status map[string]any) *unstructured.Unstructured {
@@ -119,5 +121,35 @@ func TestParseCertificate(t *testing.T) {
 	w := Parse(u)
 	if w.CertReady == nil || *w.CertReady || w.CertExpiry.Unix() != 1798859045 || !w.Degraded() {
 		t.Errorf("certificate: ready %v expiry %v degraded %v", w.CertReady, w.CertExpiry, w.Degraded())
+	}
+}
+
+// A workload seen degraded before crowsnest knows its app reports when
+// the app is known; a workload that loses its tracking loses its series.
+func TestDegradedBeforeAppKnownAndLostTracking(t *testing.T) {
+	known := false
+	lookup := func(ns, name string) (App, bool) {
+		return App{Namespace: "argocd", Name: name, Env: "dev"}, known && name == "dev-backend"
+	}
+	var got []string
+	w := NewWatcher(nil, nil, nil, lookup, promslog.NewNopLogger())
+	w.SetEvents(func(e events.Event) { got = append(got, e.Event+" "+e.App) })
+	tracked := map[string]any{"argocd.argoproj.io/tracking-id": "dev-backend:apps/Deployment:shop-dev/backend"}
+	short := func(m map[string]any) *unstructured.Unstructured {
+		return obj("Deployment", meta("backend", 1, m, nil), map[string]any{"replicas": int64(2)},
+			map[string]any{"observedGeneration": int64(1), "replicas": int64(2), "readyReplicas": int64(1), "updatedReplicas": int64(2), "availableReplicas": int64(1)})
+	}
+	w.update(short(tracked))
+	if len(got) != 0 {
+		t.Fatalf("facts %v for an app crowsnest does not know", got)
+	}
+	known = true
+	w.update(short(tracked))
+	if len(got) != 1 || got[0] != "workload_degraded argocd/dev-backend" {
+		t.Fatalf("facts %v, want the degradation once the app is known", got)
+	}
+	w.update(short(nil))
+	if n := testutil.CollectAndCount(w); n != 0 {
+		t.Errorf("%d series for a workload without tracking", n)
 	}
 }
