@@ -56,6 +56,11 @@ type cli struct {
 
 	workloadKinds *string
 
+	leaderElect         *bool
+	leaderNamespace     *string
+	leaderLease         *string
+	leaderLeaseDuration *time.Duration
+
 	lokiURL     *string
 	lokiTenant  *string
 	lokiJob     *string
@@ -102,6 +107,10 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.otlpEndpoint = c.serve.Flag("traces.otlp.endpoint", "OTLP endpoint URL, e.g. http://tempo:4318 (http/protobuf) or http://tempo:4317 (grpc); https for TLS. Default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT.").String()
 	c.otlpProtocol = c.serve.Flag("traces.otlp.protocol", "OTLP protocol: grpc or http/protobuf. Default: $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.").Enum("", "grpc", "http/protobuf")
 	c.workloadKinds = c.serve.Flag("workloads.kinds", "Workload kinds to watch and join to their Application (Kubernetes source only), comma-separated: "+workload.DefaultKinds+". Rollouts and certificates are watched only when their CRDs exist. Empty: none.").Default(workload.DefaultKinds).String()
+	c.leaderElect = c.serve.Flag("leader-elect", "Run several replicas: all serve /metrics, only the holder of a Lease sends traces, Loki events and pages (Kubernetes source).").Bool()
+	c.leaderNamespace = c.serve.Flag("leader-elect.namespace", "Namespace of the Lease. Default: $POD_NAMESPACE, else default.").String()
+	c.leaderLease = c.serve.Flag("leader-elect.lease-name", "Name of the Lease.").Default("crowsnest").String()
+	c.leaderLeaseDuration = c.serve.Flag("leader-elect.lease-duration", "How long a crashed leader's Lease holds before another replica takes over.").Default("15s").Duration()
 	c.lokiURL = c.serve.Flag("loki.url", "Loki to push the tracker's facts to as JSON lines, e.g. http://loki:3100. Empty: facts are only logged.").String()
 	c.lokiTenant = c.serve.Flag("loki.tenant", "Loki tenant (X-Scope-OrgID).").String()
 	c.lokiJob = c.serve.Flag("loki.job", "Value of the job stream label of crowsnest's Loki streams.").Default("crowsnest").String()

@@ -56,13 +56,24 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	store := collect.NewStore()
 	tracker := collect.NewTracker(store, collect.NewSyncMetrics(reg, *c.perAppHistograms), conf, logger)
 	tracker.SetWaveDelay(*c.waveDelay)
+	lead := &leadership{}
+	if *c.leaderElect {
+		if *c.demo || *c.source != "kubernetes" {
+			return errors.New("--leader-elect needs the Kubernetes source")
+		}
+		lead.gauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crowsnest_leader", Help: "1 while this replica holds the leader Lease and sends traces, events and pages."})
+		reg.MustRegister(lead.gauge)
+		lead.set(false)
+	} else {
+		lead.set(true)
+	}
 	reg.MustRegister(collect.NewPromotionCollector(tracker))
 	emitter, err := c.newEmitter(ctx, reg, logger)
 	if err != nil {
 		return err
 	}
 	if emitter != nil {
-		tracker.SetOperationSink(emitter)
+		tracker.SetOperationSink(gatedOps{l: lead, inner: emitter})
 	}
 	cfg.onReload = func(conf *config.Config) { tracker.SetClassifier(conf) }
 	sourceMetrics := collect.NewSourceMetrics(reg)
@@ -121,10 +132,23 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		if shipper, err = events.New(lc, reg, logger.With("component", "loki")); err != nil {
 			return err
 		}
-		tracker.SetFactSink(shipper)
+		tracker.SetFactSink(gatedFacts{l: lead, inner: shipper})
 		logger.Info("pushing events to Loki", "url", lc.URL)
 	}
-	if err := c.startWorkloadWatch(ctx, tracker, shipper, reg, logger); err != nil {
+	if *c.leaderElect {
+		rc, err := c.restConfig()
+		if err != nil {
+			return err
+		}
+		if err := c.runLeaderElection(ctx, rc, lead, logger.With("component", "leader-election")); err != nil {
+			return err
+		}
+	}
+	var facts collect.FactSink
+	if shipper != nil {
+		facts = gatedFacts{l: lead, inner: shipper}
+	}
+	if err := c.startWorkloadWatch(ctx, tracker, facts, reg, logger); err != nil {
 		return err
 	}
 	if len(*c.alertmanagerURLs) > 0 {
@@ -135,6 +159,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		pager.SetGate(lead.leading.Load)
 		go pager.Run(ctx)
 		logger.Info("paging Alertmanager directly", "alertmanagers", len(*c.alertmanagerURLs))
 	}
@@ -359,7 +384,7 @@ func appStates(apps []collect.AppSummary) []rules.AppState {
 
 // startWorkloadWatch watches the workloads of --workloads.kinds, for the
 // Kubernetes source.
-func (c *cli) startWorkloadWatch(ctx context.Context, tracker *collect.Tracker, shipper *events.Shipper, reg prometheus.Registerer, logger *slog.Logger) error {
+func (c *cli) startWorkloadWatch(ctx context.Context, tracker *collect.Tracker, facts collect.FactSink, reg prometheus.Registerer, logger *slog.Logger) error {
 	kinds, err := workload.ParseKinds(*c.workloadKinds)
 	if err != nil || len(kinds) == 0 || *c.demo || *c.source != "kubernetes" {
 		return err
@@ -381,8 +406,8 @@ func (c *cli) startWorkloadWatch(ctx context.Context, tracker *collect.Tracker, 
 		return workload.App{Namespace: a.Namespace, Name: a.Name, Project: a.Project, Env: a.Env}, ok
 	}
 	w := workload.NewWatcher(dyn, disc, kinds, lookup, logger.With("component", "workloads"))
-	if shipper != nil {
-		w.SetEvents(shipper.Send)
+	if facts != nil {
+		w.SetEvents(facts.Send)
 	}
 	reg.MustRegister(w)
 	go w.Run(ctx)

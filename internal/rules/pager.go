@@ -50,7 +50,13 @@ type Pager struct {
 
 	active   map[string]*activeAlert // by alertname/namespace/name
 	lastSend time.Time
+	gate     func() bool // nil: always post
 }
+
+// SetGate makes the pager post only while gate reports true (leader
+// election); it keeps evaluating, so a new leader resends what is firing at
+// once. Call it before Run.
+func (p *Pager) SetGate(gate func() bool) { p.gate = gate }
 
 type target struct {
 	url string
@@ -100,7 +106,12 @@ func (p *Pager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			if batch := p.Evaluate(now); len(batch) > 0 {
+			batch := p.Evaluate(now)
+			if p.gate != nil && !p.gate() {
+				p.lastSend = time.Time{} // resend everything on taking over
+				continue
+			}
+			if len(batch) > 0 {
 				p.post(ctx, batch)
 			}
 		}
