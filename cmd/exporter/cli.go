@@ -43,9 +43,12 @@ type cli struct {
 	metricsPath *string
 	source      *string
 	replayFile  *string
-	replaySpeed *float64
-	speedSet    bool
-	demo        *bool
+
+	argoAddr, argoTokenFile                  *string
+	argoPlainText, argoInsecure, argoGRPCWeb *bool
+	replaySpeed                              *float64
+	speedSet                                 bool
+	demo                                     *bool
 
 	perAppHistograms *bool
 
@@ -98,7 +101,12 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.configFile = c.serve.Flag("config.file", "Path to the configuration file (environment rules). Empty: every app's env is \"unknown\".").String()
 	c.web = webflag.AddFlags(c.serve, defaultListenAddress)
 	c.metricsPath = c.serve.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
-	c.source = c.serve.Flag("source", "Where Applications come from: kubernetes (a watch) or replay (a recording made by 'crowsnest record').").Default("kubernetes").Enum("kubernetes", "replay")
+	c.source = c.serve.Flag("source", "Where Applications come from: kubernetes (a watch), argocd-api (the Argo CD API with a token) or replay (a recording made by 'crowsnest record').").Default("kubernetes").Enum("kubernetes", "argocd-api", "replay")
+	c.argoAddr = c.serve.Flag("argocd.server", "Argo CD API server host:port, for --source=argocd-api.").String()
+	c.argoTokenFile = c.serve.Flag("argocd.token-file", "File holding an Argo CD API token (e.g. of a read-only account), for --source=argocd-api.").String()
+	c.argoPlainText = c.serve.Flag("argocd.plaintext", "Talk to the Argo CD API without TLS.").Bool()
+	c.argoInsecure = c.serve.Flag("argocd.insecure", "Do not verify the Argo CD API server's certificate.").Bool()
+	c.argoGRPCWeb = c.serve.Flag("argocd.grpc-web", "Use gRPC-Web (HTTP/1.1), through proxies without HTTP/2.").Bool()
 	c.replayFile = c.serve.Flag("replay.file", "Recording to replay with --source=replay.").String()
 	c.replaySpeed = c.serve.Flag("replay.speed", "Replay speed factor: 2 replays twice as fast as recorded, 0 without waiting. Default 1, or 10 with --demo.").IsSetByUser(&c.speedSet).Default("1").Float64()
 	c.perAppHistograms = c.serve.Flag("metrics.per-app-histograms", "Also expose crowsnest_app_sync_duration_seconds, a histogram per Application. Its series grow with apps times buckets: for small fleets.").Bool()

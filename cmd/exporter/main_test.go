@@ -264,6 +264,8 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		{"--source=replay"}, // no --replay.file
 		{"--source=replay", "--replay.file=/nonexistent/rec.jsonl"},
 		{"--source=carrier-pigeon"},
+		{"--source=argocd-api"}, // no --argocd.server or token
+		{"--source=argocd-api", "--argocd.server=127.0.0.1:1", "--argocd.token-file=/nonexistent/token"},
 	} {
 		if code := run(context.Background(), append(args, "--web.listen-address="+freeAddr(t)), io.Discard, io.Discard); code == 0 {
 			t.Errorf("run(%v) exited 0", args)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -264,6 +265,18 @@ func (c *cli) newSource(m *collect.SourceMetrics, logger *slog.Logger) (collect.
 		return collect.NewReplaySource("demo recording", open, speed, m, logger), nil
 	}
 	switch *c.source {
+	case "argocd-api":
+		if *c.argoAddr == "" || *c.argoTokenFile == "" {
+			return nil, errors.New("--source=argocd-api needs --argocd.server and --argocd.token-file")
+		}
+		token, err := os.ReadFile(*c.argoTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--argocd.token-file: %w", err)
+		}
+		return collect.NewArgoCDAPISource(collect.ArgoCDAPIConfig{
+			Address: *c.argoAddr, Token: strings.TrimSpace(string(token)),
+			PlainText: *c.argoPlainText, Insecure: *c.argoInsecure, GRPCWeb: *c.argoGRPCWeb,
+		}, m, logger), nil
 	case "replay":
 		if *c.replayFile == "" {
 			return nil, errors.New("--source=replay needs --replay.file")

@@ -34,6 +34,9 @@ type ArgoCD struct {
 	Controller *Process
 	// ClusterURL is the destination server Applications use.
 	ClusterURL string
+	// RedisAddr and RepoServerAddr are host:port of Redis and the repo
+	// server, for argocd-server.
+	RedisAddr, RepoServerAddr string
 }
 
 // StartArgoCD configures namespace argocd on k (ConfigMap, Secret, default
@@ -51,8 +54,10 @@ func (e *Env) StartArgoCD(k *KubeAPIServer) *ArgoCD {
 	a.Redis.Start()
 	waitListening(e.t, a.Redis, redisPort)
 	redisAddr := fmt.Sprintf("127.0.0.1:%d", redisPort)
+	a.RedisAddr = redisAddr
 
 	repoPort := e.Port()
+	a.RepoServerAddr = fmt.Sprintf("127.0.0.1:%d", repoPort)
 	gpg := e.Dir("argocd-gnupg")
 	a.RepoServer = e.NewProcess("argocd-repo-server", bin.argoCD("argocd-repo-server"),
 		"--address", "127.0.0.1", "--port", strconv.Itoa(repoPort),

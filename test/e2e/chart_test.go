@@ -162,6 +162,14 @@ spec:
 		}
 		return cn.ExpectSample(2, "crowsnest_app_workload_replicas", "name", "rbac-probe", "kind", "Deployment", "state", "desired")
 	})
+	// Every list and watch the chart's RBAC must allow went through: a
+	// missing verb (a watch on Deployments, say) shows as an error in the
+	// log ("Failed to watch", "forbidden") even where a first list got
+	// the data.
+	time.Sleep(3 * time.Second)
+	if log := cn.LogTail(500); strings.Contains(log, "level=ERROR") {
+		t.Errorf("crowsnest logged errors with the chart's RBAC:\n%s", lastLines(log, 10))
+	}
 	if err := cn.Stop(); err != nil {
 		t.Errorf("crowsnest: %v", err)
 	}

@@ -109,6 +109,7 @@ func TestArgoCDScenarios(t *testing.T) {
 	t.Run("2 fixed", func(t *testing.T) { s.fixMigration(ctx, t) })
 	t.Run("3 fixed", func(t *testing.T) { s.fixProdDrift(ctx, t) })
 	t.Run("5 workloads and policy", func(t *testing.T) { s.workloadsAndPolicy(ctx, t) })
+	t.Run("6 Argo CD API source", func(t *testing.T) { s.argoCDAPISource(ctx, t) })
 	t.Run("4 API server outage", func(t *testing.T) { s.apiServerOutage(ctx, t) })
 	second := s.stopRecorder("argocd-scenario-4-outage.jsonl")
 	if *updateRecordings && !t.Failed() {

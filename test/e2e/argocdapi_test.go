@@ -1,0 +1,131 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// startArgoCDServer starts argocd-server (the same binary) on the running
+// Argo CD, with a read-only account "crowsnest", and returns its address
+// and a token of that account.
+func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr, token string) {
+	t.Helper()
+	k := s.kas
+	k.Kubectl("", "apply", "--server-side", "-f", filepath.Join(bin.argoCDModDir, "manifests/crds/applicationset-crd.yaml"))
+	k.Kubectl(`{"data":{"accounts.crowsnest":"apiKey"}}`, "-n", argoCDNamespace, "patch", "configmap", "argocd-cm", "--type=merge", "--patch-file=/dev/stdin")
+	if _, err := k.Kubernetes().CoreV1().ConfigMaps(argoCDNamespace).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "argocd-rbac-cm", Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"}},
+		Data:       map[string]string{"policy.csv": "g, crowsnest, role:readonly\n"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	port := s.env.Port()
+	p := s.env.NewProcess("argocd-server", bin.argoCD("argocd-server"),
+		"--kubeconfig", k.Kubeconfig, "--namespace", argoCDNamespace, "--insecure",
+		"--port", strconv.Itoa(port), "--metrics-port", strconv.Itoa(s.env.Port()),
+		"--redis", s.argo.RedisAddr, "--repo-server", s.argo.RepoServerAddr, "--loglevel", "info")
+	p.Start()
+	waitListening(t, p, port)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	var password string
+	eventually(t, scenarioTimeout, func() error {
+		sec, err := k.Kubernetes().CoreV1().Secrets(argoCDNamespace).Get(ctx, "argocd-initial-admin-secret", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		password = string(sec.Data["password"])
+		return nil
+	})
+	cfg := filepath.Join(s.env.Dir("argocd-cli"), "config")
+	cli := func(args ...string) string {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(c, bin.argoCD("argocd"), append(args, "--config", cfg)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("argocd %s: %v\n%s", args[0], err, out)
+		}
+		return string(out)
+	}
+	eventually(t, scenarioTimeout, func() error {
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(c, bin.argoCD("argocd"), "login", addr, "--plaintext", "--username", "admin", "--password", password, "--config", cfg).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("argocd login: %v: %s", err, out)
+		}
+		return nil
+	})
+	token = strings.TrimSpace(cli("account", "generate-token", "--account", "crowsnest"))
+	return addr, token
+}
+
+// stateLines are the per-app state series of a scrape (sync, health,
+// operation phase, static facts, drift scope, conditions), as sorted text.
+func stateLines(c *Crowsnest) ([]string, error) {
+	m, err := c.Scrape()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range m.Samples {
+		name := string(s.Metric["__name__"])
+		switch name {
+		case "crowsnest_app_info", "crowsnest_app_sync_status", "crowsnest_app_health_status", "crowsnest_app_operation_phase",
+			"crowsnest_app_out_of_sync_resources", "crowsnest_app_conditions", "crowsnest_app_last_sync_finished_timestamp_seconds":
+			out = append(out, s.Metric.String()+" "+s.Value.String())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// argoCDAPISource runs crowsnest on the Argo CD API with a read-only
+// account's token and checks it serves the same state series as the
+// Kubernetes source for the same apps.
+func (s *scenarioEnv) argoCDAPISource(ctx context.Context, t *testing.T) {
+	addr, token := s.startArgoCDServer(ctx, t)
+	tokenFile := filepath.Join(s.env.Dir("argocd-api"), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(s.env.Dir("crowsnest"), "crowsnest.yml")
+	api := s.env.StartCrowsnest("", "--source=argocd-api", "--argocd.server="+addr, "--argocd.plaintext",
+		"--argocd.token-file="+tokenFile, "--config.file="+cfg, "--workloads.kinds=")
+	var want, got []string
+	took := eventually(t, scenarioTimeout, func() (err error) {
+		if err := api.ExpectStatus("/readyz", 200); err != nil {
+			return err
+		}
+		if want, err = stateLines(s.cn); err != nil {
+			return err
+		}
+		if got, err = stateLines(api); err != nil {
+			return err
+		}
+		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			return fmt.Errorf("the API source serves %d state series, the Kubernetes source %d, and they differ", len(got), len(want))
+		}
+		return nil
+	})
+	t.Logf("the Argo CD API source serves the same %d state series as the Kubernetes source, %v after start", len(got), took.Round(time.Second))
+	if strings.Contains(api.LogTail(500), token) {
+		t.Error("the token appears in crowsnest's log")
+	}
+	if err := api.ExpectSample(1, "crowsnest_source_up", "source", "argocd-api"); err != nil {
+		t.Error(err)
+	}
+}
