@@ -29,7 +29,10 @@ type cli struct {
 	stderr io.Writer
 	log    *promslog.Config
 
-	exited   bool // --help or --version was handled
+	exited bool // --help or --version was handled
+
+	rest     *rest.Config // loaded by restConfig, once
+	restErr  error
 	exitCode int
 
 	// global
@@ -159,9 +162,20 @@ func (c *cli) watchedNamespaces() []string {
 	return out
 }
 
-// restConfig returns the API server configuration: --kubeconfig, else
-// in-cluster, else the usual kubeconfig loading rules.
+// restConfig returns a copy of the API server configuration: --kubeconfig,
+// else in-cluster, else the usual kubeconfig loading rules. It is loaded
+// once; the source, the workload watch and leader election share it.
 func (c *cli) restConfig() (*rest.Config, error) {
+	if c.rest == nil && c.restErr == nil {
+		c.rest, c.restErr = c.loadRestConfig()
+	}
+	if c.restErr != nil {
+		return nil, c.restErr
+	}
+	return rest.CopyConfig(c.rest), nil
+}
+
+func (c *cli) loadRestConfig() (*rest.Config, error) {
 	var cfg *rest.Config
 	var err error
 	switch {

@@ -346,14 +346,16 @@ func (w *Watcher) Describe(ch chan<- *prometheus.Desc) {
 // whose Application crowsnest knows.
 func (w *Watcher) Collect(ch chan<- prometheus.Metric) {
 	w.mu.Lock()
-	list := make([]Workload, 0, len(w.workloads))
-	for _, wl := range w.workloads {
-		list = append(list, *wl)
+	keys := make([]string, 0, len(w.workloads))
+	for k := range w.workloads {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	list := make([]Workload, len(keys))
+	for i, k := range keys {
+		list[i] = *w.workloads[k]
 	}
 	w.mu.Unlock()
-	sort.Slice(list, func(i, j int) bool {
-		return list[i].Kind+list[i].Namespace+list[i].Name < list[j].Kind+list[j].Namespace+list[j].Name
-	})
 	for _, wl := range list {
 		app, ok := w.lookup(wl.AppNamespace, wl.App)
 		if !ok {
