@@ -67,12 +67,15 @@ type cli struct {
 	leaderLease         *string
 	leaderLeaseDuration *time.Duration
 
-	lokiURL     *string
-	lokiTenant  *string
-	lokiJob     *string
-	lokiBuffer  *int
-	lokiTimeout *time.Duration
-	lokiRetries *int
+	lokiURL          *string
+	lokiUsername     *string
+	lokiPasswordFile *string
+	lokiBearerFile   *string
+	lokiTenant       *string
+	lokiJob          *string
+	lokiBuffer       *int
+	lokiTimeout      *time.Duration
+	lokiRetries      *int
 
 	alertmanagerURLs     *[]string
 	alertmanagerInterval *time.Duration
@@ -123,6 +126,9 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.leaderLease = c.serve.Flag("leader-elect.lease-name", "Name of the Lease.").Default("crowsnest").String()
 	c.leaderLeaseDuration = c.serve.Flag("leader-elect.lease-duration", "How long a crashed leader's Lease holds before another replica takes over.").Default("15s").Duration()
 	c.lokiURL = c.serve.Flag("loki.url", "Loki to push the tracker's facts to as JSON lines, e.g. http://loki:3100. Empty: facts are only logged.").String()
+	c.lokiUsername = c.serve.Flag("loki.username", "User name for basic auth to Loki; the password comes from --loki.password-file.").String()
+	c.lokiPasswordFile = c.serve.Flag("loki.password-file", "File holding the password for basic auth to Loki (with --loki.username). Read at start; never logged.").String()
+	c.lokiBearerFile = c.serve.Flag("loki.bearer-token-file", "File holding a bearer token for Loki, sent as \"Authorization: Bearer\" (not with --loki.username). Read at start; never logged.").String()
 	c.lokiTenant = c.serve.Flag("loki.tenant", "Loki tenant (X-Scope-OrgID).").String()
 	c.lokiJob = c.serve.Flag("loki.job", "Value of the job stream label of crowsnest's Loki streams.").Default("crowsnest").String()
 	c.lokiBuffer = c.serve.Flag("loki.buffer-size", "Events waiting to be pushed; when full, new ones are dropped and counted.").Default("10000").Int()

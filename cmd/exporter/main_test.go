@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -513,4 +515,71 @@ func TestLokiEvents(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestLokiCredentialsNeverLogged: secrets in --loki.url and in the
+// credential files reach Loki and no log line.
+func TestLokiCredentialsNeverLogged(t *testing.T) {
+	var r lokitest.Receiver
+	lokiURL, stop, err := r.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	const urlSecret, fileSecret = "url-pa55word-xyz", "file-pa55word-xyz"
+	withUser := strings.Replace(lokiURL, "://", "://crowsnest:"+urlSecret+"@", 1)
+	d := startDemo(t, "--traces.exporter=none", "--loki.url="+withUser, "--log.level=debug")
+	d.eventually(t, "an entry in Loki", func() error {
+		if len(r.Entries()) == 0 {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	if got := r.Requests()[0].Authorization; got == "" {
+		t.Error("the URL's user information did not reach Loki as basic auth")
+	}
+
+	pw := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pw, []byte(fileSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var r2 lokitest.Receiver
+	lokiURL2, stop2, err := r2.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop2()
+	f := startDemo(t, "--traces.exporter=none", "--loki.url="+lokiURL2, "--loki.username=crowsnest", "--loki.password-file="+pw, "--log.level=debug")
+	f.eventually(t, "an entry in Loki", func() error {
+		if len(r2.Entries()) == 0 {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	if got, want := r2.Requests()[0].Authorization, "Basic "+base64.StdEncoding.EncodeToString([]byte("crowsnest:"+fileSecret)); got != want {
+		t.Errorf("Authorization %q, want %q", got, want)
+	}
+	for name, log := range map[string]string{"url": d.stderr.String(), "file": f.stderr.String()} {
+		if !strings.Contains(log, "pushing events to Loki") {
+			t.Errorf("%s: no start-up line about Loki in the log", name)
+		}
+		for _, secret := range []string{urlSecret, fileSecret} {
+			if strings.Contains(log, secret) {
+				t.Errorf("%s: the log holds the secret %q:\n%s", name, secret, log)
+			}
+		}
+	}
+
+	// A bad URL's error names the flag, not the secret.
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--demo", "--web.listen-address=" + freeAddr(t), "--loki.url=ftp://u:" + urlSecret + "@loki:3100"}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "--loki.url") || strings.Contains(stderr.String(), urlSecret) {
+		t.Errorf("exit %d, stderr %q: want non-zero, naming --loki.url, without the secret", code, stderr.String())
+	}
+	// A password file without a user is refused.
+	stderr.Reset()
+	code = run(context.Background(), []string{"--demo", "--web.listen-address=" + freeAddr(t), "--loki.url=" + lokiURL2, "--loki.password-file=" + pw}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "--loki.password-file") {
+		t.Errorf("exit %d, stderr %q: want non-zero naming --loki.password-file", code, stderr.String())
+	}
 }

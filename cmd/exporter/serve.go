@@ -29,6 +29,7 @@ import (
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/demo"
 	"github.com/crowsnest/crowsnest/internal/events"
+	"github.com/crowsnest/crowsnest/internal/redact"
 	"github.com/crowsnest/crowsnest/internal/rules"
 	"github.com/crowsnest/crowsnest/internal/trace"
 	"github.com/crowsnest/crowsnest/internal/workload"
@@ -130,11 +131,14 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		lc := events.DefaultConfig()
 		lc.URL, lc.Tenant, lc.Job = *c.lokiURL, *c.lokiTenant, *c.lokiJob
 		lc.BufferSize, lc.Timeout, lc.MaxRetries = *c.lokiBuffer, *c.lokiTimeout, *c.lokiRetries
+		if lc.Username, lc.Password, lc.BearerToken, err = c.lokiCredentials(); err != nil {
+			return err
+		}
 		if shipper, err = events.New(lc, reg, logger.With("component", "loki")); err != nil {
 			return err
 		}
 		tracker.SetFactSink(gatedFacts{l: lead, inner: shipper})
-		logger.Info("pushing events to Loki", "url", lc.URL)
+		logger.Info("pushing events to Loki", "url", redact.URL(lc.URL), "auth", lc.AuthKind())
 	}
 	if *c.leaderElect {
 		rc, err := c.restConfig()
@@ -216,6 +220,44 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	}
 	flush.Wait()
 	return runErr
+}
+
+// lokiCredentials reads Loki's credentials from the files the flags name.
+// Secrets come only from files: a flag's value shows in ps and in the pod spec.
+func (c *cli) lokiCredentials() (user, password, bearer string, err error) {
+	user = *c.lokiUsername
+	if *c.lokiPasswordFile != "" {
+		if user == "" {
+			return "", "", "", errors.New("--loki.password-file: set without --loki.username")
+		}
+		if password, err = readSecretFile(*c.lokiPasswordFile); err != nil {
+			return "", "", "", fmt.Errorf("--loki.password-file: %w", err)
+		}
+	}
+	if *c.lokiBearerFile != "" {
+		if user != "" {
+			return "", "", "", errors.New("--loki.bearer-token-file: set together with --loki.username; choose one")
+		}
+		if bearer, err = readSecretFile(*c.lokiBearerFile); err != nil {
+			return "", "", "", fmt.Errorf("--loki.bearer-token-file: %w", err)
+		}
+	}
+	return user, password, bearer, nil
+}
+
+// readSecretFile reads a credential file, trimmed of surrounding white space
+// (a trailing newline is the rule in mounted Secrets). An empty file is an
+// error: it is a mistake, not "no authentication".
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err // names the path, never the content
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
 }
 
 // newEmitter sets up the traces of sync operations from the flags and the

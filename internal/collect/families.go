@@ -1,16 +1,15 @@
 package collect
 
 import (
-	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 
 	"github.com/crowsnest/crowsnest/internal/config"
+	"github.com/crowsnest/crowsnest/internal/redact"
 )
 
 // appView is an Application together with what the Tracker derived for it:
@@ -302,31 +301,9 @@ func unixSeconds(t time.Time) float64 {
 
 // StripCredentials removes user information from a repository URL, so that
 // neither "https://user:token@host/repo" nor a token used as the user name
-// ends up in a label. SCP-like SSH addresses ("git@host:org/repo") keep their
-// login name, which cannot carry a secret.
+// ends up in a label (see redact.URL).
 func StripCredentials(repo string) string {
-	if !strings.Contains(repo, "://") {
-		return repo
-	}
-	u, err := url.Parse(repo)
-	if err != nil {
-		// Unparseable: cut everything between the scheme and the last '@'
-		// before the host part rather than risk leaking a secret.
-		scheme, rest, _ := strings.Cut(repo, "://")
-		hostEnd := strings.IndexAny(rest, "/?#")
-		if hostEnd < 0 {
-			hostEnd = len(rest)
-		}
-		if at := strings.LastIndex(rest[:hostEnd], "@"); at >= 0 {
-			rest = rest[at+1:]
-		}
-		return scheme + "://" + rest
-	}
-	if u.User == nil {
-		return repo
-	}
-	u.User = nil
-	return u.String()
+	return redact.URL(repo)
 }
 
 func boolValue(b bool) float64 {

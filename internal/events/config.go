@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/crowsnest/crowsnest/internal/redact"
 )
 
 // Defaults applied by DefaultConfig and, for zero fields, by New.
@@ -29,10 +31,10 @@ type Config struct {
 	// Tenant is sent as X-Scope-OrgID when not empty (--loki.tenant).
 	Tenant string
 	// Username and Password enable basic auth when Username is not empty
-	// (--loki.username, --loki.password).
+	// (--loki.username, --loki.password-file).
 	Username, Password string
 	// BearerToken is sent as "Authorization: Bearer" when not empty and no
-	// Username is set (--loki.bearer-token).
+	// Username is set (--loki.bearer-token-file).
 	BearerToken string
 	// Job is the value of the job stream label (--loki.job).
 	Job string
@@ -56,6 +58,20 @@ type Config struct {
 	// (--loki.max-retries). Unlike the other fields, 0 is not replaced by
 	// the default: use DefaultConfig.
 	MaxRetries int
+}
+
+// AuthKind names how the Shipper authenticates, for logs: "basic", "bearer",
+// "url" (user information in the URL) or "none". It never returns a secret.
+func (c Config) AuthKind() string {
+	switch {
+	case c.Username != "":
+		return "basic"
+	case c.BearerToken != "":
+		return "bearer"
+	case redact.URL(c.URL) != c.URL:
+		return "url"
+	}
+	return "none"
 }
 
 // DefaultConfig returns a Config with every default set and no URL.
@@ -111,9 +127,10 @@ func (c Config) Validate() error {
 	if c.URL == "" {
 		errs = append(errs, errors.New("--loki.url: required"))
 	} else if u, err := url.Parse(c.URL); err != nil {
-		errs = append(errs, fmt.Errorf("--loki.url: %w", err))
+		// url.Error quotes the URL, credentials and all.
+		errs = append(errs, fmt.Errorf("--loki.url: %q is not a valid URL", redact.URL(c.URL)))
 	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("--loki.url: %q is not an absolute http(s) URL", c.URL))
+		errs = append(errs, fmt.Errorf("--loki.url: %q is not an absolute http(s) URL", redact.URL(c.URL)))
 	}
 	nonNegative := []struct {
 		flag string
@@ -140,7 +157,10 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--loki.max-backoff: %s is less than --loki.min-backoff %s", c.MaxBackoff, c.MinBackoff))
 	}
 	if c.Password != "" && c.Username == "" {
-		errs = append(errs, errors.New("--loki.password: set without --loki.username"))
+		errs = append(errs, errors.New("--loki.password-file: set without --loki.username"))
+	}
+	if c.BearerToken != "" && c.Username != "" {
+		errs = append(errs, errors.New("--loki.bearer-token-file: set together with --loki.username; choose one"))
 	}
 	return errors.Join(errs...)
 }
