@@ -15,7 +15,7 @@ import (
 	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"k8s.io/client-go/rest"
 
-	"github.com/crowsnest/crowsnest/internal/workload"
+	"github.com/crowsnest/crowsnest/internal/collect/source"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -66,6 +66,7 @@ type cli struct {
 	leaderNamespace     *string
 	leaderLease         *string
 	leaderLeaseDuration *time.Duration
+	leaderRetryPeriod   *time.Duration
 
 	lokiURL          *string
 	lokiUsername     *string
@@ -120,11 +121,12 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.tracesExporter = c.serve.Flag("traces.exporter", "Where traces of sync operations go: otlp, stdout (JSON lines) or none. Default: $OTEL_TRACES_EXPORTER, else otlp when an OTLP endpoint is set, else none; stdout with --demo.").Enum("", "otlp", "stdout", "none")
 	c.otlpEndpoint = c.serve.Flag("traces.otlp.endpoint", "OTLP endpoint URL, e.g. http://tempo:4318 (http/protobuf) or http://tempo:4317 (grpc); https for TLS. Default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT.").String()
 	c.otlpProtocol = c.serve.Flag("traces.otlp.protocol", "OTLP protocol: grpc or http/protobuf. Default: $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.").Enum("", "grpc", "http/protobuf")
-	c.workloadKinds = c.serve.Flag("workloads.kinds", "Workload kinds to watch and join to their Application (Kubernetes source only), comma-separated: "+workload.DefaultKinds+". Rollouts and certificates are watched only when their CRDs exist. Empty: none.").Default(workload.DefaultKinds).String()
+	c.workloadKinds = c.serve.Flag("workloads.kinds", "Workload kinds to watch and join to their Application (Kubernetes source only), comma-separated: "+source.DefaultWorkloadKinds+". Rollouts and certificates are watched only when their CRDs exist. Empty: none.").Default(source.DefaultWorkloadKinds).String()
 	c.leaderElect = c.serve.Flag("leader-elect", "Run several replicas: all serve /metrics, only the holder of a Lease sends traces, Loki events and pages (Kubernetes source).").Bool()
 	c.leaderNamespace = c.serve.Flag("leader-elect.namespace", "Namespace of the Lease. Default: $POD_NAMESPACE, else default.").String()
 	c.leaderLease = c.serve.Flag("leader-elect.lease-name", "Name of the Lease.").Default("crowsnest").String()
 	c.leaderLeaseDuration = c.serve.Flag("leader-elect.lease-duration", "How long a crashed leader's Lease holds before another replica takes over.").Default("15s").Duration()
+	c.leaderRetryPeriod = c.serve.Flag("leader-elect.retry-period", "How often a replica that does not lead tries to take the Lease: how soon it leads after the leader stops gracefully.").Default("500ms").Duration()
 	c.lokiURL = c.serve.Flag("loki.url", "Loki to push the tracker's facts to as JSON lines, e.g. http://loki:3100. Empty: facts are only logged.").String()
 	c.lokiUsername = c.serve.Flag("loki.username", "User name for basic auth to Loki; the password comes from --loki.password-file.").String()
 	c.lokiPasswordFile = c.serve.Flag("loki.password-file", "File holding the password for basic auth to Loki (with --loki.username). Read at start; never logged.").String()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,63 +16,90 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
-	"github.com/crowsnest/crowsnest/internal/collect"
-	"github.com/crowsnest/crowsnest/internal/events"
-	"github.com/crowsnest/crowsnest/internal/trace"
+	"github.com/crowsnest/crowsnest/internal/collect/tracker"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
-// leadership says whether this replica sends traces, Loki events and
+// leaderGate says whether this replica sends traces, Loki events and
 // pages. Without --leader-elect it always does; with it, only while it
 // holds the Lease. Every replica tracks and serves /metrics either way, so
 // a new leader has the state at once, and deterministic trace ids keep a
-// handover from producing two different traces of one operation.
-type leadership struct {
-	leading atomic.Bool
-	gauge   prometheus.Gauge
+// handover from producing two different traces of one operation. It is
+// applied once, where the tracker's subscribers are wired.
+type leaderGate struct {
+	on    atomic.Bool
+	gauge prometheus.Gauge // nil without leader election
 }
 
-func (l *leadership) set(v bool) {
-	l.leading.Store(v)
-	if l.gauge != nil {
+// newLeaderGate returns a gate open for good without election, else
+// closed until the Lease is won, with crowsnest_leader registered on reg.
+func newLeaderGate(elect bool, reg prometheus.Registerer) *leaderGate {
+	g := &leaderGate{}
+	if !elect {
+		g.on.Store(true)
+		return g
+	}
+	g.gauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crowsnest_leader", Help: "1 while this replica holds the leader Lease and sends traces, events and pages."})
+	reg.MustRegister(g.gauge)
+	g.set(false)
+	return g
+}
+
+func (g *leaderGate) set(v bool) {
+	g.on.Store(v)
+	if g.gauge != nil {
 		if v {
-			l.gauge.Set(1)
+			g.gauge.Set(1)
 		} else {
-			l.gauge.Set(0)
+			g.gauge.Set(0)
 		}
 	}
 }
 
-// gatedOps hands operations on only while leading.
+// leading reports whether the gate is open.
+func (g *leaderGate) leading() bool { return g.on.Load() }
+
+// operations gates an operation subscriber.
+func (g *leaderGate) operations(s tracker.OperationSubscriber) tracker.OperationSubscriber {
+	return gatedOps{g: g, inner: s}
+}
+
+// facts gates a fact subscriber.
+func (g *leaderGate) facts(s tracker.FactSubscriber) tracker.FactSubscriber {
+	return gatedFacts{g: g, inner: s}
+}
+
 type gatedOps struct {
-	l     *leadership
-	inner collect.OperationSink
+	g     *leaderGate
+	inner tracker.OperationSubscriber
 }
 
-func (g gatedOps) Finished(op trace.Operation) {
-	if g.l.leading.Load() {
-		g.inner.Finished(op)
+func (o gatedOps) Finished(op *model.Operation) {
+	if o.g.leading() {
+		o.inner.Finished(op)
 	}
 }
 
-// gatedFacts sends facts on only while leading.
 type gatedFacts struct {
-	l     *leadership
-	inner collect.FactSink
+	g     *leaderGate
+	inner tracker.FactSubscriber
 }
 
-func (g gatedFacts) Send(e events.Event) {
-	if g.l.leading.Load() {
-		g.inner.Send(e)
+func (f gatedFacts) Fact(fact *model.Fact) {
+	if f.g.leading() {
+		f.inner.Fact(fact)
 	}
 }
 
-// runLeaderElection campaigns for the Lease until ctx ends, keeping l up
-// to date. It releases the Lease on shutdown, so a graceful stop hands
-// over at once; a crashed leader's Lease expires after leaseDuration.
-func (c *cli) runLeaderElection(ctx context.Context, rc *rest.Config, l *leadership, logger *slog.Logger) error {
+// newLeaderElection returns a function that campaigns for the Lease until
+// its context ends, keeping g up to date, and returns only once it has
+// released the Lease: a graceful stop hands over at once (another replica
+// takes it within --leader-elect.retry-period); a crashed leader's Lease
+// expires after --leader-elect.lease-duration.
+func (c *cli) newLeaderElection(rc *rest.Config, g *leaderGate, logger *slog.Logger) (func(context.Context), error) {
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return fmt.Errorf("leader election client: %w", err)
+		return nil, fmt.Errorf("leader election client: %w", err)
 	}
 	host, _ := os.Hostname()
 	suffix := make([]byte, 4)
@@ -95,29 +121,28 @@ func (c *cli) runLeaderElection(ctx context.Context, rc *rest.Config, l *leaders
 		Lock:            lock,
 		LeaseDuration:   *c.leaderLeaseDuration,
 		RenewDeadline:   *c.leaderLeaseDuration * 2 / 3,
-		RetryPeriod:     2 * time.Second,
+		RetryPeriod:     *c.leaderRetryPeriod,
 		ReleaseOnCancel: true,
 		Name:            "crowsnest",
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(context.Context) {
 				logger.Info("leading: sending traces, events and pages", "identity", id, "lease", ns+"/"+*c.leaderLease)
-				l.set(true)
+				g.set(true)
 			},
 			OnStoppedLeading: func() {
 				logger.Info("no longer leading", "identity", id)
-				l.set(false)
+				g.set(false)
 			},
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("leader election: %w", err)
+		return nil, fmt.Errorf("leader election: %w", err)
 	}
-	go func() {
-		// Run returns when leadership is lost; campaign again until
-		// shutdown.
+	return func(ctx context.Context) {
+		// Run returns when leadership is lost (after releasing the Lease
+		// if ctx ended); campaign again until shutdown.
 		for ctx.Err() == nil {
 			le.Run(ctx)
 		}
-	}()
-	return nil
+	}, nil
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crowsnest/crowsnest/internal/collect"
+	"github.com/crowsnest/crowsnest/internal/collect/source"
 )
 
 // runRecord writes the Application watch events to --out until interrupted
@@ -28,8 +28,8 @@ func (c *cli) runRecord(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	src := collect.NewKubeSource(client, c.watchedNamespaces(), collect.NewSourceMetrics(prometheus.NewRegistry()), logger)
-	rec := collect.NewRecorder(out)
+	src := source.NewKubeSource(client, c.watchedNamespaces(), source.NewSourceMetrics(prometheus.NewRegistry()), logger)
+	rec := source.NewRecorder(out)
 
 	if *c.recordDuration > 0 {
 		var cancel context.CancelFunc

@@ -9,13 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/client/clientset/versioned"
+	oklogrun "github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -25,20 +24,22 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 
-	"github.com/crowsnest/crowsnest/internal/collect"
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
+	"github.com/crowsnest/crowsnest/internal/collect/source"
+	"github.com/crowsnest/crowsnest/internal/collect/tracker"
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/demo"
 	"github.com/crowsnest/crowsnest/internal/events"
 	"github.com/crowsnest/crowsnest/internal/redact"
 	"github.com/crowsnest/crowsnest/internal/rules"
 	"github.com/crowsnest/crowsnest/internal/trace"
-	"github.com/crowsnest/crowsnest/internal/workload"
 )
 
 // shutdownTimeout bounds the graceful shutdown after SIGTERM or SIGINT.
 const shutdownTimeout = 10 * time.Second
 
-// runServe is the default command: watch, track, serve.
+// runServe is the default command: watch, track, serve. Every goroutine it
+// starts is an actor of one run.Group, joined before it returns.
 func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -46,49 +47,161 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	cfg := newConfigReloader(*c.configFile, reg, logger)
+	var builtin []byte
 	if *c.demo && *c.configFile == "" {
-		cfg.builtin = demo.Config()
+		builtin = demo.Config()
 	}
-	conf, err := cfg.load()
+	cfg := config.NewReloader(*c.configFile, builtin, reg, logger)
+	conf, err := cfg.Load()
 	if err != nil {
 		return err
 	}
-
-	store := collect.NewStore()
-	tracker := collect.NewTracker(store, collect.NewSyncMetrics(reg, *c.perAppHistograms), conf, logger)
-	tracker.SetWaveDelay(*c.waveDelay)
-	lead := &leadership{}
-	if *c.leaderElect {
-		if *c.demo || *c.source != "kubernetes" {
-			return errors.New("--leader-elect needs the Kubernetes source")
-		}
-		lead.gauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "crowsnest_leader", Help: "1 while this replica holds the leader Lease and sends traces, events and pages."})
-		reg.MustRegister(lead.gauge)
-		lead.set(false)
-	} else {
-		lead.set(true)
+	if *c.leaderElect && (*c.demo || *c.source != "kubernetes") {
+		return errors.New("--leader-elect needs the Kubernetes source")
 	}
-	reg.MustRegister(collect.NewPromotionCollector(tracker))
+	if *c.alertmanagerInterval <= 0 {
+		return fmt.Errorf("--alertmanager.evaluation-interval: must be positive, got %s", *c.alertmanagerInterval)
+	}
+
+	// Outputs: the tracker's subscribers. The leader gate is applied here,
+	// once, to everything that leaves the process.
+	gate := newLeaderGate(*c.leaderElect, reg)
+	store := exposition.NewStore(*c.perAppHistograms)
+	promotion := exposition.NewPromotion(nil)
+	reg.MustRegister(promotion)
+	subs := tracker.Subscribers{
+		Views:      []tracker.ViewSubscriber{store, promotion},
+		Operations: []tracker.OperationSubscriber{exposition.NewDurations(reg), store},
+		Facts:      []tracker.FactSubscriber{events.NewLogger(logger)},
+	}
 	emitter, err := c.newEmitter(ctx, reg, logger)
 	if err != nil {
 		return err
 	}
 	if emitter != nil {
-		tracker.SetOperationSink(gatedOps{l: lead, inner: emitter})
+		subs.Operations = append(subs.Operations, gate.operations(emitter))
 	}
-	cfg.onReload = func(conf *config.Config) { tracker.SetClassifier(conf) }
-	sourceMetrics := collect.NewSourceMetrics(reg)
-	src, err := c.newSource(sourceMetrics, logger)
+	var shipper *events.Shipper
+	if *c.lokiURL != "" {
+		lc := events.DefaultConfig()
+		lc.URL, lc.Tenant, lc.Job = *c.lokiURL, *c.lokiTenant, *c.lokiJob
+		lc.BufferSize, lc.Timeout, lc.MaxRetries = *c.lokiBuffer, *c.lokiTimeout, *c.lokiRetries
+		if lc.Username, lc.Password, lc.BearerToken, err = c.lokiCredentials(); err != nil {
+			return err
+		}
+		if shipper, err = events.New(lc, reg, logger.With("component", "loki")); err != nil {
+			return err
+		}
+		subs.Facts = append(subs.Facts, gate.facts(shipper))
+		logger.Info("pushing events to Loki", "url", redact.URL(lc.URL), "auth", lc.AuthKind())
+	}
+	var pager *rules.Pager
+	if len(*c.alertmanagerURLs) > 0 {
+		states := rules.NewStates()
+		subs.Views = append(subs.Views, states)
+		pager, err = rules.NewPager(rules.PagerConfig{
+			URLs: *c.alertmanagerURLs, Interval: *c.alertmanagerInterval, Resend: *c.alertmanagerResend,
+			Timeout: *c.alertmanagerTimeout, ForScale: *c.alertForScale,
+		}, rules.Alerts(), states.List, reg, logger)
+		if err != nil {
+			return err
+		}
+		pager.SetGate(gate.leading)
+		logger.Info("paging Alertmanager directly", "alertmanagers", len(*c.alertmanagerURLs))
+	}
+
+	track := tracker.New(conf, subs, logger)
+	track.SetWaveDelay(*c.waveDelay)
+	cfg.OnReload(func(conf *config.Config) { track.SetClassifier(conf) })
+
+	// Sources.
+	src, err := c.newSource(source.NewSourceMetrics(reg), logger)
+	if err != nil {
+		return err
+	}
+	workloads, err := c.newWorkloadSource(logger)
 	if err != nil {
 		return err
 	}
 
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
+	srv, err := c.newHTTPServer(reg, store, src, cfg, logger)
+	if err != nil {
+		return err
+	}
 
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var g oklogrun.Group
+	// Stop on the signal's context (SIGTERM, SIGINT).
+	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
+	g.Add(func() error { return src.Run(ctx, track) }, func(error) { cancel() })
+	if workloads != nil {
+		g.Add(func() error { return workloads.Run(ctx, track) }, func(error) { cancel() })
+	}
+	g.Add(func() error {
+		if err := web.ListenAndServe(srv, c.web, logger); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	}, func(error) {
+		// A fresh context: the signal one is already done.
+		shutdownCtx, done := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer done()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("shut down http server", "err", err)
+		}
+	})
+	g.Add(func() error { return cfg.Run(ctx) }, func(error) { cancel() })
+	if pager != nil {
+		g.Add(func() error { pager.Run(ctx); return nil }, func(error) { cancel() })
+	}
+	if *c.leaderElect {
+		rc, err := c.restConfig()
+		if err != nil {
+			return err
+		}
+		elect, err := c.newLeaderElection(rc, gate, logger.With("component", "leader-election"))
+		if err != nil {
+			return err
+		}
+		// Returns once the Lease is released, so a graceful stop hands
+		// over at once.
+		g.Add(func() error { elect(ctx); return nil }, func(error) { cancel() })
+	}
+	logger.Info("crowsnest started", "version", version.Info(), "input", c.sourceName())
+	runErr := g.Run()
+	if runErr == nil {
+		logger.Info("shutting down")
+	}
+
+	// The sources have stopped: no more facts or operations. Flush what is
+	// queued, events and traces side by side, within the shutdown timeout.
+	flushCtx, done := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer done()
+	var flush sync.WaitGroup
+	if shipper != nil {
+		flush.Go(func() {
+			if err := shipper.Close(flushCtx); err != nil {
+				logger.Warn("events not flushed to Loki", "err", err)
+			}
+		})
+	}
+	if emitter != nil {
+		flush.Go(func() {
+			if err := emitter.Shutdown(flushCtx); err != nil {
+				logger.Warn("traces not flushed", "err", err)
+			}
+		})
+	}
+	flush.Wait()
+	return runErr
+}
+
+// newHTTPServer builds the HTTP server: metrics, health, readiness, reload
+// and the landing page.
+func (c *cli) newHTTPServer(reg *prometheus.Registry, store *exposition.Store, src source.Source, cfg *config.Reloader, logger *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
-	mux.Handle(*c.metricsPath, collect.NewMetricsHandler(reg, store, logger))
+	mux.Handle(*c.metricsPath, exposition.NewMetricsHandler(reg, store, logger))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
@@ -104,7 +217,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 			http.Error(w, "use POST or PUT to reload", http.StatusMethodNotAllowed)
 			return
 		}
-		if err := cfg.reload(); err != nil {
+		if err := cfg.Reload(); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
@@ -119,107 +232,12 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("landing page: %w", err)
+		return nil, fmt.Errorf("landing page: %w", err)
 	}
 	if *c.metricsPath != "/" {
 		mux.Handle("/", landing)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-
-	var shipper *events.Shipper
-	if *c.lokiURL != "" {
-		lc := events.DefaultConfig()
-		lc.URL, lc.Tenant, lc.Job = *c.lokiURL, *c.lokiTenant, *c.lokiJob
-		lc.BufferSize, lc.Timeout, lc.MaxRetries = *c.lokiBuffer, *c.lokiTimeout, *c.lokiRetries
-		if lc.Username, lc.Password, lc.BearerToken, err = c.lokiCredentials(); err != nil {
-			return err
-		}
-		if shipper, err = events.New(lc, reg, logger.With("component", "loki")); err != nil {
-			return err
-		}
-		tracker.SetFactSink(gatedFacts{l: lead, inner: shipper})
-		logger.Info("pushing events to Loki", "url", redact.URL(lc.URL), "auth", lc.AuthKind())
-	}
-	if *c.leaderElect {
-		rc, err := c.restConfig()
-		if err != nil {
-			return err
-		}
-		if err := c.runLeaderElection(ctx, rc, lead, logger.With("component", "leader-election")); err != nil {
-			return err
-		}
-	}
-	var facts collect.FactSink
-	if shipper != nil {
-		facts = gatedFacts{l: lead, inner: shipper}
-	}
-	if err := c.startWorkloadWatch(ctx, tracker, facts, reg, logger); err != nil {
-		return err
-	}
-	if len(*c.alertmanagerURLs) > 0 {
-		pager, err := rules.NewPager(rules.PagerConfig{
-			URLs: *c.alertmanagerURLs, Interval: *c.alertmanagerInterval, Resend: *c.alertmanagerResend,
-			Timeout: *c.alertmanagerTimeout, ForScale: *c.alertForScale,
-		}, rules.Alerts(), func() []rules.AppState { return appStates(tracker.Apps()) }, reg, logger)
-		if err != nil {
-			return err
-		}
-		pager.SetGate(lead.leading.Load)
-		go pager.Run(ctx)
-		logger.Info("paging Alertmanager directly", "alertmanagers", len(*c.alertmanagerURLs))
-	}
-
-	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := src.Run(ctx, tracker); err != nil {
-			errc <- err
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := web.ListenAndServe(srv, c.web, logger); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serve http: %w", err)
-		}
-	}()
-	go cfg.reloadOnSIGHUP(ctx)
-	logger.Info("crowsnest started", "version", version.Info(), "input", c.sourceName())
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case runErr = <-errc:
-	}
-	stop()
-	// A fresh context: the signal one is already done.
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && runErr == nil {
-		runErr = fmt.Errorf("shut down http server: %w", err)
-	}
-	wg.Wait()
-	// The source has stopped: no more facts or operations. Flush what is
-	// queued, events and traces side by side, within the shutdown timeout.
-	var flush sync.WaitGroup
-	if shipper != nil {
-		flush.Go(func() {
-			if err := shipper.Close(shutdownCtx); err != nil {
-				logger.Warn("events not flushed to Loki", "err", err)
-			}
-		})
-	}
-	if emitter != nil {
-		flush.Go(func() {
-			if err := emitter.Shutdown(shutdownCtx); err != nil {
-				logger.Warn("traces not flushed", "err", err)
-			}
-		})
-	}
-	flush.Wait()
-	return runErr
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, nil
 }
 
 // lokiCredentials reads Loki's credentials from the files the flags name.
@@ -297,14 +315,14 @@ func (c *cli) sourceName() string {
 }
 
 // newSource builds the source the flags ask for.
-func (c *cli) newSource(m *collect.SourceMetrics, logger *slog.Logger) (collect.Source, error) {
+func (c *cli) newSource(m *source.SourceMetrics, logger *slog.Logger) (source.Source, error) {
 	if *c.demo {
 		speed := 10.0
 		if c.speedSet {
 			speed = *c.replaySpeed
 		}
 		open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(demo.Recording())), nil }
-		return collect.NewReplaySource("demo recording", open, speed, m, logger), nil
+		return source.NewReplaySource("demo recording", open, speed, m, logger), nil
 	}
 	switch *c.source {
 	case "argocd-api":
@@ -315,7 +333,7 @@ func (c *cli) newSource(m *collect.SourceMetrics, logger *slog.Logger) (collect.
 		if err != nil {
 			return nil, fmt.Errorf("--argocd.token-file: %w", err)
 		}
-		return collect.NewArgoCDAPISource(collect.ArgoCDAPIConfig{
+		return source.NewArgoCDAPISource(source.ArgoCDAPIConfig{
 			Address: *c.argoAddr, Token: strings.TrimSpace(string(token)),
 			PlainText: *c.argoPlainText, Insecure: *c.argoInsecure, GRPCWeb: *c.argoGRPCWeb,
 		}, m, logger), nil
@@ -328,13 +346,13 @@ func (c *cli) newSource(m *collect.SourceMetrics, logger *slog.Logger) (collect.
 			return nil, fmt.Errorf("replay file: %w", err)
 		}
 		open := func() (io.ReadCloser, error) { return os.Open(path) }
-		return collect.NewReplaySource(path, open, *c.replaySpeed, m, logger), nil
+		return source.NewReplaySource(path, open, *c.replaySpeed, m, logger), nil
 	default:
 		client, err := c.argoClient(logger)
 		if err != nil {
 			return nil, err
 		}
-		return collect.NewKubeSource(client, c.watchedNamespaces(), m, logger), nil
+		return source.NewKubeSource(client, c.watchedNamespaces(), m, logger), nil
 	}
 }
 
@@ -352,119 +370,24 @@ func (c *cli) argoClient(logger *slog.Logger) (versioned.Interface, error) {
 	return client, nil
 }
 
-// configReloader loads the configuration file and reloads it on SIGHUP and
-// POST /-/reload; a bad reload keeps the running configuration.
-type configReloader struct {
-	path     string
-	builtin  []byte // configuration used when there is no file
-	logger   *slog.Logger
-	onReload func(*config.Config)
-
-	mu          sync.Mutex
-	success     prometheus.Gauge
-	successTime prometheus.Gauge
-}
-
-func newConfigReloader(path string, reg prometheus.Registerer, logger *slog.Logger) *configReloader {
-	r := &configReloader{
-		path:   path,
-		logger: logger,
-		success: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "crowsnest_config_last_reload_successful",
-			Help: "Whether the last configuration load or reload succeeded.",
-		}),
-		successTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "crowsnest_config_last_reload_success_timestamp_seconds",
-			Help: "Unix time of the last successful configuration load or reload.",
-		}),
-	}
-	reg.MustRegister(r.success, r.successTime)
-	return r
-}
-
-// load reads the configuration; without a file it is the default one.
-func (r *configReloader) load() (*config.Config, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var conf *config.Config
-	var err error
-	if r.path != "" {
-		conf, err = config.Load(r.path)
-	} else {
-		conf, err = config.Parse(r.builtin)
-	}
-	if err != nil {
-		r.success.Set(0)
-		return nil, err
-	}
-	r.success.Set(1)
-	r.successTime.SetToCurrentTime()
-	return conf, nil
-}
-
-func (r *configReloader) reload() error {
-	conf, err := r.load()
-	if err != nil {
-		r.logger.Error("reload configuration; keeping the running one", "err", err)
-		return err
-	}
-	r.logger.Info("configuration reloaded", "file", r.path)
-	r.onReload(conf)
-	return nil
-}
-
-func (r *configReloader) reloadOnSIGHUP(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			_ = r.reload() // logged inside
-		}
-	}
-}
-
-// appStates converts the tracker's summaries for the pager.
-func appStates(apps []collect.AppSummary) []rules.AppState {
-	out := make([]rules.AppState, len(apps))
-	for i, a := range apps {
-		out[i] = rules.AppState{Namespace: a.Namespace, Name: a.Name, Project: a.Project, Env: a.Env,
-			SyncStatus: a.SyncStatus, Health: a.Health, Phase: a.Phase, AutoSync: a.AutoSync}
-	}
-	return out
-}
-
-// startWorkloadWatch watches the workloads of --workloads.kinds, for the
-// Kubernetes source.
-func (c *cli) startWorkloadWatch(ctx context.Context, tracker *collect.Tracker, facts collect.FactSink, reg prometheus.Registerer, logger *slog.Logger) error {
-	kinds, err := workload.ParseKinds(*c.workloadKinds)
+// newWorkloadSource returns the watch of --workloads.kinds, for the
+// Kubernetes source; nil when there is none.
+func (c *cli) newWorkloadSource(logger *slog.Logger) (*source.Workloads, error) {
+	kinds, err := source.ParseWorkloadKinds(*c.workloadKinds)
 	if err != nil || len(kinds) == 0 || *c.demo || *c.source != "kubernetes" {
-		return err
+		return nil, err
 	}
 	rc, err := c.restConfig()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
-		return fmt.Errorf("workload client: %w", err)
+		return nil, fmt.Errorf("workload client: %w", err)
 	}
 	disc, err := discovery.NewDiscoveryClientForConfig(rc)
 	if err != nil {
-		return fmt.Errorf("discovery client: %w", err)
+		return nil, fmt.Errorf("discovery client: %w", err)
 	}
-	lookup := func(ns, name string) (workload.App, bool) {
-		a, ok := tracker.Lookup(ns, name)
-		return workload.App{Namespace: a.Namespace, Name: a.Name, Project: a.Project, Env: a.Env}, ok
-	}
-	w := workload.NewWatcher(dyn, disc, kinds, lookup, logger.With("component", "workloads"))
-	if facts != nil {
-		w.SetEvents(facts.Send)
-	}
-	reg.MustRegister(w)
-	go w.Run(ctx)
-	return nil
+	return source.NewWorkloads(dyn, disc, kinds, logger.With("component", "workloads")), nil
 }

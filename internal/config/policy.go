@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/crowsnest/crowsnest/internal/model"
+
 	"regexp"
 	"strings"
 	"sync"
@@ -78,10 +80,7 @@ func (c *Config) resolved() *defaults {
 }
 
 // PolicyResult is one policy checked on one app.
-type PolicyResult struct {
-	Policy   string // auto_sync, self_heal, prune, images_by_digest
-	Violated bool
-}
+type PolicyResult = model.PolicyResult
 
 // CheckPolicies checks app, in env, against the policies of env.
 func (c *Config) CheckPolicies(app *v1alpha1.Application, env string) []PolicyResult {
@@ -111,6 +110,16 @@ func (c *Config) CheckPolicies(app *v1alpha1.Application, env string) []PolicyRe
 		break
 	}
 	return out
+}
+
+// PromotionOf returns the app's promotion group and the order of its
+// environments; nil when it is in none.
+func (c *Config) PromotionOf(app *v1alpha1.Application) *model.Promotion {
+	p, group := c.PromotionGroup(app)
+	if group == "" {
+		return nil
+	}
+	return &model.Promotion{Group: group, Order: p.Order}
 }
 
 // PromotionGroup returns the promotion config and the group of app, or ""

@@ -27,25 +27,27 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
-// Event names, the values of Event.Event.
-const (
-	SyncStarted      = "sync_started"
-	SyncFinished     = "sync_finished"
-	PhaseEntered     = "phase_entered"
-	WaveEntered      = "wave_entered"
-	DriftBegan       = "drift_began"
-	DriftEnded       = "drift_ended"
-	HealthChanged    = "health_changed"
-	WorkloadDegraded = "workload_degraded"
-)
+// FromFact turns a tracker fact into a Loki event: its key/value pairs
+// become the line's fields.
+func FromFact(f *model.Fact) Event {
+	e := Event{Time: f.Time, Event: f.Name, App: f.App, Project: f.Project, Env: f.Env, TraceID: f.TraceID, Fields: make(map[string]any, len(f.Attrs)/2)}
+	for i := 0; i+1 < len(f.Attrs); i += 2 {
+		if k, ok := f.Attrs[i].(string); ok {
+			e.Fields[k] = f.Attrs[i+1]
+		}
+	}
+	return e
+}
 
 // Event is one fact observed by the tracker.
 type Event struct {
 	// Time is when it happened; the zero time means "when sent".
 	Time time.Time
-	// Event is what happened, one of the constants above (SyncStarted...).
+	// Event is what happened, one of model's Fact* names (sync_started...).
 	Event string
 	// App is the Argo CD Application as namespace/name.
 	App string

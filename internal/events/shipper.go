@@ -9,6 +9,8 @@ import (
 
 	"github.com/grafana/loki-client-go/pkg/backoff"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // Drop reasons, the values of the reason label of
@@ -129,6 +131,10 @@ func (s *Shipper) Send(e Event) {
 		s.dropped.WithLabelValues(ReasonBufferFull).Inc()
 	}
 }
+
+// Fact sends the tracker's fact f as an event; it implements the tracker's
+// fact subscriber.
+func (s *Shipper) Fact(f *model.Fact) { s.Send(FromFact(f)) }
 
 // Close stops accepting events and pushes what is buffered, retrying as
 // configured, until done or ctx ends; then in-flight pushes are abandoned

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/crowsnest/crowsnest/internal/lokitest"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // start serves a lokitest receiver and returns it with a config pointing at
@@ -65,7 +66,7 @@ func sent(s *Shipper) int { return int(testutil.ToFloat64(s.sent)) }
 func ev(i int) Event {
 	return Event{
 		Time:    time.Date(2025, 1, 2, 3, 4, 5, i, time.UTC),
-		Event:   SyncFinished,
+		Event:   model.FactSyncFinished,
 		App:     "argocd/app",
 		Project: "payments",
 		Env:     "dev",
@@ -99,11 +100,11 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 
 	at := time.Date(2025, 6, 7, 8, 9, 10, 123456789, time.UTC)
 	s.Send(Event{
-		Time: at, Event: SyncFinished, App: "argocd/shop", Project: "payments", Env: "prod",
+		Time: at, Event: model.FactSyncFinished, App: "argocd/shop", Project: "payments", Env: "prod",
 		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
 		Fields:  map[string]any{"result": "Succeeded", "duration_seconds": 12.5, "revision": "abc123", "ts": "collides"},
 	})
-	s.Send(Event{Time: at.Add(time.Second), Event: DriftBegan, App: "argocd/shop", Project: "payments", Env: "prod"})
+	s.Send(Event{Time: at.Add(time.Second), Event: model.FactDriftBegan, App: "argocd/shop", Project: "payments", Env: "prod"})
 
 	got, err := rcv.WaitEntries(ctxT(t, 5*time.Second), 2)
 	if err != nil {
@@ -116,11 +117,11 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 			t.Errorf("tenant header = %q, want team-a", e.Tenant)
 		}
 	}
-	sf, ok := byEvent[SyncFinished]
+	sf, ok := byEvent[model.FactSyncFinished]
 	if !ok {
 		t.Fatalf("no sync_finished entry in %+v", got)
 	}
-	wantLabels := map[string]string{"job": "crowsnest-test", "env": "prod", "project": "payments", "event": SyncFinished}
+	wantLabels := map[string]string{"job": "crowsnest-test", "env": "prod", "project": "payments", "event": model.FactSyncFinished}
 	if fmt.Sprint(sf.Labels) != fmt.Sprint(wantLabels) {
 		t.Errorf("labels = %v, want %v", sf.Labels, wantLabels)
 	}
@@ -132,7 +133,7 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 		t.Fatalf("line %q is not JSON: %v", sf.Line, err)
 	}
 	want := map[string]any{
-		"ts": "2025-06-07T08:09:10.123456789Z", "event": SyncFinished, "app": "argocd/shop", "project": "payments",
+		"ts": "2025-06-07T08:09:10.123456789Z", "event": model.FactSyncFinished, "app": "argocd/shop", "project": "payments",
 		"env": "prod", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "result": "Succeeded",
 		"duration_seconds": 12.5, "revision": "abc123", "field_ts": "collides",
 	}
@@ -142,8 +143,8 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 	if !strings.HasPrefix(sf.Line, `{"ts":"2025-06-07T08:09:10.123456789Z","event":"sync_finished"`) {
 		t.Errorf("line does not start with the fixed keys: %s", sf.Line)
 	}
-	db := byEvent[DriftBegan]
-	if db.Labels["event"] != DriftBegan || !strings.Contains(db.Line, `"trace_id":""`) {
+	db := byEvent[model.FactDriftBegan]
+	if db.Labels["event"] != model.FactDriftBegan || !strings.Contains(db.Line, `"trace_id":""`) {
 		t.Errorf("drift entry = %+v", db)
 	}
 	for _, r := range rcv.Requests() {

@@ -4,6 +4,8 @@
 package rules
 
 import (
+	"github.com/crowsnest/crowsnest/internal/model"
+
 	"fmt"
 	"strings"
 	"time"
@@ -62,13 +64,7 @@ type Variant struct {
 
 // AppState is what direct paging knows of one Application: the same facts
 // the metrics expose.
-type AppState struct {
-	Namespace, Name, Project, Env string
-	SyncStatus                    string // Synced, OutOfSync, Unknown
-	Health                        string // Healthy, Progressing, Degraded, ...
-	Phase                         string // the last operation's phase, "" if none
-	AutoSync                      bool
-}
+type AppState = model.AppStatus
 
 // Alert is one alert, defined once.
 type Alert struct {
@@ -244,7 +240,7 @@ func Rules(alerts []Alert, forScale float64) []Rule {
 				},
 			}
 			if d := time.Duration(float64(a.For) * forScale); d > 0 {
-				r.For = model(d)
+				r.For = promDuration(d)
 			}
 			out = append(out, r)
 		}
@@ -252,8 +248,8 @@ func Rules(alerts []Alert, forScale float64) []Rule {
 	return out
 }
 
-// model formats d as a Prometheus duration.
-func model(d time.Duration) string {
+// promDuration formats d as a Prometheus duration.
+func promDuration(d time.Duration) string {
 	switch {
 	case d%time.Hour == 0:
 		return fmt.Sprintf("%dh", d/time.Hour)

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crowsnest/crowsnest/internal/model"
+
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -19,7 +21,7 @@ func BenchmarkRecord(b *testing.B) {
 	op := sampleOperation()
 	b.ReportAllocs()
 	for b.Loop() {
-		record(context.Background(), tracer, &op)
+		record(context.Background(), tracer, op)
 		exp.Reset()
 	}
 }
@@ -29,7 +31,7 @@ func BenchmarkRecord(b *testing.B) {
 // send and a count.
 func BenchmarkFinishedQueueFull(b *testing.B) {
 	m := NewMetrics(prometheus.NewRegistry())
-	e := &Emitter{metrics: m, queue: make(chan Operation)}
+	e := &Emitter{metrics: m, queue: make(chan *model.Operation)}
 	op := sampleOperation()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -19,6 +19,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	oteltrace "go.opentelemetry.io/otel/trace"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // Exporters crowsnest can send spans to.
@@ -145,7 +147,7 @@ type Emitter struct {
 	logger   *slog.Logger
 	provider *sdktrace.TracerProvider
 	tracer   oteltrace.Tracer
-	queue    chan Operation
+	queue    chan *model.Operation
 	done     chan struct{}
 
 	mu     sync.Mutex // guards closed and sends on queue
@@ -192,7 +194,7 @@ func NewEmitter(ctx context.Context, c Config, m *Metrics, logger *slog.Logger) 
 		logger:   logger,
 		provider: provider,
 		tracer:   provider.Tracer("github.com/crowsnest/crowsnest/internal/trace"),
-		queue:    make(chan Operation, size),
+		queue:    make(chan *model.Operation, size),
 		done:     make(chan struct{}),
 	}
 	go e.run()
@@ -229,7 +231,7 @@ func otlpExporter(ctx context.Context, c Config) (sdktrace.SpanExporter, error) 
 }
 
 // Finished queues the trace of op, or drops it when the queue is full.
-func (e *Emitter) Finished(op Operation) {
+func (e *Emitter) Finished(op *model.Operation) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -238,14 +240,14 @@ func (e *Emitter) Finished(op Operation) {
 	select {
 	case e.queue <- op:
 	default:
-		e.metrics.dropped.WithLabelValues("queue_full").Add(float64(spanCount(&op)))
+		e.metrics.dropped.WithLabelValues("queue_full").Add(float64(spanCount(op)))
 	}
 }
 
 func (e *Emitter) run() {
 	defer close(e.done)
 	for op := range e.queue {
-		record(context.Background(), e.tracer, &op)
+		record(context.Background(), e.tracer, op)
 	}
 }
 
@@ -272,7 +274,7 @@ func (e *Emitter) Shutdown(ctx context.Context) error {
 }
 
 // spanCount is how many spans op makes.
-func spanCount(op *Operation) int {
+func spanCount(op *model.Operation) int {
 	n := 1 + len(op.Waves)
 	for i := range op.Waves {
 		if i == 0 || op.Waves[i].Phase != op.Waves[i-1].Phase {

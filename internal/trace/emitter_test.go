@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/crowsnest/crowsnest/internal/otlptest"
 )
 
@@ -19,24 +20,24 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 
 // sampleOperation: a PreSync hook, two Sync waves (one failed), linked to
 // the wave of an app-of-apps operation, retried once.
-func sampleOperation() Operation {
-	return Operation{
+func sampleOperation() *model.Operation {
+	return &model.Operation{
 		UID: "uid-1", Namespace: "argocd", Name: "dev-backend", Project: "platform", Env: "dev",
 		Revision: "abc123", Initiator: "automated", Result: "Failed", Message: "one or more objects failed to apply",
 		StartedAt: t0, FinishedAt: at(9 * time.Second), RetryCount: 1,
 		Retries: []time.Time{at(500 * time.Millisecond)},
-		Waves: []Wave{
-			{Phase: "PreSync", Wave: 0, Start: at(time.Second), End: at(4 * time.Second), Resources: []Resource{
+		Waves: []model.Wave{
+			{Phase: "PreSync", Wave: 0, Start: at(time.Second), End: at(4 * time.Second), Resources: []model.Resource{
 				{Group: "batch", Kind: "Job", Namespace: "backend", Name: "migrate", Status: "Synced", HookPhase: "Succeeded", HookType: "PreSync", Seen: at(time.Second)},
 			}},
-			{Phase: "Sync", Wave: 1, Start: at(4 * time.Second), End: at(7 * time.Second), Resources: []Resource{
+			{Phase: "Sync", Wave: 1, Start: at(4 * time.Second), End: at(7 * time.Second), Resources: []model.Resource{
 				{Kind: "ConfigMap", Namespace: "backend", Name: "cfg", Status: "Synced", Message: "configmap/cfg created", Seen: at(4 * time.Second)},
 			}},
-			{Phase: "Sync", Wave: 2, Start: at(7 * time.Second), End: at(9500 * time.Millisecond), Resources: []Resource{
+			{Phase: "Sync", Wave: 2, Start: at(7 * time.Second), End: at(9500 * time.Millisecond), Resources: []model.Resource{
 				{Group: "apps", Kind: "Deployment", Namespace: "backend", Name: "api", Status: "SyncFailed", Message: "admission webhook denied", Seen: at(8 * time.Second)},
 			}},
 		},
-		Parent: &Link{TraceID: OperationID("root-uid", t0.Add(-5*time.Second)), SpanID: SpanID(OperationID("root-uid", t0.Add(-5*time.Second)), WavePath("Sync", 3))},
+		Parent: &model.Link{TraceID: model.OperationID("root-uid", t0.Add(-5*time.Second)), SpanID: model.SpanID(model.OperationID("root-uid", t0.Add(-5*time.Second)), model.WavePath("Sync", 3))},
 	}
 }
 
@@ -83,7 +84,7 @@ func TestTraceOverOTLP(t *testing.T) {
 	}
 }
 
-func checkSampleTrace(t *testing.T, spans []otlptest.Span, op Operation) {
+func checkSampleTrace(t *testing.T, spans []otlptest.Span, op *model.Operation) {
 	t.Helper()
 	traceID := op.TraceID()
 	byName := map[string]otlptest.Span{}
@@ -97,8 +98,8 @@ func checkSampleTrace(t *testing.T, spans []otlptest.Span, op Operation) {
 		t.Fatalf("got %d spans (%d names), want root, 2 phases and 3 waves", len(spans), len(byName))
 	}
 	root := byName["sync argocd/dev-backend"]
-	if root.SpanID != SpanID(traceID, RootPath) || root.ParentSpanID != "" {
-		t.Errorf("root span id %s parent %q, want %s and none", root.SpanID, root.ParentSpanID, SpanID(traceID, RootPath))
+	if root.SpanID != model.SpanID(traceID, model.RootPath) || root.ParentSpanID != "" {
+		t.Errorf("root span id %s parent %q, want %s and none", root.SpanID, root.ParentSpanID, model.SpanID(traceID, model.RootPath))
 	}
 	// The root covers Argo CD's times, stretched to the last wave crowsnest saw.
 	if !root.Start.Equal(t0) || !root.End.Equal(at(9500*time.Millisecond)) {
@@ -115,7 +116,7 @@ func checkSampleTrace(t *testing.T, spans []otlptest.Span, op Operation) {
 	if !root.StatusError || root.Resource["service.name"] != "crowsnest" || root.Resource["service.version"] != "test" {
 		t.Errorf("root status error %v, resource %v", root.StatusError, root.Resource)
 	}
-	if len(root.Links) != 1 || *op.Parent != (Link{root.Links[0].TraceID, root.Links[0].SpanID}) {
+	if len(root.Links) != 1 || *op.Parent != (model.Link{TraceID: root.Links[0].TraceID, SpanID: root.Links[0].SpanID}) {
 		t.Errorf("root links %v, want the parent wave %v", root.Links, *op.Parent)
 	}
 	if len(root.Events) != 1 || root.Events[0].Name != "retry" {
@@ -170,8 +171,8 @@ func TestPartialOperationTrace(t *testing.T) {
 	}
 	defer stop()
 	e, _ := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: ProtocolGRPC})
-	op := Operation{UID: "u", Namespace: "argocd", Name: "prod-backend", Result: "Succeeded", StartedAt: t0, FinishedAt: at(3 * time.Second), Partial: true,
-		Resources: []Resource{{Kind: "ConfigMap", Name: "cfg", Status: "Synced", Seen: at(time.Hour)}}}
+	op := &model.Operation{UID: "u", Namespace: "argocd", Name: "prod-backend", Result: "Succeeded", StartedAt: t0, FinishedAt: at(3 * time.Second), Partial: true,
+		Resources: []model.Resource{{Kind: "ConfigMap", Name: "cfg", Status: "Synced", Seen: at(time.Hour)}}}
 	e.Finished(op)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

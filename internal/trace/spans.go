@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	oteltrace "go.opentelemetry.io/otel/trace"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // Attribute keys of crowsnest's spans and span events. The app's
@@ -52,7 +54,7 @@ type idsKey struct{}
 func withIDs(ctx context.Context, traceID, path string) context.Context {
 	var v ids
 	v.trace, _ = oteltrace.TraceIDFromHex(traceID)
-	v.span, _ = oteltrace.SpanIDFromHex(SpanID(traceID, path))
+	v.span, _ = oteltrace.SpanIDFromHex(model.SpanID(traceID, path))
 	return context.WithValue(ctx, idsKey{}, v)
 }
 
@@ -86,7 +88,7 @@ func (idGenerator) NewSpanID(ctx context.Context, _ oteltrace.TraceID) oteltrace
 // root span covers Argo CD's startedAt to finishedAt (stretched to cover
 // the waves crowsnest saw, as Argo CD's times are whole seconds); a span
 // per phase covers its waves; each wave span has an event per resource.
-func record(ctx context.Context, tracer oteltrace.Tracer, op *Operation) {
+func record(ctx context.Context, tracer oteltrace.Tracer, op *model.Operation) {
 	traceID := op.TraceID()
 	start, end := op.StartedAt, op.FinishedAt
 	for _, w := range op.Waves {
@@ -122,7 +124,7 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *Operation) {
 			opts = append(opts, oteltrace.WithLinks(oteltrace.Link{SpanContext: sc}))
 		}
 	}
-	rootCtx, root := tracer.Start(withIDs(ctx, traceID, RootPath), "sync "+op.Namespace+"/"+op.Name, opts...)
+	rootCtx, root := tracer.Start(withIDs(ctx, traceID, model.RootPath), "sync "+op.Namespace+"/"+op.Name, opts...)
 	for i, at := range op.Retries {
 		root.AddEvent("retry", oteltrace.WithTimestamp(clamp(at, start, end)), oteltrace.WithAttributes(attribute.Int(AttrRetryCount, i+1)))
 	}
@@ -145,14 +147,14 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *Operation) {
 }
 
 // recordPhase records the span of one phase and its waves.
-func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, waves []Wave) {
+func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, waves []model.Wave) {
 	phase := waves[0].Phase
 	start, end := waves[0].Start, waves[len(waves)-1].End
-	phaseCtx, ps := tracer.Start(withIDs(ctx, traceID, PhasePath(phase)), phase,
+	phaseCtx, ps := tracer.Start(withIDs(ctx, traceID, model.PhasePath(phase)), phase,
 		oteltrace.WithTimestamp(start), oteltrace.WithAttributes(attribute.String(AttrPhase, phase)))
 	failed := ""
 	for _, w := range waves {
-		_, ws := tracer.Start(withIDs(phaseCtx, traceID, WavePath(phase, w.Wave)), "wave "+strconv.FormatInt(w.Wave, 10),
+		_, ws := tracer.Start(withIDs(phaseCtx, traceID, model.WavePath(phase, w.Wave)), "wave "+strconv.FormatInt(w.Wave, 10),
 			oteltrace.WithTimestamp(w.Start),
 			oteltrace.WithAttributes(
 				attribute.String(AttrPhase, phase),
@@ -162,7 +164,7 @@ func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, w
 		result := "Succeeded"
 		for _, r := range w.Resources {
 			addResource(ws, r, w.Start, w.End)
-			if r.failed() {
+			if resourceFailed(&r) {
 				result = "Failed"
 				ws.SetStatus(codes.Error, r.Kind+" "+r.Name+": "+r.Message)
 				failed = r.Kind + " " + r.Name + ": " + r.Message
@@ -179,7 +181,7 @@ func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, w
 
 // addResource adds a span event for one resource result, at the time it
 // was first seen (within the span).
-func addResource(s oteltrace.Span, r Resource, start, end time.Time) {
+func addResource(s oteltrace.Span, r model.Resource, start, end time.Time) {
 	attrs := []attribute.KeyValue{
 		attribute.String(AttrResourceGroup, r.Group),
 		attribute.String(AttrResourceKind, r.Kind),
@@ -200,12 +202,12 @@ func addResource(s oteltrace.Span, r Resource, start, end time.Time) {
 }
 
 // failed reports whether the resource's sync or hook failed.
-func (r Resource) failed() bool {
+func resourceFailed(r *model.Resource) bool {
 	return r.Status == "SyncFailed" || r.HookPhase == "Failed" || r.HookPhase == "Error"
 }
 
 // spanContext is the remote span context a link points at.
-func spanContext(l *Link) (oteltrace.SpanContext, bool) {
+func spanContext(l *model.Link) (oteltrace.SpanContext, bool) {
 	tid, err := oteltrace.TraceIDFromHex(l.TraceID)
 	if err != nil {
 		return oteltrace.SpanContext{}, false

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/crowsnest/crowsnest/internal/model"
 	"syscall"
 	"testing"
 	"time"
@@ -13,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crowsnest/crowsnest/internal/otlptest"
-	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
 // TestLeaderElectionHandsOver runs two crowsnest replicas with
@@ -89,7 +89,7 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 		if _, err := apps.Update(ctx, created, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		return trace.OperationID(string(created.UID), started.Time)
+		return model.OperationID(string(created.UID), started.Time)
 	}
 	expectTrace := func(id string) {
 		t.Helper()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/crowsnest/crowsnest/internal/model"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -283,7 +284,7 @@ func (s *scenarioEnv) freshSync(ctx context.Context, t *testing.T) {
 	if err != nil || root.Status.OperationState == nil {
 		t.Fatalf("root app: %v (operation state %v)", err, root.Status.OperationState)
 	}
-	want := trace.OperationID(string(root.UID), root.Status.OperationState.StartedAt.Time)
+	want := model.OperationID(string(root.UID), root.Status.OperationState.StartedAt.Time)
 	eventually(t, scenarioTimeout, func() error {
 		ids, err := s.prom.ExemplarTraceIDs(`crowsnest_sync_duration_seconds_bucket{env="mgmt"}`)
 		if err != nil {

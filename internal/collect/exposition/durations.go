@@ -1,0 +1,48 @@
+package exposition
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crowsnest/crowsnest/internal/model"
+)
+
+// Durations are the histograms of finished operations and their waves.
+// Unlike the per-app series they are aggregated (by project, env and
+// result), few, and kept in the daemon's own registry. An app label on a
+// histogram multiplies its series by the number of apps, so per-app
+// histograms are opt-in (NewStore). It is an operation subscriber.
+type Durations struct {
+	duration     *prometheus.HistogramVec
+	waveDuration *prometheus.HistogramVec
+}
+
+// NewDurations creates the histograms and registers them with reg.
+func NewDurations(reg prometheus.Registerer) *Durations {
+	d := &Durations{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "crowsnest_sync_duration_seconds",
+			Help:    "Duration of finished sync operations, from Argo CD's startedAt to finishedAt, by project, env and result.",
+			Buckets: syncDurationBuckets(),
+		}, []string{"project", "env", "result"}),
+		waveDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "crowsnest_sync_wave_duration_seconds",
+			Help:    "Duration of sync waves, as crowsnest observed them (Argo CD records none), by project, env, sync phase and wave.",
+			Buckets: waveDurationBuckets(),
+		}, []string{"project", "env", "phase", "wave"}),
+	}
+	reg.MustRegister(d.duration, d.waveDuration)
+	return d
+}
+
+// Finished records one finished operation, with its trace id as exemplar:
+// from a slow bucket in Grafana straight to the trace (exemplars are
+// served in the OpenMetrics format), and the waves crowsnest timed.
+func (d *Durations) Finished(op *model.Operation) {
+	s := max(op.FinishedAt.Sub(op.StartedAt), 0).Seconds()
+	exemplar := prometheus.Labels{"trace_id": op.TraceID()}
+	d.duration.WithLabelValues(op.Project, op.Env, op.Result).(prometheus.ExemplarObserver).ObserveWithExemplar(s, exemplar)
+	for i := range op.TimedWaves {
+		w := &op.TimedWaves[i]
+		d.waveDuration.WithLabelValues(op.Project, op.Env, w.Phase, w.WaveLabel()).Observe(max(w.End.Sub(w.Start), 0).Seconds())
+	}
+}

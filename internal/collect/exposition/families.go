@@ -1,0 +1,362 @@
+package exposition
+
+import (
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+
+	"github.com/crowsnest/crowsnest/internal/config"
+	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/redact"
+)
+
+// State sets: each value gets its own 0/1 series so alerts keep their series
+// when the state changes. A value Argo CD reports that is not listed maps to
+// "Unknown" for sync and health; see operationPhases for operations.
+func syncStatuses() []string { return []string{"Synced", "OutOfSync", "Unknown"} }
+
+func healthStatuses() []string {
+	return []string{"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
+}
+
+// operationPhases: an operation phase crowsnest does not know sets every
+// series to 0: no alert on "Failed" fires for a phase that may mean anything.
+func operationPhases() []string {
+	return []string{"Running", "Succeeded", "Failed", "Error", "Terminating"}
+}
+
+// sampleFunc emits one sample: its value and label name/value pairs beyond
+// the identity labels.
+type sampleFunc func(value float64, labels ...string)
+
+// family describes one per-app metric family, in the manner of
+// kube-state-metrics' family generators.
+type family struct {
+	name, help, typ string
+	generate        func(v *model.AppView, emit sampleFunc)
+}
+
+// appFamilies returns the per-app metric families in exposition order.
+func appFamilies() []family {
+	return []family{
+		{
+			name: "crowsnest_app_info",
+			help: "Static facts about an Argo CD Application; the value is always 1.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				spec := &v.App.Spec
+				src := spec.GetSource()
+				path := src.Path
+				if path == "" {
+					path = src.Chart
+				}
+				auto := spec.SyncPolicy != nil && spec.SyncPolicy.Automated != nil
+				selfHeal, prune := false, false
+				if auto {
+					selfHeal, prune = spec.SyncPolicy.Automated.SelfHeal, spec.SyncPolicy.Automated.Prune
+				}
+				emit(1,
+					"repo", StripCredentials(src.RepoURL),
+					"path", path,
+					"target_revision", src.TargetRevision,
+					"dest_server", config.DestinationServer(v.App),
+					"dest_namespace", spec.Destination.Namespace,
+					"autosync", strconv.FormatBool(auto),
+					"self_heal", strconv.FormatBool(selfHeal),
+					"prune", strconv.FormatBool(prune),
+				)
+			},
+		},
+		{
+			name: "crowsnest_app_sync_status",
+			help: "Sync status of the Application compared to its target revision, one series per status (1 for the current one).",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				stateSet(emit, "status", syncStatuses(), string(v.App.Status.Sync.Status), "Unknown")
+			},
+		},
+		{
+			name: "crowsnest_app_health_status",
+			help: "Health status of the Application, one series per status (1 for the current one).",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				stateSet(emit, "status", healthStatuses(), string(v.App.Status.Health.Status), "Unknown")
+			},
+		},
+		{
+			name: "crowsnest_app_operation_phase",
+			help: "Phase of the Application's last operation, one series per phase (1 for the current one); absent before the first operation.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if op := v.App.Status.OperationState; op != nil {
+					stateSet(emit, "phase", operationPhases(), string(op.Phase), "")
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_out_of_sync_resources",
+			help: "Number of the Application's resources that are OutOfSync, by group and kind.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				type gk struct{ group, kind string }
+				var counts map[gk]int
+				for i := range v.App.Status.Resources {
+					r := &v.App.Status.Resources[i]
+					if r.Status != v1alpha1.SyncStatusCodeOutOfSync {
+						continue
+					}
+					if counts == nil {
+						counts = map[gk]int{}
+					}
+					counts[gk{r.Group, r.Kind}]++
+				}
+				keys := make([]gk, 0, len(counts))
+				for k := range counts {
+					keys = append(keys, k)
+				}
+				sort.Slice(keys, func(i, j int) bool {
+					if keys[i].group != keys[j].group {
+						return keys[i].group < keys[j].group
+					}
+					return keys[i].kind < keys[j].kind
+				})
+				for _, k := range keys {
+					emit(float64(counts[k]), "group", k.group, "kind", k.kind)
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_drift_since_timestamp_seconds",
+			help: "Unix time at which crowsnest first saw the Application OutOfSync in its current drift; absent while it is not OutOfSync.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if !v.DriftSince.IsZero() && v.App.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
+					emit(unixSeconds(v.DriftSince))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_policy_violation",
+			help: "1 if the Application breaks a policy of its environment (auto_sync, self_heal, prune, images_by_digest), 0 if it keeps it; only the policies its environment has.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for _, p := range v.Policies {
+					emit(boolValue(p.Violated), "policy", p.Policy)
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_conditions",
+			help: "Number of conditions (errors and warnings) on the Application, by condition type.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				var counts map[string]int
+				for _, c := range v.App.Status.Conditions {
+					if counts == nil {
+						counts = map[string]int{}
+					}
+					counts[c.Type]++
+				}
+				types := make([]string, 0, len(counts))
+				for t := range counts {
+					types = append(types, t)
+				}
+				sort.Strings(types)
+				for _, t := range types {
+					emit(float64(counts[t]), "type", t)
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_last_sync_finished_timestamp_seconds",
+			help: "Unix time at which the Application's last operation finished, labelled with its result.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if op := finishedOperation(v.App); op != nil {
+					emit(unixSeconds(op.FinishedAt.Time), "result", string(op.Phase))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_last_sync_duration_seconds",
+			help: "Duration of the Application's last finished operation, from Argo CD's startedAt to finishedAt.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if op := finishedOperation(v.App); op != nil {
+					emit(max(op.FinishedAt.Sub(op.StartedAt.Time), 0).Seconds())
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_last_sync_wave_duration_seconds",
+			help: "Duration of each sync wave of the Application's last operation that crowsnest timed from start to end, by sync phase and wave.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for i := range v.LastWaves {
+					w := &v.LastWaves[i]
+					emit(w.End.Sub(w.Start).Seconds(), "phase", w.Phase, "wave", w.WaveLabel())
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_last_successful_sync_timestamp_seconds",
+			help: "Unix time at which the Application's last successful sync finished, from its operation state and sync history.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if t := lastSuccessfulSync(v.App); !t.IsZero() {
+					emit(unixSeconds(t))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_syncs_total",
+			help: "Operations of the Application that crowsnest saw finish, by result; each is counted once, and those that finished before crowsnest's first observation are not.",
+			typ:  typeCounter,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for i, r := range model.Results() {
+					emit(float64(v.Syncs[i]), "result", string(r))
+				}
+			},
+		},
+	}
+}
+
+// workloadFamilies returns the families of an app's workloads.
+func workloadFamilies() []family {
+	return []family{
+		{
+			name: "crowsnest_app_workload_replicas",
+			help: "Replicas of a workload of the Application, by state: desired, ready, updated, available.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for i := range v.Workloads {
+					w := &v.Workloads[i]
+					if w.Replicas == nil {
+						continue
+					}
+					for _, state := range []string{"desired", "ready", "updated", "available"} {
+						emit(float64(w.Replicas[state]), "kind", w.Kind, "workload", w.Namespace+"/"+w.Name, "state", state)
+					}
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_workload_rollout_in_progress",
+			help: "1 while a new version of the workload is rolling out.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for i := range v.Workloads {
+					if w := &v.Workloads[i]; w.Replicas != nil {
+						emit(boolValue(w.RolloutInProgress), "kind", w.Kind, "workload", w.Namespace+"/"+w.Name)
+					}
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_workload_job_status",
+			help: "State set of the Application's Jobs (hooks included): Running, Complete, Failed.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for i := range v.Workloads {
+					if w := &v.Workloads[i]; w.JobStatus != "" {
+						for _, s := range []string{"Running", "Complete", "Failed"} {
+							emit(boolValue(w.JobStatus == s), "workload", w.Namespace+"/"+w.Name, "status", s)
+						}
+					}
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_workload_certificate_ready",
+			help: "1 if the cert-manager Certificate is Ready.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for i := range v.Workloads {
+					if w := &v.Workloads[i]; w.CertReady != nil {
+						emit(boolValue(*w.CertReady), "workload", w.Namespace+"/"+w.Name)
+					}
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_workload_certificate_expiry_timestamp_seconds",
+			help: "When the cert-manager Certificate expires (status.notAfter).",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for i := range v.Workloads {
+					if w := &v.Workloads[i]; w.CertReady != nil && !w.CertExpiry.IsZero() {
+						emit(float64(w.CertExpiry.Unix()), "workload", w.Namespace+"/"+w.Name)
+					}
+				}
+			},
+		},
+	}
+}
+
+// stateSet emits one series per value of states, 1 for current. A current
+// value not in states counts as fallback ("" means none is set).
+func stateSet(emit sampleFunc, label string, states []string, current, fallback string) {
+	known := false
+	for _, s := range states {
+		if s == current {
+			known = true
+			break
+		}
+	}
+	if !known {
+		current = fallback
+	}
+	for _, s := range states {
+		v := 0.0
+		if s == current {
+			v = 1
+		}
+		emit(v, label, s)
+	}
+}
+
+// finishedOperation returns the app's last operation if it has finished
+// (and says when), else nil.
+func finishedOperation(app *v1alpha1.Application) *v1alpha1.OperationState {
+	if op := app.Status.OperationState; op != nil && op.FinishedAt != nil && op.Phase.Completed() {
+		return op
+	}
+	return nil
+}
+
+// lastSuccessfulSync returns when the app's last successful sync finished:
+// the newest of its sync history (Argo CD records only successful syncs
+// there) and a Succeeded operation state. Zero if there is none.
+func lastSuccessfulSync(app *v1alpha1.Application) time.Time {
+	var last time.Time
+	for i := range app.Status.History {
+		if t := app.Status.History[i].DeployedAt.Time; t.After(last) {
+			last = t
+		}
+	}
+	if op := app.Status.OperationState; op != nil && op.Phase == synccommon.OperationSucceeded && op.FinishedAt != nil && op.FinishedAt.After(last) {
+		last = op.FinishedAt.Time
+	}
+	return last
+}
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.UnixNano()) / 1e9
+}
+
+// StripCredentials removes user information from a repository URL, so that
+// neither "https://user:token@host/repo" nor a token used as the user name
+// ends up in a label (see redact.URL).
+func StripCredentials(repo string) string {
+	return redact.URL(repo)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

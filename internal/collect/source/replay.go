@@ -1,0 +1,209 @@
+package source
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/crowsnest/crowsnest/internal/model"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// replaySourceName is the value of the source label for a replay.
+const replaySourceName = "replay"
+
+// maxRecordLine bounds one recorded event; an Application with a huge
+// resource list is a few MiB at most.
+const maxRecordLine = 64 << 20
+
+// Recorder is a Sink that writes each event as one JSON line, the format
+// ReplaySource reads.
+type Recorder struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	err error
+}
+
+// NewRecorder returns a recorder writing to w.
+func NewRecorder(w io.Writer) *Recorder {
+	return &Recorder{w: bufio.NewWriter(w)}
+}
+
+// Handle writes e. Managed fields are dropped: they are large and no part
+// of crowsnest reads them.
+func (r *Recorder) Handle(e model.Event) {
+	if e.App != nil {
+		app := e.App.DeepCopy()
+		app.ManagedFields = nil
+		e.App = app
+	}
+	line, err := json.Marshal(e)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return
+	}
+	if err != nil {
+		r.err = fmt.Errorf("encode event: %w", err)
+		return
+	}
+	if _, err := r.w.Write(append(line, '\n')); err != nil {
+		r.err = fmt.Errorf("write event: %w", err)
+		return
+	}
+	// Flush per event so a recording cut short by a signal is whole.
+	if err := r.w.Flush(); err != nil {
+		r.err = fmt.Errorf("write event: %w", err)
+	}
+}
+
+// Err returns the first write error, after which the recorder stops.
+func (r *Recorder) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// ReplaySource feeds a recording back through the pipeline, keeping the
+// recorded gaps between events divided by a speed factor.
+type ReplaySource struct {
+	name    string // for error messages: the file name
+	open    func() (io.ReadCloser, error)
+	speed   float64
+	metrics *SourceMetrics
+	logger  *slog.Logger
+
+	ready atomic.Bool
+	done  chan struct{}
+}
+
+// NewReplaySource returns a source replaying what open returns; name names
+// it in errors. A speed of 2 replays twice as fast as recorded; 0 or less
+// replays without waiting.
+func NewReplaySource(name string, open func() (io.ReadCloser, error), speed float64, metrics *SourceMetrics, logger *slog.Logger) *ReplaySource {
+	metrics.register(replaySourceName)
+	return &ReplaySource{name: name, open: open, speed: speed, metrics: metrics, logger: logger.With("component", "replay-source"), done: make(chan struct{})}
+}
+
+// Done is closed when the whole recording has been delivered.
+func (s *ReplaySource) Done() <-chan struct{} { return s.done }
+
+// Ready reports whether the first instant of the recording, the state the
+// recorder saw when it started, has been delivered.
+func (s *ReplaySource) Ready() bool { return s.ready.Load() }
+
+// Run replays the recording, then keeps the state it built until ctx is
+// done. A line that does not parse is logged with its position and skipped.
+func (s *ReplaySource) Run(ctx context.Context, sink Sink) error {
+	rc, err := s.open()
+	if err != nil {
+		return fmt.Errorf("open recording %s: %w", s.name, err)
+	}
+	defer rc.Close()
+	s.metrics.setUp(replaySourceName, true)
+	sink = s.metrics.counting(replaySourceName, sink)
+
+	r := bufio.NewReaderSize(rc, 1<<20)
+	var prev time.Time
+	for lineNo := 1; ; lineNo++ {
+		line, err := readLine(r)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, errLineTooLong) {
+			s.logger.Warn("skipping bad recording line", "file", s.name, "line", lineNo, "err", err)
+			continue
+		}
+		if err != nil {
+			s.logger.Error("read recording", "file", s.name, "line", lineNo, "err", err)
+			break
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e model.Event
+		if err := json.Unmarshal(line, &e); err != nil || e.App == nil || !validType(e.Type) {
+			if err == nil {
+				err = fmt.Errorf("want an object with type ADDED, MODIFIED or DELETED and an Application in object")
+			}
+			s.logger.Warn("skipping bad recording line", "file", s.name, "line", lineNo, "err", err)
+			continue
+		}
+		if !prev.IsZero() && e.Time.After(prev) {
+			// The recorder's first instant is its initial list: once time
+			// moves on, that state is complete.
+			s.ready.Store(true)
+			if s.speed > 0 {
+				if !sleep(ctx, time.Duration(float64(e.Time.Sub(prev))/s.speed)) {
+					return nil
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		prev = e.Time
+		sink.Handle(e)
+	}
+	s.ready.Store(true)
+	close(s.done)
+	s.logger.Info("replay finished; serving its final state", "file", s.name)
+	<-ctx.Done()
+	return nil
+}
+
+// errLineTooLong reports a recording line over maxRecordLine; the reader
+// has skipped past it.
+var errLineTooLong = fmt.Errorf("line longer than %d bytes", maxRecordLine)
+
+// readLine reads one line of any length up to maxRecordLine.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	tooLong := false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if !tooLong {
+			line = append(line, chunk...)
+			if len(line) > maxRecordLine {
+				tooLong, line = true, nil
+			}
+		}
+		if tooLong && (err == nil || errors.Is(err, io.EOF)) {
+			return nil, errLineTooLong
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return line, nil
+		case err != nil:
+			return nil, err
+		}
+		return line, nil
+	}
+}
+
+func validType(t model.EventType) bool {
+	return t == model.Added || t == model.Modified || t == model.Deleted
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,197 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"github.com/crowsnest/crowsnest/internal/model"
+	"io"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+)
+
+// collector is a Sink that keeps what it gets.
+type collector struct {
+	mu     sync.Mutex
+	events []model.Event
+}
+
+func (c *collector) Handle(e model.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, e)
+}
+
+func (c *collector) get() []model.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]model.Event(nil), c.events...)
+}
+
+func replayOf(data string, speed float64) (*ReplaySource, *prometheus.Registry) {
+	reg := prometheus.NewRegistry()
+	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(data)), nil }
+	return NewReplaySource("test.jsonl", open, speed, NewSourceMetrics(reg), promslog.NewNopLogger()), reg
+}
+
+func record(t *testing.T, events ...model.Event) string {
+	t.Helper()
+	var buf bytes.Buffer
+	rec := NewRecorder(&buf)
+	for _, e := range events {
+		rec.Handle(e)
+	}
+	if err := rec.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func TestRecordThenReplay(t *testing.T) {
+	withOp := newApp(func(a *v1alpha1.Application) {
+		a.Status.OperationState = &v1alpha1.OperationState{Phase: "Running", StartedAt: metav1.NewTime(t0.Add(time.Second))}
+	})
+	withOp.ManagedFields = nil
+	in := []model.Event{
+		{Type: model.Added, Time: t0, App: newApp()},
+		{Type: model.Modified, Time: at(time.Second), App: withOp},
+		{Type: model.Deleted, Time: at(2 * time.Second), App: newApp()},
+	}
+	src, reg := replayOf(record(t, in...), 0)
+	var got collector
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- src.Run(ctx, &got) }()
+	select {
+	case <-src.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("replay did not finish")
+	}
+	out := got.get()
+	if len(out) != len(in) {
+		t.Fatalf("replayed %d events, want %d", len(out), len(in))
+	}
+	for i := range in {
+		if out[i].Type != in[i].Type || !out[i].Time.Equal(in[i].Time) || out[i].App.Name != in[i].App.Name {
+			t.Errorf("event %d: got %s %v %s, want %s %v %s", i, out[i].Type, out[i].Time, out[i].App.Name, in[i].Type, in[i].Time, in[i].App.Name)
+		}
+	}
+	if op := out[1].App.Status.OperationState; op == nil || op.Phase != "Running" || !op.StartedAt.Equal(&withOp.Status.OperationState.StartedAt) {
+		t.Errorf("operation state did not survive the round trip: %+v", op)
+	}
+	if !src.Ready() {
+		t.Error("not ready after the whole recording")
+	}
+	// After the end it keeps serving: Run returns only when told to.
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned at the end of the recording: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if got := gathered(t, reg, "crowsnest_source_events_total", "type", "modified"); got != 1 {
+		t.Errorf("crowsnest_source_events_total{type=modified} = %v, want 1", got)
+	}
+}
+
+// gathered returns the value of the series of name in reg whose label
+// matches, or fails the test.
+func gathered(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{%s=%q}", name, label, value)
+	return 0
+}
+
+func TestReplaySkipsBadLines(t *testing.T) {
+	good := record(t, model.Event{Type: model.Added, Time: t0, App: newApp()})
+	data := "not json\n" + `{"type":"ADDED","time":"2026-11-26T09:00:00Z"}` + "\n" +
+		`{"type":"BOOKMARK","time":"2026-11-26T09:00:00Z","object":{}}` + "\n\n" + good
+	src, _ := replayOf(data, 0)
+	var got collector
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Run(ctx, &got)
+	select {
+	case <-src.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("replay did not finish")
+	}
+	if out := got.get(); len(out) != 1 || out[0].App.Name != "web" {
+		t.Errorf("replayed %d events, want only the one good line", len(out))
+	}
+}
+
+// The recorder's first instant is the initial list: ready once it is
+// delivered, while later events still wait their turn.
+func TestReplayReadyAfterInitialState(t *testing.T) {
+	data := record(t,
+		model.Event{Type: model.Added, Time: t0, App: newApp()},
+		model.Event{Type: model.Added, Time: t0, App: newApp(func(a *v1alpha1.Application) { a.Name = "api" })},
+		model.Event{Type: model.Modified, Time: at(time.Hour), App: newApp()},
+	)
+	src, _ := replayOf(data, 1)
+	var got collector
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { src.Run(ctx, &got); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !src.Ready() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !src.Ready() {
+		t.Fatal("not ready after the initial state")
+	}
+	if n := len(got.get()); n != 2 {
+		t.Errorf("delivered %d events before the hour-long gap, want 2", n)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel while waiting")
+	}
+}
+
+func TestReplayTimingFollowsSpeed(t *testing.T) {
+	data := record(t,
+		model.Event{Type: model.Added, Time: t0, App: newApp()},
+		model.Event{Type: model.Modified, Time: at(2 * time.Second), App: newApp()},
+	)
+	src, _ := replayOf(data, 10) // 2 s recorded → 200 ms replayed
+	var got collector
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	go src.Run(ctx, &got)
+	<-src.Done()
+	// A lower bound only: it fails if the gap is not kept at all.
+	if el := time.Since(start); el < 150*time.Millisecond {
+		t.Errorf("replay took %v, want at least the 200 ms gap", el)
+	}
+}

@@ -1,0 +1,78 @@
+package source
+
+import (
+	"context"
+	"github.com/crowsnest/crowsnest/internal/model"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Source produces Application events.
+type Source interface {
+	// Run delivers events to sink until ctx is done. It returns an error
+	// only if it cannot start; a source that loses its server keeps
+	// retrying and reports it through Ready and crowsnest_source_up.
+	Run(ctx context.Context, sink Sink) error
+	// Ready reports whether the source has delivered its initial state and
+	// is currently connected.
+	Ready() bool
+}
+
+// SourceMetrics are the daemon's own metrics about its sources.
+type SourceMetrics struct {
+	up        *prometheus.GaugeVec
+	events    *prometheus.CounterVec
+	lastEvent *prometheus.GaugeVec
+}
+
+// NewSourceMetrics creates the source metrics and registers them with reg.
+func NewSourceMetrics(reg prometheus.Registerer) *SourceMetrics {
+	m := &SourceMetrics{
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "crowsnest_source_up",
+			Help: "Whether the source's last request to its server succeeded (1) or failed (0).",
+		}, []string{"source"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crowsnest_source_events_total",
+			Help: "Application events received from the source, by event type.",
+		}, []string{"source", "type"}),
+		lastEvent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "crowsnest_source_last_event_timestamp_seconds",
+			Help: "Unix time at which the source last received an Application event.",
+		}, []string{"source"}),
+	}
+	reg.MustRegister(m.up, m.events, m.lastEvent)
+	return m
+}
+
+// register creates the series of source so they exist before its first
+// event.
+func (m *SourceMetrics) register(source string) {
+	m.up.WithLabelValues(source).Set(0)
+	for _, t := range model.EventTypes() {
+		m.events.WithLabelValues(source, strings.ToLower(string(t)))
+	}
+}
+
+func (m *SourceMetrics) setUp(source string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.up.WithLabelValues(source).Set(v)
+}
+
+func (m *SourceMetrics) event(source string, t model.EventType, at time.Time) {
+	m.events.WithLabelValues(source, strings.ToLower(string(t))).Inc()
+	m.lastEvent.WithLabelValues(source).Set(float64(at.UnixNano()) / 1e9)
+}
+
+// counting wraps sink so every event it passes is counted for source.
+func (m *SourceMetrics) counting(source string, sink Sink) Sink {
+	return SinkFunc(func(e model.Event) {
+		m.event(source, e.Type, time.Now())
+		sink.Handle(e)
+	})
+}

@@ -1,0 +1,201 @@
+package source
+
+// The workload source watches the workloads Argo CD deploys — Deployments,
+// StatefulSets, DaemonSets, Jobs and, when their CRDs exist, Argo Rollouts
+// and cert-manager Certificates — and names the Application each belongs
+// to by Argo CD's tracking annotation or instance label. An app can be
+// Synced and Healthy in Argo CD's eyes (v3 no longer stores per-resource
+// health) and still not serve; the tracker joins workloads to their apps.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/crowsnest/crowsnest/internal/model"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+)
+
+// workloadKinds are the kinds crowsnest can watch, by the names
+// --workloads.kinds takes.
+func workloadKinds() map[string]schema.GroupVersionResource {
+	return map[string]schema.GroupVersionResource{
+		"deployments":  {Group: "apps", Version: "v1", Resource: "deployments"},
+		"statefulsets": {Group: "apps", Version: "v1", Resource: "statefulsets"},
+		"daemonsets":   {Group: "apps", Version: "v1", Resource: "daemonsets"},
+		"jobs":         {Group: "batch", Version: "v1", Resource: "jobs"},
+		"rollouts":     {Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"},
+		"certificates": {Group: "cert-manager.io", Version: "v1", Resource: "certificates"},
+	}
+}
+
+// DefaultWorkloadKinds is every workload kind crowsnest knows.
+const DefaultWorkloadKinds = "deployments,statefulsets,daemonsets,jobs,rollouts,certificates"
+
+// ParseWorkloadKinds checks a comma-separated list of kinds.
+func ParseWorkloadKinds(list string) ([]string, error) {
+	kinds := workloadKinds()
+	var out []string
+	for _, k := range strings.Split(list, ",") {
+		k = strings.TrimSpace(strings.ToLower(k))
+		if k == "" {
+			continue
+		}
+		if _, ok := kinds[k]; !ok {
+			return nil, fmt.Errorf("--workloads.kinds: unknown kind %q, want some of %s", k, DefaultWorkloadKinds)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// Workloads watches workloads and delivers them to a WorkloadSink.
+type Workloads struct {
+	client    dynamic.Interface
+	discovery discovery.DiscoveryInterface
+	kinds     []string
+	logger    *slog.Logger
+}
+
+// NewWorkloads returns a source of the workloads of the given kinds.
+func NewWorkloads(client dynamic.Interface, disc discovery.DiscoveryInterface, kindList []string, logger *slog.Logger) *Workloads {
+	return &Workloads{client: client, discovery: disc, kinds: kindList, logger: logger}
+}
+
+// Run starts the informers of the kinds the API server serves (a CRD
+// installed later needs a restart), delivers their events to sink, and
+// blocks until ctx is done and the informers have stopped.
+func (w *Workloads) Run(ctx context.Context, sink WorkloadSink) error {
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(w.client, 0)
+	kinds := workloadKinds()
+	for _, k := range w.kinds {
+		gvr := kinds[k]
+		if !w.served(gvr) {
+			w.logger.Info("not watching workloads: the API server does not serve them", "kind", k, "group_version", gvr.GroupVersion().String())
+			continue
+		}
+		inf := factory.ForResource(gvr).Informer()
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { deliverWorkload(sink, model.Added, obj) },
+			UpdateFunc: func(_, obj any) { deliverWorkload(sink, model.Modified, obj) },
+			DeleteFunc: func(obj any) { deliverWorkload(sink, model.Deleted, obj) },
+		})
+	}
+	factory.Start(ctx.Done())
+	<-ctx.Done()
+	factory.Shutdown()
+	return nil
+}
+
+// deliverWorkload hands one informer notification to sink.
+func deliverWorkload(sink WorkloadSink, t model.EventType, obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	sink.HandleWorkload(model.WorkloadEvent{Type: t, Time: time.Now(), Workload: ParseWorkload(u)})
+}
+
+func (w *Workloads) served(gvr schema.GroupVersionResource) bool {
+	list, err := w.discovery.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+	if err != nil {
+		return false
+	}
+	for _, r := range list.APIResources {
+		if r.Name == gvr.Resource {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseWorkload reads what crowsnest keeps from a workload object.
+func ParseWorkload(u *unstructured.Unstructured) model.Workload {
+	wl := model.Workload{Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+	wl.AppNamespace, wl.App = tracking(u)
+	i64 := func(def int64, path ...string) int64 {
+		v, ok, _ := unstructured.NestedInt64(u.Object, path...)
+		if !ok {
+			return def
+		}
+		return v
+	}
+	str := func(path ...string) string {
+		v, _, _ := unstructured.NestedString(u.Object, path...)
+		return v
+	}
+	behind := i64(0, "status", "observedGeneration") < u.GetGeneration()
+	switch wl.Kind {
+	case "Deployment", "Rollout":
+		desired := i64(1, "spec", "replicas")
+		wl.Replicas = map[string]int64{"desired": desired, "ready": i64(0, "status", "readyReplicas"), "updated": i64(0, "status", "updatedReplicas"), "available": i64(0, "status", "availableReplicas")}
+		wl.RolloutInProgress = behind || wl.Replicas["updated"] < desired || i64(0, "status", "replicas") > wl.Replicas["updated"]
+		if wl.Kind == "Rollout" {
+			phase := str("status", "phase")
+			wl.RolloutInProgress = phase == "Progressing" || phase == "Paused"
+		}
+	case "StatefulSet":
+		desired := i64(1, "spec", "replicas")
+		wl.Replicas = map[string]int64{"desired": desired, "ready": i64(0, "status", "readyReplicas"), "updated": i64(0, "status", "updatedReplicas"), "available": i64(0, "status", "availableReplicas")}
+		wl.RolloutInProgress = behind || wl.Replicas["updated"] < desired || str("status", "currentRevision") != str("status", "updateRevision")
+	case "DaemonSet":
+		desired := i64(0, "status", "desiredNumberScheduled")
+		wl.Replicas = map[string]int64{"desired": desired, "ready": i64(0, "status", "numberReady"), "updated": i64(0, "status", "updatedNumberScheduled"), "available": i64(0, "status", "numberAvailable")}
+		wl.RolloutInProgress = behind || wl.Replicas["updated"] < desired
+	case "Job":
+		wl.JobStatus = "Running"
+		if condition(u, "Complete") == "True" {
+			wl.JobStatus = "Complete"
+		}
+		if condition(u, "Failed") == "True" {
+			wl.JobStatus = "Failed"
+		}
+	case "Certificate":
+		ready := condition(u, "Ready") == "True"
+		wl.CertReady = &ready
+		if t, err := time.Parse(time.RFC3339, str("status", "notAfter")); err == nil {
+			wl.CertExpiry = t
+		}
+	}
+	return wl
+}
+
+// condition is the status of the object's condition of type t.
+func condition(u *unstructured.Unstructured, t string) string {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, ok := c.(map[string]any)
+		if ok && m["type"] == t {
+			s, _ := m["status"].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// tracking returns the Application an object belongs to: Argo CD's
+// tracking id annotation "<app>:<group>/<kind>:<namespace>/<name>", else
+// the app.kubernetes.io/instance label (Argo CD's label tracking). In both,
+// <app> is "<app namespace>_<app name>" for apps outside Argo CD's own
+// namespace (Argo CD's instance name for apps in any namespace), else the
+// app's name.
+func tracking(u *unstructured.Unstructured) (appNamespace, app string) {
+	app = u.GetLabels()["app.kubernetes.io/instance"]
+	if id := u.GetAnnotations()["argocd.argoproj.io/tracking-id"]; id != "" {
+		app, _, _ = strings.Cut(id, ":")
+	}
+	if ns, name, ok := strings.Cut(app, "_"); ok && ns != "" && name != "" {
+		return ns, name
+	}
+	return "", app
+}

@@ -1,0 +1,87 @@
+package source
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func obj(kind string, meta map[string]any, spec, status map[string]any) *unstructured.Unstructured {
+	m := map[string]any{"kind": kind, "metadata": meta}
+	if spec != nil {
+		m["spec"] = spec
+	}
+	if status != nil {
+		m["status"] = status
+	}
+	return &unstructured.Unstructured{Object: m}
+}
+
+func meta(name string, gen int64, annotations, labels map[string]any) map[string]any {
+	m := map[string]any{"name": name, "namespace": "shop-dev", "generation": gen}
+	if annotations != nil {
+		m["annotations"] = annotations
+	}
+	if labels != nil {
+		m["labels"] = labels
+	}
+	return m
+}
+
+func TestParseWorkload(t *testing.T) {
+	tracked := map[string]any{"argocd.argoproj.io/tracking-id": "dev-backend:apps/Deployment:shop-dev/backend"}
+	for _, tc := range []struct {
+		desc              string
+		u                 *unstructured.Unstructured
+		app, appNS        string
+		ready, desired    int64
+		rolling, degraded bool
+		job               string
+	}{
+		{"deployment short of ready replicas", obj("Deployment", meta("backend", 2, tracked, nil), map[string]any{"replicas": int64(3)},
+			map[string]any{"observedGeneration": int64(2), "replicas": int64(3), "readyReplicas": int64(1), "updatedReplicas": int64(3), "availableReplicas": int64(1)}),
+			"dev-backend", "", 1, 3, false, true, ""},
+		{"deployment rolling out", obj("Deployment", meta("backend", 3, tracked, nil), map[string]any{"replicas": int64(2)},
+			map[string]any{"observedGeneration": int64(2), "replicas": int64(2), "readyReplicas": int64(2), "updatedReplicas": int64(2), "availableReplicas": int64(2)}),
+			"dev-backend", "", 2, 2, true, false, ""},
+		{"statefulset by instance label, revisions differ", obj("StatefulSet", meta("cache", 1, nil, map[string]any{"app.kubernetes.io/instance": "dev-backend"}), map[string]any{"replicas": int64(1)},
+			map[string]any{"observedGeneration": int64(1), "readyReplicas": int64(1), "updatedReplicas": int64(1), "availableReplicas": int64(1), "currentRevision": "a", "updateRevision": "b"}),
+			"dev-backend", "", 1, 1, true, false, ""},
+		{"app in another namespace", obj("DaemonSet", meta("agent", 1, map[string]any{"argocd.argoproj.io/tracking-id": "team-a_agent:apps/DaemonSet:shop-dev/agent"}, nil), nil,
+			map[string]any{"observedGeneration": int64(1), "desiredNumberScheduled": int64(4), "numberReady": int64(4), "updatedNumberScheduled": int64(4), "numberAvailable": int64(4)}),
+			"agent", "team-a", 4, 4, false, false, ""},
+		{"argo rollout mid-canary", obj("Rollout", meta("api", 1, tracked, nil), map[string]any{"replicas": int64(4)},
+			map[string]any{"observedGeneration": int64(1), "phase": "Paused", "readyReplicas": int64(4), "updatedReplicas": int64(1), "availableReplicas": int64(4)}),
+			"dev-backend", "", 4, 4, true, false, ""},
+		{"failed job", obj("Job", meta("backend-migrate", 1, tracked, nil), nil,
+			map[string]any{"conditions": []any{map[string]any{"type": "Failed", "status": "True"}}}),
+			"dev-backend", "", 0, 0, false, true, "Failed"},
+		{"running job", obj("Job", meta("backend-migrate", 1, tracked, nil), nil, nil), "dev-backend", "", 0, 0, false, false, "Running"},
+		{"not Argo CD's", obj("Deployment", meta("other", 1, nil, nil), nil, nil), "", "", 0, 1, true, true, ""},
+	} {
+		w := ParseWorkload(tc.u)
+		if w.App != tc.app || w.AppNamespace != tc.appNS || w.Replicas["ready"] != tc.ready || w.Replicas["desired"] != tc.desired && tc.u.GetKind() != "Job" ||
+			w.RolloutInProgress != tc.rolling || w.Degraded() != tc.degraded || w.JobStatus != tc.job {
+			t.Errorf("%s: got %+v (degraded %v)", tc.desc, w, w.Degraded())
+		}
+	}
+}
+
+func TestParseWorkloadKinds(t *testing.T) {
+	if got, err := ParseWorkloadKinds("Deployments, jobs"); err != nil || len(got) != 2 {
+		t.Errorf("ParseKinds = %v, %v", got, err)
+	}
+	if _, err := ParseWorkloadKinds("deployments,pods"); err == nil || !strings.Contains(err.Error(), "pods") {
+		t.Errorf("unknown kind: %v", err)
+	}
+}
+
+func TestParseWorkloadCertificate(t *testing.T) {
+	u := obj("Certificate", meta("backend-tls", 1, map[string]any{"argocd.argoproj.io/tracking-id": "dev-backend:cert-manager.io/Certificate:shop-dev/backend-tls"}, nil), nil,
+		map[string]any{"notAfter": "2027-01-02T03:04:05Z", "conditions": []any{map[string]any{"type": "Ready", "status": "False"}}})
+	w := ParseWorkload(u)
+	if w.CertReady == nil || *w.CertReady || w.CertExpiry.Unix() != 1798859045 || !w.Degraded() {
+		t.Errorf("certificate: ready %v expiry %v degraded %v", w.CertReady, w.CertExpiry, w.Degraded())
+	}
+}

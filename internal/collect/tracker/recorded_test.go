@@ -1,0 +1,181 @@
+package tracker
+
+import (
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
+	"github.com/crowsnest/crowsnest/internal/collect/source"
+	"github.com/crowsnest/crowsnest/internal/model"
+
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+)
+
+// replayFile feeds a recording through a fresh tracker, as fast as it can,
+// and returns the store, the registry of its histograms, the last snapshot
+// of every app still present, and the times of the first and last events.
+func replayFile(t *testing.T, path string, ops OperationSubscriber) (*exposition.Store, *prometheus.Registry, map[string]*v1alpha1.Application, time.Time, time.Time) {
+	t.Helper()
+	tr, store, reg := newTrackerWithRegistry(false)
+	if ops != nil {
+		tr.addOperationSubscriber(ops)
+	}
+	open := func() (io.ReadCloser, error) { return os.Open(path) }
+	src := source.NewReplaySource(path, open, 0, source.NewSourceMetrics(prometheus.NewRegistry()), promslog.NewNopLogger())
+	apps := map[string]*v1alpha1.Application{}
+	var first, last time.Time
+	sink := source.SinkFunc(func(e model.Event) {
+		if first.IsZero() {
+			first = e.Time
+		}
+		last = e.Time
+		if e.Type == model.Deleted {
+			delete(apps, e.App.Name)
+		} else {
+			apps[e.App.Name] = e.App
+		}
+		tr.Handle(e)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Run(ctx, sink)
+	select {
+	case <-src.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("replay of %s did not finish", path)
+	}
+	return store, reg, apps, first, last
+}
+
+// TestRecordedArgoCDRuns replays what a real Argo CD wrote during the e2e
+// scenarios and checks crowsnest's counts against Argo CD's own record:
+// every successful full sync is in an app's history.
+func TestRecordedArgoCDRuns(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		// extra successful and failed operations the history does not show
+		selective, failed map[string]float64
+		outOfSync         []string
+	}{
+		{
+			file:      "argocd-scenarios-1-3.jsonl",
+			failed:    map[string]float64{"dev-backend": 1},
+			outOfSync: []string{"prod-backend"},
+		},
+		{
+			file:      "argocd-scenario-4-outage.jsonl",
+			selective: map[string]float64{"prod-backend": 1},
+		},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			path := filepath.Join("..", "..", "..", "test", "e2e", "testdata", tc.file)
+			store, reg, apps, since, end := replayFile(t, path, nil)
+			counted := 0.0
+			if len(apps) < 9 {
+				t.Fatalf("recording has %d apps, want the fixture's 9", len(apps))
+			}
+			for name, app := range apps {
+				want := tc.selective[name]
+				for _, h := range app.Status.History {
+					// Syncs that finished before the recording started
+					// are a baseline.
+					if h.DeployedAt.Unix() >= since.Unix() {
+						want++
+					}
+				}
+				got, _ := value(t, store, "crowsnest_app_syncs_total", "name", name, "result", "Succeeded")
+				if got != want {
+					t.Errorf("%s: syncs_total{Succeeded} = %v, want %v from Argo CD's history", name, got, want)
+				}
+				counted += got + tc.failed[name]
+				if got, _ := value(t, store, "crowsnest_app_syncs_total", "name", name, "result", "Failed"); got != tc.failed[name] {
+					t.Errorf("%s: syncs_total{Failed} = %v, want %v", name, got, tc.failed[name])
+				}
+			}
+			// Every counted operation's duration is observed once, and
+			// none is longer than the recording.
+			n, sum := histogram(t, reg, "crowsnest_sync_duration_seconds")
+			if float64(n) != counted {
+				t.Errorf("crowsnest_sync_duration_seconds has %d observations, want the %v counted operations", n, counted)
+			}
+			if span := end.Sub(since).Seconds(); sum <= 0 || sum > counted*span {
+				t.Errorf("sum of sync durations %v s is not within (0, %v × the recording's span]", sum, counted)
+			}
+			for _, name := range tc.outOfSync {
+				if _, ok := value(t, store, "crowsnest_app_drift_since_timestamp_seconds", "name", name); !ok {
+					t.Errorf("%s: no drift_since at the end of the recording", name)
+				}
+			}
+		})
+	}
+}
+
+// TestRecordedWaves times the waves of every operation a real Argo CD ran
+// in the recordings and checks them against what Argo CD itself says.
+func TestRecordedWaves(t *testing.T) {
+	timed := 0
+	for _, file := range []string{"argocd-scenarios-1-3.jsonl", "argocd-scenario-4-outage.jsonl"} {
+		f, err := os.Open(filepath.Join("..", "..", "..", "test", "e2e", "testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(f)
+		apps := map[string]*appState{}
+		for dec.More() {
+			var e model.Event
+			if err := dec.Decode(&e); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			st := apps[e.App.Name]
+			if st == nil {
+				st = &appState{}
+				apps[e.App.Name] = st
+			}
+			st.app = e.App
+			if !st.observeWaves(e.Time, DefaultWaveDelay).finished {
+				continue
+			}
+			waves := st.waves.timedWaves()
+			if waves == nil {
+				continue
+			}
+			timed++
+			op := e.App.Status.OperationState
+			argo := op.FinishedAt.Sub(op.StartedAt.Time)
+			var total time.Duration
+			for i, w := range waves {
+				d := w.End.Sub(w.Start)
+				total += d
+				key := waveKey{w.Phase, w.Wave}
+				if d < 0 || w.Resources < 1 {
+					t.Errorf("%s %s: wave %v lasted %v with %d resources", file, e.App.Name, key, d, w.Resources)
+				}
+				if i > 0 {
+					prev := waves[i-1]
+					if prevKey := (waveKey{prev.Phase, prev.Wave}); !prevKey.less(key) {
+						t.Errorf("%s %s: wave %v began after %v", file, e.App.Name, prevKey, key)
+					}
+					if !prev.End.Equal(w.Start) {
+						t.Errorf("%s %s: waves %v/%d and %v overlap or leave a gap", file, e.App.Name, prev.Phase, prev.Wave, key)
+					}
+				}
+			}
+			// Argo CD's own times are whole seconds; crowsnest sees each
+			// change a little after Argo CD makes it.
+			if total > argo+2*time.Second {
+				t.Errorf("%s %s: waves add up to %v, longer than the operation's %v", file, e.App.Name, total, argo)
+			}
+		}
+		f.Close()
+	}
+	if timed < 10 {
+		t.Errorf("timed the waves of %d operations, want the recordings' syncs (at least 10)", timed)
+	}
+}

@@ -1,0 +1,197 @@
+package tracker
+
+import (
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
+	"github.com/crowsnest/crowsnest/internal/model"
+
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/gitops-engine/pkg/health"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+func TestMetricsHandler(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	self := prometheus.NewGauge(prometheus.GaugeOpts{Name: "crowsnest_test_self", Help: "A self metric."})
+	reg.MustRegister(self)
+	tr, store := newTestTracker()
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
+	h := exposition.NewMetricsHandler(reg, store, promslog.NewNopLogger())
+
+	for _, gz := range []bool{false, true} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if gz {
+			req.Header.Set("Accept-Encoding", "deflate, gzip;q=1.0")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		body := io.Reader(rec.Body)
+		if gz {
+			if rec.Header().Get("Content-Encoding") != "gzip" {
+				t.Fatalf("no gzip encoding with Accept-Encoding gzip")
+			}
+			zr, err := gzip.NewReader(rec.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = zr
+		}
+		text, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+			t.Errorf("Content-Type %q, want the text format 0.0.4", ct)
+		}
+		for _, want := range []string{
+			`crowsnest_test_self 0`,
+			`crowsnest_app_info{namespace="argocd",name="web",`,
+		} {
+			if !strings.Contains(string(text), want) {
+				t.Errorf("gzip=%v: /metrics lacks %s", gz, want)
+			}
+		}
+	}
+}
+
+// benchApp returns a realistic Application: 30 resources in 5 waves, a few
+// drifted, conditions, a finished operation and a full history.
+func benchApp(i int) *v1alpha1.Application {
+	a := &v1alpha1.Application{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: fmt.Sprintf("app-%05d", i), Namespace: "argocd", UID: types.UID(fmt.Sprintf("uid-%05d", i)),
+			Labels: map[string]string{"env": []string{"dev", "stage", "prod"}[i%3]},
+		},
+		Spec: v1alpha1.ApplicationSpec{
+			Project: fmt.Sprintf("team-%02d", i%40),
+			Source: &v1alpha1.ApplicationSource{
+				RepoURL: "https://git.example.com/platform/deploy.git", Path: fmt.Sprintf("apps/app-%05d", i), TargetRevision: "main",
+			},
+			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: fmt.Sprintf("ns-%05d", i)},
+			SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: true, SelfHeal: true}},
+		},
+	}
+	st := &a.Status
+	st.Sync.Status = v1alpha1.SyncStatusCodeSynced
+	st.Health.Status = health.HealthStatusHealthy
+	kinds := []struct{ group, kind string }{{"", "ConfigMap"}, {"", "Service"}, {"apps", "Deployment"}, {"", "Secret"}, {"networking.k8s.io", "Ingress"}}
+	for r := 0; r < 30; r++ {
+		k := kinds[r%len(kinds)]
+		status := v1alpha1.SyncStatusCodeSynced
+		if i%10 == 0 && r%7 == 0 {
+			status = v1alpha1.SyncStatusCodeOutOfSync
+			st.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
+		}
+		st.Resources = append(st.Resources, v1alpha1.ResourceStatus{Group: k.group, Kind: k.kind, Name: fmt.Sprintf("r%d", r), Status: status, SyncWave: int64(r % 5)})
+	}
+	if i%20 == 0 {
+		st.Conditions = []v1alpha1.ApplicationCondition{{Type: v1alpha1.ApplicationConditionSyncError, Message: "boom"}}
+	}
+	for h := 0; h < 10; h++ {
+		start := t0.Add(time.Duration(h-20) * time.Minute)
+		st.History = append(st.History, v1alpha1.RevisionHistory{ID: int64(h), DeployStartedAt: mtime(start), DeployedAt: metav1.NewTime(start.Add(40 * time.Second))})
+	}
+	st.OperationState = &v1alpha1.OperationState{
+		Phase: synccommon.OperationSucceeded, StartedAt: metav1.NewTime(t0.Add(-11 * time.Minute)), FinishedAt: mtime(t0.Add(-10 * time.Minute)),
+	}
+	return a
+}
+
+// discard is a ResponseWriter that drops the body, so the benchmark
+// measures crowsnest, not a buffer growing.
+type discard struct {
+	h http.Header
+	n int // bytes written
+}
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(b []byte) (int, error) { d.n += len(b); return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
+
+// BenchmarkScrape measures one /metrics request over 10,000 Applications.
+func BenchmarkScrape(b *testing.B) {
+	const apps = 10000
+	tr, store := newTestTracker()
+	for i := 0; i < apps; i++ {
+		tr.Handle(model.Event{Type: model.Added, Time: t0, App: benchApp(i)})
+	}
+	h := exposition.NewMetricsHandler(prometheus.NewRegistry(), store, promslog.NewNopLogger())
+	size, err := store.WriteTo(io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, enc := range []string{"identity", "gzip"} {
+		b.Run(fmt.Sprintf("apps=%d/encoding=%s", apps, enc), func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			req.Header.Set("Accept-Encoding", enc)
+			w := &discard{h: http.Header{}}
+			b.SetBytes(size) // uncompressed exposition size: MB/s reads as text rendered
+			for b.Loop() {
+				h.ServeHTTP(w, req)
+			}
+			b.ReportMetric(float64(w.n)/float64(b.N), "wire-B/scrape")
+		})
+	}
+}
+
+// BenchmarkHandle measures the work done per Application update, which is
+// where crowsnest renders an app's series.
+func BenchmarkHandle(b *testing.B) {
+	tr, _ := newTestTracker()
+	app := benchApp(1)
+	for b.Loop() {
+		tr.Handle(model.Event{Type: model.Modified, Time: t0, App: app})
+	}
+}
+
+// Prometheus asks for OpenMetrics, the one format that carries exemplars:
+// the sync duration histogram's exemplar is the operation's trace id.
+func TestMetricsHandlerOpenMetrics(t *testing.T) {
+	tr, store, reg := newTrackerWithRegistry(false)
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Minute), App: newApp(
+		operation(synccommon.OperationSucceeded, at(10*time.Second), ptr(at(40*time.Second))))})
+	h := exposition.NewMetricsHandler(reg, store, promslog.NewNopLogger())
+
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	// What Prometheus 2.42 sends.
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	body := rec.Body.String()
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text; version=1.0.0") {
+		t.Errorf("Content-Type %q, want OpenMetrics 1.0.0", ct)
+	}
+	traceID := model.OperationID("uid-web", at(10*time.Second))
+	for _, want := range []string{
+		"# TYPE crowsnest_app_syncs counter\n",
+		`crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Succeeded"} 1` + "\n",
+		"# TYPE crowsnest_sync_duration_seconds histogram\n",
+		`crowsnest_sync_duration_seconds_bucket{env="unknown",project="shop",result="Succeeded",le="30.0"} 1 # {trace_id="` + traceID + `"} 30`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("OpenMetrics exposition lacks %q", want)
+		}
+	}
+	if strings.Count(body, "# EOF") != 1 || !strings.HasSuffix(body, "# EOF\n") {
+		t.Errorf("OpenMetrics exposition must end with exactly one # EOF; it ends %q", body[max(0, len(body)-40):])
+	}
+	// A plain scrape keeps the text format, without exemplars.
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if strings.Contains(rec.Body.String(), "# EOF") || strings.Contains(rec.Body.String(), "trace_id") {
+		t.Error("the text format got OpenMetrics syntax")
+	}
+}

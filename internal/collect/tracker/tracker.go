@@ -1,0 +1,536 @@
+// Package tracker is the one place that decides what happened to an
+// Application: it keeps per-app state across the snapshots its sources
+// deliver and turns them into facts (an operation started, entered a phase
+// or a wave, finished; drift began or ended; health changed; a workload
+// degraded), counted operations and a view of each app.
+//
+// It imports no output: after releasing its lock it publishes to narrow
+// subscriber interfaces (views, finished operations, facts), in the order
+// it decided them. Subscribers must not block.
+package tracker
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crowsnest/crowsnest/internal/model"
+)
+
+// Classifier names the environment of an Application. It may also be a
+// PolicyChecker and a PromotionGrouper.
+type Classifier interface {
+	Env(app *v1alpha1.Application) string
+}
+
+// PolicyChecker is a Classifier that also knows the policies of each
+// environment.
+type PolicyChecker interface {
+	CheckPolicies(app *v1alpha1.Application, env string) []model.PolicyResult
+}
+
+// PromotionGrouper is a Classifier that also groups apps for promotion.
+type PromotionGrouper interface {
+	PromotionOf(app *v1alpha1.Application) *model.Promotion
+}
+
+// ViewSubscriber receives the view of every app on each change, and the
+// key of every app deleted.
+type ViewSubscriber interface {
+	SetApp(v *model.AppView)
+	DeleteApp(key string)
+}
+
+// OperationSubscriber receives every finished operation the tracker
+// counts, once.
+type OperationSubscriber interface {
+	Finished(op *model.Operation)
+}
+
+// FactSubscriber receives every fact the tracker establishes.
+type FactSubscriber interface {
+	Fact(f *model.Fact)
+}
+
+// Subscribers are the tracker's outputs. Each must be safe for use from
+// the goroutines that call Handle, HandleWorkload and SetClassifier, and
+// must not block.
+type Subscribers struct {
+	Views      []ViewSubscriber
+	Operations []OperationSubscriber
+	Facts      []FactSubscriber
+}
+
+// DefaultWaveDelay is Argo CD's default delay after a sync wave.
+const DefaultWaveDelay = 2 * time.Second
+
+// Tracker keeps per-app state across successive snapshots of each
+// Application and decides the facts. It implements the sources' sinks.
+type Tracker struct {
+	subs Subscribers
+	// waveDelay is Argo CD's delay after each wave
+	// (ARGOCD_SYNC_WAVE_DELAY), to tell when a wave began.
+	waveDelay time.Duration
+	logger    *slog.Logger
+
+	// publishMu orders publications: taken before mu is released, so
+	// what one call decided reaches subscribers before what the next
+	// decided, while mu is free for the next call.
+	publishMu sync.Mutex
+
+	mu         sync.Mutex
+	classifier Classifier
+	since      time.Time // time of the first event: operations that finished before it are not counted
+	apps       map[string]*appState
+	// children maps an Application (namespace/name) to the wave span of
+	// the app-of-apps operation that last created or changed it, until
+	// an operation of the child links to it.
+	children  map[string]childLink
+	workloads workloadIndex
+}
+
+// childLink is the parent wave span that touched a child Application.
+type childLink struct {
+	link model.Link
+	at   time.Time
+}
+
+// appState is what the Tracker remembers about one Application.
+type appState struct {
+	uid        types.UID
+	app        *v1alpha1.Application
+	env        string // the app's env, as of the last event or reload
+	driftSince time.Time
+	syncs      [model.NumResults]uint64
+	// seen holds the start times (Unix seconds; Argo CD stores seconds) of
+	// operations already counted, or finished before crowsnest started. It
+	// keeps only what the app's history or operation state can still show.
+	seen map[int64]struct{}
+	// running is the start time of an operation seen still running; it is
+	// counted when it finishes whatever its finish time says.
+	running int64
+	health  string // last health status, to log its changes
+	// waves times the current operation's waves; lastWaves are those of
+	// the last operation timed to its end.
+	waves     *operationWaves
+	lastWaves []model.WaveTiming
+}
+
+// New returns a tracker that classifies apps with classifier and publishes
+// to subs.
+func New(classifier Classifier, subs Subscribers, logger *slog.Logger) *Tracker {
+	return &Tracker{
+		subs: subs, classifier: classifier, logger: logger, waveDelay: DefaultWaveDelay,
+		apps: map[string]*appState{}, children: map[string]childLink{}, workloads: newWorkloadIndex(),
+	}
+}
+
+// SetWaveDelay sets the delay Argo CD's controller waits after each sync
+// wave but the last (its ARGOCD_SYNC_WAVE_DELAY). Call it before the first
+// event.
+func (t *Tracker) SetWaveDelay(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.waveDelay = d
+}
+
+// outbox collects what one call decided, to publish after the lock.
+type outbox struct {
+	views   []*model.AppView
+	deleted []string
+	ops     []*model.Operation
+	facts   []*model.Fact
+}
+
+// unlockAndPublish releases mu and hands out's contents to the
+// subscribers, in order with every other call's.
+func (t *Tracker) unlockAndPublish(out *outbox) {
+	t.publishMu.Lock()
+	t.mu.Unlock()
+	defer t.publishMu.Unlock()
+	for _, f := range out.facts {
+		for _, s := range t.subs.Facts {
+			s.Fact(f)
+		}
+	}
+	for _, op := range out.ops {
+		for _, s := range t.subs.Operations {
+			s.Finished(op)
+		}
+	}
+	for _, k := range out.deleted {
+		for _, s := range t.subs.Views {
+			s.DeleteApp(k)
+		}
+	}
+	for _, v := range out.views {
+		for _, s := range t.subs.Views {
+			s.SetApp(v)
+		}
+	}
+}
+
+// Handle applies one Application event.
+func (t *Tracker) Handle(e model.Event) {
+	if e.App == nil {
+		return
+	}
+	key := model.Key(e.App.Namespace, e.App.Name)
+	var out outbox
+	t.mu.Lock()
+	defer t.unlockAndPublish(&out)
+	if t.since.IsZero() {
+		t.since = e.Time
+	}
+	if e.Type == model.Deleted {
+		delete(t.children, key)
+		if _, ok := t.apps[key]; ok {
+			delete(t.apps, key)
+			t.workloads.removeApp(e.App.Name, key)
+			out.deleted = append(out.deleted, key)
+			// Another app of the same name may now join this one's
+			// workloads.
+			t.viewsOfName(e.App.Name, &out)
+		}
+		return
+	}
+	st := t.apps[key]
+	if st == nil || st.uid != e.App.UID {
+		// New, or deleted and re-created while we were not watching: the
+		// old state belongs to another object.
+		st = &appState{uid: e.App.UID, seen: map[int64]struct{}{}}
+		t.apps[key] = st
+		t.workloads.addApp(e.App.Name, key)
+		defer t.viewsOfName(e.App.Name, &out) // runs before the publication
+	}
+	st.app = e.App
+	st.env = t.classifier.Env(e.App)
+	facts := factLog{out: &out, app: key, project: e.App.Spec.Project, env: st.env}
+	t.observeDrift(st, e, facts)
+	t.observeHealth(st, e, facts)
+	t.observeWaves(st, e.Time, facts)
+	t.countOperations(st, facts, &out)
+	out.views = append(out.views, t.view(key, st))
+}
+
+// viewsOfName adds the views of every other app named name: which of them
+// an unqualified workload reference joins may have changed.
+func (t *Tracker) viewsOfName(name string, out *outbox) {
+	for _, key := range t.workloads.appsNamed(name) {
+		if st, ok := t.apps[key]; ok && !containsView(out.views, key) {
+			out.views = append(out.views, t.view(key, st))
+		}
+	}
+}
+
+func containsView(views []*model.AppView, key string) bool {
+	for _, v := range views {
+		if v.Key() == key {
+			return true
+		}
+	}
+	return false
+}
+
+// observeWaves times the current operation's waves, notes the phases and
+// waves it enters, remembers the child Applications an app-of-apps wave
+// touched, and keeps the waves of an operation seen to finish.
+func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
+	u := st.observeWaves(now, t.waveDelay)
+	if len(u.entered) > 0 {
+		op := st.app.Status.OperationState
+		traceID := model.OperationID(string(st.app.UID), op.StartedAt.Time)
+		for _, k := range u.entered {
+			if st.waves.phaseEntered(k) {
+				facts.add(model.FactPhaseEntered, now, traceID, "phase", k.phase)
+			}
+			facts.add(model.FactWaveEntered, now, traceID, "phase", k.phase, "wave", k.wave)
+		}
+		for _, c := range u.children {
+			t.children[c.key] = childLink{at: c.at, link: model.Link{TraceID: traceID, SpanID: model.SpanID(traceID, model.WavePath(c.wave.phase, c.wave.wave))}}
+		}
+		if len(u.children) > 0 && len(t.children) > len(t.apps) {
+			// Children that never synced (or are not watched): forget
+			// links too old to be used.
+			for k, c := range t.children {
+				if now.Sub(c.at) > childLinkMaxAge {
+					delete(t.children, k)
+				}
+			}
+		}
+	}
+	if u.finished {
+		if waves := st.waves.timedWaves(); waves != nil {
+			st.lastWaves = waves
+		}
+	}
+}
+
+// factLog collects the facts of one app for publication.
+type factLog struct {
+	out               *outbox
+	app, project, env string
+}
+
+// add records the fact name at time at, of the trace traceID (may be
+// empty), with further key/value pairs.
+func (f factLog) add(name string, at time.Time, traceID string, attrs ...any) {
+	f.out.facts = append(f.out.facts, &model.Fact{Name: name, Time: at, App: f.app, Project: f.project, Env: f.env, TraceID: traceID, Attrs: attrs})
+}
+
+// SetClassifier replaces the environment rules (on config reload) and
+// publishes every app's view again, under its new env.
+func (t *Tracker) SetClassifier(c Classifier) {
+	var out outbox
+	t.mu.Lock()
+	defer t.unlockAndPublish(&out)
+	t.classifier = c
+	for key, st := range t.apps {
+		st.env = c.Env(st.app)
+		out.views = append(out.views, t.view(key, st))
+	}
+}
+
+// view assembles the app's view for the subscribers.
+func (t *Tracker) view(key string, st *appState) *model.AppView {
+	v := &model.AppView{App: st.app, Env: st.env, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
+		Workloads: t.workloads.of(st.app.Name, key)}
+	if pc, ok := t.classifier.(PolicyChecker); ok {
+		v.Policies = pc.CheckPolicies(st.app, st.env)
+	}
+	if pg, ok := t.classifier.(PromotionGrouper); ok {
+		v.Promotion = pg.PromotionOf(st.app)
+	}
+	return v
+}
+
+// observeDrift starts the drift clock when the app turns OutOfSync and stops
+// it when it is Synced again. Unknown (a failed comparison) keeps the clock:
+// it says nothing about whether the drift ended.
+func (t *Tracker) observeDrift(st *appState, e model.Event, facts factLog) {
+	switch e.App.Status.Sync.Status {
+	case v1alpha1.SyncStatusCodeOutOfSync:
+		if st.driftSince.IsZero() {
+			st.driftSince = e.Time
+			facts.add(model.FactDriftBegan, e.Time, "", "revision", e.App.Status.Sync.Revision)
+		}
+	case v1alpha1.SyncStatusCodeSynced:
+		if !st.driftSince.IsZero() {
+			facts.add(model.FactDriftEnded, e.Time, "", "drift_seconds", e.Time.Sub(st.driftSince).Seconds())
+		}
+		st.driftSince = time.Time{}
+	}
+}
+
+// observeHealth notes changes of the app's health.
+func (t *Tracker) observeHealth(st *appState, e model.Event, facts factLog) {
+	h := string(e.App.Status.Health.Status)
+	if st.health != "" && h != st.health {
+		facts.add(model.FactHealthChanged, e.Time, "", "from", st.health, "to", h, "message", e.App.Status.Health.Message)
+	}
+	st.health = h
+}
+
+// countOperations counts every operation visible in the snapshot that has
+// finished and was not counted before: the current operation state, and the
+// successful syncs in the history (which catch a sync that started and
+// finished while the watch was down). Operations are told apart by their
+// start time, which Argo CD copies from the operation state into history.
+// The operation state comes first: it has the details a trace needs.
+func (t *Tracker) countOperations(st *appState, facts factLog, out *outbox) {
+	status := &st.app.Status
+	oldest := int64(-1)
+	visible := func(start int64) {
+		if oldest < 0 || start < oldest {
+			oldest = start
+		}
+	}
+	if op := status.OperationState; op != nil {
+		start := op.StartedAt.Unix()
+		visible(start)
+		switch {
+		case op.Phase.Completed():
+			finished := op.StartedAt.Time
+			if op.FinishedAt != nil {
+				finished = op.FinishedAt.Time
+			}
+			t.count(st, facts, out, finishedOp{
+				started: op.StartedAt.Time, finished: finished, phase: op.Phase,
+				revision: syncRevision(op), initiator: initiator(op.Operation.InitiatedBy), message: op.Message, state: op,
+			})
+		default:
+			if _, counted := st.seen[start]; !counted && st.running != start {
+				facts.add(model.FactSyncStarted, op.StartedAt.Time, model.OperationID(string(st.app.UID), op.StartedAt.Time),
+					"revision", syncRevision(op), "initiator", initiator(op.Operation.InitiatedBy))
+			}
+			st.running = start
+		}
+	}
+	for i := range status.History {
+		h := &status.History[i]
+		if h.DeployStartedAt == nil {
+			continue
+		}
+		visible(h.DeployStartedAt.Unix())
+		if op := status.OperationState; op != nil && !op.Phase.Completed() && op.StartedAt.Unix() == h.DeployStartedAt.Unix() {
+			// Argo CD writes the history entry a moment before it
+			// marks the operation finished: count it then, with the
+			// details only the operation state has.
+			continue
+		}
+		t.count(st, facts, out, finishedOp{
+			started: h.DeployStartedAt.Time, finished: h.DeployedAt.Time, phase: synccommon.OperationSucceeded,
+			revision: h.Revision, initiator: initiator(h.InitiatedBy),
+		})
+	}
+	for start := range st.seen {
+		if start < oldest {
+			delete(st.seen, start)
+		}
+	}
+}
+
+// finishedOp is a finished operation as the snapshot shows it.
+type finishedOp struct {
+	started, finished   time.Time
+	phase               synccommon.OperationPhase
+	revision, initiator string
+	message             string
+	state               *v1alpha1.OperationState // nil when only the history shows it
+}
+
+// count counts the operation, once, and hands it on for its duration and
+// its trace.
+func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp) {
+	start := op.started.Unix()
+	if _, ok := st.seen[start]; ok {
+		return
+	}
+	st.seen[start] = struct{}{}
+	// Argo CD keeps whole seconds: compare in seconds so an operation that
+	// finished in the second crowsnest started still counts.
+	if start != st.running && op.finished.Unix() < t.since.Unix() {
+		return // finished before crowsnest was watching: a baseline, not an event
+	}
+	if start == st.running {
+		st.running = 0
+	}
+	i := model.ResultIndex(op.phase)
+	if i < 0 {
+		t.logger.Warn("operation finished in an unknown phase", "app", facts.app, "phase", op.phase)
+		return
+	}
+	st.syncs[i]++
+	o := t.operation(st, op)
+	facts.add(model.FactSyncFinished, op.finished, o.TraceID(), "result", string(op.phase),
+		"duration_seconds", op.finished.Sub(op.started).Seconds())
+	out.ops = append(out.ops, o)
+}
+
+// operation assembles what the trace and the duration histograms of a
+// finished operation are made of.
+func (t *Tracker) operation(st *appState, op finishedOp) *model.Operation {
+	app := st.app
+	o := &model.Operation{
+		UID: string(app.UID), Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: st.env,
+		Revision: op.revision, Initiator: op.initiator, Result: string(op.phase), Message: op.message,
+		StartedAt: op.started, FinishedAt: op.finished, Partial: true,
+	}
+	key := model.Key(app.Namespace, app.Name)
+	if c, ok := t.children[key]; ok {
+		if age := op.started.Sub(c.at); age >= -childLinkSlack*time.Second && age <= childLinkMaxAge {
+			l := c.link
+			o.Parent = &l
+		}
+		delete(t.children, key)
+	}
+	if op.state == nil {
+		return o
+	}
+	o.RetryCount = op.state.RetryCount
+	var results []*v1alpha1.ResourceResult
+	if op.state.SyncResult != nil {
+		results = op.state.SyncResult.Resources
+	}
+	ow := st.waves
+	if ow == nil || ow.start != op.started.Unix() || !ow.done {
+		for _, r := range results {
+			if r != nil {
+				o.Resources = append(o.Resources, resource(r, op.finished))
+			}
+		}
+		return o
+	}
+	o.Partial = !ow.live
+	o.Retries = ow.retries
+	o.TimedWaves = ow.timedWaves()
+	byWave := map[waveKey][]model.Resource{}
+	for _, r := range results {
+		if r == nil {
+			continue
+		}
+		s, ok := ow.results[resultKeyOf(r)]
+		if !ok || !s.timed {
+			seen := op.finished
+			if ok {
+				seen = s.seen
+			}
+			o.Resources = append(o.Resources, resource(r, seen))
+			continue
+		}
+		byWave[s.wave] = append(byWave[s.wave], resource(r, s.seen))
+	}
+	for _, w := range ow.waves {
+		o.Waves = append(o.Waves, model.Wave{Phase: w.phase, Wave: w.wave, Start: w.start, End: w.end, Resources: byWave[w.waveKey]})
+	}
+	return o
+}
+
+// childLinkSlack is how many seconds an operation of a child Application
+// may start before crowsnest saw its parent's wave touch it and still be
+// linked to that wave: Argo CD may react to the change before crowsnest
+// sees the parent's result.
+const childLinkSlack = 10
+
+// childLinkMaxAge bounds how long after its parent's wave touched it a
+// child's operation is still linked to that wave: a child that does not
+// sync by itself (prod, by hand) may sync much later for other reasons.
+const childLinkMaxAge = 10 * time.Minute
+
+// resource is a resource result as a trace shows it.
+func resource(r *v1alpha1.ResourceResult, seen time.Time) model.Resource {
+	hookPhase := string(r.HookPhase)
+	if r.HookType == "" {
+		// Argo CD fills hookPhase for every task; it means something
+		// only for hooks.
+		hookPhase = ""
+	}
+	return model.Resource{
+		Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name,
+		Status: string(r.Status), HookPhase: hookPhase, HookType: string(r.HookType), Message: r.Message,
+		Seen: seen,
+	}
+}
+
+// syncRevision is the revision an operation syncs to, as far as it says.
+func syncRevision(op *v1alpha1.OperationState) string {
+	if op.SyncResult != nil && op.SyncResult.Revision != "" {
+		return op.SyncResult.Revision
+	}
+	if op.Operation.Sync != nil {
+		return op.Operation.Sync.Revision
+	}
+	return ""
+}
+
+// initiator names who started an operation: a user, or "automated".
+func initiator(by v1alpha1.OperationInitiator) string {
+	if by.Automated {
+		return "automated"
+	}
+	return by.Username
+}

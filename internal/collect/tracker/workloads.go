@@ -1,0 +1,191 @@
+package tracker
+
+import (
+	"sort"
+
+	"github.com/crowsnest/crowsnest/internal/model"
+)
+
+// HandleWorkload applies one workload event: the workload joins its
+// Application's view, and turning degraded or recovering is a fact.
+func (t *Tracker) HandleWorkload(e model.WorkloadEvent) {
+	wl := e.Workload
+	var out outbox
+	t.mu.Lock()
+	defer t.unlockAndPublish(&out)
+	key := wl.Key()
+	old, had := t.workloads.byKey[key]
+	if had {
+		t.workloads.remove(key)
+	}
+	if e.Type != model.Deleted && wl.App != "" {
+		t.workloads.add(&workloadState{Workload: wl})
+		st := t.workloads.byKey[key]
+		if had {
+			st.degraded, st.reported = old.degraded, old.reported
+		}
+		t.noteDegraded(st, e, &out)
+	}
+	// Re-render the apps the workload left and joined.
+	refs := []workloadRef{refOf(&wl)}
+	if had {
+		refs = append(refs, refOf(&old.Workload))
+	}
+	for _, ref := range refs {
+		if appKey, ok := t.workloads.resolve(ref); ok {
+			if st, ok := t.apps[appKey]; ok && !containsView(out.views, appKey) {
+				out.views = append(out.views, t.view(appKey, st))
+			}
+		}
+	}
+}
+
+// noteDegraded turns a change of the workload's degraded state into a
+// fact. The state is remembered only once its fact is out: a workload seen
+// degraded before crowsnest knows its app reports when it does.
+func (t *Tracker) noteDegraded(w *workloadState, e model.WorkloadEvent, out *outbox) {
+	now := w.Degraded()
+	if w.reported && now == w.degraded || !w.reported && !now {
+		w.degraded, w.reported = now, true
+		return
+	}
+	appKey, ok := t.workloads.resolve(refOf(&w.Workload))
+	st := t.apps[appKey]
+	if !ok || st == nil {
+		// Not an app crowsnest knows (yet); Helm's instance label names
+		// a release, which looks like Argo CD's label tracking.
+		return
+	}
+	name := model.FactWorkloadRecovered
+	if now {
+		name = model.FactWorkloadDegraded
+	}
+	out.facts = append(out.facts, &model.Fact{Name: name, Time: e.Time, App: appKey, Project: st.app.Spec.Project, Env: st.env, Attrs: w.Describe()})
+	w.degraded, w.reported = now, true
+}
+
+// workloadRef is how a workload names its Application: namespace may be
+// empty when its tracking id or label does not say.
+type workloadRef struct{ namespace, name string }
+
+func refOf(w *model.Workload) workloadRef { return workloadRef{w.AppNamespace, w.App} }
+
+// workloadState is a workload and what was last reported of it.
+type workloadState struct {
+	model.Workload
+	degraded, reported bool
+}
+
+// workloadIndex joins workloads to apps by namespace and name, and by name
+// alone for references without a namespace.
+type workloadIndex struct {
+	byKey map[string]*workloadState           // kind/namespace/name
+	byRef map[workloadRef]map[string]struct{} // ref -> workload keys
+	named map[string]map[string]struct{}      // app name -> app keys
+}
+
+func newWorkloadIndex() workloadIndex {
+	return workloadIndex{byKey: map[string]*workloadState{}, byRef: map[workloadRef]map[string]struct{}{}, named: map[string]map[string]struct{}{}}
+}
+
+func (x *workloadIndex) add(w *workloadState) {
+	k := w.Key()
+	x.byKey[k] = w
+	r := refOf(&w.Workload)
+	if x.byRef[r] == nil {
+		x.byRef[r] = map[string]struct{}{}
+	}
+	x.byRef[r][k] = struct{}{}
+}
+
+func (x *workloadIndex) remove(key string) {
+	w, ok := x.byKey[key]
+	if !ok {
+		return
+	}
+	delete(x.byKey, key)
+	r := refOf(&w.Workload)
+	delete(x.byRef[r], key)
+	if len(x.byRef[r]) == 0 {
+		delete(x.byRef, r)
+	}
+}
+
+// addApp and removeApp keep the apps of each name, to resolve references
+// without a namespace.
+func (x *workloadIndex) addApp(name, appKey string) {
+	if x.named[name] == nil {
+		x.named[name] = map[string]struct{}{}
+	}
+	x.named[name][appKey] = struct{}{}
+}
+
+func (x *workloadIndex) removeApp(name, appKey string) {
+	delete(x.named[name], appKey)
+	if len(x.named[name]) == 0 {
+		delete(x.named, name)
+	}
+}
+
+// appsNamed returns the keys of the apps called name, sorted.
+func (x *workloadIndex) appsNamed(name string) []string {
+	keys := make([]string, 0, len(x.named[name]))
+	for k := range x.named[name] {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// resolve returns the key of the app ref names. A reference without a
+// namespace (Argo CD's tracking id leaves out the namespace of apps in its
+// own) goes to the app of that name; when several namespaces have one, to
+// the first by key, so every replica picks the same.
+func (x *workloadIndex) resolve(ref workloadRef) (string, bool) {
+	if ref.name == "" {
+		return "", false
+	}
+	if ref.namespace != "" {
+		k := model.Key(ref.namespace, ref.name)
+		_, ok := x.named[ref.name][k]
+		return k, ok
+	}
+	keys := x.appsNamed(ref.name)
+	if len(keys) == 0 {
+		return "", false
+	}
+	return keys[0], true
+}
+
+// of returns the workloads of the app appKey called name, sorted by key.
+func (x *workloadIndex) of(name, appKey string) []model.Workload {
+	var keys []string
+	if first, _ := x.resolve(workloadRef{"", name}); first == appKey {
+		for k := range x.byRef[workloadRef{"", name}] {
+			keys = append(keys, k)
+		}
+	}
+	ns, _, _ := cutKey(appKey)
+	for k := range x.byRef[workloadRef{ns, name}] {
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	sort.Strings(keys)
+	out := make([]model.Workload, len(keys))
+	for i, k := range keys {
+		out[i] = x.byKey[k].Workload
+	}
+	return out
+}
+
+// cutKey splits an app key into namespace and name.
+func cutKey(key string) (namespace, name string, ok bool) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			return key[:i], key[i+1:], true
+		}
+	}
+	return "", key, false
+}

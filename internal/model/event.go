@@ -1,0 +1,43 @@
+package model
+
+import (
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+)
+
+// EventType says what happened to an object.
+type EventType string
+
+// The event types, spelt as in the Kubernetes watch API so recordings read
+// like watch streams.
+const (
+	Added    EventType = "ADDED"
+	Modified EventType = "MODIFIED"
+	Deleted  EventType = "DELETED"
+)
+
+// EventTypes lists every event type, in a fixed order.
+func EventTypes() []EventType { return []EventType{Added, Modified, Deleted} }
+
+// Event is one observation of an Application by a source.
+type Event struct {
+	// Type is what happened.
+	Type EventType `json:"type"`
+	// Time is when the source saw it: the wall clock for live sources, the
+	// recorded time for a replay. Derived timestamps (drift began) use it.
+	Time time.Time `json:"time"`
+	// App is the Application as observed; for Deleted, its last known
+	// state. Receivers must not modify it.
+	App *v1alpha1.Application `json:"object"`
+}
+
+// WorkloadEvent is one observation of a workload by a source.
+type WorkloadEvent struct {
+	Type EventType
+	// Time is when the source saw it.
+	Time time.Time
+	// Workload is what crowsnest keeps of the object; for Deleted, only
+	// its identity (Kind, Namespace, Name) is needed.
+	Workload Workload
+}

@@ -1,0 +1,47 @@
+package model
+
+import "time"
+
+// Workload is what crowsnest keeps of one workload an Application deployed.
+type Workload struct {
+	// App is the Argo CD Application that deployed it, from its tracking
+	// annotation (AppNamespace set when the id names it) or instance label
+	// (AppNamespace set when the label has the "<namespace>_<name>" form).
+	App, AppNamespace     string
+	Kind, Namespace, Name string
+	// Replicas by state (desired, ready, updated, available), for kinds
+	// that have them.
+	Replicas map[string]int64
+	// RolloutInProgress: a new version is still rolling out.
+	RolloutInProgress bool
+	// JobStatus is Running, Complete or Failed for Jobs.
+	JobStatus string
+	// CertReady and CertExpiry for Certificates.
+	CertReady  *bool
+	CertExpiry time.Time
+}
+
+// Key identifies the workload among all: kind/namespace/name.
+func (w *Workload) Key() string { return w.Kind + "/" + w.Namespace + "/" + w.Name }
+
+// Degraded reports whether the workload is not serving as it should:
+// fewer replicas ready or available than desired, a failed Job, a
+// Certificate not Ready.
+func (w *Workload) Degraded() bool {
+	if d, ok := w.Replicas["desired"]; ok && (w.Replicas["ready"] < d || w.Replicas["available"] < d) {
+		return true
+	}
+	return w.JobStatus == "Failed" || w.CertReady != nil && !*w.CertReady
+}
+
+// Describe gives the workload's identity and state as key/value pairs.
+func (w *Workload) Describe() []any {
+	args := []any{"kind", w.Kind, "workload", w.Namespace + "/" + w.Name}
+	if d, ok := w.Replicas["desired"]; ok {
+		args = append(args, "desired", d, "ready", w.Replicas["ready"], "available", w.Replicas["available"])
+	}
+	if w.JobStatus != "" {
+		args = append(args, "job_status", w.JobStatus)
+	}
+	return args
+}
