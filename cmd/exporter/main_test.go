@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
 
 	"github.com/crowsnest/crowsnest/internal/demo"
 	"github.com/crowsnest/crowsnest/internal/lokitest"
@@ -67,12 +69,15 @@ type daemon struct {
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{addr: freeAddr(t), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	d := &daemon{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
+	// Port 0: the kernel picks a free port for the daemon itself, so no
+	// other process can take it between a probe and the daemon's listen.
 	go func() {
-		d.done <- run(ctx, append([]string{"--web.listen-address=" + d.addr}, args...), d.stdout, d.stderr)
+		d.done <- run(ctx, append([]string{"--web.listen-address=127.0.0.1:0"}, args...), d.stdout, d.stderr)
 	}()
+	d.addr = listeningOn(t, d)
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -85,6 +90,27 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 		}
 	})
 	return d
+}
+
+// listeningOn waits for the daemon's "Listening on" log line and returns
+// the address it names.
+func listeningOn(t *testing.T, d *daemon) string {
+	t.Helper()
+	re := regexp.MustCompile(`msg="Listening on" address=(127\.0\.0\.1:[0-9]+)`)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(d.stderr.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case code := <-d.done:
+			d.done <- code
+			return "127.0.0.1:1" // exited; the test's own checks say why
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("the daemon did not listen within 30 s:\n%s", d.stderr.String())
+	return ""
 }
 
 func (d *daemon) get(t *testing.T, path string) (int, string) {
@@ -581,5 +607,64 @@ func TestLokiCredentialsNeverLogged(t *testing.T) {
 	code = run(context.Background(), []string{"--demo", "--web.listen-address=" + freeAddr(t), "--loki.url=" + lokiURL2, "--loki.password-file=" + pw}, &stdout, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "--loki.password-file") {
 		t.Errorf("exit %d, stderr %q: want non-zero naming --loki.password-file", code, stderr.String())
+	}
+}
+
+// TestNoGoroutineLeftAfterShutdown runs the daemon with every output on
+// (traces over OTLP, Loki, direct paging, the demo source, HTTP), stops it
+// as SIGTERM does, and checks that every goroutine it started was joined.
+func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
+	var loki lokitest.Receiver
+	lokiURL, stopLoki, err := loki.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otlp := &otlptest.Receiver{}
+	otlpURL, stopOTLP, err := otlp.ServeHTTPOn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	// The test's own servers and the runtime's goroutines are not the
+	// daemon's; http.DefaultTransport's idle connections close with the
+	// servers.
+	ignore := goleak.IgnoreCurrent()
+
+	d := &daemon{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		d.done <- run(ctx, []string{"--demo", "--web.listen-address=127.0.0.1:0", "--replay.speed=0",
+			"--traces.otlp.endpoint=" + otlpURL, "--loki.url=" + lokiURL, "--alertmanager.url=" + am.URL}, d.stdout, d.stderr)
+	}()
+	addr := listeningOn(t, d)
+	stderr, done := d.stderr, d.done
+	deadline := time.Now().Add(30 * time.Second)
+	for len(loki.Entries()) == 0 || len(otlp.Spans()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no events in Loki or spans in the collector within 30 s:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	cancel() // what SIGTERM does through signal.NotifyContext
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit code %d:\n%s", code, stderr.String())
+		}
+	case <-time.After(shutdownTimeout + 5*time.Second):
+		t.Fatal("no shutdown")
+	}
+	stopLoki()
+	stopOTLP()
+	am.Close()
+	http.DefaultClient.CloseIdleConnections()
+	if err := goleak.Find(ignore); err != nil {
+		t.Errorf("goroutines left after shutdown: %v", err)
 	}
 }

@@ -215,7 +215,7 @@ func NewMetricsHandler(self prometheus.Gatherer, store *Store, logger *slog.Logg
 // ServeHTTP implements http.Handler.
 func (h *MetricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	format := expfmt.NewFormat(expfmt.TypeTextPlain)
-	openMetrics := expfmt.NegotiateIncludingOpenMetrics(r.Header).FormatType() == expfmt.TypeOpenMetrics
+	openMetrics := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...).FormatType() == expfmt.TypeOpenMetrics
 	if openMetrics {
 		format = expfmt.NewFormat(expfmt.TypeOpenMetrics)
 	}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the linter make check runs, once, outside the repo: staticcheck, built
+# from the Go module proxy at a fixed version into $CROWSNEST_CACHE/bin (like helm
+# in hack/tools.sh). Kept apart from hack/tools.sh so that make check needs neither
+# root nor the Debian packages nor the end-to-end builds. Silent when in place.
+set -euo pipefail
+CACHE="${CROWSNEST_CACHE:-$HOME/.cache/crowsnest}"
+BIN="$CACHE/bin"
+mkdir -p "$BIN"
+
+STATICCHECK_VERSION=v0.8.2
+if [ ! -x "$BIN/staticcheck-$STATICCHECK_VERSION" ]; then
+	printf 'lint-tools: building staticcheck %s (a minute or two, once)\n' "$STATICCHECK_VERSION" >&2
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	GOBIN="$tmp" GOFLAGS=-ldflags=-s\ -w go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+	mv "$tmp/staticcheck" "$BIN/staticcheck-$STATICCHECK_VERSION"
+fi
+ln -sf "staticcheck-$STATICCHECK_VERSION" "$BIN/staticcheck"
