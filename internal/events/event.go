@@ -12,13 +12,14 @@
 // and a conflict risk), its only shutdown is Stop without a deadline, and
 // importing it drags in github.com/prometheus/prometheus for one label
 // parser. So this package keeps its own buffer, batching and counters and
-// does the HTTP POST itself, and uses from that library only what sits
-// below the client: the wire type it pushes (push.PushRequest from
-// github.com/grafana/loki/pkg/push, the module loki-client-go pins, marshalled
-// with gogo protobuf and snappy block compression — klauspost/compress's
-// snappy, already in the module graph, produces the same format) and its
-// exponential backoff helper (pkg/backoff). Neither forces an upgrade of any
-// module crowsnest already uses.
+// does the HTTP POST itself. It takes only the wire type it pushes:
+// push.PushRequest from github.com/grafana/loki/pkg/push (the module
+// loki-client-go pins), marshalled with gogo protobuf and snappy block
+// compression — klauspost/compress's snappy, already in the module graph,
+// produces the same format. Retries go through github.com/cenkalti/backoff/v5,
+// the one backoff library of crowsnest's retry loops, with loki-client-go's
+// schedule kept: waits from MinBackoff doubling to MaxBackoff, with jitter.
+// Neither forces an upgrade of any module crowsnest already uses.
 package events
 
 import (

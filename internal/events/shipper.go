@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grafana/loki-client-go/pkg/backoff"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crowsnest/crowsnest/internal/model"
@@ -215,7 +215,7 @@ func (s *Shipper) run() {
 }
 
 // push delivers one batch, retrying retryable failures with exponential
-// backoff, and counts its lines as sent or dropped.
+// backoff (see newBackOff), and counts its lines as sent or dropped.
 func (s *Shipper) push(b *batch) {
 	if s.ctx.Err() != nil {
 		s.dropped.WithLabelValues(ReasonShutdown).Add(float64(b.lines))
@@ -228,27 +228,17 @@ func (s *Shipper) push(b *batch) {
 			Entries: b.streams[k],
 		})
 	}
-	bo := backoff.New(s.ctx, backoff.BackoffConfig{
-		MinBackoff: s.cfg.MinBackoff,
-		MaxBackoff: s.cfg.MaxBackoff,
-		MaxRetries: s.cfg.MaxRetries + 1, // it counts attempts; 0 would mean forever
-	})
-	var err error
+	var lastErr error // the last attempt's own error, not Retry's
 	attempts := 0
-	for bo.Ongoing() {
+	_, err := backoff.Retry(s.ctx, func() (struct{}, error) {
 		attempts++
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
-		err = s.pusher.Push(ctx, streams)
+		err := s.pusher.Push(ctx, streams)
 		cancel()
 		if err == nil {
-			s.sent.Add(float64(b.lines))
-			if s.failing {
-				s.log.Info("pushing events to loki recovered",
-					"failed_pushes", s.failedPushes, "dropped_lines", s.failedLines)
-				s.failing, s.failedPushes, s.failedLines = false, 0, 0
-			}
-			return
+			return struct{}{}, nil
 		}
+		lastErr = err
 		s.failedPushes++
 		if !s.failing {
 			s.failing = true
@@ -256,9 +246,22 @@ func (s *Shipper) push(b *batch) {
 				"err", err, "lines", b.lines)
 		}
 		if !retryable(err) {
-			break
+			return struct{}{}, backoff.Permanent(err)
 		}
-		bo.Wait()
+		return struct{}{}, err
+	},
+		backoff.WithBackOff(newBackOff(s.cfg.MinBackoff, s.cfg.MaxBackoff)),
+		backoff.WithMaxTries(uint(s.cfg.MaxRetries)+1), // it counts attempts; 0 would mean forever
+		backoff.WithMaxElapsedTime(0),                  // bounded by MaxRetries alone, not Retry's 15 min default
+	)
+	if err == nil {
+		s.sent.Add(float64(b.lines))
+		if s.failing {
+			s.log.Info("pushing events to loki recovered",
+				"failed_pushes", s.failedPushes, "dropped_lines", s.failedLines)
+			s.failing, s.failedPushes, s.failedLines = false, 0, 0
+		}
+		return
 	}
 	reason := ReasonPushFailed
 	if s.ctx.Err() != nil {
@@ -266,5 +269,39 @@ func (s *Shipper) push(b *batch) {
 	}
 	s.failedLines += b.lines
 	s.dropped.WithLabelValues(reason).Add(float64(b.lines))
-	s.log.Debug("dropped a batch of events", "reason", reason, "lines", b.lines, "attempts", attempts, "err", err)
+	s.log.Debug("dropped a batch of events", "reason", reason, "lines", b.lines, "attempts", attempts, "err", lastErr)
+}
+
+// backoffJitter is the spread of each wait around its interval: ±1/3 of
+// 1.5·d is [d, 2d], the range loki-client-go's backoff drew from.
+const backoffJitter = 1.0 / 3
+
+// newBackOff returns the waits between push attempts: the n-th wait
+// (n = 0, 1, ...) is drawn from [lo·2ⁿ, lo·2ⁿ⁺¹], and no wait is shorter
+// than lo or longer than hi: the waits begin at MinBackoff and double up to
+// MaxBackoff, with jitter.
+func newBackOff(lo, hi time.Duration) backoff.BackOff {
+	return &boundedBackOff{
+		ExponentialBackOff: backoff.ExponentialBackOff{
+			InitialInterval:     lo * 3 / 2,
+			RandomizationFactor: backoffJitter,
+			Multiplier:          2,
+			MaxInterval:         hi * 3 / 4, // drawn from [hi/2, hi] once there
+		},
+		lo: lo,
+		hi: hi,
+	}
+}
+
+// boundedBackOff is an ExponentialBackOff whose waits are clamped to
+// [lo, hi]: the library caps the interval, not the randomized wait, and
+// does not cap the first interval.
+type boundedBackOff struct {
+	backoff.ExponentialBackOff
+	lo, hi time.Duration
+}
+
+// NextBackOff implements backoff.BackOff.
+func (b *boundedBackOff) NextBackOff() time.Duration {
+	return min(max(b.ExponentialBackOff.NextBackOff(), b.lo), b.hi)
 }

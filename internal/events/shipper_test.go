@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -383,5 +384,129 @@ func TestMetricsRegisteredTwiceFails(t *testing.T) {
 	defer func() { _ = s.Close(context.Background()) }()
 	if _, err := New(cfg, reg, nil); err == nil {
 		t.Error("second New on the same registry succeeded")
+	}
+}
+
+// fakePusher answers each push with the next of its errors (nil once they
+// run out) and records each attempt's deadline budget.
+type fakePusher struct {
+	mu      sync.Mutex
+	errs    []error
+	budgets []time.Duration
+}
+
+func (f *fakePusher) Push(ctx context.Context, _ []Stream) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	budget := time.Duration(-1)
+	if d, ok := ctx.Deadline(); ok {
+		budget = time.Until(d)
+	}
+	f.budgets = append(f.budgets, budget)
+	if len(f.errs) == 0 {
+		return nil
+	}
+	err := f.errs[0]
+	f.errs = f.errs[1:]
+	return err
+}
+
+func (f *fakePusher) attempts() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Duration(nil), f.budgets...)
+}
+
+func fastConfig() Config {
+	cfg := DefaultConfig()
+	cfg.BatchWait = 10 * time.Millisecond
+	cfg.MinBackoff, cfg.MaxBackoff = time.Millisecond, 4*time.Millisecond
+	cfg.MaxRetries = 3
+	cfg.Timeout = 3 * time.Second
+	return cfg
+}
+
+// Network errors (anything not an HTTP answer) and 5xx are retried; each
+// attempt gets its own Timeout.
+func TestRetriesNetworkErrorsEachAttemptBounded(t *testing.T) {
+	f := &fakePusher{errs: []error{
+		errors.New("dial tcp: connection refused"),
+		fmt.Errorf("pushing to loki: %w", &StatusError{Code: 503}),
+	}}
+	cfg := fastConfig()
+	s, err := NewWithPusher(cfg, f, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Send(ev(1))
+	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	budgets := f.attempts()
+	if len(budgets) != 3 || sent(s) != 1 || dropped(s, ReasonPushFailed) != 0 {
+		t.Fatalf("%d attempts, sent=%d push_failed=%d; want 3 attempts, 1 sent, 0 dropped", len(budgets), sent(s), dropped(s, ReasonPushFailed))
+	}
+	for i, b := range budgets {
+		if b <= 0 || b > cfg.Timeout {
+			t.Errorf("attempt %d had %s left, want a deadline of at most Timeout %s, renewed per attempt", i+1, b, cfg.Timeout)
+		}
+	}
+}
+
+// A non-retryable answer ends the batch at once, even with retries left.
+func TestPermanentErrorNotRetried(t *testing.T) {
+	f := &fakePusher{errs: []error{fmt.Errorf("pushing to loki: %w", &StatusError{Code: 413})}}
+	s, err := NewWithPusher(fastConfig(), f, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendAll(t, s, 3, 5*time.Second)
+	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.attempts()); n != 1 || dropped(s, ReasonPushFailed) != 3 || sent(s) != 0 {
+		t.Errorf("%d attempts, push_failed=%d, sent=%d; want 1, 3, 0", n, dropped(s, ReasonPushFailed), sent(s))
+	}
+}
+
+// MaxRetries 0 disables retries: one attempt per batch.
+func TestMaxRetriesZero(t *testing.T) {
+	rcv, cfg := start(t)
+	rcv.FailNext(-1, 500)
+	cfg.MaxRetries = 0
+	s, _ := newShipper(t, cfg)
+	s.Send(ev(1))
+	if err := s.Close(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rcv.Requests()); n != 1 || dropped(s, ReasonPushFailed) != 1 {
+		t.Errorf("%d requests, push_failed=%d; want 1 and 1", n, dropped(s, ReasonPushFailed))
+	}
+}
+
+// The waits begin at MinBackoff and double up to MaxBackoff: the n-th is
+// within [min·2ⁿ, min·2ⁿ⁺¹] and never beyond [min, max], as with
+// loki-client-go's backoff.
+func TestBackOffSchedule(t *testing.T) {
+	for _, tc := range []struct{ lo, hi time.Duration }{
+		{500 * time.Millisecond, 30 * time.Second}, // the defaults
+		{20 * time.Millisecond, 80 * time.Millisecond},
+		{time.Second, time.Second},
+		{time.Second, 1500 * time.Millisecond},
+	} {
+		for range 200 {
+			b := newBackOff(tc.lo, tc.hi)
+			b.Reset()
+			for n := range 12 {
+				got := b.NextBackOff()
+				lo, hi := tc.lo<<n, tc.lo<<(n+1)
+				if got < tc.lo || got > tc.hi {
+					t.Fatalf("min %s, max %s: wait %d is %s, outside [min, max]", tc.lo, tc.hi, n, got)
+				}
+				if got < min(lo, tc.hi/2) || got > hi {
+					t.Fatalf("min %s, max %s: wait %d is %s, want within [%s, %s]", tc.lo, tc.hi, n, got, min(lo, tc.hi/2), min(hi, tc.hi))
+				}
+			}
+		}
 	}
 }

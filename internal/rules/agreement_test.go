@@ -117,7 +117,7 @@ func agreementApps() []agreementApp {
 		{name: "drift-no-operation", sync: "OutOfSync", health: "Healthy", phase: "", auto: autoSyncOn},
 		{name: "sync-unknown", sync: "Unknown", health: "Healthy", phase: "Succeeded"},
 		// Before Argo CD's first comparison: exposed as Unknown.
-		{name: "sync-unset", sync: "", health: "Healthy", phase: "", pagerMisses: []string{"CrowsnestAppUnknown"}},
+		{name: "sync-unset", sync: "", health: "Healthy", phase: ""},
 		// Health statuses.
 		{name: "progressing", sync: "Synced", health: "Progressing", phase: "Succeeded"},
 		{name: "degraded", sync: "Synced", health: "Degraded", phase: "Succeeded", everyEnv: true},
@@ -125,7 +125,7 @@ func agreementApps() []agreementApp {
 		{name: "missing", sync: "Synced", health: "Missing", phase: "Succeeded"},
 		{name: "health-unknown", sync: "Synced", health: "Unknown", phase: "Succeeded"},
 		// Before Argo CD's first health assessment: exposed as Unknown.
-		{name: "health-unset", sync: "Synced", health: "", phase: "Succeeded", pagerMisses: []string{"CrowsnestAppUnknown"}},
+		{name: "health-unset", sync: "Synced", health: "", phase: "Succeeded"},
 		// Operation phases.
 		{name: "running", sync: "Synced", health: "Healthy", phase: "Running"},
 		{name: "terminating", sync: "Synced", health: "Healthy", phase: "Terminating"},
@@ -137,7 +137,7 @@ func agreementApps() []agreementApp {
 		{name: "all-unknown", sync: "Unknown", health: "Unknown", phase: "Error", auto: autoSyncOff, everyEnv: true, replicas: 2},
 		{name: "stuck-missing", sync: "OutOfSync", health: "Missing", phase: "Terminating", auto: autoSyncOff},
 		{name: "syncing-drift", sync: "OutOfSync", health: "Progressing", phase: "Running", auto: autoSyncOn, everyEnv: true, replicas: 2},
-		{name: "all-unset", sync: "", health: "", phase: "Running", auto: autoSyncOn, pagerMisses: []string{"CrowsnestAppUnknown"}},
+		{name: "all-unset", sync: "", health: "", phase: "Running", auto: autoSyncOn},
 	}
 	var out []agreementApp
 	for _, env := range agreementEnvs() {

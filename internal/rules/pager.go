@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"github.com/crowsnest/crowsnest/internal/model"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/go-openapi/strfmt"
 	"github.com/prometheus/alertmanager/api/v2/client"
 	"github.com/prometheus/alertmanager/api/v2/client/alert"
@@ -118,13 +121,14 @@ func (p *Pager) Run(ctx context.Context) {
 	}
 }
 
-// Evaluate judges the alerts on the apps' current state at now and
-// returns what to post: alerts that began or stopped firing, or every
-// firing one when a resend is due.
+// Evaluate judges the alerts on the apps' current state at now, as the
+// metrics expose it (see asExposed), and returns what to post: alerts that
+// began or stopped firing, or every firing one when a resend is due.
 func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 	holds := map[string]bool{}
 	changed := false
 	for _, app := range p.apps() {
+		app = asExposed(app)
 		for i := range p.alerts {
 			a := &p.alerts[i]
 			if a.Check == nil || !a.Check(app) {
@@ -184,6 +188,19 @@ func (st *activeAlert) postable(endsAt time.Time) *models.PostableAlert {
 	}
 }
 
+// asExposed returns a with its sync and health status mapped into the state
+// sets the metrics expose (crowsnest_app_sync_status and
+// crowsnest_app_health_status, built in internal/collect/exposition): a
+// value outside its set, including the empty status Argo CD leaves before
+// its first comparison, is "Unknown". The Go checks thus judge what the
+// PromQL rules see. The operation phase is left as is: the metrics expose
+// an unknown phase as no phase set, and the checks only ask for known ones.
+func asExposed(a AppState) AppState {
+	a.SyncStatus = model.ExposedSync(a.SyncStatus)
+	a.Health = model.ExposedHealth(a.Health)
+	return a
+}
+
 // variant is the alert's severity for env, if the alert covers it.
 func (a *Alert) variant(env string) (Variant, bool) {
 	for _, v := range a.Variants {
@@ -195,7 +212,7 @@ func (a *Alert) variant(env string) (Variant, bool) {
 }
 
 // post sends the batch to every Alertmanager at once, retrying each with
-// backoff within the timeout.
+// backoff (250 ms doubling to 2 s) within the timeout.
 func (p *Pager) post(ctx context.Context, batch models.PostableAlerts) {
 	var wg sync.WaitGroup
 	for _, t := range p.targets {
@@ -204,22 +221,29 @@ func (p *Pager) post(ctx context.Context, batch models.PostableAlerts) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 			defer cancel()
-			backoff := 250 * time.Millisecond
-			for {
+			var lastErr error // the last attempt's own error, not Retry's
+			_, err := backoff.Retry(ctx, func() (struct{}, error) {
 				_, err := t.api.Alert.PostAlerts(alert.NewPostAlertsParamsWithContext(ctx).WithAlerts(batch))
-				if err == nil {
-					p.sent.WithLabelValues(t.url).Add(float64(len(batch)))
-					return
+				if err != nil {
+					lastErr = err
 				}
-				select {
-				case <-ctx.Done():
-					p.failed.WithLabelValues(t.url).Add(float64(len(batch)))
-					p.logger.Warn("posting alerts to Alertmanager failed", "alertmanager", t.url, "alerts", len(batch), "err", err)
-					return
-				case <-time.After(backoff):
-					backoff = min(2*backoff, 2*time.Second)
-				}
+				return struct{}{}, err
+			},
+				backoff.WithBackOff(&backoff.ExponentialBackOff{ // no RandomizationFactor: no jitter
+					InitialInterval: 250 * time.Millisecond,
+					Multiplier:      2,
+					MaxInterval:     2 * time.Second,
+				}),
+				// Give up once the next wait would end past the timeout (no
+				// try could start), not at Retry's default of 15 minutes.
+				backoff.WithMaxElapsedTime(p.cfg.Timeout),
+			)
+			if err != nil {
+				p.failed.WithLabelValues(t.url).Add(float64(len(batch)))
+				p.logger.Warn("posting alerts to Alertmanager failed", "alertmanager", t.url, "alerts", len(batch), "err", lastErr)
+				return
 			}
+			p.sent.WithLabelValues(t.url).Add(float64(len(batch)))
 		}()
 	}
 	wg.Wait()

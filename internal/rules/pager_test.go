@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,5 +113,160 @@ func TestPagerRejectsBadURL(t *testing.T) {
 	var apps []AppState
 	if _, err := NewPager(PagerConfig{URLs: []string{"alertmanager:9093"}}, Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger()); err == nil {
 		t.Error("a URL without scheme was accepted")
+	}
+}
+
+// The pager judges sync and health as the metrics expose them: a status
+// outside its state set, or none yet (before Argo CD's first comparison),
+// is Unknown, so CrowsnestAppUnknown fires on it as the PromQL rule does.
+func TestPagerJudgesStatesAsExposed(t *testing.T) {
+	apps := []AppState{
+		{Namespace: "argocd", Name: "sync-unset", Env: "dev", SyncStatus: "", Health: "Healthy", Phase: "Succeeded"},
+		{Namespace: "argocd", Name: "health-unset", Env: "dev", SyncStatus: "Synced", Health: "", Phase: "Succeeded"},
+		{Namespace: "argocd", Name: "sync-new", Env: "dev", SyncStatus: "Comparing", Health: "Healthy", Phase: "Succeeded"},
+		{Namespace: "argocd", Name: "health-new", Env: "dev", SyncStatus: "Synced", Health: "Hibernating", Phase: "Succeeded"},
+		{Namespace: "argocd", Name: "sync-unknown", Env: "dev", SyncStatus: "Unknown", Health: "Healthy", Phase: "Succeeded"},
+		{Namespace: "argocd", Name: "good", Env: "dev", SyncStatus: "Synced", Health: "Healthy", Phase: "Succeeded"},
+		{Namespace: "argocd", Name: "missing", Env: "dev", SyncStatus: "Synced", Health: "Missing", Phase: "Succeeded"},
+	}
+	p := newTestPager(t, nil, &apps)
+	if got := p.Evaluate(t0); len(got) != 0 {
+		t.Fatalf("posted %v at once, want everything pending", got)
+	}
+	firing := map[string]bool{}
+	for _, a := range p.Evaluate(t0.Add(15 * time.Minute)) {
+		if a.Labels["alertname"] == "CrowsnestAppUnknown" {
+			firing[a.Labels["name"]] = true
+		}
+	}
+	for _, name := range []string{"sync-unset", "health-unset", "sync-new", "health-new", "sync-unknown"} {
+		if !firing[name] {
+			t.Errorf("CrowsnestAppUnknown does not fire on %s", name)
+		}
+	}
+	for _, name := range []string{"good", "missing"} {
+		if firing[name] {
+			t.Errorf("CrowsnestAppUnknown fires on %s", name)
+		}
+	}
+	// The apps' states are the caller's: the pager does not rewrite them.
+	if apps[0].SyncStatus != "" || apps[1].Health != "" {
+		t.Errorf("Evaluate changed the apps it was given: %+v", apps[:2])
+	}
+}
+
+func TestAsExposed(t *testing.T) {
+	for _, tc := range []struct{ sync, health, wantSync, wantHealth string }{
+		{"Synced", "Healthy", "Synced", "Healthy"},
+		{"OutOfSync", "Progressing", "OutOfSync", "Progressing"},
+		{"Unknown", "Degraded", "Unknown", "Degraded"},
+		{"Synced", "Suspended", "Synced", "Suspended"},
+		{"Synced", "Missing", "Synced", "Missing"},
+		{"Synced", "Unknown", "Synced", "Unknown"},
+		{"", "", "Unknown", "Unknown"},
+		{"synced", "healthy", "Unknown", "Unknown"}, // case matters, as in the series' labels
+		{"Comparing", "Hibernating", "Unknown", "Unknown"},
+	} {
+		in := AppState{Namespace: "ns", Name: "app", SyncStatus: tc.sync, Health: tc.health, Phase: "Pending"}
+		got := asExposed(in)
+		if got.SyncStatus != tc.wantSync || got.Health != tc.wantHealth {
+			t.Errorf("asExposed(sync %q, health %q) = sync %q, health %q; want %q, %q",
+				tc.sync, tc.health, got.SyncStatus, got.Health, tc.wantSync, tc.wantHealth)
+		}
+		if got.Phase != in.Phase || got.Namespace != in.Namespace || got.Name != in.Name {
+			t.Errorf("asExposed changed more than sync and health: %+v", got)
+		}
+	}
+	// The same sets as the agreement test's model of the exposition, which
+	// TestAgreementStateSetsDocumented holds to README's metric table.
+	for _, a := range agreementApps() {
+		if got, want := asExposed(a.state), exposedState(a.state); got != want {
+			t.Errorf("asExposed(%+v) = %+v, the agreement test exposes %+v", a.state, got, want)
+		}
+	}
+	for _, st := range exposedSyncStatuses() {
+		if got := asExposed(AppState{SyncStatus: st, Health: "Healthy"}).SyncStatus; got != st {
+			t.Errorf("exposed sync status %q judged as %q", st, got)
+		}
+	}
+	for _, st := range exposedHealthStatuses() {
+		if got := asExposed(AppState{SyncStatus: "Synced", Health: st}).Health; got != st {
+			t.Errorf("exposed health status %q judged as %q", st, got)
+		}
+	}
+}
+
+// A failing Alertmanager is retried with backoff until it accepts, within
+// the timeout.
+func TestPagerRetriesUntilAccepted(t *testing.T) {
+	var mu sync.Mutex
+	var at []time.Time
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		at = append(at, time.Now())
+		n := len(at)
+		mu.Unlock()
+		if n <= 2 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`"try again"`))
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer am.Close()
+	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	p := newTestPager(t, []string{am.URL}, &apps)
+	p.cfg.Timeout = 10 * time.Second // room for the waits on a loaded machine
+	p.post(context.Background(), p.Evaluate(t0))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) != 3 {
+		t.Fatalf("%d posts, want 3 (two 500s, then accepted)", len(at))
+	}
+	// Backoff: 250 ms, then twice that.
+	if gap := at[1].Sub(at[0]); gap < 250*time.Millisecond {
+		t.Errorf("first retry after %s, want >= 250ms", gap)
+	}
+	if gap := at[2].Sub(at[1]); gap < 500*time.Millisecond {
+		t.Errorf("second retry after %s, want >= 500ms", gap)
+	}
+	if sent, failed := testutil.ToFloat64(p.sent.WithLabelValues(am.URL)), testutil.ToFloat64(p.failed.WithLabelValues(am.URL)); sent != 1 || failed != 0 {
+		t.Errorf("alerts_sent_total = %v, alerts_failed_total = %v, want 1 and 0", sent, failed)
+	}
+}
+
+// An Alertmanager that always fails is retried until the timeout, then the
+// batch is counted as failed.
+func TestPagerGivesUpAtTimeout(t *testing.T) {
+	var mu sync.Mutex
+	posts := 0
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		posts++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`"down"`))
+	}))
+	defer am.Close()
+	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	p := newTestPager(t, []string{am.URL}, &apps)
+	start := time.Now()
+	p.post(context.Background(), p.Evaluate(t0))
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("post took %s, want about its 1 s timeout", took)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// 1 s fits the first try and the retries after 250 and 500 ms.
+	if posts < 2 {
+		t.Errorf("%d posts, want retries within the timeout", posts)
+	}
+	if got := testutil.ToFloat64(p.failed.WithLabelValues(am.URL)); got != 1 {
+		t.Errorf("alerts_failed_total = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(p.sent.WithLabelValues(am.URL)); got != 0 {
+		t.Errorf("alerts_sent_total = %v, want 0", got)
 	}
 }

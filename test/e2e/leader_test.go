@@ -151,4 +151,25 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 	if len(roots) != 3 {
 		t.Errorf("%d traces, want the 3 syncs'", len(roots))
 	}
+
+	// A graceful stop hands over at once: the leader releases its Lease
+	// before it exits, and a follower takes it within its retry period.
+	current, err := leader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas = append(replicas, start())
+	newest := replicas[len(replicas)-1]
+	eventually(t, scenarioTimeout, func() error { return newest.ExpectSample(0, "crowsnest_leader") })
+	sigterm := time.Now()
+	if err := replicas[current].Process.Stop(); err != nil {
+		t.Errorf("the leader's exit after SIGTERM: %v", err)
+	}
+	replicas[current] = nil
+	eventually(t, 10*time.Second, func() error { _, err := leader(); return err })
+	handover := time.Since(sigterm)
+	t.Logf("a follower leads %v after the leader got SIGTERM", handover.Round(10*time.Millisecond))
+	if handover > 2*time.Second {
+		t.Errorf("handover after SIGTERM took %v, want at most 2 s", handover)
+	}
 }

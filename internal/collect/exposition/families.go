@@ -13,21 +13,6 @@ import (
 	"github.com/crowsnest/crowsnest/internal/redact"
 )
 
-// State sets: each value gets its own 0/1 series so alerts keep their series
-// when the state changes. A value Argo CD reports that is not listed maps to
-// "Unknown" for sync and health; see operationPhases for operations.
-func syncStatuses() []string { return []string{"Synced", "OutOfSync", "Unknown"} }
-
-func healthStatuses() []string {
-	return []string{"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
-}
-
-// operationPhases: an operation phase crowsnest does not know sets every
-// series to 0: no alert on "Failed" fires for a phase that may mean anything.
-func operationPhases() []string {
-	return []string{"Running", "Succeeded", "Failed", "Error", "Terminating"}
-}
-
 // sampleFunc emits one sample: its value and label name/value pairs beyond
 // the identity labels.
 type sampleFunc func(value float64, labels ...string)
@@ -75,7 +60,7 @@ func appFamilies() []family {
 			help: "Sync status of the Application compared to its target revision, one series per status (1 for the current one).",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
-				stateSet(emit, "status", syncStatuses(), string(v.App.Status.Sync.Status), "Unknown")
+				stateSet(emit, "status", model.SyncStatuses(), string(v.App.Status.Sync.Status), "Unknown")
 			},
 		},
 		{
@@ -83,7 +68,7 @@ func appFamilies() []family {
 			help: "Health status of the Application, one series per status (1 for the current one).",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
-				stateSet(emit, "status", healthStatuses(), string(v.App.Status.Health.Status), "Unknown")
+				stateSet(emit, "status", model.HealthStatuses(), string(v.App.Status.Health.Status), "Unknown")
 			},
 		},
 		{
@@ -92,7 +77,7 @@ func appFamilies() []family {
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				if op := v.App.Status.OperationState; op != nil {
-					stateSet(emit, "phase", operationPhases(), string(op.Phase), "")
+					stateSet(emit, "phase", model.OperationPhases(), string(op.Phase), "")
 				}
 			},
 		},
