@@ -4,18 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/crowsnest/crowsnest/internal/model"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	"github.com/argoproj/argo-cd/v2/pkg/client/clientset/versioned"
+	"github.com/cenkalti/backoff/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // kubeSourceName is the value of the source label for the Kubernetes watch.
@@ -97,7 +99,8 @@ func (s *KubeSource) Ready() bool {
 	return len(s.down) == 0
 }
 
-// Retry pacing of list and watch calls while the API server is away.
+// Retry pacing of the sources' calls while their server is away: the
+// Kubernetes list and watch calls, and reconnecting to the Argo CD API.
 const (
 	retryInitial = 500 * time.Millisecond
 	retryMax     = 5 * time.Second
@@ -152,24 +155,26 @@ func (s *KubeSource) listWatch(ctx context.Context, ns string) *cache.ListWatch 
 }
 
 // retry calls f until it succeeds, fails in a way retrying cannot fix, or
-// ctx is done, recording each outcome.
+// ctx is done, recording each outcome. observe logs only the changes
+// between up and down, not every attempt.
 func (s *KubeSource) retry(ctx context.Context, ns, verb string, f func() error) error {
-	delay := retryInitial
-	for {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := f()
 		s.observe(ns, verb, err)
-		if err == nil || !retriable(err) {
-			return err
+		if err != nil && !retriable(err) {
+			return struct{}{}, backoff.Permanent(err)
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		delay = min(2*delay, retryMax)
-	}
+		return struct{}{}, err
+	}, backoff.WithBackOff(newRetryBackOff(retryInitial, retryMax)), backoff.WithMaxElapsedTime(0))
+	return err
+}
+
+// newRetryBackOff returns the pacing of the sources' retries: initial,
+// doubling up to maxInterval, without jitter. It has no time limit of its
+// own, but backoff.Retry does (15 minutes by default): pass
+// backoff.WithMaxElapsedTime(0) to retry until ctx is done.
+func newRetryBackOff(initial, maxInterval time.Duration) *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: initial, Multiplier: 2, MaxInterval: maxInterval}
 }
 
 // retriable tells errors that may go away by themselves (the server is

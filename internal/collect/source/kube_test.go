@@ -32,9 +32,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestKubeSourceUpFollowsListAndWatchCalls(t *testing.T) {
 	client := fake.NewSimpleClientset(newApp())
 	var failing atomic.Bool
+	var failedLists atomic.Int32
 	failing.Store(true)
 	client.PrependReactor("list", "applications", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if failing.Load() {
+			failedLists.Add(1)
 			return true, nil, errors.New("connection refused")
 		}
 		return false, nil, nil
@@ -47,7 +49,9 @@ func TestKubeSourceUpFollowsListAndWatchCalls(t *testing.T) {
 	go src.Run(ctx, store)
 
 	up := func() float64 { return gathered(t, reg, "crowsnest_source_up", "source", "kubernetes") }
-	time.Sleep(300 * time.Millisecond)
+	// Wait for the source to have failed (twice: a retry too), rather
+	// than for a time that may pass before it ran at all.
+	waitFor(t, "two failed lists", func() bool { return failedLists.Load() >= 2 })
 	if src.Ready() || up() != 0 {
 		t.Fatalf("while lists fail: ready=%v up=%v, want false and 0", src.Ready(), up())
 	}
