@@ -125,35 +125,37 @@ func (d *discard) WriteHeader(int)             {}
 // only copies the store's bytes, so it completes all the same.
 func BenchmarkScrape(b *testing.B) {
 	const apps = 10000
-	tr, store := newTestTracker()
-	for i := 0; i < apps; i++ {
-		a := benchApp(i)
-		tr.Handle(model.Event{Type: model.Added, Time: t0, App: a})
-		for _, kind := range []string{"Deployment", "StatefulSet"} {
-			tr.HandleWorkload(model.WorkloadEvent{Type: model.Added, Time: t0, Workload: model.Workload{
-				Kind: kind, Namespace: a.Spec.Destination.Namespace, Name: a.Name, App: a.Name, AppNamespace: a.Namespace,
-				Replicas: map[string]int64{"desired": 3, "ready": 3, "updated": 3, "available": 3},
-			}})
-		}
-	}
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	h := exposition.NewMetricsHandler(prometheus.NewRegistry(), store, promslog.NewNopLogger())
-	size, err := store.WriteTo(io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, enc := range []string{"identity", "gzip"} {
-		b.Run(fmt.Sprintf("apps=%d/encoding=%s", apps, enc), func(b *testing.B) {
-			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-			req.Header.Set("Accept-Encoding", enc)
-			w := &discard{h: http.Header{}}
-			b.SetBytes(size) // uncompressed exposition size: MB/s reads as text rendered
-			for b.Loop() {
-				h.ServeHTTP(w, req)
+	for _, workloads := range []int{0, 2} {
+		tr, store := newTestTracker()
+		for i := 0; i < apps; i++ {
+			a := benchApp(i)
+			tr.Handle(model.Event{Type: model.Added, Time: t0, App: a})
+			for _, kind := range []string{"Deployment", "StatefulSet"}[:workloads] {
+				tr.HandleWorkload(model.WorkloadEvent{Type: model.Added, Time: t0, Workload: model.Workload{
+					Kind: kind, Namespace: a.Spec.Destination.Namespace, Name: a.Name, App: a.Name, AppNamespace: a.Namespace,
+					Replicas: map[string]int64{"desired": 3, "ready": 3, "updated": 3, "available": 3},
+				}})
 			}
-			b.ReportMetric(float64(w.n)/float64(b.N), "wire-B/scrape")
-		})
+		}
+		h := exposition.NewMetricsHandler(prometheus.NewRegistry(), store, promslog.NewNopLogger())
+		size, err := store.WriteTo(io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tr.mu.Lock() // a scrape must not need it
+		for _, enc := range []string{"identity", "gzip"} {
+			b.Run(fmt.Sprintf("apps=%d/workloads=%d/encoding=%s", apps, workloads*apps, enc), func(b *testing.B) {
+				req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+				req.Header.Set("Accept-Encoding", enc)
+				w := &discard{h: http.Header{}}
+				b.SetBytes(size) // uncompressed exposition size: MB/s reads as text rendered
+				for b.Loop() {
+					h.ServeHTTP(w, req)
+				}
+				b.ReportMetric(float64(w.n)/float64(b.N), "wire-B/scrape")
+			})
+		}
+		tr.mu.Unlock()
 	}
 }
 

@@ -150,11 +150,14 @@ func (x *workloadIndex) resolve(ref workloadRef) (string, bool) {
 		_, ok := x.named[ref.name][k]
 		return k, ok
 	}
-	keys := x.appsNamed(ref.name)
-	if len(keys) == 0 {
+	apps := x.named[ref.name]
+	if len(apps) <= 1 { // the usual case, without sorting
+		for k := range apps {
+			return k, true
+		}
 		return "", false
 	}
-	return keys[0], true
+	return x.appsNamed(ref.name)[0], true
 }
 
 // of returns the workloads of the app appKey called name, sorted by key.
