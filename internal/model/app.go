@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 )
 
 // Key returns the key of the Application namespace/name, as the tracker and
@@ -15,32 +14,48 @@ func Key(namespace, name string) string { return namespace + "/" + name }
 type AppStatus struct {
 	Namespace, Name, Project, Env string
 	SyncStatus, Health            string
-	Phase                         string // the last operation's phase; "" if none
-	AutoSync                      bool
+	// Phase is the exposed phase of the app's operation: Pending (asked
+	// for, not started), Running, Terminating, Succeeded, Failed, Error,
+	// Terminated (ended by terminate-op or the sync timeout); "" if none.
+	// A dry run leaves the phase of the last real operation.
+	Phase    string
+	AutoSync bool
+	// Deleting is set while the Application has a deletionTimestamp.
+	Deleting bool
 }
 
 // Operation results counted per app, in a fixed order so every result's
 // series exists from the start and increase() sees the first failure.
+// Terminated is an operation ended by terminate-op or the controller's sync
+// timeout (Argo CD writes it as Failed, "Operation terminated").
 const (
-	ResultSucceeded = 0
-	ResultFailed    = 1
-	ResultError     = 2
-	NumResults      = 3
+	ResultSucceeded  = "Succeeded"
+	ResultFailed     = "Failed"
+	ResultError      = "Error"
+	ResultTerminated = "Terminated"
+	NumResults       = 4
 )
 
-// Results returns the counted results, indexed as ResultSucceeded etc.
-func Results() [NumResults]synccommon.OperationPhase {
-	return [NumResults]synccommon.OperationPhase{synccommon.OperationSucceeded, synccommon.OperationFailed, synccommon.OperationError}
+// Results returns the counted results, in their fixed order.
+func Results() [NumResults]string {
+	return [NumResults]string{ResultSucceeded, ResultFailed, ResultError, ResultTerminated}
 }
 
-// ResultIndex returns the index of phase in Results, or -1.
-func ResultIndex(phase synccommon.OperationPhase) int {
+// ResultIndex returns the index of result in Results, or -1.
+func ResultIndex(result string) int {
 	for i, r := range Results() {
-		if r == phase {
+		if r == result {
 			return i
 		}
 	}
 	return -1
+}
+
+// FinishedOperation is an operation's outcome as the "last sync" gauges
+// show it.
+type FinishedOperation struct {
+	Result            string // one of Results
+	Started, Finished time.Time
 }
 
 // PolicyResult is one policy of an app's environment checked on the app.
@@ -72,6 +87,20 @@ type AppView struct {
 	Promotion *Promotion
 	// Workloads are the app's workloads, sorted by kind, namespace, name.
 	Workloads []Workload
+	// Phase is the exposed phase of the app's operation (see AppStatus).
+	Phase string
+	// PendingSince is when crowsnest first saw the requested operation
+	// waiting for a controller; zero unless Phase is Pending.
+	PendingSince time.Time
+	// LastFinished is the last real (not dry-run) operation seen
+	// finished; it stays while the next one runs. Nil if none.
+	LastFinished *FinishedOperation
+	// DryRuns counts the dry runs crowsnest saw finish.
+	DryRuns uint64
+	// LastSuccessful is when the last successful sync (not a dry run)
+	// finished: the newest of the sync history and the successful
+	// operation states seen. Zero if none.
+	LastSuccessful time.Time
 }
 
 // Key returns the app's key.
@@ -85,8 +114,7 @@ func (v *AppView) Status() AppStatus {
 		SyncStatus: string(a.Status.Sync.Status), Health: string(a.Status.Health.Status),
 		AutoSync: a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil,
 	}
-	if op := a.Status.OperationState; op != nil {
-		s.Phase = string(op.Phase)
-	}
+	s.Phase = v.Phase
+	s.Deleting = a.DeletionTimestamp != nil
 	return s
 }

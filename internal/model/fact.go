@@ -4,8 +4,10 @@ import "time"
 
 // Fact names: what the tracker establishes about an app.
 const (
+	FactSyncRequested     = "sync_requested"
 	FactSyncStarted       = "sync_started"
 	FactSyncFinished      = "sync_finished"
+	FactDryRunFinished    = "dry_run_finished"
 	FactPhaseEntered      = "phase_entered"
 	FactWaveEntered       = "wave_entered"
 	FactDriftBegan        = "drift_began"

@@ -13,11 +13,21 @@ func HealthStatuses() []string {
 	return []string{"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 }
 
+// Operation phases crowsnest adds to Argo CD's.
+const (
+	// PhasePending: an operation was asked for (.operation set by the CLI,
+	// the UI or auto-sync) and no controller has started it.
+	PhasePending = "Pending"
+	// PhaseTerminated: the operation was ended by terminate-op or the
+	// sync timeout.
+	PhaseTerminated = "Terminated"
+)
+
 // OperationPhases are the operation phases crowsnest exposes. A phase
 // crowsnest does not know sets every series to 0: no alert on "Failed"
 // fires for a phase that may mean anything.
 func OperationPhases() []string {
-	return []string{"Running", "Succeeded", "Failed", "Error", "Terminating"}
+	return []string{PhasePending, "Running", "Terminating", "Succeeded", "Failed", "Error", PhaseTerminated}
 }
 
 // ExposedSync returns status as crowsnest exposes it: itself when in

@@ -38,6 +38,7 @@ const agreementInterval = time.Minute
 // app's AppState. Every other alert must have a Check and is checked.
 func agreementSkipped() map[string]string {
 	return map[string]string{
+		"CrowsnestDeletionStuck":  "judges the time elapsed since the Application's deletionTimestamp (time() - crowsnest_app_deletion_timestamp_seconds); AppState carries only whether the app is deleting, not since when",
 		"CrowsnestSyncSlow":       "histogram-based: compares the last sync's duration with the day's p90 (rate, histogram_quantile) of its project and env",
 		"CrowsnestPolicyViolated": "reads crowsnest_app_policy_violation, which crowsnest computes from the env's configured policies; AppState does not carry them",
 		"CrowsnestDown":           "judges Prometheus's scrape of crowsnest (up), not an app",
@@ -49,7 +50,8 @@ func agreementSkipped() map[string]string {
 // them (internal/collect builds the series): one 0/1 series per state. A
 // sync or health value outside its set is exposed as Unknown; an operation
 // phase outside its set sets every series to 0; an app without an operation
-// has no phase series.
+// has no phase series. An app being deleted has
+// crowsnest_app_deletion_timestamp_seconds, an app not being deleted none.
 func exposedSyncStatuses() []string { return []string{"Synced", "OutOfSync", "Unknown"} }
 
 func exposedHealthStatuses() []string {
@@ -57,7 +59,7 @@ func exposedHealthStatuses() []string {
 }
 
 func exposedPhases() []string {
-	return []string{"Running", "Succeeded", "Failed", "Error", "Terminating"}
+	return []string{"Pending", "Running", "Terminating", "Succeeded", "Failed", "Error", "Terminated"}
 }
 
 // agreementEnvs are the envs the table covers: production, two other envs
@@ -92,16 +94,18 @@ const (
 // agreementApps returns the table: each sync status, health status and
 // operation phase (none, every known one, one crowsnest does not know) on
 // an otherwise good app, auto-sync on and off, values Argo CD leaves empty,
-// combinations, and two apps of one name in two namespaces. Every row is
+// apps being deleted, combinations, and two apps of one name in two
+// namespaces. Every row is
 // an app in prod and in dev, one on each side of every alert's scopes; the
 // rows that fire an alert whose severity depends on the env are apps in
 // every env.
 func agreementApps() []agreementApp {
-	const unknownPhase = "Pending" // not an Argo CD phase: stands for one Argo CD may add
+	const unknownPhase = "Queued" // not a phase crowsnest exposes: stands for one Argo CD may add
 	rows := []struct {
 		name                string
 		sync, health, phase string
 		auto                autoSyncOf
+		deleting            bool
 		everyEnv            bool
 		replicas            int
 		pagerMisses         []string
@@ -127,17 +131,28 @@ func agreementApps() []agreementApp {
 		// Before Argo CD's first health assessment: exposed as Unknown.
 		{name: "health-unset", sync: "Synced", health: "", phase: "Succeeded"},
 		// Operation phases.
+		{name: "pending", sync: "Synced", health: "Healthy", phase: "Pending"},
 		{name: "running", sync: "Synced", health: "Healthy", phase: "Running"},
 		{name: "terminating", sync: "Synced", health: "Healthy", phase: "Terminating"},
 		{name: "failed", sync: "Synced", health: "Healthy", phase: "Failed", everyEnv: true},
 		{name: "error", sync: "Synced", health: "Healthy", phase: "Error", everyEnv: true},
+		// Ended by terminate-op or the sync timeout: not a failure.
+		{name: "terminated", sync: "Synced", health: "Healthy", phase: "Terminated", everyEnv: true},
 		{name: "phase-unknown", sync: "Synced", health: "Healthy", phase: unknownPhase},
+		// Being deleted: drift is not paged, everything else is.
+		{name: "deleting", sync: "Synced", health: "Healthy", phase: "Succeeded", deleting: true},
+		{name: "deleting-drift-autosync", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOn, deleting: true, everyEnv: true},
+		{name: "deleting-drift-manual", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOff, deleting: true, everyEnv: true},
+		{name: "deleting-post-delete-hook", sync: "OutOfSync", health: "Missing", phase: "Running", auto: autoSyncOn, deleting: true},
+		{name: "deleting-pending", sync: "Synced", health: "Healthy", phase: "Pending", deleting: true},
 		// Combinations, some scraped from two replicas.
 		{name: "all-wrong", sync: "OutOfSync", health: "Degraded", phase: "Failed", auto: autoSyncOn, everyEnv: true, replicas: 2},
 		{name: "all-unknown", sync: "Unknown", health: "Unknown", phase: "Error", auto: autoSyncOff, everyEnv: true, replicas: 2},
 		{name: "stuck-missing", sync: "OutOfSync", health: "Missing", phase: "Terminating", auto: autoSyncOff},
 		{name: "syncing-drift", sync: "OutOfSync", health: "Progressing", phase: "Running", auto: autoSyncOn, everyEnv: true, replicas: 2},
 		{name: "all-unset", sync: "", health: "", phase: "Running", auto: autoSyncOn},
+		{name: "deleting-all-wrong", sync: "OutOfSync", health: "Degraded", phase: "Failed", auto: autoSyncOn, deleting: true, everyEnv: true, replicas: 2},
+		{name: "deleting-unset", sync: "", health: "", phase: "Terminated", auto: autoSyncOn, deleting: true},
 	}
 	var out []agreementApp
 	for _, env := range agreementEnvs() {
@@ -149,7 +164,7 @@ func agreementApps() []agreementApp {
 			auto := map[autoSyncOf]bool{autoSyncEnvDefault: envAuto, autoSyncFlipped: !envAuto, autoSyncOn: true, autoSyncOff: false}[r.auto]
 			out = append(out, agreementApp{
 				state: AppState{Namespace: "argocd", Name: env + "-" + r.name, Project: "shop", Env: env,
-					SyncStatus: r.sync, Health: r.health, Phase: r.phase, AutoSync: auto},
+					SyncStatus: r.sync, Health: r.health, Phase: r.phase, AutoSync: auto, Deleting: r.deleting},
 				replicas:    max(r.replicas, 1),
 				pagerMisses: r.pagerMisses,
 			})
@@ -213,6 +228,11 @@ func exposeApp(s AppState, instance string) []agreementSample {
 	stateSet("crowsnest_app_health_status", "status", exposedHealthStatuses(), s.Health)
 	if s.Phase != "" {
 		stateSet("crowsnest_app_operation_phase", "phase", exposedPhases(), s.Phase)
+	}
+	if s.Deleting {
+		// The deletionTimestamp: the start of the test (its value matters
+		// only to CrowsnestDeletionStuck, which the test does not check).
+		out = append(out, agreementSample{"crowsnest_app_deletion_timestamp_seconds" + labels(), 0})
 	}
 	return out
 }
@@ -435,7 +455,7 @@ func TestAgreementPromtoolUpToDate(t *testing.T) {
 func TestAgreementTableCoverage(t *testing.T) {
 	table := agreementApps()
 	seen := map[string]bool{}
-	syncs, healths, phases, envs, autos := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}, map[bool]bool{}
+	syncs, healths, phases, envs, autos, deleting := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}, map[bool]bool{}, map[bool]bool{}
 	for _, a := range table {
 		s := a.state
 		if key := s.Namespace + "/" + s.Name; seen[key] {
@@ -446,7 +466,7 @@ func TestAgreementTableCoverage(t *testing.T) {
 		if a.replicas < 1 || a.replicas > 2 {
 			t.Errorf("%s/%s: %d replicas", s.Namespace, s.Name, a.replicas)
 		}
-		syncs[s.SyncStatus], healths[s.Health], phases[s.Phase], envs[s.Env], autos[s.AutoSync] = true, true, true, true, true
+		syncs[s.SyncStatus], healths[s.Health], phases[s.Phase], envs[s.Env], autos[s.AutoSync], deleting[s.Deleting] = true, true, true, true, true, true
 	}
 	covers := func(what string, have map[string]bool, want []string, outside bool) {
 		for _, w := range want {
@@ -470,6 +490,9 @@ func TestAgreementTableCoverage(t *testing.T) {
 	covers("env", envs, agreementEnvs(), false)
 	if !autos[true] || !autos[false] {
 		t.Error("the table needs apps with auto-sync on and off")
+	}
+	if !deleting[true] || !deleting[false] {
+		t.Error("the table needs apps being deleted and not")
 	}
 
 	checks := agreementExpect(t, table)

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
@@ -193,6 +195,54 @@ func TestAsExposed(t *testing.T) {
 		if got := asExposed(AppState{SyncStatus: "Synced", Health: st}).Health; got != st {
 			t.Errorf("exposed health status %q judged as %q", st, got)
 		}
+	}
+	// The phases the agreement test exposes are crowsnest's.
+	if got, want := exposedPhases(), model.OperationPhases(); !slices.Equal(got, want) {
+		t.Errorf("the agreement test exposes phases %v, crowsnest exposes %v", got, want)
+	}
+}
+
+// A terminated operation is not a failure; a requested operation nobody
+// starts is stuck; an app being deleted does not page its drift, and a
+// drift alert resolves when the deletion begins.
+func TestPagerPendingTerminatedDeleting(t *testing.T) {
+	apps := []AppState{
+		{Namespace: "argocd", Name: "terminated", Project: "default", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Terminated"},
+		{Namespace: "argocd", Name: "pending", Project: "default", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Pending"},
+		{Namespace: "argocd", Name: "drift", Project: "default", Env: "prod", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded"},
+		{Namespace: "argocd", Name: "deleting", Project: "default", Env: "prod", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", Deleting: true},
+		{Namespace: "argocd", Name: "dev-deleting", Project: "default", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true, Deleting: true},
+	}
+	p := newTestPager(t, nil, &apps)
+	firing := func(at time.Duration) map[string]bool {
+		out := map[string]bool{}
+		for _, a := range p.Evaluate(t0.Add(at)) {
+			if time.Time(a.EndsAt).After(t0.Add(at)) {
+				out[a.Labels["alertname"]+"/"+a.Labels["name"]] = true
+			}
+		}
+		return out
+	}
+	if got := firing(0); len(got) != 0 {
+		t.Errorf("at once: %v firing, want nothing (a terminated operation is no failure)", got)
+	}
+	if got := firing(29 * time.Minute); len(got) != 1 || !got["CrowsnestProdDrift/drift"] {
+		t.Errorf("at 29m: %v firing, want only the drift of the app not being deleted", got)
+	}
+	if got := firing(30 * time.Minute); len(got) != 2 || !got["CrowsnestProdDrift/drift"] || !got["CrowsnestSyncStuck/pending"] {
+		t.Errorf("at 30m: %v firing, want the drift and the sync pending for 30 minutes", got)
+	}
+	// The drifted app starts being deleted: its drift alert resolves now.
+	apps[2].Deleting = true
+	now := t0.Add(30*time.Minute + time.Second)
+	resolved := false
+	for _, a := range p.Evaluate(now) {
+		if a.Labels["alertname"] == "CrowsnestProdDrift" && a.Labels["name"] == "drift" {
+			resolved = time.Time(a.EndsAt).Equal(now)
+		}
+	}
+	if !resolved {
+		t.Error("CrowsnestProdDrift not resolved when the app's deletion began")
 	}
 }
 

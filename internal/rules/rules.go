@@ -98,6 +98,22 @@ const identity = "namespace, name, project, env"
 
 const appDescription = `{{ $labels.namespace }}/{{ $labels.name }} (project {{ $labels.project }}, env {{ $labels.env }})`
 
+// selector is metric selected with matcher m ("" or a leading-comma
+// matcher, as Expr gets it).
+func selector(metric, m string) string {
+	if m == "" {
+		return metric
+	}
+	return metric + "{" + strings.TrimPrefix(m, ",") + "}"
+}
+
+// notDeleting drops the apps being deleted (their Application has a
+// deletionTimestamp) from an app alert's result: their drift is the
+// deletion's, and CrowsnestDeletionStuck covers a deletion that hangs.
+func notDeleting(m string) string {
+	return ` unless on (namespace, name) ` + selector("crowsnest_app_deletion_timestamp_seconds", m)
+}
+
 // Alerts returns crowsnest's alerts.
 func Alerts() []Alert {
 	return []Alert{
@@ -109,7 +125,9 @@ func Alerts() []Alert {
 			Variants:    []Variant{{Prod, Critical}, {NonProd, Warning}},
 			Summary:     "Argo CD sync failed",
 			Description: "The last sync operation of " + appDescription + " failed. Argo CD's message is in the app's status; the sync's trace shows which wave and resource.",
-			Check:       func(a AppState) bool { return a.Phase == "Failed" || a.Phase == "Error" },
+			// Failed and Error only: an operation ended by terminate-op or
+			// the sync timeout is exposed as Terminated and does not page.
+			Check: func(a AppState) bool { return a.Phase == "Failed" || a.Phase == "Error" },
 		},
 		{
 			Name: "CrowsnestAppDegraded",
@@ -125,36 +143,53 @@ func Alerts() []Alert {
 		{
 			Name: "CrowsnestProdDrift",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (crowsnest_app_sync_status{status="OutOfSync"` + m + `}) == 1`
+				return `max by (` + identity + `) (crowsnest_app_sync_status{status="OutOfSync"` + m + `}) == 1` + notDeleting(m)
 			},
 			For:         5 * time.Minute,
 			Variants:    []Variant{{Prod, Critical}},
 			Summary:     "Production differs from Git",
 			Description: appDescription + " has been OutOfSync for 5 minutes: the live state differs from Git and prod syncs only by hand.",
-			Check:       func(a AppState) bool { return a.SyncStatus == "OutOfSync" },
+			Check:       func(a AppState) bool { return a.SyncStatus == "OutOfSync" && !a.Deleting },
 		},
 		{
 			Name: "CrowsnestDriftNotHealed",
 			Expr: func(m string) string {
 				return `max by (` + identity + `) (crowsnest_app_sync_status{status="OutOfSync"` + m + `}) == 1` +
-					` and on (namespace, name) max by (namespace, name) (crowsnest_app_info{autosync="true"` + m + `})`
+					` and on (namespace, name) max by (namespace, name) (crowsnest_app_info{autosync="true"` + m + `})` +
+					notDeleting(m)
 			},
 			For:         15 * time.Minute,
 			Variants:    []Variant{{NonProd, Warning}},
 			Summary:     "Auto-sync did not heal drift",
 			Description: appDescription + " auto-syncs but has been OutOfSync for 15 minutes.",
-			Check:       func(a AppState) bool { return a.SyncStatus == "OutOfSync" && a.AutoSync },
+			Check:       func(a AppState) bool { return a.SyncStatus == "OutOfSync" && a.AutoSync && !a.Deleting },
 		},
 		{
 			Name: "CrowsnestSyncStuck",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (crowsnest_app_operation_phase{phase=~"Running|Terminating"` + m + `}) == 1`
+				return `max by (` + identity + `) (crowsnest_app_operation_phase{phase=~"Pending|Running|Terminating"` + m + `}) == 1`
 			},
-			For:         30 * time.Minute,
+			For:      30 * time.Minute,
+			Variants: []Variant{{AllEnvs, Warning}},
+			Summary:  "Argo CD sync requested or running for 30 minutes",
+			Description: "A sync operation of " + appDescription + " has been requested or running for 30 minutes:" +
+				" a hook or a resource's health is holding it, or no application controller is picking it up" +
+				" (controller down or wedged, or the app's cluster in no shard).",
+			Check: func(a AppState) bool {
+				return a.Phase == "Pending" || a.Phase == "Running" || a.Phase == "Terminating"
+			},
+		},
+		{
+			Name: "CrowsnestDeletionStuck",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (time() - ` + selector("crowsnest_app_deletion_timestamp_seconds", m) + `) > 1800`
+			},
+			For:         5 * time.Minute,
 			Variants:    []Variant{{AllEnvs, Warning}},
-			Summary:     "Argo CD sync running for 30 minutes",
-			Description: "A sync operation of " + appDescription + " has been running for 30 minutes: a hook or a resource's health is holding it.",
-			Check:       func(a AppState) bool { return a.Phase == "Running" || a.Phase == "Terminating" },
+			Summary:     "Argo CD app deleting for 30 minutes",
+			Description: appDescription + " has been deleting for more than 30 minutes: a finalizer, a PostDelete hook or an unreachable cluster is holding it.",
+			// No Check: it judges the time since the deletionTimestamp,
+			// which AppState does not carry.
 		},
 		{
 			Name: "CrowsnestSyncSlow",

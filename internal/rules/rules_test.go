@@ -118,6 +118,20 @@ func promtoolCases() []promtoolCase {
 				{"3m", "CrowsnestSyncFailed", []map[string]string{want("prod-backend", "prod", "critical")}},
 			},
 		},
+		{ // a terminated sync (terminate-op, sync timeout) is not a failure; a failed retry after it is
+			series: []series{
+				{app("crowsnest_app_operation_phase", "prod-backend", "prod", "phase", "Terminated"), "1 1 1 0 0"},
+				{app("crowsnest_app_operation_phase", "prod-backend", "prod", "phase", "Failed"), "0 0 0 1 1"},
+				{app("crowsnest_app_operation_phase", "dev-backend", "dev", "phase", "Terminated"), "1x4"},
+				{app("crowsnest_app_operation_phase", "dev-backend", "dev", "phase", "Failed"), "0x4"},
+				{app("crowsnest_app_operation_phase", "dev-backend", "dev", "phase", "Error"), "0x4"},
+			},
+			checks: []check{
+				{"0m", "CrowsnestSyncFailed", nil},
+				{"2m", "CrowsnestSyncFailed", nil},
+				{"3m", "CrowsnestSyncFailed", []map[string]string{want("prod-backend", "prod", "critical")}},
+			},
+		},
 		{ // degraded for 5 minutes
 			series: []series{
 				{app("crowsnest_app_health_status", "prod-backend", "prod", "status", "Degraded"), "1x10"},
@@ -153,6 +167,38 @@ func promtoolCases() []promtoolCase {
 				{"16m", "CrowsnestDriftNotHealed", []map[string]string{want("dev-backend", "dev", "warning")}},
 			},
 		},
+		{ // an app being deleted does not page its drift; a deletion hanging for 30 minutes does
+			series: []series{
+				// Deleting since the start, OutOfSync throughout.
+				{app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_info", "prod-backend", "prod", "autosync", "false"), "1x40"},
+				{app("crowsnest_app_deletion_timestamp_seconds", "prod-backend", "prod"), "0x40"},
+				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_info", "dev-backend", "dev", "autosync", "true"), "1x40"},
+				{app("crowsnest_app_deletion_timestamp_seconds", "dev-backend", "dev"), "0x40"},
+				// Not deleting: drift pages as before.
+				{app("crowsnest_app_sync_status", "prod-frontend", "prod", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_info", "prod-frontend", "prod", "autosync", "false"), "1x40"},
+				{app("crowsnest_app_sync_status", "dev-frontend", "dev", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_info", "dev-frontend", "dev", "autosync", "true"), "1x40"},
+				// Drifted, then deleted from 10m (the drift alert resolves)
+				// until 18m, when the deletion finished before 30 minutes.
+				{app("crowsnest_app_sync_status", "prod-payments", "prod", "status", "OutOfSync"), "1x18 stale"},
+				{app("crowsnest_app_info", "prod-payments", "prod", "autosync", "false"), "1x18 stale"},
+				{app("crowsnest_app_deletion_timestamp_seconds", "prod-payments", "prod"), "_x10 600x8 stale"},
+				// Deleting from 10m, for 30 minutes only at 40m.
+				{app("crowsnest_app_deletion_timestamp_seconds", "stage-backend", "stage"), "_x10 600x30"},
+			},
+			checks: []check{
+				{"4m", "CrowsnestProdDrift", nil},
+				{"6m", "CrowsnestProdDrift", []map[string]string{want("prod-frontend", "prod", "critical"), want("prod-payments", "prod", "critical")}},
+				{"12m", "CrowsnestProdDrift", []map[string]string{want("prod-frontend", "prod", "critical")}},
+				{"16m", "CrowsnestDriftNotHealed", []map[string]string{want("dev-frontend", "dev", "warning")}},
+				{"30m", "CrowsnestDeletionStuck", nil},
+				{"35m", "CrowsnestDeletionStuck", nil},
+				{"36m", "CrowsnestDeletionStuck", []map[string]string{want("prod-backend", "prod", "warning"), want("dev-backend", "dev", "warning")}},
+			},
+		},
 		{ // a sync running for half an hour
 			series: []series{
 				{app("crowsnest_app_operation_phase", "prod-backend", "prod", "phase", "Running"), "1x40"},
@@ -161,6 +207,22 @@ func promtoolCases() []promtoolCase {
 			checks: []check{
 				{"29m", "CrowsnestSyncStuck", nil},
 				{"31m", "CrowsnestSyncStuck", []map[string]string{want("prod-backend", "prod", "warning")}},
+			},
+		},
+		{ // a sync requested and never started (no controller picks it up), or requested then running, for half an hour
+			series: []series{
+				{app("crowsnest_app_operation_phase", "prod-backend", "prod", "phase", "Pending"), "1x40"},
+				{app("crowsnest_app_operation_phase", "dev-backend", "dev", "phase", "Pending"), "1x10 0x30"},
+				{app("crowsnest_app_operation_phase", "dev-backend", "dev", "phase", "Running"), "0x10 1x30"},
+				// Picked up after 10 minutes and done.
+				{app("crowsnest_app_operation_phase", "stage-backend", "stage", "phase", "Pending"), "1x10 0x30"},
+				{app("crowsnest_app_operation_phase", "stage-backend", "stage", "phase", "Succeeded"), "0x10 1x30"},
+				// Ended by the sync timeout: over, not stuck.
+				{app("crowsnest_app_operation_phase", "stage-frontend", "stage", "phase", "Terminated"), "1x40"},
+			},
+			checks: []check{
+				{"29m", "CrowsnestSyncStuck", nil},
+				{"31m", "CrowsnestSyncStuck", []map[string]string{want("prod-backend", "prod", "warning"), want("dev-backend", "dev", "warning")}},
 			},
 		},
 		{ // a sync more than twice the usual p90 of its project and env, and over 2 minutes

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/model"
@@ -73,11 +72,31 @@ func appFamilies() []family {
 		},
 		{
 			name: "crowsnest_app_operation_phase",
-			help: "Phase of the Application's last operation, one series per phase (1 for the current one); absent before the first operation.",
+			help: "Phase of the Application's operation, one series per phase (1 for the current one): Pending (asked for, no controller started it), Running, Terminating, Succeeded, Failed, Error, Terminated (ended by terminate-op or the sync timeout). A dry run leaves the last real operation's phase. Absent before the first operation.",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
-				if op := v.App.Status.OperationState; op != nil {
-					stateSet(emit, "phase", model.OperationPhases(), string(op.Phase), "")
+				if v.Phase != "" {
+					stateSet(emit, "phase", model.OperationPhases(), v.Phase, "")
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_operation_pending_since_timestamp_seconds",
+			help: "Unix time at which crowsnest first saw the Application's requested operation waiting for a controller; absent unless the phase is Pending.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if v.Phase == model.PhasePending && !v.PendingSince.IsZero() {
+					emit(unixSeconds(v.PendingSince))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_deletion_timestamp_seconds",
+			help: "Unix time at which the Application's deletion was asked for (metadata.deletionTimestamp); present only while it is being deleted.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if t := v.App.DeletionTimestamp; t != nil {
+					emit(unixSeconds(t.Time))
 				}
 			},
 		},
@@ -157,21 +176,21 @@ func appFamilies() []family {
 		},
 		{
 			name: "crowsnest_app_last_sync_finished_timestamp_seconds",
-			help: "Unix time at which the Application's last operation finished, labelled with its result.",
+			help: "Unix time at which the Application's last operation (not a dry run) finished, labelled with its result; kept while the next one runs.",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
-				if op := finishedOperation(v.App); op != nil {
-					emit(unixSeconds(op.FinishedAt.Time), "result", string(op.Phase))
+				if op := v.LastFinished; op != nil {
+					emit(unixSeconds(op.Finished), "result", op.Result)
 				}
 			},
 		},
 		{
 			name: "crowsnest_app_last_sync_duration_seconds",
-			help: "Duration of the Application's last finished operation, from Argo CD's startedAt to finishedAt.",
+			help: "Duration of the Application's last finished operation (not a dry run), from Argo CD's startedAt to finishedAt; kept while the next one runs.",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
-				if op := finishedOperation(v.App); op != nil {
-					emit(max(op.FinishedAt.Sub(op.StartedAt.Time), 0).Seconds())
+				if op := v.LastFinished; op != nil {
+					emit(max(op.Finished.Sub(op.Started), 0).Seconds())
 				}
 			},
 		},
@@ -191,8 +210,8 @@ func appFamilies() []family {
 			help: "Unix time at which the Application's last successful sync finished, from its operation state and sync history.",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
-				if t := lastSuccessfulSync(v.App); !t.IsZero() {
-					emit(unixSeconds(t))
+				if !v.LastSuccessful.IsZero() {
+					emit(unixSeconds(v.LastSuccessful))
 				}
 			},
 		},
@@ -202,8 +221,16 @@ func appFamilies() []family {
 			typ:  typeCounter,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				for i, r := range model.Results() {
-					emit(float64(v.Syncs[i]), "result", string(r))
+					emit(float64(v.Syncs[i]), "result", r)
 				}
+			},
+		},
+		{
+			name: "crowsnest_app_dry_runs_total",
+			help: "Dry-run operations of the Application that crowsnest saw finish; they are not syncs and count nowhere else.",
+			typ:  typeCounter,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				emit(float64(v.DryRuns))
 			},
 		},
 	}
@@ -301,31 +328,6 @@ func stateSet(emit sampleFunc, label string, states []string, current, fallback 
 		}
 		emit(v, label, s)
 	}
-}
-
-// finishedOperation returns the app's last operation if it has finished
-// (and says when), else nil.
-func finishedOperation(app *v1alpha1.Application) *v1alpha1.OperationState {
-	if op := app.Status.OperationState; op != nil && op.FinishedAt != nil && op.Phase.Completed() {
-		return op
-	}
-	return nil
-}
-
-// lastSuccessfulSync returns when the app's last successful sync finished:
-// the newest of its sync history (Argo CD records only successful syncs
-// there) and a Succeeded operation state. Zero if there is none.
-func lastSuccessfulSync(app *v1alpha1.Application) time.Time {
-	var last time.Time
-	for i := range app.Status.History {
-		if t := app.Status.History[i].DeployedAt.Time; t.After(last) {
-			last = t
-		}
-	}
-	if op := app.Status.OperationState; op != nil && op.Phase == synccommon.OperationSucceeded && op.FinishedAt != nil && op.FinishedAt.After(last) {
-		last = op.FinishedAt.Time
-	}
-	return last
 }
 
 func unixSeconds(t time.Time) float64 {

@@ -39,7 +39,7 @@ type histogram struct {
 func (h *appHistograms) observe(result string, seconds float64) {
 	i := -1
 	for j, r := range model.Results() {
-		if string(r) == result {
+		if r == result {
 			i = j
 		}
 	}
@@ -72,10 +72,10 @@ func (h *appHistograms) render(emit func(name string, value float64, labels ...s
 		var cum uint64
 		for j, le := range buckets {
 			cum += bh.counts[j]
-			emit(appHistogramName+"_bucket", float64(cum), "result", string(r), "le", strconv.FormatFloat(le, 'g', -1, 64))
+			emit(appHistogramName+"_bucket", float64(cum), "result", r, "le", strconv.FormatFloat(le, 'g', -1, 64))
 		}
-		emit(appHistogramName+"_bucket", float64(bh.count), "result", string(r), "le", "+Inf")
-		emit(appHistogramName+"_sum", bh.sum, "result", string(r))
-		emit(appHistogramName+"_count", float64(bh.count), "result", string(r))
+		emit(appHistogramName+"_bucket", float64(bh.count), "result", r, "le", "+Inf")
+		emit(appHistogramName+"_sum", bh.sum, "result", r)
+		emit(appHistogramName+"_count", float64(bh.count), "result", r)
 	}
 }

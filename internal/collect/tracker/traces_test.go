@@ -163,8 +163,8 @@ func TestOperationsForTraces(t *testing.T) {
 		end := snapshot(failed, 0, hook)
 		end.Status.OperationState.Message = "Operation terminated"
 		ops := handOn(step{0, snapshot(running, 0)}, step{time.Second, snapshot(running, 0, hook)}, step{2 * time.Second, term}, step{3 * time.Second, end})
-		if len(ops) != 1 || ops[0].Result != "Failed" || ops[0].Message != "Operation terminated" || len(ops[0].Waves) != 1 {
-			t.Fatalf("got %+v, want the terminated operation, failed, with its wave", ops)
+		if len(ops) != 1 || ops[0].Result != "Terminated" || ops[0].Message != "Operation terminated" || len(ops[0].Waves) != 1 {
+			t.Fatalf("got %+v, want the operation with result Terminated (not Failed) and its wave", ops)
 		}
 	})
 	t.Run("retry keeping the last attempt's results", func(t *testing.T) {

@@ -118,6 +118,19 @@ type appState struct {
 	// the last operation timed to its end.
 	waves     *operationWaves
 	lastWaves []model.WaveTiming
+
+	// phase is the exposed phase; lastRealPhase that of the last
+	// operation that was not a dry run (a dry run leaves it shown).
+	phase, lastRealPhase string
+	// pendingSince is when the requested operation was first seen
+	// waiting for a controller.
+	pendingSince time.Time
+	// terminating is the start time of an operation seen Terminating:
+	// when it ends Failed, it was terminated.
+	terminating    int64
+	lastFinished   *model.FinishedOperation
+	lastSuccessful time.Time
+	dryRuns        uint64
 }
 
 // New returns a tracker that classifies apps with classifier and publishes
@@ -213,6 +226,7 @@ func (t *Tracker) Handle(e model.Event) {
 	t.observeDrift(st, e, facts)
 	t.observeHealth(st, e, facts)
 	t.observeWaves(st, e.Time, facts)
+	t.observePhase(st, e.Time, facts)
 	t.countOperations(st, facts, &out)
 	out.views = append(out.views, t.view(key, st))
 }
@@ -298,7 +312,8 @@ func (t *Tracker) SetClassifier(c Classifier) {
 // view assembles the app's view for the subscribers.
 func (t *Tracker) view(key string, st *appState) *model.AppView {
 	v := &model.AppView{App: st.app, Env: st.env, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
-		Workloads: t.workloads.of(st.app.Name, key)}
+		Workloads: t.workloads.of(st.app.Name, key), Phase: st.phase, PendingSince: st.pendingSince,
+		LastFinished: st.lastFinished, DryRuns: st.dryRuns, LastSuccessful: st.lastSuccessful}
 	if pc, ok := t.classifier.(PolicyChecker); ok {
 		v.Policies = pc.CheckPolicies(st.app, st.env)
 	}
@@ -306,6 +321,70 @@ func (t *Tracker) view(key string, st *appState) *model.AppView {
 		v.Promotion = pg.PromotionOf(st.app)
 	}
 	return v
+}
+
+// operationTerminated is the message gitops-engine ends a terminated
+// operation with (syncContext.Terminate), as phase Failed.
+const operationTerminated = "Operation terminated"
+
+// observePhase decides the phase the app's operation is exposed in: Pending
+// while an operation asked for (.operation, which the CLI, the UI and
+// auto-sync set) waits for a controller; Terminated for one ended by
+// terminate-op or the sync timeout; a dry run's leaves the last real
+// operation's. It also keeps the last finished real operation.
+func (t *Tracker) observePhase(st *appState, now time.Time, facts factLog) {
+	app := st.app
+	op := app.Status.OperationState
+	for i := range app.Status.History {
+		// Argo CD records only successful syncs there, never dry runs.
+		if t := app.Status.History[i].DeployedAt.Time; t.After(st.lastSuccessful) {
+			st.lastSuccessful = t
+		}
+	}
+	if app.Operation != nil && (op == nil || op.Phase.Completed()) {
+		// Argo CD clears .operation in the same write that completes
+		// the operation: a completed state beside it is the previous one.
+		if st.pendingSince.IsZero() {
+			st.pendingSince = now
+			facts.add(model.FactSyncRequested, now, "", "initiator", initiator(app.Operation.InitiatedBy), "dry_run", dryRun(&app.Operation.Sync))
+		}
+		st.phase = model.PhasePending
+		return
+	}
+	st.pendingSince = time.Time{}
+	if op == nil {
+		st.phase = st.lastRealPhase
+		return
+	}
+	if dryRun(&op.Operation.Sync) {
+		st.phase = st.lastRealPhase
+		return
+	}
+	if op.Phase == synccommon.OperationTerminating {
+		st.terminating = op.StartedAt.Unix()
+	}
+	st.phase = st.result(op)
+	st.lastRealPhase = st.phase
+	if op.Phase.Completed() && op.FinishedAt != nil {
+		st.lastFinished = &model.FinishedOperation{Result: st.phase, Started: op.StartedAt.Time, Finished: op.FinishedAt.Time}
+		if op.Phase == synccommon.OperationSucceeded && op.FinishedAt.After(st.lastSuccessful) {
+			st.lastSuccessful = op.FinishedAt.Time
+		}
+	}
+}
+
+// result is the operation's phase as crowsnest exposes it: Argo CD's, but
+// Terminated for an operation that was terminated.
+func (st *appState) result(op *v1alpha1.OperationState) string {
+	if op.Phase == synccommon.OperationFailed && (st.terminating == op.StartedAt.Unix() || op.Message == operationTerminated) {
+		return model.PhaseTerminated
+	}
+	return string(op.Phase)
+}
+
+// dryRun reports whether a sync operation is a dry run.
+func dryRun(sync **v1alpha1.SyncOperation) bool {
+	return *sync != nil && (*sync).DryRun
 }
 
 // observeDrift starts the drift clock when the app turns OutOfSync and stops
@@ -359,7 +438,7 @@ func (t *Tracker) countOperations(st *appState, facts factLog, out *outbox) {
 				finished = op.FinishedAt.Time
 			}
 			t.count(st, facts, out, finishedOp{
-				started: op.StartedAt.Time, finished: finished, phase: op.Phase,
+				started: op.StartedAt.Time, finished: finished, result: st.result(op), dryRun: dryRun(&op.Operation.Sync),
 				revision: syncRevision(op), initiator: initiator(op.Operation.InitiatedBy), message: op.Message, state: op,
 			})
 		default:
@@ -383,7 +462,7 @@ func (t *Tracker) countOperations(st *appState, facts factLog, out *outbox) {
 			continue
 		}
 		t.count(st, facts, out, finishedOp{
-			started: h.DeployStartedAt.Time, finished: h.DeployedAt.Time, phase: synccommon.OperationSucceeded,
+			started: h.DeployStartedAt.Time, finished: h.DeployedAt.Time, result: model.ResultSucceeded,
 			revision: h.Revision, initiator: initiator(h.InitiatedBy),
 		})
 	}
@@ -397,7 +476,8 @@ func (t *Tracker) countOperations(st *appState, facts factLog, out *outbox) {
 // finishedOp is a finished operation as the snapshot shows it.
 type finishedOp struct {
 	started, finished   time.Time
-	phase               synccommon.OperationPhase
+	result              string // one of model.Results
+	dryRun              bool
 	revision, initiator string
 	message             string
 	state               *v1alpha1.OperationState // nil when only the history shows it
@@ -419,14 +499,21 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 	if start == st.running {
 		st.running = 0
 	}
-	i := model.ResultIndex(op.phase)
+	if op.dryRun {
+		// Not a deployment: no count, no duration, no trace, no page.
+		st.dryRuns++
+		facts.add(model.FactDryRunFinished, op.finished, "", "result", op.result,
+			"duration_seconds", op.finished.Sub(op.started).Seconds())
+		return
+	}
+	i := model.ResultIndex(op.result)
 	if i < 0 {
-		t.logger.Warn("operation finished in an unknown phase", "app", facts.app, "phase", op.phase)
+		t.logger.Warn("operation finished in an unknown phase", "app", facts.app, "phase", op.result)
 		return
 	}
 	st.syncs[i]++
 	o := t.operation(st, op)
-	facts.add(model.FactSyncFinished, op.finished, o.TraceID(), "result", string(op.phase),
+	facts.add(model.FactSyncFinished, op.finished, o.TraceID(), "result", op.result,
 		"duration_seconds", op.finished.Sub(op.started).Seconds())
 	out.ops = append(out.ops, o)
 }
@@ -437,7 +524,7 @@ func (t *Tracker) operation(st *appState, op finishedOp) *model.Operation {
 	app := st.app
 	o := &model.Operation{
 		UID: string(app.UID), Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: st.env,
-		Revision: op.revision, Initiator: op.initiator, Result: string(op.phase), Message: op.message,
+		Revision: op.revision, Initiator: op.initiator, Result: op.result, Message: op.message,
 		StartedAt: op.started, FinishedAt: op.finished, Partial: true,
 	}
 	key := model.Key(app.Namespace, app.Name)

@@ -1,0 +1,138 @@
+package tracker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/model"
+)
+
+// requested sets .operation as the CLI, the UI and auto-sync do
+// (argo.SetAppOperation clears the operation state too).
+func requested(dryRun bool) func(*v1alpha1.Application) {
+	return func(a *v1alpha1.Application) {
+		a.Operation = &v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{DryRun: dryRun}, InitiatedBy: v1alpha1.OperationInitiator{Username: "alice"}}
+		a.Status.OperationState = nil
+	}
+}
+
+func withMessage(msg string) func(*v1alpha1.Application) {
+	return func(a *v1alpha1.Application) { a.Status.OperationState.Message = msg }
+}
+
+func asDryRun(a *v1alpha1.Application) {
+	a.Status.OperationState.Operation.Sync = &v1alpha1.SyncOperation{DryRun: true}
+}
+
+// TestPendingTerminatedDryRunDeleting walks one app through what the
+// CLI and the controller write: a requested sync waits (Pending), runs,
+// is terminated (Terminated, not Failed); the next sync succeeds; a dry
+// run changes nothing but its own counter; then the app is deleted.
+func TestPendingTerminatedDryRunDeleting(t *testing.T) {
+	tr, s, reg := newTrackerWithRegistry(false)
+	phase := func() string {
+		t.Helper()
+		for _, p := range model.OperationPhases() {
+			if v, ok := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", p); ok && v == 1 {
+				return p
+			}
+		}
+		return ""
+	}
+	gauge := func(name string, labels ...string) (float64, bool) {
+		t.Helper()
+		return value(t, s, name, append([]string{"name", "web"}, labels...)...)
+	}
+	step := func(d time.Duration, mutate ...func(*v1alpha1.Application)) {
+		tr.Handle(model.Event{Type: model.Modified, Time: at(d), App: newApp(mutate...)})
+	}
+
+	step(0)
+	if p := phase(); p != "" {
+		t.Fatalf("phase %q before any operation, want none", p)
+	}
+	step(time.Second, requested(false))
+	if p := phase(); p != "Pending" {
+		t.Fatalf("phase %q after the CLI asked for a sync, want Pending", p)
+	}
+	step(5*time.Second, requested(false)) // still waiting: the clock keeps its start
+	if v, ok := gauge("crowsnest_app_operation_pending_since_timestamp_seconds"); !ok || v != unixSeconds(at(time.Second)) {
+		t.Errorf("pending since %v (present %v), want when first seen", v, ok)
+	}
+	step(10*time.Second, operation(synccommon.OperationRunning, at(10*time.Second), nil))
+	if _, ok := gauge("crowsnest_app_operation_pending_since_timestamp_seconds"); ok || phase() != "Running" {
+		t.Errorf("phase %q, pending gauge present %v: want Running and no pending gauge", phase(), ok)
+	}
+	step(20*time.Second, operation(synccommon.OperationTerminating, at(10*time.Second), nil))
+	step(25*time.Second, operation(synccommon.OperationFailed, at(10*time.Second), ptr(at(24*time.Second))), withMessage("Operation terminated"))
+	if p := phase(); p != "Terminated" {
+		t.Errorf("phase %q after terminate-op, want Terminated", p)
+	}
+	for result, want := range map[string]float64{"Terminated": 1, "Failed": 0} {
+		if v, _ := gauge("crowsnest_app_syncs_total", "result", result); v != want {
+			t.Errorf("syncs_total{%s} = %v, want %v", result, v, want)
+		}
+	}
+	// The next sync runs: the last one's gauges stay until it ends.
+	step(60*time.Second, operation(synccommon.OperationRunning, at(60*time.Second), nil))
+	if v, ok := gauge("crowsnest_app_last_sync_finished_timestamp_seconds", "result", "Terminated"); !ok || v != unixSeconds(at(24*time.Second)) {
+		t.Errorf("last_sync_finished{Terminated} = %v (present %v) while the next sync runs, want the terminated one's", v, ok)
+	}
+	step(70*time.Second, operation(synccommon.OperationSucceeded, at(60*time.Second), ptr(at(69*time.Second))))
+	lastOK, _ := gauge("crowsnest_app_last_successful_sync_timestamp_seconds")
+	durations, _ := histogram(t, reg, "crowsnest_sync_duration_seconds")
+
+	// A dry run: asked for, run, failed. Nothing but its counter moves.
+	step(80*time.Second, requested(true))
+	step(81*time.Second, operation(synccommon.OperationRunning, at(81*time.Second), nil), asDryRun)
+	if p := phase(); p != "Succeeded" {
+		t.Errorf("phase %q while a dry run runs, want the last real sync's Succeeded", p)
+	}
+	step(85*time.Second, operation(synccommon.OperationFailed, at(81*time.Second), ptr(at(84*time.Second))), asDryRun)
+	if p := phase(); p != "Succeeded" {
+		t.Errorf("phase %q after a failed dry run, want Succeeded (a dry run pages nothing)", p)
+	}
+	if v, _ := gauge("crowsnest_app_dry_runs_total"); v != 1 {
+		t.Errorf("dry_runs_total = %v, want 1", v)
+	}
+	for result, want := range map[string]float64{"Succeeded": 1, "Failed": 0, "Terminated": 1} {
+		if v, _ := gauge("crowsnest_app_syncs_total", "result", result); v != want {
+			t.Errorf("syncs_total{%s} = %v after the dry run, want %v", result, v, want)
+		}
+	}
+	if v, _ := gauge("crowsnest_app_last_successful_sync_timestamp_seconds"); v != lastOK {
+		t.Errorf("last successful sync moved to %v with a dry run, want %v", v, lastOK)
+	}
+	if v, ok := gauge("crowsnest_app_last_sync_finished_timestamp_seconds", "result", "Succeeded"); !ok || v != unixSeconds(at(69*time.Second)) {
+		t.Errorf("last_sync_finished = %v (present %v), want the real sync's", v, ok)
+	}
+	if n, _ := histogram(t, reg, "crowsnest_sync_duration_seconds"); n != durations {
+		t.Errorf("sync duration histogram count %d after a dry run, want %d", n, durations)
+	}
+
+	// Deletion asked for: the app shows as deleting until it is gone.
+	deleted := metav1.NewTime(at(90 * time.Second))
+	step(91*time.Second, func(a *v1alpha1.Application) { a.DeletionTimestamp = &deleted })
+	if v, ok := gauge("crowsnest_app_deletion_timestamp_seconds"); !ok || v != unixSeconds(deleted.Time) {
+		t.Errorf("deletion timestamp %v (present %v), want the app's deletionTimestamp", v, ok)
+	}
+}
+
+// A terminated sync is known by its message even when crowsnest never saw
+// it Terminating (it finished between two observations, or before start).
+func TestTerminatedByMessageAlone(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(operation(synccommon.OperationRunning, t0, nil))})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Minute), App: newApp(
+		operation(synccommon.OperationFailed, t0, ptr(at(50*time.Second))), withMessage("Operation terminated"))})
+	if v, _ := value(t, s, "crowsnest_app_syncs_total", "name", "web", "result", "Terminated"); v != 1 {
+		t.Errorf("syncs_total{Terminated} = %v, want 1", v)
+	}
+	if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", "Failed"); v != 0 {
+		t.Error("a terminated sync shows as Failed")
+	}
+}
