@@ -123,6 +123,14 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var projects *source.Projects
+	if !*c.demo && *c.source == "kubernetes" {
+		client, err := c.argoClient(logger)
+		if err != nil {
+			return err
+		}
+		projects = source.NewProjects(client, logger)
+	}
 
 	srv, err := c.newHTTPServer(reg, store, src, cfg, logger)
 	if err != nil {
@@ -151,6 +159,22 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 			logger.Warn("shut down http server", "err", err)
 		}
 	})
+	if projects != nil {
+		g.Add(func() error { return projects.Run(ctx, track) }, func(error) { cancel() })
+		// Sync windows open and close on their schedules, with no event.
+		g.Add(func() error {
+			tick := time.NewTicker(tracker.DefaultWindowTick)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-tick.C:
+					track.Tick()
+				}
+			}
+		}, func(error) { cancel() })
+	}
 	g.Add(func() error { return cfg.Run(ctx) }, func(error) { cancel() })
 	if pager != nil {
 		g.Add(func() error { pager.Run(ctx); return nil }, func(error) { cancel() })

@@ -22,6 +22,9 @@ type AppStatus struct {
 	AutoSync bool
 	// Deleting is set while the Application has a deletionTimestamp.
 	Deleting bool
+	// HeldByWindow is set while a sync window of the app's project denies
+	// automatic syncs (a change freeze).
+	HeldByWindow bool
 }
 
 // Operation results counted per app, in a fixed order so every result's
@@ -97,6 +100,9 @@ type AppView struct {
 	LastFinished *FinishedOperation
 	// DryRuns counts the dry runs crowsnest saw finish.
 	DryRuns uint64
+	// HeldByWindow: a sync window of the app's project denies automatic
+	// syncs now.
+	HeldByWindow bool
 	// LastSuccessful is when the last successful sync (not a dry run)
 	// finished: the newest of the sync history and the successful
 	// operation states seen. Zero if none.
@@ -116,5 +122,6 @@ func (v *AppView) Status() AppStatus {
 	}
 	s.Phase = v.Phase
 	s.Deleting = a.DeletionTimestamp != nil
+	s.HeldByWindow = v.HeldByWindow
 	return s
 }

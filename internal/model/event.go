@@ -41,3 +41,12 @@ type WorkloadEvent struct {
 	// its identity (Kind, Namespace, Name) is needed.
 	Workload Workload
 }
+
+// ProjectEvent is one observation of an AppProject by a source: its sync
+// windows decide when its apps may sync.
+type ProjectEvent struct {
+	Type EventType
+	// Project is the AppProject as observed; for Deleted, its last known
+	// state. Receivers must not modify it.
+	Project *v1alpha1.AppProject
+}

@@ -106,6 +106,7 @@ func agreementApps() []agreementApp {
 		sync, health, phase string
 		auto                autoSyncOf
 		deleting            bool
+		held                bool // by a sync window
 		everyEnv            bool
 		replicas            int
 		pagerMisses         []string
@@ -153,6 +154,10 @@ func agreementApps() []agreementApp {
 		{name: "all-unset", sync: "", health: "", phase: "Running", auto: autoSyncOn},
 		{name: "deleting-all-wrong", sync: "OutOfSync", health: "Degraded", phase: "Failed", auto: autoSyncOn, deleting: true, everyEnv: true, replicas: 2},
 		{name: "deleting-unset", sync: "", health: "", phase: "Terminated", auto: autoSyncOn, deleting: true},
+		{name: "held-drift-autosync", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOn, held: true, everyEnv: true},
+		{name: "held-drift-manual", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOff, held: true, everyEnv: true, replicas: 2},
+		{name: "held-synced", sync: "Synced", health: "Healthy", phase: "Succeeded", held: true},
+		{name: "held-failed", sync: "OutOfSync", health: "Degraded", phase: "Failed", auto: autoSyncOn, held: true, everyEnv: true},
 	}
 	var out []agreementApp
 	for _, env := range agreementEnvs() {
@@ -164,7 +169,7 @@ func agreementApps() []agreementApp {
 			auto := map[autoSyncOf]bool{autoSyncEnvDefault: envAuto, autoSyncFlipped: !envAuto, autoSyncOn: true, autoSyncOff: false}[r.auto]
 			out = append(out, agreementApp{
 				state: AppState{Namespace: "argocd", Name: env + "-" + r.name, Project: "shop", Env: env,
-					SyncStatus: r.sync, Health: r.health, Phase: r.phase, AutoSync: auto, Deleting: r.deleting},
+					SyncStatus: r.sync, Health: r.health, Phase: r.phase, AutoSync: auto, Deleting: r.deleting, HeldByWindow: r.held},
 				replicas:    max(r.replicas, 1),
 				pagerMisses: r.pagerMisses,
 			})
@@ -229,6 +234,12 @@ func exposeApp(s AppState, instance string) []agreementSample {
 	if s.Phase != "" {
 		stateSet("crowsnest_app_operation_phase", "phase", exposedPhases(), s.Phase)
 	}
+	// Every app has the window series, 0 or 1, as crowsnest exposes it.
+	held := 0
+	if s.HeldByWindow {
+		held = 1
+	}
+	out = append(out, agreementSample{"crowsnest_app_sync_window_held" + labels(), held})
 	if s.Deleting {
 		// The deletionTimestamp: the start of the test (its value matters
 		// only to CrowsnestDeletionStuck, which the test does not check).

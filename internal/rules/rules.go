@@ -114,6 +114,13 @@ func notDeleting(m string) string {
 	return ` unless on (namespace, name) ` + selector("crowsnest_app_deletion_timestamp_seconds", m)
 }
 
+// notHeld drops the apps a sync window holds (a deny window of their
+// project is open: a change freeze) from a drift alert's result: drift that
+// nobody may sync away is expected, and Argo CD holds auto-sync itself.
+func notHeld(m string) string {
+	return ` unless on (namespace, name) ` + selector("crowsnest_app_sync_window_held", m) + ` == 1`
+}
+
 // Alerts returns crowsnest's alerts.
 func Alerts() []Alert {
 	return []Alert{
@@ -143,26 +150,28 @@ func Alerts() []Alert {
 		{
 			Name: "CrowsnestProdDrift",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (crowsnest_app_sync_status{status="OutOfSync"` + m + `}) == 1` + notDeleting(m)
+				return `max by (` + identity + `) (crowsnest_app_sync_status{status="OutOfSync"` + m + `}) == 1` + notDeleting(m) + notHeld(m)
 			},
 			For:         5 * time.Minute,
 			Variants:    []Variant{{Prod, Critical}},
 			Summary:     "Production differs from Git",
 			Description: appDescription + " has been OutOfSync for 5 minutes: the live state differs from Git and prod syncs only by hand.",
-			Check:       func(a AppState) bool { return a.SyncStatus == "OutOfSync" && !a.Deleting },
+			Check:       func(a AppState) bool { return a.SyncStatus == "OutOfSync" && !a.Deleting && !a.HeldByWindow },
 		},
 		{
 			Name: "CrowsnestDriftNotHealed",
 			Expr: func(m string) string {
 				return `max by (` + identity + `) (crowsnest_app_sync_status{status="OutOfSync"` + m + `}) == 1` +
 					` and on (namespace, name) max by (namespace, name) (crowsnest_app_info{autosync="true"` + m + `})` +
-					notDeleting(m)
+					notDeleting(m) + notHeld(m)
 			},
 			For:         15 * time.Minute,
 			Variants:    []Variant{{NonProd, Warning}},
 			Summary:     "Auto-sync did not heal drift",
 			Description: appDescription + " auto-syncs but has been OutOfSync for 15 minutes.",
-			Check:       func(a AppState) bool { return a.SyncStatus == "OutOfSync" && a.AutoSync && !a.Deleting },
+			Check: func(a AppState) bool {
+				return a.SyncStatus == "OutOfSync" && a.AutoSync && !a.Deleting && !a.HeldByWindow
+			},
 		},
 		{
 			Name: "CrowsnestSyncStuck",

@@ -199,6 +199,29 @@ func promtoolCases() []promtoolCase {
 				{"36m", "CrowsnestDeletionStuck", []map[string]string{want("prod-backend", "prod", "warning"), want("dev-backend", "dev", "warning")}},
 			},
 		},
+		{ // a change freeze: apps a deny window holds do not page their drift; once it closes they do
+			series: []series{
+				{app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_info", "prod-backend", "prod", "autosync", "false"), "1x40"},
+				{app("crowsnest_app_sync_window_held", "prod-backend", "prod"), "1x40"},
+				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_info", "dev-backend", "dev", "autosync", "true"), "1x40"},
+				{app("crowsnest_app_sync_window_held", "dev-backend", "dev"), "1x40"},
+				// Held for the first 10 minutes only.
+				{app("crowsnest_app_sync_status", "prod-payments", "prod", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_info", "prod-payments", "prod", "autosync", "false"), "1x40"},
+				{app("crowsnest_app_sync_window_held", "prod-payments", "prod"), "1x10 0x30"},
+				// Not held: drift pages as before.
+				{app("crowsnest_app_sync_status", "dev-frontend", "dev", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_info", "dev-frontend", "dev", "autosync", "true"), "1x40"},
+				{app("crowsnest_app_sync_window_held", "dev-frontend", "dev"), "0x40"},
+			},
+			checks: []check{
+				{"9m", "CrowsnestProdDrift", nil},
+				{"16m", "CrowsnestProdDrift", []map[string]string{want("prod-payments", "prod", "critical")}},
+				{"16m", "CrowsnestDriftNotHealed", []map[string]string{want("dev-frontend", "dev", "warning")}},
+			},
+		},
 		{ // a sync running for half an hour
 			series: []series{
 				{app("crowsnest_app_operation_phase", "prod-backend", "prod", "phase", "Running"), "1x40"},

@@ -91,6 +91,14 @@ func appFamilies() []family {
 			},
 		},
 		{
+			name: "crowsnest_app_sync_window_held",
+			help: "1 while a sync window of the Application's project denies automatic syncs (a change freeze), as Argo CD's controller judges it; 0 otherwise. AppProjects are read with the Kubernetes source.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				emit(boolValue(v.HeldByWindow))
+			},
+		},
+		{
 			name: "crowsnest_app_deletion_timestamp_seconds",
 			help: "Unix time at which the Application's deletion was asked for (metadata.deletionTimestamp); present only while it is being deleted.",
 			typ:  typeGauge,

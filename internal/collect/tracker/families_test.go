@@ -118,6 +118,7 @@ const noStatusInfo = `crowsnest_app_info{namespace="argocd",name="web",project="
 // zeroSyncs are the syncs_total series of an app with no counted operation.
 const zeroSyncs = `
 crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="unknown"} 0
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Error"} 0
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Failed"} 0
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Succeeded"} 0
@@ -194,6 +195,7 @@ crowsnest_app_last_sync_duration_seconds{namespace="argocd",name="web",project="
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Succeeded"} 0
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Terminated"} 0
 crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="prod"} 0
+crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="prod"} 0
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Failed"} 0
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Error"} 0
 `,

@@ -91,6 +91,10 @@ type Tracker struct {
 	// an operation of the child links to it.
 	children  map[string]childLink
 	workloads workloadIndex
+	// projects are the AppProjects by name, for their sync windows;
+	// badWindows names those whose windows did not parse (logged once).
+	projects   map[string]*v1alpha1.AppProject
+	badWindows map[string]bool
 }
 
 // childLink is the parent wave span that touched a child Application.
@@ -131,6 +135,8 @@ type appState struct {
 	lastFinished   *model.FinishedOperation
 	lastSuccessful time.Time
 	dryRuns        uint64
+	// held: a sync window denies the app automatic syncs now.
+	held bool
 }
 
 // New returns a tracker that classifies apps with classifier and publishes
@@ -139,6 +145,7 @@ func New(classifier Classifier, subs Subscribers, logger *slog.Logger) *Tracker 
 	return &Tracker{
 		subs: subs, classifier: classifier, logger: logger, waveDelay: DefaultWaveDelay,
 		apps: map[string]*appState{}, children: map[string]childLink{}, workloads: newWorkloadIndex(),
+		projects: map[string]*v1alpha1.AppProject{}, badWindows: map[string]bool{},
 	}
 }
 
@@ -227,6 +234,7 @@ func (t *Tracker) Handle(e model.Event) {
 	t.observeHealth(st, e, facts)
 	t.observeWaves(st, e.Time, facts)
 	t.observePhase(st, e.Time, facts)
+	t.observeWindow(st)
 	t.countOperations(st, facts, &out)
 	out.views = append(out.views, t.view(key, st))
 }
@@ -313,7 +321,8 @@ func (t *Tracker) SetClassifier(c Classifier) {
 func (t *Tracker) view(key string, st *appState) *model.AppView {
 	v := &model.AppView{App: st.app, Env: st.env, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
 		Workloads: t.workloads.of(st.app.Name, key), Phase: st.phase, PendingSince: st.pendingSince,
-		LastFinished: st.lastFinished, DryRuns: st.dryRuns, LastSuccessful: st.lastSuccessful}
+		LastFinished: st.lastFinished, DryRuns: st.dryRuns, LastSuccessful: st.lastSuccessful,
+		HeldByWindow: st.held}
 	if pc, ok := t.classifier.(PolicyChecker); ok {
 		v.Policies = pc.CheckPolicies(st.app, st.env)
 	}

@@ -1,0 +1,67 @@
+package tracker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/model"
+)
+
+// project returns the AppProject "shop" with the given sync windows.
+func project(windows ...*v1alpha1.SyncWindow) *v1alpha1.AppProject {
+	return &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "argocd"}, Spec: v1alpha1.AppProjectSpec{SyncWindows: windows}}
+}
+
+// Always open for an hour from every minute: active whenever the test runs.
+func window(kind string, namespaces ...string) *v1alpha1.SyncWindow {
+	return &v1alpha1.SyncWindow{Kind: kind, Schedule: "* * * * *", Duration: "1h", Namespaces: namespaces}
+}
+
+// A deny window of the app's project holds it; an allow window, a window
+// for other namespaces, or none does not; the hold follows the project.
+func TestSyncWindowHolds(t *testing.T) {
+	tr, s := newTestTracker()
+	held := func() float64 {
+		t.Helper()
+		v, ok := value(t, s, "crowsnest_app_sync_window_held", "name", "web")
+		if !ok {
+			t.Fatal("no crowsnest_app_sync_window_held series")
+		}
+		return v
+	}
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
+	if held() != 0 {
+		t.Fatal("held without any project")
+	}
+	for _, c := range []struct {
+		desc string
+		p    *v1alpha1.AppProject
+		want float64
+	}{
+		{"deny window on the app's namespace", project(window("deny", "web")), 1},
+		{"deny window on other namespaces", project(window("deny", "other-*")), 0},
+		{"allow window open now", project(window("allow", "web")), 0},
+		{"deny and allow both open", project(window("deny", "w*"), window("allow", "web")), 1},
+		{"no windows", project(), 0},
+	} {
+		tr.HandleProject(model.ProjectEvent{Type: model.Modified, Project: c.p})
+		if got := held(); got != c.want {
+			t.Errorf("%s: held %v, want %v", c.desc, got, c.want)
+		}
+	}
+	tr.HandleProject(model.ProjectEvent{Type: model.Modified, Project: project(window("deny", "web"))})
+	tr.HandleProject(model.ProjectEvent{Type: model.Deleted, Project: project()})
+	if held() != 0 {
+		t.Error("still held after the project was deleted")
+	}
+	// An app that arrives in a project with a deny window is held at once.
+	tr.HandleProject(model.ProjectEvent{Type: model.Added, Project: project(window("deny", "*"))})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Second), App: newApp()})
+	tr.Tick()
+	if held() != 1 {
+		t.Error("not held by a deny window on every namespace")
+	}
+}
