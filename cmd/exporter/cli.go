@@ -48,6 +48,7 @@ type cli struct {
 	replayFile  *string
 
 	argoAddr, argoTokenFile                  *string
+	argoResync                               *time.Duration
 	argoPlainText, argoInsecure, argoGRPCWeb *bool
 	replaySpeed                              *float64
 	speedSet                                 bool
@@ -111,6 +112,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.source = c.serve.Flag("source", "Where Applications come from: kubernetes (a watch), argocd-api (the Argo CD API with a token) or replay (a recording made by 'crowsnest record').").Default("kubernetes").Enum("kubernetes", "argocd-api", "replay")
 	c.argoAddr = c.serve.Flag("argocd.server", "Argo CD API server host:port, for --source=argocd-api.").String()
 	c.argoTokenFile = c.serve.Flag("argocd.token-file", "File holding an Argo CD API token (e.g. of a read-only account), for --source=argocd-api.").String()
+	c.argoResync = c.serve.Flag("argocd.resync-period", "With --source=argocd-api: how often the full list of Applications is compared with what the watch delivered (argocd-server drops watch events when a client falls behind, and sends no deletions after a reconnect).").Default("5m").Duration()
 	c.argoPlainText = c.serve.Flag("argocd.plaintext", "Talk to the Argo CD API without TLS.").Bool()
 	c.argoInsecure = c.serve.Flag("argocd.insecure", "Do not verify the Argo CD API server's certificate.").Bool()
 	c.argoGRPCWeb = c.serve.Flag("argocd.grpc-web", "Use gRPC-Web (HTTP/1.1), through proxies without HTTP/2.").Bool()

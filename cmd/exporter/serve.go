@@ -360,7 +360,7 @@ func (c *cli) newSource(m *source.SourceMetrics, logger *slog.Logger) (source.So
 		return source.NewArgoCDAPISource(source.ArgoCDAPIConfig{
 			Address: *c.argoAddr, Token: strings.TrimSpace(string(token)),
 			PlainText: *c.argoPlainText, Insecure: *c.argoInsecure, GRPCWeb: *c.argoGRPCWeb,
-			Namespaces: c.watchedNamespaces(),
+			Namespaces: c.watchedNamespaces(), ResyncPeriod: *c.argoResync,
 		}, m, logger), nil
 	case "replay":
 		if *c.replayFile == "" {

@@ -14,6 +14,9 @@ type Operation struct {
 	// user name), its result (Succeeded, Failed, Error) and Argo CD's
 	// message.
 	Revision, Initiator, Result, Message string
+	// Revisions are the revisions of each source of a multi-source app,
+	// in the order of spec.sources; nil for a single source.
+	Revisions []string
 	// StartedAt and FinishedAt are Argo CD's times (whole seconds).
 	StartedAt, FinishedAt time.Time
 	// RetryCount is how many times Argo CD retried the operation; the
@@ -37,6 +40,23 @@ type Operation struct {
 	// Parent is the wave span of the app-of-apps operation that created
 	// or changed this Application just before this operation, if any.
 	Parent *Link
+}
+
+// RevisionText is the revision for one-line displays: Revision, else the
+// sources' revisions joined with commas.
+func (o *Operation) RevisionText() string { return JoinRevisions(o.Revision, o.Revisions) }
+
+// JoinRevisions is revision, else revisions (a multi-source app's, one per
+// source) joined with commas.
+func JoinRevisions(revision string, revisions []string) string {
+	if revision != "" || len(revisions) == 0 {
+		return revision
+	}
+	out := revisions[0]
+	for _, r := range revisions[1:] {
+		out += "," + r
+	}
+	return out
 }
 
 // TraceID is the operation's trace id.

@@ -22,6 +22,7 @@ const (
 	AttrProject      = "argocd.app.project"
 	AttrEnv          = "deployment.environment.name"
 	AttrRevision     = "argocd.sync.revision"
+	AttrRevisions    = "argocd.sync.revisions" // one per source of a multi-source app
 	AttrInitiator    = "argocd.sync.initiator"
 	AttrResult       = "argocd.sync.result"
 	AttrMessage      = "argocd.sync.message"
@@ -111,7 +112,8 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *model.Operation) {
 			attribute.String(AttrAppName, op.Name),
 			attribute.String(AttrProject, op.Project),
 			attribute.String(AttrEnv, op.Env),
-			attribute.String(AttrRevision, op.Revision),
+			attribute.String(AttrRevision, op.RevisionText()),
+			attribute.StringSlice(AttrRevisions, op.Revisions),
 			attribute.String(AttrInitiator, op.Initiator),
 			attribute.String(AttrResult, op.Result),
 			attribute.String(AttrMessage, op.Message),

@@ -28,11 +28,11 @@ func appFamilies() []family {
 	return []family{
 		{
 			name: "crowsnest_app_info",
-			help: "Static facts about an Argo CD Application; the value is always 1.",
+			help: "Static facts about an Argo CD Application; the value is always 1. For a multi-source app, repo, path and target_revision are those of its first source with a path or chart (crowsnest_app_source_info has every source).",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				spec := &v.App.Spec
-				src := spec.GetSource()
+				src := primarySource(spec)
 				path := src.Path
 				if path == "" {
 					path = src.Chart
@@ -52,6 +52,21 @@ func appFamilies() []family {
 					"self_heal", strconv.FormatBool(selfHeal),
 					"prune", strconv.FormatBool(prune),
 				)
+			},
+		},
+		{
+			name: "crowsnest_app_source_info",
+			help: "One series per source of the Application (spec.source, or each of spec.sources by its index); the value is always 1.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for i, src := range v.App.Spec.GetSources() {
+					path := src.Path
+					if path == "" {
+						path = src.Chart
+					}
+					emit(1, "source", strconv.Itoa(i), "repo", StripCredentials(src.RepoURL), "path", path,
+						"target_revision", src.TargetRevision, "ref", src.Ref)
+				}
 			},
 		},
 		{
@@ -242,6 +257,22 @@ func appFamilies() []family {
 			},
 		},
 	}
+}
+
+// primarySource is the source crowsnest_app_info shows: the app's source,
+// or for a multi-source app its first source with a path or chart (the
+// first is often a "ref" source of Helm values, with neither).
+func primarySource(spec *v1alpha1.ApplicationSpec) v1alpha1.ApplicationSource {
+	sources := spec.GetSources()
+	for _, s := range sources {
+		if s.Path != "" || s.Chart != "" {
+			return s
+		}
+	}
+	if len(sources) > 0 {
+		return sources[0]
+	}
+	return v1alpha1.ApplicationSource{}
 }
 
 // workloadFamilies returns the families of an app's workloads.

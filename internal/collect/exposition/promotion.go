@@ -136,10 +136,8 @@ func lastDeployed(app *v1alpha1.Application) (deployed, bool) {
 	var d deployed
 	for _, h := range app.Status.History {
 		if !h.DeployedAt.Time.Before(d.at) {
-			d = deployed{revision: h.Revision, at: h.DeployedAt.Time}
-			if d.revision == "" && len(h.Revisions) > 0 {
-				d.revision = h.Revisions[0]
-			}
+			// A multi-source app runs all its sources' revisions.
+			d = deployed{revision: model.JoinRevisions(h.Revision, h.Revisions), at: h.DeployedAt.Time}
 		}
 	}
 	return d, !d.at.IsZero()

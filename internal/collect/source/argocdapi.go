@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +20,10 @@ import (
 
 	"github.com/crowsnest/crowsnest/internal/model"
 )
+
+// DefaultArgoCDResyncPeriod is the ResyncPeriod of an ArgoCDAPIConfig that
+// sets none.
+const DefaultArgoCDResyncPeriod = 5 * time.Minute
 
 // ArgoCDAPIConfig says how to reach one Argo CD API server.
 type ArgoCDAPIConfig struct {
@@ -34,14 +41,22 @@ type ArgoCDAPIConfig struct {
 	// (--namespaces); empty means all the token can see. Argo CD's Watch
 	// cannot filter by namespace, so the source drops the others itself.
 	Namespaces []string
+	// ResyncPeriod is how often the source lists every Application while
+	// connected and reconciles what it delivered with the list, to catch
+	// the changes and deletions the Watch stream lost (argocd-server drops
+	// events for a subscriber that falls behind). Zero or less means
+	// DefaultArgoCDResyncPeriod.
+	ResyncPeriod time.Duration
 }
 
 const argoCDAPISourceName = "argocd-api"
 
-// noAppsSelector is a label selector no object can match (the label both
-// exists and does not). Listing Applications with it checks that the server
-// accepts the token without transferring any app.
-const noAppsSelector = "crowsnest.io/probe,!crowsnest.io/probe"
+// Reasons of a reconcile, the reason label of
+// crowsnest_source_reconciles_total.
+const (
+	reconcileReconnect = "reconnect"
+	reconcileResync    = "resync"
+)
 
 // watchStream is the receiving end of an Application Watch stream;
 // pkg/apiclient's ApplicationService_WatchClient satisfies it.
@@ -49,31 +64,53 @@ type watchStream interface {
 	Recv() (*v1alpha1.ApplicationWatchEvent, error)
 }
 
-// openWatchFunc connects to the Argo CD API and opens a Watch stream of
-// all Applications. It returns only once the server has accepted the
-// token; closeConn releases the connection.
-type openWatchFunc func(ctx context.Context) (stream watchStream, closeConn func(), err error)
+// argoCDConn is one connection to argocd-server.
+type argoCDConn interface {
+	// watch opens a Watch stream of the changes to every Application from
+	// now on, without the ADDED event of every app that a plain Watch
+	// starts with.
+	watch(ctx context.Context) (watchStream, error)
+	// list returns the Applications of namespace ("": all namespaces) that
+	// the token sees.
+	list(ctx context.Context, namespace string) ([]v1alpha1.Application, error)
+	// close releases the connection.
+	close()
+}
+
+// connectFunc connects to the Argo CD API.
+type connectFunc func(ctx context.Context) (argoCDConn, error)
 
 // ArgoCDAPISource watches Applications through the Argo CD API
-// (pkg/apiclient's application Watch stream) with a token, without cluster
-// credentials. A broken stream is reopened with backoff; Argo CD's Watch
-// first sends every app as ADDED, which is the relist.
+// (pkg/apiclient's application Watch stream and List) with a token,
+// without cluster credentials.
+//
+// argocd-server's Watch neither replays what happened while no one
+// watched (after a reconnect it never sends DELETED for the apps deleted
+// meanwhile) nor guarantees delivery (its broadcaster drops the events a
+// slow subscriber has no room for). So the source remembers the apps it
+// delivered and reconciles them with a full List after each (re)connect
+// and every ResyncPeriod: listed apps it did not deliver are ADDED, those
+// listed with a newer resourceVersion MODIFIED, and remembered apps the
+// list lacks DELETED, with their last known state. A broken stream is
+// reopened with backoff.
 type ArgoCDAPISource struct {
-	cfg        ArgoCDAPIConfig
-	namespaces map[string]bool // nil: all
-	metrics    *SourceMetrics
-	logger     *slog.Logger
-	ready      atomic.Bool
+	cfg          ArgoCDAPIConfig
+	namespaces   map[string]bool // nil: all
+	resyncPeriod time.Duration
+	metrics      *SourceMetrics
+	logger       *slog.Logger
+	ready        atomic.Bool
 
-	// openWatch is nil in production, where Run builds it from
+	// connect is nil in production, where Run builds it from
 	// pkg/apiclient; tests set it and the retry pacing.
-	openWatch              openWatchFunc
+	connect                connectFunc
 	retryInitial, retryMax time.Duration
 }
 
 // NewArgoCDAPISource returns a source for the Argo CD API server of cfg.
 func NewArgoCDAPISource(cfg ArgoCDAPIConfig, metrics *SourceMetrics, logger *slog.Logger) *ArgoCDAPISource {
 	metrics.register(argoCDAPISourceName)
+	metrics.registerReconciles(argoCDAPISourceName, []string{reconcileReconnect, reconcileResync})
 	var namespaces map[string]bool
 	for _, ns := range cfg.Namespaces {
 		if ns == "" { // metav1.NamespaceAll
@@ -85,22 +122,27 @@ func NewArgoCDAPISource(cfg ArgoCDAPIConfig, metrics *SourceMetrics, logger *slo
 		}
 		namespaces[ns] = true
 	}
+	resync := cfg.ResyncPeriod
+	if resync <= 0 {
+		resync = DefaultArgoCDResyncPeriod
+	}
 	return &ArgoCDAPISource{
-		cfg: cfg, namespaces: namespaces, metrics: metrics,
+		cfg: cfg, namespaces: namespaces, resyncPeriod: resync, metrics: metrics,
 		logger:       logger.With("component", "argocd-api-source", "address", cfg.Address),
 		retryInitial: retryInitial, retryMax: retryMax,
 	}
 }
 
-// Ready reports whether the server has accepted the token and the Watch
-// stream is open, whether or not the token sees any Application.
+// Ready reports whether the server has accepted the token, the source has
+// delivered the list of every Application (whether or not the token sees
+// any) and the Watch stream is open.
 func (s *ArgoCDAPISource) Ready() bool { return s.ready.Load() }
 
 // Run watches until ctx is done. It returns an error only if the API
 // client cannot be created from the configuration.
 func (s *ArgoCDAPISource) Run(ctx context.Context, sink Sink) error {
-	openWatch := s.openWatch
-	if openWatch == nil {
+	connect := s.connect
+	if connect == nil {
 		client, err := apiclient.NewClient(&apiclient.ClientOptions{
 			ServerAddr: s.cfg.Address, AuthToken: s.cfg.Token, PlainText: s.cfg.PlainText, Insecure: s.cfg.Insecure,
 			GRPCWeb: s.cfg.GRPCWeb, UserAgent: "crowsnest",
@@ -108,15 +150,17 @@ func (s *ArgoCDAPISource) Run(ctx context.Context, sink Sink) error {
 		if err != nil {
 			return fmt.Errorf("argo cd api client for %s: %w", s.cfg.Address, err)
 		}
-		openWatch = apiclientWatch(client)
+		connect = apiclientConnect(client)
 	}
 	sink = s.metrics.counting(argoCDAPISourceName, sink)
+	// delivered outlives the connections: a reconnect reconciles with it.
+	delivered := newDeliveredApps()
 	bo := newRetryBackOff(s.retryInitial, s.retryMax)
 	// connected and failing are the state of the connection; only their
 	// changes are logged, not every retry.
 	connected, failing := false, false
 	op := func() (struct{}, error) {
-		err := s.watch(ctx, openWatch, sink, func() {
+		err := s.session(ctx, connect, delivered, sink, func() {
 			connected, failing = true, false
 			s.ready.Store(true)
 			s.metrics.setUp(argoCDAPISourceName, true)
@@ -147,64 +191,308 @@ func (s *ArgoCDAPISource) Run(ctx context.Context, sink Sink) error {
 	return nil
 }
 
-// watch opens one Watch stream and delivers its events until it breaks;
-// it calls connected once the stream is open. It always returns an error.
-func (s *ArgoCDAPISource) watch(ctx context.Context, openWatch openWatchFunc, sink Sink, connected func()) error {
+// session connects, opens a Watch stream, reconciles delivered with a full
+// list, calls connected, then delivers the stream's events and resyncs
+// every resyncPeriod until the stream or a resync fails. It always returns
+// an error, and only once the goroutine it started has ended.
+//
+// The stream is opened before the list so that no change falls between
+// them: argocd-server's Watch does not replay from a resourceVersion (it
+// only drops older events), so a Watch opened after the list would miss
+// whatever changed in between. Events the stream queued that the list
+// already reflects are skipped (see deliveredApps.apply).
+func (s *ArgoCDAPISource) session(ctx context.Context, connect connectFunc, delivered *deliveredApps, sink Sink, connected func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, closeConn, err := openWatch(ctx)
+	conn, err := connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeConn()
+	defer conn.close()
+	stream, err := conn.watch(ctx)
+	if err != nil {
+		return err
+	}
+	received := make(chan watchResult)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		receive(ctx, stream, received)
+	}()
+	// Stop the receiver before the connection closes.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+
+	if err := s.reconcile(ctx, conn, delivered, sink, reconcileReconnect); err != nil {
+		return err
+	}
 	connected()
+	resync := time.NewTicker(s.resyncPeriod)
+	defer resync.Stop()
 	for {
-		ev, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return errors.New("watch stream ended")
+		select {
+		case r := <-received:
+			if errors.Is(r.err, io.EOF) {
+				return errors.New("watch stream ended")
+			}
+			if r.err != nil {
+				return fmt.Errorf("receive from watch stream: %w", r.err)
+			}
+			s.apply(delivered, r.ev, sink)
+		case <-resync.C:
+			if err := s.reconcile(ctx, conn, delivered, sink, reconcileResync); err != nil {
+				return fmt.Errorf("resync: %w", err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if err != nil {
-			return fmt.Errorf("receive from watch stream: %w", err)
-		}
-		var typ model.EventType
-		switch ev.Type {
-		case watch.Added:
-			typ = model.Added
-		case watch.Modified:
-			typ = model.Modified
-		case watch.Deleted:
-			typ = model.Deleted
-		default:
-			continue
-		}
-		app := ev.Application
-		if s.namespaces != nil && !s.namespaces[app.Namespace] {
-			continue
-		}
-		sink.Handle(model.Event{Type: typ, Time: time.Now(), App: &app})
 	}
 }
 
-// apiclientWatch opens Watch streams with client.
-func apiclientWatch(client apiclient.Client) openWatchFunc {
-	return func(ctx context.Context) (watchStream, func(), error) {
-		conn, apps, err := client.NewApplicationClient()
+// watchResult is what one Recv of a Watch stream returned.
+type watchResult struct {
+	ev  *v1alpha1.ApplicationWatchEvent
+	err error
+}
+
+// receive passes what stream receives to out until it fails or ctx is done.
+func receive(ctx context.Context, stream watchStream, out chan<- watchResult) {
+	for {
+		ev, err := stream.Recv()
+		select {
+		case out <- watchResult{ev: ev, err: err}:
+		case <-ctx.Done():
+			return
+		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect: %w", err)
+			return
 		}
-		closeConn := func() { _ = conn.Close() }
-		// Watch reports a rejected token only with its first event,
-		// which a token that sees no app never gets: check it first.
-		selector := noAppsSelector
-		if _, err := apps.List(ctx, &applicationpkg.ApplicationQuery{Selector: &selector}); err != nil {
-			closeConn()
-			return nil, nil, fmt.Errorf("list applications: %w", err)
-		}
-		stream, err := apps.Watch(ctx, &applicationpkg.ApplicationQuery{})
-		if err != nil {
-			closeConn()
-			return nil, nil, fmt.Errorf("watch applications: %w", err)
-		}
-		return stream, closeConn, nil
 	}
 }
+
+// deliveredApps is what the source delivered: the last state of every app
+// it has not since deleted, and how far its last reconcile got. Only the
+// goroutine of Run uses it.
+type deliveredApps struct {
+	apps map[string]*v1alpha1.Application
+	// listedUpTo is, by namespace ("" for the list of all namespaces), the
+	// highest resourceVersion the last reconcile's list held. Lists are
+	// consistent snapshots of argocd-server's informer, which applies
+	// changes in resourceVersion order, so every change up to it is
+	// reflected in the list.
+	listedUpTo map[string]int64
+}
+
+func newDeliveredApps() *deliveredApps {
+	return &deliveredApps{apps: map[string]*v1alpha1.Application{}}
+}
+
+// listed reports whether the last reconcile's list reflected a change of
+// an app in namespace at resourceVersion rv.
+func (d *deliveredApps) listed(namespace string, rv int64) bool {
+	upTo, ok := d.listedUpTo[namespace]
+	if !ok {
+		upTo = d.listedUpTo[""]
+	}
+	return rv <= upTo
+}
+
+// watched reports whether the source delivers the apps of namespace.
+func (s *ArgoCDAPISource) watched(namespace string) bool {
+	return s.namespaces == nil || s.namespaces[namespace]
+}
+
+// listNamespaces returns the namespaces to list, "" for all.
+func (s *ArgoCDAPISource) listNamespaces() []string {
+	if s.namespaces == nil {
+		return []string{""}
+	}
+	nss := make([]string, 0, len(s.namespaces))
+	for ns := range s.namespaces {
+		nss = append(nss, ns)
+	}
+	slices.Sort(nss)
+	return nss
+}
+
+// apply delivers one event of the Watch stream, unless it is outside the
+// watched namespaces or no news: a change the last list already reflected,
+// a state older than the one delivered, or the deletion of an app not
+// delivered (or already deleted by a reconcile).
+func (s *ArgoCDAPISource) apply(delivered *deliveredApps, ev *v1alpha1.ApplicationWatchEvent, sink Sink) {
+	var typ model.EventType
+	switch ev.Type {
+	case watch.Added:
+		typ = model.Added
+	case watch.Modified:
+		typ = model.Modified
+	case watch.Deleted:
+		typ = model.Deleted
+	default:
+		return
+	}
+	app := ev.Application
+	if !s.watched(app.Namespace) {
+		return
+	}
+	key := model.Key(app.Namespace, app.Name)
+	rv, numeric := parseResourceVersion(app.ResourceVersion)
+	if numeric && delivered.listed(app.Namespace, rv) {
+		return
+	}
+	last, known := delivered.apps[key]
+	if typ == model.Deleted {
+		if !known {
+			return
+		}
+		delete(delivered.apps, key)
+	} else {
+		if known && numeric {
+			if lastRV, ok := parseResourceVersion(last.ResourceVersion); ok && rv <= lastRV {
+				return
+			}
+		}
+		delivered.apps[key] = &app
+	}
+	sink.Handle(model.Event{Type: typ, Time: time.Now(), App: &app})
+}
+
+// reconcile lists every watched Application and brings delivered, and
+// sink, to the list: listed apps not delivered are ADDED, those with a
+// newer resourceVersion than delivered MODIFIED, and delivered apps the
+// list lacks DELETED with their last known state. Nothing is delivered
+// unless every list succeeds.
+func (s *ArgoCDAPISource) reconcile(ctx context.Context, conn argoCDConn, delivered *deliveredApps, sink Sink, reason string) error {
+	listed := map[string]*v1alpha1.Application{}
+	upTo := map[string]int64{}
+	for _, ns := range s.listNamespaces() {
+		apps, err := conn.list(ctx, ns)
+		if err != nil {
+			if ns != "" {
+				return fmt.Errorf("list applications in namespace %s: %w", ns, err)
+			}
+			return fmt.Errorf("list applications: %w", err)
+		}
+		for i := range apps {
+			// A copy: a pointer into apps would keep the whole list
+			// alive for as long as one app of it is remembered.
+			app := new(v1alpha1.Application)
+			*app = apps[i]
+			if rv, ok := parseResourceVersion(app.ResourceVersion); ok && rv > upTo[ns] {
+				upTo[ns] = rv
+			}
+			if s.watched(app.Namespace) {
+				listed[model.Key(app.Namespace, app.Name)] = app
+			}
+		}
+	}
+	s.metrics.reconciled(argoCDAPISourceName, reason)
+
+	var added, changed, deleted int
+	keys := make([]string, 0, len(listed))
+	for key := range listed {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		app := listed[key]
+		typ := model.Added
+		if last, known := delivered.apps[key]; known {
+			if !newerResourceVersion(app.ResourceVersion, last.ResourceVersion) {
+				continue
+			}
+			typ = model.Modified
+			changed++
+			s.metrics.reconciledApp(argoCDAPISourceName, reconciledChanged)
+		} else {
+			added++
+		}
+		delivered.apps[key] = app
+		sink.Handle(model.Event{Type: typ, Time: time.Now(), App: app})
+	}
+	keys = keys[:0]
+	for key := range delivered.apps {
+		if _, ok := listed[key]; !ok {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		last := delivered.apps[key]
+		delete(delivered.apps, key)
+		deleted++
+		s.metrics.reconciledApp(argoCDAPISourceName, reconciledDeleted)
+		sink.Handle(model.Event{Type: model.Deleted, Time: time.Now(), App: last})
+	}
+	delivered.listedUpTo = upTo
+	if changed+deleted > 0 || (reason == reconcileResync && added > 0) {
+		s.logger.Info("reconciled Applications with a full list", "reason", reason,
+			"added", added, "changed", changed, "deleted", deleted)
+	}
+	return nil
+}
+
+// parseResourceVersion returns rv as a number, as argocd-server compares
+// resourceVersions, and whether it is one.
+func parseResourceVersion(rv string) (int64, bool) {
+	n, err := strconv.ParseInt(rv, 10, 64)
+	return n, err == nil
+}
+
+// newerResourceVersion reports whether an app at resourceVersion rv is
+// newer than at last: numerically greater, or just different if either is
+// not a number.
+func newerResourceVersion(rv, last string) bool {
+	n, ok := parseResourceVersion(rv)
+	l, lok := parseResourceVersion(last)
+	if ok && lok {
+		return n > l
+	}
+	return rv != last
+}
+
+// apiclientConn is a connection of pkg/apiclient.
+type apiclientConn struct {
+	closer io.Closer
+	apps   applicationpkg.ApplicationServiceClient
+}
+
+// apiclientConnect connects with client.
+func apiclientConnect(client apiclient.Client) connectFunc {
+	return func(context.Context) (argoCDConn, error) {
+		closer, apps, err := client.NewApplicationClient()
+		if err != nil {
+			return nil, fmt.Errorf("connect: %w", err)
+		}
+		return &apiclientConn{closer: closer, apps: apps}, nil
+	}
+}
+
+func (c *apiclientConn) watch(ctx context.Context) (watchStream, error) {
+	// With a resourceVersion, argocd-server's Watch does not start with
+	// the ADDED event of every app (the list delivers them) and drops
+	// the events of older versions: "0" drops none.
+	rv := "0"
+	stream, err := c.apps.Watch(ctx, &applicationpkg.ApplicationQuery{ResourceVersion: &rv})
+	if err != nil {
+		return nil, fmt.Errorf("watch applications: %w", err)
+	}
+	return stream, nil
+}
+
+func (c *apiclientConn) list(ctx context.Context, namespace string) ([]v1alpha1.Application, error) {
+	q := &applicationpkg.ApplicationQuery{}
+	if namespace != "" {
+		q.AppNamespace = &namespace
+	}
+	list, err := c.apps.List(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+func (c *apiclientConn) close() { _ = c.closer.Close() }

@@ -3,10 +3,13 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
 	versionpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/version"
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v2/pkg/client/clientset/versioned/fake"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,7 +25,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // recvResult is what one Recv of a fake Watch stream returns.
@@ -46,34 +53,64 @@ func (s *fakeStream) Recv() (*v1alpha1.ApplicationWatchEvent, error) {
 	}
 }
 
-// openResult is the outcome of one attempt to open a Watch stream: err, or
-// a stream fed through recv.
+// openResult is the outcome of one attempt to connect: err, or a
+// connection whose Watch stream is fed through recv.
 type openResult struct {
 	err  error
 	recv chan recvResult
 }
 
-// fakeAPI stands for an Argo CD API server at the source's openWatch seam:
-// each attempt takes the next result the test queued, or waits for one.
+// fakeAPI stands for an Argo CD API server at the source's connect seam:
+// each attempt takes the next result the test queued, or waits for one;
+// list returns the apps the test set.
 type fakeAPI struct {
 	opens    chan openResult
 	attempts atomic.Int32
+
+	mu   sync.Mutex
+	apps []*v1alpha1.Application
 }
 
-func newFakeAPI() *fakeAPI { return &fakeAPI{opens: make(chan openResult, 16)} }
+func newFakeAPI(apps ...*v1alpha1.Application) *fakeAPI {
+	return &fakeAPI{opens: make(chan openResult, 16), apps: apps}
+}
 
-func (f *fakeAPI) openWatch(ctx context.Context) (watchStream, func(), error) {
+func (f *fakeAPI) connect(ctx context.Context) (argoCDConn, error) {
 	f.attempts.Add(1)
 	select {
 	case r := <-f.opens:
 		if r.err != nil {
-			return nil, nil, r.err
+			return nil, r.err
 		}
-		return &fakeStream{ctx: ctx, recv: r.recv}, func() {}, nil
+		return &fakeConn{api: f, recv: r.recv}, nil
 	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
+
+// fakeConn is one connection to a fakeAPI.
+type fakeConn struct {
+	api  *fakeAPI
+	recv chan recvResult
+}
+
+func (c *fakeConn) watch(ctx context.Context) (watchStream, error) {
+	return &fakeStream{ctx: ctx, recv: c.recv}, nil
+}
+
+func (c *fakeConn) list(_ context.Context, namespace string) ([]v1alpha1.Application, error) {
+	c.api.mu.Lock()
+	defer c.api.mu.Unlock()
+	var items []v1alpha1.Application
+	for _, a := range c.api.apps {
+		if namespace == "" || a.Namespace == namespace {
+			items = append(items, *a)
+		}
+	}
+	return items, nil
+}
+
+func (c *fakeConn) close() {}
 
 // stream queues a successful open and returns the channel feeding its
 // stream.
@@ -96,7 +133,7 @@ func startAPISource(t *testing.T, api *fakeAPI, cfg ArgoCDAPIConfig, initial tim
 	reg := prometheus.NewRegistry()
 	logs := &logRecorder{}
 	src := NewArgoCDAPISource(cfg, NewSourceMetrics(reg), slog.New(logs))
-	src.openWatch = api.openWatch
+	src.connect = api.connect
 	src.retryInitial, src.retryMax = initial, time.Minute
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -119,9 +156,12 @@ func startAPISource(t *testing.T, api *fakeAPI, cfg ArgoCDAPIConfig, initial tim
 // the initial interval again.
 func TestArgoCDAPISourceStartsOverAfterReconnecting(t *testing.T) {
 	const initial = 20 * time.Millisecond
-	api := newFakeAPI()
+	web := newApp(func(a *v1alpha1.Application) { a.ResourceVersion = "1" })
+	api := newFakeAPI(web)
 	first := api.stream()
-	first <- added(newApp())
+	// The list delivers web; the stream's ADDED of the same version is
+	// no news.
+	first <- added(web)
 	first <- recvResult{err: errors.New("connection reset by peer")}
 	for range 3 {
 		api.fail(errors.New("connection refused"))
@@ -212,12 +252,27 @@ func TestArgoCDAPISourceWatchesOnlyTheGivenNamespaces(t *testing.T) {
 // fakeArgoCDServer serves the parts of Argo CD's gRPC API the source
 // uses, over a real gRPC connection: Version (pkg/apiclient calls it when
 // it creates a client), and List and Watch of Applications, which need the
-// token and apply List's label selector as argocd-server does.
+// token and behave as argocd-server's do: List applies its label selector
+// and appNamespace; Watch starts with the ADDED event of every app only
+// without a resourceVersion, then streams the changes broadcast to it,
+// with no replay of what happened before it subscribed.
 type fakeArgoCDServer struct {
 	applicationpkg.UnimplementedApplicationServiceServer
 	versionpkg.UnimplementedVersionServiceServer
 	token string
-	apps  []*v1alpha1.Application
+
+	mu   sync.Mutex
+	apps []*v1alpha1.Application
+	// watches are the open Watch streams; watchQueries every query a
+	// Watch was opened with.
+	watches      map[*fakeWatch]bool
+	watchQueries []*applicationpkg.ApplicationQuery
+}
+
+// fakeWatch is one open Watch stream of a fakeArgoCDServer.
+type fakeWatch struct {
+	events chan *v1alpha1.ApplicationWatchEvent
+	broken chan struct{}
 }
 
 func (f *fakeArgoCDServer) Version(context.Context, *emptypb.Empty) (*versionpkg.VersionMessage, error) {
@@ -239,8 +294,13 @@ func (f *fakeArgoCDServer) List(ctx context.Context, q *applicationpkg.Applicati
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	list := &v1alpha1.ApplicationList{}
 	for _, a := range f.apps {
+		if ns := q.GetAppNamespace(); ns != "" && a.Namespace != ns {
+			continue
+		}
 		if selector.Matches(labels.Set(a.Labels)) {
 			list.Items = append(list.Items, *a)
 		}
@@ -252,13 +312,88 @@ func (f *fakeArgoCDServer) Watch(q *applicationpkg.ApplicationQuery, ws applicat
 	if err := f.authenticate(ws.Context()); err != nil {
 		return err
 	}
-	for _, a := range f.apps {
-		if err := ws.Send(&v1alpha1.ApplicationWatchEvent{Type: watch.Added, Application: *a}); err != nil {
-			return err
+	w := &fakeWatch{events: make(chan *v1alpha1.ApplicationWatchEvent, 16), broken: make(chan struct{})}
+	f.mu.Lock()
+	apps := slices.Clone(f.apps)
+	f.watchQueries = append(f.watchQueries, q)
+	if f.watches == nil {
+		f.watches = map[*fakeWatch]bool{}
+	}
+	f.watches[w] = true
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.watches, w)
+		f.mu.Unlock()
+	}()
+	if q.GetResourceVersion() == "" {
+		for _, a := range apps {
+			if err := ws.Send(&v1alpha1.ApplicationWatchEvent{Type: watch.Added, Application: *a}); err != nil {
+				return err
+			}
 		}
 	}
-	<-ws.Context().Done()
-	return nil
+	for {
+		select {
+		case ev := <-w.events:
+			if err := ws.Send(ev); err != nil {
+				return err
+			}
+		case <-w.broken:
+			return status.Error(codes.Unavailable, "transport is closing")
+		case <-ws.Context().Done():
+			return nil
+		}
+	}
+}
+
+// set replaces the server's apps without telling any Watch stream, as
+// when the changes happen while no one watches or argocd-server drops
+// their events.
+func (f *fakeArgoCDServer) set(apps ...*v1alpha1.Application) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.apps = apps
+}
+
+// broadcast sets the server's apps and sends ev to every open Watch
+// stream.
+func (f *fakeArgoCDServer) broadcast(ev watch.EventType, app *v1alpha1.Application, apps ...*v1alpha1.Application) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.apps = apps
+	for w := range f.watches {
+		w.events <- &v1alpha1.ApplicationWatchEvent{Type: ev, Application: *app}
+	}
+}
+
+// breakWatches ends every open Watch stream with an error.
+func (f *fakeArgoCDServer) breakWatches() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for w := range f.watches {
+		close(w.broken)
+		delete(f.watches, w)
+	}
+}
+
+// openWatches returns how many Watch streams are open.
+func (f *fakeArgoCDServer) openWatches() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.watches)
+}
+
+// watchesOpened returns how many Watch streams were opened, and whether
+// each asked for a resourceVersion.
+func (f *fakeArgoCDServer) watchesOpened() (n int, allWithVersion bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	allWithVersion = true
+	for _, q := range f.watchQueries {
+		allWithVersion = allWithVersion && q.GetResourceVersion() != ""
+	}
+	return len(f.watchQueries), allWithVersion
 }
 
 // serve starts f on a local port and returns its address.
@@ -330,8 +465,8 @@ func TestArgoCDAPISourceOverGRPC(t *testing.T) {
 	})
 	t.Run("namespaces", func(t *testing.T) {
 		inC := newApp(func(a *v1alpha1.Application) { a.Namespace, a.UID = "team-c", "uid-c" })
-		// team-c's app comes first on the stream: once argocd/web is
-		// delivered, team-c/web has been handled (and must be dropped).
+		// team-c's app comes first: once argocd/web is delivered,
+		// team-c/web has been handled (and must be dropped).
 		f := &fakeArgoCDServer{token: "secret", apps: []*v1alpha1.Application{inC, newApp()}}
 		store := newAppsSink()
 		src, _, _ := runOverGRPC(t, f, ArgoCDAPIConfig{Token: "secret", Namespaces: []string{"argocd"}}, store)
@@ -340,4 +475,199 @@ func TestArgoCDAPISourceOverGRPC(t *testing.T) {
 			t.Errorf("store holds %d apps, want only argocd/web", store.Len())
 		}
 	})
+}
+
+// appAt returns the Application argocd/name at resourceVersion rv.
+func appAt(name, rv string) *v1alpha1.Application {
+	return newApp(func(a *v1alpha1.Application) {
+		a.Name, a.UID, a.ResourceVersion = name, types.UID("uid-"+name), rv
+	})
+}
+
+func watchEvent(typ watch.EventType, app *v1alpha1.Application) recvResult {
+	return recvResult{ev: &v1alpha1.ApplicationWatchEvent{Type: typ, Application: *app}}
+}
+
+// described returns "TYPE namespace/name@resourceVersion" of events.
+func described(events []model.Event) []string {
+	var out []string
+	for _, e := range events {
+		out = append(out, fmt.Sprintf("%s %s/%s@%s", e.Type, e.App.Namespace, e.App.Name, e.App.ResourceVersion))
+	}
+	return out
+}
+
+// tee hands every event to each of sinks.
+func tee(sinks ...Sink) Sink {
+	return SinkFunc(func(e model.Event) {
+		for _, s := range sinks {
+			s.Handle(e)
+		}
+	})
+}
+
+// series returns the series of the metric name in reg, as
+// "label=value,... value".
+func series(t *testing.T, reg prometheus.Gatherer, name string) []string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			out = append(out, fmt.Sprintf("%s %v", strings.Join(ls, ","), m.GetCounter().GetValue()))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// The reconcile series exist at 0 from the start, for the Argo CD API
+// source only.
+func TestArgoCDAPISourceReconcileSeriesStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics := NewSourceMetrics(reg)
+	NewKubeSource(fake.NewSimpleClientset(), nil, metrics, slog.New(&logRecorder{}))
+	NewArgoCDAPISource(ArgoCDAPIConfig{}, metrics, slog.New(&logRecorder{}))
+	for name, want := range map[string][]string{
+		"crowsnest_source_reconciles_total": {
+			"reason=reconnect,source=argocd-api 0", "reason=resync,source=argocd-api 0",
+		},
+		"crowsnest_source_reconciled_apps_total": {
+			"action=changed,source=argocd-api 0", "action=deleted,source=argocd-api 0",
+		},
+	} {
+		if got := series(t, reg, name); !slices.Equal(got, want) {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// An app deleted while the stream is down loses its state after the
+// reconnect: argocd-server's Watch never sends DELETED for it, the list
+// after the reconnect finds it gone.
+func TestArgoCDAPISourceReconcilesAfterReconnecting(t *testing.T) {
+	f := &fakeArgoCDServer{token: "secret", apps: []*v1alpha1.Application{appAt("web", "10"), appAt("api", "11")}}
+	store := newAppsSink()
+	var got collector
+	src, reg, _ := runOverGRPC(t, f, ArgoCDAPIConfig{Token: "secret"}, tee(store, &got))
+	waitFor(t, "ready with both apps", func() bool { return src.Ready() && store.Len() == 2 })
+
+	// While the stream is down, api is deleted, web changes and new is
+	// created; no Watch stream hears of it.
+	f.set(appAt("web", "12"), appAt("new", "13"))
+	f.breakWatches()
+	waitFor(t, "api deleted", func() bool { _, ok := store.get("argocd/api"); return !ok })
+	// The new stream carries the changes from then on.
+	waitFor(t, "ready and watching again", func() bool { return src.Ready() && f.openWatches() == 1 })
+	f.broadcast(watch.Modified, appAt("web", "14"), appAt("web", "14"), appAt("new", "13"))
+	waitFor(t, "web@14", func() bool { a, ok := store.get("argocd/web"); return ok && a.ResourceVersion == "14" })
+
+	want := []string{
+		"ADDED argocd/api@11", "ADDED argocd/web@10", // the list at the first connect
+		"ADDED argocd/new@13", "MODIFIED argocd/web@12", "DELETED argocd/api@11", // the reconcile after the reconnect
+		"MODIFIED argocd/web@14", // the stream
+	}
+	if d := described(got.get()); !slices.Equal(d, want) {
+		t.Errorf("delivered %q, want %q", d, want)
+	}
+	if n, withVersion := f.watchesOpened(); n != 2 || !withVersion {
+		t.Errorf("%d Watch streams opened, all with a resourceVersion: %v; want 2, true (the list delivers every app)", n, withVersion)
+	}
+	for _, c := range []struct {
+		name, label, value string
+		want               float64
+	}{
+		{"crowsnest_source_reconciles_total", "reason", "reconnect", 2},
+		{"crowsnest_source_reconciles_total", "reason", "resync", 0},
+		{"crowsnest_source_reconciled_apps_total", "action", "deleted", 1},
+		{"crowsnest_source_reconciled_apps_total", "action", "changed", 1},
+	} {
+		if v := gathered(t, reg, c.name, c.label, c.value); v != c.want {
+			t.Errorf("%s{%s=%q} = %v, want %v", c.name, c.label, c.value, v, c.want)
+		}
+	}
+}
+
+// The changes argocd-server drops while the stream is up are caught by the
+// periodic resync, each delivered once.
+func TestArgoCDAPISourceResyncCatchesDroppedEvents(t *testing.T) {
+	f := &fakeArgoCDServer{token: "secret", apps: []*v1alpha1.Application{appAt("web", "10"), appAt("api", "11")}}
+	store := newAppsSink()
+	var got collector
+	src, reg, _ := runOverGRPC(t, f, ArgoCDAPIConfig{Token: "secret", ResyncPeriod: 50 * time.Millisecond}, tee(store, &got))
+	waitFor(t, "ready with both apps", func() bool { return src.Ready() && store.Len() == 2 })
+
+	// api is deleted and web changes, but their events are dropped.
+	f.set(appAt("web", "13"))
+	waitFor(t, "api deleted and web@13", func() bool {
+		_, hasAPI := store.get("argocd/api")
+		web, _ := store.get("argocd/web")
+		return !hasAPI && web != nil && web.ResourceVersion == "13"
+	})
+	// Later resyncs find nothing new and deliver nothing.
+	resyncs := func() float64 { return gathered(t, reg, "crowsnest_source_reconciles_total", "reason", "resync") }
+	after := resyncs() + 2
+	waitFor(t, "two more resyncs", func() bool { return resyncs() >= after })
+
+	want := []string{"ADDED argocd/api@11", "ADDED argocd/web@10", "MODIFIED argocd/web@13", "DELETED argocd/api@11"}
+	if d := described(got.get()); !slices.Equal(d, want) {
+		t.Errorf("delivered %q, want %q", d, want)
+	}
+	if n, _ := f.watchesOpened(); n != 1 {
+		t.Errorf("%d Watch streams opened, want 1: the resync needs no reconnect", n)
+	}
+	for _, c := range []struct {
+		name, label, value string
+		want               float64
+	}{
+		{"crowsnest_source_reconciles_total", "reason", "reconnect", 1},
+		{"crowsnest_source_reconciled_apps_total", "action", "deleted", 1},
+		{"crowsnest_source_reconciled_apps_total", "action", "changed", 1},
+	} {
+		if v := gathered(t, reg, c.name, c.label, c.value); v != c.want {
+			t.Errorf("%s{%s=%q} = %v, want %v", c.name, c.label, c.value, v, c.want)
+		}
+	}
+}
+
+// The Watch stream is opened before the list, so it may hold changes the
+// list already reflects: they are no news, and neither is an older
+// version of a delivered app or the deletion of an app never delivered.
+func TestArgoCDAPISourceSkipsStreamEventsTheListReflects(t *testing.T) {
+	api := newFakeAPI(appAt("web", "7"))
+	recv := api.stream()
+	for _, r := range []recvResult{
+		// Before the list: web's older and listed versions, and an app
+		// created and deleted.
+		watchEvent(watch.Modified, appAt("web", "5")),
+		watchEvent(watch.Added, appAt("gone", "6")),
+		watchEvent(watch.Deleted, appAt("gone", "7")),
+		watchEvent(watch.Modified, appAt("web", "7")),
+		// After the list.
+		watchEvent(watch.Modified, appAt("web", "8")),
+		watchEvent(watch.Added, appAt("api", "9")),
+		watchEvent(watch.Deleted, appAt("api", "10")),
+		watchEvent(watch.Deleted, appAt("never", "11")),
+		watchEvent(watch.Added, appAt("last", "12")),
+	} {
+		recv <- r
+	}
+	var got collector
+	startAPISource(t, api, ArgoCDAPIConfig{}, 10*time.Millisecond, &got)
+	waitFor(t, "the last event", func() bool { e := got.get(); return len(e) > 0 && e[len(e)-1].App.Name == "last" })
+
+	want := []string{"ADDED argocd/web@7", "MODIFIED argocd/web@8", "ADDED argocd/api@9", "DELETED argocd/api@10", "ADDED argocd/last@12"}
+	if d := described(got.get()); !slices.Equal(d, want) {
+		t.Errorf("delivered %q, want %q", d, want)
+	}
 }

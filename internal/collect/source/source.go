@@ -22,10 +22,19 @@ type Source interface {
 
 // SourceMetrics are the daemon's own metrics about its sources.
 type SourceMetrics struct {
-	up        *prometheus.GaugeVec
-	events    *prometheus.CounterVec
-	lastEvent *prometheus.GaugeVec
+	up             *prometheus.GaugeVec
+	events         *prometheus.CounterVec
+	lastEvent      *prometheus.GaugeVec
+	reconciles     *prometheus.CounterVec
+	reconciledApps *prometheus.CounterVec
 }
+
+// Actions of a reconcile on an app, the action label of
+// crowsnest_source_reconciled_apps_total.
+const (
+	reconciledDeleted = "deleted"
+	reconciledChanged = "changed"
+)
 
 // NewSourceMetrics creates the source metrics and registers them with reg.
 func NewSourceMetrics(reg prometheus.Registerer) *SourceMetrics {
@@ -42,8 +51,16 @@ func NewSourceMetrics(reg prometheus.Registerer) *SourceMetrics {
 			Name: "crowsnest_source_last_event_timestamp_seconds",
 			Help: "Unix time at which the source last received an Application event.",
 		}, []string{"source"}),
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crowsnest_source_reconciles_total",
+			Help: "Full lists of Applications the source reconciled its delivered state with, by reason (reconnect: after each connect; resync: periodic).",
+		}, []string{"source", "reason"}),
+		reconciledApps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crowsnest_source_reconciled_apps_total",
+			Help: "Applications a reconcile found deleted or changed that the source's watch had not delivered, by action.",
+		}, []string{"source", "action"}),
 	}
-	reg.MustRegister(m.up, m.events, m.lastEvent)
+	reg.MustRegister(m.up, m.events, m.lastEvent, m.reconciles, m.reconciledApps)
 	return m
 }
 
@@ -54,6 +71,25 @@ func (m *SourceMetrics) register(source string) {
 	for _, t := range model.EventTypes() {
 		m.events.WithLabelValues(source, strings.ToLower(string(t)))
 	}
+}
+
+// registerReconciles creates the reconcile series of a source that
+// reconciles, for reasons, so they exist at 0.
+func (m *SourceMetrics) registerReconciles(source string, reasons []string) {
+	for _, r := range reasons {
+		m.reconciles.WithLabelValues(source, r)
+	}
+	for _, a := range []string{reconciledDeleted, reconciledChanged} {
+		m.reconciledApps.WithLabelValues(source, a)
+	}
+}
+
+func (m *SourceMetrics) reconciled(source, reason string) {
+	m.reconciles.WithLabelValues(source, reason).Inc()
+}
+
+func (m *SourceMetrics) reconciledApp(source, action string) {
+	m.reconciledApps.WithLabelValues(source, action).Inc()
 }
 
 func (m *SourceMetrics) setUp(source string, up bool) {

@@ -113,7 +113,8 @@ func trimLines(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-const noStatusInfo = `crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1`
+const noStatusInfo = `crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
+crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",source="0",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",ref=""} 1`
 
 // zeroSyncs are the syncs_total series of an app with no counted operation.
 const zeroSyncs = `
@@ -171,6 +172,7 @@ func TestFamilies(t *testing.T) {
 			}),
 			want: `
 crowsnest_app_info{namespace="argocd",name="web",project="shop",env="prod",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="true",self_heal="false",prune="true"} 1
+crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="prod",source="0",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",ref=""} 1
 crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="prod",status="Synced"} 1
 crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="prod",status="OutOfSync"} 0
 crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="prod",status="Unknown"} 0
@@ -256,14 +258,18 @@ crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="
 			desc: "credentials in the repo URL, odd characters in label values, multi-source, named cluster",
 			app: newApp(func(a *v1alpha1.Application) {
 				a.Spec.Source = nil
+				// The values source comes first, as is common: crowsnest_app_info
+				// shows the chart's source all the same.
 				a.Spec.Sources = v1alpha1.ApplicationSources{
-					{RepoURL: "https://deploy-bot:glpat-s3cr3t@gitlab.example.com/platform/charts.git", Chart: `we"ird\chart`, TargetRevision: "1.2.*"},
 					{RepoURL: "https://other.example.com/values.git", Ref: "values"},
+					{RepoURL: "https://deploy-bot:glpat-s3cr3t@gitlab.example.com/platform/charts.git", Chart: `we"ird\chart`, TargetRevision: "1.2.*"},
 				}
 				a.Spec.Destination = v1alpha1.ApplicationDestination{Name: "prod-eu", Namespace: "web"}
 			}),
 			want: zeroSyncs + unknownHealth + unknownSync + `
 crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",repo="https://gitlab.example.com/platform/charts.git",path="we\"ird\\chart",target_revision="1.2.*",dest_server="prod-eu",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
+crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",source="0",repo="https://other.example.com/values.git",path="",target_revision="",ref="values"} 1
+crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",source="1",repo="https://gitlab.example.com/platform/charts.git",path="we\"ird\\chart",target_revision="1.2.*",ref=""} 1
 `,
 		},
 	} {

@@ -136,3 +136,24 @@ func TestTerminatedByMessageAlone(t *testing.T) {
 		t.Error("a terminated sync shows as Failed")
 	}
 }
+
+// A multi-source app's operation carries every source's revision: Argo CD
+// fills only syncResult.revisions (and history revisions) for it.
+func TestMultiSourceRevisions(t *testing.T) {
+	tr, _ := newTestTracker()
+	var got operations
+	tr.addOperationSubscriber(&got)
+	multi := func(a *v1alpha1.Application) {
+		a.Spec.Source = nil
+		a.Spec.Sources = v1alpha1.ApplicationSources{{RepoURL: "https://git.example.com/values.git", Ref: "values"}, {RepoURL: "https://git.example.com/chart.git", Path: "chart"}}
+	}
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(multi, operation(synccommon.OperationRunning, t0, nil))})
+	done := newApp(multi, operation(synccommon.OperationSucceeded, t0, ptr(at(5*time.Second))), func(a *v1alpha1.Application) {
+		a.Status.OperationState.SyncResult = &v1alpha1.SyncOperationResult{Revisions: []string{"aaa111", "bbb222"}}
+	})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(6 * time.Second), App: done})
+	ops := got.get()
+	if len(ops) != 1 || len(ops[0].Revisions) != 2 || ops[0].RevisionText() != "aaa111,bbb222" {
+		t.Fatalf("operations %+v, want one with both sources' revisions", ops)
+	}
+}

@@ -242,3 +242,9 @@ func TestChildSyncLinksToParentWave(t *testing.T) {
 		t.Errorf("late child sync %s linked to %v, want no link", last.Name, last.Parent)
 	}
 }
+
+func (o *operations) get() []model.Operation {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]model.Operation(nil), o.ops...)
+}

@@ -404,7 +404,7 @@ func (t *Tracker) observeDrift(st *appState, e model.Event, facts factLog) {
 	case v1alpha1.SyncStatusCodeOutOfSync:
 		if st.driftSince.IsZero() {
 			st.driftSince = e.Time
-			facts.add(model.FactDriftBegan, e.Time, "", "revision", e.App.Status.Sync.Revision)
+			facts.add(model.FactDriftBegan, e.Time, "", "revision", model.JoinRevisions(e.App.Status.Sync.Revision, e.App.Status.Sync.Revisions))
 		}
 	case v1alpha1.SyncStatusCodeSynced:
 		if !st.driftSince.IsZero() {
@@ -448,12 +448,12 @@ func (t *Tracker) countOperations(st *appState, facts factLog, out *outbox) {
 			}
 			t.count(st, facts, out, finishedOp{
 				started: op.StartedAt.Time, finished: finished, result: st.result(op), dryRun: dryRun(&op.Operation.Sync),
-				revision: syncRevision(op), initiator: initiator(op.Operation.InitiatedBy), message: op.Message, state: op,
+				revision: syncRevision(op), revisions: syncRevisions(op), initiator: initiator(op.Operation.InitiatedBy), message: op.Message, state: op,
 			})
 		default:
 			if _, counted := st.seen[start]; !counted && st.running != start {
 				facts.add(model.FactSyncStarted, op.StartedAt.Time, model.OperationID(string(st.app.UID), op.StartedAt.Time),
-					"revision", syncRevision(op), "initiator", initiator(op.Operation.InitiatedBy))
+					"revision", model.JoinRevisions(syncRevision(op), syncRevisions(op)), "initiator", initiator(op.Operation.InitiatedBy))
 			}
 			st.running = start
 		}
@@ -472,7 +472,7 @@ func (t *Tracker) countOperations(st *appState, facts factLog, out *outbox) {
 		}
 		t.count(st, facts, out, finishedOp{
 			started: h.DeployStartedAt.Time, finished: h.DeployedAt.Time, result: model.ResultSucceeded,
-			revision: h.Revision, initiator: initiator(h.InitiatedBy),
+			revision: h.Revision, revisions: h.Revisions, initiator: initiator(h.InitiatedBy),
 		})
 	}
 	for start := range st.seen {
@@ -488,6 +488,7 @@ type finishedOp struct {
 	result              string // one of model.Results
 	dryRun              bool
 	revision, initiator string
+	revisions           []string // a multi-source app's, per source
 	message             string
 	state               *v1alpha1.OperationState // nil when only the history shows it
 }
@@ -533,7 +534,7 @@ func (t *Tracker) operation(st *appState, op finishedOp) *model.Operation {
 	app := st.app
 	o := &model.Operation{
 		UID: string(app.UID), Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: st.env,
-		Revision: op.revision, Initiator: op.initiator, Result: op.result, Message: op.message,
+		Revision: op.revision, Revisions: op.revisions, Initiator: op.initiator, Result: op.result, Message: op.message,
 		StartedAt: op.started, FinishedAt: op.finished, Partial: true,
 	}
 	key := model.Key(app.Namespace, app.Name)
@@ -610,6 +611,18 @@ func resource(r *v1alpha1.ResourceResult, seen time.Time) model.Resource {
 		Status: string(r.Status), HookPhase: hookPhase, HookType: string(r.HookType), Message: r.Message,
 		Seen: seen,
 	}
+}
+
+// syncRevisions are the revisions a multi-source app's operation syncs its
+// sources to (Argo CD fills only these, not the single revision).
+func syncRevisions(op *v1alpha1.OperationState) []string {
+	if op.SyncResult != nil && len(op.SyncResult.Revisions) > 0 {
+		return op.SyncResult.Revisions
+	}
+	if op.Operation.Sync != nil {
+		return op.Operation.Sync.Revisions
+	}
+	return nil
 }
 
 // syncRevision is the revision an operation syncs to, as far as it says.
