@@ -523,6 +523,11 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 	}
 	st.syncs[i]++
 	o := t.operation(st, op)
+	if ow := st.waves; ow != nil && ow.done && ow.start == start {
+		// Handed off: the per-resource results are in the operation now.
+		// The waves' timings stay for crowsnest_app_last_sync_wave_*.
+		ow.results = nil
+	}
 	facts.add(model.FactSyncFinished, op.finished, o.TraceID(), "result", op.result,
 		"duration_seconds", op.finished.Sub(op.started).Seconds())
 	out.ops = append(out.ops, o)
