@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/crowsnest/crowsnest/internal/collect/source"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // defaultListenAddress is crowsnest's default port.
@@ -44,6 +44,8 @@ type cli struct {
 	configFile  *string
 	web         *web.FlagConfig
 	metricsPath *string
+	lifecycle   *bool
+	timeouts    struct{ readHeader, read, write, idle *time.Duration }
 	source      *string
 	replayFile  *string
 
@@ -109,6 +111,11 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.configFile = c.serve.Flag("config.file", "Path to the configuration file (environment rules). Empty: every app's env is \"unknown\".").String()
 	c.web = webflag.AddFlags(c.serve, defaultListenAddress)
 	c.metricsPath = c.serve.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+	c.lifecycle = c.serve.Flag("web.enable-lifecycle", "Serve POST /-/reload (reloads --config.file, as SIGHUP does). Off by default, as in Prometheus: it needs no credentials beyond --web.config.file's.").Bool()
+	c.timeouts.readHeader = c.serve.Flag("web.read-header-timeout", "Time limit for reading a request's headers.").Default("10s").Duration()
+	c.timeouts.read = c.serve.Flag("web.read-timeout", "Time limit for reading a whole request.").Default("30s").Duration()
+	c.timeouts.write = c.serve.Flag("web.write-timeout", "Time limit for writing a response (a scrape of 10,000 apps takes well under a second).").Default("1m").Duration()
+	c.timeouts.idle = c.serve.Flag("web.idle-timeout", "How long a kept-alive connection may idle.").Default("2m").Duration()
 	c.source = c.serve.Flag("source", "Where Applications come from: kubernetes (a watch), argocd-api (the Argo CD API with a token) or replay (a recording made by 'crowsnest record').").Default("kubernetes").Enum("kubernetes", "argocd-api", "replay")
 	c.argoAddr = c.serve.Flag("argocd.server", "Argo CD API server host:port, for --source=argocd-api.").String()
 	c.argoTokenFile = c.serve.Flag("argocd.token-file", "File holding an Argo CD API token (e.g. of a read-only account), for --source=argocd-api.").String()

@@ -286,6 +286,7 @@ func TestBadConfigExitsNonZeroNamingFileLineAndField(t *testing.T) {
 		{"bad YAML", "environments:\n  - env: prod\n    match:\n\t  project: x\n", []string{"line 4"}},
 		{"unknown field", "environments:\n  - env: prod\n    match:\n      projekt: x\n", []string{"line 4", "projekt"}},
 		{"bad regex", "environments:\n  - env: dev\n    match:\n      name: '(dev'\n", []string{"line 4", "name", "(dev"}},
+		{"an env twice in the promotion order", "promotion:\n  order:\n    - dev\n    - prod\n    - dev\n", []string{"line 5", "promotion.order[2]", "is already in the order"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "crowsnest.yml")
@@ -325,6 +326,11 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		want string
 	}{
 		{args: []string{"--alertmanager.url=alertmanager:9093"}, want: "--alertmanager.url"},
+		{args: []string{"--web.telemetry-path=/healthz"}, want: "--web.telemetry-path"},
+		{args: []string{"--web.telemetry-path=metrics"}, want: "--web.telemetry-path"},
+		{args: []string{"--alertmanager.evaluation-interval=0s"}, want: "--alertmanager.evaluation-interval"},
+		{args: []string{"--web.write-timeout=-1s"}, want: "--web.write-timeout"},
+		{args: []string{"--replay.speed=-2"}, want: "--replay.speed"},
 		{args: []string{"--traces.otlp.endpoint=tempo:4317"}, want: "--traces.otlp.endpoint"},
 		{env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, want: "OTEL_TRACES_EXPORTER"},
 	} {
@@ -350,7 +356,12 @@ func TestConfigReload(t *testing.T) {
 		}
 	}
 	write("default_env: before\n")
-	d := startDemo(t, "--config.file="+path)
+	// Without --web.enable-lifecycle, /-/reload refuses (403) and changes nothing.
+	closed := startDemo(t, "--config.file="+path)
+	if resp, err := http.Post("http://"+closed.addr+"/-/reload", "", nil); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("/-/reload without --web.enable-lifecycle: %v, %v; want 403", resp, err)
+	}
+	d := startDemo(t, "--config.file="+path, "--web.enable-lifecycle")
 	hasEnv := func(env string) bool {
 		_, body := d.get(t, "/metrics")
 		return strings.Contains(body, `name="prod-backend",project="default",env="`+env+`"`)

@@ -17,7 +17,9 @@ import (
 func (c *cli) runRecord(ctx context.Context, logger *slog.Logger) error {
 	var out io.Writer = os.Stdout
 	if *c.recordOut != "-" {
-		f, err := os.Create(*c.recordOut)
+		// Recordings hold whole Applications (repo URLs, annotations):
+		// readable by their owner only.
+		f, err := os.OpenFile(*c.recordOut, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return fmt.Errorf("create recording: %w", err)
 		}

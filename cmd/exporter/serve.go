@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -59,8 +60,8 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	if *c.leaderElect && (*c.demo || *c.source != "kubernetes") {
 		return errors.New("--leader-elect needs the Kubernetes source")
 	}
-	if *c.alertmanagerInterval <= 0 {
-		return fmt.Errorf("--alertmanager.evaluation-interval: must be positive, got %s", *c.alertmanagerInterval)
+	if err := c.validateServeFlags(); err != nil {
+		return err
 	}
 
 	// Outputs: the tracker's subscribers. The leader gate is applied here,
@@ -237,6 +238,10 @@ func (c *cli) newHTTPServer(reg *prometheus.Registry, store *exposition.Store, s
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if !*c.lifecycle {
+			http.Error(w, "lifecycle endpoints are off; start crowsnest with --web.enable-lifecycle (or send SIGHUP)", http.StatusForbidden)
+			return
+		}
 		if r.Method != http.MethodPost && r.Method != http.MethodPut {
 			http.Error(w, "use POST or PUT to reload", http.StatusMethodNotAllowed)
 			return
@@ -261,7 +266,52 @@ func (c *cli) newHTTPServer(reg *prometheus.Registry, store *exposition.Store, s
 	if *c.metricsPath != "/" {
 		mux.Handle("/", landing)
 	}
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, nil
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: *c.timeouts.readHeader,
+		ReadTimeout:       *c.timeouts.read,
+		WriteTimeout:      *c.timeouts.write,
+		IdleTimeout:       *c.timeouts.idle,
+	}, nil
+}
+
+// validateServeFlags checks what kingpin cannot: each error names its flag.
+func (c *cli) validateServeFlags() error {
+	var errs []error
+	switch p := *c.metricsPath; {
+	case !strings.HasPrefix(p, "/"):
+		errs = append(errs, fmt.Errorf("--web.telemetry-path: %q must start with /", p))
+	case p == "/healthz" || p == "/readyz" || p == "/-/reload":
+		errs = append(errs, fmt.Errorf("--web.telemetry-path: %s is crowsnest's own endpoint", p))
+	}
+	for flag, d := range map[string]time.Duration{
+		"--alertmanager.evaluation-interval": *c.alertmanagerInterval,
+		"--alertmanager.resend-interval":     *c.alertmanagerResend,
+		"--alertmanager.timeout":             *c.alertmanagerTimeout,
+		"--argocd.resync-period":             *c.argoResync,
+		"--web.read-header-timeout":          *c.timeouts.readHeader,
+		"--web.read-timeout":                 *c.timeouts.read,
+		"--web.write-timeout":                *c.timeouts.write,
+		"--web.idle-timeout":                 *c.timeouts.idle,
+		"--loki.timeout":                     *c.lokiTimeout,
+		"--leader-elect.lease-duration":      *c.leaderLeaseDuration,
+		"--leader-elect.retry-period":        *c.leaderRetryPeriod,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", flag, d))
+		}
+	}
+	if *c.waveDelay < 0 {
+		errs = append(errs, fmt.Errorf("--argocd.sync-wave-delay: must not be negative, got %s", *c.waveDelay))
+	}
+	if *c.replaySpeed < 0 {
+		errs = append(errs, fmt.Errorf("--replay.speed: must not be negative, got %v", *c.replaySpeed))
+	}
+	if *c.leaderElect && *c.leaderRetryPeriod >= *c.leaderLeaseDuration {
+		errs = append(errs, fmt.Errorf("--leader-elect.retry-period: %s must be shorter than --leader-elect.lease-duration %s", *c.leaderRetryPeriod, *c.leaderLeaseDuration))
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
 }
 
 // lokiCredentials reads Loki's credentials from the files the flags name.

@@ -152,6 +152,26 @@ func (c *Config) validate(root *yaml.Node) error {
 			return &fieldError{line: line, field: fmt.Sprintf("environments[%d].env", i), msg: "must not be empty"}
 		}
 	}
+	if c.Promotion != nil {
+		// An env twice in the order would make two lag series of one
+		// group, env pair: every scrape would fail on the duplicate.
+		_, prom := mappingValue(root, "promotion")
+		var items []*yaml.Node
+		if prom != nil {
+			items = sequenceItems(prom, "order")
+		}
+		seen := map[string]bool{}
+		for i, env := range c.Promotion.Order {
+			if seen[env] {
+				line := 0
+				if i < len(items) {
+					line = items[i].Line
+				}
+				return &fieldError{line: line, field: fmt.Sprintf("promotion.order[%d]", i), msg: fmt.Sprintf("%q is already in the order", env)}
+			}
+			seen[env] = true
+		}
+	}
 	return nil
 }
 

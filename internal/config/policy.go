@@ -1,13 +1,13 @@
 package config
 
 import (
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	"regexp"
 	"strings"
 	"sync"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // Policy is what the Applications of one environment must look like. A

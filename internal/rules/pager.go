@@ -1,8 +1,6 @@
 package rules
 
 import (
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,6 +17,8 @@ import (
 	"github.com/prometheus/alertmanager/api/v2/client/alert"
 	"github.com/prometheus/alertmanager/api/v2/models"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // PagerConfig configures direct paging.

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 var t0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)

@@ -4,11 +4,11 @@
 package rules
 
 import (
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // Severity is an alert's severity label.

@@ -5,11 +5,10 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // BenchmarkRecord turns one finished operation (3 waves, 3 resources, a

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/crowsnest/crowsnest/internal/model"
 	"syscall"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/crowsnest/crowsnest/internal/otlptest"
 )
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/crowsnest/crowsnest/internal/model"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crowsnest/crowsnest/internal/lokitest"
+	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/crowsnest/crowsnest/internal/otlptest"
 	"github.com/crowsnest/crowsnest/internal/trace"
 )

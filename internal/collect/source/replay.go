@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/crowsnest/crowsnest/internal/model"
 	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/redact"
 )
 
 // replaySourceName is the value of the source label for a replay.
@@ -35,12 +37,20 @@ func NewRecorder(w io.Writer) *Recorder {
 	return &Recorder{w: bufio.NewWriter(w)}
 }
 
-// Handle writes e. Managed fields are dropped: they are large and no part
-// of crowsnest reads them.
+// Handle writes e. Managed fields and the last-applied annotation are
+// dropped (large, unread, and the annotation repeats the spec), and
+// credentials in repository URLs are stripped: a recording is shared.
 func (r *Recorder) Handle(e model.Event) {
 	if e.App != nil {
 		app := e.App.DeepCopy()
 		app.ManagedFields = nil
+		delete(app.Annotations, "kubectl.kubernetes.io/last-applied-configuration")
+		if app.Spec.Source != nil {
+			app.Spec.Source.RepoURL = redact.URL(app.Spec.Source.RepoURL)
+		}
+		for i := range app.Spec.Sources {
+			app.Spec.Sources[i].RepoURL = redact.URL(app.Spec.Sources[i].RepoURL)
+		}
 		e.App = app
 	}
 	line, err := json.Marshal(e)

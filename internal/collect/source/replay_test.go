@@ -3,9 +3,7 @@ package source
 import (
 	"bytes"
 	"context"
-	"github.com/crowsnest/crowsnest/internal/model"
 	"io"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +12,9 @@ import (
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // collector is a Sink that keeps what it gets.
@@ -193,5 +194,28 @@ func TestReplayTimingFollowsSpeed(t *testing.T) {
 	// A lower bound only: it fails if the gap is not kept at all.
 	if el := time.Since(start); el < 150*time.Millisecond {
 		t.Errorf("replay took %v, want at least the 200 ms gap", el)
+	}
+}
+
+// A recording is shared: no credentials, no last-applied copy of the spec.
+func TestRecorderStripsSecrets(t *testing.T) {
+	app := newApp(func(a *v1alpha1.Application) {
+		a.Spec.Source.RepoURL = "https://bot:ghp_s3cr3t@git.example.com/deploy.git"
+		a.Spec.Sources = v1alpha1.ApplicationSources{{RepoURL: "https://u:pa/ss@charts.example.com/c.git"}}
+		a.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": `{"spec":{"source":{"repoURL":"https://bot:ghp_s3cr3t@git.example.com/deploy.git"}}}`, "keep": "me"}
+	})
+	var buf bytes.Buffer
+	rec := NewRecorder(&buf)
+	rec.Handle(model.Event{Type: model.Added, Time: t0, App: app})
+	if err := rec.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"ghp_s3cr3t", "pa/ss", "last-applied"} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("recording holds %q: %s", secret, buf.String())
+		}
+	}
+	if !strings.Contains(buf.String(), `"keep":"me"`) || app.Spec.Source.RepoURL != "https://bot:ghp_s3cr3t@git.example.com/deploy.git" {
+		t.Error("the recorder dropped other annotations or changed the watched object")
 	}
 }

@@ -2,11 +2,12 @@ package source
 
 import (
 	"context"
-	"github.com/crowsnest/crowsnest/internal/model"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // Source produces Application events.

@@ -14,13 +14,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/crowsnest/crowsnest/internal/model"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // workloadKinds are the kinds crowsnest can watch, by the names

@@ -1,12 +1,7 @@
 package tracker
 
 import (
-	"github.com/crowsnest/crowsnest/internal/collect/exposition"
-
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	"bytes"
-	"github.com/crowsnest/crowsnest/internal/config"
 	"sort"
 	"strings"
 	"testing"
@@ -19,6 +14,10 @@ import (
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
+	"github.com/crowsnest/crowsnest/internal/config"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // t0 is when the tests' tracker starts: operations finished before it are

@@ -1,10 +1,6 @@
 package tracker
 
 import (
-	"github.com/crowsnest/crowsnest/internal/collect/exposition"
-
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
 	"github.com/crowsnest/crowsnest/internal/config"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 func TestPromotionLag(t *testing.T) {

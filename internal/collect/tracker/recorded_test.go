@@ -1,10 +1,6 @@
 package tracker
 
 import (
-	"github.com/crowsnest/crowsnest/internal/collect/exposition"
-	"github.com/crowsnest/crowsnest/internal/collect/source"
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	"context"
 	"encoding/json"
 	"io"
@@ -16,6 +12,10 @@ import (
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
+
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
+	"github.com/crowsnest/crowsnest/internal/collect/source"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // replayFile feeds a recording through a fresh tracker, as fast as it can,

@@ -1,9 +1,6 @@
 package tracker
 
 import (
-	"github.com/crowsnest/crowsnest/internal/collect/exposition"
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	"compress/gzip"
 	"fmt"
 	"io"
@@ -21,6 +18,9 @@ import (
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 func TestMetricsHandler(t *testing.T) {

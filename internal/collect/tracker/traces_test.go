@@ -1,8 +1,6 @@
 package tracker
 
 import (
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,6 +9,8 @@ import (
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // operations collects what the tracker hands on for traces.

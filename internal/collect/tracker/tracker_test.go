@@ -1,12 +1,6 @@
 package tracker
 
 import (
-	"github.com/crowsnest/crowsnest/internal/events"
-	"github.com/prometheus/common/promslog"
-
-	"github.com/crowsnest/crowsnest/internal/collect/exposition"
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -21,7 +15,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	pmodel "github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
+	"github.com/crowsnest/crowsnest/internal/events"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // parseStore returns the store's exposition parsed by the Prometheus text

@@ -1,14 +1,14 @@
 package tracker
 
 import (
-	"github.com/crowsnest/crowsnest/internal/model"
-
 	"testing"
 	"time"
 
 	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // snapshot is an app whose operation is in phase with the given results
