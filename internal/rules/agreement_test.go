@@ -376,24 +376,6 @@ func agreementExpect(t *testing.T, table []agreementApp) []agreementCheck {
 // renderAgreement returns alerts/tests/agreement.yaml.
 func renderAgreement(t *testing.T, table []agreementApp, checks []agreementCheck) []byte {
 	t.Helper()
-	type expAlert struct {
-		Labels      map[string]string `yaml:"exp_labels"`
-		Annotations map[string]string `yaml:"exp_annotations"`
-	}
-	type ruleTest struct {
-		EvalTime  string     `yaml:"eval_time"`
-		Alertname string     `yaml:"alertname"`
-		ExpAlerts []expAlert `yaml:"exp_alerts"`
-	}
-	type seriesYAML struct {
-		Series string `yaml:"series"`
-		Values string `yaml:"values"`
-	}
-	type testYAML struct {
-		Interval  string       `yaml:"interval"`
-		Input     []seriesYAML `yaml:"input_series"`
-		AlertTest []ruleTest   `yaml:"alert_rule_test"`
-	}
 	var last time.Duration
 	for _, c := range checks {
 		last = max(last, c.at)

@@ -311,24 +311,6 @@ func renderPromtoolTests(t *testing.T) []byte {
 	for _, a := range Alerts() {
 		byName[a.Name] = a
 	}
-	type expAlert struct {
-		Labels      map[string]string `yaml:"exp_labels"`
-		Annotations map[string]string `yaml:"exp_annotations"`
-	}
-	type ruleTest struct {
-		EvalTime  string     `yaml:"eval_time"`
-		Alertname string     `yaml:"alertname"`
-		ExpAlerts []expAlert `yaml:"exp_alerts"`
-	}
-	type seriesYAML struct {
-		Series string `yaml:"series"`
-		Values string `yaml:"values"`
-	}
-	type testYAML struct {
-		Interval  string       `yaml:"interval"`
-		Input     []seriesYAML `yaml:"input_series"`
-		AlertTest []ruleTest   `yaml:"alert_rule_test"`
-	}
 	doc := struct {
 		RuleFiles []string   `yaml:"rule_files"`
 		Interval  string     `yaml:"evaluation_interval"`

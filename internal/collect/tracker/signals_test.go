@@ -157,3 +157,17 @@ func TestMultiSourceRevisions(t *testing.T) {
 		t.Fatalf("operations %+v, want one with both sources' revisions", ops)
 	}
 }
+
+// A dry run waiting for a controller keeps the last real phase and shows
+// no pending clock: only a real sync waiting can page (CrowsnestSyncStuck).
+func TestDryRunWaitingIsNotPending(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(operation(synccommon.OperationSucceeded, t0, ptr(at(time.Second))))})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Minute), App: newApp(requested(true))})
+	if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", "Succeeded"); v != 1 {
+		t.Error("a dry run waiting for a controller changed the phase")
+	}
+	if _, ok := value(t, s, "crowsnest_app_operation_pending_since_timestamp_seconds", "name", "web"); ok {
+		t.Error("a dry run waiting for a controller shows a pending clock")
+	}
+}

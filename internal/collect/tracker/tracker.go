@@ -358,6 +358,10 @@ func (t *Tracker) observePhase(st *appState, now time.Time, facts factLog) {
 			facts.add(model.FactSyncRequested, now, "", "initiator", initiator(app.Operation.InitiatedBy), "dry_run", dryRun(&app.Operation.Sync))
 		}
 		st.phase = model.PhasePending
+		if dryRun(&app.Operation.Sync) {
+			// A dry run waiting is no sync waiting: nothing shows or pages.
+			st.phase = st.lastRealPhase
+		}
 		return
 	}
 	st.pendingSince = time.Time{}
