@@ -223,15 +223,17 @@ func PrometheusQueries(dir string) ([]Query, error) {
 	return out, nil
 }
 
-// DefaultVars are the values Expand uses for Grafana's built-in variables
-// when vars does not set them.
-var DefaultVars = map[string]string{
-	"__rate_interval": "1m",
-	"__interval":      "15s",
-	"__interval_ms":   "15000",
-	"__range":         "1h",
-	"__range_s":       "3600",
-	"__range_ms":      "3600000",
+// DefaultVars returns the values Expand uses for Grafana's built-in
+// variables when vars does not set them.
+func DefaultVars() map[string]string {
+	return map[string]string{
+		"__rate_interval": "1m",
+		"__interval":      "15s",
+		"__interval_ms":   "15000",
+		"__range":         "1h",
+		"__range_s":       "3600",
+		"__range_ms":      "3600000",
+	}
 }
 
 // variable matches the Grafana variable syntaxes ${name}, ${name:format},
@@ -246,13 +248,14 @@ var variable = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)(?:[.:][^}]*)?\}|\[\[([A-Z
 // left as they are. For a multi-value variable used with =~, pass a regex
 // such as ".*" or "dev|stage".
 func Expand(expr string, vars map[string]string) string {
+	defaults := DefaultVars()
 	return variable.ReplaceAllStringFunc(expr, func(m string) string {
 		sub := variable.FindStringSubmatch(m)
 		name := sub[1] + sub[2] + sub[3]
 		if v, ok := vars[name]; ok {
 			return v
 		}
-		if v, ok := DefaultVars[name]; ok {
+		if v, ok := defaults[name]; ok {
 			return v
 		}
 		return m
