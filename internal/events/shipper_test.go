@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -100,6 +102,7 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 	s, reg := newShipper(t, cfg)
 
 	at := time.Date(2025, 6, 7, 8, 9, 10, 123456789, time.UTC)
+	before := time.Now()
 	s.Send(Event{
 		Time: at, Event: model.FactSyncFinished, App: "argocd/shop", Project: "payments", Env: "prod",
 		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -107,6 +110,7 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 	})
 	s.Send(Event{Time: at.Add(time.Second), Event: model.FactDriftBegan, App: "argocd/shop", Project: "payments", Env: "prod"})
 
+	after := time.Now()
 	got, err := rcv.WaitEntries(ctxT(t, 5*time.Second), 2)
 	if err != nil {
 		t.Fatal(err)
@@ -126,8 +130,9 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 	if fmt.Sprint(sf.Labels) != fmt.Sprint(wantLabels) {
 		t.Errorf("labels = %v, want %v", sf.Labels, wantLabels)
 	}
-	if !sf.Time.Equal(at) {
-		t.Errorf("entry time = %s, want %s", sf.Time, at)
+	// The entry is stamped when sent; the fact's time is the line's ts.
+	if sf.Time.Before(before) || sf.Time.After(after) {
+		t.Errorf("entry time = %s, want when sent, within [%s, %s]", sf.Time, before, after)
 	}
 	var line map[string]any
 	if err := json.Unmarshal([]byte(sf.Line), &line); err != nil {
@@ -222,8 +227,9 @@ func TestNoRetryOn400(t *testing.T) {
 	if n := len(rcv.Requests()); n != 1 {
 		t.Errorf("%d requests, want 1: a 400 is not retried", n)
 	}
-	if dropped(s, ReasonPushFailed) != 1 {
-		t.Errorf("push_failed = %d, want 1", dropped(s, ReasonPushFailed))
+	// Without Loki's count of what it ignored, the whole batch is rejected.
+	if dropped(s, "rejected") != 1 || dropped(s, ReasonPushFailed) != 0 {
+		t.Errorf("rejected = %d, push_failed = %d, want 1 and 0", dropped(s, "rejected"), dropped(s, ReasonPushFailed))
 	}
 }
 
@@ -508,5 +514,158 @@ func TestBackOffSchedule(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// gathered returns the value of the unlabelled counter name in reg, 0 when
+// reg has none.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// Facts carry Argo CD's times, hours old after a restart: Loki would
+// refuse entries stamped with them. Entries are stamped when crowsnest
+// observed the fact (Send), and the line's ts keeps the fact's time.
+func TestEntriesStampedWhenObserved(t *testing.T) {
+	rcv, cfg := start(t)
+	s, _ := newShipper(t, cfg)
+	startedAt := time.Now().Add(-6 * time.Hour).Truncate(time.Second).UTC()
+	before := time.Now()
+	s.Send(Event{Time: startedAt, Event: model.FactSyncStarted, App: "argocd/shop", Env: "prod"})
+	s.Send(Event{Event: model.FactDriftBegan, App: "argocd/shop", Env: "prod"}) // no time: when sent
+	after := time.Now()
+	got, err := rcv.WaitEntries(ctxT(t, 5*time.Second), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range got {
+		if e.Time.Before(before) || e.Time.After(after) {
+			t.Errorf("%s: entry stamped %s, want when sent, within [%s, %s]", e.Labels["event"], e.Time, before, after)
+		}
+		var line struct{ TS time.Time }
+		if err := json.Unmarshal([]byte(e.Line), &line); err != nil {
+			t.Fatalf("line %s: %v", e.Line, err)
+		}
+		want := startedAt
+		if e.Labels["event"] == model.FactDriftBegan {
+			want = e.Time // the zero time means when sent
+		}
+		if !line.TS.Equal(want) {
+			t.Errorf("%s: line ts %s, want the fact's time %s", e.Labels["event"], line.TS, want)
+		}
+	}
+}
+
+// A line longer than the limit (64 KiB by default) has its largest field
+// cut to fit, marked, still valid JSON, and is counted.
+func TestLongLinesCutToSize(t *testing.T) {
+	rcv, cfg := start(t)
+	s, reg := newShipper(t, cfg)
+	const limit = 64 << 10
+	// "<" is 6 bytes in JSON (\u003c), "é" 2: the cut must count encoded bytes.
+	message := strings.Repeat("<é", 100<<10)
+	s.Send(Event{Event: model.FactSyncFinished, App: "argocd/shop", Env: "prod",
+		Fields: map[string]any{"message": message, "result": "Failed", "revision": "abc123"}})
+	s.Send(ev(1))
+	got, err := rcv.WaitEntries(ctxT(t, 5*time.Second), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var long string
+	for _, e := range got {
+		if strings.Contains(e.Line, `"result":"Failed"`) {
+			long = e.Line
+		} else if strings.Contains(e.Line, `"truncated"`) {
+			t.Errorf("a short line was marked truncated: %s", e.Line)
+		}
+	}
+	if len(long) > limit || len(long) < limit-16 {
+		t.Fatalf("long line is %d bytes, want at most %d and close to it", len(long), limit)
+	}
+	var line struct {
+		Message, Result, Revision string
+		Truncated                 []string
+	}
+	if err := json.Unmarshal([]byte(long), &line); err != nil {
+		t.Fatalf("cut line is not JSON: %v", err)
+	}
+	kept, ok := strings.CutSuffix(line.Message, "…")
+	if !ok || !strings.HasPrefix(message, kept) || len(kept) < 10<<10 {
+		t.Errorf("message cut to %d bytes, want a long beginning of the message followed by …", len(line.Message))
+	}
+	if fmt.Sprint(line.Truncated) != "[message]" || line.Result != "Failed" || line.Revision != "abc123" {
+		t.Errorf("truncated %v, result %q, revision %q: want [message] and the other fields whole", line.Truncated, line.Result, line.Revision)
+	}
+	if n := gathered(t, reg, "crowsnest_events_truncated_total"); n != 1 {
+		t.Errorf("crowsnest_events_truncated_total = %v, want 1", n)
+	}
+}
+
+// Loki answers 400 when it refuses some entries of a push, though it
+// stored the others, and says how many it ignored: only those are
+// rejected. Without that count the whole batch is.
+func TestPartialRejectionCountsPerEntry(t *testing.T) {
+	stream := `{env="dev", event="sync_finished", job="crowsnest", project="payments"}`
+	var loki3, loki2, distributor strings.Builder
+	for i := range 10 { // Loki lists at most 10 (max_returned_errors), then the total
+		fmt.Fprintf(&loki3, "entry with timestamp %s ignored, reason: 'entry too far behind, entry timestamp is: 2025-01-02T03:04:05Z, oldest acceptable timestamp is: 2025-01-02T04:00:00Z',\n",
+			time.Date(2025, 1, 2, 3, 4, 5, i, time.UTC))
+	}
+	fmt.Fprintf(&loki3, "user 'fake', total ignored: 12 out of 20 for stream: %s", stream)
+	for i := range 3 {
+		fmt.Fprintf(&loki2, "entry with timestamp %s ignored, reason: 'entry out of order' for stream: %s,\n", time.Date(2025, 1, 2, 3, 4, 5, i, time.UTC), stream)
+	}
+	loki2.WriteString("total ignored: 3 out of 20")
+	fmt.Fprintf(&distributor, "entry for stream '%s' has timestamp too old: 2025-01-02T03:04:05Z, oldest acceptable timestamp is: 2025-01-09T03:04:05Z", stream)
+	for _, tc := range []struct {
+		name           string
+		body           string
+		sent, rejected int
+	}{
+		{"loki 3 ingester, longer than 1 KiB", loki3.String(), 8, 12},
+		{"loki 2 ingester", loki2.String(), 17, 3},
+		{"distributor validation, no count", distributor.String(), 0, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			requests := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				requests++
+				mu.Unlock()
+				http.Error(w, tc.body, http.StatusBadRequest)
+			}))
+			defer srv.Close()
+			cfg := fastConfig()
+			cfg.URL = srv.URL
+			cfg.BatchWait = time.Hour // one batch, pushed by Close
+			s, err := New(cfg, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sendAll(t, s, 20, 5*time.Second)
+			if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if requests != 1 {
+				t.Errorf("%d requests, want 1: a 400 is not retried", requests)
+			}
+			if sent(s) != tc.sent || dropped(s, "rejected") != tc.rejected || dropped(s, ReasonPushFailed) != 0 {
+				t.Errorf("sent=%d rejected=%d push_failed=%d, want %d, %d, 0",
+					sent(s), dropped(s, "rejected"), dropped(s, ReasonPushFailed), tc.sent, tc.rejected)
+			}
+		})
 	}
 }

@@ -15,6 +15,17 @@ func OperationID(uid string, startedAt time.Time) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// OperationSeqID is OperationID for the seq-th further operation that
+// started in the same second as an earlier one of the app (Argo CD keeps
+// whole seconds): seq 0 is OperationID itself.
+func OperationSeqID(uid string, startedAt time.Time, seq int) string {
+	if seq == 0 {
+		return OperationID(uid, startedAt)
+	}
+	sum := sha256.Sum256([]byte(uid + "/" + strconv.FormatInt(startedAt.Unix(), 10) + "/" + strconv.Itoa(seq)))
+	return hex.EncodeToString(sum[:16])
+}
+
 // SpanID returns the span id (16 hex digits) of the span at path within the
 // trace traceID. Paths: RootPath, PhasePath(phase), WavePath(phase, wave).
 func SpanID(traceID, path string) string {

@@ -18,7 +18,10 @@ type Operation struct {
 	// in the order of spec.sources; nil for a single source.
 	Revisions []string
 	// StartedAt and FinishedAt are Argo CD's times (whole seconds).
+	// Seq tells apart operations of the app that started in the same
+	// second: 0 for the first, 1 for the next...
 	StartedAt, FinishedAt time.Time
+	Seq                   int
 	// RetryCount is how many times Argo CD retried the operation; the
 	// waves are those of the last attempt.
 	RetryCount int64
@@ -60,7 +63,7 @@ func JoinRevisions(revision string, revisions []string) string {
 }
 
 // TraceID is the operation's trace id.
-func (o *Operation) TraceID() string { return OperationID(o.UID, o.StartedAt) }
+func (o *Operation) TraceID() string { return OperationSeqID(o.UID, o.StartedAt, o.Seq) }
 
 // Wave is one sync wave of an operation.
 type Wave struct {

@@ -2,8 +2,10 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"path"
 	"regexp"
@@ -42,18 +44,27 @@ type PagerConfig struct {
 // app's namespace, name, project, env), so Alertmanager deduplicates the
 // two paths. Alerts resolve by endsAt. It runs in its own goroutine and
 // never blocks the tracker.
+//
+// What an Alertmanager has not accepted is owed to it, each Alertmanager
+// apart: after a post fails (retries within the timeout exhausted), the
+// next evaluation posts every firing alert to it again and every resolve it
+// missed, until one post succeeds; a missed resolve is dropped only when
+// its alert fires again. An answer 4xx other than 429 rejects the alerts
+// themselves: it is not retried.
 type Pager struct {
-	cfg     PagerConfig
-	alerts  []Alert
-	apps    func() []AppState
-	targets []target
-	sent    *prometheus.CounterVec
-	failed  *prometheus.CounterVec
-	logger  *slog.Logger
+	cfg      PagerConfig
+	alerts   []Alert
+	apps     func() []AppState
+	targets  []*target
+	sent     *prometheus.CounterVec
+	failed   *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	logger   *slog.Logger
 
-	active   map[string]*activeAlert // by alertname/namespace/name
-	lastSend time.Time
-	gate     func() bool // nil: always post
+	active    map[string]*activeAlert // by alertname/namespace/name
+	lastSend  time.Time               // when Evaluate last scheduled the firing alerts
+	evaluated time.Time               // the time of the last Evaluate
+	gate      func() bool             // nil: always post
 }
 
 // SetGate makes the pager post only while gate reports true (leader
@@ -61,10 +72,30 @@ type Pager struct {
 // once. Call it before Run.
 func (p *Pager) SetGate(gate func() bool) { p.gate = gate }
 
+// target is one Alertmanager and what the pager owes it. Its fields other
+// than url and api belong to the goroutine running Run, except during a
+// post, when they belong to the goroutine posting to this target.
 type target struct {
 	url string
 	api *client.AlertmanagerAPI
+
+	// resend: the last post of firing alerts failed, so the next post
+	// carries every firing alert, whatever Evaluate scheduled.
+	resend bool
+	// resolves are the resolved alerts that never reached it, by key.
+	resolves map[string]*models.PostableAlert
+	// failing: posts to it fail; logged when it begins and ends.
+	failing bool
 }
+
+// outcome is how a post to one Alertmanager ended.
+type outcome int
+
+const (
+	delivered outcome = iota // accepted
+	failed                   // no answer, 429 or 5xx until the timeout
+	rejected                 // a 4xx other than 429: not retried
+)
 
 type activeAlert struct {
 	labels, annotations map[string]string
@@ -83,7 +114,11 @@ func NewPager(cfg PagerConfig, alerts []Alert, apps func() []AppState, reg prome
 		}, []string{"alertmanager"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crowsnest_alerts_failed_total",
-			Help: "Alerts that could not be posted to an Alertmanager after retries, by Alertmanager.",
+			Help: "Alerts that could not be posted to an Alertmanager after retries (no answer, 429 or 5xx), by Alertmanager; each is posted again at the next evaluation.",
+		}, []string{"alertmanager"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crowsnest_alerts_rejected_total",
+			Help: "Alerts an Alertmanager rejected with a 4xx answer other than 429, by Alertmanager; not retried.",
 		}, []string{"alertmanager"}),
 	}
 	for _, raw := range cfg.URLs {
@@ -92,11 +127,12 @@ func NewPager(cfg PagerConfig, alerts []Alert, apps func() []AppState, reg prome
 			return nil, fmt.Errorf("--alertmanager.url=%q: want a URL like http://alertmanager:9093", raw)
 		}
 		tc := client.DefaultTransportConfig().WithHost(u.Host).WithBasePath(path.Join("/", u.Path, client.DefaultBasePath)).WithSchemes([]string{u.Scheme})
-		p.targets = append(p.targets, target{url: u.Redacted(), api: client.NewHTTPClientWithConfig(strfmt.Default, tc)})
+		p.targets = append(p.targets, &target{url: u.Redacted(), api: client.NewHTTPClientWithConfig(strfmt.Default, tc)})
 		p.sent.WithLabelValues(u.Redacted())
 		p.failed.WithLabelValues(u.Redacted())
+		p.rejected.WithLabelValues(u.Redacted())
 	}
-	reg.MustRegister(p.sent, p.failed)
+	reg.MustRegister(p.sent, p.failed, p.rejected)
 	return p, nil
 }
 
@@ -111,20 +147,25 @@ func (p *Pager) Run(ctx context.Context) {
 		case now := <-tick.C:
 			batch := p.Evaluate(now)
 			if p.gate != nil && !p.gate() {
-				p.lastSend = time.Time{} // resend everything on taking over
+				// Resend everything on taking over; what the last
+				// leader owes is its own.
+				p.lastSend = time.Time{}
+				for _, t := range p.targets {
+					t.resend, t.resolves = false, nil
+				}
 				continue
 			}
-			if len(batch) > 0 {
-				p.post(ctx, batch)
-			}
+			p.post(ctx, batch)
 		}
 	}
 }
 
 // Evaluate judges the alerts on the apps' current state at now, as the
 // metrics expose it (see asExposed), and returns what to post: alerts that
-// began or stopped firing, or every firing one when a resend is due.
+// began or stopped firing, or every firing one when a resend is due. post
+// adds to it, for each Alertmanager, what earlier posts failed to deliver.
 func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
+	p.evaluated = now
 	holds := map[string]bool{}
 	changed := false
 	for _, app := range p.apps() {
@@ -211,42 +252,153 @@ func (a *Alert) variant(env string) (Variant, bool) {
 	return Variant{}, false
 }
 
-// post sends the batch to every Alertmanager at once, retrying each with
-// backoff (250 ms doubling to 2 s) within the timeout.
+// post sends the batch, with what each Alertmanager is owed (see owed), to
+// every Alertmanager at once, and records what each accepted.
 func (p *Pager) post(ctx context.Context, batch models.PostableAlerts) {
+	owed := make([]models.PostableAlerts, len(p.targets))
+	ends := make([]outcome, len(p.targets))
 	var wg sync.WaitGroup
-	for _, t := range p.targets {
+	for i, t := range p.targets {
+		owed[i] = p.owed(t, batch)
+		if len(owed[i]) == 0 {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-			defer cancel()
-			var lastErr error // the last attempt's own error, not Retry's
-			_, err := backoff.Retry(ctx, func() (struct{}, error) {
-				_, err := t.api.Alert.PostAlerts(alert.NewPostAlertsParamsWithContext(ctx).WithAlerts(batch))
-				if err != nil {
-					lastErr = err
-				}
-				return struct{}{}, err
-			},
-				backoff.WithBackOff(&backoff.ExponentialBackOff{ // no RandomizationFactor: no jitter
-					InitialInterval: 250 * time.Millisecond,
-					Multiplier:      2,
-					MaxInterval:     2 * time.Second,
-				}),
-				// Give up once the next wait would end past the timeout (no
-				// try could start), not at Retry's default of 15 minutes.
-				backoff.WithMaxElapsedTime(p.cfg.Timeout),
-			)
-			if err != nil {
-				p.failed.WithLabelValues(t.url).Add(float64(len(batch)))
-				p.logger.Warn("posting alerts to Alertmanager failed", "alertmanager", t.url, "alerts", len(batch), "err", lastErr)
-				return
-			}
-			p.sent.WithLabelValues(t.url).Add(float64(len(batch)))
+			ends[i] = p.send(ctx, t, owed[i])
 		}()
 	}
 	wg.Wait()
+	for i, t := range p.targets {
+		if len(owed[i]) > 0 {
+			p.settle(t, owed[i], ends[i])
+		}
+	}
+}
+
+// owed returns what to post to t: the batch, every firing alert when t
+// missed the last post of them, and the resolves t missed, except those of
+// alerts that fire again.
+func (p *Pager) owed(t *target, batch models.PostableAlerts) models.PostableAlerts {
+	if !t.resend && len(t.resolves) == 0 {
+		return batch
+	}
+	in := make(map[string]bool, len(batch))
+	out := append(models.PostableAlerts(nil), batch...)
+	for _, a := range batch {
+		in[alertKey(a.Labels)] = true
+	}
+	for key, st := range p.active {
+		if st.startsAt.IsZero() {
+			continue
+		}
+		delete(t.resolves, key) // it fires again: the resolve is stale
+		if t.resend && !in[key] {
+			out = append(out, st.postable(p.evaluated.Add(3*p.cfg.Resend)))
+			in[key] = true
+		}
+	}
+	for key, a := range t.resolves {
+		if !in[key] {
+			out = append(out, a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i].Labels) < fmt.Sprint(out[j].Labels) })
+	return out
+}
+
+// settle records how the post of alerts to t ended: once delivered or
+// rejected, nothing is owed; after a failure, the firing alerts and the
+// resolves in alerts are.
+func (p *Pager) settle(t *target, alerts models.PostableAlerts, end outcome) {
+	if end != failed {
+		t.resend, t.resolves = false, nil
+		return
+	}
+	for _, a := range alerts {
+		if time.Time(a.EndsAt).After(p.evaluated) {
+			t.resend = true
+			continue
+		}
+		if t.resolves == nil {
+			t.resolves = map[string]*models.PostableAlert{}
+		}
+		t.resolves[alertKey(a.Labels)] = a
+	}
+}
+
+// send posts alerts to t, retrying with backoff (250 ms doubling to 2 s)
+// within the timeout, except after a 4xx answer other than 429, and counts
+// them by outcome.
+func (p *Pager) send(ctx context.Context, t *target, alerts models.PostableAlerts) outcome {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	var lastErr error // the last attempt's own error, not Retry's
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		_, err := t.api.Alert.PostAlerts(alert.NewPostAlertsParamsWithContext(ctx).WithAlerts(alerts))
+		if err == nil {
+			return struct{}{}, nil
+		}
+		lastErr = err
+		if isRejection(err) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	},
+		backoff.WithBackOff(&backoff.ExponentialBackOff{ // no RandomizationFactor: no jitter
+			InitialInterval: 250 * time.Millisecond,
+			Multiplier:      2,
+			MaxInterval:     2 * time.Second,
+		}),
+		// Give up once the next wait would end past the timeout (no
+		// try could start), not at Retry's default of 15 minutes.
+		backoff.WithMaxElapsedTime(p.cfg.Timeout),
+	)
+	n := float64(len(alerts))
+	switch {
+	case err == nil:
+		p.sent.WithLabelValues(t.url).Add(n)
+		if t.failing {
+			t.failing = false
+			p.logger.Info("posting alerts to Alertmanager works again", "alertmanager", t.url)
+		}
+		return delivered
+	case isRejection(lastErr):
+		p.rejected.WithLabelValues(t.url).Add(n)
+		p.logger.Warn("Alertmanager rejected alerts; not retrying them", "alertmanager", t.url, "alerts", len(alerts), "err", lastErr)
+		return rejected
+	}
+	p.failed.WithLabelValues(t.url).Add(n)
+	if lastErr == nil {
+		lastErr = err // the context ended before the first try
+	}
+	if !t.failing {
+		t.failing = true
+		p.logger.Warn("posting alerts to Alertmanager failed; posting them again at each evaluation", "alertmanager", t.url, "alerts", len(alerts), "err", lastErr)
+	} else {
+		p.logger.Debug("posting alerts to Alertmanager failed again", "alertmanager", t.url, "alerts", len(alerts), "err", lastErr)
+	}
+	return failed
+}
+
+// isRejection reports whether err is an Alertmanager's 4xx answer other
+// than 429 Too Many Requests: the alerts themselves were refused, and the
+// same post would be refused again. (Alertmanager answers 400 when some
+// alerts are invalid, after taking the valid ones.) The client returns
+// such answers as *alert.PostAlertsBadRequest or *runtime.APIError, both
+// telling their status by these methods.
+func isRejection(err error) bool {
+	var status interface {
+		IsClientError() bool
+		IsCode(code int) bool
+	}
+	return errors.As(err, &status) && status.IsClientError() && !status.IsCode(http.StatusTooManyRequests)
+}
+
+// alertKey is the key of an alert in Pager.active, from its labels.
+func alertKey(labels models.LabelSet) string {
+	return labels["alertname"] + "/" + labels["namespace"] + "/" + labels["name"]
 }
 
 // Expand fills {{ $labels.x }} in an annotation template, as Prometheus

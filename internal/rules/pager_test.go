@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,12 +22,44 @@ var t0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 
 func newTestPager(t *testing.T, urls []string, apps *[]AppState) *Pager {
 	t.Helper()
+	p, _ := newTestPagerRegistry(t, urls, apps)
+	return p
+}
+
+// newTestPagerRegistry is newTestPager, also returning the registry of the
+// pager's counters.
+func newTestPagerRegistry(t *testing.T, urls []string, apps *[]AppState) (*Pager, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
 	p, err := NewPager(PagerConfig{URLs: urls, Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1},
-		Alerts(), func() []AppState { return *apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		Alerts(), func() []AppState { return *apps }, reg, promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return p, reg
+}
+
+// counterOf returns the value of the counter name{alertmanager=am} in reg,
+// 0 when it has no such series.
+func counterOf(t *testing.T, reg *prometheus.Registry, name, am string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "alertmanager" && l.GetValue() == am {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func TestPagerFiresResolvesAndResends(t *testing.T) {
@@ -319,5 +352,172 @@ func TestPagerGivesUpAtTimeout(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(p.sent.WithLabelValues(am.URL)); got != 0 {
 		t.Errorf("alerts_sent_total = %v, want 0", got)
+	}
+}
+
+// fakeAM is an Alertmanager answering every post with its status (200 by
+// default) and keeping the alerts of each post.
+type fakeAM struct {
+	*httptest.Server
+	mu     sync.Mutex
+	status int
+	posts  [][]postedAlert
+}
+
+// postedAlert is an alert as an Alertmanager received it.
+type postedAlert struct {
+	Labels           map[string]string
+	StartsAt, EndsAt time.Time
+}
+
+func newFakeAM(t *testing.T) *fakeAM {
+	t.Helper()
+	am := &fakeAM{status: http.StatusOK}
+	am.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var alerts []postedAlert
+		if err := json.NewDecoder(r.Body).Decode(&alerts); err != nil {
+			t.Errorf("decoding a post: %v", err)
+		}
+		am.mu.Lock()
+		am.posts = append(am.posts, alerts)
+		status := am.status
+		am.mu.Unlock()
+		if status == http.StatusOK {
+			w.WriteHeader(status)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`"told to fail"`))
+	}))
+	t.Cleanup(am.Close)
+	return am
+}
+
+func (am *fakeAM) answer(status int) {
+	am.mu.Lock()
+	defer am.mu.Unlock()
+	am.status = status
+}
+
+// take returns the posts received since the last take.
+func (am *fakeAM) take() [][]postedAlert {
+	am.mu.Lock()
+	defer am.mu.Unlock()
+	out := am.posts
+	am.posts = nil
+	return out
+}
+
+// An Alertmanager's 4xx answer other than 429 rejects the alerts: one
+// try, counted as rejected, not posted again at the next evaluation. 429
+// and 5xx are retried within the post and counted as failed.
+func TestPagerRejectionsAreNotRetried(t *testing.T) {
+	for _, tc := range []struct {
+		status    int
+		permanent bool
+	}{
+		{http.StatusBadRequest, true}, // Alertmanager's own answer to invalid alerts
+		{http.StatusNotFound, true},   // an answer the client does not model
+		{http.StatusUnprocessableEntity, true},
+		{http.StatusTooManyRequests, false},
+		{http.StatusServiceUnavailable, false},
+	} {
+		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
+			am := newFakeAM(t)
+			am.answer(tc.status)
+			apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+			p, reg := newTestPagerRegistry(t, []string{am.URL}, &apps)
+			p.cfg.Timeout = 600 * time.Millisecond // room for a retry after 250 ms
+			p.post(context.Background(), p.Evaluate(t0))
+			posts := len(am.take())
+			rejected, failed := counterOf(t, reg, "crowsnest_alerts_rejected_total", am.URL), counterOf(t, reg, "crowsnest_alerts_failed_total", am.URL)
+			if tc.permanent {
+				if posts != 1 || rejected != 1 || failed != 0 {
+					t.Fatalf("%d posts, alerts_rejected_total %v, alerts_failed_total %v; want 1 post, the alert rejected", posts, rejected, failed)
+				}
+				p.post(context.Background(), p.Evaluate(t0.Add(time.Second)))
+				if n := len(am.take()); n != 0 {
+					t.Errorf("a rejected alert was posted again at the next evaluation (%d posts)", n)
+				}
+				return
+			}
+			if posts < 2 || rejected != 0 || failed != 1 {
+				t.Errorf("%d posts, alerts_rejected_total %v, alerts_failed_total %v; want retries, the alert failed", posts, rejected, failed)
+			}
+		})
+	}
+}
+
+// A firing alert whose post failed is posted again at the next
+// evaluation, to the Alertmanager that missed it only.
+func TestPagerRetriesFailedPageAtNextEvaluation(t *testing.T) {
+	up, down := newFakeAM(t), newFakeAM(t)
+	down.answer(http.StatusInternalServerError)
+	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	p := newTestPager(t, []string{up.URL, down.URL}, &apps)
+	p.cfg.Timeout = 300 * time.Millisecond
+	p.post(context.Background(), p.Evaluate(t0))
+	if len(up.take()) != 1 || len(down.take()) == 0 {
+		t.Fatal("the first page did not reach both Alertmanagers")
+	}
+	down.answer(http.StatusOK)
+	p.post(context.Background(), p.Evaluate(t0.Add(time.Second)))
+	if posts := up.take(); len(posts) != 0 {
+		t.Errorf("the Alertmanager that took the page got %d posts more, want none before the resend", len(posts))
+	}
+	posts := down.take()
+	if len(posts) != 1 || len(posts[0]) != 1 || posts[0][0].Labels["alertname"] != "CrowsnestSyncFailed" || !posts[0][0].EndsAt.After(t0.Add(time.Second)) {
+		t.Fatalf("the Alertmanager that missed the page got %v at the next evaluation, want the firing sync failure", posts)
+	}
+	p.post(context.Background(), p.Evaluate(t0.Add(2*time.Second)))
+	if n := len(up.take()) + len(down.take()); n != 0 {
+		t.Errorf("%d posts once delivered everywhere, want none before the resend", n)
+	}
+}
+
+// A resolve whose post failed is posted again at each evaluation until it
+// is delivered, or dropped when its alert fires again.
+func TestPagerRetriesFailedResolve(t *testing.T) {
+	am := newFakeAM(t)
+	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	p := newTestPager(t, []string{am.URL}, &apps)
+	p.cfg.Timeout = 300 * time.Millisecond
+	p.post(context.Background(), p.Evaluate(t0))
+	am.take()
+
+	am.answer(http.StatusServiceUnavailable)
+	apps[0].Phase = "Succeeded"
+	resolvedAt := t0.Add(time.Second)
+	p.post(context.Background(), p.Evaluate(resolvedAt))
+	p.post(context.Background(), p.Evaluate(t0.Add(2*time.Second)))
+	if n := len(am.take()); n < 2 {
+		t.Fatalf("%d posts while the Alertmanager fails, want the resolve tried at each evaluation", n)
+	}
+	am.answer(http.StatusOK)
+	p.post(context.Background(), p.Evaluate(t0.Add(3*time.Second)))
+	posts := am.take()
+	if len(posts) != 1 || len(posts[0]) != 1 || !posts[0][0].EndsAt.Equal(resolvedAt) || !posts[0][0].StartsAt.Equal(t0) {
+		t.Fatalf("posted %v once the Alertmanager recovered, want the resolve with endsAt %v", posts, resolvedAt)
+	}
+	p.post(context.Background(), p.Evaluate(t0.Add(4*time.Second)))
+	if n := len(am.take()); n != 0 {
+		t.Errorf("%d posts after the resolve was delivered, want none", n)
+	}
+
+	// Fire, fail to resolve, fire again: the stale resolve is dropped.
+	apps[0].Phase = "Failed"
+	p.post(context.Background(), p.Evaluate(t0.Add(5*time.Second)))
+	am.answer(http.StatusInternalServerError)
+	apps[0].Phase = "Succeeded"
+	p.post(context.Background(), p.Evaluate(t0.Add(6*time.Second)))
+	apps[0].Phase = "Failed"
+	am.answer(http.StatusOK)
+	am.take()
+	refired := t0.Add(7 * time.Second)
+	p.post(context.Background(), p.Evaluate(refired))
+	posts = am.take()
+	if len(posts) != 1 || len(posts[0]) != 1 || !posts[0][0].StartsAt.Equal(refired) || !posts[0][0].EndsAt.After(refired) {
+		t.Fatalf("posted %v when the alert fired again, want only the new firing alert", posts)
 	}
 }

@@ -139,6 +139,9 @@ func TestRecordedWaves(t *testing.T) {
 				apps[e.App.Name] = st
 			}
 			st.app = e.App
+			if op := e.App.Status.OperationState; op != nil {
+				st.identify(op)
+			}
 			if !st.observeWaves(e.Time, DefaultWaveDelay).finished {
 				continue
 			}

@@ -171,3 +171,65 @@ func TestDryRunWaitingIsNotPending(t *testing.T) {
 		t.Error("a dry run waiting for a controller shows a pending clock")
 	}
 }
+
+// Two operations that start in the same second (a CI loop running `argocd
+// app sync` twice, a zero-backoff self-heal) are two: counted twice, timed
+// twice, each with its own trace id, as Argo CD writes them (startedAt in
+// whole seconds, one history entry each).
+func TestTwoOperationsInOneSecond(t *testing.T) {
+	tr, s, reg := newTrackerWithRegistry(false)
+	var got operations
+	tr.addOperationSubscriber(&got)
+	start := at(10 * time.Second)
+	hist := func(n int) func(*v1alpha1.Application) {
+		return func(a *v1alpha1.Application) {
+			a.Status.History = nil
+			for i := 0; i < n; i++ {
+				a.Status.History = append(a.Status.History, v1alpha1.RevisionHistory{ID: int64(i), DeployStartedAt: mtime(start), DeployedAt: metav1.NewTime(start.Add(time.Duration(i+1) * 300 * time.Millisecond))})
+			}
+		}
+	}
+	step := func(d time.Duration, mutate ...func(*v1alpha1.Application)) {
+		tr.Handle(model.Event{Type: model.Modified, Time: at(d), App: newApp(mutate...)})
+	}
+	step(0)
+	step(10*time.Second, operation(synccommon.OperationRunning, start, nil))
+	step(10*time.Second+400*time.Millisecond, operation(synccommon.OperationSucceeded, start, ptr(start.Add(300*time.Millisecond))), hist(1))
+	// The second sync, asked for at once, starts in the same second.
+	step(10*time.Second+700*time.Millisecond, operation(synccommon.OperationRunning, start, nil), hist(1))
+	step(11*time.Second, operation(synccommon.OperationSucceeded, start, ptr(start.Add(600*time.Millisecond))), hist(2))
+	step(12*time.Second, operation(synccommon.OperationSucceeded, start, ptr(start.Add(600*time.Millisecond))), hist(2)) // a resync
+	if v, _ := value(t, s, "crowsnest_app_syncs_total", "name", "web", "result", "Succeeded"); v != 2 {
+		t.Errorf("syncs_total{Succeeded} = %v, want 2", v)
+	}
+	if n, _ := histogram(t, reg, "crowsnest_sync_duration_seconds"); n != 2 {
+		t.Errorf("duration histogram count %d, want 2", n)
+	}
+	ops := got.get()
+	if len(ops) != 2 || ops[0].TraceID() == ops[1].TraceID() || ops[0].TraceID() != model.OperationID("uid-web", start) {
+		t.Fatalf("operations %+v, want two with distinct trace ids, the first the usual one", ops)
+	}
+	// Each was watched from its start: from its operation state, not
+	// pieced together from the history.
+	for i, op := range ops {
+		if op.Partial || op.Seq != i {
+			t.Errorf("operation %d: partial %v, seq %d; want whole, seq %d", i, op.Partial, op.Seq, i)
+		}
+	}
+}
+
+// An operation that started and ended in the same second as the one
+// before, between two observations, is a new one too: the finish time
+// changed and no retry explains it.
+func TestOperationFinishedBetweenObservationsInTheSameSecond(t *testing.T) {
+	tr, s := newTestTracker()
+	start := at(10 * time.Second)
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(operation(synccommon.OperationRunning, start, nil))})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(12 * time.Second), App: newApp(operation(synccommon.OperationSucceeded, start, ptr(at(11*time.Second))))})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(14 * time.Second), App: newApp(operation(synccommon.OperationFailed, start, ptr(at(13*time.Second))))})
+	for result, want := range map[string]float64{"Succeeded": 1, "Failed": 1} {
+		if v, _ := value(t, s, "crowsnest_app_syncs_total", "name", "web", "result", result); v != want {
+			t.Errorf("syncs_total{%s} = %v, want %v", result, v, want)
+		}
+	}
+}

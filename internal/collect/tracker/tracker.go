@@ -110,14 +110,16 @@ type appState struct {
 	env        string // the app's env, as of the last event or reload
 	driftSince time.Time
 	syncs      [model.NumResults]uint64
-	// seen holds the start times (Unix seconds; Argo CD stores seconds) of
-	// operations already counted, or finished before crowsnest started. It
-	// keeps only what the app's history or operation state can still show.
-	seen map[int64]struct{}
-	// running is the start time of an operation seen still running; it is
-	// counted when it finishes whatever its finish time says.
-	running int64
-	health  string // last health status, to log its changes
+	// seen holds the operations already counted, or finished before
+	// crowsnest started. It keeps only what the app's history or
+	// operation state can still show.
+	seen map[opKey]struct{}
+	// running is an operation seen still running; it is counted when it
+	// finishes whatever its finish time says.
+	running *opKey
+	// cur identifies the operation state last seen; key is its operation.
+	cur    *curOp
+	health string // last health status, to log its changes
 	// waves times the current operation's waves; lastWaves are those of
 	// the last operation timed to its end.
 	waves     *operationWaves
@@ -222,7 +224,7 @@ func (t *Tracker) Handle(e model.Event) {
 	if st == nil || st.uid != e.App.UID {
 		// New, or deleted and re-created while we were not watching: the
 		// old state belongs to another object.
-		st = &appState{uid: e.App.UID, seen: map[int64]struct{}{}}
+		st = &appState{uid: e.App.UID, seen: map[opKey]struct{}{}}
 		t.apps[key] = st
 		t.workloads.addApp(e.App.Name, key)
 		defer t.viewsOfName(e.App.Name, &out) // runs before the publication
@@ -232,6 +234,9 @@ func (t *Tracker) Handle(e model.Event) {
 	facts := factLog{out: &out, app: key, project: e.App.Spec.Project, env: st.env}
 	t.observeDrift(st, e, facts)
 	t.observeHealth(st, e, facts)
+	if op := e.App.Status.OperationState; op != nil {
+		st.identify(op)
+	}
 	t.observeWaves(st, e.Time, facts)
 	t.observePhase(st, e.Time, facts)
 	t.observeWindow(st)
@@ -265,7 +270,7 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 	u := st.observeWaves(now, t.waveDelay)
 	if len(u.entered) > 0 {
 		op := st.app.Status.OperationState
-		traceID := model.OperationID(string(st.app.UID), op.StartedAt.Time)
+		traceID := model.OperationSeqID(string(st.app.UID), op.StartedAt.Time, st.cur.key.seq)
 		for _, k := range u.entered {
 			if st.waves.phaseEntered(k) {
 				facts.add(model.FactPhaseEntered, now, traceID, "phase", k.phase)
@@ -330,6 +335,47 @@ func (t *Tracker) view(key string, st *appState) *model.AppView {
 		v.Promotion = pg.PromotionOf(st.app)
 	}
 	return v
+}
+
+// opKey identifies an operation of an app: its start (Unix seconds, as
+// Argo CD keeps it) and, among operations that started in the same second,
+// its rank. The same on every replica that watched it, and after a restart
+// for the operation a restart can still see.
+type opKey struct {
+	start int64
+	seq   int
+}
+
+// curOp is the operation state last seen, to tell whether the next one is
+// the same operation.
+type curOp struct {
+	key       opKey
+	completed bool
+	finished  int64 // finishedAt, Unix seconds; 0 if none
+	retry     int64
+}
+
+// identify decides which operation op is, and remembers it. An operation
+// with the start second of the last one is a new one when the last one had
+// completed and this one runs (a CLI loop or a zero-backoff self-heal that
+// syncs twice in a second), or has completed with another finish time and
+// no further retry (it started and ended between two observations).
+// Argo CD's retries keep their operation: they run with a higher
+// retryCount and never show as completed in between.
+func (st *appState) identify(op *v1alpha1.OperationState) opKey {
+	fin := int64(0)
+	if op.FinishedAt != nil {
+		fin = op.FinishedAt.Unix()
+	}
+	key := opKey{start: op.StartedAt.Unix()}
+	if c := st.cur; c != nil && c.key.start == key.start {
+		key = c.key
+		if c.completed && (!op.Phase.Completed() || fin != c.finished && op.RetryCount <= c.retry) {
+			key.seq++
+		}
+	}
+	st.cur = &curOp{key: key, completed: op.Phase.Completed(), finished: fin, retry: op.RetryCount}
+	return key
 }
 
 // operationTerminated is the message gitops-engine ends a terminated
@@ -442,8 +488,8 @@ func (t *Tracker) countOperations(st *appState, facts factLog, out *outbox) {
 		}
 	}
 	if op := status.OperationState; op != nil {
-		start := op.StartedAt.Unix()
-		visible(start)
+		key := st.cur.key
+		visible(key.start)
 		switch {
 		case op.Phase.Completed():
 			finished := op.StartedAt.Time
@@ -451,43 +497,52 @@ func (t *Tracker) countOperations(st *appState, facts factLog, out *outbox) {
 				finished = op.FinishedAt.Time
 			}
 			t.count(st, facts, out, finishedOp{
-				started: op.StartedAt.Time, finished: finished, result: st.result(op), dryRun: dryRun(&op.Operation.Sync),
+				key: key, started: op.StartedAt.Time, finished: finished, result: st.result(op), dryRun: dryRun(&op.Operation.Sync),
 				revision: syncRevision(op), revisions: syncRevisions(op), initiator: initiator(op.Operation.InitiatedBy), message: op.Message, state: op,
 			})
 		default:
-			if _, counted := st.seen[start]; !counted && st.running != start {
-				facts.add(model.FactSyncStarted, op.StartedAt.Time, model.OperationID(string(st.app.UID), op.StartedAt.Time),
+			if _, counted := st.seen[key]; !counted && (st.running == nil || *st.running != key) {
+				facts.add(model.FactSyncStarted, op.StartedAt.Time, model.OperationSeqID(string(st.app.UID), op.StartedAt.Time, key.seq),
 					"revision", model.JoinRevisions(syncRevision(op), syncRevisions(op)), "initiator", initiator(op.Operation.InitiatedBy))
 			}
-			st.running = start
+			st.running = &key
 		}
 	}
+	// History entries of one start second are told apart by their order
+	// (Argo CD appends them, with rising ids): the second successful
+	// sync that started in a second is that second's rank 1, as the
+	// operation state's second operation is.
+	rank := map[int64]int{}
 	for i := range status.History {
 		h := &status.History[i]
 		if h.DeployStartedAt == nil {
 			continue
 		}
-		visible(h.DeployStartedAt.Unix())
-		if op := status.OperationState; op != nil && !op.Phase.Completed() && op.StartedAt.Unix() == h.DeployStartedAt.Unix() {
+		start := h.DeployStartedAt.Unix()
+		visible(start)
+		key := opKey{start: start, seq: rank[start]}
+		rank[start]++
+		if op := status.OperationState; op != nil && !op.Phase.Completed() && op.StartedAt.Unix() == start {
 			// Argo CD writes the history entry a moment before it
 			// marks the operation finished: count it then, with the
 			// details only the operation state has.
 			continue
 		}
 		t.count(st, facts, out, finishedOp{
-			started: h.DeployStartedAt.Time, finished: h.DeployedAt.Time, result: model.ResultSucceeded,
+			key: key, started: h.DeployStartedAt.Time, finished: h.DeployedAt.Time, result: model.ResultSucceeded,
 			revision: h.Revision, revisions: h.Revisions, initiator: initiator(h.InitiatedBy),
 		})
 	}
-	for start := range st.seen {
-		if start < oldest {
-			delete(st.seen, start)
+	for k := range st.seen {
+		if k.start < oldest {
+			delete(st.seen, k)
 		}
 	}
 }
 
 // finishedOp is a finished operation as the snapshot shows it.
 type finishedOp struct {
+	key                 opKey
 	started, finished   time.Time
 	result              string // one of model.Results
 	dryRun              bool
@@ -500,18 +555,19 @@ type finishedOp struct {
 // count counts the operation, once, and hands it on for its duration and
 // its trace.
 func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp) {
-	start := op.started.Unix()
-	if _, ok := st.seen[start]; ok {
+	key := op.key
+	if _, ok := st.seen[key]; ok {
 		return
 	}
-	st.seen[start] = struct{}{}
+	st.seen[key] = struct{}{}
+	running := st.running != nil && *st.running == key
 	// Argo CD keeps whole seconds: compare in seconds so an operation that
 	// finished in the second crowsnest started still counts.
-	if start != st.running && op.finished.Unix() < t.since.Unix() {
+	if !running && op.finished.Unix() < t.since.Unix() {
 		return // finished before crowsnest was watching: a baseline, not an event
 	}
-	if start == st.running {
-		st.running = 0
+	if running {
+		st.running = nil
 	}
 	if op.dryRun {
 		// Not a deployment: no count, no duration, no trace, no page.
@@ -527,7 +583,7 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 	}
 	st.syncs[i]++
 	o := t.operation(st, op)
-	if ow := st.waves; ow != nil && ow.done && ow.start == start {
+	if ow := st.waves; ow != nil && ow.done && ow.key == key {
 		// Handed off: the per-resource results are in the operation now.
 		// The waves' timings stay for crowsnest_app_last_sync_wave_*.
 		ow.results = nil
@@ -544,7 +600,7 @@ func (t *Tracker) operation(st *appState, op finishedOp) *model.Operation {
 	o := &model.Operation{
 		UID: string(app.UID), Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: st.env,
 		Revision: op.revision, Revisions: op.revisions, Initiator: op.initiator, Result: op.result, Message: op.message,
-		StartedAt: op.started, FinishedAt: op.finished, Partial: true,
+		StartedAt: op.started, FinishedAt: op.finished, Seq: op.key.seq, Partial: true,
 	}
 	key := model.Key(app.Namespace, app.Name)
 	if c, ok := t.children[key]; ok {
@@ -563,7 +619,7 @@ func (t *Tracker) operation(st *appState, op finishedOp) *model.Operation {
 		results = op.state.SyncResult.Resources
 	}
 	ow := st.waves
-	if ow == nil || ow.start != op.started.Unix() || !ow.done {
+	if ow == nil || ow.key != op.key || !ow.done {
 		for _, r := range results {
 			if r != nil {
 				o.Resources = append(o.Resources, resource(r, op.finished))

@@ -57,7 +57,7 @@ type seenResult struct {
 
 // operationWaves follows the waves of an app's current operation.
 type operationWaves struct {
-	start int64 // the operation's startedAt, Unix seconds
+	key opKey // the operation
 	// floor is when the attempt began: startedAt, or when a retry that
 	// started over was seen. No wave began before it.
 	floor time.Time
@@ -104,24 +104,25 @@ func (st *appState) observeWaves(now time.Time, delay time.Duration) waveUpdate 
 	if op == nil {
 		return u
 	}
+	key := st.cur.key
 	ow := st.waves
-	if ow != nil && ow.start == op.StartedAt.Unix() && ow.retry != op.RetryCount && !ow.done &&
+	if ow != nil && ow.key == key && ow.retry != op.RetryCount && !ow.done &&
 		op.SyncResult != nil && len(op.SyncResult.Resources) > 0 {
 		// A retry that kept the last attempt's results (Argo CD
 		// v2.14 does): the attempt goes on in the waves already timed.
 		ow.retry = op.RetryCount
 		ow.retries = append(ow.retries, now)
 	}
-	if ow == nil || ow.start != op.StartedAt.Unix() || ow.retry != op.RetryCount {
+	if ow == nil || ow.key != key || ow.retry != op.RetryCount {
 		next := &operationWaves{
-			start:   op.StartedAt.Unix(),
+			key:     key,
 			floor:   op.StartedAt.Time,
 			retry:   op.RetryCount,
 			live:    op.Phase == synccommon.OperationRunning && (op.SyncResult == nil || len(op.SyncResult.Resources) == 0),
 			byKey:   map[waveKey]*waveTiming{},
 			results: map[resultKey]seenResult{},
 		}
-		if ow != nil && ow.start == next.start {
+		if ow != nil && ow.key == next.key {
 			next.retries = append(ow.retries, now)
 			next.floor = now
 		}

@@ -45,6 +45,9 @@ func timeWaves(steps ...step) []model.WaveTiming {
 	var out []model.WaveTiming
 	for _, s := range steps {
 		st.app = s.app
+		if op := s.app.Status.OperationState; op != nil {
+			st.identify(op)
+		}
 		if st.observeWaves(at(s.at), DefaultWaveDelay).finished {
 			out = st.waves.timedWaves()
 		}
