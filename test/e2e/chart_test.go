@@ -128,7 +128,8 @@ func TestHelmChart(t *testing.T) {
 	kas.CreateNamespace("crowsnest")
 	kas.CreateNamespace(argoCDNamespace)
 	kas.CreateNamespace("shop")
-	kas.Kubectl(helmTemplate(t), "apply", "-f", "-")
+	// Two replicas: the leader election Role is rendered too.
+	kas.Kubectl(helmTemplate(t, "replicaCount=2"), "apply", "-f", "-")
 	kas.Kubectl(`apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata: {name: rbac-probe, namespace: argocd, labels: {env: dev}}
@@ -152,9 +153,14 @@ spec:
 	if err := writeKubeconfig(kubeconfig, kas.URL, token); err != nil {
 		t.Fatal(err)
 	}
-	cn := env.StartCrowsnest(kubeconfig)
+	// As the chart runs it with two replicas: the Lease is the release's.
+	cn := env.StartCrowsnest(kubeconfig, "--leader-elect", "--leader-elect.namespace=crowsnest", "--leader-elect.lease-name=crowsnest")
 	eventually(t, scenarioTimeout, func() error {
 		if err := cn.ExpectStatus("/readyz", 200); err != nil {
+			return err
+		}
+		// The Role reaches the release's Lease only, and that is enough.
+		if err := cn.ExpectSample(1, "crowsnest_leader"); err != nil {
 			return err
 		}
 		if err := cn.ExpectSample(1, "crowsnest_app_info", "name", "rbac-probe"); err != nil {
