@@ -38,8 +38,16 @@ func (c *cli) runRecord(ctx context.Context, logger *slog.Logger) error {
 		ctx, cancel = context.WithTimeout(ctx, *c.recordDuration)
 		defer cancel()
 	}
-	logger.Info("recording Application events", "out", *c.recordOut)
-	if err := src.Run(ctx, rec); err != nil {
+	projects := source.NewProjects(client, logger)
+	logger.Info("recording Application and AppProject events", "out", *c.recordOut)
+	// Both watches run until ctx ends; each is joined before returning.
+	projectsDone := make(chan error, 1)
+	go func() { projectsDone <- projects.Run(ctx, rec) }()
+	err = src.Run(ctx, rec)
+	if perr := <-projectsDone; err == nil {
+		err = perr
+	}
+	if err != nil {
 		return err
 	}
 	return rec.Err()

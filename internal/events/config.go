@@ -20,6 +20,14 @@ const (
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
 	DefaultMaxRetries = 10
+	// DefaultMaxLineBytes caps a line at 64 KiB: a quarter of Loki's own
+	// default max_line_size (256 KB), above which Loki rejects the line
+	// (its max_line_size_truncate is off by default), and 1/16 of a batch
+	// (DefaultBatchBytes), so one fact carrying a huge message (Argo CD's
+	// operation and resource messages can quote whole manifests or
+	// rendering errors) cannot be rejected nor crowd out a batch, while
+	// every ordinary line (well under 1 KiB) is left whole.
+	DefaultMaxLineBytes = 64 << 10
 )
 
 // Config configures a Shipper. Each field names the command-line flag it is
@@ -53,6 +61,10 @@ type Config struct {
 	// MinBackoff is the first wait before retrying a push; it doubles up to
 	// MaxBackoff (--loki.min-backoff, --loki.max-backoff).
 	MinBackoff, MaxBackoff time.Duration
+	// MaxLineBytes is the most bytes of one line (--loki.max-line-bytes);
+	// longer lines have their largest field values cut, marked and counted
+	// (see Shipper.Send).
+	MaxLineBytes int
 	// MaxRetries is how many times a failed push is retried after the first
 	// attempt before its batch is dropped; 0 disables retries
 	// (--loki.max-retries). Unlike the other fields, 0 is not replaced by
@@ -86,6 +98,8 @@ func DefaultConfig() Config {
 		MinBackoff: DefaultMinBackoff,
 		MaxBackoff: DefaultMaxBackoff,
 		MaxRetries: DefaultMaxRetries,
+
+		MaxLineBytes: DefaultMaxLineBytes,
 	}
 }
 
@@ -116,6 +130,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = max(d.MaxBackoff, c.MinBackoff)
 	}
+	if c.MaxLineBytes == 0 {
+		c.MaxLineBytes = d.MaxLineBytes
+	}
 	return c
 }
 
@@ -144,6 +161,7 @@ func (c Config) Validate() error {
 		{"--loki.timeout", c.Timeout < 0, c.Timeout},
 		{"--loki.min-backoff", c.MinBackoff < 0, c.MinBackoff},
 		{"--loki.max-backoff", c.MaxBackoff < 0, c.MaxBackoff},
+		{"--loki.max-line-bytes", c.MaxLineBytes < 0, c.MaxLineBytes},
 	}
 	for _, p := range nonNegative {
 		if p.neg {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,7 +39,17 @@ type Pusher interface {
 // StatusError is a push answered with a non-2xx status.
 type StatusError struct {
 	Code int
+	// Body is the answer's text, at most its first KiB.
 	Body string
+	// Ignored and Judged are, when Judged > 0, the sums of N and M over
+	// the "total ignored: N out of M" lines of the answer: how many
+	// entries Loki rejected (each also listed on an "entry with timestamp
+	// ... ignored, reason: ..." line) of how many it judged. Loki writes
+	// one such line for a stream whose entries it partly or wholly
+	// refused, and answers 400 although it stored the others. Answers
+	// without such a line leave both 0: which entries were refused is
+	// unknown.
+	Ignored, Judged int
 }
 
 // Error implements error.
@@ -125,8 +136,33 @@ func (p *HTTPPusher) Push(ctx context.Context, streams []Stream) error {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	return fmt.Errorf("pushing to loki: %w", &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(msg))})
+	// The whole answer (Loki lists up to 10 rejected entries, a few
+	// hundred bytes each, before its total), but only its beginning in
+	// the error's text.
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	se := &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(msg[:min(len(msg), 1024)]))}
+	se.Ignored, se.Judged = ignoredCounts(string(msg))
+	return fmt.Errorf("pushing to loki: %w", se)
+}
+
+// totalIgnored matches the line ending Loki's answer about the entries
+// of one stream it refused: "user 'x', total ignored: N out of M for
+// stream: {...}" (Loki 2.9 and later) or "total ignored: N out of M".
+var totalIgnored = regexp.MustCompile(`total ignored: (\d+) out of (\d+)`)
+
+// ignoredCounts returns the sums of N and M over the "total ignored: N out
+// of M" lines of a Loki answer, 0 and 0 when it has none.
+func ignoredCounts(body string) (ignored, judged int) {
+	for _, m := range totalIgnored.FindAllStringSubmatch(body, -1) {
+		n, err1 := strconv.Atoi(m[1])
+		t, err2 := strconv.Atoi(m[2])
+		if err1 != nil || err2 != nil || n > t {
+			return 0, 0 // not Loki's count after all
+		}
+		ignored += n
+		judged += t
+	}
+	return ignored, judged
 }
 
 // encodePush builds the snappy-compressed protobuf body of a push.

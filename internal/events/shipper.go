@@ -2,8 +2,10 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -19,8 +21,14 @@ const (
 	// ReasonBufferFull: Send found the buffer full.
 	ReasonBufferFull = "buffer_full"
 	// ReasonPushFailed: the batch's push failed for good (a non-retryable
-	// answer, or retries exhausted; each attempt bounded by Timeout).
+	// answer other than 400, or retries exhausted; each attempt bounded by
+	// Timeout).
 	ReasonPushFailed = "push_failed"
+	// ReasonRejected: Loki answered 400, refusing the line itself (too
+	// old, too long, a bad stream...). When the answer counts what it
+	// refused ("total ignored: N out of M"), only those N lines are
+	// counted so, the rest of the batch as sent; else the whole batch.
+	ReasonRejected = "rejected"
 	// ReasonShutdown: sent after Close, or still unsent when Close's
 	// context ended.
 	ReasonShutdown = "shutdown"
@@ -33,8 +41,9 @@ type Shipper struct {
 	pusher Pusher
 	log    *slog.Logger
 
-	sent    prometheus.Counter
-	dropped *prometheus.CounterVec
+	sent      prometheus.Counter
+	dropped   *prometheus.CounterVec
+	truncated prometheus.Counter
 
 	mu     sync.RWMutex // guards closed against the close of in
 	closed bool
@@ -48,6 +57,7 @@ type Shipper struct {
 	failing      bool
 	failedLines  int
 	failedPushes int
+	rejecting    bool // Loki rejected lines since the last batch it took whole
 }
 
 type streamKey struct{ env, project, event string }
@@ -92,16 +102,20 @@ func NewWithPusher(cfg Config, p Pusher, reg prometheus.Registerer, logger *slog
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crowsnest_events_dropped_total",
-			Help: "Event lines dropped before Loki accepted them, by reason (buffer_full, push_failed, shutdown).",
+			Help: "Event lines dropped before Loki accepted them, by reason (buffer_full, push_failed, rejected, shutdown).",
 		}, []string{"reason"}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crowsnest_events_truncated_total",
+			Help: "Event lines longer than the line size limit, whose largest field values were cut to fit.",
+		}),
 		in:   make(chan item, cfg.BufferSize),
 		done: make(chan struct{}),
 	}
-	for _, r := range []string{ReasonBufferFull, ReasonPushFailed, ReasonShutdown} {
+	for _, r := range []string{ReasonBufferFull, ReasonPushFailed, ReasonRejected, ReasonShutdown} {
 		s.dropped.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.sent, s.dropped} {
+		for _, c := range []prometheus.Collector{s.sent, s.dropped, s.truncated} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering events metrics: %w", err)
 			}
@@ -114,11 +128,24 @@ func NewWithPusher(cfg Config, p Pusher, reg prometheus.Registerer, logger *slog
 
 // Send queues e for shipping and returns at once. When the buffer is full,
 // or after Close, e is dropped and counted.
+//
+// The Loki entry is stamped with now, when crowsnest observed the fact,
+// not with e.Time: facts carry Argo CD's times (an operation's startedAt,
+// hours old when crowsnest restarts during it), and Loki refuses entries
+// older than its reject_old_samples_max_age or too far behind its
+// stream's newest. e.Time stays in the line as "ts". A line longer than
+// MaxLineBytes has its largest field values cut to fit, and is counted.
 func (s *Shipper) Send(e Event) {
+	now := time.Now()
 	if e.Time.IsZero() {
-		e.Time = time.Now()
+		e.Time = now
 	}
-	it := item{key: streamKey{e.Env, e.Project, e.Event}, time: e.Time, line: e.Line()}
+	line, cut := e.line(s.cfg.MaxLineBytes)
+	if len(cut) > 0 {
+		s.truncated.Inc()
+		s.log.Debug("cut an event line to size", "event", e.Event, "app", e.App, "fields", cut, "max_bytes", s.cfg.MaxLineBytes)
+	}
+	it := item{key: streamKey{e.Env, e.Project, e.Event}, time: now, line: line}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -239,6 +266,9 @@ func (s *Shipper) push(b *batch) {
 			return struct{}{}, nil
 		}
 		lastErr = err
+		if rejection(err) != nil {
+			return struct{}{}, backoff.Permanent(err) // Loki is fine; the lines are not
+		}
 		s.failedPushes++
 		if !s.failing {
 			s.failing = true
@@ -256,11 +286,12 @@ func (s *Shipper) push(b *batch) {
 	)
 	if err == nil {
 		s.sent.Add(float64(b.lines))
-		if s.failing {
-			s.log.Info("pushing events to loki recovered",
-				"failed_pushes", s.failedPushes, "dropped_lines", s.failedLines)
-			s.failing, s.failedPushes, s.failedLines = false, 0, 0
-		}
+		s.rejecting = false
+		s.recovered()
+		return
+	}
+	if se := rejection(lastErr); se != nil {
+		s.rejected(b, se, lastErr)
 		return
 	}
 	reason := ReasonPushFailed
@@ -270,6 +301,45 @@ func (s *Shipper) push(b *batch) {
 	s.failedLines += b.lines
 	s.dropped.WithLabelValues(reason).Add(float64(b.lines))
 	s.log.Debug("dropped a batch of events", "reason", reason, "lines", b.lines, "attempts", attempts, "err", lastErr)
+}
+
+// recovered logs, once, that pushes work again after failing.
+func (s *Shipper) recovered() {
+	if s.failing {
+		s.log.Info("pushing events to loki recovered",
+			"failed_pushes", s.failedPushes, "dropped_lines", s.failedLines)
+		s.failing, s.failedPushes, s.failedLines = false, 0, 0
+	}
+}
+
+// rejected counts the lines of b that Loki's 400 answer se (in err)
+// refused, and the rest as sent, when se counts them; else the whole
+// batch. It logs a warning at the first rejection after a batch Loki took
+// whole, and at debug level after that.
+func (s *Shipper) rejected(b *batch, se *StatusError, err error) {
+	refused := b.lines
+	if se.Judged > 0 && se.Ignored <= b.lines {
+		refused = se.Ignored
+	}
+	s.sent.Add(float64(b.lines - refused))
+	s.dropped.WithLabelValues(ReasonRejected).Add(float64(refused))
+	s.recovered() // Loki answered
+	level := slog.LevelDebug
+	if !s.rejecting {
+		s.rejecting, level = true, slog.LevelWarn
+	}
+	s.log.Log(context.Background(), level, "loki rejected event lines; dropping them",
+		"rejected", refused, "lines", b.lines, "err", err)
+}
+
+// rejection returns err's StatusError when Loki answered 400: it judged
+// (some of) the lines and refused them, which no retry changes.
+func rejection(err error) *StatusError {
+	var se *StatusError
+	if errors.As(err, &se) && se.Code == http.StatusBadRequest {
+		return se
+	}
+	return nil
 }
 
 // backoffJitter is the spread of each wait around its interval: ±1/3 of

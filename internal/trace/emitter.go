@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,7 +128,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crowsnest_spans_dropped_total",
-			Help: "Spans of sync traces dropped, by reason: queue_full (the exporter fell behind) or export_failed (the collector did not take them).",
+			Help: "Spans of sync traces dropped, by reason: queue_full (the exporter fell behind), export_failed (the collector did not take them) or rejected (the collector answered a partial success refusing them).",
 		}, []string{"reason"}),
 		exported: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "crowsnest_spans_exported_total",
@@ -135,6 +137,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.dropped.WithLabelValues("queue_full")
 	m.dropped.WithLabelValues("export_failed")
+	m.dropped.WithLabelValues("rejected")
 	reg.MustRegister(m.dropped, m.exported)
 	return m
 }
@@ -284,29 +287,87 @@ func spanCount(op *model.Operation) int {
 	return n
 }
 
-// countingExporter counts exported and failed spans. It logs when export
-// starts failing and when it recovers, not every failure, and does not
-// hand the error on: the SDK would report it to the global error handler.
+// countingExporter counts exported, rejected and failed spans. It logs
+// when export starts failing and when it recovers, not every failure, and
+// does not hand the error on: the SDK would report it to the global error
+// handler.
 type countingExporter struct {
 	sdktrace.SpanExporter
-	metrics *Metrics
-	logger  *slog.Logger
-	failing atomic.Bool
+	metrics   *Metrics
+	logger    *slog.Logger
+	failing   atomic.Bool
+	rejecting atomic.Bool // the collector refused spans of the last export
 }
 
-// ExportSpans implements sdktrace.SpanExporter.
+// ExportSpans implements sdktrace.SpanExporter. A partial success (the
+// collector took the export but refused some spans, see rejectedSpans)
+// counts only the refused spans as dropped, reason rejected, and the rest
+// as exported.
 func (c *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	err := c.SpanExporter.ExportSpans(ctx, spans)
-	if err != nil {
+	rejected, partial := rejectedSpans(err)
+	if err != nil && !partial {
 		c.metrics.dropped.WithLabelValues("export_failed").Add(float64(len(spans)))
 		if !c.failing.Swap(true) {
 			c.logger.Warn("exporting spans failed; dropping them until the collector answers", "spans", len(spans), "err", err)
 		}
 		return nil
 	}
-	c.metrics.exported.Add(float64(len(spans)))
+	rejected = min(rejected, int64(len(spans)))
+	c.metrics.exported.Add(float64(int64(len(spans)) - rejected))
+	c.metrics.dropped.WithLabelValues("rejected").Add(float64(rejected))
 	if c.failing.Swap(false) {
 		c.logger.Info("exporting spans works again")
 	}
+	switch {
+	case rejected > 0 && !c.rejecting.Swap(true):
+		c.logger.Warn("the collector refused some spans (OTLP partial success); dropping them", "rejected", rejected, "spans", len(spans), "err", err)
+	case rejected > 0:
+		c.logger.Debug("the collector refused some spans again", "rejected", rejected, "spans", len(spans), "err", err)
+	case c.rejecting.Swap(false):
+		c.logger.Info("the collector takes every span again")
+	}
+	if partial && rejected == 0 {
+		c.logger.Debug("the collector took every span with a warning (OTLP partial success)", "spans", len(spans), "err", err)
+	}
 	return nil
+}
+
+// partialSuccess matches the text of the OTLP exporters' partial success
+// error, "OTLP partial success: <message> (<n> spans rejected)" (type
+// PartialSuccess of the exporters' internal packages, which no other
+// package can name; its fields are not exposed any other way).
+var partialSuccess = regexp.MustCompile(`(?s)OTLP partial success: .* \((\d+) spans rejected\)$`)
+
+// rejectedSpans returns the spans the collector refused when err reports
+// an OTLP partial success: the collector answered 2xx (HTTP) or OK (gRPC),
+// keeping the other spans. It walks err's tree (the exporters wrap and
+// join it: "traces export: ...") and sums the counts of its partial
+// success errors. ok is false when err holds none: the export failed, or
+// err is nil. An error joined beside a partial success (closing the
+// answer's body) does not undo what the collector took.
+func rejectedSpans(err error) (n int64, ok bool) {
+	if err == nil {
+		return 0, false
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if k, found := rejectedSpans(e); found {
+				n, ok = n+k, true
+			}
+		}
+		return n, ok
+	case interface{ Unwrap() error }:
+		return rejectedSpans(u.Unwrap())
+	}
+	m := partialSuccess.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0, false
+	}
+	k, perr := strconv.ParseInt(m[1], 10, 64)
+	if perr != nil {
+		return 0, false
+	}
+	return k, true
 }

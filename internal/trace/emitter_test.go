@@ -2,6 +2,12 @@ package trace
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/crowsnest/crowsnest/internal/otlptest"
@@ -260,6 +269,112 @@ func TestResolveConfig(t *testing.T) {
 		}
 		if err != nil || got != c.want {
 			t.Errorf("%s: got %+v, %v; want %+v", c.desc, got, err, c.want)
+		}
+	}
+}
+
+// partialCollector answers every OTLP export, over HTTP and gRPC, with a
+// partial success refusing rejected spans with message msg.
+type partialCollector struct {
+	collectortrace.UnimplementedTraceServiceServer
+	rejected int64
+	msg      string
+}
+
+func (c *partialCollector) response() *collectortrace.ExportTraceServiceResponse {
+	return &collectortrace.ExportTraceServiceResponse{PartialSuccess: &collectortrace.ExportTracePartialSuccess{RejectedSpans: c.rejected, ErrorMessage: c.msg}}
+}
+
+// Export implements the OTLP gRPC trace service.
+func (c *partialCollector) Export(context.Context, *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	return c.response(), nil
+}
+
+// ServeHTTP implements OTLP/HTTP with protobuf bodies.
+func (c *partialCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	out, err := proto.Marshal(c.response())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(out)
+}
+
+// serve serves c over protocol on a free loopback port and returns its
+// endpoint URL.
+func (c *partialCollector) serve(t *testing.T, protocol string) string {
+	t.Helper()
+	if protocol == ProtocolHTTP {
+		srv := httptest.NewServer(c)
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	collectortrace.RegisterTraceServiceServer(srv, c)
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	return "http://" + l.Addr().String()
+}
+
+// A collector answering an OTLP partial success took the export but
+// refused some spans: only those are dropped (reason rejected), the rest
+// exported, with the real exporters and their error format.
+func TestPartialSuccessCountsRejectedSpans(t *testing.T) {
+	for _, protocol := range []string{ProtocolHTTP, ProtocolGRPC} {
+		for _, tc := range []struct {
+			name               string
+			rejected           int64
+			msg                string
+			wantExp, wantDrops float64
+		}{
+			{"some refused", 2, "2 spans (of 6) older than the ingester's window (1h)", 4, 2},
+			{"warning only", 0, "spans accepted; attribute values truncated", 6, 0},
+			{"empty message", 1, "", 5, 1},
+		} {
+			t.Run(protocol+"/"+tc.name, func(t *testing.T) {
+				c := &partialCollector{rejected: tc.rejected, msg: tc.msg}
+				e, m := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: c.serve(t, protocol), Protocol: protocol})
+				e.Finished(sampleOperation()) // 6 spans
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := e.Shutdown(ctx); err != nil {
+					t.Fatal(err)
+				}
+				exported := testutil.ToFloat64(m.exported)
+				rejected := testutil.ToFloat64(m.dropped.WithLabelValues("rejected"))
+				failed := testutil.ToFloat64(m.dropped.WithLabelValues("export_failed"))
+				if exported != tc.wantExp || rejected != tc.wantDrops || failed != 0 {
+					t.Errorf("exported %v, dropped rejected %v, export_failed %v; want %v, %v, 0", exported, rejected, failed, tc.wantExp, tc.wantDrops)
+				}
+			})
+		}
+	}
+}
+
+// rejectedSpans reads the exporters' partial success error wherever it
+// sits in the error tree, and nothing else.
+func TestRejectedSpans(t *testing.T) {
+	partial := errors.New("OTLP partial success: bad (attribute) values (3 spans rejected)")
+	for _, tc := range []struct {
+		err    error
+		want   int64
+		wantOK bool
+	}{
+		{nil, 0, false},
+		{errors.New("traces export: context deadline exceeded"), 0, false},
+		{fmt.Errorf("traces export: %w", partial), 3, true},
+		{fmt.Errorf("traces export: %w", errors.Join(partial, errors.New("closing body: boom"))), 3, true},
+		{errors.Join(partial, fmt.Errorf("again: %w", errors.New("OTLP partial success: empty message (2 spans rejected)"))), 5, true},
+		{errors.New("OTLP partial success: x (many spans rejected)"), 0, false},
+	} {
+		if got, ok := rejectedSpans(tc.err); got != tc.want || ok != tc.wantOK {
+			t.Errorf("rejectedSpans(%v) = %d, %v; want %d, %v", tc.err, got, ok, tc.want, tc.wantOK)
 		}
 	}
 }

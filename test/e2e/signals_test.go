@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -119,6 +120,9 @@ type signalsEnv struct {
 	prom     *Prometheus
 	am       *Alertmanager
 	obs      *observer
+	env      *Env
+	rec      *Process // crowsnest record, with -update-recordings
+	recPath  string
 }
 
 // TestSignals checks the operation signals crowsnest derives from what a
@@ -145,6 +149,9 @@ func TestSignals(t *testing.T) {
 	t.Run("pending while the controller is down", func(t *testing.T) { s.pendingWhileControllerDown(ctx, t) })
 	t.Run("dry run waiting for the controller keeps the phase", func(t *testing.T) { s.heldDryRun(ctx, t) })
 	t.Run("a deny window holds prod drift from paging", func(t *testing.T) { s.frozenDrift(ctx, t) })
+	if *updateRecordings {
+		s.saveDemo(ctx, t)
+	}
 	t.Logf("TestSignals took %v", time.Since(start).Round(time.Second))
 }
 
@@ -155,7 +162,12 @@ func startSignalsEnv(t *testing.T) *signalsEnv {
 	kas := env.StartKubeAPIServer(env.StartEtcd())
 	kas.InstallArgoCDCRDs()
 	argo := env.StartArgoCD(kas)
-	s := &signalsEnv{kas: kas, argo: argo, apps: kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)}
+	s := &signalsEnv{env: env, kas: kas, argo: argo, apps: kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)}
+	if *updateRecordings {
+		s.recPath = filepath.Join(env.Dir("recordings"), "signals.jsonl")
+		s.rec = env.NewProcess("crowsnest-record", bin.crowsnest, "record", "--kubeconfig="+kas.Kubeconfig, "--out="+s.recPath)
+		s.rec.Start()
+	}
 	var repoURL string
 	repoURL, s.revision = newManifestRepo(t, env.Dir("git"), signalsManifests())
 	ctx, cancel := context.WithTimeout(t.Context(), apiCallTimeout)
@@ -714,4 +726,99 @@ func (s *signalsEnv) frozenDrift(ctx context.Context, t *testing.T) {
 	eventually(t, signalTimeout, func() error {
 		return s.prom.ExpectValue(`count(`+drift+`)`, 1)
 	})
+}
+
+// saveDemo ends the recording in the states the demo should keep showing
+// (the freeze back on, and a sync asked for while the controller is down,
+// so Pending), then writes test/e2e/testdata/argocd-signals.jsonl and the
+// demo recording: scenarios 1–3, then this recording shifted to follow
+// them by whole seconds (Argo CD's own times are whole seconds).
+func (s *signalsEnv) saveDemo(ctx context.Context, t *testing.T) {
+	projects := s.kas.ArgoCD().ArgoprojV1alpha1().AppProjects(argoCDNamespace)
+	eventually(t, signalTimeout, func() error {
+		p, err := projects.Get(ctx, frozenProject, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.Spec.SyncWindows = v1alpha1.SyncWindows{{Kind: "deny", Schedule: "* * * * *", Duration: "1h", Namespaces: []string{appFrozen}}}
+		_, err = projects.Update(ctx, p, metav1.UpdateOptions{})
+		return err
+	})
+	s.stopController(t)
+	requestSync(ctx, t, s.apps, appDryRun, s.revision, false)
+	eventually(t, signalTimeout, func() error {
+		return s.expectAll(appDryRun, phaseIs("Pending"))
+	})
+	time.Sleep(2 * time.Second)
+	if err := s.rec.Stop(); err != nil {
+		t.Errorf("crowsnest record: %v", err)
+	}
+	signals, err := os.ReadFile(s.recPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testdata := filepath.Join(bin.repoRoot, "test", "e2e", "testdata")
+	if err := os.WriteFile(filepath.Join(testdata, "argocd-signals.jsonl"), signals, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scenarios, err := os.ReadFile(filepath.Join(testdata, "argocd-scenarios-1-3.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo, err := appendShifted(scenarios, signals, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(bin.repoRoot, "internal", "demo", "recording.jsonl")
+	if err := os.WriteFile(to, demo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s and testdata/argocd-signals.jsonl (%d bytes)", to, len(signals))
+}
+
+// recordedTime matches the times in a recording's lines: the events' own
+// and every timestamp inside the objects (RFC 3339, UTC).
+var recordedTime = regexp.MustCompile(`"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z)"`)
+
+// appendShifted returns first followed by second, every time of second
+// moved by a whole number of seconds so that its first event comes gap
+// after first's last one.
+func appendShifted(first, second []byte, gap time.Duration) ([]byte, error) {
+	times := func(b []byte) (lo, hi time.Time) {
+		for _, m := range recordedTime.FindAllSubmatch(b, -1) {
+			if ts, err := time.Parse(time.RFC3339Nano, string(m[1])); err == nil {
+				if lo.IsZero() || ts.Before(lo) {
+					lo = ts
+				}
+				if ts.After(hi) {
+					hi = ts
+				}
+			}
+		}
+		return lo, hi
+	}
+	_, end := times(first)
+	start, _ := times(second)
+	if end.IsZero() || start.IsZero() {
+		return nil, fmt.Errorf("no times in the recordings")
+	}
+	shift := end.Add(gap).Sub(start).Truncate(time.Second) + time.Second
+	var err error
+	shifted := recordedTime.ReplaceAllFunc(second, func(m []byte) []byte {
+		raw := string(m[1 : len(m)-1])
+		ts, perr := time.Parse(time.RFC3339Nano, raw)
+		if perr != nil {
+			err = perr
+			return m
+		}
+		layout := time.RFC3339
+		if strings.Contains(raw, ".") {
+			layout = time.RFC3339Nano
+		}
+		return []byte(`"` + ts.Add(shift).UTC().Format(layout) + `"`)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(append([]byte{}, first...), shifted...), nil
 }

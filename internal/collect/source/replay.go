@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+
 	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/crowsnest/crowsnest/internal/redact"
 )
@@ -53,7 +55,12 @@ func (r *Recorder) Handle(e model.Event) {
 		}
 		e.App = app
 	}
-	line, err := json.Marshal(e)
+	r.write(recordLine{Type: e.Type, Time: e.Time, App: e.App})
+}
+
+// write appends one line to the recording.
+func (r *Recorder) write(l recordLine) {
+	line, err := json.Marshal(l)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
@@ -71,6 +78,27 @@ func (r *Recorder) Handle(e model.Event) {
 	if err := r.w.Flush(); err != nil {
 		r.err = fmt.Errorf("write event: %w", err)
 	}
+}
+
+// HandleProject writes an AppProject event as a line with "project" in
+// place of "object": their sync windows decide which apps are held.
+func (r *Recorder) HandleProject(e model.ProjectEvent) {
+	if e.Project == nil {
+		return
+	}
+	p := e.Project.DeepCopy()
+	p.ManagedFields = nil
+	delete(p.Annotations, "kubectl.kubernetes.io/last-applied-configuration")
+	r.write(recordLine{Type: e.Type, Time: time.Now(), Project: p})
+}
+
+// recordLine is one line of a recording: an Application event (object) or
+// an AppProject event (project).
+type recordLine struct {
+	Type    model.EventType       `json:"type"`
+	Time    time.Time             `json:"time"`
+	App     *v1alpha1.Application `json:"object,omitempty"`
+	Project *v1alpha1.AppProject  `json:"project,omitempty"`
 }
 
 // Err returns the first write error, after which the recorder stops.
@@ -110,7 +138,9 @@ func (s *ReplaySource) Ready() bool { return s.ready.Load() }
 
 // Run replays the recording, then keeps the state it built until ctx is
 // done. A line that does not parse is logged with its position and skipped.
+// AppProject lines go to sink when it is a ProjectSink too.
 func (s *ReplaySource) Run(ctx context.Context, sink Sink) error {
+	projects, _ := sink.(ProjectSink)
 	rc, err := s.open()
 	if err != nil {
 		return fmt.Errorf("open recording %s: %w", s.name, err)
@@ -137,10 +167,10 @@ func (s *ReplaySource) Run(ctx context.Context, sink Sink) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		var e model.Event
-		if err := json.Unmarshal(line, &e); err != nil || e.App == nil || !validType(e.Type) {
+		var e recordLine
+		if err := json.Unmarshal(line, &e); err != nil || (e.App == nil) == (e.Project == nil) || !validType(e.Type) {
 			if err == nil {
-				err = fmt.Errorf("want an object with type ADDED, MODIFIED or DELETED and an Application in object")
+				err = fmt.Errorf("want an object with type ADDED, MODIFIED or DELETED and an Application in object or an AppProject in project")
 			}
 			s.logger.Warn("skipping bad recording line", "file", s.name, "line", lineNo, "err", err)
 			continue
@@ -159,7 +189,12 @@ func (s *ReplaySource) Run(ctx context.Context, sink Sink) error {
 			return nil
 		}
 		prev = e.Time
-		sink.Handle(e)
+		switch {
+		case e.App != nil:
+			sink.Handle(model.Event{Type: e.Type, Time: e.Time, App: e.App})
+		case projects != nil:
+			projects.HandleProject(model.ProjectEvent{Type: e.Type, Project: e.Project})
+		}
 	}
 	s.ready.Store(true)
 	close(s.done)

@@ -219,3 +219,41 @@ func TestRecorderStripsSecrets(t *testing.T) {
 		t.Error("the recorder dropped other annotations or changed the watched object")
 	}
 }
+
+// projectCollector is a collector that takes AppProject events too.
+type projectCollector struct {
+	collector
+	projects []model.ProjectEvent
+}
+
+func (c *projectCollector) HandleProject(e model.ProjectEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.projects = append(c.projects, e)
+}
+
+// AppProjects recorded next to the Applications replay to a sink that
+// takes them, in their place in the recording.
+func TestRecordAndReplayProjects(t *testing.T) {
+	var buf bytes.Buffer
+	rec := NewRecorder(&buf)
+	rec.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
+	rec.HandleProject(model.ProjectEvent{Type: model.Added, Project: &v1alpha1.AppProject{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "argocd"},
+		Spec:       v1alpha1.AppProjectSpec{SyncWindows: v1alpha1.SyncWindows{{Kind: "deny", Schedule: "* * * * *", Duration: "1h"}}},
+	}})
+	if err := rec.Err(); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := replayOf(buf.String(), 0)
+	var got projectCollector
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Run(ctx, &got)
+	<-src.Done()
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	if len(got.events) != 1 || len(got.projects) != 1 || got.projects[0].Project.Name != "shop" || len(got.projects[0].Project.Spec.SyncWindows) != 1 {
+		t.Errorf("replayed %d app and %d project events (%+v), want one each with the window", len(got.events), len(got.projects), got.projects)
+	}
+}
