@@ -1,6 +1,8 @@
 package tracker
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,5 +233,26 @@ func TestOperationFinishedBetweenObservationsInTheSameSecond(t *testing.T) {
 		if v, _ := value(t, s, "crowsnest_app_syncs_total", "name", "web", "result", result); v != want {
 			t.Errorf("syncs_total{%s} = %v, want %v", result, v, want)
 		}
+	}
+}
+
+// An Application anyone may create with a 4 MB project name and bytes that
+// are not UTF-8 neither blows up the exposition nor breaks the scrape.
+func TestHostileLabelValues(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(func(a *v1alpha1.Application) {
+		a.Spec.Project = strings.Repeat("p", 4<<20)
+		a.Spec.Source.TargetRevision = "main\xff\xfe"
+	})})
+	var buf bytes.Buffer
+	if _, err := s.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() > 200<<10 {
+		t.Errorf("the exposition of one app is %d bytes, want the labels capped", buf.Len())
+	}
+	parseStore(t, s) // fails the test if the text does not parse
+	if !strings.Contains(buf.String(), `target_revision="main`+"\uFFFD"+`"`) {
+		t.Error("invalid UTF-8 not replaced")
 	}
 }
