@@ -37,6 +37,7 @@ type Store struct {
 	renderMu sync.Mutex
 	views    map[string]*model.AppView
 	hists    map[string]*appHistograms
+	sizes    map[string]int // bytes of each app's last rendering
 
 	mu   sync.RWMutex
 	apps map[string][][]byte // app key → rendered samples per family
@@ -59,7 +60,7 @@ func NewStore(perAppHistograms bool) *Store {
 		fams = append(fams, family{name: appHistogramName, help: appHistogramHelp, typ: typeHistogram})
 	}
 	s := &Store{families: fams, hist: hist, headers: make([][]byte, len(fams)), omHeaders: make([][]byte, len(fams)),
-		views: map[string]*model.AppView{}, hists: map[string]*appHistograms{}, apps: map[string][][]byte{}, filled: make([]int, len(fams))}
+		views: map[string]*model.AppView{}, hists: map[string]*appHistograms{}, sizes: map[string]int{}, apps: map[string][][]byte{}, filled: make([]int, len(fams))}
 	for i, f := range fams {
 		s.headers[i] = []byte("# HELP " + f.name + " " + escapeHelp(f.help) + "\n# TYPE " + f.name + " " + f.typ + "\n")
 		name := f.name
@@ -86,6 +87,7 @@ func (s *Store) DeleteApp(key string) {
 	defer s.renderMu.Unlock()
 	delete(s.views, key)
 	delete(s.hists, key)
+	delete(s.sizes, key)
 	s.mu.Lock()
 	s.count(s.apps[key], -1)
 	delete(s.apps, key)
@@ -122,19 +124,25 @@ func (s *Store) Finished(op *model.Operation) {
 	}
 }
 
-// render renders v's series for every family.
+// render renders v's series for every family. All of them go into one
+// buffer, sized from the app's last rendering, and each family's samples
+// are a capped slice of it: a handful of allocations per app update.
 func (s *Store) render(v *model.AppView, h *appHistograms) [][]byte {
-	r := &renderer{identity: make([]byte, 0, 128)}
+	size := 4096
+	if prev, ok := s.sizes[v.Key()]; ok {
+		size = prev + prev/8
+	}
+	r := &renderer{identity: make([]byte, 0, 128), b: make([]byte, 0, size)}
 	r.identity = appendLabel(r.identity, "namespace", v.App.Namespace)
 	r.identity = appendLabel(r.identity, "name", v.App.Name)
 	r.identity = appendLabel(r.identity, "project", v.App.Spec.Project)
 	r.identity = appendLabel(r.identity, "env", v.Env)
 	emit := r.emit // one func value for every family: no allocation per family
 
-	out := make([][]byte, len(s.families))
+	ends := make([]int, len(s.families))
 	for i := range s.families {
 		f := &s.families[i]
-		r.b, r.name = nil, f.name
+		r.name = f.name
 		if i == s.hist {
 			if h != nil {
 				h.render(r.emitNamed)
@@ -142,7 +150,14 @@ func (s *Store) render(v *model.AppView, h *appHistograms) [][]byte {
 		} else {
 			f.generate(v, emit)
 		}
-		out[i] = r.b
+		ends[i] = len(r.b)
+	}
+	s.sizes[v.Key()] = len(r.b)
+	out := make([][]byte, len(s.families))
+	start := 0
+	for i, end := range ends {
+		out[i] = r.b[start:end:end] // capped: nothing can append into the next family
+		start = end
 	}
 	return out
 }

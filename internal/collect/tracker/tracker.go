@@ -117,8 +117,10 @@ type appState struct {
 	// running is an operation seen still running; it is counted when it
 	// finishes whatever its finish time says.
 	running *opKey
-	// cur identifies the operation state last seen; key is its operation.
-	cur    *curOp
+	// cur identifies the operation state last seen (valid once hasCur);
+	// cur.key is its operation.
+	cur    curOp
+	hasCur bool
 	health string // last health status, to log its changes
 	// waves times the current operation's waves; lastWaves are those of
 	// the last operation timed to its end.
@@ -368,13 +370,13 @@ func (st *appState) identify(op *v1alpha1.OperationState) opKey {
 		fin = op.FinishedAt.Unix()
 	}
 	key := opKey{start: op.StartedAt.Unix()}
-	if c := st.cur; c != nil && c.key.start == key.start {
+	if c := st.cur; st.hasCur && c.key.start == key.start {
 		key = c.key
 		if c.completed && (!op.Phase.Completed() || fin != c.finished && op.RetryCount <= c.retry) {
 			key.seq++
 		}
 	}
-	st.cur = &curOp{key: key, completed: op.Phase.Completed(), finished: fin, retry: op.RetryCount}
+	st.cur, st.hasCur = curOp{key: key, completed: op.Phase.Completed(), finished: fin, retry: op.RetryCount}, true
 	return key
 }
 
