@@ -213,6 +213,8 @@ func (k *KubeAPIServer) SyncByHand(ctx context.Context, name string, resources .
 			sync.SyncOptions = app.Spec.SyncPolicy.SyncOptions
 		}
 		app.Operation = &v1alpha1.Operation{Sync: sync, InitiatedBy: v1alpha1.OperationInitiator{Username: "e2e-approver"}}
+		// As argo.SetAppOperation, behind the CLI and the UI, does.
+		app.Status.OperationState = nil
 		_, err = apps.Update(ctx, app, metav1.UpdateOptions{})
 		return err
 	})

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -21,7 +22,7 @@ import (
 // startArgoCDServer starts argocd-server (the same binary) on the running
 // Argo CD, with a read-only account "crowsnest", and returns its address
 // and a token of that account.
-func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr, token string) {
+func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr, token string, server *Process) {
 	t.Helper()
 	k := s.kas
 	k.Kubectl("", "apply", "--server-side", "-f", filepath.Join(bin.argoCDModDir, "manifests/crds/applicationset-crd.yaml"))
@@ -70,7 +71,7 @@ func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr
 		return nil
 	})
 	token = strings.TrimSpace(cli("account", "generate-token", "--account", "crowsnest"))
-	return addr, token
+	return addr, token, p
 }
 
 // stateLines are the per-app state series of a scrape (sync, health,
@@ -97,7 +98,7 @@ func stateLines(c *Crowsnest) ([]string, error) {
 // account's token and checks it serves the same state series as the
 // Kubernetes source for the same apps.
 func (s *scenarioEnv) argoCDAPISource(ctx context.Context, t *testing.T) {
-	addr, token := s.startArgoCDServer(ctx, t)
+	addr, token, server := s.startArgoCDServer(ctx, t)
 	tokenFile := filepath.Join(s.env.Dir("argocd-api"), "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -128,4 +129,43 @@ func (s *scenarioEnv) argoCDAPISource(ctx context.Context, t *testing.T) {
 	if err := api.ExpectSample(1, "crowsnest_source_up", "source", "argocd-api"); err != nil {
 		t.Error(err)
 	}
+
+	// An app deleted while the stream is down: argocd-server sends no
+	// DELETED for it after the reconnect, so only crowsnest's reconcile
+	// against a full list can drop its series.
+	apps := s.kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)
+	like, err := apps.Get(ctx, "dev-backend", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doomed := &v1alpha1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: "deleted-offline", Namespace: argoCDNamespace, Labels: map[string]string{"env": "dev"}},
+		Spec:       v1alpha1.ApplicationSpec{Project: like.Spec.Project, Source: like.Spec.Source.DeepCopy(), Destination: like.Spec.Destination},
+	}
+	if _, err := apps.Create(ctx, doomed, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, scenarioTimeout, func() error { return api.ExpectSample(1, "crowsnest_app_info", "name", doomed.Name) })
+	if err := server.Stop(); err != nil {
+		t.Logf("argocd-server stopped: %v", err)
+	}
+	eventually(t, scenarioTimeout, func() error { return api.ExpectSample(0, "crowsnest_source_up", "source", "argocd-api") })
+	if err := apps.Delete(ctx, doomed.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.ExpectSample(1, "crowsnest_app_info", "name", doomed.Name); err != nil {
+		t.Fatalf("the app's series went before the stream was back: %v", err)
+	}
+	server.Start()
+	took = eventually(t, scenarioTimeout, func() error {
+		m, err := api.Scrape()
+		if err != nil {
+			return err
+		}
+		if got := m.Find("crowsnest_app_info", "name", doomed.Name); len(got) != 0 {
+			return fmt.Errorf("%s still has series after the reconnect: %v", doomed.Name, got)
+		}
+		return m.Expect(1, "crowsnest_source_reconciled_apps_total", "source", "argocd-api", "action", "deleted")
+	})
+	t.Logf("the app deleted while argocd-server was down lost its series %v after argocd-server was started again", took.Round(time.Second))
 }

@@ -547,6 +547,19 @@ func (s *scenarioEnv) prodDrift(ctx context.Context, t *testing.T) {
 	eventually(t, scenarioTimeout, func() error {
 		return s.prom.ExpectValue(`crowsnest_promotion_lag_seconds{group="backend",from="stage",to="prod"}`, 0)
 	})
+	// A sync started the way the argocd CLI starts one (.operation set,
+	// the operation state cleared) is watched from its start: its waves
+	// are timed.
+	eventually(t, scenarioTimeout, func() error {
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return err
+		}
+		if got := m.Find("crowsnest_app_last_sync_wave_duration_seconds", "name", "prod-backend"); len(got) == 0 {
+			return fmt.Errorf("no timed waves of prod-backend's sync by hand")
+		}
+		return nil
+	})
 
 	// Someone edits a live object of the prod app by hand.
 	edited := time.Now()

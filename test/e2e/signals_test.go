@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,7 @@ const (
 	appPending    = "signals-pending"    // a sync asked for while the controller is down
 	appHeldDryRun = "signals-held"       // a real sync, then a dry run the stopped controller holds
 	appFrozen     = "signals-frozen"     // prod, in a project whose deny window freezes it, then drifted
+	appMulti      = "signals-multi"      // two sources: the plain ConfigMap and another one
 )
 
 // frozenProject is the AppProject of appFrozen: its sync windows are the
@@ -59,6 +61,7 @@ func signalsApps() map[string]string {
 		appPending:    "plain",
 		appHeldDryRun: "plain",
 		appFrozen:     "plain",
+		appMulti:      "plain", // and "extra": see createApp
 	}
 }
 
@@ -95,6 +98,13 @@ spec:
     spec:
       restartPolicy: Never
       containers: [{name: migrate, image: "registry.example.com/shop/migrate:1.0"}]
+`,
+		"extra/config.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: extra-settings
+data:
+  feature: "on"
 `,
 		"invalid/config.yaml": `apiVersion: v1
 kind: ConfigMap
@@ -139,7 +149,9 @@ type signalsEnv struct {
 //     dry run only, as in 2;
 //  5. a prod app drifted while a deny sync window of its project is open
 //     shows as held, and CrowsnestProdDrift stays quiet (not even pending)
-//     until the window is gone.
+//     until the window is gone;
+//  6. a multi-source app's sync carries both sources' revisions (Argo CD
+//     fills only revisions[] then) and its series show both sources.
 func TestSignals(t *testing.T) {
 	start := time.Now()
 	s := startSignalsEnv(t)
@@ -149,6 +161,7 @@ func TestSignals(t *testing.T) {
 	t.Run("pending while the controller is down", func(t *testing.T) { s.pendingWhileControllerDown(ctx, t) })
 	t.Run("dry run waiting for the controller keeps the phase", func(t *testing.T) { s.heldDryRun(ctx, t) })
 	t.Run("a deny window holds prod drift from paging", func(t *testing.T) { s.frozenDrift(ctx, t) })
+	t.Run("a multi-source app shows both sources and both revisions", func(t *testing.T) { s.multiSource(ctx, t) })
 	if *updateRecordings {
 		s.saveDemo(ctx, t)
 	}
@@ -217,13 +230,21 @@ func (s *signalsEnv) createApp(t *testing.T, name, repoURL, path string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), apiCallTimeout)
 	defer cancel()
+	spec := v1alpha1.ApplicationSpec{
+		Project:     projectOf(name),
+		Source:      &v1alpha1.ApplicationSource{RepoURL: repoURL, Path: path, TargetRevision: "main"},
+		Destination: v1alpha1.ApplicationDestination{Server: s.argo.ClusterURL, Namespace: name},
+	}
+	if name == appMulti {
+		spec.Source = nil
+		spec.Sources = v1alpha1.ApplicationSources{
+			{RepoURL: repoURL, Path: path, TargetRevision: "main"},
+			{RepoURL: repoURL, Path: "extra", TargetRevision: "main"},
+		}
+	}
 	_, err := s.apps.Create(ctx, &v1alpha1.Application{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: argoCDNamespace},
-		Spec: v1alpha1.ApplicationSpec{
-			Project:     projectOf(name),
-			Source:      &v1alpha1.ApplicationSource{RepoURL: repoURL, Path: path, TargetRevision: "main"},
-			Destination: v1alpha1.ApplicationDestination{Server: s.argo.ClusterURL, Namespace: name},
-		},
+		Spec:       spec,
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create Application %s: %v", name, err)
@@ -821,4 +842,44 @@ func appendShifted(first, second []byte, gap time.Duration) ([]byte, error) {
 		return nil, err
 	}
 	return append(append([]byte{}, first...), shifted...), nil
+}
+
+// multiSource: a person syncs an app with two sources. Argo CD writes the
+// revisions of both in syncResult.revisions and leaves revision empty;
+// crowsnest's sync_finished fact (as its trace) must carry both, and
+// crowsnest_app_source_info must have one series per source.
+func (s *signalsEnv) multiSource(ctx context.Context, t *testing.T) {
+	requested := requestSync(ctx, t, s.apps, appMulti, "", false)
+	var op *v1alpha1.OperationState
+	eventually(t, signalTimeout, func() (err error) {
+		op, err = finishedOperation(ctx, s.apps, appMulti, requested)
+		return err
+	})
+	if op.Phase != synccommon.OperationSucceeded || op.SyncResult == nil || len(op.SyncResult.Revisions) != 2 {
+		t.Fatalf("the sync of %s ended %s with result %+v, want Succeeded with two revisions", appMulti, op.Phase, op.SyncResult)
+	}
+	want := "revision=" + strings.Join(op.SyncResult.Revisions, ",")
+	eventually(t, signalTimeout, func() error {
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return err
+		}
+		if err := expectOn(m, appMulti, syncsAre(1, 0, 0, 0)); err != nil {
+			return err
+		}
+		for i, path := range []string{"plain", "extra"} {
+			if err := m.Expect(1, "crowsnest_app_source_info", "name", appMulti, "source", strconv.Itoa(i), "path", path); err != nil {
+				return err
+			}
+		}
+		for _, line := range strings.Split(s.cn.LogTail(5000), "\n") {
+			if strings.Contains(line, "event=sync_finished") && strings.Contains(line, "app=argocd/"+appMulti) {
+				if !strings.Contains(line, want) {
+					return fmt.Errorf("sync_finished of %s: %s, want %s", appMulti, line, want)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no sync_finished fact of %s in crowsnest's log yet", appMulti)
+	})
 }

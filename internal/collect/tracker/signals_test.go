@@ -145,6 +145,8 @@ func TestMultiSourceRevisions(t *testing.T) {
 	tr, _ := newTestTracker()
 	var got operations
 	tr.addOperationSubscriber(&got)
+	var facts factsSeen
+	tr.subs.Facts = append(tr.subs.Facts, &facts)
 	multi := func(a *v1alpha1.Application) {
 		a.Spec.Source = nil
 		a.Spec.Sources = v1alpha1.ApplicationSources{{RepoURL: "https://git.example.com/values.git", Ref: "values"}, {RepoURL: "https://git.example.com/chart.git", Path: "chart"}}
@@ -157,6 +159,17 @@ func TestMultiSourceRevisions(t *testing.T) {
 	ops := got.get()
 	if len(ops) != 1 || len(ops[0].Revisions) != 2 || ops[0].RevisionText() != "aaa111,bbb222" {
 		t.Fatalf("operations %+v, want one with both sources' revisions", ops)
+	}
+	found := false
+	for _, f := range facts.list {
+		for i := 0; i+1 < len(f.Attrs); i += 2 {
+			if f.Name == model.FactSyncFinished && f.Attrs[i] == "revision" && f.Attrs[i+1] == "aaa111,bbb222" {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no sync_finished fact with revision aaa111,bbb222 among %+v", facts.list)
 	}
 }
 
@@ -256,3 +269,8 @@ func TestHostileLabelValues(t *testing.T) {
 		t.Error("invalid UTF-8 not replaced")
 	}
 }
+
+// factsSeen collects the tracker's facts.
+type factsSeen struct{ list []model.Fact }
+
+func (f *factsSeen) Fact(fact *model.Fact) { f.list = append(f.list, *fact) }

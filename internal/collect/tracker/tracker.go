@@ -591,7 +591,7 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 		ow.results = nil
 	}
 	facts.add(model.FactSyncFinished, op.finished, o.TraceID(), "result", op.result,
-		"duration_seconds", op.finished.Sub(op.started).Seconds())
+		"revision", o.RevisionText(), "duration_seconds", op.finished.Sub(op.started).Seconds())
 	out.ops = append(out.ops, o)
 }
 
