@@ -51,6 +51,7 @@ type cli struct {
 
 	argoAddr, argoTokenFile                  *string
 	argoResync                               *time.Duration
+	argoCAFile                               *string
 	argoPlainText, argoInsecure, argoGRPCWeb *bool
 	replaySpeed                              *float64
 	speedSet                                 bool
@@ -118,8 +119,9 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.timeouts.idle = c.serve.Flag("web.idle-timeout", "How long a kept-alive connection may idle.").Default("2m").Duration()
 	c.source = c.serve.Flag("source", "Where Applications come from: kubernetes (a watch), argocd-api (the Argo CD API with a token) or replay (a recording made by 'crowsnest record').").Default("kubernetes").Enum("kubernetes", "argocd-api", "replay")
 	c.argoAddr = c.serve.Flag("argocd.server", "Argo CD API server host:port, for --source=argocd-api.").String()
-	c.argoTokenFile = c.serve.Flag("argocd.token-file", "File holding an Argo CD API token (e.g. of a read-only account), for --source=argocd-api.").String()
+	c.argoTokenFile = c.serve.Flag("argocd.token-file", "File holding an Argo CD API token (e.g. of a read-only account), for --source=argocd-api. Read again at every reconnect: a rotated token is picked up once the old one is rejected.").String()
 	c.argoResync = c.serve.Flag("argocd.resync-period", "With --source=argocd-api: how often the full list of Applications is compared with what the watch delivered (argocd-server drops watch events when a client falls behind, and sends no deletions after a reconnect).").Default("5m").Duration()
+	c.argoCAFile = c.serve.Flag("argocd.ca-file", "PEM file of the certificate authorities to verify argocd-server's TLS certificate with (instead of the system's; rather than --argocd.insecure).").String()
 	c.argoPlainText = c.serve.Flag("argocd.plaintext", "Talk to the Argo CD API without TLS.").Bool()
 	c.argoInsecure = c.serve.Flag("argocd.insecure", "Do not verify the Argo CD API server's certificate.").Bool()
 	c.argoGRPCWeb = c.serve.Flag("argocd.grpc-web", "Use gRPC-Web (HTTP/1.1), through proxies without HTTP/2.").Bool()

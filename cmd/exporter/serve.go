@@ -403,12 +403,16 @@ func (c *cli) newSource(m *source.SourceMetrics, logger *slog.Logger) (source.So
 		if *c.argoAddr == "" || *c.argoTokenFile == "" {
 			return nil, errors.New("--source=argocd-api needs --argocd.server and --argocd.token-file")
 		}
-		token, err := os.ReadFile(*c.argoTokenFile)
-		if err != nil {
+		if _, err := os.Stat(*c.argoTokenFile); err != nil {
 			return nil, fmt.Errorf("--argocd.token-file: %w", err)
 		}
+		if *c.argoCAFile != "" {
+			if _, err := os.Stat(*c.argoCAFile); err != nil {
+				return nil, fmt.Errorf("--argocd.ca-file: %w", err)
+			}
+		}
 		return source.NewArgoCDAPISource(source.ArgoCDAPIConfig{
-			Address: *c.argoAddr, Token: strings.TrimSpace(string(token)),
+			Address: *c.argoAddr, TokenFile: *c.argoTokenFile, CAFile: *c.argoCAFile,
 			PlainText: *c.argoPlainText, Insecure: *c.argoInsecure, GRPCWeb: *c.argoGRPCWeb,
 			Namespaces: c.watchedNamespaces(), ResyncPeriod: *c.argoResync,
 		}, m, logger), nil

@@ -2,6 +2,8 @@ package config
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,6 +24,7 @@ type Reloader struct {
 	apply   func(*Config)
 
 	mu          sync.Mutex
+	applied     [sha256.Size]byte // the file content last applied
 	success     prometheus.Gauge
 	successTime prometheus.Gauge
 }
@@ -50,7 +53,11 @@ func NewReloader(path string, builtin []byte, reg prometheus.Registerer, logger 
 func (r *Reloader) Load() (*Config, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.load()
+	conf, sum, err := r.read()
+	if err == nil {
+		r.applied = sum
+	}
+	return conf, err
 }
 
 // OnReload sets what a successful reload applies the new configuration to.
@@ -61,21 +68,29 @@ func (r *Reloader) OnReload(apply func(*Config)) {
 	r.apply = apply
 }
 
-func (r *Reloader) load() (*Config, error) {
-	var conf *Config
-	var err error
+// read loads the configuration and returns it with the checksum of what it
+// was read from.
+func (r *Reloader) read() (*Config, [sha256.Size]byte, error) {
+	data := r.builtin
 	if r.path != "" {
-		conf, err = Load(r.path)
-	} else {
-		conf, err = Parse(r.builtin)
+		var err error
+		if data, err = os.ReadFile(r.path); err != nil {
+			r.success.Set(0)
+			return nil, [sha256.Size]byte{}, fmt.Errorf("read config: %w", err)
+		}
 	}
+	conf, err := Parse(data)
 	if err != nil {
 		r.success.Set(0)
-		return nil, err
+		if r.path != "" {
+			err = fmt.Errorf("%s: %w", r.path, err)
+		}
+		return nil, [sha256.Size]byte{}, err
 	}
 	r.success.Set(1)
 	r.successTime.SetToCurrentTime()
-	return conf, nil
+	sum := sha256.Sum256(data)
+	return conf, sum, nil
 }
 
 // Reload reads the configuration again and applies it, under the lock so
@@ -84,14 +99,21 @@ func (r *Reloader) load() (*Config, error) {
 func (r *Reloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	conf, err := r.load()
+	conf, sum, err := r.read()
 	if err != nil {
 		r.logger.Error("reload configuration; keeping the running one", "err", err)
 		return err
 	}
+	if sum == r.applied {
+		// Nothing changed: re-rendering every app would be work for
+		// nothing (a second or so at 10,000 apps).
+		r.logger.Debug("configuration unchanged; nothing to reload", "file", r.path)
+		return nil
+	}
 	if r.apply != nil {
 		r.apply(conf)
 	}
+	r.applied = sum
 	r.logger.Info("configuration reloaded", "file", r.path)
 	return nil
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,13 @@ type ArgoCDAPIConfig struct {
 	// Token is a bearer token, e.g. of a read-only account
 	// (argocd account generate-token). It is never logged.
 	Token string
+	// TokenFile, when set, holds the token instead: it is read again at
+	// every (re)connect, so a rotated token (a renewed Secret) is picked
+	// up after the old one is rejected, without a restart.
+	TokenFile string
+	// CAFile holds PEM certificates to verify argocd-server's TLS
+	// certificate with, instead of the system's.
+	CAFile string
 	// PlainText talks gRPC without TLS; Insecure skips verifying the
 	// server's certificate.
 	PlainText, Insecure bool
@@ -143,14 +152,44 @@ func (s *ArgoCDAPISource) Ready() bool { return s.ready.Load() }
 func (s *ArgoCDAPISource) Run(ctx context.Context, sink Sink) error {
 	connect := s.connect
 	if connect == nil {
-		client, err := apiclient.NewClient(&apiclient.ClientOptions{
-			ServerAddr: s.cfg.Address, AuthToken: s.cfg.Token, PlainText: s.cfg.PlainText, Insecure: s.cfg.Insecure,
-			GRPCWeb: s.cfg.GRPCWeb, UserAgent: "crowsnest",
-		})
-		if err != nil {
-			return fmt.Errorf("argo cd api client for %s: %w", s.cfg.Address, err)
+		newClient := func(token string) (apiclient.Client, error) {
+			client, err := apiclient.NewClient(&apiclient.ClientOptions{
+				ServerAddr: s.cfg.Address, AuthToken: token, PlainText: s.cfg.PlainText, Insecure: s.cfg.Insecure,
+				GRPCWeb: s.cfg.GRPCWeb, CertFile: s.cfg.CAFile, UserAgent: "crowsnest",
+			})
+			if err != nil {
+				return nil, fmt.Errorf("argo cd api client for %s: %w", s.cfg.Address, err)
+			}
+			return client, nil
 		}
-		connect = apiclientConnect(client)
+		if s.cfg.TokenFile == "" {
+			client, err := newClient(s.cfg.Token)
+			if err != nil {
+				return err
+			}
+			connect = apiclientConnect(client)
+		} else {
+			// Check the configuration once, then build a client per
+			// token: the file is read again at every (re)connect.
+			token, err := readToken(s.cfg.TokenFile)
+			if err != nil {
+				return err
+			}
+			if _, err := newClient(token); err != nil {
+				return err
+			}
+			connect = func(ctx context.Context) (argoCDConn, error) {
+				token, err := readToken(s.cfg.TokenFile)
+				if err != nil {
+					return nil, err
+				}
+				client, err := newClient(token)
+				if err != nil {
+					return nil, err
+				}
+				return apiclientConnect(client)(ctx)
+			}
+		}
 	}
 	sink = s.metrics.counting(argoCDAPISourceName, sink)
 	// delivered outlives the connections: a reconnect reconciles with it.
@@ -461,6 +500,20 @@ type apiclientConn struct {
 }
 
 // apiclientConnect connects with client.
+// readToken reads a token file, trimmed of surrounding white space. Its
+// errors name the file, never its content.
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--argocd.token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("--argocd.token-file: %s is empty", path)
+	}
+	return token, nil
+}
+
 func apiclientConnect(client apiclient.Client) connectFunc {
 	return func(context.Context) (argoCDConn, error) {
 		closer, apps, err := client.NewApplicationClient()

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -267,6 +269,14 @@ type fakeArgoCDServer struct {
 	// Watch was opened with.
 	watches      map[*fakeWatch]bool
 	watchQueries []*applicationpkg.ApplicationQuery
+	rejections   int // calls refused for their token
+}
+
+// rejected returns how many calls were refused for their token.
+func (f *fakeArgoCDServer) rejected() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rejections
 }
 
 // fakeWatch is one open Watch stream of a fakeArgoCDServer.
@@ -281,6 +291,9 @@ func (f *fakeArgoCDServer) Version(context.Context, *emptypb.Empty) (*versionpkg
 
 func (f *fakeArgoCDServer) authenticate(ctx context.Context) error {
 	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("token")) != 1 || md.Get("token")[0] != f.token {
+		f.mu.Lock()
+		f.rejections++
+		f.mu.Unlock()
 		return status.Error(codes.Unauthenticated, "invalid session: token signature is invalid")
 	}
 	return nil
@@ -670,4 +683,21 @@ func TestArgoCDAPISourceSkipsStreamEventsTheListReflects(t *testing.T) {
 	if d := described(got.get()); !slices.Equal(d, want) {
 		t.Errorf("delivered %q, want %q", d, want)
 	}
+}
+
+// A token rotated in its file (a renewed Secret) is picked up at the next
+// reconnect, without a restart.
+func TestArgoCDAPISourceRereadsItsTokenFile(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("expired\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeArgoCDServer{token: "renewed", apps: []*v1alpha1.Application{newApp()}}
+	store := newAppsSink()
+	src, _, _ := runOverGRPC(t, f, ArgoCDAPIConfig{TokenFile: tokenFile}, store)
+	waitFor(t, "a few rejected connects", func() bool { return !src.Ready() && f.rejected() >= 2 })
+	if err := os.WriteFile(tokenFile, []byte("renewed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready with the renewed token", func() bool { _, ok := store.get("argocd/web"); return ok && src.Ready() })
 }
