@@ -274,3 +274,24 @@ func TestHostileLabelValues(t *testing.T) {
 type factsSeen struct{ list []model.Fact }
 
 func (f *factsSeen) Fact(fact *model.Fact) { f.list = append(f.list, *fact) }
+
+// A recording line with "syncResult":{"resources":[null]} (hand-made, or a
+// bug elsewhere) must not crash the daemon.
+func TestNilResourceResults(t *testing.T) {
+	tr, s := newTestTracker()
+	var got operations
+	tr.addOperationSubscriber(&got)
+	withNil := func(a *v1alpha1.Application) {
+		a.Status.OperationState.SyncResult = &v1alpha1.SyncOperationResult{Resources: v1alpha1.ResourceResults{nil,
+			{Kind: "ConfigMap", Name: "cm", SyncPhase: synccommon.SyncPhaseSync, Status: synccommon.ResultCodeSyncFailed}, nil}}
+	}
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(operation(synccommon.OperationRunning, t0, nil))})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Second), App: newApp(operation(synccommon.OperationRunning, t0, nil), withNil)})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(2 * time.Second), App: newApp(operation(synccommon.OperationFailed, t0, ptr(at(2*time.Second))), withNil)})
+	if v, _ := value(t, s, "crowsnest_app_syncs_total", "name", "web", "result", "Failed"); v != 1 {
+		t.Errorf("syncs_total{Failed} = %v, want 1", v)
+	}
+	if ops := got.get(); len(ops) != 1 || len(ops[0].Waves) != 1 || len(ops[0].Waves[0].Resources) != 1 {
+		t.Errorf("operations %+v, want one with the one real result", ops)
+	}
+}
