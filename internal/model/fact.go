@@ -1,6 +1,9 @@
 package model
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Fact names: what the tracker establishes about an app.
 const (
@@ -34,11 +37,5 @@ type Fact struct {
 
 // Message is the fact's name as a log message: "sync finished".
 func (f *Fact) Message() string {
-	b := []byte(f.Name)
-	for i, c := range b {
-		if c == '_' {
-			b[i] = ' '
-		}
-	}
-	return string(b)
+	return strings.ReplaceAll(f.Name, "_", " ")
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -55,11 +56,7 @@ func JoinRevisions(revision string, revisions []string) string {
 	if revision != "" || len(revisions) == 0 {
 		return revision
 	}
-	out := revisions[0]
-	for _, r := range revisions[1:] {
-		out += "," + r
-	}
-	return out
+	return strings.Join(revisions, ",")
 }
 
 // TraceID is the operation's trace id.

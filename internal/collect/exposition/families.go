@@ -33,10 +33,7 @@ func appFamilies() []family {
 			generate: func(v *model.AppView, emit sampleFunc) {
 				spec := &v.App.Spec
 				src := primarySource(spec)
-				path := src.Path
-				if path == "" {
-					path = src.Chart
-				}
+				path := sourcePath(&src)
 				auto := spec.SyncPolicy != nil && spec.SyncPolicy.Automated != nil
 				selfHeal, prune := false, false
 				if auto {
@@ -60,11 +57,7 @@ func appFamilies() []family {
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				for i, src := range v.App.Spec.GetSources() {
-					path := src.Path
-					if path == "" {
-						path = src.Chart
-					}
-					emit(1, "source", strconv.Itoa(i), "repo", StripCredentials(src.RepoURL), "path", path,
+					emit(1, "source", strconv.Itoa(i), "repo", StripCredentials(src.RepoURL), "path", sourcePath(&src),
 						"target_revision", src.TargetRevision, "ref", src.Ref)
 				}
 			},
@@ -265,7 +258,7 @@ func appFamilies() []family {
 func primarySource(spec *v1alpha1.ApplicationSpec) v1alpha1.ApplicationSource {
 	sources := spec.GetSources()
 	for _, s := range sources {
-		if s.Path != "" || s.Chart != "" {
+		if sourcePath(&s) != "" {
 			return s
 		}
 	}
@@ -273,6 +266,14 @@ func primarySource(spec *v1alpha1.ApplicationSpec) v1alpha1.ApplicationSource {
 		return sources[0]
 	}
 	return v1alpha1.ApplicationSource{}
+}
+
+// sourcePath is a source's path, or its Helm chart's name.
+func sourcePath(src *v1alpha1.ApplicationSource) string {
+	if src.Path != "" {
+		return src.Path
+	}
+	return src.Chart
 }
 
 // workloadFamilies returns the families of an app's workloads.

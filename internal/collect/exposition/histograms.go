@@ -37,12 +37,7 @@ type histogram struct {
 }
 
 func (h *appHistograms) observe(result string, seconds float64) {
-	i := -1
-	for j, r := range model.Results() {
-		if r == result {
-			i = j
-		}
-	}
+	i := model.ResultIndex(result)
 	if i < 0 {
 		return
 	}

@@ -78,7 +78,7 @@ func (s *Store) SetApp(v *model.AppView) {
 	s.renderMu.Lock()
 	defer s.renderMu.Unlock()
 	s.views[key] = v
-	s.set(key, s.render(v, s.hists[key]))
+	s.set(key, s.render(key, v, s.hists[key]))
 }
 
 // DeleteApp drops every series of the app.
@@ -120,16 +120,16 @@ func (s *Store) Finished(op *model.Operation) {
 	}
 	h.observe(op.Result, max(op.FinishedAt.Sub(op.StartedAt), 0).Seconds())
 	if v, ok := s.views[key]; ok {
-		s.set(key, s.render(v, h))
+		s.set(key, s.render(key, v, h))
 	}
 }
 
 // render renders v's series for every family. All of them go into one
 // buffer, sized from the app's last rendering, and each family's samples
 // are a capped slice of it: a handful of allocations per app update.
-func (s *Store) render(v *model.AppView, h *appHistograms) [][]byte {
+func (s *Store) render(key string, v *model.AppView, h *appHistograms) [][]byte {
 	size := 4096
-	if prev, ok := s.sizes[v.Key()]; ok {
+	if prev, ok := s.sizes[key]; ok {
 		size = prev + prev/8
 	}
 	r := &renderer{identity: make([]byte, 0, 128), b: make([]byte, 0, size)}
@@ -152,7 +152,7 @@ func (s *Store) render(v *model.AppView, h *appHistograms) [][]byte {
 		}
 		ends[i] = len(r.b)
 	}
-	s.sizes[v.Key()] = len(r.b)
+	s.sizes[key] = len(r.b)
 	out := make([][]byte, len(s.families))
 	start := 0
 	for i, end := range ends {

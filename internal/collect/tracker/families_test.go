@@ -370,17 +370,7 @@ func storeHistogram(t *testing.T, s *exposition.Store, metric string, labels ...
 	var n uint64
 	var sum float64
 	for _, m := range parseStore(t, s)[metric].GetMetric() {
-		have := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			have[lp.GetName()] = lp.GetValue()
-		}
-		match := true
-		for i := 0; i+1 < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				match = false
-			}
-		}
-		if match {
+		if labelsMatch(m, labels) {
 			n += m.GetHistogram().GetSampleCount()
 			sum += m.GetHistogram().GetSampleSum()
 		}

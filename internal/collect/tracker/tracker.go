@@ -327,7 +327,7 @@ func (t *Tracker) SetClassifier(c Classifier) {
 // view assembles the app's view for the subscribers.
 func (t *Tracker) view(key string, st *appState) *model.AppView {
 	v := &model.AppView{App: st.app, Env: st.env, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
-		Workloads: t.workloads.of(st.app.Name, key), Phase: st.phase, PendingSince: st.pendingSince,
+		Workloads: t.workloads.of(st.app.Namespace, st.app.Name), Phase: st.phase, PendingSince: st.pendingSince,
 		LastFinished: st.lastFinished, DryRuns: st.dryRuns, LastSuccessful: st.lastSuccessful,
 		HeldByWindow: st.held}
 	if pc, ok := t.classifier.(PolicyChecker); ok {

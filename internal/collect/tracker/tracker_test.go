@@ -46,17 +46,7 @@ func value(t *testing.T, s *exposition.Store, metric string, labels ...string) (
 	mfs := parseStore(t, s)
 	found, v := 0, 0.0
 	for _, m := range mfs[metric].GetMetric() {
-		have := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			have[lp.GetName()] = lp.GetValue()
-		}
-		match := true
-		for i := 0; i+1 < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				match = false
-			}
-		}
-		if match {
+		if labelsMatch(m, labels) {
 			found++
 			v = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 		}
@@ -304,16 +294,9 @@ func histogram(t *testing.T, reg *prometheus.Registry, name string, labels ...st
 		if mf.GetName() != name {
 			continue
 		}
-	metrics:
 		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if have[labels[i]] != labels[i+1] {
-					continue metrics
-				}
+			if !labelsMatch(m, labels) {
+				continue
 			}
 			count += m.GetHistogram().GetSampleCount()
 			sum += m.GetHistogram().GetSampleSum()
@@ -409,4 +392,18 @@ func TestFactsAreLogged(t *testing.T) {
 	if f := events[3]; f["result"] != "Failed" || f["duration_seconds"] != 7.0 {
 		t.Errorf("sync_finished = %v, want result Failed after 7 s", f)
 	}
+}
+
+// labelsMatch reports whether m has every label name/value pair of labels.
+func labelsMatch(m *dto.Metric, labels []string) bool {
+	have := map[string]string{}
+	for _, lp := range m.GetLabel() {
+		have[lp.GetName()] = lp.GetValue()
+	}
+	for i := 0; i+1 < len(labels); i += 2 {
+		if have[labels[i]] != labels[i+1] {
+			return false
+		}
+	}
+	return true
 }

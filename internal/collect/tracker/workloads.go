@@ -160,16 +160,16 @@ func (x *workloadIndex) resolve(ref workloadRef) (string, bool) {
 	return x.appsNamed(ref.name)[0], true
 }
 
-// of returns the workloads of the app appKey called name, sorted by key.
-func (x *workloadIndex) of(name, appKey string) []model.Workload {
+// of returns the workloads of the app namespace/name, sorted by key.
+func (x *workloadIndex) of(namespace, name string) []model.Workload {
+	appKey := model.Key(namespace, name)
 	var keys []string
 	if first, _ := x.resolve(workloadRef{"", name}); first == appKey {
 		for k := range x.byRef[workloadRef{"", name}] {
 			keys = append(keys, k)
 		}
 	}
-	ns, _, _ := cutKey(appKey)
-	for k := range x.byRef[workloadRef{ns, name}] {
+	for k := range x.byRef[workloadRef{namespace, name}] {
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
@@ -181,14 +181,4 @@ func (x *workloadIndex) of(name, appKey string) []model.Workload {
 		out[i] = x.byKey[k].Workload
 	}
 	return out
-}
-
-// cutKey splits an app key into namespace and name.
-func cutKey(key string) (namespace, name string, ok bool) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return "", key, false
 }
