@@ -137,20 +137,7 @@ func startAPISource(t *testing.T, api *fakeAPI, cfg ArgoCDAPIConfig, initial tim
 	src := NewArgoCDAPISource(cfg, NewSourceMetrics(reg), slog.New(logs))
 	src.connect = api.connect
 	src.retryInitial, src.retryMax = initial, time.Minute
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sink) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run = %v, want nil once ctx is done", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return once ctx was done")
-		}
-	})
+	runUntilCleanup(t, src, sink, 5*time.Second)
 	return src, reg, logs
 }
 
@@ -432,6 +419,14 @@ func runOverGRPC(t *testing.T, f *fakeArgoCDServer, cfg ArgoCDAPIConfig, sink Si
 	logs := &logRecorder{}
 	src := NewArgoCDAPISource(cfg, NewSourceMetrics(reg), slog.New(logs))
 	src.retryInitial = 20 * time.Millisecond
+	runUntilCleanup(t, src, sink, 10*time.Second)
+	return src, reg, logs
+}
+
+// runUntilCleanup runs src until the test ends, then checks that Run
+// returned nil within stop of its context's end.
+func runUntilCleanup(t *testing.T, src *ArgoCDAPISource, sink Sink, stop time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, sink) }()
@@ -440,13 +435,12 @@ func runOverGRPC(t *testing.T, f *fakeArgoCDServer, cfg ArgoCDAPIConfig, sink Si
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("Run = %v", err)
+				t.Errorf("Run = %v, want nil once ctx is done", err)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(stop):
 			t.Error("Run did not return once ctx was done")
 		}
 	})
-	return src, reg, logs
 }
 
 func TestArgoCDAPISourceOverGRPC(t *testing.T) {
