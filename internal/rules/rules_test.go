@@ -95,6 +95,11 @@ func app(metric, name, env string, extra ...string) string {
 	return metric + "{" + l + "}"
 }
 
+// replica2 is series as a second crowsnest replica serves it.
+func replica2(series string) string {
+	return strings.Replace(series, `instance="crowsnest:9829"`, `instance="crowsnest-2:9829"`, 1)
+}
+
 func want(name, env, severity string) map[string]string {
 	return map[string]string{"namespace": "argocd", "name": name, "project": "default", "env": env, "severity": severity}
 }
@@ -188,6 +193,9 @@ func promtoolCases() []promtoolCase {
 				{app("crowsnest_app_deletion_timestamp_seconds", "prod-payments", "prod"), "_x10 600x8 stale"},
 				// Deleting from 10m, for 30 minutes only at 40m.
 				{app("crowsnest_app_deletion_timestamp_seconds", "stage-backend", "stage"), "_x10 600x30"},
+				// A second replica serves the same deleting app: still one alert.
+				{replica2(app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync")), "1x40"},
+				{replica2(app("crowsnest_app_deletion_timestamp_seconds", "prod-backend", "prod")), "0x40"},
 			},
 			checks: []check{
 				{"4m", "CrowsnestProdDrift", nil},
@@ -211,6 +219,9 @@ func promtoolCases() []promtoolCase {
 				{app("crowsnest_app_sync_status", "prod-payments", "prod", "status", "OutOfSync"), "1x40"},
 				{app("crowsnest_app_info", "prod-payments", "prod", "autosync", "false"), "1x40"},
 				{app("crowsnest_app_sync_window_held", "prod-payments", "prod"), "1x10 0x30"},
+				// A second replica serves the same held app: still quiet.
+				{replica2(app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync")), "1x40"},
+				{replica2(app("crowsnest_app_sync_window_held", "prod-backend", "prod")), "1x40"},
 				// Not held: drift pages as before.
 				{app("crowsnest_app_sync_status", "dev-frontend", "dev", "status", "OutOfSync"), "1x40"},
 				{app("crowsnest_app_info", "dev-frontend", "dev", "autosync", "true"), "1x40"},
