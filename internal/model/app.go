@@ -59,6 +59,14 @@ func ResultIndex(result string) int {
 type FinishedOperation struct {
 	Result            string // one of Results
 	Started, Finished time.Time
+	// Blocked is how long a sync window held it while it ran.
+	Blocked time.Duration
+}
+
+// Duration is how long the operation synced: startedAt to finishedAt, less
+// the time a sync window held it.
+func (o *FinishedOperation) Duration() time.Duration {
+	return max(o.Finished.Sub(o.Started)-o.Blocked, 0)
 }
 
 // PolicyResult is one policy of an app's environment checked on the app.

@@ -3,6 +3,7 @@ package model
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"strconv"
 	"time"
 )
@@ -41,5 +42,43 @@ func PhasePath(phase string) string { return "phase/" + phase }
 
 // WavePath is the path of the span of a wave within a sync phase.
 func WavePath(phase string, wave int64) string {
-	return "wave/" + phase + "/" + strconv.FormatInt(wave, 10)
+	return "wave/" + phase + "/" + WaveLabel(wave)
+}
+
+// AttemptPath is the path of the span of an operation's attempt: Argo CD's
+// retries run the operation again, attempt 1 being the first retry. An
+// operation that never retried has no attempt spans.
+func AttemptPath(attempt int64) string { return "attempt/" + strconv.FormatInt(attempt, 10) }
+
+// BackoffPath is the path of the span of the wait before attempt.
+func BackoffPath(attempt int64) string { return "backoff/" + strconv.FormatInt(attempt, 10) }
+
+// AttemptPhasePath is PhasePath within attempt; attempt 0's is PhasePath,
+// so an operation that never retried keeps the same span ids.
+func AttemptPhasePath(attempt int64, phase string) string {
+	if attempt == 0 {
+		return PhasePath(phase)
+	}
+	return AttemptPath(attempt) + "/" + PhasePath(phase)
+}
+
+// AttemptWavePath is WavePath within attempt (attempt 0's is WavePath).
+func AttemptWavePath(attempt int64, phase string, wave int64) string {
+	if attempt == 0 {
+		return WavePath(phase, wave)
+	}
+	return AttemptPath(attempt) + "/" + WavePath(phase, wave)
+}
+
+// UnknownWave stands for a wave crowsnest cannot tell: a hook or a pruned
+// resource whose live object it never saw (the wave is in the object's
+// annotations, not in the Application).
+const UnknownWave int64 = math.MinInt64
+
+// WaveLabel is wave as a label value: its number, or "unknown".
+func WaveLabel(wave int64) string {
+	if wave == UnknownWave {
+		return "unknown"
+	}
+	return strconv.FormatInt(wave, 10)
 }

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"strconv"
 	"strings"
 	"time"
 )
@@ -23,8 +22,7 @@ type Operation struct {
 	// second: 0 for the first, 1 for the next...
 	StartedAt, FinishedAt time.Time
 	Seq                   int
-	// RetryCount is how many times Argo CD retried the operation; the
-	// waves are those of the last attempt.
+	// RetryCount is how many times Argo CD retried the operation.
 	RetryCount int64
 	// Partial marks an operation crowsnest did not watch from its start
 	// (it started before crowsnest did, or finished between two
@@ -36,8 +34,16 @@ type Operation struct {
 	// Resources are results whose wave crowsnest could not time; they
 	// become events on the root span.
 	Resources []Resource
-	// Retries are the times crowsnest saw a new attempt begin.
-	Retries []time.Time
+	// Attempts are the operation's runs as crowsnest saw them, in order,
+	// when Argo CD retried it (nil otherwise): attempt 0 is the first
+	// run. The gap between one attempt's end and the next one's start is
+	// the retry backoff.
+	Attempts []Attempt
+	// Blocked are the spans of time a sync window held the running
+	// operation ("Sync operation blocked by sync window"); BlockedFor is
+	// their sum, which is not sync time.
+	Blocked    []Interval
+	BlockedFor time.Duration
 	// TimedWaves are the operation's waves for metrics: set only when
 	// crowsnest watched the operation from its start.
 	TimedWaves []WaveTiming
@@ -62,12 +68,35 @@ func JoinRevisions(revision string, revisions []string) string {
 // TraceID is the operation's trace id.
 func (o *Operation) TraceID() string { return OperationSeqID(o.UID, o.StartedAt, o.Seq) }
 
+// Duration is how long the operation synced: Argo CD's startedAt to
+// finishedAt, less the time a sync window held it.
+func (o *Operation) Duration() time.Duration {
+	return max(o.FinishedAt.Sub(o.StartedAt)-o.BlockedFor, 0)
+}
+
+// Attempt is one run of a retried operation.
+type Attempt struct {
+	// N is the attempt's number: Argo CD's retryCount while it ran.
+	N          int64
+	Start, End time.Time
+}
+
+// Interval is a span of time.
+type Interval struct {
+	Start, End time.Time
+}
+
 // Wave is one sync wave of an operation.
 type Wave struct {
+	// Attempt is the attempt of a retried operation the wave ran in.
+	Attempt    int64
 	Phase      string // PreSync, Sync, PostSync, SyncFail
-	Wave       int64
+	Wave       int64  // UnknownWave when crowsnest cannot tell
 	Start, End time.Time
-	Resources  []Resource
+	// Blocked is how much of the wave's time a sync window held the
+	// operation.
+	Blocked   time.Duration
+	Resources []Resource
 }
 
 // Resource is the result of syncing one resource, first seen at Seen.
@@ -82,14 +111,19 @@ type Resource struct {
 // WaveTiming is one wave of an operation as crowsnest observed it, for
 // metrics: only operations watched from their start have them.
 type WaveTiming struct {
+	Attempt    int64  // the attempt of a retried operation it ran in
 	Phase      string // PreSync, Sync, PostSync, SyncFail
-	Wave       int64
+	Wave       int64  // UnknownWave when crowsnest cannot tell
 	Start, End time.Time
+	Blocked    time.Duration // held by a sync window
 	Resources  int
 }
 
-// WaveLabel is the wave number as a label value.
-func (w *WaveTiming) WaveLabel() string { return strconv.FormatInt(w.Wave, 10) }
+// WaveLabel is the wave number as a label value, or "unknown".
+func (w *WaveTiming) WaveLabel() string { return WaveLabel(w.Wave) }
+
+// Duration is the wave's time, less the time a sync window held it.
+func (w *WaveTiming) Duration() time.Duration { return max(w.End.Sub(w.Start)-w.Blocked, 0) }
 
 // Link points at a span of another operation's trace.
 type Link struct {

@@ -19,6 +19,15 @@ type Workload struct {
 	// CertReady and CertExpiry for Certificates.
 	CertReady  *bool
 	CertExpiry time.Time
+	// SyncWave is the wave Argo CD runs the object in, from its own
+	// annotations as gitops-engine reads them (syncwaves.Wave): the
+	// argocd.argoproj.io/sync-wave annotation, else helm.sh/hook-weight,
+	// else 0. It is how crowsnest places hooks and pruned resources, which
+	// the Application does not list with a wave.
+	SyncWave int64
+	// PruneLast: the object's argocd.argoproj.io/sync-options annotation
+	// holds PruneLast=true.
+	PruneLast bool
 }
 
 // Key identifies the workload among all: kind/namespace/name.

@@ -12,7 +12,7 @@ import (
 )
 
 // BenchmarkRecord turns one finished operation (3 waves, 3 resources, a
-// retry, a parent link) into its 6 spans, exported to memory.
+// a parent link) into its 6 spans, exported to memory.
 func BenchmarkRecord(b *testing.B) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithIDGenerator(idGenerator{}), sdktrace.WithSyncer(exp))

@@ -278,9 +278,12 @@ func (e *Emitter) Shutdown(ctx context.Context) error {
 
 // spanCount is how many spans op makes.
 func spanCount(op *model.Operation) int {
-	n := 1 + len(op.Waves)
+	n := 1 + len(op.Waves) + len(op.Blocked)
+	if len(op.Attempts) > 0 {
+		n += 2*len(op.Attempts) - 1 // an attempt span each, a backoff span between two
+	}
 	for i := range op.Waves {
-		if i == 0 || op.Waves[i].Phase != op.Waves[i-1].Phase {
+		if i == 0 || op.Waves[i].Phase != op.Waves[i-1].Phase || op.Waves[i].Attempt != op.Waves[i-1].Attempt {
 			n++
 		}
 	}

@@ -28,13 +28,13 @@ var t0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 func at(d time.Duration) time.Time { return t0.Add(d) }
 
 // sampleOperation: a PreSync hook, two Sync waves (one failed), linked to
-// the wave of an app-of-apps operation, retried once.
+// the wave of an app-of-apps operation, retried once (crowsnest saw only
+// the last attempt).
 func sampleOperation() *model.Operation {
 	return &model.Operation{
 		UID: "uid-1", Namespace: "argocd", Name: "dev-backend", Project: "platform", Env: "dev",
 		Revision: "abc123", Initiator: "automated", Result: "Failed", Message: "one or more objects failed to apply",
 		StartedAt: t0, FinishedAt: at(9 * time.Second), RetryCount: 1,
-		Retries: []time.Time{at(500 * time.Millisecond)},
 		Waves: []model.Wave{
 			{Phase: "PreSync", Wave: 0, Start: at(time.Second), End: at(4 * time.Second), Resources: []model.Resource{
 				{Group: "batch", Kind: "Job", Namespace: "backend", Name: "migrate", Status: "Synced", HookPhase: "Succeeded", HookType: "PreSync", Seen: at(time.Second)},
@@ -128,8 +128,8 @@ func checkSampleTrace(t *testing.T, spans []otlptest.Span, op *model.Operation) 
 	if len(root.Links) != 1 || *op.Parent != (model.Link{TraceID: root.Links[0].TraceID, SpanID: root.Links[0].SpanID}) {
 		t.Errorf("root links %v, want the parent wave %v", root.Links, *op.Parent)
 	}
-	if len(root.Events) != 1 || root.Events[0].Name != "retry" {
-		t.Errorf("root events %v, want one retry", root.Events)
+	if len(root.Events) != 0 {
+		t.Errorf("root events %v, want none: every result is in a wave", root.Events)
 	}
 	for _, c := range []struct {
 		name, parent string

@@ -27,10 +27,12 @@ const (
 	AttrResult       = "argocd.sync.result"
 	AttrMessage      = "argocd.sync.message"
 	AttrRetryCount   = "argocd.sync.retry_count"
+	AttrAttempt      = "argocd.sync.attempt" // 0 for the first run, n for the nth retry
 	AttrPartial      = "crowsnest.partial"
 	AttrPhase        = "argocd.sync.phase"
 	AttrWave         = "argocd.sync.wave"
 	AttrResources    = "argocd.sync.resources"
+	AttrBlocked      = "crowsnest.blocked_seconds" // time a sync window held the wave
 
 	AttrResourceGroup     = "argocd.resource.group"
 	AttrResourceKind      = "argocd.resource.kind"
@@ -127,20 +129,43 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *model.Operation) {
 		}
 	}
 	rootCtx, root := tracer.Start(withIDs(ctx, traceID, model.RootPath), "sync "+op.Namespace+"/"+op.Name, opts...)
-	for i, at := range op.Retries {
-		root.AddEvent("retry", oteltrace.WithTimestamp(clamp(at, start, end)), oteltrace.WithAttributes(attribute.Int(AttrRetryCount, i+1)))
-	}
 	for _, r := range op.Resources {
 		addResource(root, r, start, end)
 	}
-	for i := 0; i < len(op.Waves); {
-		// A phase's waves are consecutive: Argo CD runs phase by phase.
-		j := i
-		for j < len(op.Waves) && op.Waves[j].Phase == op.Waves[i].Phase {
-			j++
+	for i, b := range op.Blocked {
+		_, bs := tracer.Start(withIDs(rootCtx, traceID, "blocked/"+strconv.Itoa(i)), "blocked by sync window",
+			oteltrace.WithTimestamp(clamp(b.Start, start, end)))
+		bs.End(oteltrace.WithTimestamp(clamp(b.End, start, end)))
+	}
+	if len(op.Attempts) == 0 {
+		recordPhases(rootCtx, tracer, traceID, op.Waves)
+	}
+	for i, a := range op.Attempts {
+		// A retried operation: a span per attempt holds its phases,
+		// and a span per backoff the wait before it.
+		if i > 0 {
+			_, bs := tracer.Start(withIDs(rootCtx, traceID, model.BackoffPath(a.N)), "retry backoff",
+				oteltrace.WithTimestamp(clamp(op.Attempts[i-1].End, start, end)),
+				oteltrace.WithAttributes(attribute.Int64(AttrAttempt, a.N)))
+			bs.End(oteltrace.WithTimestamp(clamp(a.Start, start, end)))
 		}
-		recordPhase(rootCtx, tracer, traceID, op.Waves[i:j])
-		i = j
+		var waves []model.Wave
+		for _, w := range op.Waves {
+			if w.Attempt == a.N {
+				waves = append(waves, w)
+			}
+		}
+		as, ae := a.Start, a.End
+		if len(waves) > 0 {
+			as, ae = minTime(as, waves[0].Start), maxTime(ae, waves[len(waves)-1].End)
+		}
+		attemptCtx, span := tracer.Start(withIDs(rootCtx, traceID, model.AttemptPath(a.N)), "attempt "+strconv.FormatInt(a.N, 10),
+			oteltrace.WithTimestamp(as), oteltrace.WithAttributes(attribute.Int64(AttrAttempt, a.N)))
+		recordPhases(attemptCtx, tracer, traceID, waves)
+		if i < len(op.Attempts)-1 || op.Result != "Succeeded" {
+			span.SetStatus(codes.Error, "attempt failed")
+		}
+		span.End(oteltrace.WithTimestamp(ae))
 	}
 	if op.Result != "Succeeded" {
 		root.SetStatus(codes.Error, op.Message)
@@ -148,21 +173,39 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *model.Operation) {
 	root.End(oteltrace.WithTimestamp(end))
 }
 
+// recordPhases records a span per phase of waves, which run phase by
+// phase.
+func recordPhases(ctx context.Context, tracer oteltrace.Tracer, traceID string, waves []model.Wave) {
+	for i := 0; i < len(waves); {
+		j := i
+		for j < len(waves) && waves[j].Phase == waves[i].Phase {
+			j++
+		}
+		recordPhase(ctx, tracer, traceID, waves[i:j])
+		i = j
+	}
+}
+
 // recordPhase records the span of one phase and its waves.
 func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, waves []model.Wave) {
-	phase := waves[0].Phase
+	phase, attempt := waves[0].Phase, waves[0].Attempt
 	start, end := waves[0].Start, waves[len(waves)-1].End
-	phaseCtx, ps := tracer.Start(withIDs(ctx, traceID, model.PhasePath(phase)), phase,
+	phaseCtx, ps := tracer.Start(withIDs(ctx, traceID, model.AttemptPhasePath(attempt, phase)), phase,
 		oteltrace.WithTimestamp(start), oteltrace.WithAttributes(attribute.String(AttrPhase, phase)))
 	failed := ""
 	for _, w := range waves {
-		_, ws := tracer.Start(withIDs(phaseCtx, traceID, model.WavePath(phase, w.Wave)), "wave "+strconv.FormatInt(w.Wave, 10),
-			oteltrace.WithTimestamp(w.Start),
-			oteltrace.WithAttributes(
-				attribute.String(AttrPhase, phase),
-				attribute.Int64(AttrWave, w.Wave),
-				attribute.Int(AttrResources, len(w.Resources)),
-			))
+		attrs := []attribute.KeyValue{
+			attribute.String(AttrPhase, phase),
+			attribute.Int(AttrResources, len(w.Resources)),
+		}
+		if w.Wave != model.UnknownWave {
+			attrs = append(attrs, attribute.Int64(AttrWave, w.Wave))
+		}
+		if w.Blocked > 0 {
+			attrs = append(attrs, attribute.Float64(AttrBlocked, w.Blocked.Seconds()))
+		}
+		_, ws := tracer.Start(withIDs(phaseCtx, traceID, model.AttemptWavePath(attempt, phase, w.Wave)), "wave "+model.WaveLabel(w.Wave),
+			oteltrace.WithTimestamp(w.Start), oteltrace.WithAttributes(attrs...))
 		result := "Succeeded"
 		for _, r := range w.Resources {
 			addResource(ws, r, w.Start, w.End)
@@ -179,6 +222,20 @@ func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, w
 		ps.SetStatus(codes.Error, failed)
 	}
 	ps.End(oteltrace.WithTimestamp(end))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // addResource adds a span event for one resource result, at the time it

@@ -21,12 +21,12 @@ func NewDurations(reg prometheus.Registerer) *Durations {
 	d := &Durations{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "crowsnest_sync_duration_seconds",
-			Help:    "Duration of finished sync operations, from Argo CD's startedAt to finishedAt, by project, env and result.",
+			Help:    "Duration of finished sync operations (not dry runs), from Argo CD's startedAt to finishedAt less the time a sync window held them, by project, env and result.",
 			Buckets: syncDurationBuckets(),
 		}, []string{"project", "env", "result"}),
 		waveDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "crowsnest_sync_wave_duration_seconds",
-			Help:    "Duration of sync waves, as crowsnest observed them (Argo CD records none), by project, env, sync phase and wave.",
+			Help:    "Duration of sync waves, as crowsnest observed them (Argo CD records none), each attempt of a retried operation on its own, by project, env, sync phase and wave (\"unknown\" where crowsnest cannot tell).",
 			Buckets: waveDurationBuckets(),
 		}, []string{"project", "env", "phase", "wave"}),
 	}
@@ -38,11 +38,11 @@ func NewDurations(reg prometheus.Registerer) *Durations {
 // from a slow bucket in Grafana straight to the trace (exemplars are
 // served in the OpenMetrics format), and the waves crowsnest timed.
 func (d *Durations) Finished(op *model.Operation) {
-	s := max(op.FinishedAt.Sub(op.StartedAt), 0).Seconds()
+	s := op.Duration().Seconds()
 	exemplar := prometheus.Labels{"trace_id": op.TraceID()}
 	d.duration.WithLabelValues(op.Project, op.Env, op.Result).(prometheus.ExemplarObserver).ObserveWithExemplar(s, exemplar)
 	for i := range op.TimedWaves {
 		w := &op.TimedWaves[i]
-		d.waveDuration.WithLabelValues(op.Project, op.Env, w.Phase, w.WaveLabel()).Observe(max(w.End.Sub(w.Start), 0).Seconds())
+		d.waveDuration.WithLabelValues(op.Project, op.Env, w.Phase, w.WaveLabel()).Observe(w.Duration().Seconds())
 	}
 }

@@ -202,22 +202,22 @@ func appFamilies() []family {
 		},
 		{
 			name: "crowsnest_app_last_sync_duration_seconds",
-			help: "Duration of the Application's last finished operation (not a dry run), from Argo CD's startedAt to finishedAt; kept while the next one runs.",
+			help: "Duration of the Application's last finished operation (not a dry run), from Argo CD's startedAt to finishedAt less the time a sync window held it; kept while the next one runs.",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				if op := v.LastFinished; op != nil {
-					emit(max(op.Finished.Sub(op.Started), 0).Seconds())
+					emit(op.Duration().Seconds())
 				}
 			},
 		},
 		{
 			name: "crowsnest_app_last_sync_wave_duration_seconds",
-			help: "Duration of each sync wave of the Application's last operation that crowsnest timed from start to end, by sync phase and wave.",
+			help: "Duration of each sync wave of the Application's last operation that crowsnest timed from start to end (of its last attempt, if Argo CD retried it), by sync phase and wave (\"unknown\" for hooks and pruned resources whose live object crowsnest did not see).",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				for i := range v.LastWaves {
 					w := &v.LastWaves[i]
-					emit(w.End.Sub(w.Start).Seconds(), "phase", w.Phase, "wave", w.WaveLabel())
+					emit(w.Duration().Seconds(), "phase", w.Phase, "wave", w.WaveLabel())
 				}
 			},
 		},

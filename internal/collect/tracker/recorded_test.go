@@ -142,7 +142,7 @@ func TestRecordedWaves(t *testing.T) {
 			if op := e.App.Status.OperationState; op != nil {
 				st.identify(op)
 			}
-			if !st.observeWaves(e.Time, DefaultWaveDelay).finished {
+			if !st.observeWaves(e.Time, DefaultWaveDelay, nil).finished {
 				continue
 			}
 			waves := st.waves.timedWaves()
@@ -156,17 +156,17 @@ func TestRecordedWaves(t *testing.T) {
 			for i, w := range waves {
 				d := w.End.Sub(w.Start)
 				total += d
-				key := waveKey{w.Phase, w.Wave}
+				key := waveKey{w.Attempt, w.Phase, w.Wave}
 				if d < 0 || w.Resources < 1 {
 					t.Errorf("%s %s: wave %v lasted %v with %d resources", file, e.App.Name, key, d, w.Resources)
 				}
 				if i > 0 {
 					prev := waves[i-1]
-					if prevKey := (waveKey{prev.Phase, prev.Wave}); !prevKey.less(key) {
+					if prevKey := (waveKey{prev.Attempt, prev.Phase, prev.Wave}); !prevKey.less(key) {
 						t.Errorf("%s %s: wave %v began after %v", file, e.App.Name, prevKey, key)
 					}
-					if !prev.End.Equal(w.Start) {
-						t.Errorf("%s %s: waves %v/%d and %v overlap or leave a gap", file, e.App.Name, prev.Phase, prev.Wave, key)
+					if prev.Attempt == w.Attempt && !prev.End.Equal(w.Start) {
+						t.Errorf("%s %s: waves %v/%s and %v overlap or leave a gap", file, e.App.Name, prev.Phase, prev.WaveLabel(), key)
 					}
 				}
 			}

@@ -68,7 +68,7 @@ func TestRecordedTraces(t *testing.T) {
 					}
 					if i > 0 {
 						p := op.Waves[i-1]
-						if !(waveKey{p.Phase, p.Wave}).less(waveKey{w.Phase, w.Wave}) || !p.End.Equal(w.Start) {
+						if !(waveKey{p.Attempt, p.Phase, p.Wave}).less(waveKey{w.Attempt, w.Phase, w.Wave}) || p.Attempt == w.Attempt && !p.End.Equal(w.Start) || p.End.After(w.Start) {
 							t.Errorf("%s/%s: wave %s/%d [.., %v] then %s/%d [%v, ..]: out of order or not back to back", op.Namespace, op.Name, p.Phase, p.Wave, p.End, w.Phase, w.Wave, w.Start)
 						}
 					}
@@ -165,12 +165,6 @@ func TestOperationsForTraces(t *testing.T) {
 		ops := handOn(step{0, snapshot(running, 0)}, step{time.Second, snapshot(running, 0, hook)}, step{2 * time.Second, term}, step{3 * time.Second, end})
 		if len(ops) != 1 || ops[0].Result != "Terminated" || ops[0].Message != "Operation terminated" || len(ops[0].Waves) != 1 {
 			t.Fatalf("got %+v, want the operation with result Terminated (not Failed) and its wave", ops)
-		}
-	})
-	t.Run("retry keeping the last attempt's results", func(t *testing.T) {
-		ops := handOn(step{0, snapshot(running, 0)}, step{time.Second, snapshot(running, 0, hook)}, step{4 * time.Second, snapshot(running, 1, hook)}, step{9 * time.Second, snapshot(failed, 1, hook)})
-		if len(ops) != 1 || ops[0].Partial || len(ops[0].Retries) != 1 || !ops[0].Retries[0].Equal(at(4*time.Second)) || len(ops[0].Waves) != 1 {
-			t.Fatalf("got %+v, want one whole operation with a retry at 4 s", ops)
 		}
 	})
 	t.Run("only in history", func(t *testing.T) {

@@ -91,6 +91,9 @@ type Tracker struct {
 	// an operation of the child links to it.
 	children  map[string]childLink
 	workloads workloadIndex
+	// gaps keeps the last gaps observed between waves, to check the
+	// configured wave delay against Argo CD's.
+	gaps waveGaps
 	// projects are the AppProjects by name, for their sync windows;
 	// badWindows names those whose windows did not parse (logged once).
 	projects   map[string]*v1alpha1.AppProject
@@ -269,7 +272,8 @@ func containsView(views []*model.AppView, key string) bool {
 // waves it enters, remembers the child Applications an app-of-apps wave
 // touched, and keeps the waves of an operation seen to finish.
 func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
-	u := st.observeWaves(now, t.waveDelay)
+	u := st.observeWaves(now, t.waveDelay, t.workloads.live)
+	t.gaps.observe(u.gaps, t.waveDelay, t.logger)
 	if len(u.entered) > 0 {
 		op := st.app.Status.OperationState
 		traceID := model.OperationSeqID(string(st.app.UID), op.StartedAt.Time, st.cur.key.seq)
@@ -280,7 +284,7 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 			facts.add(model.FactWaveEntered, now, traceID, "phase", k.phase, "wave", k.wave)
 		}
 		for _, c := range u.children {
-			t.children[c.key] = childLink{at: c.at, link: model.Link{TraceID: traceID, SpanID: model.SpanID(traceID, model.WavePath(c.wave.phase, c.wave.wave))}}
+			t.children[c.key] = childLink{at: c.at, link: model.Link{TraceID: traceID, SpanID: model.SpanID(traceID, model.AttemptWavePath(c.wave.attempt, c.wave.phase, c.wave.wave))}}
 		}
 		if len(u.children) > 0 && len(t.children) > len(t.apps) {
 			// Children that never synced (or are not watched): forget
@@ -294,7 +298,8 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 	}
 	if u.finished {
 		if waves := st.waves.timedWaves(); waves != nil {
-			st.lastWaves = waves
+			// The gauges show the last attempt's: a wave has one value.
+			st.lastWaves = lastAttempt(waves)
 		}
 	}
 }
@@ -428,6 +433,11 @@ func (t *Tracker) observePhase(st *appState, now time.Time, facts factLog) {
 	st.lastRealPhase = st.phase
 	if op.Phase.Completed() && op.FinishedAt != nil {
 		st.lastFinished = &model.FinishedOperation{Result: st.phase, Started: op.StartedAt.Time, Finished: op.FinishedAt.Time}
+		if ow := st.waves; ow != nil && ow.done && ow.key == st.cur.key {
+			for _, b := range ow.blocked {
+				st.lastFinished.Blocked += b.End.Sub(b.Start)
+			}
+		}
 		if op.Phase == synccommon.OperationSucceeded && op.FinishedAt.After(st.lastSuccessful) {
 			st.lastSuccessful = op.FinishedAt.Time
 		}
@@ -588,7 +598,7 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 	if ow := st.waves; ow != nil && ow.done && ow.key == key {
 		// Handed off: the per-resource results are in the operation now.
 		// The waves' timings stay for crowsnest_app_last_sync_wave_*.
-		ow.results = nil
+		ow.results, ow.earlier, ow.stale = nil, nil, nil
 	}
 	facts.add(model.FactSyncFinished, op.finished, o.TraceID(), "result", op.result,
 		"revision", o.RevisionText(), "duration_seconds", op.finished.Sub(op.started).Seconds())
@@ -630,7 +640,13 @@ func (t *Tracker) operation(st *appState, op finishedOp) *model.Operation {
 		return o
 	}
 	o.Partial = !ow.live
-	o.Retries = ow.retries
+	if len(ow.attempts) > 1 {
+		o.Attempts = ow.attempts
+	}
+	o.Blocked = ow.blocked
+	for _, b := range ow.blocked {
+		o.BlockedFor += b.End.Sub(b.Start)
+	}
 	o.TimedWaves = ow.timedWaves()
 	byWave := map[waveKey][]model.Resource{}
 	for _, r := range results {
@@ -648,8 +664,11 @@ func (t *Tracker) operation(st *appState, op finishedOp) *model.Operation {
 		}
 		byWave[s.wave] = append(byWave[s.wave], resource(r, s.seen))
 	}
+	for k, rs := range ow.earlier {
+		byWave[k] = rs
+	}
 	for _, w := range ow.waves {
-		o.Waves = append(o.Waves, model.Wave{Phase: w.phase, Wave: w.wave, Start: w.start, End: w.end, Resources: byWave[w.waveKey]})
+		o.Waves = append(o.Waves, model.Wave{Attempt: w.attempt, Phase: w.phase, Wave: w.wave, Start: w.start, End: w.end, Blocked: w.blocked, Resources: byWave[w.waveKey]})
 	}
 	return o
 }

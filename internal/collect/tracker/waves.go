@@ -1,6 +1,8 @@
 package tracker
 
 import (
+	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -20,20 +22,40 @@ import (
 // So a wave began the delay before it was first seen, except for the last
 // wave and failed ones; and never before the previous wave was seen. A wave
 // ends when the next one begins, the last one when the operation is seen
-// finished. A resource's wave comes from the app's status.resources (Argo
-// CD omits wave 0 there); hooks are not listed there and count as wave 0 of
-// their phase.
+// finished.
+//
+// A resource's wave comes from the app's status.resources (Argo CD omits
+// wave 0 there). Hooks are not listed there, and pruned resources are
+// listed without their wave: theirs is in the live object's annotations
+// (sync-wave, else helm.sh/hook-weight), which crowsnest reads from the
+// workloads it watches; gitops-engine prunes in the reverse order of the
+// waves, or after the Sync phase's last wave with PruneLast. Where
+// crowsnest did not see the object, the wave is unknown (model.UnknownWave).
+//
+// Retries: when an attempt fails and Argo CD will retry, it writes the
+// operation Running with retryCount one higher and finishedAt set to the
+// failure; when the backoff is over it clears finishedAt and runs the
+// operation again from its first wave, first with the failed attempt's
+// results, then with a fresh result list (argo-cd processRequestedAppOperation).
+// crowsnest times each attempt's waves as that attempt's, and the backoff
+// between them as such.
+//
+// A deny sync window met by a running operation holds it with the message
+// "Sync operation blocked by sync window"; that time is not sync time.
 
 // waveKey identifies a wave of an operation.
 type waveKey struct {
-	phase string // PreSync, Sync, PostSync, SyncFail
-	wave  int64
+	attempt int64  // the attempt of a retried operation (its retryCount)
+	phase   string // PreSync, Sync, PostSync, SyncFail
+	wave    int64  // model.UnknownWave when crowsnest cannot tell
 }
 
 // waveTiming is one wave of an operation as crowsnest observed it.
 type waveTiming struct {
 	waveKey
+	seen       time.Time // when its first result was seen
 	start, end time.Time
+	blocked    time.Duration
 	resources  int
 }
 
@@ -47,21 +69,37 @@ func resultKeyOf(r *v1alpha1.ResourceResult) resultKey {
 	return resultKey{string(r.SyncPhase), r.Group, r.Kind, r.Namespace, r.Name}
 }
 
+// resultPrint is what tells one attempt's result of a resource from
+// another's.
+type resultPrint struct {
+	status, hookPhase, message string
+}
+
+func printOf(r *v1alpha1.ResourceResult) resultPrint {
+	return resultPrint{string(r.Status), string(r.HookPhase), r.Message}
+}
+
 // seenResult is what crowsnest knows of one resource result of the
 // current operation.
 type seenResult struct {
-	wave  waveKey
-	seen  time.Time
-	timed bool // false for results already there when the operation was first seen
+	wave     waveKey
+	seen     time.Time
+	print    resultPrint
+	hookType string
+	timed    bool // false for results already there when the operation was first seen
 }
+
+// blockedWindowMessage is how Argo CD says a sync window holds a running
+// operation (argo-cd controller/sync.go).
+const blockedWindowMessage = "Sync operation blocked by sync window"
+
+// liveObjects finds what crowsnest knows of a live object by kind,
+// namespace and name.
+type liveObjects func(kind, namespace, name string) (*model.Workload, bool)
 
 // operationWaves follows the waves of an app's current operation.
 type operationWaves struct {
 	key opKey // the operation
-	// floor is when the attempt began: startedAt, or when a retry that
-	// started over was seen. No wave began before it.
-	floor time.Time
-	retry int64 // the attempt: a retry that clears syncResult starts over
 	// live is false when crowsnest first saw the operation with results
 	// already in it, or finished: it started before crowsnest watched, it
 	// finished between two observations, or Argo CD carried the previous
@@ -71,18 +109,45 @@ type operationWaves struct {
 	live     bool
 	observed bool // a snapshot of the operation was seen
 	done     bool
-	// waves holds the timed waves; once done, in order and ended.
+	// attempt is the current attempt (Argo CD's retryCount when it
+	// began) and floor when it began: no wave of it began before.
+	attempt int64
+	floor   time.Time
+	// backoff: the current attempt failed and Argo CD waits to retry.
+	backoff bool
+	// attempts are the attempts that ended, in order.
+	attempts []model.Attempt
+	// stale holds the results of the attempt before the current one
+	// while Argo CD still shows them (it clears them only after the
+	// retry's first step).
+	stale map[resultKey]resultPrint
+	// waves holds the timed waves of every attempt; once done, in order
+	// and ended.
 	waves   []*waveTiming
 	byKey   map[waveKey]*waveTiming
-	results map[resultKey]seenResult
-	// retries are the times new attempts were first seen.
-	retries []time.Time
+	results map[resultKey]seenResult // the current attempt's
+	// earlier are the resource results of the attempts before the
+	// current one, by wave.
+	earlier map[waveKey][]model.Resource
+	// waveOf are the waves of the app's resources from status.resources,
+	// and pruneWave those of the resources the operation prunes, both
+	// read when the operation was first seen (pruned resources leave
+	// status.resources as the operation runs).
+	waveOf    map[resultKey]int64
+	pruneWave map[resultKey]int64
+	// blocked are the spans a sync window held the operation;
+	// blockedSince is set while it does.
+	blocked      []model.Interval
+	blockedSince time.Time
 }
 
 // waveUpdate is what one snapshot taught about the current operation.
 type waveUpdate struct {
 	entered  []waveKey // waves first seen in this snapshot, in order
 	children []childTouch
+	// gaps are the times between the first results of two consecutive
+	// waves of an attempt, where Argo CD slept its wave delay in between.
+	gaps []time.Duration
 	// finished is set in the snapshot that shows the operation finished.
 	finished bool
 }
@@ -96,153 +161,377 @@ type childTouch struct {
 }
 
 // observeWaves advances the timing of the app's current operation with the
-// snapshot seen at now.
-// delay is Argo CD's wave delay.
-func (st *appState) observeWaves(now time.Time, delay time.Duration) waveUpdate {
+// snapshot seen at now. delay is Argo CD's wave delay; live finds the live
+// objects of hooks and pruned resources.
+func (st *appState) observeWaves(now time.Time, delay time.Duration, live liveObjects) waveUpdate {
 	var u waveUpdate
 	op := st.app.Status.OperationState
 	if op == nil {
 		return u
 	}
-	key := st.cur.key
 	ow := st.waves
-	if ow != nil && ow.key == key && ow.retry != op.RetryCount && !ow.done &&
-		op.SyncResult != nil && len(op.SyncResult.Resources) > 0 {
-		// A retry that kept the last attempt's results (Argo CD
-		// v2.14 does): the attempt goes on in the waves already timed.
-		ow.retry = op.RetryCount
-		ow.retries = append(ow.retries, now)
-	}
-	if ow == nil || ow.key != key || ow.retry != op.RetryCount {
-		next := &operationWaves{
-			key:     key,
+	if ow == nil || ow.key != st.cur.key {
+		ow = &operationWaves{
+			key:     st.cur.key,
 			floor:   op.StartedAt.Time,
-			retry:   op.RetryCount,
-			live:    op.Phase == synccommon.OperationRunning && (op.SyncResult == nil || len(op.SyncResult.Resources) == 0),
+			attempt: op.RetryCount,
+			live: op.Phase == synccommon.OperationRunning && op.RetryCount == 0 &&
+				(op.SyncResult == nil || len(op.SyncResult.Resources) == 0),
 			byKey:   map[waveKey]*waveTiming{},
 			results: map[resultKey]seenResult{},
 		}
-		if ow != nil && ow.key == next.key {
-			next.retries = append(ow.retries, now)
-			next.floor = now
-		}
-		ow = next
+		ow.waveOf, ow.pruneWave = resourceWaves(st.app, live)
 		st.waves = ow
 	}
 	if ow.done {
 		return u
 	}
+	ow.observeBlocked(op, now)
 	// Results in the first snapshot of an operation not watched live
 	// belong to no wave crowsnest saw begin.
 	first := !ow.observed
 	ow.observed = true
-	if op.SyncResult != nil {
-		var waveOf map[resultKey]int64
-		for _, r := range op.SyncResult.Resources {
-			if r == nil {
-				continue // never written by Argo CD, but a recording may hold it
-			}
-			rk := resultKeyOf(r)
-			if _, ok := ow.results[rk]; ok {
-				continue
-			}
-			if waveOf == nil {
-				waveOf = resourceWaves(st.app)
-			}
-			k := waveKey{phase: string(r.SyncPhase), wave: waveOf[resultKey{"", r.Group, r.Kind, r.Namespace, r.Name}]}
-			timed := ow.live || !first
-			ow.results[rk] = seenResult{wave: k, seen: now, timed: timed}
-			if !timed {
-				continue
-			}
-			w := ow.byKey[k]
-			if w == nil {
-				w = &waveTiming{waveKey: k, start: now}
-				ow.byKey[k] = w
-				ow.waves = append(ow.waves, w)
-				u.entered = append(u.entered, k)
-			}
-			w.resources++
-			if r.Group == "argoproj.io" && r.Kind == "Application" && !unchanged(r) {
-				u.children = append(u.children, childTouch{key: r.Namespace + "/" + r.Name, wave: k, at: now})
-			}
+	retrying := op.Phase == synccommon.OperationRunning && op.FinishedAt != nil
+	if op.RetryCount > ow.attempt && !ow.backoff && !retrying {
+		// A new attempt began, and crowsnest missed the end of the last
+		// one: it ended no later than now.
+		u.gaps = append(u.gaps, ow.endAttempt(now, now, delay)...)
+	}
+	if op.RetryCount > ow.attempt && !retrying {
+		ow.beginAttempt(op.RetryCount, now)
+	}
+	if !ow.backoff {
+		ow.observeResults(op, now, first, live, &u)
+		if ow.stale != nil && len(ow.results) == 0 && (retrying || op.Phase.Completed()) {
+			// The attempt ended with the very results of the last one:
+			// it ran them again.
+			ow.stale = nil
+			ow.observeResults(op, now, first, live, &u)
 		}
+	}
+	if retrying && !ow.backoff {
+		// The attempt failed; Argo CD waits its backoff to retry.
+		u.gaps = append(u.gaps, ow.endAttempt(op.FinishedAt.Time, now, delay)...)
+		ow.backoff = true
 	}
 	if !op.Phase.Completed() {
 		return u
 	}
 	ow.done = true
 	u.finished = true
-	sort.SliceStable(ow.waves, func(i, j int) bool {
-		a, b := ow.waves[i], ow.waves[j]
-		if !a.start.Equal(b.start) {
-			return a.start.Before(b.start)
-		}
-		return a.waveKey.less(b.waveKey)
-	})
+	if !ow.blockedSince.IsZero() {
+		ow.blocked = append(ow.blocked, model.Interval{Start: ow.blockedSince, End: now})
+		ow.blockedSince = time.Time{}
+	}
 	// The last wave ends when the operation is seen finished, but no
 	// later than Argo CD's finishedAt allows (it keeps whole seconds): an
 	// operation that finished between two observations long apart does
 	// not stretch its last wave.
 	end := now
 	if op.FinishedAt != nil {
-		if limit := op.FinishedAt.Add(time.Second); end.After(limit) {
-			end = limit
+		end = op.FinishedAt.Time
+	}
+	if ow.backoff {
+		// Completed from the backoff: only a termination does that.
+		sortWaves(ow.waves)
+		return u
+	}
+	u.gaps = append(u.gaps, ow.finishAttempt(end, now, op.Phase == synccommon.OperationSucceeded, delay)...)
+	sortWaves(ow.waves)
+	for _, w := range ow.waves {
+		w.blocked = overlap(ow.blocked, w.start, w.end)
+	}
+	return u
+}
+
+// observeBlocked follows the spans a sync window holds the operation.
+func (ow *operationWaves) observeBlocked(op *v1alpha1.OperationState, now time.Time) {
+	held := op.Phase == synccommon.OperationRunning && strings.HasPrefix(op.Message, blockedWindowMessage)
+	switch {
+	case held && ow.blockedSince.IsZero():
+		ow.blockedSince = now
+	case !held && !ow.blockedSince.IsZero():
+		ow.blocked = append(ow.blocked, model.Interval{Start: ow.blockedSince, End: now})
+		ow.blockedSince = time.Time{}
+	}
+}
+
+// beginAttempt starts attempt n of the operation at now. The last
+// attempt's results stay stale until Argo CD replaces them.
+func (ow *operationWaves) beginAttempt(n int64, now time.Time) {
+	ow.stale = make(map[resultKey]resultPrint, len(ow.results))
+	for k, r := range ow.results {
+		ow.stale[k] = r.print
+		if !r.timed {
+			continue
+		}
+		if ow.earlier == nil {
+			ow.earlier = map[waveKey][]model.Resource{}
+		}
+		hookPhase := r.print.hookPhase
+		if r.hookType == "" {
+			hookPhase = ""
+		}
+		ow.earlier[r.wave] = append(ow.earlier[r.wave], model.Resource{
+			Group: k.group, Kind: k.kind, Namespace: k.namespace, Name: k.name,
+			Status: r.print.status, HookPhase: hookPhase, HookType: r.hookType, Message: r.print.message, Seen: r.seen,
+		})
+	}
+	ow.results = map[resultKey]seenResult{}
+	ow.attempt, ow.floor, ow.backoff = n, now, false
+}
+
+// endAttempt ends the current attempt, which failed, at end (Argo CD's
+// time of the failure, no later than now).
+func (ow *operationWaves) endAttempt(end, now time.Time, delay time.Duration) []time.Duration {
+	return ow.finishAttempt(end, now, false, delay)
+}
+
+// finishAttempt dates the current attempt's waves: each starts the delay
+// before it was first seen where Argo CD slept before writing its results,
+// and ends where the next begins; the last ends at end, no later than now
+// and no later than one second past it (Argo CD keeps whole seconds). It
+// returns the gaps between waves that tell Argo CD's delay.
+func (ow *operationWaves) finishAttempt(end, now time.Time, succeeded bool, delay time.Duration) []time.Duration {
+	if limit := end.Add(time.Second); now.After(limit) {
+		now = limit
+	}
+	end = now
+	var waves []*waveTiming
+	for _, w := range ow.waves {
+		if w.attempt == ow.attempt {
+			waves = append(waves, w)
 		}
 	}
+	ow.attempts = append(ow.attempts, model.Attempt{N: ow.attempt, Start: ow.floor, End: end})
+	sortWaves(waves)
 	failed := map[waveKey]bool{}
-	if op.SyncResult != nil {
-		for _, r := range op.SyncResult.Resources {
-			if r != nil && r.Status == synccommon.ResultCodeSyncFailed {
-				failed[ow.results[resultKeyOf(r)].wave] = true
-			}
+	for _, r := range ow.results {
+		if r.print.status == string(synccommon.ResultCodeSyncFailed) {
+			failed[r.wave] = true
 		}
 	}
+	var gaps []time.Duration
 	// Move each start back by the delay Argo CD slept before writing the
 	// wave's results, but not before the previous wave was seen (or the
-	// operation started). Work from the last wave back: seen times first.
-	for i := len(ow.waves) - 1; i >= 0; i-- {
-		w := ow.waves[i]
-		// Argo CD sleeps after the operation's last wave only when
-		// more were pending: an operation that failed in PreSync still
-		// had its Sync waves to run.
-		last := i == len(ow.waves)-1 && (op.Phase == synccommon.OperationSucceeded || w.phase != "PreSync")
+	// attempt started). Work from the last wave back: seen times first.
+	for i := len(waves) - 1; i >= 0; i-- {
+		w := waves[i]
+		// Argo CD sleeps after the attempt's last wave only when more
+		// were pending: an attempt that failed in PreSync still had its
+		// Sync waves to run.
+		last := i == len(waves)-1 && (succeeded || w.phase != "PreSync")
 		if last || failed[w.waveKey] || !ow.live && i == 0 {
 			continue
 		}
 		floor := ow.floor
 		if i > 0 {
-			floor = ow.waves[i-1].start
+			floor = waves[i-1].seen
+			if ow.live {
+				gaps = append(gaps, w.seen.Sub(floor))
+			}
 		}
-		if start := w.start.Add(-delay); start.After(floor) {
+		if start := w.seen.Add(-delay); start.After(floor) {
 			w.start = start
-		} else if floor.Before(w.start) {
+		} else if floor.Before(w.seen) {
 			w.start = floor
 		}
 	}
-	for i, w := range ow.waves {
+	for i, w := range waves {
 		w.end = end
-		if i+1 < len(ow.waves) {
-			w.end = ow.waves[i+1].start
+		if i+1 < len(waves) {
+			w.end = waves[i+1].start
 		}
 		if w.end.Before(w.start) {
 			w.end = w.start
 		}
 	}
-	return u
+	return gaps
+}
+
+// observeResults times the waves of the results first seen in this
+// snapshot.
+func (ow *operationWaves) observeResults(op *v1alpha1.OperationState, now time.Time, first bool, live liveObjects, u *waveUpdate) {
+	if op.SyncResult == nil {
+		return
+	}
+	results := op.SyncResult.Resources
+	if ow.stale != nil {
+		if sameResults(results, ow.stale) {
+			return // still the last attempt's
+		}
+		ow.stale = nil
+	}
+	for _, r := range results {
+		if r == nil {
+			continue // never written by Argo CD, but a recording may hold it
+		}
+		rk := resultKeyOf(r)
+		if _, ok := ow.results[rk]; ok {
+			continue
+		}
+		k := waveKey{attempt: ow.attempt, phase: string(r.SyncPhase), wave: ow.waveOfResult(r, live)}
+		timed := ow.live || !first
+		ow.results[rk] = seenResult{wave: k, seen: now, print: printOf(r), hookType: string(r.HookType), timed: timed}
+		if !timed {
+			continue
+		}
+		w := ow.byKey[k]
+		if w == nil {
+			w = &waveTiming{waveKey: k, seen: now, start: now}
+			ow.byKey[k] = w
+			ow.waves = append(ow.waves, w)
+			u.entered = append(u.entered, k)
+		}
+		w.resources++
+		if r.Group == "argoproj.io" && r.Kind == "Application" && !unchanged(r) {
+			u.children = append(u.children, childTouch{key: r.Namespace + "/" + r.Name, wave: k, at: now})
+		}
+	}
+}
+
+// sameResults reports whether results are exactly the stale ones.
+func sameResults(results []*v1alpha1.ResourceResult, stale map[resultKey]resultPrint) bool {
+	n := 0
+	for _, r := range results {
+		if r == nil {
+			continue
+		}
+		if p, ok := stale[resultKeyOf(r)]; !ok || p != printOf(r) {
+			return false
+		}
+		n++
+	}
+	return n == len(stale)
+}
+
+// waveOfResult is the wave of the resource result r: a hook's from its
+// live object, a pruned resource's as gitops-engine orders pruning, any
+// other's from status.resources.
+func (ow *operationWaves) waveOfResult(r *v1alpha1.ResourceResult, live liveObjects) int64 {
+	objKey := resultKey{"", r.Group, r.Kind, r.Namespace, r.Name}
+	if r.HookType != "" {
+		if live != nil {
+			if w, ok := live(r.Kind, r.Namespace, r.Name); ok {
+				return w.SyncWave
+			}
+		}
+		return model.UnknownWave
+	}
+	if w, ok := ow.pruneWave[objKey]; ok {
+		return w
+	}
+	if r.Status == synccommon.ResultCodePruned || r.Status == synccommon.ResultCodePruneSkipped {
+		return model.UnknownWave
+	}
+	return ow.waveOf[objKey]
+}
+
+// waveGaps keeps the last gaps seen between the first results of two
+// consecutive waves where Argo CD slept its wave delay in between: each is
+// at least that delay, so the shortest of many tells it. A configured
+// delay longer than the shortest gap dates waves back too far; one much
+// shorter than every gap may be too short.
+type waveGaps struct {
+	last     []time.Duration // ring of the last maxWaveGaps
+	next     int
+	min      time.Duration
+	mismatch bool
+}
+
+// maxWaveGaps is how many gaps the check looks at; minWaveGaps how many
+// it needs to judge.
+const (
+	maxWaveGaps = 64
+	minWaveGaps = 5
+	// waveGapSlack is the observation latency tolerated either way:
+	// crowsnest sees each wave's results through a watch.
+	waveGapSlack = 500 * time.Millisecond
+	// waveGapLongSlack is how much longer than the delay the shortest of
+	// a full ring of gaps may be: waves wait for health, hooks run.
+	waveGapLongSlack = 3 * time.Second
+)
+
+// observe adds gaps and logs when the verdict on delay changes.
+func (g *waveGaps) observe(gaps []time.Duration, delay time.Duration, logger *slog.Logger) {
+	if len(gaps) == 0 {
+		return
+	}
+	for _, d := range gaps {
+		if len(g.last) < maxWaveGaps {
+			g.last = append(g.last, d)
+		} else {
+			g.last[g.next] = d
+			g.next = (g.next + 1) % maxWaveGaps
+		}
+	}
+	g.min = slices.Min(g.last)
+	mismatch := len(g.last) >= minWaveGaps && g.min < delay-waveGapSlack ||
+		len(g.last) == maxWaveGaps && g.min > delay+waveGapLongSlack
+	if mismatch != g.mismatch {
+		g.mismatch = mismatch
+		if mismatch {
+			logger.Warn("the gaps observed between sync waves disagree with --argocd.sync-wave-delay; set it to Argo CD's ARGOCD_SYNC_WAVE_DELAY, or wave starts are dated wrong",
+				"sync_wave_delay", delay, "shortest_gap", g.min.Round(time.Millisecond), "gaps", len(g.last))
+		} else {
+			logger.Info("the gaps observed between sync waves agree with --argocd.sync-wave-delay again", "sync_wave_delay", delay, "shortest_gap", g.min.Round(time.Millisecond))
+		}
+	}
+}
+
+// sortWaves orders waves as they ran.
+func sortWaves(waves []*waveTiming) {
+	sort.SliceStable(waves, func(i, j int) bool {
+		a, b := waves[i], waves[j]
+		if a.attempt != b.attempt {
+			return a.attempt < b.attempt
+		}
+		if !a.seen.Equal(b.seen) {
+			return a.seen.Before(b.seen)
+		}
+		return a.waveKey.less(b.waveKey)
+	})
+}
+
+// overlap is how much of [start, end) the intervals cover.
+func overlap(intervals []model.Interval, start, end time.Time) time.Duration {
+	var d time.Duration
+	for _, in := range intervals {
+		s, e := in.Start, in.End
+		if s.Before(start) {
+			s = start
+		}
+		if e.After(end) {
+			e = end
+		}
+		if e.After(s) {
+			d += e.Sub(s)
+		}
+	}
+	return d
 }
 
 // timedWaves returns the waves of the finished operation for metrics: only
-// when it was watched from its start.
+// when it was watched from its start. Each attempt of a retried operation
+// has its own.
 func (ow *operationWaves) timedWaves() []model.WaveTiming {
 	if ow == nil || !ow.done || !ow.live || len(ow.waves) == 0 {
 		return nil
 	}
 	out := make([]model.WaveTiming, len(ow.waves))
 	for i, w := range ow.waves {
-		out[i] = model.WaveTiming{Phase: w.phase, Wave: w.wave, Start: w.start, End: w.end, Resources: w.resources}
+		out[i] = model.WaveTiming{Attempt: w.attempt, Phase: w.phase, Wave: w.wave, Start: w.start, End: w.end, Blocked: w.blocked, Resources: w.resources}
 	}
 	return out
+}
+
+// lastAttempt returns the waves of the operation's last attempt.
+func lastAttempt(waves []model.WaveTiming) []model.WaveTiming {
+	i := len(waves)
+	for i > 0 && waves[i-1].Attempt == waves[len(waves)-1].Attempt {
+		i--
+	}
+	return waves[i:]
 }
 
 // unchanged reports whether Argo CD left the resource as it was (its
@@ -267,6 +556,9 @@ func phaseOrder(phase string) int {
 }
 
 func (k waveKey) less(o waveKey) bool {
+	if k.attempt != o.attempt {
+		return k.attempt < o.attempt
+	}
 	if k.phase != o.phase {
 		return phaseOrder(k.phase) < phaseOrder(o.phase)
 	}
@@ -274,22 +566,97 @@ func (k waveKey) less(o waveKey) bool {
 }
 
 // resourceWaves maps the app's resources (phase left empty) to their sync
-// wave as Argo CD reports it in status.resources.
-func resourceWaves(app *v1alpha1.Application) map[resultKey]int64 {
-	m := make(map[resultKey]int64, len(app.Status.Resources))
+// wave as Argo CD reports it in status.resources, and the resources the
+// next sync prunes to the wave gitops-engine prunes them in
+// (syncContext.getSyncTasks): the prune waves, read from the live objects,
+// in reverse order; with PruneLast (the operation's or the app's sync
+// option, or the object's annotation), after the Sync phase's last wave.
+// A prune wave crowsnest cannot read is unknown, and so are those it would
+// change the order of.
+func resourceWaves(app *v1alpha1.Application, live liveObjects) (waves, prune map[resultKey]int64) {
+	waves = make(map[resultKey]int64, len(app.Status.Resources))
+	var pruned []resultKey
+	syncLast := int64(0)
 	for _, r := range app.Status.Resources {
+		k := resultKey{"", r.Group, r.Kind, r.Namespace, r.Name}
+		if r.RequiresPruning {
+			pruned = append(pruned, k)
+			continue
+		}
 		if r.SyncWave != 0 {
-			m[resultKey{"", r.Group, r.Kind, r.Namespace, r.Name}] = r.SyncWave
+			waves[k] = r.SyncWave
+		}
+		if !r.Hook && r.SyncWave > syncLast {
+			syncLast = r.SyncWave
 		}
 	}
-	return m
+	if len(pruned) == 0 {
+		return waves, nil
+	}
+	prune = make(map[resultKey]int64, len(pruned))
+	pruneLast := map[resultKey]bool{}
+	known := true
+	var uniq []int64
+	for _, k := range pruned {
+		w, ok := (*model.Workload)(nil), false
+		if live != nil {
+			w, ok = live(k.kind, k.namespace, k.name)
+		}
+		if !ok {
+			prune[k] = model.UnknownWave
+			known = false
+			continue
+		}
+		prune[k] = w.SyncWave
+		pruneLast[k] = w.PruneLast
+		if !slices.Contains(uniq, w.SyncWave) {
+			uniq = append(uniq, w.SyncWave)
+		}
+	}
+	slices.Sort(uniq)
+	if len(uniq) > 0 && uniq[len(uniq)-1] > syncLast {
+		syncLast = uniq[len(uniq)-1]
+	}
+	all := syncOption(app, "PruneLast=true")
+	for k, w := range prune {
+		switch {
+		case all || pruneLast[k]:
+			if known {
+				prune[k] = syncLast + 1
+			} else {
+				prune[k] = model.UnknownWave
+			}
+		case !known:
+			prune[k] = model.UnknownWave
+		case w != model.UnknownWave:
+			i := slices.Index(uniq, w)
+			prune[k] = uniq[len(uniq)-1-i]
+		}
+	}
+	return waves, prune
+}
+
+// syncOption reports whether the app's running (else requested) operation,
+// else its sync policy,
+// has the sync option opt.
+func syncOption(app *v1alpha1.Application, opt string) bool {
+	var opts v1alpha1.SyncOptions
+	switch {
+	case app.Status.OperationState != nil && app.Status.OperationState.Operation.Sync != nil && app.Status.OperationState.Operation.Sync.SyncOptions != nil:
+		opts = app.Status.OperationState.Operation.Sync.SyncOptions
+	case app.Operation != nil && app.Operation.Sync != nil && app.Operation.Sync.SyncOptions != nil:
+		opts = app.Operation.Sync.SyncOptions
+	case app.Spec.SyncPolicy != nil:
+		opts = app.Spec.SyncPolicy.SyncOptions
+	}
+	return opts.HasOption(opt)
 }
 
 // phaseEntered reports whether k is the first wave of its phase timed in
-// the operation.
+// its attempt.
 func (ow *operationWaves) phaseEntered(k waveKey) bool {
 	for _, w := range ow.waves {
-		if w.phase == k.phase {
+		if w.attempt == k.attempt && w.phase == k.phase {
 			return w.waveKey == k
 		}
 	}

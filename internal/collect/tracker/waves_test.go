@@ -1,6 +1,8 @@
 package tracker
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +50,7 @@ func timeWaves(steps ...step) []model.WaveTiming {
 		if op := s.app.Status.OperationState; op != nil {
 			st.identify(op)
 		}
-		if st.observeWaves(at(s.at), DefaultWaveDelay).finished {
+		if st.observeWaves(at(s.at), DefaultWaveDelay, nil).finished {
 			out = st.waves.timedWaves()
 		}
 	}
@@ -83,13 +85,18 @@ func TestWaves(t *testing.T) {
 		{
 			desc:  "a retry starts the waves over",
 			steps: []step{{0, snapshot(running, 0)}, {time.Second, snapshot(running, 0, hook)}, {5 * time.Second, snapshot(running, 1)}, {6 * time.Second, snapshot(running, 1, hook)}, {8 * time.Second, snapshot(running, 1, hook, cm)}, {9 * time.Second, snapshot(done, 1, hook, cm)}},
-			// The new attempt began when seen at 5 s.
-			want: []string{"PreSync/0=3s", "Sync/0=1s"},
+			// crowsnest missed the first attempt's end: it ended, and
+			// the new attempt began, when seen at 5 s.
+			want: []string{"0:PreSync/0=5s", "1:PreSync/0=3s", "1:Sync/0=1s"},
 		},
 	} {
 		var got []string
 		for _, w := range timeWaves(tc.steps...) {
-			got = append(got, w.Phase+"/"+w.WaveLabel()+"="+w.End.Sub(w.Start).String())
+			g := w.Phase + "/" + w.WaveLabel() + "=" + w.End.Sub(w.Start).String()
+			if w.Attempt > 0 || len(tc.want) > 0 && strings.HasPrefix(tc.want[0], "0:") {
+				g = strconv.FormatInt(w.Attempt, 10) + ":" + g
+			}
+			got = append(got, g)
 		}
 		if len(got) != len(tc.want) {
 			t.Errorf("%s: waves %v, want %v", tc.desc, got, tc.want)

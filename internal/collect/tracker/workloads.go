@@ -182,3 +182,13 @@ func (x *workloadIndex) of(namespace, name string) []model.Workload {
 	}
 	return out
 }
+
+// live finds a watched workload by kind, namespace and name: the live
+// object of a hook or of a resource to prune, for its wave.
+func (x *workloadIndex) live(kind, namespace, name string) (*model.Workload, bool) {
+	w, ok := x.byKey[kind+"/"+namespace+"/"+name]
+	if !ok {
+		return nil, false
+	}
+	return &w.Workload, true
+}
