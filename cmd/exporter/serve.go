@@ -113,6 +113,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 
 	track := tracker.New(conf, subs, logger)
 	track.SetWaveDelay(*c.waveDelay)
+	reg.MustRegister(track.WaveDelayCollector())
 	cfg.OnReload(func(conf *config.Config) { track.SetClassifier(conf) })
 
 	// Sources.
@@ -372,7 +373,7 @@ func (c *cli) newEmitter(ctx context.Context, reg prometheus.Registerer, logger 
 	}
 	if e != nil {
 		if tc.Exporter == trace.ExporterOTLP {
-			logger.Info("sending traces of sync operations", "exporter", tc.Exporter, "protocol", tc.Protocol, "endpoint", tc.Endpoint)
+			logger.Info("sending traces of sync operations", "exporter", tc.Exporter, "protocol", tc.Protocol, "endpoint", redact.URL(tc.Endpoint))
 		} else {
 			logger.Info("writing traces of sync operations to standard output")
 		}

@@ -34,3 +34,14 @@ func URL(u string) string {
 	}
 	return scheme + "://" + rest[strings.LastIndex(rest, "@")+1:]
 }
+
+// Input returns text a user passed where a URL was expected, for an error
+// message about it: URL's redaction, and when no "://" made it a URL
+// ("user:password@host:9093"), everything up to the last '@' replaced.
+func Input(s string) string {
+	s = URL(s)
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		return "<redacted>@" + s[i+1:]
+	}
+	return s
+}

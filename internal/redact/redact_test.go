@@ -45,3 +45,16 @@ func FuzzURL(f *testing.F) {
 		}
 	})
 }
+
+func TestInput(t *testing.T) {
+	for in, want := range map[string]string{
+		"user:pw@alertmanager:9093":          "<redacted>@alertmanager:9093",
+		"http://user:pw@alertmanager:9093/x": "http://alertmanager:9093/x",
+		"alertmanager:9093":                  "alertmanager:9093",
+		"ftp://u:p/w@host":                   "ftp://host",
+	} {
+		if got := Input(in); got != want {
+			t.Errorf("Input(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

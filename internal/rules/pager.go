@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	httptransport "github.com/go-openapi/runtime/client"
 	"github.com/go-openapi/strfmt"
 	"github.com/prometheus/alertmanager/api/v2/client"
 	"github.com/prometheus/alertmanager/api/v2/client/alert"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/redact"
 )
 
 // PagerConfig configures direct paging.
@@ -124,10 +126,16 @@ func NewPager(cfg PagerConfig, alerts []Alert, apps func() []AppState, reg prome
 	for _, raw := range cfg.URLs {
 		u, err := url.Parse(raw)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return nil, fmt.Errorf("--alertmanager.url=%q: want a URL like http://alertmanager:9093", raw)
+			return nil, fmt.Errorf("--alertmanager.url=%q: want a URL like http://alertmanager:9093", redact.Input(raw))
 		}
-		tc := client.DefaultTransportConfig().WithHost(u.Host).WithBasePath(path.Join("/", u.Path, client.DefaultBasePath)).WithSchemes([]string{u.Scheme})
-		p.targets = append(p.targets, &target{url: u.Redacted(), api: client.NewHTTPClientWithConfig(strfmt.Default, tc)})
+		rt := httptransport.New(u.Host, path.Join("/", u.Path, client.DefaultBasePath), []string{u.Scheme})
+		if u.User != nil {
+			// Basic auth from the URL's user information, as
+			// Prometheus' basic_auth would send it.
+			password, _ := u.User.Password()
+			rt.DefaultAuthentication = httptransport.BasicAuth(u.User.Username(), password)
+		}
+		p.targets = append(p.targets, &target{url: u.Redacted(), api: client.New(rt, strfmt.Default)})
 		p.sent.WithLabelValues(u.Redacted())
 		p.failed.WithLabelValues(u.Redacted())
 		p.rejected.WithLabelValues(u.Redacted())

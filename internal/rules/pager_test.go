@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -519,5 +520,32 @@ func TestPagerRetriesFailedResolve(t *testing.T) {
 	posts = am.take()
 	if len(posts) != 1 || len(posts[0]) != 1 || !posts[0][0].StartsAt.Equal(refired) || !posts[0][0].EndsAt.After(refired) {
 		t.Fatalf("posted %v when the alert fired again, want only the new firing alert", posts)
+	}
+}
+
+// User information in --alertmanager.url is sent as basic auth, and never
+// shown: not in the target label, not in the error about a bad URL.
+func TestPagerBasicAuthFromURL(t *testing.T) {
+	got := make(chan string, 4)
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pw, ok := r.BasicAuth()
+		got <- fmt.Sprintf("%v %s:%s", ok, user, pw)
+	}))
+	defer am.Close()
+	withAuth := strings.Replace(am.URL, "://", "://pager:s3cret-pw@", 1)
+	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	p := newTestPager(t, []string{withAuth}, &apps)
+	p.post(context.Background(), p.Evaluate(t0))
+	if a := <-got; a != "true pager:s3cret-pw" {
+		t.Errorf("Alertmanager got basic auth %q, want pager:s3cret-pw", a)
+	}
+	if got := testutil.ToFloat64(p.sent.WithLabelValues(strings.Replace(am.URL, "://", "://pager:xxxxx@", 1))); got != 1 {
+		t.Errorf("alerts_sent_total{alertmanager=<redacted URL>} = %v, want 1", got)
+	}
+	for _, bad := range []string{"pager:s3cret-pw@alertmanager:9093", "ftp://pager:s3cret-pw@alertmanager:9093"} {
+		_, err := NewPager(PagerConfig{URLs: []string{bad}}, Alerts(), func() []AppState { return nil }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("bad URL: error %v, want one without the password", err)
+		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/redact"
 )
 
 // Exporters crowsnest can send spans to.
@@ -111,7 +112,7 @@ func ResolveConfig(c Config, getenv func(string) string) (Config, error) {
 	if c.Endpoint != "" {
 		u, err := url.Parse(c.Endpoint)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return c, fmt.Errorf("--traces.otlp.endpoint=%q: want a URL like http://tempo:4318", c.Endpoint)
+			return c, fmt.Errorf("--traces.otlp.endpoint=%q: want a URL like http://tempo:4318", redact.Input(c.Endpoint))
 		}
 	}
 	return c, nil

@@ -42,7 +42,7 @@ func TestKubeSourceSurvivesAPIServerOutage(t *testing.T) {
 	kas.CreateNamespace("argocd")
 	apps := kas.Apps("argocd")
 
-	cn := env.StartCrowsnest(kas.Kubeconfig)
+	cn := env.StartCrowsnest(kas.Kubeconfig, env.lokiBearer()...)
 	took := eventually(t, settleTimeout, allOf(
 		func() error { return cn.ExpectStatus("/readyz", http.StatusOK) },
 		func() error { return cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes") },
@@ -163,7 +163,7 @@ func TestKubeSourceUnreachableAtStart(t *testing.T) {
 	etcd := env.NewEtcd()
 	kas := env.NewKubeAPIServer(etcd) // its port is chosen, nothing listens yet
 
-	cn := env.StartCrowsnest(kas.Kubeconfig)
+	cn := env.StartCrowsnest(kas.Kubeconfig, env.lokiURLWithPassword()...)
 	notReady := allOf(
 		func() error { return cn.ExpectStatus("/healthz", http.StatusOK) },
 		func() error { return cn.ExpectStatus("/readyz", http.StatusServiceUnavailable) },

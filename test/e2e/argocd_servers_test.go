@@ -109,7 +109,7 @@ func (k *KubeAPIServer) configureArgoCD() {
 	mustCreate(k.t, func() error {
 		_, err := cs.CoreV1().Secrets(argoCDNamespace).Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "argocd-secret", Labels: partOf},
-			StringData: map[string]string{"server.secretkey": "e2e-not-secret"},
+			StringData: map[string]string{"server.secretkey": secrets.New("argocd-server-secretkey")},
 		}, metav1.CreateOptions{})
 		return err
 	})

@@ -50,6 +50,7 @@ func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr
 		password = string(sec.Data["password"])
 		return nil
 	})
+	s.env.RegisterSecret("argocd-admin-password", password)
 	cfg := filepath.Join(s.env.Dir("argocd-cli"), "config")
 	cli := func(args ...string) string {
 		t.Helper()
@@ -71,6 +72,7 @@ func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr
 		return nil
 	})
 	token = strings.TrimSpace(cli("account", "generate-token", "--account", "crowsnest"))
+	s.env.RegisterSecret("argocd-api-token", token)
 	return addr, token, p
 }
 

@@ -149,6 +149,7 @@ spec:
     spec: {containers: [{name: web, image: example.com/web:1}]}
 `, "apply", "-f", "-")
 	token := strings.TrimSpace(kas.Kubectl("", "-n", "crowsnest", "create", "token", "crowsnest"))
+	env.RegisterSecret("chart-serviceaccount-token", token)
 	kubeconfig := filepath.Join(env.Dir("sa"), "kubeconfig")
 	if err := writeKubeconfig(kubeconfig, kas.URL, token); err != nil {
 		t.Fatal(err)

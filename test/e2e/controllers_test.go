@@ -24,7 +24,9 @@ const (
 	// annotationReadyReplicas holds a Deployment's or StatefulSet's ready
 	// replicas below its desired count ("1" of 3, say).
 	annotationReadyReplicas = "e2e.crowsnest.dev/ready-replicas"
-	// annotationJobResult makes a Job fail ("Failed") instead of succeed.
+	// annotationJobResult makes a Job fail ("Failed") instead of succeed,
+	// or fail the first time a Job of its namespace and name runs and
+	// succeed after ("FailedOnce": what a retry gets past).
 	annotationJobResult = "e2e.crowsnest.dev/job-result"
 	// jobRunTime is how long a stand-in Job "runs" before it completes.
 	jobRunTime = 2 * time.Second
@@ -43,12 +45,13 @@ type StandInControllers struct {
 
 	mu      sync.Mutex
 	pending map[string]bool // Jobs with a completion scheduled
+	failed  map[string]bool // namespace/name of Jobs that failed once
 }
 
 // StartStandInControllers runs the stand-in controllers until the test ends.
 func StartStandInControllers(t *testing.T, cs kubernetes.Interface) *StandInControllers {
 	t.Helper()
-	s := &StandInControllers{t: t, cs: cs, pending: map[string]bool{}}
+	s := &StandInControllers{t: t, cs: cs, pending: map[string]bool{}, failed: map[string]bool{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	f := informers.NewSharedInformerFactory(cs, 0)
@@ -234,6 +237,7 @@ func (s *StandInControllers) job(ctx context.Context, obj any) {
 // finishJob marks j completed, retrying until it succeeds: the API server
 // may be down (the outage scenario stops it in the middle of a sync).
 func (s *StandInControllers) finishJob(ctx context.Context, j *batchv1.Job) error {
+	fail := s.fails(j)
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			select {
@@ -261,7 +265,7 @@ func (s *StandInControllers) finishJob(ctx context.Context, j *batchv1.Job) erro
 			cur.Status.StartTime = &now
 		}
 		cur.Status.Active = 0
-		if cur.Annotations[annotationJobResult] == "Failed" {
+		if fail {
 			cur.Status.Failed = 1
 			cur.Status.Conditions = []batchv1.JobCondition{
 				{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded, Message: "Job has reached the specified backoff limit", LastProbeTime: now, LastTransitionTime: now},
@@ -283,6 +287,24 @@ func (s *StandInControllers) finishJob(ctx context.Context, j *batchv1.Job) erro
 			s.logf("job %s/%s finish, attempt %d: %v", j.Namespace, j.Name, attempt, err)
 		}
 	}
+}
+
+// fails decides whether the Job j fails, as its annotation asks.
+func (s *StandInControllers) fails(j *batchv1.Job) bool {
+	switch j.Annotations[annotationJobResult] {
+	case "Failed":
+		return true
+	case "FailedOnce":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		key := j.Namespace + "/" + j.Name
+		if s.failed[key] {
+			return false
+		}
+		s.failed[key] = true
+		return true
+	}
+	return false
 }
 
 func jobFinished(j *batchv1.Job) bool {

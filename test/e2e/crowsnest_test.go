@@ -45,6 +45,7 @@ func (e *Env) NewCrowsnest(kubeconfig string, flags ...string) *Crowsnest {
 	p := e.NewProcess("crowsnest", bin.crowsnest, args...)
 	p.StopTimeout = crowsnestStopTimeout
 	c := &Crowsnest{Process: p, URL: "http://" + addr, client: &http.Client{Timeout: 5 * time.Second}}
+	p.beforeStop = func() { e.saveMetrics(c) } // its labels are searched for secrets
 	e.t.Cleanup(c.client.CloseIdleConnections)
 	return c
 }

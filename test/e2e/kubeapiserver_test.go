@@ -74,7 +74,7 @@ func (e *Env) NewKubeAPIServer(etcd *Etcd) *KubeAPIServer {
 	if err := writeRSAKey(saKey); err != nil {
 		e.t.Fatalf("service account key: %v", err)
 	}
-	token := rand.Text()
+	token := e.Secret("kube-admin-token")
 	tokens := filepath.Join(dir, "tokens.csv")
 	if err := os.WriteFile(tokens, []byte(token+`,admin,admin-uid,"system:masters"`+"\n"), 0o600); err != nil {
 		e.t.Fatalf("write token file: %v", err)

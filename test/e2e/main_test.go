@@ -8,6 +8,11 @@
 //	go test -count=1 -tags e2e ./test/e2e/...
 //
 // Set CROWSNEST_E2E_KEEP=1 to keep the process logs of passing tests too.
+//
+// Every credential the tests configure is registered with the suite; once
+// every test has run, TestMain searches every process log, /metrics
+// snapshot and recording of the run for them and fails the run if one
+// appears in crowsnest's outputs (other programs' logs are only reported).
 package e2e
 
 import (
@@ -24,6 +29,13 @@ import (
 // bin holds the programs the tests run. TestMain sets it before any test
 // runs; tests only read it.
 var bin binaries
+
+// secrets is the suite's registry of the credentials the tests configure
+// and of the outputs (process logs, /metrics snapshots, recordings) to
+// search for them. TestMain sets it before any test runs and, after the
+// last, fails the run if a credential appears in crowsnest's outputs (see
+// secrets_test.go). It is safe for concurrent use.
+var secrets *secretRegistry
 
 // binaries are the paths of the programs the tests run, and of the Argo CD
 // module whose manifests they apply.
@@ -46,7 +58,9 @@ type binaries struct {
 }
 
 // TestMain builds crowsnest once for all tests and finds the servers; it
-// exits non-zero, without running any test, if one is missing.
+// exits non-zero, without running any test, if one is missing. After the
+// tests it searches their outputs for the secrets they registered, and
+// exits non-zero if crowsnest leaked one.
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
@@ -64,7 +78,14 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	bin = b
-	return m.Run()
+	secrets = newSecretRegistry()
+	code := m.Run()
+	// The search runs before the logs of passing tests are removed.
+	if leaks := secrets.Check(os.Stderr); leaks > 0 && code == 0 {
+		code = 1
+	}
+	secrets.RemoveDirs(os.Stderr, os.Getenv("CROWSNEST_E2E_KEEP") != "")
+	return code
 }
 
 // repoRoot is the main module's root, relative to this package's directory

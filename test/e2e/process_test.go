@@ -34,17 +34,21 @@ const logTailLines = 50
 // built on it with a NewX or StartX method in its own file.
 type Env struct {
 	t *testing.T
-	// LogDir holds one log file per process. It is removed when the test
-	// passes and kept (its path printed) when it fails or when
-	// CROWSNEST_E2E_KEEP is set.
+	// LogDir holds one log file per process, the /metrics snapshots of
+	// crowsnest and copies of the recordings (see keepOutputs). TestMain
+	// searches it for the suite's secrets once every test has run, then
+	// removes it if the test passed; it is kept (its path printed) when the
+	// test fails, when a secret is found in it, or when CROWSNEST_E2E_KEEP
+	// is set.
 	LogDir string
 	// DataDir holds the processes' data directories; it is removed at the
 	// end of the test.
 	DataDir string
 
-	mu    sync.Mutex
-	ports map[int]bool // ports handed out, so no two processes get the same
-	procs []*Process
+	mu       sync.Mutex
+	ports    map[int]bool // ports handed out, so no two processes get the same
+	procs    []*Process
+	metricsN int // /metrics snapshots kept so far
 }
 
 // NewEnv creates the environment of t. Its cleanup is registered first, so
@@ -56,14 +60,18 @@ func NewEnv(t *testing.T) *Env {
 		t.Fatalf("create log dir: %v", err)
 	}
 	e := &Env{t: t, LogDir: logDir, ports: map[int]bool{}}
+	secrets.AddDir(logDir, t.Name())
 	t.Cleanup(func() {
-		if t.Failed() || os.Getenv("CROWSNEST_E2E_KEEP") != "" {
+		keep := t.Failed() || os.Getenv("CROWSNEST_E2E_KEEP") != ""
+		if keep {
 			t.Logf("logs kept in %s", logDir)
-			return
 		}
-		os.RemoveAll(logDir)
+		// Removed by TestMain, after it searched it for secrets.
+		secrets.FinishDir(logDir, keep)
 	})
 	e.DataDir = t.TempDir()
+	// Runs before DataDir is removed, after every process has stopped.
+	t.Cleanup(e.keepOutputs)
 	return e
 }
 
@@ -144,6 +152,9 @@ type Process struct {
 	StopTimeout time.Duration
 
 	t *testing.T
+	// beforeStop, if set, runs when Stop is about to stop the running
+	// process (crowsnest keeps a /metrics snapshot with it).
+	beforeStop func()
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -165,6 +176,7 @@ func (e *Env) NewProcess(name, path string, args ...string) *Process {
 		StopTimeout: defaultStopTimeout,
 		t:           e.t,
 	}
+	secrets.AddFile(p.LogPath, name, path == bin.crowsnest)
 	e.mu.Lock()
 	e.procs = append(e.procs, p)
 	e.mu.Unlock()
@@ -198,7 +210,9 @@ func (p *Process) start() error {
 	}
 	defer log.Close() // the child has its own copy
 	p.runs++
-	fmt.Fprintf(log, "==== e2e: run %d of %s at %s: %s %s\n", p.runs, p.Name, time.Now().Format(time.RFC3339Nano), p.Path, strings.Join(p.Args, " "))
+	// The harness writes the command line, not the program: secrets in
+	// it (a URL with a password, say) are shown by name only.
+	fmt.Fprint(log, secrets.Redact(fmt.Sprintf("==== e2e: run %d of %s at %s: %s %s\n", p.runs, p.Name, time.Now().Format(time.RFC3339Nano), p.Path, strings.Join(p.Args, " "))))
 	cmd := exec.Command(p.Path, p.Args...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout = log
@@ -264,6 +278,9 @@ func (p *Process) Stop() error {
 	}
 	p.stopped = true
 	p.mu.Unlock()
+	if p.beforeStop != nil {
+		p.beforeStop()
+	}
 
 	start := time.Now()
 	pgid := cmd.Process.Pid // the process leads its own group, see sysProcAttr

@@ -153,8 +153,9 @@ func startScenarioEnv(t *testing.T) *scenarioEnv {
 	s.amDirect = env.StartAlertmanager()
 	s.cn = env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfg, "--traces.otlp.endpoint="+otlpURL, "--traces.otlp.protocol=grpc",
 		"--loki.url="+lokiURL,
-		"--alertmanager.url="+s.am.URL, "--alertmanager.url="+s.amDirect.URL, fmt.Sprintf("--alertmanager.for-scale=%g", alertForScale))
+		"--alertmanager.url="+s.am.URL, "--alertmanager.url="+s.env.withPassword(s.amDirect.URL, "alertmanager-url-password"), fmt.Sprintf("--alertmanager.for-scale=%g", alertForScale))
 	s.cn.Process.Env = append(s.cn.Process.Env, "OTEL_BSP_SCHEDULE_DELAY=200")
+	s.cn.Process.Args = append(s.cn.Process.Args, s.env.lokiBasicAuth(s.loki)...)
 	s.cn.Start()
 	s.startRecorder()
 	s.prom = env.StartPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, s.am)

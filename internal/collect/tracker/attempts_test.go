@@ -244,11 +244,23 @@ func TestWaveDelayMismatch(t *testing.T) {
 		t.Errorf("collected %d series, want 3", got)
 	}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(`
-# HELP crowsnest_sync_wave_delay_mismatch 1 when the observed gaps between sync waves disagree with --argocd.sync-wave-delay: the shortest of at least 5 is more than 0.5s shorter, or the shortest of 64 more than 3s longer.
+# HELP crowsnest_sync_wave_delay_mismatch 1 when the observed gaps between sync waves disagree with --argocd.sync-wave-delay: the shortest of at least 3 is more than 0.5s shorter, or the shortest of 64 more than 3s longer.
 # TYPE crowsnest_sync_wave_delay_mismatch gauge
 crowsnest_sync_wave_delay_mismatch 1
 `), "crowsnest_sync_wave_delay_mismatch"); err != nil {
 		t.Error(err)
+	}
+	// Waves first seen in one snapshot (a retry finding the last
+	// attempt's hooks done) tell nothing of the delay: no gap of 0.
+	for _, st := range []step{
+		{time.Hour, opSnapshot(running, 0, nil, "")},
+		{time.Hour + time.Second, opSnapshot(running, 0, nil, "", cm, web)},
+		{time.Hour + 3*time.Second, opSnapshot(running, 0, nil, "", cm, web, svc)},
+		{time.Hour + 3*time.Second + 100*time.Millisecond, opSnapshot(done, 0, ptr(at(time.Hour+3*time.Second)), "", cm, web, svc)},
+	} {
+		st.app.Status.OperationState.StartedAt.Time = at(time.Hour)
+		st.app.Status.Resources = append(st.app.Status.Resources, v1alpha1.ResourceStatus{Kind: "Service", Name: "svc", SyncWave: 4})
+		tr.Handle(model.Event{Type: model.Modified, Time: at(st.at), App: st.app})
 	}
 	tr.mu.Lock()
 	n, min := len(tr.gaps.last), tr.gaps.min
@@ -257,5 +269,32 @@ crowsnest_sync_wave_delay_mismatch 1
 	// CD does not wait before writing it).
 	if n != minWaveGaps || min != 2*time.Second {
 		t.Errorf("gaps %d, shortest %v; want %d and 2s", n, min, minWaveGaps)
+	}
+}
+
+// Argo CD may start an operation before it compared the app (a sync asked
+// for right after the app was created): the waves come from the resource
+// list it writes later, not from the empty one.
+func TestWavesFromResourcesListedLate(t *testing.T) {
+	cm := result("Sync", "ConfigMap", "cm", synccommon.ResultCodeSynced, "created", "")
+	late := result("Sync", "ConfigMap", "late", synccommon.ResultCodeSynced, "created", "")
+	running, done := synccommon.OperationRunning, synccommon.OperationSucceeded
+	unlisted := func(a *v1alpha1.Application) *v1alpha1.Application {
+		a.Status.Resources = nil
+		return a
+	}
+	listed := func(a *v1alpha1.Application) *v1alpha1.Application {
+		a.Status.Resources = []v1alpha1.ResourceStatus{{Kind: "ConfigMap", Name: "cm"}, {Kind: "ConfigMap", Name: "late", SyncWave: 1}}
+		return a
+	}
+	ops := handOn(
+		step{0, unlisted(opSnapshot(running, 0, nil, ""))},
+		step{time.Second, listed(opSnapshot(running, 0, nil, ""))},
+		step{3 * time.Second, listed(opSnapshot(running, 0, nil, "", cm))},
+		step{4 * time.Second, listed(opSnapshot(running, 0, nil, "", cm, late))},
+		step{4100 * time.Millisecond, listed(opSnapshot(done, 0, ptr(at(4*time.Second)), "", cm, late))},
+	)
+	if len(ops) != 1 || len(ops[0].Waves) != 2 || ops[0].Waves[1].Wave != 1 {
+		t.Fatalf("got %+v, want one operation with waves 0 and 1", ops)
 	}
 }

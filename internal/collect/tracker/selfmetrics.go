@@ -19,7 +19,7 @@ func (t *Tracker) WaveDelayCollector() prometheus.Collector {
 		min: prometheus.NewDesc("crowsnest_sync_wave_gap_min_seconds",
 			"Shortest of the last 64 observed gaps between the first results of two consecutive sync waves where Argo CD waited its wave delay: no shorter than Argo CD's real delay. Absent until one was observed.", nil, nil),
 		mismatch: prometheus.NewDesc("crowsnest_sync_wave_delay_mismatch",
-			"1 when the observed gaps between sync waves disagree with --argocd.sync-wave-delay: the shortest of at least 5 is more than 0.5s shorter, or the shortest of 64 more than 3s longer.", nil, nil),
+			"1 when the observed gaps between sync waves disagree with --argocd.sync-wave-delay: the shortest of at least 3 is more than 0.5s shorter, or the shortest of 64 more than 3s longer.", nil, nil),
 	}
 }
 

@@ -131,10 +131,12 @@ type operationWaves struct {
 	earlier map[waveKey][]model.Resource
 	// waveOf are the waves of the app's resources from status.resources,
 	// and pruneWave those of the resources the operation prunes, both
-	// read when the operation was first seen (pruned resources leave
-	// status.resources as the operation runs).
-	waveOf    map[resultKey]int64
-	pruneWave map[resultKey]int64
+	// read from the first resource list the operation saw (pruned
+	// resources leave status.resources as the operation runs); later
+	// lists add to waveOf.
+	waveOf        map[resultKey]int64
+	pruneWave     map[resultKey]int64
+	resourcesRead bool
 	// blocked are the spans a sync window held the operation;
 	// blockedSince is set while it does.
 	blocked      []model.Interval
@@ -180,8 +182,13 @@ func (st *appState) observeWaves(now time.Time, delay time.Duration, live liveOb
 			byKey:   map[waveKey]*waveTiming{},
 			results: map[resultKey]seenResult{},
 		}
-		ow.waveOf, ow.pruneWave = resourceWaves(st.app, live)
 		st.waves = ow
+	}
+	if len(st.app.Status.Resources) > 0 && !ow.resourcesRead {
+		// The first list of the app's resources the operation saw:
+		// Argo CD may start an operation before it compared the app.
+		ow.waveOf, ow.pruneWave = resourceWaves(st.app, live)
+		ow.resourcesRead = true
 	}
 	if ow.done {
 		return u
@@ -201,12 +208,12 @@ func (st *appState) observeWaves(now time.Time, delay time.Duration, live liveOb
 		ow.beginAttempt(op.RetryCount, now)
 	}
 	if !ow.backoff {
-		ow.observeResults(op, now, first, live, &u)
+		ow.observeResults(st.app, now, first, live, &u)
 		if ow.stale != nil && len(ow.results) == 0 && (retrying || op.Phase.Completed()) {
 			// The attempt ended with the very results of the last one:
 			// it ran them again.
 			ow.stale = nil
-			ow.observeResults(op, now, first, live, &u)
+			ow.observeResults(st.app, now, first, live, &u)
 		}
 	}
 	if retrying && !ow.backoff {
@@ -327,7 +334,10 @@ func (ow *operationWaves) finishAttempt(end, now time.Time, succeeded bool, dela
 		floor := ow.floor
 		if i > 0 {
 			floor = waves[i-1].seen
-			if ow.live {
+			// Argo CD slept between two writes: waves first seen in
+			// one snapshot (results it found rather than ran, as a
+			// retry finding the last attempt's hooks) tell nothing.
+			if ow.live && w.seen.After(floor) {
 				gaps = append(gaps, w.seen.Sub(floor))
 			}
 		}
@@ -351,7 +361,8 @@ func (ow *operationWaves) finishAttempt(end, now time.Time, succeeded bool, dela
 
 // observeResults times the waves of the results first seen in this
 // snapshot.
-func (ow *operationWaves) observeResults(op *v1alpha1.OperationState, now time.Time, first bool, live liveObjects, u *waveUpdate) {
+func (ow *operationWaves) observeResults(app *v1alpha1.Application, now time.Time, first bool, live liveObjects, u *waveUpdate) {
+	op := app.Status.OperationState
 	if op.SyncResult == nil {
 		return
 	}
@@ -362,6 +373,7 @@ func (ow *operationWaves) observeResults(op *v1alpha1.OperationState, now time.T
 		}
 		ow.stale = nil
 	}
+	merged := false
 	for _, r := range results {
 		if r == nil {
 			continue // never written by Argo CD, but a recording may hold it
@@ -369,6 +381,10 @@ func (ow *operationWaves) observeResults(op *v1alpha1.OperationState, now time.T
 		rk := resultKeyOf(r)
 		if _, ok := ow.results[rk]; ok {
 			continue
+		}
+		if !merged {
+			ow.mergeWaves(app)
+			merged = true
 		}
 		k := waveKey{attempt: ow.attempt, phase: string(r.SyncPhase), wave: ow.waveOfResult(r, live)}
 		timed := ow.live || !first
@@ -386,6 +402,26 @@ func (ow *operationWaves) observeResults(op *v1alpha1.OperationState, now time.T
 		w.resources++
 		if r.Group == "argoproj.io" && r.Kind == "Application" && !unchanged(r) {
 			u.children = append(u.children, childTouch{key: r.Namespace + "/" + r.Name, wave: k, at: now})
+		}
+	}
+}
+
+// mergeWaves adds the waves of the app's current resource list to those
+// read before: a resource Argo CD lists later (it compared the app after
+// the operation began) gets its wave, one it no longer lists keeps its.
+func (ow *operationWaves) mergeWaves(app *v1alpha1.Application) {
+	for _, r := range app.Status.Resources {
+		if r.RequiresPruning {
+			continue
+		}
+		k := resultKey{"", r.Group, r.Kind, r.Namespace, r.Name}
+		if r.SyncWave != 0 {
+			if ow.waveOf == nil {
+				ow.waveOf = map[resultKey]int64{}
+			}
+			ow.waveOf[k] = r.SyncWave
+		} else {
+			delete(ow.waveOf, k)
 		}
 	}
 }
@@ -443,7 +479,7 @@ type waveGaps struct {
 // it needs to judge.
 const (
 	maxWaveGaps = 64
-	minWaveGaps = 5
+	minWaveGaps = 3
 	// waveGapSlack is the observation latency tolerated either way:
 	// crowsnest sees each wave's results through a watch.
 	waveGapSlack = 500 * time.Millisecond
