@@ -12,7 +12,8 @@ import (
 	"github.com/crowsnest/crowsnest/internal/collect/source"
 )
 
-// runRecord writes the Application watch events to --out until interrupted
+// runRecord writes the Application, AppProject and workload watch events to
+// --out until interrupted
 // or --duration has passed.
 func (c *cli) runRecord(ctx context.Context, logger *slog.Logger) error {
 	var out io.Writer = os.Stdout
@@ -39,16 +40,40 @@ func (c *cli) runRecord(ctx context.Context, logger *slog.Logger) error {
 		defer cancel()
 	}
 	projects := source.NewProjects(client, logger)
-	logger.Info("recording Application and AppProject events", "out", *c.recordOut)
-	// Both watches run until ctx ends; each is joined before returning.
-	projectsDone := make(chan error, 1)
-	go func() { projectsDone <- projects.Run(ctx, rec) }()
+	workloads, err := c.workloadWatch(logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("recording Application, AppProject and workload events", "out", *c.recordOut)
+	// The watches run until ctx ends; each is joined before returning.
+	done := make(chan error, 2)
+	go func() { done <- projects.Run(ctx, rec) }()
+	go func() {
+		if workloads == nil {
+			done <- nil
+			return
+		}
+		done <- workloads.Run(ctx, rec)
+	}()
 	err = src.Run(ctx, rec)
-	if perr := <-projectsDone; err == nil {
-		err = perr
+	for range 2 {
+		if werr := <-done; err == nil {
+			err = werr
+		}
 	}
 	if err != nil {
 		return err
 	}
 	return rec.Err()
+}
+
+// workloadWatch returns the watch of every workload kind crowsnest knows,
+// for the recording: a replay then shows the workloads and the waves of
+// hook Jobs.
+func (c *cli) workloadWatch(logger *slog.Logger) (*source.Workloads, error) {
+	kinds, err := source.ParseWorkloadKinds(source.DefaultWorkloadKinds)
+	if err != nil {
+		return nil, err
+	}
+	return c.workloadsOf(kinds, logger)
 }

@@ -42,6 +42,9 @@ const shutdownTimeout = 10 * time.Second
 // runServe is the default command: watch, track, serve. Every goroutine it
 // starts is an actor of one run.Group, joined before it returns.
 func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
+	if err := c.setMemoryLimit(logger); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		versioncollector.NewCollector("crowsnest"),
@@ -457,6 +460,11 @@ func (c *cli) newWorkloadSource(logger *slog.Logger) (*source.Workloads, error) 
 	if err != nil || len(kinds) == 0 || *c.demo || *c.source != "kubernetes" {
 		return nil, err
 	}
+	return c.workloadsOf(kinds, logger)
+}
+
+// workloadsOf returns the watch of the workload kinds.
+func (c *cli) workloadsOf(kinds []string, logger *slog.Logger) (*source.Workloads, error) {
 	rc, err := c.restConfig()
 	if err != nil {
 		return nil, err

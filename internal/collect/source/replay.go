@@ -92,13 +92,33 @@ func (r *Recorder) HandleProject(e model.ProjectEvent) {
 	r.write(recordLine{Type: e.Type, Time: time.Now(), Project: p})
 }
 
-// recordLine is one line of a recording: an Application event (object) or
-// an AppProject event (project).
+// HandleWorkload writes a workload event as a line with "workload": what
+// crowsnest kept of it (model.Workload, no credentials), so a replay
+// knows the workloads and the waves of hook Jobs.
+func (r *Recorder) HandleWorkload(e model.WorkloadEvent) {
+	w := e.Workload
+	r.write(recordLine{Type: e.Type, Time: e.Time, Workload: &w})
+}
+
+// recordLine is one line of a recording: an Application event (object),
+// an AppProject event (project) or a workload event (workload).
 type recordLine struct {
-	Type    model.EventType       `json:"type"`
-	Time    time.Time             `json:"time"`
-	App     *v1alpha1.Application `json:"object,omitempty"`
-	Project *v1alpha1.AppProject  `json:"project,omitempty"`
+	Type     model.EventType       `json:"type"`
+	Time     time.Time             `json:"time"`
+	App      *v1alpha1.Application `json:"object,omitempty"`
+	Project  *v1alpha1.AppProject  `json:"project,omitempty"`
+	Workload *model.Workload       `json:"workload,omitempty"`
+}
+
+// kinds counts the kinds of object the line holds: one is right.
+func (l *recordLine) kinds() int {
+	n := 0
+	for _, set := range []bool{l.App != nil, l.Project != nil, l.Workload != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 // Err returns the first write error, after which the recorder stops.
@@ -138,9 +158,11 @@ func (s *ReplaySource) Ready() bool { return s.ready.Load() }
 
 // Run replays the recording, then keeps the state it built until ctx is
 // done. A line that does not parse is logged with its position and skipped.
-// AppProject lines go to sink when it is a ProjectSink too.
+// AppProject lines go to sink when it is a ProjectSink too, workload
+// lines when it is a WorkloadSink.
 func (s *ReplaySource) Run(ctx context.Context, sink Sink) error {
 	projects, _ := sink.(ProjectSink)
+	workloads, _ := sink.(WorkloadSink)
 	rc, err := s.open()
 	if err != nil {
 		return fmt.Errorf("open recording %s: %w", s.name, err)
@@ -168,9 +190,9 @@ func (s *ReplaySource) Run(ctx context.Context, sink Sink) error {
 			continue
 		}
 		var e recordLine
-		if err := json.Unmarshal(line, &e); err != nil || (e.App == nil) == (e.Project == nil) || !validType(e.Type) {
+		if err := json.Unmarshal(line, &e); err != nil || e.kinds() != 1 || !validType(e.Type) {
 			if err == nil {
-				err = fmt.Errorf("want an object with type ADDED, MODIFIED or DELETED and an Application in object or an AppProject in project")
+				err = fmt.Errorf("want an object with type ADDED, MODIFIED or DELETED and one of an Application in object, an AppProject in project or a workload in workload")
 			}
 			s.logger.Warn("skipping bad recording line", "file", s.name, "line", lineNo, "err", err)
 			continue
@@ -192,8 +214,10 @@ func (s *ReplaySource) Run(ctx context.Context, sink Sink) error {
 		switch {
 		case e.App != nil:
 			sink.Handle(model.Event{Type: e.Type, Time: e.Time, App: e.App})
-		case projects != nil:
+		case e.Project != nil && projects != nil:
 			projects.HandleProject(model.ProjectEvent{Type: e.Type, Project: e.Project})
+		case e.Workload != nil && workloads != nil:
+			workloads.HandleWorkload(model.WorkloadEvent{Type: e.Type, Time: e.Time, Workload: *e.Workload})
 		}
 	}
 	s.ready.Store(true)

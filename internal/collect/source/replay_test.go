@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"reflect"
 	"testing"
 	"time"
 
@@ -255,5 +256,41 @@ func TestRecordAndReplayProjects(t *testing.T) {
 	defer got.mu.Unlock()
 	if len(got.events) != 1 || len(got.projects) != 1 || got.projects[0].Project.Name != "shop" || len(got.projects[0].Project.Spec.SyncWindows) != 1 {
 		t.Errorf("replayed %d app and %d project events (%+v), want one each with the window", len(got.events), len(got.projects), got.projects)
+	}
+}
+
+// workloadCollector is a collector that takes workload events too.
+type workloadCollector struct {
+	collector
+	workloads []model.WorkloadEvent
+}
+
+func (c *workloadCollector) HandleWorkload(e model.WorkloadEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.workloads = append(c.workloads, e)
+}
+
+// Workloads recorded next to the Applications replay to a sink that takes
+// them, with what the tracker reads of them (a hook Job's wave).
+func TestRecordAndReplayWorkloads(t *testing.T) {
+	var buf bytes.Buffer
+	rec := NewRecorder(&buf)
+	rec.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
+	job := model.Workload{App: "web", Kind: "Job", Namespace: "shop", Name: "migrate", JobStatus: "Running", SyncWave: -2}
+	rec.HandleWorkload(model.WorkloadEvent{Type: model.Added, Time: t0.Add(time.Second), Workload: job})
+	if err := rec.Err(); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := replayOf(buf.String(), 0)
+	var got workloadCollector
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Run(ctx, &got)
+	<-src.Done()
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	if len(got.events) != 1 || len(got.workloads) != 1 || !reflect.DeepEqual(got.workloads[0].Workload, job) || !got.workloads[0].Time.Equal(t0.Add(time.Second)) {
+		t.Errorf("replayed %d app and %d workload events (%+v), want one each, the Job as recorded", len(got.events), len(got.workloads), got.workloads)
 	}
 }
