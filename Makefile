@@ -11,7 +11,7 @@ LDFLAGS   := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION)
 
 export CROWSNEST_CACHE := $(CACHE)
 
-.PHONY: all build demo test check unit rules chart e2e bench tools lint-tools clean
+.PHONY: all build demo test check unit fuzz rules chart e2e bench tools lint-tools clean
 
 all: build
 
@@ -23,8 +23,8 @@ demo:
 	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/exporter --demo
 
 ## test: every check and test: formatting, vet, staticcheck, unit tests (race detector on),
-## alert rule tests, end-to-end tests
-test: check unit rules chart e2e
+## fuzz targets (briefly), alert rule tests, end-to-end tests
+test: check unit fuzz rules chart e2e
 
 ## check: gofmt, go mod tidy, go vet and staticcheck, on the code and on the e2e tests.
 ## The linter is staticcheck (honnef.co/go/tools, version pinned in hack/lint-tools.sh)
@@ -46,6 +46,16 @@ check: lint-tools
 ## unit: the unit tests, with the race detector (it needs cgo, i.e. a C compiler)
 unit:
 	$(GO) test -race -count=1 ./...
+
+## fuzz: each fuzz target for FUZZTIME (default 5s), one after the other (go test takes one
+## -fuzz target per run). Seeds are in each package's testdata/fuzz/<FuzzName>/, where a
+## run also writes what it finds to fail: fix the code and keep the input as a seed
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzReplay$$' -fuzztime $(FUZZTIME) ./internal/collect/source/
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./internal/collect/exposition/
+	$(GO) test -run '^$$' -fuzz '^FuzzURL$$' -fuzztime $(FUZZTIME) ./internal/redact/
 
 ## rules: promtool checks the generated alert rules and runs their unit tests
 ## (alerts/ is rendered from internal/rules: go test ./internal/rules -update)
@@ -71,6 +81,14 @@ e2e: tools
 ## bench: scrape cost for 10,000 Applications, tracker update, trace building
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/collect/... ./internal/trace/
+
+## scale: the scale benchmark behind the README's Sizing section: crowsnest's memory and
+## start-up with 10,000 Applications and 20,000 Deployments on a real kube-apiserver
+## (about 30 minutes on 2 cores). CROWSNEST_SCALE_COMPARE=path/to/crowsnest measures
+## another build on the same objects; CROWSNEST_SCALE_APPS and _WORKLOADS change the sizes.
+.PHONY: scale
+scale: tools
+	CROWSNEST_SCALE=1 $(GO) test -count=1 -tags e2e -run '^TestScale$$' -timeout 90m -v ./test/e2e/
 
 tools:
 	@bash hack/tools.sh

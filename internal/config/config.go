@@ -175,24 +175,49 @@ func (c *Config) validate(root *yaml.Node) error {
 	return nil
 }
 
-// mappingValue returns the value node of key in the mapping n (or in the
-// document's top mapping), or nil.
+// mappingValue returns the key and value nodes of key in the mapping n (or
+// in the document's top mapping), or nil. It looks through aliases and
+// merge keys ("<<") as the decoder does, explicit keys first, so that an
+// error points at the line that set the value rather than at line 0.
 func mappingValue(n *yaml.Node, key string) (k, v *yaml.Node) {
-	if n == nil {
+	n = dealias(n)
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = dealias(n.Content[0])
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
 		return nil, nil
 	}
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	if n.Kind != yaml.MappingNode {
-		return nil, nil
-	}
+	var merged []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i], n.Content[i+1]
+		switch name := n.Content[i]; {
+		case name.Value == key:
+			return name, dealias(n.Content[i+1])
+		case name.Value == "<<" && name.ShortTag() == "!!merge":
+			merged = append(merged, n.Content[i+1])
+		}
+	}
+	for _, m := range merged {
+		// A merge value is a mapping or a sequence of mappings, the
+		// first of which wins.
+		if m = dealias(m); m.Kind == yaml.SequenceNode {
+			for _, item := range m.Content {
+				if k, v := mappingValue(item, key); k != nil {
+					return k, v
+				}
+			}
+		} else if k, v := mappingValue(m, key); k != nil {
+			return k, v
 		}
 	}
 	return nil, nil
+}
+
+// dealias returns the node an alias stands for, or n itself.
+func dealias(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
 }
 
 func lineOf(n *yaml.Node, key string) int {

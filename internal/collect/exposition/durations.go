@@ -40,9 +40,13 @@ func NewDurations(reg prometheus.Registerer) *Durations {
 func (d *Durations) Finished(op *model.Operation) {
 	s := op.Duration().Seconds()
 	exemplar := prometheus.Labels{"trace_id": op.TraceID()}
-	d.duration.WithLabelValues(op.Project, op.Env, op.Result).(prometheus.ExemplarObserver).ObserveWithExemplar(s, exemplar)
+	// The values go through labelValue as the per-app series' do: a
+	// spec.project of invalid UTF-8 would panic here, a huge one would
+	// swell every scrape.
+	project, env := labelValue(op.Project), labelValue(op.Env)
+	d.duration.WithLabelValues(project, env, labelValue(op.Result)).(prometheus.ExemplarObserver).ObserveWithExemplar(s, exemplar)
 	for i := range op.TimedWaves {
 		w := &op.TimedWaves[i]
-		d.waveDuration.WithLabelValues(op.Project, op.Env, w.Phase, w.WaveLabel()).Observe(w.Duration().Seconds())
+		d.waveDuration.WithLabelValues(project, env, labelValue(w.Phase), w.WaveLabel()).Observe(w.Duration().Seconds())
 	}
 }

@@ -82,3 +82,10 @@ func appendValue(b []byte, v float64) []byte {
 func escapeHelp(s string) string {
 	return strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(s)
 }
+
+// escapeOpenMetricsHelp escapes a HELP text for OpenMetrics, where HELP is
+// an escaped string like a label value: a double quote needs a backslash
+// too, or an OpenMetrics parser rejects the whole scrape.
+func escapeOpenMetricsHelp(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`).Replace(s)
+}

@@ -68,8 +68,15 @@ func (p *Promotion) SetApp(v *model.AppView) {
 		delete(p.apps, key)
 		return
 	}
+	// Label values are made safe once per change, as the per-app series'
+	// are (labelValue): invalid UTF-8 would panic in Collect.
 	d, _ := lastDeployed(v.App)
-	p.apps[key] = promotedApp{group: v.Promotion.Group, env: v.Env, order: v.Promotion.Order, deployed: d}
+	d.revision = labelValue(d.revision)
+	order := make([]string, len(v.Promotion.Order))
+	for i, env := range v.Promotion.Order {
+		order[i] = labelValue(env)
+	}
+	p.apps[key] = promotedApp{group: labelValue(v.Promotion.Group), env: labelValue(v.Env), order: order, deployed: d}
 }
 
 // DeleteApp implements the tracker's view subscriber.

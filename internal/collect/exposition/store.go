@@ -67,7 +67,7 @@ func NewStore(perAppHistograms bool) *Store {
 		if f.typ == typeCounter {
 			name = strings.TrimSuffix(name, "_total")
 		}
-		s.omHeaders[i] = []byte("# HELP " + name + " " + escapeHelp(f.help) + "\n# TYPE " + name + " " + f.typ + "\n")
+		s.omHeaders[i] = []byte("# HELP " + name + " " + escapeOpenMetricsHelp(f.help) + "\n# TYPE " + name + " " + f.typ + "\n")
 	}
 	return s
 }
