@@ -221,21 +221,31 @@ func TestRecorderStripsSecrets(t *testing.T) {
 	}
 }
 
-// projectCollector is a collector that takes AppProject events too.
-type projectCollector struct {
+// fullCollector is a collector that takes AppProject and workload events
+// too.
+type fullCollector struct {
 	collector
-	projects []model.ProjectEvent
+	projects  []model.ProjectEvent
+	workloads []model.WorkloadEvent
 }
 
-func (c *projectCollector) HandleProject(e model.ProjectEvent) {
+func (c *fullCollector) HandleProject(e model.ProjectEvent) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.projects = append(c.projects, e)
 }
 
-// AppProjects recorded next to the Applications replay to a sink that
-// takes them, in their place in the recording.
-func TestRecordAndReplayProjects(t *testing.T) {
+func (c *fullCollector) HandleWorkload(e model.WorkloadEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.workloads = append(c.workloads, e)
+}
+
+// AppProjects and workloads recorded next to the Applications replay to a
+// sink that takes them, in their place in the recording: the project with
+// its sync window, the workload with what the tracker reads of it (a hook
+// Job's wave).
+func TestRecordAndReplayProjectsAndWorkloads(t *testing.T) {
 	var buf bytes.Buffer
 	rec := NewRecorder(&buf)
 	rec.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
@@ -243,11 +253,13 @@ func TestRecordAndReplayProjects(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "argocd"},
 		Spec:       v1alpha1.AppProjectSpec{SyncWindows: v1alpha1.SyncWindows{{Kind: "deny", Schedule: "* * * * *", Duration: "1h"}}},
 	}})
+	job := model.Workload{App: "web", Kind: "Job", Namespace: "shop", Name: "migrate", JobStatus: "Running", SyncWave: -2}
+	rec.HandleWorkload(model.WorkloadEvent{Type: model.Added, Time: t0.Add(time.Second), Workload: job})
 	if err := rec.Err(); err != nil {
 		t.Fatal(err)
 	}
 	src, _ := replayOf(buf.String(), 0)
-	var got projectCollector
+	var got fullCollector
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go src.Run(ctx, &got)
@@ -257,40 +269,7 @@ func TestRecordAndReplayProjects(t *testing.T) {
 	if len(got.events) != 1 || len(got.projects) != 1 || got.projects[0].Project.Name != "shop" || len(got.projects[0].Project.Spec.SyncWindows) != 1 {
 		t.Errorf("replayed %d app and %d project events (%+v), want one each with the window", len(got.events), len(got.projects), got.projects)
 	}
-}
-
-// workloadCollector is a collector that takes workload events too.
-type workloadCollector struct {
-	collector
-	workloads []model.WorkloadEvent
-}
-
-func (c *workloadCollector) HandleWorkload(e model.WorkloadEvent) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.workloads = append(c.workloads, e)
-}
-
-// Workloads recorded next to the Applications replay to a sink that takes
-// them, with what the tracker reads of them (a hook Job's wave).
-func TestRecordAndReplayWorkloads(t *testing.T) {
-	var buf bytes.Buffer
-	rec := NewRecorder(&buf)
-	rec.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
-	job := model.Workload{App: "web", Kind: "Job", Namespace: "shop", Name: "migrate", JobStatus: "Running", SyncWave: -2}
-	rec.HandleWorkload(model.WorkloadEvent{Type: model.Added, Time: t0.Add(time.Second), Workload: job})
-	if err := rec.Err(); err != nil {
-		t.Fatal(err)
-	}
-	src, _ := replayOf(buf.String(), 0)
-	var got workloadCollector
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go src.Run(ctx, &got)
-	<-src.Done()
-	got.mu.Lock()
-	defer got.mu.Unlock()
-	if len(got.events) != 1 || len(got.workloads) != 1 || !reflect.DeepEqual(got.workloads[0].Workload, job) || !got.workloads[0].Time.Equal(t0.Add(time.Second)) {
-		t.Errorf("replayed %d app and %d workload events (%+v), want one each, the Job as recorded", len(got.events), len(got.workloads), got.workloads)
+	if len(got.workloads) != 1 || !reflect.DeepEqual(got.workloads[0].Workload, job) || !got.workloads[0].Time.Equal(t0.Add(time.Second)) {
+		t.Errorf("replayed %d workload events (%+v), want the Job as recorded", len(got.workloads), got.workloads)
 	}
 }
