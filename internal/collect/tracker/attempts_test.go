@@ -298,3 +298,22 @@ func TestWavesFromResourcesListedLate(t *testing.T) {
 		t.Fatalf("got %+v, want one operation with waves 0 and 1", ops)
 	}
 }
+
+// A failed operation's last wave that applied was followed by Argo CD's
+// delay when more waves were to come (here the app lists wave 2): it
+// began the delay before it was seen, as any such wave.
+func TestFailedOperationLastWaveDatedBack(t *testing.T) {
+	cm := result("Sync", "ConfigMap", "cm", synccommon.ResultCodeSynced, "created", "")
+	running, failed := synccommon.OperationRunning, synccommon.OperationFailed
+	ops := handOn(
+		step{0, opSnapshot(running, 0, nil, "")},
+		step{3 * time.Second, opSnapshot(running, 0, nil, "", cm)},
+		step{5 * time.Second, opSnapshot(failed, 0, ptr(at(5*time.Second)), "one or more synchronization tasks completed unsuccessfully", cm)},
+	)
+	if len(ops) != 1 || len(ops[0].Waves) != 1 {
+		t.Fatalf("got %+v, want one operation with one wave", ops)
+	}
+	if w := ops[0].Waves[0]; !w.Start.Equal(at(time.Second)) {
+		t.Errorf("wave 0 of the failed operation starts at %v, want 1 s: seen at 3 s, less the 2 s delay Argo CD waited before wave 2", w.Start.Sub(t0))
+	}
+}

@@ -137,6 +137,10 @@ type operationWaves struct {
 	waveOf        map[resultKey]int64
 	pruneWave     map[resultKey]int64
 	resourcesRead bool
+	// syncLast is the last Sync wave of the resources the app lists
+	// (once syncKnown).
+	syncLast  int64
+	syncKnown bool
 	// blocked are the spans a sync window held the operation;
 	// blockedSince is set while it does.
 	blocked      []model.Interval
@@ -189,6 +193,7 @@ func (st *appState) observeWaves(now time.Time, delay time.Duration, live liveOb
 		// Argo CD may start an operation before it compared the app.
 		ow.waveOf, ow.pruneWave = resourceWaves(st.app, live)
 		ow.resourcesRead = true
+		ow.mergeWaves(st.app) // and syncLast
 	}
 	if ow.done {
 		return u
@@ -324,10 +329,12 @@ func (ow *operationWaves) finishAttempt(end, now time.Time, succeeded bool, dela
 	// attempt started). Work from the last wave back: seen times first.
 	for i := len(waves) - 1; i >= 0; i-- {
 		w := waves[i]
-		// Argo CD sleeps after the attempt's last wave only when more
-		// were pending: an attempt that failed in PreSync still had its
-		// Sync waves to run.
-		last := i == len(waves)-1 && (succeeded || w.phase != "PreSync")
+		// Argo CD sleeps after a wave that applied unless it is the
+		// operation's final one (gitops-engine's finalWave): the last
+		// wave of an attempt that failed after it applied (a hook that
+		// failed, a retry) slept when more were to come — its Sync waves
+		// for a PreSync wave, a later Sync wave for a Sync wave.
+		last := i == len(waves)-1 && (succeeded || !ow.moreAfter(w.waveKey))
 		if last || failed[w.waveKey] || !ow.live && i == 0 {
 			continue
 		}
@@ -406,6 +413,20 @@ func (ow *operationWaves) observeResults(app *v1alpha1.Application, now time.Tim
 	}
 }
 
+// moreAfter reports whether the operation had waves to run after k, as
+// far as crowsnest can tell: the Sync phase after PreSync, a later Sync
+// wave of a resource the app lists. PostSync hooks are in no list: after
+// a Sync or PostSync wave, crowsnest assumes none.
+func (ow *operationWaves) moreAfter(k waveKey) bool {
+	switch k.phase {
+	case "PreSync":
+		return true
+	case "Sync":
+		return ow.syncKnown && k.wave != model.UnknownWave && k.wave < ow.syncLast
+	}
+	return false
+}
+
 // mergeWaves adds the waves of the app's current resource list to those
 // read before: a resource Argo CD lists later (it compared the app after
 // the operation began) gets its wave, one it no longer lists keeps its.
@@ -415,6 +436,9 @@ func (ow *operationWaves) mergeWaves(app *v1alpha1.Application) {
 			continue
 		}
 		k := resultKey{"", r.Group, r.Kind, r.Namespace, r.Name}
+		if !r.Hook && (!ow.syncKnown || r.SyncWave > ow.syncLast) {
+			ow.syncLast, ow.syncKnown = r.SyncWave, true
+		}
 		if r.SyncWave != 0 {
 			if ow.waveOf == nil {
 				ow.waveOf = map[resultKey]int64{}
