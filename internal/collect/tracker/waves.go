@@ -355,8 +355,13 @@ func (ow *operationWaves) finishAttempt(end, now time.Time, succeeded bool, dela
 		}
 	}
 	for i, w := range waves {
+		if w.start.After(end) {
+			// First seen in the snapshot that showed the end, later
+			// than Argo CD's finishedAt allows: the watch lagged.
+			w.start = end
+		}
 		w.end = end
-		if i+1 < len(waves) {
+		if i+1 < len(waves) && waves[i+1].start.Before(end) {
 			w.end = waves[i+1].start
 		}
 		if w.end.Before(w.start) {
