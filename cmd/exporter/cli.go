@@ -58,6 +58,7 @@ type cli struct {
 	demo                                     *bool
 
 	perAppHistograms *bool
+	memLimitRatio    *float64
 
 	waveDelay      *time.Duration
 	tracesExporter *string
@@ -81,6 +82,7 @@ type cli struct {
 	lokiBuffer       *int
 	lokiTimeout      *time.Duration
 	lokiRetries      *int
+	lokiMaxLine      *int
 
 	alertmanagerURLs     *[]string
 	alertmanagerInterval *time.Duration
@@ -127,6 +129,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.argoGRPCWeb = c.serve.Flag("argocd.grpc-web", "Use gRPC-Web (HTTP/1.1), through proxies without HTTP/2.").Bool()
 	c.replayFile = c.serve.Flag("replay.file", "Recording to replay with --source=replay.").String()
 	c.replaySpeed = c.serve.Flag("replay.speed", "Replay speed factor: 2 replays twice as fast as recorded, 0 without waiting. Default 1, or 10 with --demo.").IsSetByUser(&c.speedSet).Default("1").Float64()
+	c.memLimitRatio = c.serve.Flag("runtime.gomemlimit-ratio", "Set the Go runtime's soft memory limit (GOMEMLIMIT) to this share of the container's memory limit (cgroup v2 memory.max or v1 memory.limit_in_bytes), so the garbage collector works harder before the container is OOM-killed. 0 turns it off; a GOMEMLIMIT environment variable takes precedence.").Default("0.9").Float64()
 	c.perAppHistograms = c.serve.Flag("metrics.per-app-histograms", "Also expose crowsnest_app_sync_duration_seconds, a histogram per Application. Its series grow with apps times buckets: for small fleets.").Bool()
 	c.waveDelay = c.serve.Flag("argocd.sync-wave-delay", "The delay Argo CD's application controller waits after each sync wave but the last (its ARGOCD_SYNC_WAVE_DELAY): Argo CD writes a wave's results only after it, so crowsnest dates the wave's start back by it.").Default("2s").Duration()
 	c.tracesExporter = c.serve.Flag("traces.exporter", "Where traces of sync operations go: otlp, stdout (JSON lines) or none. Default: $OTEL_TRACES_EXPORTER, else otlp when an OTLP endpoint is set, else none; stdout with --demo.").Enum("", "otlp", "stdout", "none")
@@ -146,6 +149,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.lokiJob = c.serve.Flag("loki.job", "Value of the job stream label of crowsnest's Loki streams.").Default("crowsnest").String()
 	c.lokiBuffer = c.serve.Flag("loki.buffer-size", "Events waiting to be pushed; when full, new ones are dropped and counted.").Default("10000").Int()
 	c.lokiTimeout = c.serve.Flag("loki.timeout", "Time limit of one push to Loki.").Default("10s").Duration()
+	c.lokiMaxLine = c.serve.Flag("loki.max-line-bytes", "Most bytes of one pushed line (at least 1024): a longer line has its largest values cut, marked and counted. Keep it under Loki's max_line_size (256KB by default).").Default("65536").Int()
 	c.lokiRetries = c.serve.Flag("loki.max-retries", "Retries of a push that got 429, 5xx or no answer, with backoff from 500ms to 30s; then the batch is dropped and counted.").Default("10").Int()
 	c.alertmanagerURLs = c.serve.Flag("alertmanager.url", "Alertmanager to page directly (API v2), e.g. http://alertmanager:9093; repeatable. crowsnest then evaluates its alerts that judge one app (sync failed, degraded, drift, stuck, unknown, policy) on its own state, with the labels of the Prometheus rules, so Alertmanager deduplicates both.").Strings()
 	c.alertmanagerInterval = c.serve.Flag("alertmanager.evaluation-interval", "How often crowsnest evaluates the alerts for direct paging.").Default("1s").Duration()

@@ -334,6 +334,7 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		{args: []string{"--web.write-timeout=-1s"}, want: "--web.write-timeout"},
 		{args: []string{"--replay.speed=-2"}, want: "--replay.speed"},
 		{args: []string{"--traces.otlp.endpoint=tempo:4317"}, want: "--traces.otlp.endpoint"},
+		{args: []string{"--loki.url=http://loki:3100", "--loki.max-line-bytes=100"}, want: "--loki.max-line-bytes"},
 		{env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, want: "OTEL_TRACES_EXPORTER"},
 	} {
 		for k, v := range tc.env {
@@ -699,4 +700,67 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 	if err := goleak.Find(ignore); err != nil {
 		t.Errorf("goroutines left after shutdown: %v", err)
 	}
+}
+
+// The demo recording ends showing what issue 12's signals look like: a
+// terminated sync, one waiting for a controller, a prod app a deny window
+// holds, and a hook's wave read from its Job (recorded workloads).
+func TestDemoShowsTheSignals(t *testing.T) {
+	d := startDemo(t)
+	d.eventually(t, "the signals in the demo", func() error {
+		_, body := d.get(t, "/metrics")
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := parser.TextToMetricFamilies(strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		has := func(name string, value float64, labels map[string]string) bool {
+			for _, m := range mfs[name].GetMetric() {
+				match := m.GetGauge().GetValue() == value
+				for k, v := range labels {
+					found := false
+					for _, l := range m.GetLabel() {
+						if l.GetName() == k && l.GetValue() == v {
+							found = true
+						}
+					}
+					match = match && found
+				}
+				if match {
+					return true
+				}
+			}
+			return false
+		}
+		for _, c := range []struct {
+			name   string
+			labels map[string]string
+		}{
+			{"crowsnest_app_operation_phase", map[string]string{"phase": "Terminated"}},
+			{"crowsnest_app_operation_phase", map[string]string{"phase": "Pending"}},
+			{"crowsnest_app_sync_window_held", nil},
+			{"crowsnest_app_workload_job_status", map[string]string{"status": "Complete"}},
+		} {
+			if !has(c.name, 1, c.labels) {
+				return fmt.Errorf("no %s%v at 1", c.name, c.labels)
+			}
+		}
+		hookWave := false
+		for _, m := range mfs["crowsnest_app_last_sync_wave_duration_seconds"].GetMetric() {
+			var phase, wave string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "phase":
+					phase = l.GetValue()
+				case "wave":
+					wave = l.GetValue()
+				}
+			}
+			hookWave = hookWave || phase == "PreSync" && wave != "unknown"
+		}
+		if !hookWave {
+			return fmt.Errorf("no PreSync wave with a known number: the recorded hook Jobs gave none")
+		}
+		return nil
+	})
 }

@@ -89,7 +89,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	if *c.lokiURL != "" {
 		lc := events.DefaultConfig()
 		lc.URL, lc.Tenant, lc.Job = *c.lokiURL, *c.lokiTenant, *c.lokiJob
-		lc.BufferSize, lc.Timeout, lc.MaxRetries = *c.lokiBuffer, *c.lokiTimeout, *c.lokiRetries
+		lc.BufferSize, lc.Timeout, lc.MaxRetries, lc.MaxLineBytes = *c.lokiBuffer, *c.lokiTimeout, *c.lokiRetries, *c.lokiMaxLine
 		if lc.Username, lc.Password, lc.BearerToken, err = c.lokiCredentials(); err != nil {
 			return err
 		}

@@ -28,6 +28,9 @@ const (
 	// rendering errors) cannot be rejected nor crowd out a batch, while
 	// every ordinary line (well under 1 KiB) is left whole.
 	DefaultMaxLineBytes = 64 << 10
+	// MinMaxLineBytes is the smallest line cap accepted: room for a
+	// fact's name, time, app and trace id beside cut values.
+	MinMaxLineBytes = 1 << 10
 )
 
 // Config configures a Shipper. Each field names the command-line flag it is
@@ -167,6 +170,9 @@ func (c Config) Validate() error {
 		if p.neg {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %v", p.flag, p.v))
 		}
+	}
+	if c.MaxLineBytes > 0 && c.MaxLineBytes < MinMaxLineBytes {
+		errs = append(errs, fmt.Errorf("--loki.max-line-bytes: %d is too small for a fact's own fields, want at least %d", c.MaxLineBytes, MinMaxLineBytes))
 	}
 	if c.MaxRetries < 0 {
 		errs = append(errs, fmt.Errorf("--loki.max-retries: must be >= 0, got %d", c.MaxRetries))

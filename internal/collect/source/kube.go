@@ -30,6 +30,7 @@ type KubeSource struct {
 	namespaces []string
 	metrics    *SourceMetrics
 	logger     *slog.Logger
+	trim       *appTrimmer // the informers' transform
 
 	mu        sync.Mutex
 	informers []cache.SharedIndexInformer
@@ -50,7 +51,7 @@ func NewKubeSource(client versioned.Interface, namespaces []string, metrics *Sou
 	for _, ns := range namespaces {
 		down[ns] = notYet
 	}
-	return &KubeSource{client: client, namespaces: namespaces, metrics: metrics, logger: logger.With("component", "kubernetes-source"), down: down, notYet: notYet}
+	return &KubeSource{client: client, namespaces: namespaces, metrics: metrics, logger: logger.With("component", "kubernetes-source"), trim: newAppTrimmer(), down: down, notYet: notYet}
 }
 
 // Run starts the informers and blocks until ctx is done.
@@ -59,6 +60,9 @@ func (s *KubeSource) Run(ctx context.Context, sink Sink) error {
 	var wg sync.WaitGroup
 	for _, ns := range s.namespaces {
 		inf := cache.NewSharedIndexInformer(s.listWatch(ctx, ns), &v1alpha1.Application{}, 0, cache.Indexers{})
+		if err := inf.SetTransform(s.trim.application); err != nil {
+			return fmt.Errorf("set transform: %w", err)
+		}
 		if err := inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
 			// The list/watch wrappers have already logged the failure
 			// behind this (and set crowsnest_source_up); replacing
@@ -116,14 +120,15 @@ const (
 // Retrying inside the calls (0.5 s doubling to 5 s) keeps the reflector's
 // backoff from growing during an outage, so crowsnest catches up within
 // seconds. Errors retrying cannot fix (an expired resource version, a bad
-// request) go back to the reflector, which relists.
+// request) go back to the reflector, which relists. Lists come in trimmed
+// pages (listTrimmed).
 func (s *KubeSource) listWatch(ctx context.Context, ns string) *cache.ListWatch {
 	apps := s.client.ArgoprojV1alpha1().Applications(ns)
 	return &cache.ListWatch{
 		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
 			var list runtime.Object
 			err := s.retry(ctx, ns, "list", func() error {
-				l, err := apps.List(ctx, opts)
+				l, err := listTrimmed(opts, func(o metav1.ListOptions) (runtime.Object, error) { return apps.List(ctx, o) }, s.trim.application)
 				list = l
 				return err
 			})

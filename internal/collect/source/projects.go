@@ -36,6 +36,9 @@ func NewProjects(client versioned.Interface, logger *slog.Logger) *Projects {
 func (p *Projects) Run(ctx context.Context, sink ProjectSink) error {
 	factory := externalversions.NewSharedInformerFactory(p.client, 0)
 	inf := factory.Argoproj().V1alpha1().AppProjects().Informer()
+	if err := inf.SetTransform(trimAppProject); err != nil {
+		return fmt.Errorf("set AppProject transform: %w", err)
+	}
 	deliver := func(t model.EventType, obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj

@@ -11,14 +11,18 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/crowsnest/crowsnest/internal/model"
@@ -74,7 +78,23 @@ func NewWorkloads(client dynamic.Interface, disc discovery.DiscoveryInterface, k
 // installed later needs a restart), delivers their events to sink, and
 // blocks until ctx is done and the informers have stopped.
 func (w *Workloads) Run(ctx context.Context, sink WorkloadSink) error {
-	factory := dynamicinformer.NewDynamicSharedInformerFactory(w.client, 0)
+	informers, err := w.informers(ctx, sink)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, inf := range informers {
+		wg.Go(func() { inf.Run(ctx.Done()) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// informers returns an informer, not started yet, per served kind, each
+// delivering to sink. They list in trimmed pages (listTrimmed) and cache
+// trimmed objects (trimWorkload).
+func (w *Workloads) informers(ctx context.Context, sink WorkloadSink) ([]cache.SharedIndexInformer, error) {
+	var out []cache.SharedIndexInformer
 	kinds := workloadKinds()
 	for _, k := range w.kinds {
 		gvr := kinds[k]
@@ -82,17 +102,25 @@ func (w *Workloads) Run(ctx context.Context, sink WorkloadSink) error {
 			w.logger.Info("not watching workloads: the API server does not serve them", "kind", k, "group_version", gvr.GroupVersion().String())
 			continue
 		}
-		inf := factory.ForResource(gvr).Informer()
+		res := w.client.Resource(gvr)
+		lw := &cache.ListWatch{
+			ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
+				return listTrimmed(opts, func(o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) }, trimWorkload)
+			},
+			WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) { return res.Watch(ctx, opts) },
+		}
+		inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
+		if err := inf.SetTransform(trimWorkload); err != nil {
+			return nil, fmt.Errorf("set %s transform: %w", k, err)
+		}
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { deliverWorkload(sink, model.Added, obj) },
 			UpdateFunc: func(_, obj any) { deliverWorkload(sink, model.Modified, obj) },
 			DeleteFunc: func(obj any) { deliverWorkload(sink, model.Deleted, obj) },
 		})
+		out = append(out, inf)
 	}
-	factory.Start(ctx.Done())
-	<-ctx.Done()
-	factory.Shutdown()
-	return nil
+	return out, nil
 }
 
 // deliverWorkload hands one informer notification to sink.
@@ -124,6 +152,7 @@ func (w *Workloads) served(gvr schema.GroupVersionResource) bool {
 func ParseWorkload(u *unstructured.Unstructured) model.Workload {
 	wl := model.Workload{Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
 	wl.AppNamespace, wl.App = tracking(u)
+	wl.SyncWave, wl.PruneLast = syncWave(u.GetAnnotations())
 	i64 := func(def int64, path ...string) int64 {
 		v, ok, _ := unstructured.NestedInt64(u.Object, path...)
 		if !ok {
@@ -169,6 +198,26 @@ func ParseWorkload(u *unstructured.Unstructured) model.Workload {
 		}
 	}
 	return wl
+}
+
+// syncWave reads an object's sync wave as gitops-engine does
+// (syncwaves.Wave): its argocd.argoproj.io/sync-wave annotation if that is
+// a number, else its helm.sh/hook-weight if that is, else 0; and whether
+// its sync options ask to be pruned last.
+func syncWave(annotations map[string]string) (wave int64, pruneLast bool) {
+	for _, opt := range strings.Split(annotations["argocd.argoproj.io/sync-options"], ",") {
+		if strings.TrimSpace(opt) == "PruneLast=true" {
+			pruneLast = true
+		}
+	}
+	for _, a := range []string{"argocd.argoproj.io/sync-wave", "helm.sh/hook-weight"} {
+		if v, ok := annotations[a]; ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return int64(n), pruneLast
+			}
+		}
+	}
+	return 0, pruneLast
 }
 
 // condition is the status of the object's condition of type t.

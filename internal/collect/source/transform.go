@@ -1,0 +1,303 @@
+package source
+
+// What the informers cache. Each informer's transform (SetTransform, set
+// before it starts) drops, from every object it lists or watches, the parts
+// crowsnest never reads, before the object is cached and handed on: the
+// object the informer caches is the one the tracker keeps and the views
+// point to, so what is dropped here is dropped everywhere. Measured with
+// `make scale` (see the README's Sizing section).
+//
+// Every object loses metadata.managedFields and the last-applied annotation
+// of kubectl's client-side apply: both are large (the annotation repeats
+// the whole object as applied) and crowsnest reads neither.
+//
+// A field a new feature reads must be kept here. TestTrimmedApplicationsTrackTheSame
+// replays real Argo CD recordings with and without the trimming and
+// compares everything crowsnest derives.
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
+)
+
+// lastAppliedAnnotation is where kubectl's client-side apply (and Argo
+// CD's, which uses it) keeps the object as last applied.
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+// trimMeta drops the managed fields and the last-applied annotation.
+func trimMeta(m *metav1.ObjectMeta) {
+	m.ManagedFields = nil
+	delete(m.Annotations, lastAppliedAnnotation)
+}
+
+// appTrimmer is the Application informers' transform (application). It
+// also shares one copy of each string that repeats across the apps'
+// resource lists: groups, versions, kinds, namespaces, statuses and
+// phases. Those are few, and a list of 30 resources repeats them
+// hundreds of times per app (measured: 3 KiB of 25 per trimmed app).
+type appTrimmer struct {
+	mu      sync.Mutex
+	strings map[string]string
+}
+
+func newAppTrimmer() *appTrimmer { return &appTrimmer{strings: map[string]string{}} }
+
+// application trims an Application (trimApplication) and shares its
+// repeated strings.
+func (t *appTrimmer) application(obj any) (any, error) {
+	obj, _ = trimApplication(obj)
+	app, ok := obj.(*v1alpha1.Application)
+	if !ok {
+		return obj, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range app.Status.Resources {
+		r := &app.Status.Resources[i]
+		t.share(&r.Group, &r.Version, &r.Kind, &r.Namespace, (*string)(&r.Status))
+	}
+	if op := app.Status.OperationState; op != nil && op.SyncResult != nil {
+		for _, r := range op.SyncResult.Resources {
+			if r != nil {
+				t.share(&r.Group, &r.Version, &r.Kind, &r.Namespace, (*string)(&r.Status),
+					(*string)(&r.HookType), (*string)(&r.HookPhase), (*string)(&r.SyncPhase))
+			}
+		}
+	}
+	return app, nil
+}
+
+// share points each string at the table's copy of it.
+func (t *appTrimmer) share(strs ...*string) {
+	for _, s := range strs {
+		if *s == "" {
+			continue
+		}
+		if c, ok := t.strings[*s]; ok {
+			*s = c
+		} else {
+			t.strings[*s] = *s
+		}
+	}
+}
+
+// trimApplication drops what crowsnest does not read of an Application.
+// Beside the metadata it drops, unread:
+//   - spec: ignoreDifferences, info, and of each source its tool settings
+//     (helm, kustomize, directory, plugin: Helm values can be large); the
+//     repo, path, chart, target revision and ref stay;
+//   - status.resources[].health (their sync status, wave, hook and
+//     pruning flags are read);
+//   - status.history[].source(s): only revisions, times and initiator;
+//   - status.sync.comparedTo;
+//   - status.conditions[]: message and time (only their types are counted);
+//   - status.summary.externalURLs (the images stay, for images_by_digest);
+//   - of the requested and the current operation: the sync's source(s),
+//     manifests and selected resources (its dry run flag, revision(s) and
+//     sync options are read), and syncResult.source(s) (its revision(s) and
+//     resource results stay, whole).
+func trimApplication(obj any) (any, error) {
+	app, ok := obj.(*v1alpha1.Application)
+	if !ok {
+		return obj, nil
+	}
+	trimMeta(&app.ObjectMeta)
+	spec := &app.Spec
+	spec.IgnoreDifferences, spec.Info = nil, nil
+	trimSource(spec.Source)
+	for i := range spec.Sources {
+		trimSource(&spec.Sources[i])
+	}
+	status := &app.Status
+	for i := range status.Resources {
+		status.Resources[i].Health = nil
+	}
+	for i := range status.History {
+		status.History[i].Source, status.History[i].Sources = v1alpha1.ApplicationSource{}, nil
+	}
+	status.Sync.ComparedTo = v1alpha1.ComparedTo{}
+	for i := range status.Conditions {
+		status.Conditions[i].Message, status.Conditions[i].LastTransitionTime = "", nil
+	}
+	status.Summary.ExternalURLs = nil
+	if app.Operation != nil {
+		trimSyncOperation(app.Operation.Sync)
+	}
+	if op := status.OperationState; op != nil {
+		trimSyncOperation(op.Operation.Sync)
+		if r := op.SyncResult; r != nil {
+			r.Source, r.Sources, r.ManagedNamespaceMetadata = v1alpha1.ApplicationSource{}, nil, nil
+		}
+	}
+	return app, nil
+}
+
+// trimSource keeps where a source comes from, not how it is rendered.
+func trimSource(s *v1alpha1.ApplicationSource) {
+	if s != nil {
+		s.Helm, s.Kustomize, s.Directory, s.Plugin = nil, nil, nil, nil
+	}
+}
+
+// trimSyncOperation keeps a sync's dry run flag and revision(s).
+func trimSyncOperation(s *v1alpha1.SyncOperation) {
+	if s != nil {
+		s.Source, s.Sources, s.Manifests, s.Resources = nil, nil, nil, nil
+	}
+}
+
+// trimAppProject is the AppProject informer's transform: beside the
+// metadata it drops the status (the JWT tokens issued per role). The spec
+// stays whole: its sync windows are read, and projects are few.
+func trimAppProject(obj any) (any, error) {
+	p, ok := obj.(*v1alpha1.AppProject)
+	if !ok {
+		return obj, nil
+	}
+	trimMeta(&p.ObjectMeta)
+	p.Status = v1alpha1.AppProjectStatus{}
+	return p, nil
+}
+
+// trimWorkload is the workload informers' transform. It keeps apiVersion,
+// kind, the metadata (every label and annotation but last-applied: the
+// tracking id and instance label name the app, the sync-wave and hook
+// annotations place it), spec.replicas, the status's plain values
+// (replica counts, observedGeneration, revisions, phase, notAfter) and its
+// conditions' type, status, reason and message. The pod template, the rest
+// of the spec and nested status (a Rollout's canary state) are dropped:
+// they are most of a workload, and ParseWorkload reads none of them.
+func trimWorkload(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return obj, nil
+	}
+	out := make(map[string]any, 5)
+	for _, k := range []string{"apiVersion", "kind"} {
+		if v, ok := u.Object[k]; ok {
+			out[k] = v
+		}
+	}
+	if m, ok := u.Object["metadata"].(map[string]any); ok {
+		meta := make(map[string]any, len(m))
+		for k, v := range m {
+			if k != "managedFields" {
+				meta[k] = v
+			}
+		}
+		if a, ok := m["annotations"].(map[string]any); ok {
+			if _, ok := a[lastAppliedAnnotation]; ok {
+				kept := make(map[string]any, len(a)-1)
+				for k, v := range a {
+					if k != lastAppliedAnnotation {
+						kept[k] = v
+					}
+				}
+				meta["annotations"] = kept
+			}
+		}
+		out["metadata"] = meta
+	}
+	if r, ok, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas"); ok {
+		out["spec"] = map[string]any{"replicas": r}
+	}
+	if s, ok := u.Object["status"].(map[string]any); ok {
+		status := make(map[string]any, len(s))
+		for k, v := range s {
+			switch v := v.(type) {
+			case map[string]any:
+			case []any:
+				if k == "conditions" {
+					status[k] = trimConditions(v)
+				}
+			default:
+				status[k] = v
+			}
+		}
+		out["status"] = status
+	}
+	return &unstructured.Unstructured{Object: out}, nil
+}
+
+// trimConditions keeps a workload condition's type, status, reason and
+// message.
+func trimConditions(conds []any) []any {
+	out := make([]any, 0, len(conds))
+	for _, c := range conds {
+		m, ok := c.(map[string]any)
+		if !ok {
+			continue
+		}
+		kept := make(map[string]any, 4)
+		for _, k := range []string{"type", "status", "reason", "message"} {
+			if v, ok := m[k]; ok {
+				kept[k] = v
+			}
+		}
+		out = append(out, kept)
+	}
+	return out
+}
+
+// listPageSize is how many objects one list call of an informer asks for.
+const listPageSize = 500
+
+// listTrimmed is an informer's list: in pages of listPageSize from the API
+// server's current state, each page's items trimmed by trim before the
+// next page is read, returned as one list at the first page's resource
+// version.
+//
+// Why: a reflector's first list asks for resourceVersion 0, which the API
+// server answers from its watch cache in one response whatever the page
+// size, and the informer's transform runs only once that whole list is
+// decoded: the untrimmed objects and the response all at once, several
+// times what the trimmed ones take (see the README's Sizing section). A
+// list of the current state (resourceVersion "") is served in pages, and
+// is as new as any the reflector asks for.
+func listTrimmed(opts metav1.ListOptions, list func(metav1.ListOptions) (runtime.Object, error), trim cache.TransformFunc) (runtime.Object, error) {
+	opts = metav1.ListOptions{LabelSelector: opts.LabelSelector, FieldSelector: opts.FieldSelector, Limit: listPageSize}
+	var first runtime.Object
+	var items []runtime.Object
+	for {
+		page, err := list(opts)
+		if err != nil {
+			return nil, err
+		}
+		objs, err := apimeta.ExtractList(page)
+		if err != nil {
+			return nil, fmt.Errorf("read list: %w", err)
+		}
+		for _, o := range objs {
+			trimmed, err := trim(o)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, trimmed.(runtime.Object))
+		}
+		lm, err := apimeta.ListAccessor(page)
+		if err != nil {
+			return nil, fmt.Errorf("read list: %w", err)
+		}
+		if first == nil {
+			first = page
+		}
+		if lm.GetContinue() == "" {
+			break
+		}
+		opts.Continue = lm.GetContinue()
+	}
+	if err := apimeta.SetList(first, items); err != nil {
+		return nil, fmt.Errorf("assemble list: %w", err)
+	}
+	lm, _ := apimeta.ListAccessor(first)
+	lm.SetContinue("")
+	lm.SetRemainingItemCount(nil)
+	return first, nil
+}
