@@ -45,17 +45,23 @@ func (c *cli) runRecord(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	logger.Info("recording Application, AppProject and workload events", "out", *c.recordOut)
-	// The watches run until ctx ends; each is joined before returning.
+	// The watches run until ctx ends or one of them fails, which stops
+	// the others; each is joined before returning.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	done := make(chan error, 2)
-	go func() { done <- projects.Run(ctx, rec) }()
 	go func() {
-		if workloads == nil {
-			done <- nil
-			return
-		}
-		done <- workloads.Run(ctx, rec)
+		err := projects.Run(ctx, rec)
+		cancel()
+		done <- err
+	}()
+	go func() {
+		err := workloads.Run(ctx, rec)
+		cancel()
+		done <- err
 	}()
 	err = src.Run(ctx, rec)
+	cancel()
 	for range 2 {
 		if werr := <-done; err == nil {
 			err = werr

@@ -135,10 +135,13 @@ func NewPager(cfg PagerConfig, alerts []Alert, apps func() []AppState, reg prome
 			password, _ := u.User.Password()
 			rt.DefaultAuthentication = httptransport.BasicAuth(u.User.Username(), password)
 		}
-		p.targets = append(p.targets, &target{url: u.Redacted(), api: client.New(rt, strfmt.Default)})
-		p.sent.WithLabelValues(u.Redacted())
-		p.failed.WithLabelValues(u.Redacted())
-		p.rejected.WithLabelValues(u.Redacted())
+		// Not u.Redacted(): it keeps a user name without a password,
+		// which is often a token.
+		shown := redact.URL(raw)
+		p.targets = append(p.targets, &target{url: shown, api: client.New(rt, strfmt.Default)})
+		p.sent.WithLabelValues(shown)
+		p.failed.WithLabelValues(shown)
+		p.rejected.WithLabelValues(shown)
 	}
 	reg.MustRegister(p.sent, p.failed, p.rejected)
 	return p, nil

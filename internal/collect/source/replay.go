@@ -96,6 +96,9 @@ func (r *Recorder) HandleProject(e model.ProjectEvent) {
 // crowsnest kept of it (model.Workload, no credentials), so a replay
 // knows the workloads and the waves of hook Jobs.
 func (r *Recorder) HandleWorkload(e model.WorkloadEvent) {
+	if e.Workload.App == "" {
+		return // no Application's: crowsnest would drop it too
+	}
 	w := e.Workload
 	r.write(recordLine{Type: e.Type, Time: e.Time, Workload: &w})
 }

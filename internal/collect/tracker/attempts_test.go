@@ -317,3 +317,89 @@ func TestFailedOperationLastWaveDatedBack(t *testing.T) {
 		t.Errorf("wave 0 of the failed operation starts at %v, want 1 s: seen at 3 s, less the 2 s delay Argo CD waited before wave 2", w.Start.Sub(t0))
 	}
 }
+
+// Review findings on retries, each from what Argo CD writes.
+func TestRetryEdgeCases(t *testing.T) {
+	running, failed := synccommon.OperationRunning, synccommon.OperationFailed
+	const retrying = "... Retrying attempt #1"
+	t.Run("results updated after first seen are carried as updated", func(t *testing.T) {
+		// A PreSync hook first seen Running, then Failed: the retry
+		// starts with the Failed result, which is the old attempt's.
+		hookRunning := result("PreSync", "Job", "migrate", synccommon.ResultCodeSynced, "job created", "PreSync")
+		hookRunning.HookPhase = running
+		hookFailed := result("PreSync", "Job", "migrate", synccommon.ResultCodeSynced, "Job has reached the backoff limit", "PreSync")
+		hookFailed.HookPhase = failed
+		cm := result("Sync", "ConfigMap", "cm", synccommon.ResultCodeSynced, "created", "")
+		ops := handOn(
+			step{0, opSnapshot(running, 0, nil, "")},
+			step{3 * time.Second, opSnapshot(running, 0, nil, "", hookRunning)},
+			step{6 * time.Second, opSnapshot(running, 0, nil, "", hookFailed)},
+			step{6500 * time.Millisecond, opSnapshot(running, 1, ptr(at(6*time.Second)), retrying, hookFailed)},
+			step{16 * time.Second, opSnapshot(running, 1, nil, retrying, hookFailed)},
+			step{19 * time.Second, opSnapshot(running, 1, nil, "", hookRunning)},
+			step{22 * time.Second, opSnapshot(running, 1, nil, "", hookRunning, cm)},
+			step{22500 * time.Millisecond, opSnapshot(synccommon.OperationSucceeded, 1, ptr(at(22*time.Second)), "", hookRunning, cm)},
+		)
+		if len(ops) != 1 || len(ops[0].Waves) != 3 {
+			t.Fatalf("got %+v, want one operation with 3 waves", ops)
+		}
+		if w := ops[0].Waves[1]; w.Attempt != 1 || !w.Start.Equal(at(17*time.Second)) {
+			t.Errorf("attempt 1's hook wave: attempt %d starts %v, want 1 and 17 s (seen 19 s less the delay)", w.Attempt, w.Start.Sub(t0))
+		}
+		if r := ops[0].Waves[0].Resources; len(r) != 1 || r[0].HookPhase != "Failed" {
+			t.Errorf("attempt 0's hook: %+v, want its last state, Failed", r)
+		}
+	})
+	t.Run("terminated during the backoff makes no attempt", func(t *testing.T) {
+		bad := result("Sync", "ConfigMap", "cm", synccommon.ResultCodeSyncFailed, "invalid", "")
+		term := opSnapshot(synccommon.OperationTerminating, 1, ptr(at(2*time.Second)), retrying, bad)
+		end := opSnapshot(failed, 1, ptr(at(2*time.Second)), "Operation terminated", bad)
+		ops := handOn(
+			step{0, opSnapshot(running, 0, nil, "")},
+			step{2 * time.Second, opSnapshot(running, 1, ptr(at(2*time.Second)), retrying, bad)},
+			step{4 * time.Second, term},
+			step{5 * time.Second, end},
+		)
+		if len(ops) != 1 || len(ops[0].Attempts) != 0 || len(ops[0].Waves) != 1 || ops[0].Result != "Terminated" {
+			t.Fatalf("got %+v, want one terminated operation, one attempt (no attempt spans), one wave", ops)
+		}
+	})
+	t.Run("first seen in a backoff", func(t *testing.T) {
+		bad := result("Sync", "ConfigMap", "cm", synccommon.ResultCodeSyncFailed, "invalid", "")
+		good := result("Sync", "ConfigMap", "cm", synccommon.ResultCodeSynced, "configured", "")
+		ops := handOn(
+			step{2 * time.Second, opSnapshot(running, 1, ptr(at(time.Second)), retrying, bad)},
+			step{6 * time.Second, opSnapshot(running, 1, nil, retrying, bad)},
+			step{8 * time.Second, opSnapshot(running, 1, nil, "", good)},
+			step{8500 * time.Millisecond, opSnapshot(synccommon.OperationSucceeded, 1, ptr(at(8*time.Second)), "", good)},
+		)
+		if len(ops) != 1 || len(ops[0].Waves) != 1 || ops[0].Waves[0].Attempt != 1 {
+			t.Fatalf("got %+v, want the watched attempt 1 with its wave", ops)
+		}
+	})
+}
+
+// Argo CD lists the last sync's live hooks as to prune (Hook and
+// RequiresPruning); they take no part in the prune order.
+func TestLiveHooksAreNotPruned(t *testing.T) {
+	live := func(kind, _, name string) (*model.Workload, bool) {
+		waves := map[string]int64{"old-a": 1, "old-b": 5, "leftover-hook": -1}
+		w, ok := waves[name]
+		return &model.Workload{Kind: kind, Name: name, SyncWave: w}, ok
+	}
+	a := newApp(func(a *v1alpha1.Application) {
+		a.Status.Resources = []v1alpha1.ResourceStatus{
+			{Group: "batch", Kind: "Job", Name: "old-a", RequiresPruning: true},
+			{Group: "batch", Kind: "Job", Name: "old-b", RequiresPruning: true},
+			{Group: "batch", Kind: "Job", Name: "leftover-hook", RequiresPruning: true, Hook: true},
+			{Kind: "Pod", Name: "unseen-hook", RequiresPruning: true, Hook: true},
+		}
+	})
+	_, prune := resourceWaves(a, live)
+	if got := prune[resultKey{"", "batch", "Job", "", "old-b"}]; got != 1 {
+		t.Errorf("old-b pruned in wave %s, want 1 (reverse of 1 and 5)", model.WaveLabel(got))
+	}
+	if _, ok := prune[resultKey{"", "batch", "Job", "", "leftover-hook"}]; ok {
+		t.Error("a live hook is in the prune order")
+	}
+}

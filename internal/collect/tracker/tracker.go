@@ -281,7 +281,11 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 			if st.waves.phaseEntered(k) {
 				facts.add(model.FactPhaseEntered, now, traceID, "phase", k.phase)
 			}
-			facts.add(model.FactWaveEntered, now, traceID, "phase", k.phase, "wave", k.wave)
+			if k.attempt > 0 {
+				facts.add(model.FactWaveEntered, now, traceID, "phase", k.phase, "wave", model.WaveLabel(k.wave), "attempt", k.attempt)
+			} else {
+				facts.add(model.FactWaveEntered, now, traceID, "phase", k.phase, "wave", model.WaveLabel(k.wave))
+			}
 		}
 		for _, c := range u.children {
 			t.children[c.key] = childLink{at: c.at, link: model.Link{TraceID: traceID, SpanID: model.SpanID(traceID, model.AttemptWavePath(c.wave.attempt, c.wave.phase, c.wave.wave))}}
@@ -296,7 +300,9 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 			}
 		}
 	}
-	if u.finished {
+	if u.finished && !dryRun(&st.app.Status.OperationState.Operation.Sync) {
+		// A dry run's waves are no sync's: the gauges keep the last
+		// real operation's.
 		if waves := st.waves.timedWaves(); waves != nil {
 			// The gauges show the last attempt's: a wave has one value.
 			st.lastWaves = lastAttempt(waves)
@@ -581,6 +587,11 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 	if running {
 		st.running = nil
 	}
+	if ow := st.waves; ow != nil && ow.done && ow.key == key {
+		// Handed off below: what was kept per resource and per wave is
+		// in the operation then. The waves' timings stay in lastWaves.
+		defer ow.release()
+	}
 	if op.dryRun {
 		// Not a deployment: no count, no duration, no trace, no page.
 		st.dryRuns++
@@ -595,11 +606,6 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 	}
 	st.syncs[i]++
 	o := t.operation(st, op)
-	if ow := st.waves; ow != nil && ow.done && ow.key == key {
-		// Handed off: the per-resource results are in the operation now.
-		// The waves' timings stay for crowsnest_app_last_sync_wave_*.
-		ow.results, ow.earlier, ow.stale = nil, nil, nil
-	}
 	facts.add(model.FactSyncFinished, op.finished, o.TraceID(), "result", op.result,
 		"revision", o.RevisionText(), "duration_seconds", op.finished.Sub(op.started).Seconds())
 	out.ops = append(out.ops, o)

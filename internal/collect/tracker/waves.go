@@ -115,8 +115,13 @@ type operationWaves struct {
 	floor   time.Time
 	// backoff: the current attempt failed and Argo CD waits to retry.
 	backoff bool
-	// attempts are the attempts that ended, in order.
+	// attempts are the attempts that ended, in order; untimed those
+	// whose end crowsnest missed, whose waves are not observed as
+	// metrics.
 	attempts []model.Attempt
+	untimed  []int64
+	// lastSeen is when the last snapshot of the operation was seen.
+	lastSeen time.Time
 	// stale holds the results of the attempt before the current one
 	// while Argo CD still shows them (it clears them only after the
 	// retry's first step).
@@ -176,11 +181,20 @@ func (st *appState) observeWaves(now time.Time, delay time.Duration, live liveOb
 		return u
 	}
 	ow := st.waves
+	// Argo CD writes a failed attempt it will retry as Running with
+	// finishedAt set (and retryCount already one up) until the backoff
+	// ends; it clears finishedAt only to run the next attempt.
+	retrying := op.Phase == synccommon.OperationRunning && op.FinishedAt != nil
 	if ow == nil || ow.key != st.cur.key {
+		attempt := op.RetryCount
+		if retrying && attempt > 0 {
+			attempt-- // first seen in a backoff: the attempt before it failed
+		}
 		ow = &operationWaves{
 			key:     st.cur.key,
 			floor:   op.StartedAt.Time,
-			attempt: op.RetryCount,
+			attempt: attempt,
+			backoff: retrying,
 			live: op.Phase == synccommon.OperationRunning && op.RetryCount == 0 &&
 				(op.SyncResult == nil || len(op.SyncResult.Resources) == 0),
 			byKey:   map[waveKey]*waveTiming{},
@@ -198,18 +212,27 @@ func (st *appState) observeWaves(now time.Time, delay time.Duration, live liveOb
 	if ow.done {
 		return u
 	}
-	ow.observeBlocked(op, now)
 	// Results in the first snapshot of an operation not watched live
 	// belong to no wave crowsnest saw begin.
 	first := !ow.observed
 	ow.observed = true
-	retrying := op.Phase == synccommon.OperationRunning && op.FinishedAt != nil
-	if op.RetryCount > ow.attempt && !ow.backoff && !retrying {
-		// A new attempt began, and crowsnest missed the end of the last
-		// one: it ended no later than now.
-		u.gaps = append(u.gaps, ow.endAttempt(now, now, delay)...)
-	}
-	if op.RetryCount > ow.attempt && !retrying {
+	lastSeen := ow.lastSeen
+	ow.lastSeen = now
+	if op.RetryCount > ow.attempt && op.Phase == synccommon.OperationRunning && op.FinishedAt == nil {
+		if !ow.backoff {
+			// crowsnest missed the last attempt's failure and backoff.
+			// The snapshot may still show its last results (Argo CD's
+			// first write of a retry keeps them): they are its. It
+			// ended by the last snapshot that showed it; its waves,
+			// their end unknown, are not observed as metrics.
+			ow.observeResults(st.app, now, first, live, &u)
+			ow.untimed = append(ow.untimed, ow.attempt)
+			end := lastSeen
+			if end.Before(ow.floor) {
+				end = ow.floor
+			}
+			u.gaps = append(u.gaps, ow.endAttempt(end, end, delay)...)
+		}
 		ow.beginAttempt(op.RetryCount, now)
 	}
 	if !ow.backoff {
@@ -221,6 +244,7 @@ func (st *appState) observeWaves(now time.Time, delay time.Duration, live liveOb
 			ow.observeResults(st.app, now, first, live, &u)
 		}
 	}
+	ow.observeBlocked(op, now, delay, len(u.entered) > 0)
 	if retrying && !ow.backoff {
 		// The attempt failed; Argo CD waits its backoff to retry.
 		u.gaps = append(u.gaps, ow.endAttempt(op.FinishedAt.Time, now, delay)...)
@@ -257,13 +281,22 @@ func (st *appState) observeWaves(now time.Time, delay time.Duration, live liveOb
 }
 
 // observeBlocked follows the spans a sync window holds the operation.
-func (ow *operationWaves) observeBlocked(op *v1alpha1.OperationState, now time.Time) {
+// A hold ends when a snapshot no longer says so; when that snapshot shows
+// a new wave, the wave began (and the hold ended) the delay before.
+func (ow *operationWaves) observeBlocked(op *v1alpha1.OperationState, now time.Time, delay time.Duration, entered bool) {
 	held := op.Phase == synccommon.OperationRunning && strings.HasPrefix(op.Message, blockedWindowMessage)
 	switch {
 	case held && ow.blockedSince.IsZero():
 		ow.blockedSince = now
 	case !held && !ow.blockedSince.IsZero():
-		ow.blocked = append(ow.blocked, model.Interval{Start: ow.blockedSince, End: now})
+		end := now
+		if entered {
+			end = now.Add(-delay)
+			if end.Before(ow.blockedSince) {
+				end = ow.blockedSince
+			}
+		}
+		ow.blocked = append(ow.blocked, model.Interval{Start: ow.blockedSince, End: end})
 		ow.blockedSince = time.Time{}
 	}
 }
@@ -289,9 +322,45 @@ func (ow *operationWaves) beginAttempt(n int64, now time.Time) {
 			Status: r.print.status, HookPhase: hookPhase, HookType: r.hookType, Message: r.print.message, Seen: r.seen,
 		})
 	}
+	for _, rs := range ow.earlier {
+		// In the order they were seen, not the map's.
+		slices.SortStableFunc(rs, func(a, b model.Resource) int {
+			if c := a.Seen.Compare(b.Seen); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Kind+"/"+a.Namespace+"/"+a.Name, b.Kind+"/"+b.Namespace+"/"+b.Name)
+		})
+	}
 	ow.results = map[resultKey]seenResult{}
 	ow.attempt, ow.floor, ow.backoff = n, now, false
+	if len(ow.attempts) > maxKeptAttempts {
+		// Endless retries (a negative limit): keep the first attempt
+		// and the last ones, so memory and the trace stay bounded.
+		drop := ow.attempts[1].N
+		ow.attempts = slices.Delete(ow.attempts, 1, 2)
+		ow.waves = slices.DeleteFunc(ow.waves, func(w *waveTiming) bool { return w.attempt == drop })
+		for k := range ow.byKey {
+			if k.attempt == drop {
+				delete(ow.byKey, k)
+			}
+		}
+		for k := range ow.earlier {
+			if k.attempt == drop {
+				delete(ow.earlier, k)
+			}
+		}
+	}
 }
+
+// release drops what the finished operation kept per resource and per
+// wave, once handed off: only its identity and done stay, to know it again.
+func (ow *operationWaves) release() {
+	ow.results, ow.earlier, ow.stale = nil, nil, nil
+	ow.waves, ow.byKey, ow.waveOf, ow.pruneWave = nil, nil, nil, nil
+}
+
+// maxKeptAttempts bounds the attempts of one operation crowsnest keeps.
+const maxKeptAttempts = 10
 
 // endAttempt ends the current attempt, which failed, at end (Argo CD's
 // time of the failure, no later than now).
@@ -391,7 +460,11 @@ func (ow *operationWaves) observeResults(app *v1alpha1.Application, now time.Tim
 			continue // never written by Argo CD, but a recording may hold it
 		}
 		rk := resultKeyOf(r)
-		if _, ok := ow.results[rk]; ok {
+		if sr, ok := ow.results[rk]; ok {
+			// Argo CD updates a result as its task runs (a hook's
+			// phase and message): keep the latest.
+			sr.print, sr.hookType = printOf(r), string(r.HookType)
+			ow.results[rk] = sr
 			continue
 		}
 		if !merged {
@@ -436,12 +509,21 @@ func (ow *operationWaves) moreAfter(k waveKey) bool {
 // read before: a resource Argo CD lists later (it compared the app after
 // the operation began) gets its wave, one it no longer lists keeps its.
 func (ow *operationWaves) mergeWaves(app *v1alpha1.Application) {
+	var selected []v1alpha1.SyncOperationResource
+	if op := app.Status.OperationState; op != nil && op.Operation.Sync != nil {
+		selected = op.Operation.Sync.Resources
+	}
 	for _, r := range app.Status.Resources {
 		if r.RequiresPruning {
 			continue
 		}
 		k := resultKey{"", r.Group, r.Kind, r.Namespace, r.Name}
-		if !r.Hook && (!ow.syncKnown || r.SyncWave > ow.syncLast) {
+		// A selective sync's final wave is that of the resources it
+		// syncs (gitops-engine plans only those).
+		inSync := len(selected) == 0 || slices.ContainsFunc(selected, func(s v1alpha1.SyncOperationResource) bool {
+			return s.Group == r.Group && s.Kind == r.Kind && s.Name == r.Name && (s.Namespace == "" || s.Namespace == r.Namespace)
+		})
+		if !r.Hook && inSync && (!ow.syncKnown || r.SyncWave > ow.syncLast) {
 			ow.syncLast, ow.syncKnown = r.SyncWave, true
 		}
 		if r.SyncWave != 0 {
@@ -583,9 +665,15 @@ func (ow *operationWaves) timedWaves() []model.WaveTiming {
 	if ow == nil || !ow.done || !ow.live || len(ow.waves) == 0 {
 		return nil
 	}
-	out := make([]model.WaveTiming, len(ow.waves))
-	for i, w := range ow.waves {
-		out[i] = model.WaveTiming{Attempt: w.attempt, Phase: w.phase, Wave: w.wave, Start: w.start, End: w.end, Blocked: w.blocked, Resources: w.resources}
+	out := make([]model.WaveTiming, 0, len(ow.waves))
+	for _, w := range ow.waves {
+		if slices.Contains(ow.untimed, w.attempt) {
+			continue
+		}
+		out = append(out, model.WaveTiming{Attempt: w.attempt, Phase: w.phase, Wave: w.wave, Start: w.start, End: w.end, Blocked: w.blocked, Resources: w.resources})
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
@@ -645,7 +733,11 @@ func resourceWaves(app *v1alpha1.Application, live liveObjects) (waves, prune ma
 	for _, r := range app.Status.Resources {
 		k := resultKey{"", r.Group, r.Kind, r.Namespace, r.Name}
 		if r.RequiresPruning {
-			pruned = append(pruned, k)
+			if !r.Hook {
+				// Argo CD lists the last sync's live hooks as to
+				// prune too; they are not pruned by a sync.
+				pruned = append(pruned, k)
+			}
 			continue
 		}
 		if r.SyncWave != 0 {
