@@ -86,6 +86,10 @@ func (w *Workloads) Run(ctx context.Context, sink WorkloadSink) error {
 	for _, inf := range informers {
 		wg.Go(func() { inf.Run(ctx.Done()) })
 	}
+	// With no kind served (none installed, or the API server down at
+	// start) there is no informer to wait for: returning early would end
+	// the daemon.
+	<-ctx.Done()
 	wg.Wait()
 	return nil
 }

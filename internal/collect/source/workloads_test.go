@@ -1,10 +1,17 @@
 package source
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/common/promslog"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func obj(kind string, meta map[string]any, spec, status map[string]any) *unstructured.Unstructured {
@@ -83,5 +90,27 @@ func TestParseWorkloadCertificate(t *testing.T) {
 	w := ParseWorkload(u)
 	if w.CertReady == nil || *w.CertReady || w.CertExpiry.Unix() != 1798859045 || !w.Degraded() {
 		t.Errorf("certificate: ready %v expiry %v degraded %v", w.CertReady, w.CertExpiry, w.Degraded())
+	}
+}
+
+// With no workload kind served (none installed, or the API server down
+// when crowsnest started), Run still blocks until ctx is done: its return
+// would end the daemon.
+func TestWorkloadsRunBlocksWithNoKindServed(t *testing.T) {
+	disc := &fakediscovery.FakeDiscovery{Fake: &k8stesting.Fake{}}
+	w := NewWorkloads(dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()), disc, []string{"deployments", "jobs"}, promslog.NewNopLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, nil) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v before ctx was done", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after ctx was done")
 	}
 }
