@@ -84,7 +84,7 @@ bench:
 
 ## scale: the scale benchmark behind the README's Sizing section: crowsnest's memory and
 ## start-up with 10,000 Applications and 20,000 Deployments on a real kube-apiserver
-## (about 30 minutes on 2 cores). CROWSNEST_SCALE_COMPARE=path/to/crowsnest measures
+## (10 to 20 minutes on 2 cores). CROWSNEST_SCALE_COMPARE=path/to/crowsnest measures
 ## another build on the same objects; CROWSNEST_SCALE_APPS and _WORKLOADS change the sizes.
 .PHONY: scale
 scale: tools

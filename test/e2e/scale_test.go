@@ -156,14 +156,15 @@ type scaleResult struct {
 	endRSS          float64       // VmRSS after the scrapes
 	endAnon         float64       // RssAnon after the scrapes: RSS without the binary's mapped pages
 	heapInuse       float64       // go_memstats_heap_inuse_bytes of the last scrape
+	gcGoal          float64       // go_memstats_next_gc_bytes of the last scrape: twice the heap live at the last GC (GOGC=100)
 	scrapeBytes     int
 	scrapeTime      time.Duration // the slowest scrape
 }
 
 func (r scaleResult) String() string {
-	return fmt.Sprintf("%s, %s (%d apps, %d workloads): ready in %v, peak RSS %s, RSS %s when ready and %s after %d scrapes (anonymous %s), heap in use %s, scrape %s in %v",
+	return fmt.Sprintf("%s, %s (%d apps, %d workloads): ready in %v, peak RSS %s, RSS %s when ready and %s after %d scrapes (anonymous %s), heap in use %s, live heap ~%s, scrape %s in %v",
 		r.binary, r.run, r.apps, r.workloads, r.ready.Round(100*time.Millisecond), mib(r.peakRSS), mib(r.startRSS), mib(r.endRSS),
-		scaleScrapes, mib(r.endAnon), mib(r.heapInuse), mib(float64(r.scrapeBytes)), r.scrapeTime.Round(time.Millisecond))
+		scaleScrapes, mib(r.endAnon), mib(r.heapInuse), mib(r.gcGoal/2), mib(float64(r.scrapeBytes)), r.scrapeTime.Round(time.Millisecond))
 }
 
 // measureScale starts crowsnest, waits until it serves what run expects,
@@ -217,6 +218,7 @@ func measureScale(t *testing.T, env *Env, kas *KubeAPIServer, b scaleBinary, run
 	}
 	res.scrapeBytes = last.bytes
 	res.heapInuse = last.heapInuse
+	res.gcGoal = last.gcGoal
 	res.endRSS = procStatus(t, pid, "VmRSS")
 	res.endAnon = procStatus(t, pid, "RssAnon")
 	res.peakRSS = procStatus(t, pid, "VmHWM")
@@ -227,6 +229,7 @@ func measureScale(t *testing.T, env *Env, kas *KubeAPIServer, b scaleBinary, run
 type scaleScrape struct {
 	apps, workloads int // apps with a sync status; workloads with desired replicas
 	heapInuse       float64
+	gcGoal          float64
 	bytes           int
 }
 
@@ -259,6 +262,8 @@ func (c *Crowsnest) scaleScrape() (scaleScrape, error) {
 			s.workloads++
 		case strings.HasPrefix(line, "go_memstats_heap_inuse_bytes "):
 			s.heapInuse, _ = strconv.ParseFloat(strings.TrimPrefix(line, "go_memstats_heap_inuse_bytes "), 64)
+		case strings.HasPrefix(line, "go_memstats_next_gc_bytes "):
+			s.gcGoal, _ = strconv.ParseFloat(strings.TrimPrefix(line, "go_memstats_next_gc_bytes "), 64)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -303,11 +308,11 @@ func procStatus(t *testing.T, pid int, field string) float64 {
 // and per workload each binary's runs imply.
 func scaleTable(results []scaleResult) string {
 	var b strings.Builder
-	b.WriteString("| binary | run | apps | workloads | ready after | peak RSS | RSS when ready | RSS after scrapes | Go heap in use | scrape |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| binary | run | apps | workloads | ready after | peak RSS | RSS when ready | RSS after scrapes | Go heap in use | live heap | scrape |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %v | %s | %s | %s | %s | %s in %v |\n", r.binary, r.run, r.apps, r.workloads,
-			r.ready.Round(time.Second), mib(r.peakRSS), mib(r.startRSS), mib(r.endRSS), mib(r.heapInuse),
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %v | %s | %s | %s | %s | ~%s | %s in %v |\n", r.binary, r.run, r.apps, r.workloads,
+			r.ready.Round(time.Second), mib(r.peakRSS), mib(r.startRSS), mib(r.endRSS), mib(r.heapInuse), mib(r.gcGoal/2),
 			mib(float64(r.scrapeBytes)), r.scrapeTime.Round(time.Millisecond))
 	}
 	// Each binary's runs are none, first namespace, apps, apps and
@@ -322,9 +327,9 @@ func scaleTable(results []scaleResult) string {
 			return (f(all) - f(apps)) / float64(all.workloads)
 		}
 		peak := func(r scaleResult) float64 { return r.peakRSS }
-		heap := func(r scaleResult) float64 { return r.heapInuse }
-		fmt.Fprintf(&b, "\n%s: per app %.1f KiB peak RSS, %.1f KiB heap in use; per workload %.1f KiB peak RSS, %.1f KiB heap in use; base %s peak RSS",
-			none.binary, perApp(peak)/1024, perApp(heap)/1024, perWorkload(peak)/1024, perWorkload(heap)/1024, mib(none.peakRSS))
+		live := func(r scaleResult) float64 { return r.gcGoal / 2 }
+		fmt.Fprintf(&b, "\n%s: per app %.1f KiB peak RSS, %.1f KiB live heap; per workload %.1f KiB peak RSS, %.1f KiB live heap; base %s peak RSS",
+			none.binary, perApp(peak)/1024, perApp(live)/1024, perWorkload(peak)/1024, perWorkload(live)/1024, mib(none.peakRSS))
 	}
 	return b.String()
 }

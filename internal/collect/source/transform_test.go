@@ -572,18 +572,24 @@ func TestKubeSourceListsInPages(t *testing.T) {
 	checkTrimmedApp(t, a)
 }
 
-// listTrimmed trims each page before it reads the next, and returns one
-// list at the first page's resource version.
+// listTrimmed finds the current resource version, trims each page before
+// it reads the next, and returns one list at that version.
 func TestListTrimmedTrimsPageByPage(t *testing.T) {
 	var log []string
 	pages := [][]string{{"a", "b"}, {"c", "d"}, {"e"}}
 	list := func(opts metav1.ListOptions) (runtime.Object, error) {
-		if opts.ResourceVersion != "" || opts.Limit != listPageSize {
-			t.Errorf("list options %+v, want the current state in pages of %d", opts, listPageSize)
+		if opts.Limit == 1 && opts.ResourceVersion == "" && opts.Continue == "" {
+			log = append(log, "head")
+			return &v1alpha1.ApplicationList{ListMeta: metav1.ListMeta{ResourceVersion: "10", Continue: "1"}, Items: []v1alpha1.Application{{}}}, nil
 		}
 		i := 0
 		if opts.Continue != "" {
 			i, _ = strconv.Atoi(opts.Continue)
+			if opts.ResourceVersion != "" || opts.ResourceVersionMatch != "" {
+				t.Errorf("continued list with a resource version: %+v", opts)
+			}
+		} else if opts.ResourceVersion != "10" || opts.ResourceVersionMatch != metav1.ResourceVersionMatchExact || opts.Limit != listPageSize {
+			t.Errorf("list options %+v, want pages of %d at the head's resource version", opts, listPageSize)
 		}
 		log = append(log, "list "+strconv.Itoa(i))
 		l := &v1alpha1.ApplicationList{ListMeta: metav1.ListMeta{ResourceVersion: strconv.Itoa(10 + i)}}
@@ -603,7 +609,7 @@ func TestListTrimmedTrimsPageByPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "list 0, trim a, trim b, list 1, trim c, trim d, list 2, trim e"
+	want := "head, list 0, trim a, trim b, list 1, trim c, trim d, list 2, trim e"
 	if strings.Join(log, ", ") != want {
 		t.Errorf("calls: %s\nwant   %s", strings.Join(log, ", "), want)
 	}
