@@ -1,7 +1,8 @@
 package exposition
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -110,12 +111,7 @@ func (p *Promotion) Collect(ch chan<- prometheus.Metric) {
 	}
 	p.mu.Unlock()
 	now := p.now()
-	names := make([]string, 0, len(groups))
-	for g := range groups {
-		names = append(names, g)
-	}
-	sort.Strings(names)
-	for _, g := range names {
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
 		envs := groups[g]
 		for _, env := range order {
 			if d, ok := envs[env]; ok && d.revision != "" {

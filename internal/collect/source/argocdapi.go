@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -349,12 +350,7 @@ func (s *ArgoCDAPISource) listNamespaces() []string {
 	if s.namespaces == nil {
 		return []string{""}
 	}
-	nss := make([]string, 0, len(s.namespaces))
-	for ns := range s.namespaces {
-		nss = append(nss, ns)
-	}
-	slices.Sort(nss)
-	return nss
+	return slices.Sorted(maps.Keys(s.namespaces))
 }
 
 // apply delivers one event of the Watch stream, unless it is outside the
@@ -431,12 +427,7 @@ func (s *ArgoCDAPISource) reconcile(ctx context.Context, conn argoCDConn, delive
 	s.metrics.reconciled(argoCDAPISourceName, reason)
 
 	var added, changed, deleted int
-	keys := make([]string, 0, len(listed))
-	for key := range listed {
-		keys = append(keys, key)
-	}
-	slices.Sort(keys)
-	for _, key := range keys {
+	for _, key := range slices.Sorted(maps.Keys(listed)) {
 		app := listed[key]
 		typ := model.Added
 		if last, known := delivered.apps[key]; known {
@@ -452,7 +443,7 @@ func (s *ArgoCDAPISource) reconcile(ctx context.Context, conn argoCDConn, delive
 		delivered.apps[key] = app
 		sink.Handle(model.Event{Type: typ, Time: time.Now(), App: app})
 	}
-	keys = keys[:0]
+	var keys []string
 	for key := range delivered.apps {
 		if _, ok := listed[key]; !ok {
 			keys = append(keys, key)
