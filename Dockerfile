@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Build: docker build --build-arg VERSION=$(git describe --tags --always) -t crowsnest .
-FROM golang:1.26-bookworm AS build
+# Go 1.27, as go.mod asks (Argo CD v3.6); keep in step with GOTOOLCHAIN in the Makefile.
+FROM golang:1.27.3-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/root/go/pkg/mod go mod download

@@ -41,22 +41,27 @@ if [ ${#missing[@]} -gt 0 ]; then
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# build NAME MODULE_DIR REQUIRED_MODULE PACKAGE: builds PACKAGE in its tool
-# module into $BIN/NAME-VERSION, VERSION being what the module requires.
+# build NAME MODULE_DIR REQUIRED_MODULE PACKAGE [VERSION_VAR]: builds PACKAGE in
+# its tool module into $BIN/NAME-VERSION, VERSION being what the module
+# requires; VERSION_VAR, if given, is the Go variable that is linked to it.
 build() {
-	local name=$1 dir=$2 module=$3 pkg=$4 version out
+	local name=$1 dir=$2 module=$3 pkg=$4 versionvar=${5:-} version out ldflags
 	version=$(awk -v m="$module" '$1=="require" && $2==m {print $3}' "$dir/go.mod")
 	out="$BIN/$name-$version"
+	ldflags='-s -w'
+	[ -z "$versionvar" ] || ldflags="$ldflags -X $versionvar=${version#v}"
 	if [ ! -x "$out" ]; then
 		log "building $name $version (minutes on 2 cores, once)"
-		(cd "$dir" && go build -ldflags='-s -w' -o "$out.tmp" "$pkg")
+		(cd "$dir" && go build -ldflags="$ldflags" -o "$out.tmp" "$pkg")
 		mv "$out.tmp" "$out"
 	fi
 	ln -sf "$(basename "$out")" "$BIN/$name"
 }
 build kube-apiserver test/e2e/tools/kube-apiserver k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver
 build kubectl test/e2e/tools/kube-apiserver k8s.io/kubernetes k8s.io/kubernetes/cmd/kubectl
-build argocd test/e2e/tools/argocd github.com/argoproj/argo-cd/v2 github.com/argoproj/argo-cd/v2/cmd
+# argocd v3 needs Go 1.27: the Makefile exports GOTOOLCHAIN. Without the linked
+# version it reports v99.99.99+unknown.
+build argocd test/e2e/tools/argocd github.com/argoproj/argo-cd/v3 github.com/argoproj/argo-cd/v3/cmd github.com/argoproj/argo-cd/v3/common.version
 # helm, for make chart: go install at a fixed version, outside any module.
 HELM_VERSION=v3.22.0
 if [ ! -x "$BIN/helm-$HELM_VERSION" ]; then

@@ -11,7 +11,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"gopkg.in/yaml.v3"
 )
 

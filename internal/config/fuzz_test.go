@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -111,7 +111,7 @@ func fuzzApps() []*v1alpha1.Application {
 			ObjectMeta: metav1.ObjectMeta{Name: "stage-web", Labels: map[string]string{"": ""}},
 			Spec: v1alpha1.ApplicationSpec{
 				Destination: v1alpha1.ApplicationDestination{Name: "in-cluster"},
-				SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{SelfHeal: true}},
+				SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{SelfHeal: new(true)}},
 			},
 			Status: v1alpha1.ApplicationStatus{Summary: v1alpha1.ApplicationSummary{Images: []string{"web:1", "api@sha256:00"}}},
 		},

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/model"
 )
@@ -89,15 +89,15 @@ func (c *Config) CheckPolicies(app *v1alpha1.Application, env string) []PolicyRe
 		if p.Env != env {
 			continue
 		}
-		auto := app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.Automated != nil
+		auto := model.AutoSyncOf(&app.Spec)
 		check := func(name string, want *bool, got bool) {
 			if want != nil {
 				out = append(out, PolicyResult{Policy: name, Violated: got != *want})
 			}
 		}
-		check("auto_sync", p.AutoSync, auto)
-		check("self_heal", p.SelfHeal, auto && app.Spec.SyncPolicy.Automated.SelfHeal)
-		check("prune", p.Prune, auto && app.Spec.SyncPolicy.Automated.Prune)
+		check("auto_sync", p.AutoSync, auto.Enabled)
+		check("self_heal", p.SelfHeal, auto.SelfHeal)
+		check("prune", p.Prune, auto.Prune)
 		if p.ImagesByDigest {
 			violated := false
 			for _, img := range app.Status.Summary.Images {

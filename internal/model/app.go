@@ -3,7 +3,7 @@ package model
 import (
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 )
 
 // Key returns the key of the Application namespace/name, as the tracker and
@@ -126,10 +126,31 @@ func (v *AppView) Status() AppStatus {
 	s := AppStatus{
 		Namespace: a.Namespace, Name: a.Name, Project: a.Spec.Project, Env: v.Env,
 		SyncStatus: string(a.Status.Sync.Status), Health: string(a.Status.Health.Status),
-		AutoSync: a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil,
+		AutoSync: AutoSyncOf(&a.Spec).Enabled,
 	}
 	s.Phase = v.Phase
 	s.Deleting = a.DeletionTimestamp != nil
 	s.HeldByWindow = v.HeldByWindow
 	return s
+}
+
+// AutoSyncPolicy is an app's automated sync policy as the controller reads it.
+type AutoSyncPolicy struct {
+	// Enabled: the controller syncs the app on its own. False without
+	// spec.syncPolicy.automated, and with automated.enabled: false (Argo CD
+	// v3.1+: the block is kept but turned off).
+	Enabled bool
+	// SelfHeal and Prune are the automated block's options; false when
+	// Enabled is false, since the controller then applies neither.
+	SelfHeal, Prune bool
+}
+
+// AutoSyncOf reads spec's automated sync policy the way Argo CD's
+// controller does (SyncPolicy.IsAutomatedSyncEnabled).
+func AutoSyncOf(spec *v1alpha1.ApplicationSpec) AutoSyncPolicy {
+	p := spec.SyncPolicy
+	if p == nil || !p.IsAutomatedSyncEnabled() {
+		return AutoSyncPolicy{}
+	}
+	return AutoSyncPolicy{Enabled: true, SelfHeal: p.Automated.GetSelfHeal(), Prune: p.Automated.GetPrune()}
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -67,7 +67,9 @@ func (e *Env) StartArgoCD(k *KubeAPIServer) *ArgoCD {
 		// revisions afresh each time rather than from a 3-minute cache.
 		"--revision-cache-expiration", "1s",
 		"--loglevel", "info")
-	a.RepoServer.Env = []string{"ARGOCD_GPG_ENABLED=false", "ARGOCD_GNUPGHOME=" + gpg, "TMPDIR=" + e.Dir("argocd-repo-tmp")}
+	a.RepoServer.Env = []string{"ARGOCD_GPG_ENABLED=false", "ARGOCD_GNUPGHOME=" + gpg, "TMPDIR=" + e.Dir("argocd-repo-tmp"),
+		// git-verify-wrapper.sh (see gitVerifyWrapper) is in argoCDLinks.
+		"PATH=" + bin.argoCDLinks + string(os.PathListSeparator) + os.Getenv("PATH")}
 	a.RepoServer.Start()
 	waitListening(e.t, a.RepoServer, repoPort)
 
@@ -78,6 +80,9 @@ func (e *Env) StartArgoCD(k *KubeAPIServer) *ArgoCD {
 		"--metrics-port", strconv.Itoa(e.Port()),
 		// Notice new commits within seconds, as a webhook would make it.
 		"--app-resync", "5",
+		// v3 spreads each app's resync over up to 60 s more by default
+		// (v2.14: 0); a new commit would take up to a minute to sync.
+		"--app-resync-jitter", "0",
 		"--self-heal-timeout-seconds", "2",
 		"--status-processors", "4", "--operation-processors", "4",
 		"--loglevel", "info")
@@ -133,7 +138,7 @@ func (k *KubeAPIServer) configureArgoCD() {
 			Spec: v1alpha1.AppProjectSpec{
 				SourceRepos:              []string{"*"},
 				Destinations:             []v1alpha1.ApplicationDestination{{Server: "*", Namespace: "*"}},
-				ClusterResourceWhitelist: []metav1.GroupKind{{Group: "*", Kind: "*"}},
+				ClusterResourceWhitelist: []v1alpha1.ClusterResourceRestrictionItem{{Group: "*", Kind: "*"}},
 			},
 		}, metav1.CreateOptions{})
 		return err

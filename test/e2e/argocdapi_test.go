@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -25,7 +25,6 @@ import (
 func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr, token string, server *Process) {
 	t.Helper()
 	k := s.kas
-	k.Kubectl("", "apply", "--server-side", "-f", filepath.Join(bin.argoCDModDir, "manifests/crds/applicationset-crd.yaml"))
 	k.Kubectl(`{"data":{"accounts.crowsnest":"apiKey"}}`, "-n", argoCDNamespace, "patch", "configmap", "argocd-cm", "--type=merge", "--patch-file=/dev/stdin")
 	if _, err := k.Kubernetes().CoreV1().ConfigMaps(argoCDNamespace).Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "argocd-rbac-cm", Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"}},

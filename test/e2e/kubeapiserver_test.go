@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/client/clientset/versioned"
+	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -46,6 +46,8 @@ const (
 var argoCDCRDs = []string{
 	"manifests/crds/application-crd.yaml",
 	"manifests/crds/appproject-crd.yaml",
+	// argocd-server and the controller of v3 watch ApplicationSets too.
+	"manifests/crds/applicationset-crd.yaml",
 }
 
 // KubeAPIServer is a kube-apiserver on a loopback port, backed by an Etcd,
@@ -199,9 +201,9 @@ func (k *KubeAPIServer) CreateNamespace(ns string) {
 	k.Kubectl("", "create", "namespace", ns)
 }
 
-// InstallArgoCDCRDs applies the Application and AppProject CRDs of the
-// argo-cd module crowsnest is built with, and waits until both resources
-// are served.
+// InstallArgoCDCRDs applies the Application, AppProject and ApplicationSet
+// CRDs of the argo-cd module crowsnest is built with, and waits until all
+// three resources are served (an AppProject created earlier races).
 func (k *KubeAPIServer) InstallArgoCDCRDs() {
 	k.t.Helper()
 	start := time.Now()
@@ -219,6 +221,9 @@ func (k *KubeAPIServer) InstallArgoCDCRDs() {
 		}
 		if _, err := client.AppProjects(metav1.NamespaceAll).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
 			return fmt.Errorf("list AppProjects: %w", err)
+		}
+		if _, err := client.ApplicationSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+			return fmt.Errorf("list ApplicationSets: %w", err)
 		}
 		return nil
 	})

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ type binaries struct {
 	kubeAPIServer string
 	kubectl       string
 	helm          string
-	argoCDModDir  string // the github.com/argoproj/argo-cd/v2 module in the module cache
+	argoCDModDir  string // the github.com/argoproj/argo-cd/v3 module in the module cache
 	redis         string
 	prometheus    string
 	alertmanager  string
@@ -121,7 +122,7 @@ func findBinaries(dir string) (binaries, error) {
 	b.prometheus = need("prometheus", path, err)
 	path, err = executable(envOr("CROWSNEST_ALERTMANAGER", "/usr/bin/prometheus-alertmanager"))
 	b.alertmanager = need("alertmanager", path, err)
-	path, err = toolPath("CROWSNEST_ARGOCD", argoCDModule, "github.com/argoproj/argo-cd/v2", "argocd")
+	path, err = toolPath("CROWSNEST_ARGOCD", argoCDModule, "github.com/argoproj/argo-cd/v3", "argocd")
 	b.argoCDBinary = need("argocd", path, err)
 	b.argoCDLinks = filepath.Join(dir, "argocd-links")
 	if err := os.MkdirAll(b.argoCDLinks, 0o755); err != nil {
@@ -136,15 +137,18 @@ func findBinaries(dir string) (binaries, error) {
 		return b, err
 	}
 	b.repoRoot = root
-	out, err := command(root, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v2")
+	out, err := command(root, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v3")
 	if err != nil {
 		return b, fmt.Errorf("find the Argo CD module: %w", err)
 	}
 	b.argoCDModDir = strings.TrimSpace(out)
-	for _, f := range argoCDCRDs {
+	for _, f := range append(slices.Clone(argoCDCRDs), gitVerifyWrapper) {
 		if _, err := os.Stat(filepath.Join(b.argoCDModDir, f)); err != nil {
-			return b, fmt.Errorf("Argo CD CRD (try `go mod download` in %s): %w", root, err)
+			return b, fmt.Errorf("Argo CD file (try `go mod download` in %s): %w", root, err)
 		}
+	}
+	if err := installGitVerifyWrapper(b.argoCDModDir, b.argoCDLinks); err != nil {
+		return b, err
 	}
 
 	start := time.Now()
@@ -158,6 +162,29 @@ func findBinaries(dir string) (binaries, error) {
 	}
 	fmt.Fprintf(os.Stderr, "e2e: built crowsnest in %v\n", time.Since(start).Round(time.Millisecond))
 	return b, nil
+}
+
+// gitVerifyWrapper is the script, relative to the argo-cd module directory,
+// that the v3 repo-server runs (through PATH) for every git source: since
+// v3 it verifies each revision's signature unconditionally
+// (reposerver/repository/repository.go, runRepoOperation), and if the script
+// is missing it fails every manifest generation with a bare "permission
+// denied" (util/git/client.go, VerifyCommitSignature). Argo CD's image puts
+// it in /usr/local/bin; the e2e puts it in argoCDLinks, first on the
+// repo-server's PATH. For an unsigned commit it exits 0, so no gpg is needed.
+const gitVerifyWrapper = "hack/git-verify-wrapper.sh"
+
+// installGitVerifyWrapper copies the module's gitVerifyWrapper into dir as
+// an executable (the module cache keeps it read-only, mode 0444).
+func installGitVerifyWrapper(modDir, dir string) error {
+	script, err := os.ReadFile(filepath.Join(modDir, gitVerifyWrapper))
+	if err != nil {
+		return fmt.Errorf("read Argo CD's git verify wrapper: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(gitVerifyWrapper)), script, 0o755); err != nil {
+		return fmt.Errorf("install Argo CD's git verify wrapper: %w", err)
+	}
+	return nil
 }
 
 // argoCDModule is the module that pins the Argo CD version hack/tools.sh

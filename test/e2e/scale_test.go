@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/argo-cd/v2/pkg/client/clientset/versioned"
-	"github.com/argoproj/gitops-engine/pkg/health"
-	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
+	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned"
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -527,7 +527,7 @@ func (f scaleFleet) createApp(ctx context.Context, client versioned.Interface, i
 		Source:      &src,
 		Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: dest},
 		SyncPolicy: &v1alpha1.SyncPolicy{
-			Automated:   &v1alpha1.SyncPolicyAutomated{Prune: true, SelfHeal: true},
+			Automated:   &v1alpha1.SyncPolicyAutomated{Prune: new(true), SelfHeal: new(true)},
 			SyncOptions: v1alpha1.SyncOptions{"CreateNamespace=true", "PruneLast=true", "RespectIgnoreDifferences=true"},
 			Retry:       &v1alpha1.RetryStrategy{Limit: 5, Backoff: &v1alpha1.Backoff{Duration: "5s", Factor: &factor, MaxDuration: "3m"}},
 		},
@@ -613,7 +613,7 @@ func (f scaleFleet) createApp(ctx context.Context, client versioned.Interface, i
 		Resources: resources,
 		Sync: v1alpha1.SyncStatus{Status: v1alpha1.SyncStatusCodeSynced, Revision: rev(scaleAppHistory - 1),
 			ComparedTo: v1alpha1.ComparedTo{Source: src, Destination: spec.Destination, IgnoreDifferences: spec.IgnoreDifferences}},
-		Health:  v1alpha1.HealthStatus{Status: health.HealthStatusHealthy},
+		Health:  v1alpha1.AppHealthStatus{Status: health.HealthStatusHealthy},
 		History: history,
 		OperationState: &v1alpha1.OperationState{
 			Operation: v1alpha1.Operation{

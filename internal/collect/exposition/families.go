@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/model"
@@ -34,20 +34,16 @@ func appFamilies() []family {
 				spec := &v.App.Spec
 				src := primarySource(spec)
 				path := sourcePath(&src)
-				auto := spec.SyncPolicy != nil && spec.SyncPolicy.Automated != nil
-				selfHeal, prune := false, false
-				if auto {
-					selfHeal, prune = spec.SyncPolicy.Automated.SelfHeal, spec.SyncPolicy.Automated.Prune
-				}
+				auto := model.AutoSyncOf(spec)
 				emit(1,
 					"repo", StripCredentials(src.RepoURL),
 					"path", path,
 					"target_revision", src.TargetRevision,
 					"dest_server", config.DestinationServer(v.App),
 					"dest_namespace", spec.Destination.Namespace,
-					"autosync", strconv.FormatBool(auto),
-					"self_heal", strconv.FormatBool(selfHeal),
-					"prune", strconv.FormatBool(prune),
+					"autosync", strconv.FormatBool(auto.Enabled),
+					"self_heal", strconv.FormatBool(auto.SelfHeal),
+					"prune", strconv.FormatBool(auto.Prune),
 				)
 			},
 		},

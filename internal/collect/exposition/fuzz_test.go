@@ -11,9 +11,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/gitops-engine/pkg/health"
-	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
+	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -130,11 +130,11 @@ func fuzzedApp(name, namespace, project, repo, revision, syncStatus, healthStatu
 			Destination: v1alpha1.ApplicationDestination{
 				Server: destServer, Name: destServer, Namespace: destNamespace,
 			},
-			SyncPolicy: &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: true}},
+			SyncPolicy: &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: new(true)}},
 		},
 		Status: v1alpha1.ApplicationStatus{
 			Sync:       v1alpha1.SyncStatus{Status: v1alpha1.SyncStatusCode(syncStatus), Revision: revision},
-			Health:     v1alpha1.HealthStatus{Status: health.HealthStatusCode(healthStatus), Message: message},
+			Health:     v1alpha1.AppHealthStatus{Status: health.HealthStatusCode(healthStatus), Message: message},
 			Conditions: []v1alpha1.ApplicationCondition{{Type: extra, Message: message}},
 			Resources: []v1alpha1.ResourceStatus{
 				{Group: extra, Kind: extra, Name: name, Status: v1alpha1.SyncStatusCodeOutOfSync},

@@ -15,10 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apiclient"
-	applicationpkg "github.com/argoproj/argo-cd/v2/pkg/apiclient/application"
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/apiclient"
+	applicationpkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/application"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/cenkalti/backoff/v5"
+	grpc_retry "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/retry"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/crowsnest/crowsnest/internal/model"
@@ -519,8 +520,14 @@ func (c *apiclientConn) watch(ctx context.Context) (watchStream, error) {
 	// With a resourceVersion, argocd-server's Watch does not start with
 	// the ADDED event of every app (the list delivers them) and drops
 	// the events of older versions: "0" drops none.
+	//
+	// grpc_retry.Disable: since v3 the apiclient re-opens a broken server
+	// stream by itself (up to three times), resending this same query. The
+	// re-opened stream would miss what happened in between, an app
+	// deleted then above all, and crowsnest would never know to re-list:
+	// its own reconnect (list, then watch) must see every break.
 	rv := "0"
-	stream, err := c.apps.Watch(ctx, &applicationpkg.ApplicationQuery{ResourceVersion: &rv})
+	stream, err := c.apps.Watch(ctx, &applicationpkg.ApplicationQuery{ResourceVersion: &rv}, grpc_retry.Disable())
 	if err != nil {
 		return nil, fmt.Errorf("watch applications: %w", err)
 	}

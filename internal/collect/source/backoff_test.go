@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/client/clientset/versioned/fake"
+	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/fake"
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
@@ -101,14 +101,14 @@ func TestKubeRetryRetriesUntilSuccessLoggingOnce(t *testing.T) {
 
 func TestKubeRetryReturnsErrorsRetryingCannotFix(t *testing.T) {
 	src, _ := newTestKubeSource(&logRecorder{})
-	gone := apierrors.NewGone("too old resource version")
+	gone := apierrors.NewResourceExpired("too old resource version")
 	var calls atomic.Int32
 	err := src.retry(context.Background(), "", "watch", func() error {
 		calls.Add(1)
 		return gone
 	})
-	if !apierrors.IsGone(err) || calls.Load() != 1 {
-		t.Errorf("retry = %v after %d calls, want the 410 Gone after 1", err, calls.Load())
+	if !apierrors.IsResourceExpired(err) || calls.Load() != 1 {
+		t.Errorf("retry = %v after %d calls, want the 410 Expired after 1", err, calls.Load())
 	}
 }
 

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/argo-cd/v2/pkg/client/clientset/versioned"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned"
 	"github.com/cenkalti/backoff/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -125,7 +125,7 @@ const (
 func (s *KubeSource) listWatch(ctx context.Context, ns string) *cache.ListWatch {
 	apps := s.client.ArgoprojV1alpha1().Applications(ns)
 	return &cache.ListWatch{
-		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			var list runtime.Object
 			err := s.retry(ctx, ns, "list", func() error {
 				l, err := listTrimmed(opts, func(o metav1.ListOptions) (runtime.Object, error) { return apps.List(ctx, o) }, s.trim.application)
@@ -134,7 +134,7 @@ func (s *KubeSource) listWatch(ctx context.Context, ns string) *cache.ListWatch 
 			})
 			return list, err
 		},
-		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			var w watch.Interface
 			err := s.retry(ctx, ns, "watch", func() error {
 				var err error

@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/argo-cd/v2/pkg/client/clientset/versioned/fake"
-	"github.com/argoproj/gitops-engine/pkg/health"
-	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
+	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/fake"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,9 +43,9 @@ import (
 func managedFields() []metav1.ManagedFieldsEntry {
 	return []metav1.ManagedFieldsEntry{
 		{Manager: "argocd-applicationset-controller", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "argoproj.io/v1alpha1",
-			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:destination":{},"f:project":{},"f:source":{}}}`)}},
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:destination":{},"f:project":{},"f:source":{}}}`)},
 		{Manager: "argocd-application-controller", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "argoproj.io/v1alpha1",
-			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:history":{},"f:operationState":{},"f:resources":{}}}`)}},
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:status":{"f:history":{},"f:operationState":{},"f:resources":{}}}`)},
 	}
 }
 
@@ -61,7 +61,7 @@ func bigApp() *v1alpha1.Application {
 			"notifications.argoproj.io/subscribe.on-sync-failed.slack": "shop",
 		}
 		a.Spec.Source.Helm = &v1alpha1.ApplicationSourceHelm{ValueFiles: []string{"values-prod.yaml"}, Values: strings.Repeat("replicas: 3\n", 100)}
-		a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: true}}
+		a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: new(true)}}
 		a.Spec.IgnoreDifferences = []v1alpha1.ResourceIgnoreDifferences{{Group: "apps", Kind: "Deployment", JSONPointers: []string{"/spec/replicas"}}}
 		src := *a.Spec.Source
 		started, finished := metav1.NewTime(t0), metav1.NewTime(t0.Add(time.Minute))
@@ -69,7 +69,7 @@ func bigApp() *v1alpha1.Application {
 			Resources: []v1alpha1.ResourceStatus{{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "web", Name: "web",
 				Status: v1alpha1.SyncStatusCodeOutOfSync, SyncWave: 2, Health: &v1alpha1.HealthStatus{Status: health.HealthStatusDegraded, Message: "Deployment exceeded its progress deadline"}}},
 			Sync:    v1alpha1.SyncStatus{Status: v1alpha1.SyncStatusCodeOutOfSync, Revision: "abc", ComparedTo: v1alpha1.ComparedTo{Source: src, Destination: a.Spec.Destination}},
-			Health:  v1alpha1.HealthStatus{Status: health.HealthStatusDegraded, Message: "one resource is degraded"},
+			Health:  v1alpha1.AppHealthStatus{Status: health.HealthStatusDegraded, Message: "one resource is degraded"},
 			History: v1alpha1.RevisionHistories{{ID: 1, Revision: "abc", DeployedAt: finished, DeployStartedAt: &started, Source: src, InitiatedBy: v1alpha1.OperationInitiator{Automated: true}}},
 			OperationState: &v1alpha1.OperationState{
 				Operation: v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{Revision: "abc", Source: &src, Manifests: []string{"kind: ConfigMap"}}, InitiatedBy: v1alpha1.OperationInitiator{Username: "ana"}},

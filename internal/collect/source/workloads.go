@@ -108,10 +108,10 @@ func (w *Workloads) informers(ctx context.Context, sink WorkloadSink) ([]cache.S
 		}
 		res := w.client.Resource(gvr)
 		lw := &cache.ListWatch{
-			ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
+			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 				return listTrimmed(opts, func(o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) }, trimWorkload)
 			},
-			WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) { return res.Watch(ctx, opts) },
+			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) { return res.Watch(ctx, opts) },
 		}
 		inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
 		if err := inf.SetTransform(trimWorkload); err != nil {

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/gitops-engine/pkg/health"
-	synccommon "github.com/argoproj/gitops-engine/pkg/sync/common"
+	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
+	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -157,7 +157,7 @@ func TestFamilies(t *testing.T) {
 			desc: "synced and healthy, last operation finished before crowsnest started",
 			app: newApp(func(a *v1alpha1.Application) {
 				a.Labels = map[string]string{"env": "prod"}
-				a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: true}}
+				a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: new(true)}}
 				a.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
 				a.Status.Health.Status = health.HealthStatusHealthy
 				a.Status.History = v1alpha1.RevisionHistories{
@@ -341,7 +341,7 @@ func TestPolicyViolations(t *testing.T) {
 	})
 	dev := newApp(func(a *v1alpha1.Application) {
 		a.Name, a.UID, a.Labels = "dev-api", "uid-dev", map[string]string{"env": "dev"}
-		a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{SelfHeal: true}}
+		a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{SelfHeal: new(true)}}
 	})
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: prod})
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: dev})

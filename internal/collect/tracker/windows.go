@@ -3,7 +3,7 @@ package tracker
 import (
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/model"
 )
@@ -64,7 +64,7 @@ func (t *Tracker) heldByWindows(windows *v1alpha1.SyncWindows, project string) b
 	if !windows.HasWindows() {
 		return false
 	}
-	can, err := windows.CanSync(false)
+	can, err := windows.CanSync(false, nil)
 	if err != nil {
 		if !t.badWindows[project] {
 			t.badWindows[project] = true

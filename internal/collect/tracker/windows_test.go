@@ -4,20 +4,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v2/pkg/apis/application/v1alpha1"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // project returns the AppProject "shop" with the given sync windows.
-func project(windows ...*v1alpha1.SyncWindow) *v1alpha1.AppProject {
+func project(windows ...*v1alpha1.InlineSyncWindow) *v1alpha1.AppProject {
 	return &v1alpha1.AppProject{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "argocd"}, Spec: v1alpha1.AppProjectSpec{SyncWindows: windows}}
 }
 
 // Always open for an hour from every minute: active whenever the test runs.
-func window(kind string, namespaces ...string) *v1alpha1.SyncWindow {
-	return &v1alpha1.SyncWindow{Kind: kind, Schedule: "* * * * *", Duration: "1h", Namespaces: namespaces}
+func window(kind string, namespaces ...string) *v1alpha1.InlineSyncWindow {
+	return &v1alpha1.InlineSyncWindow{Kind: kind, Schedule: "* * * * *", Duration: "1h", Namespaces: namespaces}
 }
 
 // A deny window of the app's project holds it; an allow window, a window
