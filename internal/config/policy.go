@@ -14,8 +14,10 @@ import (
 // nil requirement is not checked.
 type Policy struct {
 	Env string `yaml:"env"`
-	// AutoSync, SelfHeal and Prune require spec.syncPolicy.automated (and
-	// its selfHeal and prune) to be on (true) or off (false).
+	// AutoSync, SelfHeal and Prune require automated sync (and its
+	// selfHeal and prune) to be on (true) or off (false), as the controller
+	// reads it: spec.syncPolicy.automated with enabled: false (v3.1+) is
+	// off, and so are its selfHeal and prune.
 	AutoSync *bool `yaml:"auto_sync"`
 	SelfHeal *bool `yaml:"self_heal"`
 	Prune    *bool `yaml:"prune"`

@@ -111,6 +111,8 @@ type AppView struct {
 	// HeldByWindow: a sync window of the app's project denies automatic
 	// syncs now.
 	HeldByWindow bool
+	// Hydration is the app's Source Hydrator state; nil without one.
+	Hydration *Hydration
 	// LastSuccessful is when the last successful sync (not a dry run)
 	// finished: the newest of the sync history and the successful
 	// operation states seen. Zero if none.

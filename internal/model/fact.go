@@ -18,6 +18,9 @@ const (
 	FactHealthChanged     = "health_changed"
 	FactWorkloadDegraded  = "workload_degraded"
 	FactWorkloadRecovered = "workload_recovered"
+	// FactHydrationFinished: a Source Hydrator operation ended, Hydrated
+	// or Failed.
+	FactHydrationFinished = "hydration_finished"
 )
 
 // Fact is one thing the tracker established about an app, e.g. "sync

@@ -17,6 +17,10 @@ type Operation struct {
 	// Revisions are the revisions of each source of a multi-source app,
 	// in the order of spec.sources; nil for a single source.
 	Revisions []string
+	// DrySHA is, for an app with a Source Hydrator, the dry commit that
+	// the synced (hydrated) revision renders: set when the revision is
+	// the hydrator's last hydrated SHA, empty otherwise.
+	DrySHA string
 	// StartedAt and FinishedAt are Argo CD's times (whole seconds).
 	// Seq tells apart operations of the app that started in the same
 	// second: 0 for the first, 1 for the next...

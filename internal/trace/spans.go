@@ -22,7 +22,8 @@ const (
 	AttrProject      = "argocd.app.project"
 	AttrEnv          = "deployment.environment.name"
 	AttrRevision     = "argocd.sync.revision"
-	AttrRevisions    = "argocd.sync.revisions" // one per source of a multi-source app
+	AttrRevisions    = "argocd.sync.revisions"   // one per source of a multi-source app
+	AttrDrySHA       = "argocd.hydrator.dry_sha" // the dry commit a hydrated revision renders
 	AttrInitiator    = "argocd.sync.initiator"
 	AttrResult       = "argocd.sync.result"
 	AttrMessage      = "argocd.sync.message"
@@ -122,6 +123,9 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *model.Operation) {
 			attribute.Int64(AttrRetryCount, op.RetryCount),
 			attribute.Bool(AttrPartial, op.Partial),
 		),
+	}
+	if op.DrySHA != "" {
+		opts = append(opts, oteltrace.WithAttributes(attribute.String(AttrDrySHA, op.DrySHA)))
 	}
 	if op.Parent != nil {
 		if sc, ok := spanContext(op.Parent); ok {

@@ -26,12 +26,13 @@ const argoCDNamespace = "argocd"
 // listen.
 const argoCDServeTimeout = 60 * time.Second
 
-// ArgoCD is a real Argo CD: Redis, the repo server and the application
-// controller, managing the e2e kube-apiserver as a cluster of its own.
+// ArgoCD is a real Argo CD: Redis, the repo server, the commit server and
+// the application controller (its Source Hydrator on), managing the e2e kube-apiserver as a cluster of its own.
 type ArgoCD struct {
-	Redis      *Process
-	RepoServer *Process
-	Controller *Process
+	Redis        *Process
+	RepoServer   *Process
+	CommitServer *Process
+	Controller   *Process
 	// ClusterURL is the destination server Applications use.
 	ClusterURL string
 	// RedisAddr and RepoServerAddr are host:port of Redis and the repo
@@ -73,6 +74,17 @@ func (e *Env) StartArgoCD(k *KubeAPIServer) *ArgoCD {
 	a.RepoServer.Start()
 	waitListening(e.t, a.RepoServer, repoPort)
 
+	// The commit server pushes what the controller's Source Hydrator
+	// renders (v3.1+); apps without spec.sourceHydrator never use it.
+	commitPort := e.Port()
+	a.CommitServer = e.NewProcess("argocd-commit-server", bin.argoCD("argocd-commit-server"),
+		"--address", "127.0.0.1", "--port", strconv.Itoa(commitPort),
+		"--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(e.Port()),
+		"--loglevel", "info")
+	a.CommitServer.Env = []string{"TMPDIR=" + e.Dir("argocd-commit-tmp")}
+	a.CommitServer.Start()
+	waitListening(e.t, a.CommitServer, commitPort)
+
 	a.Controller = e.NewProcess("argocd-application-controller", bin.argoCD("argocd-application-controller"),
 		"--kubeconfig", k.Kubeconfig, "--namespace", argoCDNamespace,
 		"--repo-server", fmt.Sprintf("127.0.0.1:%d", repoPort),
@@ -85,6 +97,7 @@ func (e *Env) StartArgoCD(k *KubeAPIServer) *ArgoCD {
 		"--app-resync-jitter", "0",
 		"--self-heal-timeout-seconds", "2",
 		"--status-processors", "4", "--operation-processors", "4",
+		"--hydrator-enabled", "--commit-server", fmt.Sprintf("127.0.0.1:%d", commitPort),
 		"--loglevel", "info")
 	a.Controller.Start()
 	e.t.Logf("Argo CD started in %v", time.Since(start).Round(time.Millisecond))

@@ -164,6 +164,17 @@ func findBinaries(dir string) (binaries, error) {
 	return b, nil
 }
 
+// recordingsVersion names the directory of test/e2e/testdata that
+// -update-recordings writes: the Argo CD line the e2e runs. The recordings
+// of older lines stay beside it (v2.14/) as the unit tests' regression
+// inputs.
+const recordingsVersion = "v3.6"
+
+// recordingsDir is where -update-recordings writes the recordings.
+func recordingsDir() string {
+	return filepath.Join(bin.repoRoot, "test", "e2e", "testdata", recordingsVersion)
+}
+
 // gitVerifyWrapper is the script, relative to the argo-cd module directory,
 // that the v3 repo-server runs (through PATH) for every git source: since
 // v3 it verifies each revision's signature unconditionally

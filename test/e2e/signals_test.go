@@ -126,6 +126,7 @@ type signalsEnv struct {
 	argo     *ArgoCD
 	apps     appclient.ApplicationInterface
 	revision string // the manifests repository's one commit
+	repoURL  string // the manifests repository
 	cn       *Crowsnest
 	prom     *Prometheus
 	am       *Alertmanager
@@ -162,6 +163,8 @@ func TestSignals(t *testing.T) {
 	t.Run("dry run waiting for the controller keeps the phase", func(t *testing.T) { s.heldDryRun(ctx, t) })
 	t.Run("a deny window holds prod drift from paging", func(t *testing.T) { s.frozenDrift(ctx, t) })
 	t.Run("a multi-source app shows both sources and both revisions", func(t *testing.T) { s.multiSource(ctx, t) })
+	t.Run("auto-sync turned off with automated.enabled false breaks no prod policy", func(t *testing.T) { s.pausedAutoSync(ctx, t) })
+	t.Run("a Source Hydrator app shows its hydrations, their SHAs and a failure", func(t *testing.T) { s.hydrator(ctx, t) })
 	if *updateRecordings {
 		s.saveDemo(ctx, t)
 	}
@@ -181,8 +184,8 @@ func startSignalsEnv(t *testing.T) *signalsEnv {
 		s.rec = env.NewProcess("crowsnest-record", bin.crowsnest, "record", "--kubeconfig="+kas.Kubeconfig, "--out="+s.recPath)
 		s.rec.Start()
 	}
-	var repoURL string
-	repoURL, s.revision = newManifestRepo(t, env.Dir("git"), signalsManifests())
+	repoURL, revision := newManifestRepo(t, env.Dir("git"), signalsManifests())
+	s.repoURL, s.revision = repoURL, revision
 	ctx, cancel := context.WithTimeout(t.Context(), apiCallTimeout)
 	defer cancel()
 	if _, err := kas.ArgoCD().ArgoprojV1alpha1().AppProjects(argoCDNamespace).Create(ctx, &v1alpha1.AppProject{
@@ -202,6 +205,10 @@ func startSignalsEnv(t *testing.T) *signalsEnv {
 		fmt.Fprintf(&cfg, "  - env: %s\n    match: {name: %s}\n", envOf(name), name)
 		kas.CreateNamespace(name)
 		s.createApp(t, name, repoURL, apps[name])
+	}
+	// The v3 scenarios create their apps themselves.
+	for _, name := range []string{appPaused, appHydrated} {
+		fmt.Fprintf(&cfg, "  - env: %s\n    match: {name: %s}\n", envOf(name), name)
 	}
 	cfgPath := filepath.Join(env.Dir("crowsnest"), "crowsnest.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
@@ -254,7 +261,7 @@ func (s *signalsEnv) createApp(t *testing.T, name, repoURL, path string) {
 // envOf is the environment of app name: its own name, but prod for
 // appFrozen (CrowsnestProdDrift judges prod only).
 func envOf(name string) string {
-	if name == appFrozen {
+	if name == appFrozen || name == appPaused {
 		return "prod"
 	}
 	return name
@@ -751,7 +758,7 @@ func (s *signalsEnv) frozenDrift(ctx context.Context, t *testing.T) {
 
 // saveDemo ends the recording in the states the demo should keep showing
 // (the freeze back on, and a sync asked for while the controller is down,
-// so Pending), then writes test/e2e/testdata/argocd-signals.jsonl and the
+// so Pending), then writes argocd-signals.jsonl in recordingsDir and the
 // demo recording: scenarios 1–3, then this recording shifted to follow
 // them by whole seconds (Argo CD's own times are whole seconds).
 func (s *signalsEnv) saveDemo(ctx context.Context, t *testing.T) {
@@ -778,7 +785,7 @@ func (s *signalsEnv) saveDemo(ctx context.Context, t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testdata := filepath.Join(bin.repoRoot, "test", "e2e", "testdata")
+	testdata := recordingsDir()
 	if err := os.WriteFile(filepath.Join(testdata, "argocd-signals.jsonl"), signals, 0o644); err != nil {
 		t.Fatal(err)
 	}

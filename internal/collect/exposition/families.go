@@ -238,6 +238,73 @@ func appFamilies() []family {
 			},
 		},
 		{
+			name: "crowsnest_app_hydration_info",
+			help: "The Source Hydrator of an Application (Argo CD v3.1+, spec.sourceHydrator); the value is always 1. dry_sha and hydrated_sha are those of the last successful hydration: the dry commit rendered and the commit on sync_branch that holds it. Absent for apps without a source hydrator.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				sh := v.App.Spec.SourceHydrator
+				if sh == nil || v.Hydration == nil {
+					return
+				}
+				hydrateTo := ""
+				if sh.HydrateTo != nil {
+					hydrateTo = sh.HydrateTo.TargetBranch
+				}
+				emit(1,
+					"dry_repo", StripCredentials(sh.DrySource.RepoURL),
+					"dry_path", sh.DrySource.Path,
+					"dry_target_revision", sh.DrySource.TargetRevision,
+					"sync_branch", sh.SyncSource.TargetBranch,
+					"sync_path", sh.SyncSource.Path,
+					"hydrate_to_branch", hydrateTo,
+					"dry_sha", v.Hydration.DrySHA,
+					"hydrated_sha", v.Hydration.HydratedSHA)
+			},
+		},
+		{
+			name: "crowsnest_app_hydration_phase",
+			help: "Phase of the Application's current Source Hydrator operation, one series per phase (1 for the current one); absent before the first operation and for apps without a source hydrator.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if v.Hydration != nil && v.Hydration.Phase != "" {
+					stateSet(emit, "phase", model.HydrationPhases(), v.Hydration.Phase, "Hydrating")
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_hydration_lagging_since_timestamp_seconds",
+			help: "Unix time since which the hydrated branch has lagged the dry source: the start of the first of the hydrate operations (running, or failed and retried) that have not yet succeeded. Absent while the last one succeeded.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if v.Hydration != nil && !v.Hydration.LaggingSince.IsZero() {
+					emit(unixSeconds(v.Hydration.LaggingSince))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_last_hydration_duration_seconds",
+			help: "How long the last successful Source Hydrator operation crowsnest saw took, from its start to its finish (Argo CD's whole seconds).",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if v.Hydration != nil && v.Hydration.HasLastDuration {
+					emit(v.Hydration.LastDuration.Seconds())
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_hydrations_total",
+			help: "Source Hydrator operations of the Application that crowsnest saw finish, by result (Hydrated, Failed); each is counted once, and those that finished before crowsnest's first observation are not.",
+			typ:  typeCounter,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if v.Hydration == nil {
+					return
+				}
+				for i, r := range model.HydrationResults() {
+					emit(float64(v.Hydration.Counts[i]), "result", r)
+				}
+			},
+		},
+		{
 			name: "crowsnest_app_dry_runs_total",
 			help: "Dry-run operations of the Application that crowsnest saw finish; they are not syncs and count nowhere else.",
 			typ:  typeCounter,

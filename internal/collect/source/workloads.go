@@ -111,7 +111,9 @@ func (w *Workloads) informers(ctx context.Context, sink WorkloadSink) ([]cache.S
 			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 				return listTrimmed(opts, func(o metav1.ListOptions) (runtime.Object, error) { return res.List(ctx, o) }, trimWorkload)
 			},
-			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) { return res.Watch(ctx, opts) },
+			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+				return res.Watch(ctx, opts)
+			},
 		}
 		inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
 		if err := inf.SetTransform(trimWorkload); err != nil {

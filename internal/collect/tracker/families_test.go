@@ -312,6 +312,8 @@ func TestExpositionParses(t *testing.T) {
 			continue // no workloads here; see TestWorkloadsJoinTheirApps
 		case name == "crowsnest_app_operation_pending_since_timestamp_seconds", name == "crowsnest_app_deletion_timestamp_seconds":
 			continue // only while pending or deleting; see TestPendingTerminatedDryRunDeleting
+		case strings.Contains(name, "hydration"):
+			continue // only for apps with a source hydrator; see TestHydration
 		}
 		mf, ok := mfs[name]
 		if !ok {
@@ -343,13 +345,20 @@ func TestPolicyViolations(t *testing.T) {
 		a.Name, a.UID, a.Labels = "dev-api", "uid-dev", map[string]string{"env": "dev"}
 		a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{SelfHeal: new(true)}}
 	})
+	// Argo CD v3.1+: automated.enabled: false keeps the block but turns
+	// auto-sync off, self-heal and prune with it.
+	paused := newApp(func(a *v1alpha1.Application) {
+		a.Name, a.UID, a.Labels = "prod-paused", "uid-paused", map[string]string{"env": "prod"}
+		a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Enabled: new(false), SelfHeal: new(true), Prune: new(true)}}
+	})
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: prod})
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: dev})
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: paused})
 	for _, c := range []struct {
 		app, policy string
 		want        float64
 	}{
-		{"prod-api", "auto_sync", 1}, {"prod-api", "images_by_digest", 1},
+		{"prod-api", "auto_sync", 1}, {"prod-api", "images_by_digest", 1}, {"prod-paused", "auto_sync", 0},
 		{"dev-api", "auto_sync", 0}, {"dev-api", "self_heal", 0}, {"dev-api", "prune", 1},
 	} {
 		if v, ok := value(t, s, "crowsnest_app_policy_violation", "name", c.app, "policy", c.policy); !ok || v != c.want {
@@ -358,6 +367,11 @@ func TestPolicyViolations(t *testing.T) {
 	}
 	if _, ok := value(t, s, "crowsnest_app_policy_violation", "name", "prod-api", "policy", "prune"); ok {
 		t.Error("prod has no prune policy, yet a series for it")
+	}
+	for app, want := range map[string][3]string{"prod-api": {"true", "false", "false"}, "prod-paused": {"false", "false", "false"}, "dev-api": {"true", "true", "false"}} {
+		if _, ok := value(t, s, "crowsnest_app_info", "name", app, "autosync", want[0], "self_heal", want[1], "prune", want[2]); !ok {
+			t.Errorf("%s: no crowsnest_app_info with autosync=%s self_heal=%s prune=%s", app, want[0], want[1], want[2])
+		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package tracker
 
 import (
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -31,101 +30,106 @@ func (o *operations) Finished(op *model.Operation) {
 // app-of-apps root's five waves each at least Argo CD's 2 s wave delay; and
 // every child's first sync linked to the root's wave that created it.
 func TestRecordedTraces(t *testing.T) {
-	for _, file := range []string{"argocd-scenarios-1-3.jsonl", "argocd-scenario-4-outage.jsonl"} {
-		t.Run(file, func(t *testing.T) {
-			var got operations
-			store, _, apps, _, _ := replayFile(t, filepath.Join("..", "..", "..", "test", "e2e", "testdata", file), &got)
-			counted := 0.0
-			for name := range apps {
-				for _, result := range []string{"Succeeded", "Failed", "Error"} {
-					v, _ := value(t, store, "crowsnest_app_syncs_total", "name", name, "result", result)
-					counted += v
+	for _, version := range recordingVersions() {
+		for _, file := range []string{"argocd-scenarios-1-3.jsonl", "argocd-scenario-4-outage.jsonl"} {
+			t.Run(version+"/"+file, func(t *testing.T) { checkRecordedTraces(t, version, file) })
+		}
+	}
+}
+
+// checkRecordedTraces is TestRecordedTraces on one recording.
+func checkRecordedTraces(t *testing.T, version, file string) {
+	var got operations
+	store, _, apps, _, _ := replayFile(t, recordingPath(version, file), &got)
+	counted := 0.0
+	for name := range apps {
+		for _, result := range []string{"Succeeded", "Failed", "Error"} {
+			v, _ := value(t, store, "crowsnest_app_syncs_total", "name", name, "result", result)
+			counted += v
+		}
+	}
+	if float64(len(got.ops)) != counted {
+		t.Errorf("%d operations handed on for traces, want the %v counted", len(got.ops), counted)
+	}
+	traces := map[string]bool{}
+	live := 0
+	for _, op := range got.ops {
+		id := op.TraceID()
+		if traces[id] {
+			t.Errorf("%s/%s: trace id %s handed on twice", op.Namespace, op.Name, id)
+		}
+		traces[id] = true
+		if !op.Partial {
+			live++
+			if len(op.Waves) == 0 {
+				t.Errorf("%s/%s: watched whole but no waves", op.Namespace, op.Name)
+			}
+		}
+		for i, w := range op.Waves {
+			if w.Start.Before(op.StartedAt) || w.End.After(op.FinishedAt.Add(time.Second)) || w.End.Before(w.Start) {
+				t.Errorf("%s/%s: wave %s/%d [%v, %v] outside the operation [%v, %v]", op.Namespace, op.Name, w.Phase, w.Wave, w.Start, w.End, op.StartedAt, op.FinishedAt)
+			}
+			if len(w.Resources) == 0 {
+				t.Errorf("%s/%s: wave %s/%d has no resources", op.Namespace, op.Name, w.Phase, w.Wave)
+			}
+			if i > 0 {
+				p := op.Waves[i-1]
+				// Order by phase and wave is checked in first
+				// attempts: a retry first reports the hooks the
+				// attempt before left.
+				if w.Attempt == 0 && !(waveKey{p.Attempt, p.Phase, p.Wave}).less(waveKey{w.Attempt, w.Phase, w.Wave}) || p.Attempt == w.Attempt && !p.End.Equal(w.Start) || p.End.After(w.Start) {
+					t.Errorf("%s/%s: wave %s/%d [.., %v] then %s/%d [%v, ..]: out of order or not back to back", op.Namespace, op.Name, p.Phase, p.Wave, p.End, w.Phase, w.Wave, w.Start)
 				}
 			}
-			if float64(len(got.ops)) != counted {
-				t.Errorf("%d operations handed on for traces, want the %v counted", len(got.ops), counted)
-			}
-			traces := map[string]bool{}
-			live := 0
-			for _, op := range got.ops {
-				id := op.TraceID()
-				if traces[id] {
-					t.Errorf("%s/%s: trace id %s handed on twice", op.Namespace, op.Name, id)
-				}
-				traces[id] = true
-				if !op.Partial {
-					live++
-					if len(op.Waves) == 0 {
-						t.Errorf("%s/%s: watched whole but no waves", op.Namespace, op.Name)
-					}
-				}
-				for i, w := range op.Waves {
-					if w.Start.Before(op.StartedAt) || w.End.After(op.FinishedAt.Add(time.Second)) || w.End.Before(w.Start) {
-						t.Errorf("%s/%s: wave %s/%d [%v, %v] outside the operation [%v, %v]", op.Namespace, op.Name, w.Phase, w.Wave, w.Start, w.End, op.StartedAt, op.FinishedAt)
-					}
-					if len(w.Resources) == 0 {
-						t.Errorf("%s/%s: wave %s/%d has no resources", op.Namespace, op.Name, w.Phase, w.Wave)
-					}
-					if i > 0 {
-						p := op.Waves[i-1]
-						// Order by phase and wave is checked in first
-						// attempts: a retry first reports the hooks the
-						// attempt before left.
-						if w.Attempt == 0 && !(waveKey{p.Attempt, p.Phase, p.Wave}).less(waveKey{w.Attempt, w.Phase, w.Wave}) || p.Attempt == w.Attempt && !p.End.Equal(w.Start) || p.End.After(w.Start) {
-							t.Errorf("%s/%s: wave %s/%d [.., %v] then %s/%d [%v, ..]: out of order or not back to back", op.Namespace, op.Name, p.Phase, p.Wave, p.End, w.Phase, w.Wave, w.Start)
-						}
-					}
-				}
-			}
-			// Partial: syncs during the API server outage, and the
-			// selective sync Argo CD started with the last one's
-			// results in it (argoproj/argo-cd#29332).
-			if live*4 < len(got.ops)*3 {
-				t.Errorf("%d of %d operations watched whole, want at least three in four", live, len(got.ops))
-			}
-			if file != "argocd-scenarios-1-3.jsonl" {
-				return
-			}
-			root := got.ops[0]
-			for _, op := range got.ops {
-				if op.Name == "root" {
-					root = op
-					break
-				}
-			}
-			if root.Name != "root" || root.Partial || len(root.Waves) != 5 {
-				t.Fatalf("root operation %s partial=%v with %d waves, want root watched whole with 5", root.Name, root.Partial, len(root.Waves))
-			}
-			rootID := root.TraceID()
-			waveOf := map[string]int64{} // child app -> the root wave that created it
-			for i, w := range root.Waves {
-				if w.Phase != "Sync" || w.Wave != int64(i) {
-					t.Errorf("root wave %d is %s/%d, want Sync/%d", i, w.Phase, w.Wave, i)
-				}
-				// Argo CD waits 2 s after every wave but the last.
-				if d := w.End.Sub(w.Start); i < 4 && d < 2*time.Second {
-					t.Errorf("root wave %d lasted %v, less than Argo CD's 2 s wave delay", i, d)
-				}
-				for _, r := range w.Resources {
-					waveOf[r.Name] = w.Wave
-				}
-			}
-			linked := map[string]bool{}
-			for _, op := range got.ops {
-				wave, child := waveOf[op.Name]
-				if !child || linked[op.Name] {
-					continue
-				}
-				linked[op.Name] = true
-				want := model.Link{TraceID: rootID, SpanID: model.SpanID(rootID, model.WavePath("Sync", wave))}
-				if op.Parent == nil || *op.Parent != want {
-					t.Errorf("%s: first sync links to %v, want root's wave %d %v", op.Name, op.Parent, wave, want)
-				}
-			}
-			if len(linked) != 8 {
-				t.Errorf("%d child apps synced, want the fixture's 8", len(linked))
-			}
-		})
+		}
+	}
+	// Partial: syncs during the API server outage, and the
+	// selective sync Argo CD started with the last one's
+	// results in it (argoproj/argo-cd#29332).
+	if live*4 < len(got.ops)*3 {
+		t.Errorf("%d of %d operations watched whole, want at least three in four", live, len(got.ops))
+	}
+	if file != "argocd-scenarios-1-3.jsonl" {
+		return
+	}
+	root := got.ops[0]
+	for _, op := range got.ops {
+		if op.Name == "root" {
+			root = op
+			break
+		}
+	}
+	if root.Name != "root" || root.Partial || len(root.Waves) != 5 {
+		t.Fatalf("root operation %s partial=%v with %d waves, want root watched whole with 5", root.Name, root.Partial, len(root.Waves))
+	}
+	rootID := root.TraceID()
+	waveOf := map[string]int64{} // child app -> the root wave that created it
+	for i, w := range root.Waves {
+		if w.Phase != "Sync" || w.Wave != int64(i) {
+			t.Errorf("root wave %d is %s/%d, want Sync/%d", i, w.Phase, w.Wave, i)
+		}
+		// Argo CD waits 2 s after every wave but the last.
+		if d := w.End.Sub(w.Start); i < 4 && d < 2*time.Second {
+			t.Errorf("root wave %d lasted %v, less than Argo CD's 2 s wave delay", i, d)
+		}
+		for _, r := range w.Resources {
+			waveOf[r.Name] = w.Wave
+		}
+	}
+	linked := map[string]bool{}
+	for _, op := range got.ops {
+		wave, child := waveOf[op.Name]
+		if !child || linked[op.Name] {
+			continue
+		}
+		linked[op.Name] = true
+		want := model.Link{TraceID: rootID, SpanID: model.SpanID(rootID, model.WavePath("Sync", wave))}
+		if op.Parent == nil || *op.Parent != want {
+			t.Errorf("%s: first sync links to %v, want root's wave %d %v", op.Name, op.Parent, wave, want)
+		}
+	}
+	if len(linked) != 8 {
+		t.Errorf("%d child apps synced, want the fixture's 8", len(linked))
 	}
 }
 

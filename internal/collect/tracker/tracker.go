@@ -144,6 +144,8 @@ type appState struct {
 	dryRuns        uint64
 	// held: a sync window denies the app automatic syncs now.
 	held bool
+	// hydration follows the app's Source Hydrator; nil without one.
+	hydration *hydrationState
 }
 
 // New returns a tracker that classifies apps with classifier and publishes
@@ -245,6 +247,7 @@ func (t *Tracker) Handle(e model.Event) {
 	t.observeWaves(st, e.Time, facts)
 	t.observePhase(st, e.Time, facts)
 	t.observeWindow(st)
+	t.observeHydration(st, facts)
 	t.countOperations(st, facts, &out)
 	out.views = append(out.views, t.view(key, st))
 }
@@ -340,7 +343,7 @@ func (t *Tracker) view(key string, st *appState) *model.AppView {
 	v := &model.AppView{App: st.app, Env: st.env, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
 		Workloads: t.workloads.of(st.app.Namespace, st.app.Name), Phase: st.phase, PendingSince: st.pendingSince,
 		LastFinished: st.lastFinished, DryRuns: st.dryRuns, LastSuccessful: st.lastSuccessful,
-		HeldByWindow: st.held}
+		HeldByWindow: st.held, Hydration: hydrationView(st.app, st.hydration)}
 	if pc, ok := t.classifier.(PolicyChecker); ok {
 		v.Policies = pc.CheckPolicies(st.app, st.env)
 	}
@@ -619,6 +622,9 @@ func (t *Tracker) operation(st *appState, op finishedOp) *model.Operation {
 		UID: string(app.UID), Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: st.env,
 		Revision: op.revision, Revisions: op.revisions, Initiator: op.initiator, Result: op.result, Message: op.message,
 		StartedAt: op.started, FinishedAt: op.finished, Seq: op.key.seq, Partial: true,
+	}
+	if h := app.Status.SourceHydrator.LastSuccessfulOperation; h != nil && h.HydratedSHA != "" && h.HydratedSHA == op.revision {
+		o.DrySHA = h.DrySHA
 	}
 	key := model.Key(app.Namespace, app.Name)
 	if c, ok := t.children[key]; ok {

@@ -1,0 +1,218 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The Applications of the Argo CD v3 scenarios of TestSignals.
+const (
+	appPaused   = "signals-paused"   // prod, automated: {enabled: false}
+	appHydrated = "signals-hydrated" // a Source Hydrator app: a dry source, a hydrated branch
+)
+
+// hydratedBranch is the branch the Source Hydrator commits appHydrated's
+// manifests to, and the app syncs from.
+const hydratedBranch = "env/hydrated"
+
+// pausedAutoSync: an app whose auto-sync is switched off the v3.1+ way
+// (automated.enabled: false, the rest of the block kept) shows auto-sync
+// off and, in prod, breaks no "syncs by hand" policy; the controller does
+// not sync it. Switched on, it shows on and breaks the policy: the control.
+func (s *signalsEnv) pausedAutoSync(ctx context.Context, t *testing.T) {
+	s.kas.CreateNamespace(appPaused)
+	app := &v1alpha1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: appPaused, Namespace: argoCDNamespace},
+		Spec: v1alpha1.ApplicationSpec{
+			Project:     "default",
+			Source:      &v1alpha1.ApplicationSource{RepoURL: s.repoURL, Path: "plain", TargetRevision: "main"},
+			Destination: v1alpha1.ApplicationDestination{Server: s.argo.ClusterURL, Namespace: appPaused},
+			SyncPolicy: &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{
+				Enabled: new(false), SelfHeal: new(true), Prune: new(true),
+			}},
+		},
+	}
+	if _, err := s.apps.Create(ctx, app, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create %s: %v", appPaused, err)
+	}
+	got, err := s.apps.Get(ctx, appPaused, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := got.Spec.SyncPolicy.Automated; a == nil || a.Enabled == nil || *a.Enabled {
+		t.Fatalf("the v3.6.1 CRD did not keep automated.enabled: false: %+v", a)
+	}
+	paused := []sampleWant{
+		{"crowsnest_app_info", []string{"autosync", "false", "self_heal", "false", "prune", "false"}, 1},
+		{"crowsnest_app_policy_violation", []string{"policy", "auto_sync"}, 0},
+		{"crowsnest_app_sync_status", []string{"status", "OutOfSync"}, 1},
+	}
+	eventually(t, signalTimeout, func() error { return s.expectAll(appPaused, paused) })
+	// The controller compares it every few seconds (--app-resync 5) and
+	// must not sync it: after 15 s it is still OutOfSync, never synced.
+	time.Sleep(15 * time.Second)
+	if got, err = s.apps.Get(ctx, appPaused, metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.OperationState != nil || got.Operation != nil {
+		t.Fatalf("Argo CD synced %s, whose auto-sync is off: operation %+v, state %+v", appPaused, got.Operation, got.Status.OperationState)
+	}
+	if err := s.expectAll(appPaused, append(paused, syncsAre(0, 0, 0, 0)...)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The control: enabled: true is auto-sync, which prod's policy forbids.
+	eventually(t, signalTimeout, func() error {
+		a, err := s.apps.Get(ctx, appPaused, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		a.Spec.SyncPolicy.Automated.Enabled = new(true)
+		_, err = s.apps.Update(ctx, a, metav1.UpdateOptions{})
+		return err
+	})
+	eventually(t, signalTimeout, func() error {
+		return s.expectAll(appPaused, []sampleWant{
+			{"crowsnest_app_info", []string{"autosync", "true", "self_heal", "true", "prune", "true"}, 1},
+			{"crowsnest_app_policy_violation", []string{"policy", "auto_sync"}, 1},
+			{"crowsnest_app_syncs_total", []string{"result", "Succeeded"}, 1},
+		})
+	})
+}
+
+// hydrator: an app whose manifests Argo CD's Source Hydrator renders from a
+// dry source into a branch of the same repository (pushed by the real
+// commit server) shows the hydration's phase, its SHAs (checked against
+// git), each hydration counted once, and a failed one as a failure with a
+// lag that lasts until the next success.
+func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
+	dir := s.env.Dir("hydrator-git")
+	repoURL, dryHead := newManifestRepo(t, dir, map[string]string{"dry/config.yaml": hydratedConfig("one")})
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	// The commit server pushes with the credentials of a write repository
+	// Secret: for a file:// repository, none but the URL.
+	if _, err := s.kas.Kubernetes().CoreV1().Secrets(argoCDNamespace).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "hydrator-write", Labels: map[string]string{"argocd.argoproj.io/secret-type": "repository-write"}},
+		StringData: map[string]string{"url": repoURL, "type": "git"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create the write repository Secret: %v", err)
+	}
+	s.kas.CreateNamespace(appHydrated)
+	if _, err := s.apps.Create(ctx, &v1alpha1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: appHydrated, Namespace: argoCDNamespace},
+		Spec: v1alpha1.ApplicationSpec{
+			Project: "default",
+			SourceHydrator: &v1alpha1.SourceHydrator{
+				DrySource:  v1alpha1.DrySource{RepoURL: repoURL, Path: "dry", TargetRevision: "HEAD"},
+				SyncSource: v1alpha1.SyncSource{TargetBranch: hydratedBranch, Path: "hydrated"},
+			},
+			Destination: v1alpha1.ApplicationDestination{Server: s.argo.ClusterURL, Namespace: appHydrated},
+			SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create %s: %v", appHydrated, err)
+	}
+	hydrated := func(dry string, count float64) error {
+		hyd, err := exec.Command("git", "-C", dir, "rev-parse", hydratedBranch).Output()
+		if err != nil {
+			return fmt.Errorf("no branch %s yet: %w", hydratedBranch, err)
+		}
+		return s.expectAll(appHydrated, []sampleWant{
+			{"crowsnest_app_hydration_phase", []string{"phase", "Hydrated"}, 1},
+			{"crowsnest_app_hydration_info", []string{"dry_sha", dry, "hydrated_sha", strings.TrimSpace(string(hyd)), "sync_branch", hydratedBranch, "dry_path", "dry"}, 1},
+			{"crowsnest_app_hydrations_total", []string{"result", "Hydrated"}, count},
+			{"crowsnest_app_hydrations_total", []string{"result", "Failed"}, 0},
+			{"crowsnest_app_sync_status", []string{"status", "Synced"}, 1},
+		})
+	}
+	eventually(t, signalTimeout, func() error { return hydrated(dryHead, 1) })
+	if err := s.absent(appHydrated, "crowsnest_app_hydration_lagging_since_timestamp_seconds"); err != nil {
+		t.Error(err)
+	}
+
+	// A new dry commit: hydrated (and synced) again, counted once more.
+	if err := os.WriteFile(filepath.Join(dir, "dry", "config.yaml"), []byte(hydratedConfig("two")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git("commit", "-qam", "dry: two")
+	dryHead = git("rev-parse", "HEAD")
+	eventually(t, signalTimeout, func() error { return hydrated(dryHead, 2) })
+
+	// A dry path that does not exist fails the hydration: a failure, and
+	// the hydrated branch lags the dry source from then on.
+	failedAt := time.Now()
+	eventually(t, signalTimeout, func() error {
+		a, err := s.apps.Get(ctx, appHydrated, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		a.Spec.SourceHydrator.DrySource.Path = "missing"
+		_, err = s.apps.Update(ctx, a, metav1.UpdateOptions{})
+		return err
+	})
+	eventually(t, signalTimeout, func() error {
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return err
+		}
+		if err := expectOn(m, appHydrated, []sampleWant{
+			{"crowsnest_app_hydration_phase", []string{"phase", "Failed"}, 1},
+			{"crowsnest_app_hydrations_total", []string{"result", "Failed"}, 1},
+			{"crowsnest_app_hydrations_total", []string{"result", "Hydrated"}, 2},
+		}); err != nil {
+			return err
+		}
+		since, err := m.Value("crowsnest_app_hydration_lagging_since_timestamp_seconds", "name", appHydrated)
+		if err != nil {
+			return err
+		}
+		if at := time.Unix(int64(since), 0); at.Before(failedAt.Add(-2*time.Second)) || at.After(time.Now()) {
+			return fmt.Errorf("lagging since %v, want after the dry path broke at %v", at, failedAt)
+		}
+		return nil
+	})
+}
+
+// hydratedConfig is the dry source of appHydrated: one ConfigMap.
+func hydratedConfig(value string) string {
+	return `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: hydrated
+data:
+  value: "` + value + `"
+`
+}
+
+// absent checks that app name has no series of metric.
+func (s *signalsEnv) absent(name, metric string) error {
+	m, err := s.cn.Scrape()
+	if err != nil {
+		return err
+	}
+	if v, err := m.Value(metric, "name", name); err == nil {
+		return fmt.Errorf("%s{name=%q} = %v, want none", metric, name, v)
+	}
+	return nil
+}
