@@ -59,8 +59,8 @@ func newManifestRepo(t *testing.T, dir string, files map[string]string) (url, he
 
 // requestSync asks Argo CD to sync the Application name to revision (a
 // commit hash) as its API server does for `argocd app sync` or the UI's
-// Sync button (v2.14 server/application Sync, then util/argo
-// SetAppOperation): it sets .operation, initiated by argoCDUser, with the
+// Sync button (server/application Sync, then util/argo SetAppOperation,
+// the same in v2.14 and v3.6): it sets .operation, initiated by argoCDUser, with the
 // app's sync options and retry strategy, and clears
 // status.operationState, in one update of the whole Application, retried
 // on conflicts. A dry run is the same with .operation.sync.dryRun set. It
@@ -107,8 +107,8 @@ func requestSync(ctx context.Context, t *testing.T, apps appclient.ApplicationIn
 
 // terminateOperation ends the running operation of the Application name as
 // Argo CD's API server does for `argocd app terminate-op` or the UI's
-// Terminate button (v2.14 server/application TerminateOperation): it sets
-// status.operationState.phase to Terminating and writes the whole
+// Terminate button (server/application TerminateOperation, the same in
+// v2.14 and v3.6): it sets status.operationState.phase to Terminating and writes the whole
 // Application back, retried on conflicts. The application controller then
 // stops the operation and writes it Failed, "Operation terminated". It
 // returns an error if no operation is in progress.
