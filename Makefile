@@ -10,12 +10,13 @@ VPKG      := github.com/prometheus/common/version
 LDFLAGS   := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH) -X $(VPKG).BuildUser=crowsnest -X $(VPKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
 export CROWSNEST_CACHE := $(CACHE)
-# The Go toolchain every target builds with, whatever Go is installed: go.mod needs
-# Go 1.27 (Argo CD v3.6's module does), and the go command fetches this toolchain
-# from the module proxy once (into the module cache) when the local Go is older.
-# A go.mod toolchain line alone is not enough: Debian's or a distro's go may be
-# built with GOTOOLCHAIN=local. Keep it in step with go.mod and the Dockerfile.
-export GOTOOLCHAIN := go1.27.3
+# The Go toolchain every target builds with, whatever Go is installed: go.mod's
+# toolchain line (go1.27.3). go.mod needs Go 1.27 (Argo CD v3.6's module does), and
+# the go command fetches this toolchain from the module proxy once (into the module
+# cache) when the local Go is older. The toolchain line alone is not enough: the Go
+# distribution may set GOTOOLCHAIN=local in its go.env (this machine's does). The
+# Dockerfile's builder image follows it by hand.
+export GOTOOLCHAIN := $(shell awk '$$1=="toolchain" {print $$2}' go.mod)
 
 .PHONY: all build demo test check unit fuzz rules chart e2e bench tools lint-tools clean
 

@@ -4,6 +4,8 @@
 # in hack/tools.sh). Kept apart from hack/tools.sh so that make check needs neither
 # root nor the Debian packages nor the end-to-end builds. Silent when in place.
 set -euo pipefail
+# Build with go.mod's toolchain, as the Makefile does, when run on its own.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-$(awk '$1=="toolchain" {print $2}' "$(dirname "$0")/../go.mod")}"
 CACHE="${CROWSNEST_CACHE:-$HOME/.cache/crowsnest}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN"

@@ -8,6 +8,8 @@
 #     own module under test/e2e/tools/ and cached by version in $CROWSNEST_CACHE/bin.
 # Re-runs find everything in place and take a second.
 set -euo pipefail
+# Build with go.mod's toolchain, as the Makefile does, when run on its own.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-$(awk '$1=="toolchain" {print $2}' "$(dirname "$0")/../go.mod")}"
 cd "$(dirname "$0")/.."
 CACHE="${CROWSNEST_CACHE:-$HOME/.cache/crowsnest}"
 BIN="$CACHE/bin"

@@ -381,7 +381,7 @@ type recording struct {
 func recordings(t *testing.T) []recording {
 	t.Helper()
 	out := []recording{{"demo", demo.Recording()}}
-	files, err := filepath.Glob("../../../test/e2e/testdata/*.jsonl")
+	files, err := filepath.Glob("../../../test/e2e/testdata/*/*.jsonl") // one directory per Argo CD line
 	if err != nil || len(files) == 0 {
 		t.Fatalf("find the e2e recordings: %v (%d files)", err, len(files))
 	}
@@ -390,7 +390,7 @@ func recordings(t *testing.T) []recording {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, recording{filepath.Base(f), b})
+		out = append(out, recording{filepath.Base(filepath.Dir(f)) + "/" + filepath.Base(f), b})
 	}
 	return out
 }

@@ -277,6 +277,7 @@ func containsView(views []*model.AppView, key string) bool {
 func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 	u := st.observeWaves(now, t.waveDelay, t.workloads.live)
 	t.gaps.observe(u.gaps, t.waveDelay, t.logger)
+	t.planChildLinks(st, now)
 	if len(u.entered) > 0 {
 		op := st.app.Status.OperationState
 		traceID := model.OperationSeqID(string(st.app.UID), op.StartedAt.Time, st.cur.key.seq)
@@ -310,6 +311,36 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 			// The gauges show the last attempt's: a wave has one value.
 			st.lastWaves = lastAttempt(waves)
 		}
+	}
+}
+
+// planChildLinks notes, when an app-of-apps operation is first seen
+// running, the child Applications it is to sync (those OutOfSync in its
+// status.resources, in their sync waves) as links to its wave spans. Argo CD
+// shows a wave's results only after the wave delay, while a child created
+// in that wave may sync and finish within it: its trace would miss the
+// link. A wave seen touching the child later replaces the planned link
+// with its own.
+func (t *Tracker) planChildLinks(st *appState, now time.Time) {
+	ow, op := st.waves, st.app.Status.OperationState
+	if ow == nil || ow.done || ow.plannedChildren || op == nil || op.Phase.Completed() || dryRun(&op.Operation.Sync) ||
+		len(st.app.Status.Resources) == 0 { // v3 may show the operation before its comparison
+		return
+	}
+	ow.plannedChildren = true
+	var traceID string
+	for _, r := range st.app.Status.Resources {
+		if r.Group != "argoproj.io" || r.Kind != "Application" || r.Status != v1alpha1.SyncStatusCodeOutOfSync {
+			continue
+		}
+		if traceID == "" {
+			traceID = model.OperationSeqID(string(st.app.UID), op.StartedAt.Time, st.cur.key.seq)
+		}
+		key := r.Namespace + "/" + r.Name
+		if c, ok := t.children[key]; ok && !c.at.Before(op.StartedAt.Time) {
+			continue // touched by this operation already
+		}
+		t.children[key] = childLink{at: now, link: model.Link{TraceID: traceID, SpanID: model.SpanID(traceID, model.AttemptWavePath(ow.attempt, string(synccommon.SyncPhaseSync), r.SyncWave))}}
 	}
 }
 

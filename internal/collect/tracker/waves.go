@@ -109,6 +109,9 @@ type operationWaves struct {
 	live     bool
 	observed bool // a snapshot of the operation was seen
 	done     bool
+	// plannedChildren: the child Applications the operation is to sync
+	// were noted (Tracker.planChildLinks), once per attempt.
+	plannedChildren bool
 	// attempt is the current attempt (Argo CD's retryCount when it
 	// began) and floor when it began: no wave of it began before.
 	attempt int64
