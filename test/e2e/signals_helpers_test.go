@@ -30,16 +30,7 @@ const argoCDUser = "admin"
 // hash.
 func newManifestRepo(t *testing.T, dir string, files map[string]string) (url, head string) {
 	t.Helper()
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	run := func(args ...string) string { t.Helper(); return gitIn(t, dir, args...) }
 	run("init", "-q", "-b", "main")
 	run("config", "user.email", "e2e@crowsnest.invalid")
 	run("config", "user.name", "crowsnest e2e")
@@ -55,6 +46,19 @@ func newManifestRepo(t *testing.T, dir string, files map[string]string) (url, he
 	run("add", "-A")
 	run("commit", "-q", "-m", "manifests")
 	return "file://" + dir, run("rev-parse", "HEAD")
+}
+
+// gitIn runs git with args in dir and returns its trimmed output, failing
+// the test if it fails.
+func gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // requestSync asks Argo CD to sync the Application name to revision (a

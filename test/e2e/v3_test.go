@@ -100,16 +100,6 @@ func (s *signalsEnv) pausedAutoSync(ctx context.Context, t *testing.T) {
 func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
 	dir := s.env.Dir("hydrator-git")
 	repoURL, dryHead := newManifestRepo(t, dir, map[string]string{"dry/config.yaml": hydratedConfig("one")})
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
 	// The commit server pushes with the credentials of a write repository
 	// Secret: for a file:// repository, none but the URL.
 	if _, err := s.kas.Kubernetes().CoreV1().Secrets(argoCDNamespace).Create(ctx, &corev1.Secret{
@@ -155,8 +145,8 @@ func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "dry", "config.yaml"), []byte(hydratedConfig("two")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git("commit", "-qam", "dry: two")
-	dryHead = git("rev-parse", "HEAD")
+	gitIn(t, dir, "commit", "-qam", "dry: two")
+	dryHead = gitIn(t, dir, "rev-parse", "HEAD")
 	eventually(t, signalTimeout, func() error { return hydrated(dryHead, 2) })
 
 	// A dry path that does not exist fails the hydration: a failure, and
