@@ -38,11 +38,12 @@ const agreementInterval = time.Minute
 // app's AppState. Every other alert must have a Check and is checked.
 func agreementSkipped() map[string]string {
 	return map[string]string{
-		"CrowsnestDeletionStuck":  "judges the time elapsed since the Application's deletionTimestamp (time() - crowsnest_app_deletion_timestamp_seconds); AppState carries only whether the app is deleting, not since when",
-		"CrowsnestSyncSlow":       "histogram-based: compares the last sync's duration with the day's p90 (rate, histogram_quantile) of its project and env",
-		"CrowsnestPolicyViolated": "reads crowsnest_app_policy_violation, which crowsnest computes from the env's configured policies; AppState does not carry them",
-		"CrowsnestDown":           "judges Prometheus's scrape of crowsnest (up), not an app",
-		"CrowsnestWatchStale":     "judges crowsnest's source (fleet-wide), not an app",
+		"CrowsnestDeletionStuck":    "judges the time elapsed since the Application's deletionTimestamp (time() - crowsnest_app_deletion_timestamp_seconds); AppState carries only whether the app is deleting, not since when",
+		"CrowsnestHydrationLagging": "judges the time elapsed since the hydrated branch began to lag (time() - crowsnest_app_hydration_lagging_since_timestamp_seconds); AppState does not carry the Source Hydrator",
+		"CrowsnestSyncSlow":         "histogram-based: compares the last sync's duration with the day's p90 (rate, histogram_quantile) of its project and env",
+		"CrowsnestPolicyViolated":   "reads crowsnest_app_policy_violation, which crowsnest computes from the env's configured policies; AppState does not carry them",
+		"CrowsnestDown":             "judges Prometheus's scrape of crowsnest (up), not an app",
+		"CrowsnestWatchStale":       "judges crowsnest's source (fleet-wide), not an app",
 	}
 }
 

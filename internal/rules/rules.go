@@ -201,6 +201,24 @@ func Alerts() []Alert {
 			// which AppState does not carry.
 		},
 		{
+			// No false page from what else makes it true: a deleting app is
+			// dropped (notDeleting); two replicas aggregate to one alert;
+			// terminations, dry runs and sync windows concern syncs, not
+			// hydration; a retried failure keeps the lag running (it is
+			// the lag's start, not the current operation's).
+			Name: "CrowsnestHydrationLagging",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (time() - ` + selector("crowsnest_app_hydration_lagging_since_timestamp_seconds", m) + `) > 1800` + notDeleting(m)
+			},
+			For:      5 * time.Minute,
+			Variants: []Variant{{AllEnvs, Warning}},
+			Summary:  "Argo CD Source Hydrator behind the dry source for 30 minutes",
+			Description: "The hydrated branch of " + appDescription + " has lagged its dry source for more than 30 minutes: hydration fails or hangs," +
+				" so new commits do not reach the cluster while the app still shows Synced (to the last hydrated commit).",
+			// No Check: it judges time since the lag began, which
+			// AppState does not carry.
+		},
+		{
 			Name: "CrowsnestSyncSlow",
 			Expr: func(m string) string {
 				return `(max by (` + identity + `) (crowsnest_app_last_sync_duration_seconds{` + strings.TrimPrefix(m, ",") + `})` +

@@ -233,6 +233,23 @@ func promtoolCases() []promtoolCase {
 				{"16m", "CrowsnestDriftNotHealed", []map[string]string{want("dev-frontend", "dev", "warning")}},
 			},
 		},
+		{ // a Source Hydrator failing (retried, failing again) or hanging for half an hour; a quick one and a deleting app do not page
+			series: []series{
+				// Failing since t=0 (the lag's start stays across retries).
+				{app("crowsnest_app_hydration_lagging_since_timestamp_seconds", "prod-backend", "prod"), "0x40"},
+				{replica2(app("crowsnest_app_hydration_lagging_since_timestamp_seconds", "prod-backend", "prod")), "0x40"},
+				// Behind for ten minutes, then hydrated: no lag series.
+				{app("crowsnest_app_hydration_lagging_since_timestamp_seconds", "dev-backend", "dev"), "0x10 stale"},
+				// Lagging while its Application is being deleted.
+				{app("crowsnest_app_hydration_lagging_since_timestamp_seconds", "stage-backend", "stage"), "0x40"},
+				{app("crowsnest_app_deletion_timestamp_seconds", "stage-backend", "stage"), "0x40"},
+			},
+			checks: []check{
+				{"30m", "CrowsnestHydrationLagging", nil},
+				{"35m", "CrowsnestHydrationLagging", nil},
+				{"36m", "CrowsnestHydrationLagging", []map[string]string{want("prod-backend", "prod", "warning")}},
+			},
+		},
 		{ // a sync running for half an hour
 			series: []series{
 				{app("crowsnest_app_operation_phase", "prod-backend", "prod", "phase", "Running"), "1x40"},
