@@ -95,8 +95,8 @@ func (s *signalsEnv) pausedAutoSync(ctx context.Context, t *testing.T) {
 // hydrator: an app whose manifests Argo CD's Source Hydrator renders from a
 // dry source into a branch of the same repository (pushed by the real
 // commit server) shows the hydration's phase, its SHAs (checked against
-// git), each hydration counted once, and a failed one as a failure with a
-// lag that lasts until the next success.
+// git), each hydration counted once, and failed ones, as many as the
+// controller logged, with a lag that lasts until the next success.
 func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
 	dir := s.env.Dir("hydrator-git")
 	repoURL, dryHead := newManifestRepo(t, dir, map[string]string{"dry/config.yaml": hydratedConfig("one")})
@@ -162,16 +162,25 @@ func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
 		return err
 	})
 	eventually(t, signalTimeout, func() error {
+		// The controller may fail it more than once (it hydrates again
+		// when asked to refresh): its log says how often.
+		failures, err := s.hydrationFailures(appHydrated)
+		if err != nil {
+			return err
+		}
+		if failures == 0 {
+			return fmt.Errorf("the controller has not failed to hydrate %s yet", appHydrated)
+		}
 		m, err := s.cn.Scrape()
 		if err != nil {
 			return err
 		}
 		if err := expectOn(m, appHydrated, []sampleWant{
 			{"crowsnest_app_hydration_phase", []string{"phase", "Failed"}, 1},
-			{"crowsnest_app_hydrations_total", []string{"result", "Failed"}, 1},
+			{"crowsnest_app_hydrations_total", []string{"result", "Failed"}, float64(failures)},
 			{"crowsnest_app_hydrations_total", []string{"result", "Hydrated"}, 2},
 		}); err != nil {
-			return err
+			return fmt.Errorf("the controller logged %d failures: %w", failures, err)
 		}
 		since, err := m.Value("crowsnest_app_hydration_lagging_since_timestamp_seconds", "name", appHydrated)
 		if err != nil {
@@ -182,6 +191,25 @@ func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// hydrationFailures counts the hydrate operations of app name the
+// application controller ended Failed: it logs each one once, at error
+// level, as it sets the app's hydrator error ("failed to hydrate app", or
+// "failed to validate hydration app" before it renders anything).
+func (s *signalsEnv) hydrationFailures(name string) (int, error) {
+	b, err := os.ReadFile(s.argo.Controller.LogPath)
+	if err != nil {
+		return 0, fmt.Errorf("read the controller's log: %w", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"application":"`+name+`"`) &&
+			(strings.Contains(line, `"msg":"failed to hydrate app`) || strings.Contains(line, `"msg":"failed to validate hydration app`)) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // hydratedConfig is the dry source of appHydrated: one ConfigMap.
