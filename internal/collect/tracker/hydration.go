@@ -51,9 +51,10 @@ func (t *Tracker) observeHydration(st *appState, facts factLog) {
 		h = &hydrationState{}
 		st.hydration = h
 	}
+	first := !h.seen
+	h.seen = true
 	op := app.Status.SourceHydrator.CurrentOperation
 	if op == nil {
-		h.seen = true
 		return
 	}
 	phase := op.Phase
@@ -64,21 +65,19 @@ func (t *Tracker) observeHydration(st *appState, facts factLog) {
 	}
 	finished := phase == v1alpha1.HydrateOperationPhaseHydrated || phase == v1alpha1.HydrateOperationPhaseFailed
 	if !finished || op.FinishedAt == nil {
-		h.seen = true
 		h.running = phase == v1alpha1.HydrateOperationPhaseHydrating
 		return
 	}
+	took := max(op.FinishedAt.Sub(op.StartedAt.Time), 0)
 	if phase == v1alpha1.HydrateOperationPhaseHydrated {
-		h.lastDuration, h.hasDuration = max(op.FinishedAt.Sub(op.StartedAt.Time), 0), true
+		h.lastDuration, h.hasDuration = took, true
 	}
 	key := hydrationKey{op.StartedAt.Unix(), op.FinishedAt.Unix(), phase}
 	if key == h.last && !h.running {
-		h.seen = true
 		return
 	}
 	h.last, h.running = key, false
-	if !h.seen {
-		h.seen = true
+	if first {
 		return
 	}
 	for i, r := range model.HydrationResults() {
@@ -87,8 +86,7 @@ func (t *Tracker) observeHydration(st *appState, facts factLog) {
 		}
 	}
 	facts.add(model.FactHydrationFinished, op.FinishedAt.Time, "", "result", string(phase),
-		"dry_sha", op.DrySHA, "hydrated_sha", op.HydratedSHA,
-		"duration_seconds", max(op.FinishedAt.Sub(op.StartedAt.Time), 0).Seconds(), "message", op.Message)
+		"dry_sha", op.DrySHA, "hydrated_sha", op.HydratedSHA, "duration_seconds", took.Seconds(), "message", op.Message)
 }
 
 // hydrationView is the published form of h for app; nil without a source
