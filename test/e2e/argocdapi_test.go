@@ -166,7 +166,26 @@ func (s *scenarioEnv) argoCDAPISource(ctx context.Context, t *testing.T) {
 		if got := m.Find("crowsnest_app_info", "name", doomed.Name); len(got) != 0 {
 			return fmt.Errorf("%s still has series after the reconnect: %v", doomed.Name, got)
 		}
-		return m.Expect(1, "crowsnest_source_reconciled_apps_total", "source", "argocd-api", "action", "deleted")
+		// At least the doomed app: an app deleted just before argocd-server
+		// first started may still have been in its first list (seen with
+		// v3.6.1). That nothing else was dropped, and nothing is left, the
+		// comparison with the Kubernetes source below shows.
+		if n, err := m.Value("crowsnest_source_reconciled_apps_total", "source", "argocd-api", "action", "deleted"); err != nil || n < 1 {
+			return fmt.Errorf("reconciled deletions %v (%v), want at least 1", n, err)
+		}
+		return nil
 	})
 	t.Logf("the app deleted while argocd-server was down lost its series %v after argocd-server was started again", took.Round(time.Second))
+	eventually(t, scenarioTimeout, func() (err error) {
+		if want, err = stateLines(s.cn); err != nil {
+			return err
+		}
+		if got, err = stateLines(api); err != nil {
+			return err
+		}
+		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			return fmt.Errorf("after the reconnect the API source serves %d state series, the Kubernetes source %d, and they differ", len(got), len(want))
+		}
+		return nil
+	})
 }
