@@ -107,23 +107,15 @@ func (s *scenarioEnv) argoCDAPISource(ctx context.Context, t *testing.T) {
 	cfg := filepath.Join(s.env.Dir("crowsnest"), "crowsnest.yml")
 	api := s.env.StartCrowsnest("", "--source=argocd-api", "--argocd.server="+addr, "--argocd.plaintext",
 		"--argocd.token-file="+tokenFile, "--config.file="+cfg, "--workloads.kinds=")
-	var want, got []string
+	var n int
 	took := eventually(t, scenarioTimeout, func() (err error) {
 		if err := api.ExpectStatus("/readyz", 200); err != nil {
 			return err
 		}
-		if want, err = stateLines(s.cn); err != nil {
-			return err
-		}
-		if got, err = stateLines(api); err != nil {
-			return err
-		}
-		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
-			return fmt.Errorf("the API source serves %d state series, the Kubernetes source %d, and they differ", len(got), len(want))
-		}
-		return nil
+		n, err = sameStateSeries(api, s.cn)
+		return err
 	})
-	t.Logf("the Argo CD API source serves the same %d state series as the Kubernetes source, %v after start", len(got), took.Round(time.Second))
+	t.Logf("the Argo CD API source serves the same %d state series as the Kubernetes source, %v after start", n, took.Round(time.Second))
 	if strings.Contains(api.LogTail(500), token) {
 		t.Error("the token appears in crowsnest's log")
 	}
@@ -176,16 +168,25 @@ func (s *scenarioEnv) argoCDAPISource(ctx context.Context, t *testing.T) {
 		return nil
 	})
 	t.Logf("the app deleted while argocd-server was down lost its series %v after argocd-server was started again", took.Round(time.Second))
-	eventually(t, scenarioTimeout, func() (err error) {
-		if want, err = stateLines(s.cn); err != nil {
-			return err
-		}
-		if got, err = stateLines(api); err != nil {
-			return err
-		}
-		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
-			return fmt.Errorf("after the reconnect the API source serves %d state series, the Kubernetes source %d, and they differ", len(got), len(want))
-		}
-		return nil
+	eventually(t, scenarioTimeout, func() error {
+		_, err := sameStateSeries(api, s.cn)
+		return err
 	})
+}
+
+// sameStateSeries checks that the API source api serves exactly the state
+// series (stateLines) of the Kubernetes source kube, and returns how many.
+func sameStateSeries(api, kube *Crowsnest) (int, error) {
+	want, err := stateLines(kube)
+	if err != nil {
+		return 0, err
+	}
+	got, err := stateLines(api)
+	if err != nil {
+		return 0, err
+	}
+	if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		return 0, fmt.Errorf("the API source serves %d state series, the Kubernetes source %d, and they differ", len(got), len(want))
+	}
+	return len(got), nil
 }
