@@ -117,6 +117,31 @@ type AppView struct {
 	// finished: the newest of the sync history and the successful
 	// operation states seen. Zero if none.
 	LastSuccessful time.Time
+	// Deployments counts the app's deployments by result (see
+	// DeploymentResults); ChangeFailures its failed changes by reason
+	// (see FailureReasons).
+	Deployments    [NumDeploymentResults]uint64
+	ChangeFailures [NumFailureReasons]uint64
+	// LastDeployment is when the last successful deployment or rollback
+	// crowsnest saw finished; zero if none.
+	LastDeployment time.Time
+	// Progress is where the running operation is; nil when none runs.
+	Progress *SyncProgress
+}
+
+// SyncProgress is where a running sync operation is, and when it is
+// expected to finish.
+type SyncProgress struct {
+	// Phase and Wave are those of the wave running now; Phase is empty
+	// before the first wave was seen.
+	Phase string
+	Wave  int64
+	// RemainingWaves are the waves expected after the current one, and
+	// ExpectedFinish when the operation is expected to finish, from the
+	// durations of the app's last successful syncs' waves (the median of
+	// each); zero when the app has no such sync yet.
+	RemainingWaves int
+	ExpectedFinish time.Time
 }
 
 // Key returns the app's key.

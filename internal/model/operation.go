@@ -54,6 +54,16 @@ type Operation struct {
 	// Parent is the wave span of the app-of-apps operation that created
 	// or changed this Application just before this operation, if any.
 	Parent *Link
+	// Deployment is set when the operation is a deployment (see
+	// Deployment): it changed the revisions the app runs.
+	Deployment *Deployment
+	// Commit is the deployed commit's metadata, when crowsnest had it at
+	// hand as the operation finished; nil otherwise.
+	Commit *Commit
+	// PredictedFinish is the finish crowsnest predicted from the app's
+	// past waves when it first saw the operation run; zero when it had no
+	// history to predict from.
+	PredictedFinish time.Time
 }
 
 // RevisionText is the revision for one-line displays: Revision, else the

@@ -312,6 +312,66 @@ func appFamilies() []family {
 				emit(float64(v.DryRuns))
 			},
 		},
+		{
+			name: "crowsnest_app_deployments_total",
+			help: "Deployments of the Application that crowsnest saw finish, by result: a deployment is a sync (not a dry run) that changed the revisions the app runs. succeeded; failed (the sync failed or errored; the same revisions failing again count once); rolled_back (a successful sync back to revisions the app ran before the previous deployment). Self-heal and re-syncs of the same revisions are none.",
+			typ:  typeCounter,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for i, r := range model.DeploymentResults() {
+					emit(float64(v.Deployments[i]), "result", r)
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_change_failures_total",
+			help: "Deployments of the Application counted as failed changes, by reason: sync_failed (its sync failed), degraded (the app turned Degraded within --deployments.failure-window after it), rolled_back (a later rollback undid it). Each deployment counts at most once.",
+			typ:  typeCounter,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				for i, r := range model.FailureReasons() {
+					emit(float64(v.ChangeFailures[i]), "reason", r)
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_last_deployment_timestamp_seconds",
+			help: "When the last successful deployment (or rollback) of the Application that crowsnest saw finished, Unix seconds. Absent before the first.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if !v.LastDeployment.IsZero() {
+					emit(unixSeconds(v.LastDeployment))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_sync_current_wave",
+			help: "The sync wave the Application's running operation is in, with its phase; absent when no operation runs (or before its first wave shows).",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if p := v.Progress; p != nil && p.Phase != "" && p.Wave != model.UnknownWave {
+					emit(float64(p.Wave), "phase", p.Phase)
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_sync_remaining_waves",
+			help: "Waves the Application's running operation is expected to run after the current one, from the waves of its last successful syncs; absent when no operation runs or the app has no such sync yet.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if p := v.Progress; p != nil && !p.ExpectedFinish.IsZero() {
+					emit(float64(p.RemainingWaves))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_sync_expected_finish_timestamp_seconds",
+			help: "When the Application's running operation is expected to finish, Unix seconds: each wave still to run takes the median of its durations in the app's last 5 successful syncs watched whole. ETA: the value minus time(). Absent when no operation runs or the app has no such sync yet.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if p := v.Progress; p != nil && !p.ExpectedFinish.IsZero() {
+					emit(unixSeconds(p.ExpectedFinish))
+				}
+			},
+		},
 	}
 }
 

@@ -63,6 +63,8 @@ type Subscribers struct {
 	Views      []ViewSubscriber
 	Operations []OperationSubscriber
 	Facts      []FactSubscriber
+	// Deployments receive what the tracker decides about deployments.
+	Deployments []DeploymentSubscriber
 }
 
 // DefaultWaveDelay is Argo CD's default delay after a sync wave.
@@ -75,7 +77,10 @@ type Tracker struct {
 	// waveDelay is Argo CD's delay after each wave
 	// (ARGOCD_SYNC_WAVE_DELAY), to tell when a wave began.
 	waveDelay time.Duration
-	logger    *slog.Logger
+	// failureWindow: an app turning Degraded this long after a
+	// deployment makes it a failed change.
+	failureWindow time.Duration
+	logger        *slog.Logger
 
 	// publishMu orders publications: taken before mu is released, so
 	// what one call decided reaches subscribers before what the next
@@ -110,7 +115,8 @@ type childLink struct {
 type appState struct {
 	uid        types.UID
 	app        *v1alpha1.Application
-	env        string // the app's env, as of the last event or reload
+	seenAt     time.Time // when the last event of the app was seen
+	env        string    // the app's env, as of the last event or reload
 	driftSince time.Time
 	syncs      [model.NumResults]uint64
 	// seen holds the operations already counted, or finished before
@@ -146,13 +152,19 @@ type appState struct {
 	held bool
 	// hydration follows the app's Source Hydrator; nil without one.
 	hydration *hydrationState
+	// deploy follows the app's deployments; history keeps its last
+	// successful syncs' waves, predicted the first expected finish of
+	// the running operation.
+	deploy    deployState
+	history   waveHistory
+	predicted prediction
 }
 
 // New returns a tracker that classifies apps with classifier and publishes
 // to subs.
 func New(classifier Classifier, subs Subscribers, logger *slog.Logger) *Tracker {
 	return &Tracker{
-		subs: subs, classifier: classifier, logger: logger, waveDelay: DefaultWaveDelay,
+		subs: subs, classifier: classifier, logger: logger, waveDelay: DefaultWaveDelay, failureWindow: DefaultFailureWindow,
 		apps: map[string]*appState{}, children: map[string]childLink{}, workloads: newWorkloadIndex(),
 		projects: map[string]*v1alpha1.AppProject{}, badWindows: map[string]bool{},
 	}
@@ -173,6 +185,7 @@ type outbox struct {
 	deleted []string
 	ops     []*model.Operation
 	facts   []*model.Fact
+	notices []*model.DeploymentNotice
 }
 
 // unlockAndPublish releases mu and hands out's contents to the
@@ -189,6 +202,11 @@ func (t *Tracker) unlockAndPublish(out *outbox) {
 	for _, op := range out.ops {
 		for _, s := range t.subs.Operations {
 			s.Finished(op)
+		}
+	}
+	for _, n := range out.notices {
+		for _, s := range t.subs.Deployments {
+			s.Deployment(n)
 		}
 	}
 	for _, k := range out.deleted {
@@ -237,6 +255,7 @@ func (t *Tracker) Handle(e model.Event) {
 		defer t.viewsOfName(e.App.Name, &out) // runs before the publication
 	}
 	st.app = e.App
+	st.seenAt = e.Time
 	st.env = t.classifier.Env(e.App)
 	facts := factLog{out: &out, app: key, project: e.App.Spec.Project, env: st.env}
 	t.observeDrift(st, e, facts)
@@ -249,6 +268,7 @@ func (t *Tracker) Handle(e model.Event) {
 	t.observeWindow(st)
 	t.observeHydration(st, facts)
 	t.countOperations(st, facts, &out)
+	t.observeDeployment(st, e.Time, facts, &out)
 	out.views = append(out.views, t.view(key, st))
 }
 
@@ -310,6 +330,9 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 		if waves := st.waves.timedWaves(); waves != nil {
 			// The gauges show the last attempt's: a wave has one value.
 			st.lastWaves = lastAttempt(waves)
+			if op := st.app.Status.OperationState; op.Phase == synccommon.OperationSucceeded && op.FinishedAt != nil {
+				st.history.record(st.lastWaves, op.FinishedAt.Time)
+			}
 		}
 	}
 }
@@ -371,10 +394,13 @@ func (t *Tracker) SetClassifier(c Classifier) {
 
 // view assembles the app's view for the subscribers.
 func (t *Tracker) view(key string, st *appState) *model.AppView {
-	v := &model.AppView{App: st.app, Env: st.env, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
+	v := &model.AppView{Deployments: st.deploy.counts, ChangeFailures: st.deploy.failures, Progress: st.progress(st.seenAt), App: st.app, Env: st.env, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
 		Workloads: t.workloads.of(st.app.Namespace, st.app.Name), Phase: st.phase, PendingSince: st.pendingSince,
 		LastFinished: st.lastFinished, DryRuns: st.dryRuns, LastSuccessful: st.lastSuccessful,
 		HeldByWindow: st.held, Hydration: hydrationView(st.app, st.hydration)}
+	if d := st.deploy.last; d != nil {
+		v.LastDeployment = d.FinishedAt
+	}
 	if pc, ok := t.classifier.(PolicyChecker); ok {
 		v.Policies = pc.CheckPolicies(st.app, st.env)
 	}
@@ -640,6 +666,10 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 	}
 	st.syncs[i]++
 	o := t.operation(st, op)
+	t.deployment(st, op, o, facts, out)
+	if p := st.predicted; p.key == key && !p.at.IsZero() {
+		o.PredictedFinish = p.at
+	}
 	facts.add(model.FactSyncFinished, op.finished, o.TraceID(), "result", op.result,
 		"revision", o.RevisionText(), "duration_seconds", op.finished.Sub(op.started).Seconds())
 	out.ops = append(out.ops, o)

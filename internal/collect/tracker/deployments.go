@@ -1,0 +1,222 @@
+package tracker
+
+import (
+	"time"
+
+	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+
+	"github.com/crowsnest/crowsnest/internal/model"
+)
+
+// DeploymentSubscriber receives what the tracker decides about deployments
+// (see model.Deployment), in order. It must not block.
+type DeploymentSubscriber interface {
+	Deployment(n *model.DeploymentNotice)
+}
+
+// DefaultFailureWindow is how long after a deployment an app turning
+// Degraded makes it a failed change.
+const DefaultFailureWindow = time.Hour
+
+// SetFailureWindow sets how long after a deployment an app turning Degraded
+// makes the deployment a failed change. Call it before the first event.
+func (t *Tracker) SetFailureWindow(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failureWindow = d
+}
+
+// deployState is what the tracker remembers of an app's deployments. It
+// lives in memory: after a restart the revisions deployed before come from
+// the sync history, but a failure window or a failure still open then is
+// forgotten.
+type deployState struct {
+	counts   [model.NumDeploymentResults]uint64
+	failures [model.NumFailureReasons]uint64
+	// last is the last successful deployment (or rollback) crowsnest saw
+	// finish; lastFailed says it was counted as a failed change,
+	// lastHealthy that its first Healthy was noticed.
+	last                    *model.Deployment
+	lastFailed, lastHealthy bool
+	// lastRevisions are the revisions last deployed, for apps whose sync
+	// history does not show them.
+	lastRevisions string
+	// failedRevisions are the revisions of the last failed deployment:
+	// trying them again is no new deployment.
+	failedRevisions string
+	// health is the app's last health; degradedAt when it last turned
+	// Degraded.
+	health     health.HealthStatusCode
+	degradedAt time.Time
+	// onset is when the open failed change began (zero: none is open).
+	onset time.Time
+}
+
+// deployment decides whether the counted operation o is a deployment and
+// what it did: it sets o.Deployment, counts it, and notes the notices and
+// facts it implies. A dry run never comes here.
+func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, facts factLog, out *outbox) {
+	ds := &st.deploy
+	revs := model.JoinRevisions(op.revision, op.revisions)
+	if revs == "" || op.result == model.ResultTerminated {
+		return // nothing to compare, or a person stopped it
+	}
+	prev, prevRevs, found, rollback := previousSync(st.app.Status.History, op.started.Unix(), revs)
+	prevText := model.JoinRevisions(prev, prevRevs)
+	if !found {
+		prevText = ds.lastRevisions
+		prev, prevRevs = prevText, nil
+	}
+	if revs == prevText {
+		return // drift repair, or a re-sync of what runs
+	}
+	d := &model.Deployment{
+		UID: o.UID, Namespace: o.Namespace, Name: o.Name, Project: o.Project, Env: o.Env,
+		Revision: op.revision, Revisions: op.revisions, PreviousRevision: prev, PreviousRevisions: prevRevs,
+		Changed:   changedSources(&st.app.Spec, op.revision, op.revisions, prev, prevRevs),
+		Initiator: op.initiator, StartedAt: op.started, FinishedAt: op.finished, TraceID: o.TraceID(),
+	}
+	if op.result != model.ResultSucceeded {
+		if revs == ds.failedRevisions {
+			return // the same change tried again: one failed deployment
+		}
+		ds.failedRevisions = revs
+		d.Result = model.DeploymentFailed
+		t.countDeployment(st, d, o, facts, out)
+		t.changeFailed(st, d, model.FailureSyncFailed, op.finished, op.finished, facts, out)
+		return
+	}
+	d.Result = model.DeploymentSucceeded
+	if rollback {
+		d.Result = model.DeploymentRolledBack
+		if ds.last != nil && !ds.lastFailed && model.JoinRevisions(ds.last.Revision, ds.last.Revisions) == prevText {
+			// The rollback undoes the deployment before it.
+			t.changeFailed(st, ds.last, model.FailureRolledBack, ds.last.FinishedAt, op.finished, facts, out)
+		}
+	}
+	ds.failedRevisions = ""
+	ds.lastRevisions = revs
+	ds.last, ds.lastFailed, ds.lastHealthy = d, false, false
+	t.countDeployment(st, d, o, facts, out)
+}
+
+// countDeployment counts d and hands it on.
+func (t *Tracker) countDeployment(st *appState, d *model.Deployment, o *model.Operation, facts factLog, out *outbox) {
+	for i, r := range model.DeploymentResults() {
+		if r == d.Result {
+			st.deploy.counts[i]++
+		}
+	}
+	o.Deployment = d
+	out.notices = append(out.notices, &model.DeploymentNotice{Kind: model.NoticeDeployed, Time: d.FinishedAt, Deployment: d})
+}
+
+// changeFailed counts d as a failed change for reason, the failure having
+// begun at onset (unless one is open already), decided at now.
+func (t *Tracker) changeFailed(st *appState, d *model.Deployment, reason string, onset, now time.Time, facts factLog, out *outbox) {
+	ds := &st.deploy
+	for i, r := range model.FailureReasons() {
+		if r == reason {
+			ds.failures[i]++
+		}
+	}
+	if d == ds.last {
+		ds.lastFailed = true
+	}
+	if ds.onset.IsZero() {
+		ds.onset = onset
+	}
+	facts.add(model.FactChangeFailed, now, d.TraceID, "reason", reason, "revision", d.RevisionText(), "result", d.Result)
+	out.notices = append(out.notices, &model.DeploymentNotice{Kind: model.NoticeChangeFailed, Time: now, Deployment: d, Reason: reason})
+}
+
+// observeDeployment follows the app's health after its last deployment: its
+// first Healthy, its turning Degraded within the failure window (a failed
+// change), and the end of an open failure (recovery): the app Synced and
+// Healthy on a successful operation. After a rollback the app stays
+// OutOfSync (its source still points at the change rolled back), so
+// Healthy on the rollback is a recovery.
+func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, out *outbox) {
+	ds := &st.deploy
+	h := st.app.Status.Health.Status
+	if h == health.HealthStatusDegraded && ds.health != health.HealthStatusDegraded {
+		ds.degradedAt = now
+	}
+	ds.health = h
+	d := ds.last
+	if d == nil {
+		return
+	}
+	if h == health.HealthStatusHealthy && !ds.lastHealthy {
+		ds.lastHealthy = true
+		facts.add(model.FactDeploymentHealthy, now, d.TraceID, "revision", d.RevisionText(), "after_finish_seconds", max(now.Sub(d.FinishedAt), 0).Seconds())
+		out.notices = append(out.notices, &model.DeploymentNotice{Kind: model.NoticeHealthy, Time: now, Deployment: d})
+	}
+	if h == health.HealthStatusDegraded && !ds.lastFailed && !ds.degradedAt.Before(d.StartedAt.Truncate(time.Second)) &&
+		ds.degradedAt.Sub(d.FinishedAt) <= t.failureWindow {
+		t.changeFailed(st, d, model.FailureDegraded, ds.degradedAt, now, facts, out)
+	}
+	synced := st.app.Status.Sync.Status == v1alpha1.SyncStatusCodeSynced || d.Result == model.DeploymentRolledBack
+	if !ds.onset.IsZero() && h == health.HealthStatusHealthy && synced && st.lastRealPhase == model.ResultSucceeded {
+		onset := ds.onset
+		ds.onset = time.Time{}
+		facts.add(model.FactDeploymentRecovered, now, d.TraceID, "revision", d.RevisionText(), "recovery_seconds", max(now.Sub(onset), 0).Seconds())
+		out.notices = append(out.notices, &model.DeploymentNotice{Kind: model.NoticeRecovered, Time: now, Deployment: d, Onset: onset})
+	}
+}
+
+// previousSync finds, in the app's sync history, the last successful sync
+// that started before start (Unix seconds): what ran when the operation
+// began. rollback: revs (the operation's, joined) differ from it but are
+// those of an earlier sync in the history.
+func previousSync(history v1alpha1.RevisionHistories, start int64, revs string) (rev string, revisions []string, found, rollback bool) {
+	i := len(history) - 1
+	for ; i >= 0; i-- {
+		h := &history[i]
+		if h.DeployStartedAt != nil && h.DeployStartedAt.Unix() < start || h.DeployStartedAt == nil && h.DeployedAt.Unix() < start {
+			break
+		}
+	}
+	if i < 0 {
+		return "", nil, false, false
+	}
+	rev, revisions = history[i].Revision, history[i].Revisions
+	prev := model.JoinRevisions(rev, revisions)
+	if prev == revs {
+		return rev, revisions, true, false
+	}
+	for j := i - 1; j >= 0; j-- {
+		if model.JoinRevisions(history[j].Revision, history[j].Revisions) == revs {
+			return rev, revisions, true, true
+		}
+	}
+	return rev, revisions, true, false
+}
+
+// changedSources are the sources whose revision a deployment changed: the
+// single source, or each source of a multi-source app whose revision
+// differs from the one before.
+func changedSources(spec *v1alpha1.ApplicationSpec, rev string, revs []string, prev string, prevRevs []string) []model.DeploymentSource {
+	sources := spec.GetSources()
+	source := func(i int, r string) model.DeploymentSource {
+		s := model.DeploymentSource{Index: i, Revision: r}
+		if i < len(sources) {
+			s.RepoURL, s.Chart = sources[i].RepoURL, sources[i].Chart
+		}
+		return s
+	}
+	if len(revs) == 0 {
+		if rev == prev {
+			return nil
+		}
+		return []model.DeploymentSource{source(0, rev)}
+	}
+	var out []model.DeploymentSource
+	for i, r := range revs {
+		if i >= len(prevRevs) || prevRevs[i] != r {
+			out = append(out, source(i, r))
+		}
+	}
+	return out
+}

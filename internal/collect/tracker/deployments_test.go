@@ -1,0 +1,353 @@
+package tracker
+
+import (
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
+	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	"github.com/prometheus/common/promslog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
+	"github.com/crowsnest/crowsnest/internal/model"
+)
+
+// noticesSeen records the deployment notices.
+type noticesSeen struct{ list []model.DeploymentNotice }
+
+func (n *noticesSeen) Deployment(d *model.DeploymentNotice) { n.list = append(n.list, *d) }
+
+func (n *noticesSeen) kinds() (out []string) {
+	for _, d := range n.list {
+		k := d.Kind
+		if d.Reason != "" {
+			k += "/" + d.Reason
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// argoSim writes what Argo CD's controller writes for one app: operations
+// that run and finish, the sync history of successful ones, health and
+// sync status.
+type argoSim struct {
+	t       *testing.T
+	tr      *Tracker
+	s       *exposition.Store
+	notices *noticesSeen
+	ops     *opsSeen
+	now     time.Duration
+	app     *v1alpha1.Application
+	// message is the next operation's final message.
+	message string
+}
+
+type opsSeen struct{ list []*model.Operation }
+
+func (o *opsSeen) Finished(op *model.Operation) { o.list = append(o.list, op) }
+
+func newArgoSim(t *testing.T, mutate ...func(*v1alpha1.Application)) *argoSim {
+	notices, ops := &noticesSeen{}, &opsSeen{}
+	s := exposition.NewStore(false)
+	tr := New(envByLabel{}, Subscribers{Views: []ViewSubscriber{s}, Operations: []OperationSubscriber{ops}, Deployments: []DeploymentSubscriber{notices}}, promslog.NewNopLogger())
+	a := newApp(append([]func(*v1alpha1.Application){func(a *v1alpha1.Application) {
+		a.Status.Health.Status = health.HealthStatusHealthy
+		a.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
+	}}, mutate...)...)
+	sim := &argoSim{t: t, tr: tr, s: s, notices: notices, ops: ops, app: a}
+	sim.observe(0)
+	return sim
+}
+
+// observe advances the clock by d and shows the app to the tracker.
+func (g *argoSim) observe(d time.Duration) {
+	g.now += d
+	g.tr.Handle(model.Event{Type: model.Modified, Time: at(g.now), App: g.app.DeepCopy()})
+}
+
+func (g *argoSim) health(h health.HealthStatusCode, d time.Duration) {
+	g.app.Status.Health.Status = h
+	g.observe(d)
+}
+
+// sync runs one operation to revisions (one per source for a
+// multi-source app) by initiator, seen running then finished in phase
+// after 10 s; a successful real one joins the history.
+func (g *argoSim) sync(phase synccommon.OperationPhase, dry bool, initiator string, revisions ...string) {
+	start := at(g.now + time.Second).Truncate(time.Second)
+	by := v1alpha1.OperationInitiator{Username: initiator, Automated: initiator == "automated"}
+	op := &v1alpha1.OperationState{
+		Operation: v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{DryRun: dry}, InitiatedBy: by},
+		Phase:     synccommon.OperationRunning, StartedAt: metav1.NewTime(start),
+	}
+	g.app.Status.OperationState = op
+	g.observe(2 * time.Second)
+	op = op.DeepCopy()
+	op.Phase = phase
+	op.Message = g.message
+	op.FinishedAt = mtime(start.Add(10 * time.Second))
+	op.SyncResult = &v1alpha1.SyncOperationResult{}
+	if len(revisions) == 1 {
+		op.SyncResult.Revision = revisions[0]
+	} else {
+		op.SyncResult.Revisions = revisions
+	}
+	g.app.Status.OperationState = op
+	if phase == synccommon.OperationSucceeded && !dry {
+		g.app.Status.History = append(g.app.Status.History, v1alpha1.RevisionHistory{
+			ID: int64(len(g.app.Status.History)), Revision: op.SyncResult.Revision, Revisions: op.SyncResult.Revisions,
+			DeployStartedAt: mtime(start), DeployedAt: *op.FinishedAt, InitiatedBy: by,
+		})
+	}
+	g.observe(10 * time.Second)
+}
+
+func (g *argoSim) counter(metric, label, value string) float64 {
+	g.t.Helper()
+	v, ok := value2(g.t, g.s, metric, label, value)
+	if !ok {
+		g.t.Fatalf("no %s{%s=%q}", metric, label, value)
+	}
+	return v
+}
+
+func value2(t *testing.T, s *exposition.Store, metric, label, v string) (float64, bool) {
+	t.Helper()
+	return value(t, s, metric, "name", "web", label, v)
+}
+
+func (g *argoSim) wantCounts(step string, deployments map[string]float64, failures map[string]float64) {
+	g.t.Helper()
+	for _, r := range model.DeploymentResults() {
+		if got := g.counter("crowsnest_app_deployments_total", "result", r); got != deployments[r] {
+			g.t.Errorf("%s: deployments_total{result=%q} = %v, want %v", step, r, got, deployments[r])
+		}
+	}
+	for _, r := range model.FailureReasons() {
+		if got := g.counter("crowsnest_app_change_failures_total", "reason", r); got != failures[r] {
+			g.t.Errorf("%s: change_failures_total{reason=%q} = %v, want %v", step, r, got, failures[r])
+		}
+	}
+}
+
+// TestDeploymentsAreChangesOfRevision: only syncs that change what runs
+// are deployments; dry runs, re-syncs and self-heal are not.
+func TestDeploymentsAreChangesOfRevision(t *testing.T) {
+	g := newArgoSim(t)
+	succeeded := synccommon.OperationSucceeded
+	g.sync(succeeded, false, "alice", "aaa")
+	g.wantCounts("first sync", map[string]float64{"succeeded": 1}, nil)
+	g.sync(succeeded, false, "alice", "aaa")
+	g.sync(succeeded, false, "automated", "aaa") // self-heal
+	g.sync(succeeded, true, "alice", "bbb")      // dry run
+	g.sync(synccommon.OperationFailed, false, "alice", "aaa")
+	g.wantCounts("re-sync, self-heal, dry run, failed re-sync", map[string]float64{"succeeded": 1}, nil)
+	g.sync(succeeded, false, "automated", "bbb")
+	g.wantCounts("new revision", map[string]float64{"succeeded": 2}, nil)
+	// The dry run is no operation: 5 of them.
+	if n := len(g.ops.list); n != 5 || g.ops.list[4].Deployment == nil || g.ops.list[3].Deployment != nil {
+		t.Fatalf("%d operations; want 5, the last a deployment and the one before not", n)
+	}
+	d := g.ops.list[4].Deployment
+	if d.Revision != "bbb" || d.PreviousRevision != "aaa" || d.TraceID != g.ops.list[4].TraceID() || len(d.Changed) != 1 ||
+		d.Changed[0] != (model.DeploymentSource{Index: 0, RepoURL: "https://git.example.com/deploy.git", Revision: "bbb"}) {
+		t.Errorf("deployment %+v", d)
+	}
+	// Terminated: a person stopped it; no deployment, no failure.
+	g.message = "Operation terminated"
+	g.sync(synccommon.OperationFailed, false, "alice", "ccc")
+	g.message = ""
+	g.wantCounts("terminated", map[string]float64{"succeeded": 2}, nil)
+	g.sync(synccommon.OperationFailed, false, "alice", "ccc")
+	g.wantCounts("failed", map[string]float64{"succeeded": 2, "failed": 1}, map[string]float64{"sync_failed": 1})
+	g.app.Status.OperationState = nil
+	g.sync(synccommon.OperationFailed, false, "alice", "ccc")
+	g.wantCounts("the same change failing again", map[string]float64{"succeeded": 2, "failed": 1}, map[string]float64{"sync_failed": 1})
+	if ts, ok := value(t, g.s, "crowsnest_app_last_deployment_timestamp_seconds", "name", "web"); !ok || ts != unixSeconds(d.FinishedAt) {
+		t.Errorf("last deployment timestamp %v (present %v), want %v", ts, ok, unixSeconds(d.FinishedAt))
+	}
+}
+
+// TestFailedChangeAndRecovery: a failed sync is a failed change from its
+// end; the app recovers once Synced and Healthy on a successful deployment.
+// Turning Degraded within the window fails the deployment; after it, not.
+func TestFailedChangeAndRecovery(t *testing.T) {
+	g := newArgoSim(t)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.sync(synccommon.OperationError, false, "alice", "bbb")
+	onset := at(g.now)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	g.wantCounts("fixed", map[string]float64{"succeeded": 2, "failed": 1}, map[string]float64{"sync_failed": 1})
+	var rec *model.DeploymentNotice
+	for i := range g.notices.list {
+		if g.notices.list[i].Kind == model.NoticeRecovered {
+			rec = &g.notices.list[i]
+		}
+	}
+	if rec == nil || rec.Deployment.Revision != "bbb" || rec.Onset.After(onset) || rec.Time.Sub(rec.Onset) < 10*time.Second {
+		t.Fatalf("notices %v; want a recovery on bbb measured from the failed sync's end", g.notices.kinds())
+	}
+
+	// Degraded 30 min after a deployment: a failed change, once.
+	g.sync(synccommon.OperationSucceeded, false, "alice", "ccc")
+	g.health(health.HealthStatusDegraded, 30*time.Minute)
+	degradedAt := at(g.now)
+	g.health(health.HealthStatusProgressing, time.Minute)
+	g.health(health.HealthStatusDegraded, time.Minute)
+	g.wantCounts("degraded", map[string]float64{"succeeded": 3, "failed": 1}, map[string]float64{"sync_failed": 1, "degraded": 1})
+	g.health(health.HealthStatusHealthy, 5*time.Minute)
+	last := g.notices.list[len(g.notices.list)-1]
+	if last.Kind != model.NoticeRecovered || !last.Onset.Equal(degradedAt) || last.Time.Sub(last.Onset) != 7*time.Minute {
+		t.Errorf("last notice %+v, want recovered 7 min after it turned Degraded", last)
+	}
+
+	// Degraded 2 h after the next deployment: outside the 1 h window.
+	g.sync(synccommon.OperationSucceeded, false, "alice", "ddd")
+	g.health(health.HealthStatusDegraded, 2*time.Hour)
+	g.wantCounts("degraded late", map[string]float64{"succeeded": 4, "failed": 1}, map[string]float64{"sync_failed": 1, "degraded": 1})
+}
+
+// TestRollback: syncing back to revisions run before the previous
+// deployment is a rollback, and fails the deployment it undoes (unless it
+// failed already). Healthy on the rollback is a recovery though Argo CD
+// shows the app OutOfSync (its source still points at the bad change).
+func TestRollback(t *testing.T) {
+	g := newArgoSim(t)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.wantCounts("rolled back", map[string]float64{"succeeded": 2, "rolled_back": 1}, map[string]float64{"rolled_back": 1})
+	want := []string{"deployed", "healthy", "deployed", "healthy", "change_failed/rolled_back", "deployed", "healthy", "recovered"}
+	if got := g.notices.kinds(); !equalStrings(got, want) {
+		t.Errorf("notices %v, want %v", got, want)
+	}
+	if d := g.ops.list[2].Deployment; d == nil || d.Result != model.DeploymentRolledBack || d.PreviousRevision != "bbb" {
+		t.Errorf("rollback deployment %+v", d)
+	}
+
+	// A deployment that degraded and then is rolled back fails once.
+	g.sync(synccommon.OperationSucceeded, false, "alice", "ccc")
+	g.health(health.HealthStatusDegraded, time.Minute)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.wantCounts("degraded, then rolled back", map[string]float64{"succeeded": 3, "rolled_back": 2}, map[string]float64{"rolled_back": 1, "degraded": 1})
+}
+
+// TestDeploymentAfterRestart: the previous deployment comes from the sync
+// history, so a tracker that just started tells a deployment from a re-sync.
+func TestDeploymentAfterRestart(t *testing.T) {
+	g := newArgoSim(t, func(a *v1alpha1.Application) {
+		a.Status.History = v1alpha1.RevisionHistories{{ID: 0, Revision: "aaa", DeployStartedAt: mtime(at(-time.Hour)), DeployedAt: metav1.NewTime(at(-time.Hour))}}
+	})
+	g.sync(synccommon.OperationSucceeded, false, "automated", "aaa")
+	g.wantCounts("re-sync after a restart", nil, nil)
+	g.sync(synccommon.OperationSucceeded, false, "automated", "bbb")
+	g.wantCounts("deployment after a restart", map[string]float64{"succeeded": 1}, nil)
+}
+
+// TestMultiSourceDeploymentChangedSources: only the sources whose revision
+// changed are the deployment's changes.
+func TestMultiSourceDeploymentChangedSources(t *testing.T) {
+	g := newArgoSim(t, func(a *v1alpha1.Application) {
+		a.Spec.Source = nil
+		a.Spec.Sources = v1alpha1.ApplicationSources{
+			{RepoURL: "https://charts.example.com", Chart: "web", TargetRevision: "1.*"},
+			{RepoURL: "https://git.example.com/values.git", Ref: "values"},
+		}
+	})
+	g.sync(synccommon.OperationSucceeded, false, "alice", "1.0.0", "aaa")
+	g.sync(synccommon.OperationSucceeded, false, "alice", "1.0.0", "bbb")
+	d := g.ops.list[1].Deployment
+	want := model.DeploymentSource{Index: 1, RepoURL: "https://git.example.com/values.git", Revision: "bbb"}
+	if d == nil || len(d.Changed) != 1 || d.Changed[0] != want {
+		t.Fatalf("deployment %+v, want only the values source changed", d)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestProgress: a running operation shows its current wave; once the app
+// has a sync watched whole, the waves left and the expected finish, from
+// that sync's wave durations; the operation carries its first prediction.
+func TestProgress(t *testing.T) {
+	ops := &opsSeen{}
+	s := exposition.NewStore(false)
+	tr := New(envByLabel{}, Subscribers{Views: []ViewSubscriber{s}, Operations: []OperationSubscriber{ops}}, promslog.NewNopLogger())
+	cm := [3]string{"Sync", "ConfigMap", "cm"}
+	web := [3]string{"Sync", "Deployment", "web"}
+	// snapshot's operation starts at t0 and finishes at 20 s; shift it.
+	run := func(base time.Duration, steps ...step) {
+		for _, st := range steps {
+			a := st.app
+			op := a.Status.OperationState
+			op.StartedAt = metav1.NewTime(op.StartedAt.Add(base))
+			if op.FinishedAt != nil {
+				op.FinishedAt = mtime(at(base + 12*time.Second))
+			}
+			tr.Handle(model.Event{Type: model.Modified, Time: at(base + st.at), App: a})
+		}
+	}
+	gauge := func(name string, labels ...string) (float64, bool) {
+		return value(t, s, name, append([]string{"name", "web"}, labels...)...)
+	}
+	running, done := synccommon.OperationRunning, synccommon.OperationSucceeded
+	run(0, step{0, snapshot(running, 0)})
+	if _, ok := gauge("crowsnest_app_sync_expected_finish_timestamp_seconds"); ok {
+		t.Error("expected finish without any past sync")
+	}
+	run(0,
+		step{3 * time.Second, snapshot(running, 0, cm)},
+		step{8 * time.Second, snapshot(running, 0, cm, web)},
+		step{12500 * time.Millisecond, snapshot(done, 0, cm, web)},
+	)
+	if len(ops.list) != 1 || len(ops.list[0].TimedWaves) != 2 {
+		t.Fatalf("first sync: %d operations, want 1 with 2 timed waves", len(ops.list))
+	}
+	var waves time.Duration
+	for _, w := range ops.list[0].TimedWaves {
+		waves += w.Duration()
+	}
+	// Argo CD keeps whole seconds: the last wave may end after finishedAt.
+	tail := max(at(12*time.Second).Sub(ops.list[0].TimedWaves[1].End), 0)
+	if _, ok := gauge("crowsnest_app_sync_current_wave", "phase", "Sync"); ok {
+		t.Error("current wave shown after the sync finished")
+	}
+
+	// The second sync, 100 s later: predicted from its start.
+	base := 100 * time.Second
+	run(base, step{0, snapshot(running, 0)})
+	want := at(base).Add(waves + tail)
+	if v, ok := gauge("crowsnest_app_sync_expected_finish_timestamp_seconds"); !ok || v != unixSeconds(want) {
+		t.Errorf("expected finish %v (present %v), want %v", v, ok, unixSeconds(want))
+	}
+	if v, _ := gauge("crowsnest_app_sync_remaining_waves"); v != 2 {
+		t.Errorf("remaining waves %v before the first, want 2", v)
+	}
+	run(base, step{3 * time.Second, snapshot(running, 0, cm)})
+	if v, ok := gauge("crowsnest_app_sync_current_wave", "phase", "Sync"); !ok || v != 0 {
+		t.Errorf("current wave %v (present %v), want Sync 0", v, ok)
+	}
+	if v, _ := gauge("crowsnest_app_sync_remaining_waves"); v != 1 {
+		t.Errorf("remaining waves %v in wave 0, want 1", v)
+	}
+	run(base,
+		step{8 * time.Second, snapshot(running, 0, cm, web)},
+		step{12500 * time.Millisecond, snapshot(done, 0, cm, web)},
+	)
+	if len(ops.list) != 2 || !ops.list[1].PredictedFinish.Equal(want) {
+		t.Fatalf("second operation's predicted finish %v, want the first prediction %v", ops.list[len(ops.list)-1].PredictedFinish, want)
+	}
+}
