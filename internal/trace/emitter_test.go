@@ -378,3 +378,47 @@ func TestRejectedSpans(t *testing.T) {
 		}
 	}
 }
+
+// A deployment's root span carries its result, the revision it replaced,
+// its commit and lead time, and the duration predicted when it began.
+func TestDeploymentAttributes(t *testing.T) {
+	var r otlptest.Receiver
+	endpoint, stop, err := r.ServeGRPC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	e, _ := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: ProtocolGRPC})
+	plain := &model.Operation{UID: "u", Namespace: "argocd", Name: "prod-web", Result: "Succeeded", StartedAt: t0, FinishedAt: at(3 * time.Second), Revision: "aaa"}
+	deployed := *plain
+	deployed.StartedAt, deployed.FinishedAt = at(time.Minute), at(time.Minute+40*time.Second)
+	deployed.Revision = "bbb"
+	deployed.PredictedFinish = at(time.Minute + 35*time.Second)
+	deployed.Deployment = &model.Deployment{Result: model.DeploymentRolledBack, Revision: "bbb", PreviousRevision: "aaa"}
+	deployed.Commit = &model.Commit{SHA: "c0de", RepoURL: "https://git.example.com/app.git", Author: "Alice <alice@example.com>", Date: at(-time.Hour), Referenced: true}
+	e.Finished(plain)
+	e.Finished(&deployed)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	byRev := map[string]otlptest.Span{}
+	for _, s := range r.Spans() {
+		byRev[s.Attrs[AttrRevision]] = s
+	}
+	if _, ok := byRev["aaa"].Attrs[AttrDeploymentResult]; ok {
+		t.Errorf("an operation that is no deployment has %s", AttrDeploymentResult)
+	}
+	want := map[string]string{
+		AttrDeploymentResult: "rolled_back", AttrDeploymentPrevious: "aaa", AttrCommitSHA: "c0de",
+		AttrCommitRepo: "https://git.example.com/app.git", AttrCommitAuthor: "Alice <alice@example.com>",
+		AttrCommitTime: "2026-11-26T08:00:00Z", AttrCommitReferenced: "true", AttrLeadTime: "3700", AttrPredictedSeconds: "35",
+	}
+	got := byRev["bbb"].Attrs
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}

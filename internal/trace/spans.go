@@ -35,6 +35,23 @@ const (
 	AttrResources    = "argocd.sync.resources"
 	AttrBlocked      = "crowsnest.blocked_seconds" // time a sync window held the wave
 
+	// Deployments (see model.Deployment): set on the root span of an
+	// operation that changed the revisions the app runs.
+	AttrDeploymentResult   = "crowsnest.deployment.result" // succeeded, failed, rolled_back
+	AttrDeploymentPrevious = "crowsnest.deployment.previous_revision"
+	// The deployed commit, when argocd-server's RevisionMetadata had told
+	// crowsnest by the operation's end; the code commit when the deployed
+	// one references it (Argocd-reference-commit-* trailers).
+	AttrCommitSHA        = "vcs.ref.head.revision"
+	AttrCommitRepo       = "vcs.repository.url.full"
+	AttrCommitAuthor     = "crowsnest.commit.author"
+	AttrCommitTime       = "crowsnest.commit.time" // RFC 3339
+	AttrCommitReferenced = "crowsnest.commit.referenced"
+	AttrLeadTime         = "crowsnest.deployment.lead_time_seconds" // commit to the operation's end
+	// AttrPredictedSeconds is the duration crowsnest predicted when it
+	// first saw the operation run, from the app's last syncs' waves.
+	AttrPredictedSeconds = "crowsnest.sync.predicted_duration_seconds"
+
 	AttrResourceGroup     = "argocd.resource.group"
 	AttrResourceKind      = "argocd.resource.kind"
 	AttrResourceNamespace = "argocd.resource.namespace"
@@ -127,6 +144,7 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *model.Operation) {
 	if op.DrySHA != "" {
 		opts = append(opts, oteltrace.WithAttributes(attribute.String(AttrDrySHA, op.DrySHA)))
 	}
+	opts = append(opts, oteltrace.WithAttributes(deploymentAttributes(op)...))
 	if op.Parent != nil {
 		if sc, ok := spanContext(op.Parent); ok {
 			opts = append(opts, oteltrace.WithLinks(oteltrace.Link{SpanContext: sc}))
@@ -290,4 +308,32 @@ func clamp(t, lo, hi time.Time) time.Time {
 		return hi
 	}
 	return t
+}
+
+// deploymentAttributes are the root span's attributes of a deployment, its
+// commit and the predicted duration; none for other operations.
+func deploymentAttributes(op *model.Operation) []attribute.KeyValue {
+	var attrs []attribute.KeyValue
+	if !op.PredictedFinish.IsZero() {
+		attrs = append(attrs, attribute.Float64(AttrPredictedSeconds, op.PredictedFinish.Sub(op.StartedAt).Seconds()))
+	}
+	d := op.Deployment
+	if d == nil {
+		return attrs
+	}
+	attrs = append(attrs,
+		attribute.String(AttrDeploymentResult, d.Result),
+		attribute.String(AttrDeploymentPrevious, model.JoinRevisions(d.PreviousRevision, d.PreviousRevisions)),
+	)
+	if c := op.Commit; c != nil {
+		attrs = append(attrs,
+			attribute.String(AttrCommitSHA, c.SHA),
+			attribute.String(AttrCommitRepo, c.RepoURL),
+			attribute.String(AttrCommitAuthor, c.Author),
+			attribute.String(AttrCommitTime, c.Date.UTC().Format(time.RFC3339)),
+			attribute.Bool(AttrCommitReferenced, c.Referenced),
+			attribute.Float64(AttrLeadTime, op.FinishedAt.Sub(c.Date).Seconds()),
+		)
+	}
+	return attrs
 }
