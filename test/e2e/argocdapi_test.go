@@ -24,7 +24,34 @@ import (
 // and a token of that account.
 func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr, token string, server *Process) {
 	t.Helper()
-	k := s.kas
+	a := startArgoCDServer(ctx, t, s.env, s.kas, s.argo)
+	return a.addr, a.token, a.process
+}
+
+// argoCDServer is a running argocd-server, with a read-only token for
+// crowsnest and an admin session for the argocd CLI.
+type argoCDServer struct {
+	addr, token string
+	process     *Process
+	// cliConfig is the argocd CLI's config file, logged in as admin.
+	cliConfig string
+}
+
+// cli runs the argocd CLI, logged in as admin, and returns its output.
+func (a *argoCDServer) cli(ctx context.Context, args ...string) (string, error) {
+	c, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(c, bin.argoCD("argocd"), append(args, "--config", a.cliConfig)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("argocd %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// startArgoCDServer starts argocd-server on the running Argo CD, gives
+// the account crowsnest a read-only API token and logs the CLI in as admin.
+func startArgoCDServer(ctx context.Context, t *testing.T, env *Env, k *KubeAPIServer, argo *ArgoCD) *argoCDServer {
+	t.Helper()
 	k.Kubectl(`{"data":{"accounts.crowsnest":"apiKey"}}`, "-n", argoCDNamespace, "patch", "configmap", "argocd-cm", "--type=merge", "--patch-file=/dev/stdin")
 	if _, err := k.Kubernetes().CoreV1().ConfigMaps(argoCDNamespace).Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "argocd-rbac-cm", Labels: map[string]string{"app.kubernetes.io/part-of": "argocd"}},
@@ -32,14 +59,14 @@ func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	port := s.env.Port()
-	p := s.env.NewProcess("argocd-server", bin.argoCD("argocd-server"),
+	port := env.Port()
+	p := env.NewProcess("argocd-server", bin.argoCD("argocd-server"),
 		"--kubeconfig", k.Kubeconfig, "--namespace", argoCDNamespace, "--insecure",
-		"--port", strconv.Itoa(port), "--metrics-port", strconv.Itoa(s.env.Port()),
-		"--redis", s.argo.RedisAddr, "--repo-server", s.argo.RepoServerAddr, "--loglevel", "info")
+		"--port", strconv.Itoa(port), "--metrics-port", strconv.Itoa(env.Port()),
+		"--redis", argo.RedisAddr, "--repo-server", argo.RepoServerAddr, "--loglevel", "info")
 	p.Start()
 	waitListening(t, p, port)
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	var password string
 	eventually(t, scenarioTimeout, func() error {
 		sec, err := k.Kubernetes().CoreV1().Secrets(argoCDNamespace).Get(ctx, "argocd-initial-admin-secret", metav1.GetOptions{})
@@ -49,8 +76,8 @@ func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr
 		password = string(sec.Data["password"])
 		return nil
 	})
-	s.env.RegisterSecret("argocd-admin-password", password)
-	cfg := filepath.Join(s.env.Dir("argocd-cli"), "config")
+	env.RegisterSecret("argocd-admin-password", password)
+	cfg := filepath.Join(env.Dir("argocd-cli"), "config")
 	cli := func(args ...string) string {
 		t.Helper()
 		c, cancel := context.WithTimeout(ctx, time.Minute)
@@ -70,9 +97,9 @@ func (s *scenarioEnv) startArgoCDServer(ctx context.Context, t *testing.T) (addr
 		}
 		return nil
 	})
-	token = strings.TrimSpace(cli("account", "generate-token", "--account", "crowsnest"))
-	s.env.RegisterSecret("argocd-api-token", token)
-	return addr, token, p
+	token := strings.TrimSpace(cli("account", "generate-token", "--account", "crowsnest"))
+	env.RegisterSecret("argocd-api-token", token)
+	return &argoCDServer{addr: addr, token: token, process: p, cliConfig: cfg}
 }
 
 // stateLines are the per-app state series of a scrape (sync, health,

@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/crowsnest/crowsnest/dashboards"
@@ -23,25 +25,35 @@ var dashboardVars = map[string]string{
 }
 
 // checkDashboardQueries runs every Prometheus query of the Grafana
-// dashboards (panel targets and label_values variables) against prom,
-// variables expanded with dashboardVars, and fails for each query that
-// errors or returns no samples: proof that every panel shows data.
-func checkDashboardQueries(t *testing.T, prom *Prometheus) {
+// dashboards of the uids given (panel targets and label_values variables)
+// against prom, variables expanded with dashboardVars overridden by vars,
+// and fails for each query that errors or returns no samples: proof that
+// every panel shows data. Each test checks the dashboards whose data its
+// Prometheus has.
+func checkDashboardQueries(t *testing.T, prom *Prometheus, vars map[string]string, uids ...string) {
 	t.Helper()
-	queries, err := dashboards.PrometheusQueries("../../dashboards")
+	all, err := dashboards.PrometheusQueries("../../dashboards")
 	if err != nil {
 		t.Fatalf("dashboard queries: %v", err)
 	}
-	if len(queries) == 0 {
-		t.Fatal("no Prometheus queries found in dashboards/")
+	values := maps.Clone(dashboardVars)
+	maps.Copy(values, vars)
+	var queries []dashboards.Query
+	for _, q := range all {
+		if slices.Contains(uids, q.Dashboard) {
+			queries = append(queries, q)
+		}
 	}
 	defer func() {
 		if !t.Failed() {
 			t.Logf("all %d Prometheus queries of the dashboards returned data", len(queries))
 		}
 	}()
+	if len(queries) == 0 {
+		t.Fatalf("no Prometheus queries of the dashboards %v", uids)
+	}
 	for _, q := range queries {
-		expr := dashboards.Expand(q.Expr, dashboardVars)
+		expr := dashboards.Expand(q.Expr, values)
 		samples, err := prom.Query(expr)
 		switch {
 		case err != nil:

@@ -1,0 +1,512 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	appclient "github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/typed/application/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/lokitest"
+)
+
+// The apps of TestDeployments.
+const (
+	appDoraProd = "dora-prod" // prod, synced by hand with the argocd CLI
+	appDoraDev  = "dora-dev"  // dev, auto-sync with self-heal
+)
+
+// configMapHealth is a Lua health check (argocd-cm
+// resource.customizations.health.ConfigMap) that makes a ConfigMap as
+// healthy as its data.health says: a commit can break and fix the app's
+// health without any controller.
+const configMapHealth = `hs = {status = "Healthy", message = ""}
+if obj.data ~= nil and obj.data.health == "Degraded" then
+  hs.status = "Degraded"
+  hs.message = "data.health says so"
+end
+return hs
+`
+
+// doraManifests are the prod app's three ConfigMaps in waves 0, 1 and 2
+// (two wave delays per sync), the last one as healthy as health says.
+func doraManifests(version, health string) map[string]string {
+	cm := func(name string, wave int, data string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  annotations:\n    argocd.argoproj.io/sync-wave: \"%d\"\ndata:\n%s", name, wave, data)
+	}
+	return map[string]string{
+		"prod/first.yaml":  cm("first", 0, fmt.Sprintf("  version: %q\n", version)),
+		"prod/second.yaml": cm("second", 1, fmt.Sprintf("  version: %q\n", version)),
+		"prod/third.yaml":  cm("third", 2, fmt.Sprintf("  version: %q\n  health: %s\n", version, health)),
+		"dev/config.yaml":  cm("dev-config", 0, "  greeting: hello\n"),
+	}
+}
+
+// cdEventsReceiver is an HTTP receiver of CloudEvents in structured mode.
+type cdEventsReceiver struct {
+	mu     sync.Mutex
+	events []map[string]any
+}
+
+func (r *cdEventsReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	var ev map[string]any
+	if err == nil {
+		err = json.Unmarshal(body, &ev)
+	}
+	if err != nil || !strings.HasPrefix(req.Header.Get("Content-Type"), "application/cloudevents+json") {
+		http.Error(w, fmt.Sprintf("not a structured CloudEvent (%s): %v", req.Header.Get("Content-Type"), err), http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (r *cdEventsReceiver) Events() []map[string]any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]map[string]any(nil), r.events...)
+}
+
+// deploymentsEnv runs crowsnest beside the real Argo CD controller,
+// repo-server and argocd-server (for commit metadata), with Prometheus, a
+// Loki receiver and a CloudEvents receiver.
+type deploymentsEnv struct {
+	env      *Env
+	kas      *KubeAPIServer
+	argo     *ArgoCD
+	server   *argoCDServer
+	apps     appclient.ApplicationInterface
+	gitDir   string
+	cn       *Crowsnest
+	prom     *Prometheus
+	loki     *lokitest.Receiver
+	events   *cdEventsReceiver
+	commits  map[string]time.Time // commit → its author date
+	traceIDs map[string]bool      // trace ids of the prod app's deployments
+}
+
+// TestDeployments checks deployments, DORA's four keys and a sync's
+// progress against the real Argo CD, driven with the argocd CLI against
+// argocd-server as a person does:
+//  1. a prod deployment of a commit authored 3 h ago: its lead time, read
+//     back from Prometheus, is the sync's end minus the author date;
+//  2. a re-sync of the same revision and a dry run are no deployment; the
+//     re-sync's expected finish, predicted as it began from the first
+//     sync's waves, is within the stated tolerance of its real finish;
+//  3. a deployment whose app turns Degraded is a failed change, and the
+//     next deployment that makes it Healthy ends it: its recovery time;
+//  4. `argocd app rollback` counts as rolled back and fails the deployment
+//     it undoes;
+//  5. a self-heal of drift in dev is no deployment;
+//  6. each deployment reaches Loki once, with its commit's author, and the
+//     CloudEvents receiver once as a CDEvent.
+func TestDeployments(t *testing.T) {
+	start := time.Now()
+	s := startDeploymentsEnv(t)
+	ctx := t.Context()
+	t.Run("prod deployment lead time", func(t *testing.T) { s.firstDeployment(ctx, t) })
+	t.Run("re-sync and dry run are no deployment; the ETA", func(t *testing.T) { s.resyncAndDryRun(ctx, t) })
+	t.Run("degraded change, its recovery", func(t *testing.T) { s.degradedAndRecovered(ctx, t) })
+	t.Run("rollback", func(t *testing.T) { s.rollback(ctx, t) })
+	t.Run("self-heal is no deployment", func(t *testing.T) { s.selfHeal(ctx, t) })
+	t.Run("one event per deployment in Loki and as a CloudEvent", func(t *testing.T) { s.deploymentEvents(t) })
+	t.Run("DORA dashboard queries return data", func(t *testing.T) {
+		checkDashboardQueries(t, s.prom, map[string]string{"app": appDoraProd, "env": ".*", "project": "default"}, "crowsnest-dora")
+	})
+	t.Logf("TestDeployments took %v", time.Since(start).Round(time.Second))
+}
+
+func startDeploymentsEnv(t *testing.T) *deploymentsEnv {
+	t.Helper()
+	env := NewEnv(t)
+	kas := env.StartKubeAPIServer(env.StartEtcd())
+	kas.InstallArgoCDCRDs()
+	argo := env.StartArgoCD(kas)
+	health, err := json.Marshal(map[string]any{"data": map[string]string{"resource.customizations.health.ConfigMap": configMapHealth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kas.Kubectl(string(health), "-n", argoCDNamespace, "patch", "configmap", "argocd-cm", "--type=merge", "--patch-file=/dev/stdin")
+	s := &deploymentsEnv{
+		env: env, kas: kas, argo: argo, apps: kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace),
+		commits: map[string]time.Time{}, traceIDs: map[string]bool{},
+	}
+	s.server = startArgoCDServer(t.Context(), t, env, kas, argo)
+
+	// The repository: an old commit, then the one prod deploys first,
+	// authored 3 h ago.
+	s.gitDir = env.Dir("dora-git")
+	newManifestRepo(t, s.gitDir, doraManifests("0", "Healthy"))
+	s.commit(t, doraManifests("1", "Healthy"), "prod: version 1", 3*time.Hour)
+
+	tokenFile := filepath.Join(env.Dir("crowsnest"), "argocd-token")
+	if err := os.WriteFile(tokenFile, []byte(s.server.token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(env.Dir("crowsnest"), "crowsnest.yml")
+	cfg := fmt.Sprintf("environments:\n  - env: prod\n    match: {name: %s}\n  - env: dev\n    match: {name: %s}\n", appDoraProd, appDoraDev)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.loki = &lokitest.Receiver{}
+	lokiURL, stopLoki, err := s.loki.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopLoki)
+	s.events = &cdEventsReceiver{}
+	ce := httptest.NewServer(s.events)
+	t.Cleanup(ce.Close)
+	s.cn = env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfgPath,
+		"--argocd.server="+s.server.addr, "--argocd.token-file="+tokenFile, "--argocd.plaintext",
+		"--loki.url="+lokiURL, "--cloudevents.url="+ce.URL)
+	s.cn.Start()
+	s.prom = env.StartPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, nil)
+	eventually(t, signalTimeout, func() error {
+		if err := s.cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes"); err != nil {
+			return err
+		}
+		return s.prom.ExpectValue(`up{job="crowsnest"}`, 1)
+	})
+
+	for name, auto := range map[string]bool{appDoraProd: false, appDoraDev: true} {
+		kas.CreateNamespace(name)
+		spec := v1alpha1.ApplicationSpec{
+			Project:     "default",
+			Source:      &v1alpha1.ApplicationSource{RepoURL: "file://" + s.gitDir, Path: strings.TrimPrefix(name, "dora-"), TargetRevision: "main"},
+			Destination: v1alpha1.ApplicationDestination{Server: argo.ClusterURL, Namespace: name},
+		}
+		if auto {
+			selfHeal := true
+			spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{SelfHeal: &selfHeal}}
+		}
+		if _, err := s.apps.Create(t.Context(), &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: argoCDNamespace}, Spec: spec}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+	}
+	return s
+}
+
+// commit writes files to the repository and commits them, authored (and
+// committed) ago before now; it returns the commit's hash.
+func (s *deploymentsEnv) commit(t *testing.T, files map[string]string, message string, ago time.Duration) string {
+	t.Helper()
+	for rel, content := range files {
+		if err := os.WriteFile(filepath.Join(s.gitDir, rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	date := time.Now().Add(-ago).Truncate(time.Second)
+	cmd := exec.Command("git", "commit", "-qam", message)
+	cmd.Dir = s.gitDir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_DATE="+date.Format(time.RFC3339), "GIT_COMMITTER_DATE="+date.Format(time.RFC3339))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git commit: %v\n%s", err, out)
+	}
+	head := gitIn(t, s.gitDir, "rev-parse", "HEAD")
+	s.commits[head] = date
+	return head
+}
+
+// sync syncs the prod app with the argocd CLI (asynchronously, as the UI
+// does) and waits for the operation to finish in phase; extra are more CLI
+// flags (--dry-run).
+func (s *deploymentsEnv) sync(ctx context.Context, t *testing.T, phase synccommon.OperationPhase, extra ...string) *v1alpha1.OperationState {
+	t.Helper()
+	// The CLI refuses nothing for an app whose comparison is stale, but
+	// compares first: refresh so the new commit is the target.
+	if _, err := s.server.cli(ctx, "app", "get", appDoraProd, "--hard-refresh"); err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now()
+	if _, err := s.server.cli(ctx, append([]string{"app", "sync", appDoraProd, "--async"}, extra...)...); err != nil {
+		t.Fatal(err)
+	}
+	return s.waitOperation(ctx, t, since, phase)
+}
+
+func (s *deploymentsEnv) waitOperation(ctx context.Context, t *testing.T, since time.Time, phase synccommon.OperationPhase) *v1alpha1.OperationState {
+	t.Helper()
+	var op *v1alpha1.OperationState
+	eventually(t, signalTimeout, func() error {
+		var err error
+		op, err = finishedOperation(ctx, s.apps, appDoraProd, since)
+		return err
+	})
+	if op.Phase != phase {
+		t.Fatalf("%s: operation %s (%s), want %s", appDoraProd, op.Phase, op.Message, phase)
+	}
+	return op
+}
+
+// deployments expects the prod app's deployment and change failure counts.
+func (s *deploymentsEnv) expectCounts(t *testing.T, name string, deployments map[string]float64, failures map[string]float64) {
+	t.Helper()
+	var want []sampleWant
+	for _, r := range []string{"succeeded", "failed", "rolled_back"} {
+		want = append(want, sampleWant{"crowsnest_app_deployments_total", []string{"result", r}, deployments[r]})
+	}
+	for _, r := range []string{"sync_failed", "degraded", "rolled_back"} {
+		want = append(want, sampleWant{"crowsnest_app_change_failures_total", []string{"reason", r}, failures[r]})
+	}
+	eventually(t, signalTimeout, func() error {
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return err
+		}
+		return expectOn(m, name, want)
+	})
+}
+
+// promValue is the single value of query in Prometheus.
+func (s *deploymentsEnv) promValue(query string) (float64, error) {
+	samples, err := s.prom.Query(query)
+	if err != nil {
+		return 0, err
+	}
+	if len(samples) != 1 {
+		return 0, fmt.Errorf("%s: %d samples, want 1", query, len(samples))
+	}
+	return samples[0].Value, nil
+}
+
+func (s *deploymentsEnv) firstDeployment(ctx context.Context, t *testing.T) {
+	op := s.sync(ctx, t, synccommon.OperationSucceeded)
+	rev := op.SyncResult.Revision
+	authored, ok := s.commits[rev]
+	if !ok {
+		t.Fatalf("prod synced %s, not the commit authored 3 h ago", rev)
+	}
+	s.expectCounts(t, appDoraProd, map[string]float64{"succeeded": 1}, nil)
+	// Argo CD and git keep whole seconds: the lead time is exact to 1 s.
+	want := op.FinishedAt.Sub(authored).Seconds()
+	eventually(t, signalTimeout, func() error {
+		n, err := s.promValue(`crowsnest_change_lead_time_seconds_count{env="prod",until="deployed"}`)
+		if err != nil {
+			return err
+		}
+		sum, err := s.promValue(`crowsnest_change_lead_time_seconds_sum{env="prod",until="deployed"}`)
+		if err != nil {
+			return err
+		}
+		if n != 1 || math.Abs(sum-want) > 2 {
+			return fmt.Errorf("lead time: %v observations summing %v s, want 1 of %v s (finished %v, authored %v)", n, sum, want, op.FinishedAt.Time, authored)
+		}
+		return nil
+	})
+	if now := time.Since(authored).Seconds(); want > now || want < now-signalTimeout.Seconds() {
+		t.Errorf("lead time %v s, want about now minus the author date (%v s)", want, now)
+	}
+	eventually(t, signalTimeout, func() error {
+		n, err := s.promValue(`crowsnest_change_lead_time_seconds_count{env="prod",until="healthy"}`)
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("lead time to healthy: %v observations, want 1", n)
+		}
+		return nil
+	})
+}
+
+// resyncAndDryRun re-syncs the revision prod runs, watching crowsnest's
+// expected finish as it runs, then dry-runs: neither is a deployment.
+func (s *deploymentsEnv) resyncAndDryRun(ctx context.Context, t *testing.T) {
+	// Watch the expected finish from the moment the sync is asked for.
+	type seen struct {
+		at       time.Time
+		expected float64
+	}
+	var first *seen
+	done := make(chan struct{})
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			m, err := s.cn.Scrape()
+			if err != nil {
+				continue
+			}
+			if v, err := m.Value("crowsnest_app_sync_expected_finish_timestamp_seconds", "name", appDoraProd); err == nil {
+				first = &seen{at: time.Now(), expected: v}
+				return
+			}
+		}
+	}()
+	op := s.sync(ctx, t, synccommon.OperationSucceeded)
+	close(done)
+	<-watching
+	if first == nil {
+		t.Fatal("crowsnest showed no expected finish while the re-sync ran")
+	}
+	real := op.FinishedAt.Sub(op.StartedAt.Time)
+	// Stated tolerance: 3 s or a quarter of the sync's duration, whichever
+	// is more (Argo CD keeps whole seconds; the waves' delays are 2 s).
+	tolerance := max(3*time.Second, real/4)
+	expected := time.Unix(0, int64(first.expected*1e9))
+	if diff := expected.Sub(op.FinishedAt.Time); diff.Abs() > tolerance {
+		t.Errorf("expected finish %v (seen at %v), real finish %v: off by %v, tolerance %v (the sync took %v)", expected, first.at, op.FinishedAt.Time, diff, tolerance, real)
+	} else {
+		t.Logf("expected finish off by %v for a %v sync (tolerance %v)", diff, real, tolerance)
+	}
+	s.sync(ctx, t, synccommon.OperationSucceeded, "--dry-run")
+	s.expectCounts(t, appDoraProd, map[string]float64{"succeeded": 1}, nil)
+	if err := s.cn.ExpectSample(2, "crowsnest_app_syncs_total", "name", appDoraProd, "result", "Succeeded"); err != nil {
+		t.Error(err)
+	}
+}
+
+func (s *deploymentsEnv) degradedAndRecovered(ctx context.Context, t *testing.T) {
+	s.commit(t, doraManifests("2", "Degraded"), "prod: version 2, broken", 2*time.Hour)
+	s.sync(ctx, t, synccommon.OperationSucceeded)
+	s.expectCounts(t, appDoraProd, map[string]float64{"succeeded": 2}, map[string]float64{"degraded": 1})
+	brokenSeen := time.Now()
+	s.commit(t, doraManifests("3", "Healthy"), "prod: version 3, fixed", time.Hour)
+	s.sync(ctx, t, synccommon.OperationSucceeded)
+	s.expectCounts(t, appDoraProd, map[string]float64{"succeeded": 3}, map[string]float64{"degraded": 1})
+	eventually(t, signalTimeout, func() error {
+		n, err := s.promValue(`crowsnest_deployment_recovery_seconds_count{env="prod"}`)
+		if err != nil {
+			return err
+		}
+		sum, err := s.promValue(`crowsnest_deployment_recovery_seconds_sum{env="prod"}`)
+		if err != nil {
+			return err
+		}
+		if n != 1 || sum <= 0 || sum > time.Since(brokenSeen).Seconds()+signalTimeout.Seconds() {
+			return fmt.Errorf("recovery: %v observations summing %v s, want 1 of at most %v s", n, sum, time.Since(brokenSeen).Seconds()+signalTimeout.Seconds())
+		}
+		return nil
+	})
+}
+
+func (s *deploymentsEnv) rollback(ctx context.Context, t *testing.T) {
+	a, err := s.apps.Get(ctx, appDoraProd, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to the first deployment's revision, by its history id.
+	var id int64 = -1
+	for _, h := range a.Status.History {
+		if d, ok := s.commits[h.Revision]; ok && time.Since(d) > 150*time.Minute {
+			id = h.ID
+			break
+		}
+	}
+	if id < 0 {
+		t.Fatalf("no history entry of the first deployment in %+v", a.Status.History)
+	}
+	since := time.Now()
+	if _, err := s.server.cli(ctx, "app", "rollback", appDoraProd, fmt.Sprint(id)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitOperation(ctx, t, since, synccommon.OperationSucceeded)
+	s.expectCounts(t, appDoraProd, map[string]float64{"succeeded": 3, "rolled_back": 1}, map[string]float64{"degraded": 1, "rolled_back": 1})
+	eventually(t, signalTimeout, func() error {
+		n, err := s.promValue(`crowsnest_deployment_recovery_seconds_count{env="prod"}`)
+		if err != nil {
+			return err
+		}
+		if n != 2 {
+			return fmt.Errorf("recovery observations %v, want 2 (the rollback's)", n)
+		}
+		return nil
+	})
+}
+
+func (s *deploymentsEnv) selfHeal(ctx context.Context, t *testing.T) {
+	s.expectCounts(t, appDoraDev, map[string]float64{"succeeded": 1}, nil)
+	m, err := s.cn.Scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncs, err := m.Value("crowsnest_app_syncs_total", "name", appDoraDev, "result", "Succeeded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.kas.Kubectl(`{"data":{"greeting":"drifted"}}`, "-n", appDoraDev, "patch", "configmap", "dev-config", "--type=merge", "--patch-file=/dev/stdin")
+	eventually(t, signalTimeout, func() error {
+		return s.cn.ExpectSample(syncs+1, "crowsnest_app_syncs_total", "name", appDoraDev, "result", "Succeeded")
+	})
+	s.expectCounts(t, appDoraDev, map[string]float64{"succeeded": 1}, nil)
+}
+
+// deploymentEvents: each of the prod app's deployments (3 and a rollback)
+// reached Loki exactly once with its commit's author, and the CloudEvents
+// receiver once.
+func (s *deploymentsEnv) deploymentEvents(t *testing.T) {
+	eventually(t, signalTimeout, func() error {
+		perTrace := map[string]int{}
+		for _, e := range s.loki.Entries() {
+			if e.Labels["event"] != "deployment_finished" {
+				continue
+			}
+			var line map[string]any
+			if err := json.Unmarshal([]byte(e.Line), &line); err != nil {
+				return fmt.Errorf("Loki line %q: %v", e.Line, err)
+			}
+			if line["app"] != argoCDNamespace+"/"+appDoraProd {
+				continue
+			}
+			if a, _ := line["author"].(string); !strings.HasPrefix(a, "crowsnest e2e") {
+				return fmt.Errorf("deployment event without the commit's author: %s", e.Line)
+			}
+			id, _ := line["trace_id"].(string)
+			perTrace[id]++
+		}
+		if len(perTrace) != 4 {
+			return fmt.Errorf("deployment events of %d prod deployments in Loki, want 4: %v", len(perTrace), perTrace)
+		}
+		for id, n := range perTrace {
+			if n != 1 {
+				return fmt.Errorf("deployment %s reached Loki %d times", id, n)
+			}
+		}
+		return nil
+	})
+	eventually(t, signalTimeout, func() error {
+		types, ids := map[string]int{}, map[string]bool{}
+		for _, ev := range s.events.Events() {
+			data, _ := ev["data"].(map[string]any)
+			subject, _ := data["subject"].(map[string]any)
+			if subject["id"] != argoCDNamespace+"/"+appDoraProd {
+				continue
+			}
+			typ, _ := ev["type"].(string)
+			id, _ := ev["id"].(string)
+			if ids[id] {
+				return fmt.Errorf("CloudEvent %s delivered twice", id)
+			}
+			ids[id] = true
+			types[typ]++
+		}
+		if types["dev.cdevents.service.deployed.0.2.0"] != 3 || types["dev.cdevents.service.rolledback.0.2.0"] != 1 {
+			return fmt.Errorf("CloudEvents of the prod app by type %v, want 3 deployed and 1 rolledback", types)
+		}
+		return nil
+	})
+}
