@@ -90,6 +90,12 @@ type cli struct {
 	alertmanagerTimeout  *time.Duration
 	alertForScale        *float64
 
+	failureWindow    *time.Duration
+	cloudEventsURL   *string
+	cloudEventsSrc   *string
+	commitTimeout    *time.Duration
+	cloudEventsQueue *int
+
 	// record
 	record         *kingpin.CmdClause
 	recordOut      *string
@@ -120,8 +126,8 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.timeouts.write = c.serve.Flag("web.write-timeout", "Time limit for writing a response (a scrape of 10,000 apps takes well under a second).").Default("1m").Duration()
 	c.timeouts.idle = c.serve.Flag("web.idle-timeout", "How long a kept-alive connection may idle.").Default("2m").Duration()
 	c.source = c.serve.Flag("source", "Where Applications come from: kubernetes (a watch), argocd-api (the Argo CD API with a token) or replay (a recording made by 'crowsnest record').").Default("kubernetes").Enum("kubernetes", "argocd-api", "replay")
-	c.argoAddr = c.serve.Flag("argocd.server", "Argo CD API server host:port, for --source=argocd-api.").String()
-	c.argoTokenFile = c.serve.Flag("argocd.token-file", "File holding an Argo CD API token (e.g. of a read-only account), for --source=argocd-api. Read again at every reconnect: a rotated token is picked up once the old one is rejected.").String()
+	c.argoAddr = c.serve.Flag("argocd.server", "Argo CD API server host:port: the source with --source=argocd-api; beside the Kubernetes source, where deployments' commit metadata (author, date: lead time) comes from. Empty with the Kubernetes source: no lead time.").String()
+	c.argoTokenFile = c.serve.Flag("argocd.token-file", "File holding an Argo CD API token (e.g. of a read-only account), for --argocd.server. Read again at every reconnect: a rotated token is picked up once the old one is rejected.").String()
 	c.argoResync = c.serve.Flag("argocd.resync-period", "With --source=argocd-api: how often the full list of Applications is compared with what the watch delivered (argocd-server drops watch events when a client falls behind, and sends no deletions after a reconnect).").Default("5m").Duration()
 	c.argoCAFile = c.serve.Flag("argocd.ca-file", "PEM file of the certificate authorities to verify argocd-server's TLS certificate with (instead of the system's; rather than --argocd.insecure).").String()
 	c.argoPlainText = c.serve.Flag("argocd.plaintext", "Talk to the Argo CD API without TLS.").Bool()
@@ -156,6 +162,11 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.alertmanagerResend = c.serve.Flag("alertmanager.resend-interval", "How often firing alerts are sent again.").Default("1m").Duration()
 	c.alertmanagerTimeout = c.serve.Flag("alertmanager.timeout", "Time limit for posting to one Alertmanager, retries included.").Default("10s").Duration()
 	c.alertForScale = c.serve.Flag("alertmanager.for-scale", "Scale the alerts' for durations (tests).").Hidden().Default("1").Float64()
+	c.failureWindow = c.serve.Flag("deployments.failure-window", "An app turning Degraded this long after a deployment makes the deployment a failed change (DORA's change failure rate).").Default("1h").Duration()
+	c.commitTimeout = c.serve.Flag("deployments.commit-timeout", "Time limit of one request for a deployed revision's commit metadata to --argocd.server.").Default("5s").Duration()
+	c.cloudEventsURL = c.serve.Flag("cloudevents.url", "HTTP endpoint to post a CloudEvent (a CDEvents service.deployed or service.rolledback) to for each deployment, in structured mode. Empty: none.").String()
+	c.cloudEventsSrc = c.serve.Flag("cloudevents.source", "The source URI of crowsnest's CloudEvents.").Default("/crowsnest").String()
+	c.cloudEventsQueue = c.serve.Flag("cloudevents.buffer-size", "CloudEvents waiting to be posted; when full, new ones are dropped and counted.").Default("1000").Int()
 	c.demo = c.serve.Flag("demo", "Replay the demo recording built into the binary, then keep serving its final state.").Bool()
 
 	c.record = a.Command("record", "Record the Application watch events as JSON lines, for --source=replay and for tests.")

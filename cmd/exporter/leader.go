@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/crowsnest/crowsnest/internal/collect/tracker"
+	"github.com/crowsnest/crowsnest/internal/deploy"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -67,6 +68,22 @@ func (g *leaderGate) operations(s tracker.OperationSubscriber) tracker.Operation
 // facts gates a fact subscriber.
 func (g *leaderGate) facts(s tracker.FactSubscriber) tracker.FactSubscriber {
 	return gatedFacts{g: g, inner: s}
+}
+
+// records gates a deployment record sink.
+func (g *leaderGate) records(s deploy.RecordSink) deploy.RecordSink {
+	return gatedRecords{g: g, inner: s}
+}
+
+type gatedRecords struct {
+	g     *leaderGate
+	inner deploy.RecordSink
+}
+
+func (r gatedRecords) Send(rec *model.DeploymentRecord) {
+	if r.g.leading() {
+		r.inner.Send(rec)
+	}
 }
 
 type gatedOps struct {

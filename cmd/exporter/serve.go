@@ -25,11 +25,13 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 
+	"github.com/crowsnest/crowsnest/internal/cdevents"
 	"github.com/crowsnest/crowsnest/internal/collect/exposition"
 	"github.com/crowsnest/crowsnest/internal/collect/source"
 	"github.com/crowsnest/crowsnest/internal/collect/tracker"
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/demo"
+	"github.com/crowsnest/crowsnest/internal/deploy"
 	"github.com/crowsnest/crowsnest/internal/events"
 	"github.com/crowsnest/crowsnest/internal/redact"
 	"github.com/crowsnest/crowsnest/internal/rules"
@@ -114,8 +116,29 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		logger.Info("paging Alertmanager directly", "alertmanagers", len(*c.alertmanagerURLs))
 	}
 
+	var sink *cdevents.Sink
+	if *c.cloudEventsURL != "" {
+		sink, err = cdevents.New(cdevents.Config{URL: *c.cloudEventsURL, Source: *c.cloudEventsSrc, BufferSize: *c.cloudEventsQueue}, reg, logger.With("component", "cloudevents"))
+		if err != nil {
+			return err
+		}
+		logger.Info("posting a CloudEvent per deployment", "url", redact.URL(*c.cloudEventsURL))
+	}
+	deployments, closeMetadata, err := c.newDeployments(subs.Facts, sink, gate, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeMetadata()
+	subs.Views = append(subs.Views, deployments)
+	subs.Deployments = append(subs.Deployments, deployments)
+	if emitter != nil {
+		// The trace gets the deployed commit when it is at hand.
+		subs.Operations[len(subs.Operations)-1] = deployments.Operations(subs.Operations[len(subs.Operations)-1])
+	}
+
 	track := tracker.New(conf, subs, logger)
 	track.SetWaveDelay(*c.waveDelay)
+	track.SetFailureWindow(*c.failureWindow)
 	reg.MustRegister(track.WaveDelayCollector())
 	cfg.OnReload(func(conf *config.Config) { track.SetClassifier(conf) })
 
@@ -181,6 +204,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		}, func(error) { cancel() })
 	}
 	g.Add(func() error { return cfg.Run(ctx) }, func(error) { cancel() })
+	g.Add(func() error { return deployments.Run(ctx) }, func(error) { cancel() })
 	if pager != nil {
 		g.Add(func() error { pager.Run(ctx); return nil }, func(error) { cancel() })
 	}
@@ -212,6 +236,13 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		flush.Go(func() {
 			if err := shipper.Close(flushCtx); err != nil {
 				logger.Warn("events not flushed to Loki", "err", err)
+			}
+		})
+	}
+	if sink != nil {
+		flush.Go(func() {
+			if err := sink.Close(flushCtx); err != nil {
+				logger.Warn("CloudEvents not flushed", "err", err)
 			}
 		})
 	}
@@ -478,4 +509,45 @@ func (c *cli) workloadsOf(kinds []string, logger *slog.Logger) (*source.Workload
 		return nil, fmt.Errorf("discovery client: %w", err)
 	}
 	return source.NewWorkloads(dyn, disc, kinds, logger.With("component", "workloads")), nil
+}
+
+// newDeployments builds what measures deployments: commit metadata from
+// --argocd.server (for the argocd-api source, the same server), its facts
+// to facts (fact subscribers already gated as needed) and its records to
+// the CloudEvents sink. The returned func closes the Argo CD connection.
+func (c *cli) newDeployments(facts []tracker.FactSubscriber, sink *cdevents.Sink, gate *leaderGate, reg prometheus.Registerer, logger *slog.Logger) (*deploy.Deployments, func(), error) {
+	var client deploy.MetadataClient
+	closeClient := func() {}
+	if *c.argoAddr != "" && !*c.demo {
+		if *c.argoTokenFile == "" {
+			return nil, nil, errors.New("--argocd.server needs --argocd.token-file")
+		}
+		ac, err := deploy.NewArgoCDClient(source.ArgoCDAPIConfig{
+			Address: *c.argoAddr, TokenFile: *c.argoTokenFile, CAFile: *c.argoCAFile,
+			PlainText: *c.argoPlainText, Insecure: *c.argoInsecure, GRPCWeb: *c.argoGRPCWeb,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		client = ac
+		closeClient = func() {
+			if err := ac.Close(); err != nil {
+				logger.Debug("close the Argo CD API connection for commit metadata", "err", err)
+			}
+		}
+		logger.Info("reading deployed commits from argocd-server", "server", *c.argoAddr)
+	}
+	var out deploy.Outputs
+	for _, f := range facts {
+		out.Facts = append(out.Facts, f)
+	}
+	if sink != nil {
+		out.Records = append(out.Records, gate.records(sink))
+	}
+	d, err := deploy.New(deploy.Config{FetchTimeout: *c.commitTimeout}, client, out, reg, logger)
+	if err != nil {
+		closeClient()
+		return nil, nil, err
+	}
+	return d, closeClient, nil
 }

@@ -1,0 +1,50 @@
+package deploy
+
+import (
+	"time"
+
+	"github.com/crowsnest/crowsnest/internal/model"
+)
+
+// fact is the deployment_finished fact of rec, at the deployment's
+// finish, with its attributes in a fixed order: result, revision,
+// previous_revision, initiator, then what is known of the commit (author,
+// commit_sha, commit_time, commit_subject, commit_referenced) and
+// lead_time_seconds when the lead time was measured (withLead).
+func fact(rec *model.DeploymentRecord, withLead bool) *model.Fact {
+	dep := rec.Deployment
+	attrs := make([]any, 0, 20)
+	attrs = append(attrs,
+		"result", dep.Result,
+		"revision", dep.RevisionText(),
+		"previous_revision", model.JoinRevisions(dep.PreviousRevision, dep.PreviousRevisions),
+		"initiator", dep.Initiator,
+	)
+	if c := rec.Commit; c != nil {
+		if c.Author != "" {
+			attrs = append(attrs, "author", c.Author)
+		}
+		if c.SHA != "" {
+			attrs = append(attrs, "commit_sha", c.SHA)
+		}
+		if !c.Date.IsZero() {
+			attrs = append(attrs, "commit_time", c.Date.UTC().Format(time.RFC3339))
+		}
+		if c.Subject != "" {
+			attrs = append(attrs, "commit_subject", c.Subject)
+		}
+		attrs = append(attrs, "commit_referenced", c.Referenced)
+	}
+	if withLead {
+		attrs = append(attrs, "lead_time_seconds", rec.LeadTime.Seconds())
+	}
+	return &model.Fact{
+		Name:    model.FactDeploymentFinished,
+		Time:    dep.FinishedAt,
+		App:     model.Key(dep.Namespace, dep.Name),
+		Project: dep.Project,
+		Env:     dep.Env,
+		TraceID: dep.TraceID,
+		Attrs:   attrs,
+	}
+}
