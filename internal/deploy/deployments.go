@@ -197,7 +197,10 @@ func (d *Deployments) deployed(ctx context.Context, dep *model.Deployment) {
 		return d.lookup(ctx, dep.Namespace, dep.Name, src)
 	})
 	var from time.Time // the commit date, when the lead time is measured
-	if c := rec.Commit; c != nil && !c.Date.IsZero() && dep.Result != model.DeploymentFailed {
+	// Only a succeeded deployment has a lead time: a failed one brought
+	// nothing to the env, and a rollback's commit is an old one, whose age
+	// says nothing of how fast changes ship.
+	if c := rec.Commit; c != nil && !c.Date.IsZero() && dep.Result == model.DeploymentSucceeded {
 		// A commit dated after the finish (a clock off, a forged date)
 		// has no lead time.
 		if lead := dep.FinishedAt.Sub(c.Date); lead >= 0 {

@@ -148,12 +148,27 @@ func TestCommitAfterFinishHasNoLeadTime(t *testing.T) {
 	}
 }
 
+// A rollback deploys an old commit: its age is no lead time.
+func TestRollbackHasNoLeadTime(t *testing.T) {
+	client := newFakeClient()
+	client.set("abc", &model.Commit{SHA: "abc", Date: t0.Add(-48 * time.Hour)})
+	f := newFixture(t, Config{}, client)
+	dep := deployment("cart", model.DeploymentRolledBack, "trace-1", gitSource(0, "abc"))
+	f.d.handle(context.Background(), deployed(dep))
+	f.d.handle(context.Background(), &model.DeploymentNotice{Kind: model.NoticeHealthy, Time: t0.Add(time.Minute), Deployment: dep})
+	for _, labels := range []map[string]string{deployedLabels, healthyLabels} {
+		if _, ok := histogram(t, f.reg, "crowsnest_change_lead_time_seconds", labels); ok {
+			t.Errorf("a rollback observed a lead time %v", labels)
+		}
+	}
+}
+
 func TestHealthyObservation(t *testing.T) {
 	client := newFakeClient()
 	date := t0.Add(-2 * time.Hour)
 	client.set("abc", &model.Commit{SHA: "abc", Date: date})
 	f := newFixture(t, Config{}, client)
-	dep := deployment("cart", model.DeploymentRolledBack, "trace-1", gitSource(0, "abc"))
+	dep := deployment("cart", model.DeploymentSucceeded, "trace-1", gitSource(0, "abc"))
 	ctx := context.Background()
 
 	f.d.handle(ctx, deployed(dep))
