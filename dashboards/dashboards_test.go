@@ -37,6 +37,10 @@ var rangeFuncs = regexp.MustCompile(`\b(rate|irate|increase|delta|idelta|deriv|c
 // rangeSelector matches a range or subquery window, e.g. [5m] or [$__range].
 var rangeSelector = regexp.MustCompile(`\[([^\]]*)\]`)
 
+// crowsnestSeries matches a crowsnest metric (crowsnest_...) or a series
+// recorded by crowsnest's rules (crowsnest:...).
+var crowsnestSeries = regexp.MustCompile(`\bcrowsnest[_:]`)
+
 func loadAll(t *testing.T) map[string]*Dashboard {
 	t.Helper()
 	ds, err := Load(".")
@@ -68,6 +72,7 @@ func TestDashboardsLint(t *testing.T) {
 				t.Errorf("schemaVersion %d, want >= 36 (Grafana 10/11)", d.SchemaVersion)
 			}
 			lintVariables(t, d)
+			lintAnnotations(t, d)
 			ids := map[int]bool{}
 			for _, p := range d.AllPanels() {
 				if ids[p.ID] {
@@ -77,6 +82,24 @@ func TestDashboardsLint(t *testing.T) {
 				lintPanel(t, p)
 			}
 		})
+	}
+}
+
+// lintAnnotations: every annotation query but Grafana's built-in one has a
+// name, a ${...} datasource and a query, linted as a panel's would be.
+func lintAnnotations(t *testing.T, d *Dashboard) {
+	t.Helper()
+	for _, a := range d.Annotations.List {
+		if a.BuiltIn != 0 {
+			continue
+		}
+		if a.Name == "" || a.Datasource == nil || !dsVariable.MatchString(a.Datasource.UID) || strings.TrimSpace(a.Expr) == "" {
+			t.Errorf("annotation %q: want a name, a ${...} datasource and a query: %+v", a.Name, a)
+			continue
+		}
+		if a.Datasource.Type == "prometheus" {
+			lintPromQL(t, "annotation "+a.Name, Target{RefID: "Anno", Expr: a.Expr})
+		}
 	}
 }
 
@@ -163,8 +186,8 @@ func lintPromQL(t *testing.T, panel string, tg Target) {
 	if strings.Count(expr, "(") != strings.Count(expr, ")") || strings.Count(expr, "{") != strings.Count(expr, "}") {
 		t.Errorf("panel %q target %s: unbalanced brackets in %s", panel, tg.RefID, expr)
 	}
-	if !strings.Contains(expr, "crowsnest_") {
-		t.Errorf("panel %q target %s: queries no crowsnest metric: %s", panel, tg.RefID, expr)
+	if !crowsnestSeries.MatchString(expr) {
+		t.Errorf("panel %q target %s: queries no crowsnest metric or record: %s", panel, tg.RefID, expr)
 	}
 	if rangeFuncs.MatchString(expr) {
 		for _, m := range rangeSelector.FindAllStringSubmatch(expr, -1) {
@@ -255,7 +278,7 @@ func TestPrometheusQueries(t *testing.T) {
 			t.Errorf("%s: variables left after Expand: %s", q, e)
 		}
 	}
-	for _, uid := range []string{"crowsnest-fleet", "crowsnest-app"} {
+	for _, uid := range []string{"crowsnest-fleet", "crowsnest-app", "crowsnest-dora"} {
 		if perDashboard[uid] == 0 {
 			t.Errorf("no Prometheus queries found in %s", uid)
 		}
@@ -367,13 +390,21 @@ var appSeriesLabels = map[string][]string{
 	"crowsnest_app_workload_job_status":                           {"workload", "status"},
 	"crowsnest_app_workload_certificate_ready":                    {"workload"},
 	"crowsnest_app_workload_certificate_expiry_timestamp_seconds": {"workload"},
+	"crowsnest_app_deployments_total":                             {"result"},
+	"crowsnest_app_change_failures_total":                         {"reason"},
+	"crowsnest_app_last_deployment_timestamp_seconds":             nil,
+	"crowsnest_app_sync_current_wave":                             {"phase"},
+	"crowsnest_app_sync_remaining_waves":                          nil,
+	"crowsnest_app_sync_expected_finish_timestamp_seconds":        nil,
 }
 
 // histogramLabels are the labels of the aggregated sync histograms, which
 // every replica observes alike.
 var histogramLabels = map[string][]string{
-	"crowsnest_sync_duration_seconds":      {"project", "env", "result"},
-	"crowsnest_sync_wave_duration_seconds": {"project", "env", "phase", "wave"},
+	"crowsnest_sync_duration_seconds":       {"project", "env", "result"},
+	"crowsnest_sync_wave_duration_seconds":  {"project", "env", "phase", "wave"},
+	"crowsnest_change_lead_time_seconds":    {"project", "env", "until"},
+	"crowsnest_deployment_recovery_seconds": {"project", "env"},
 }
 
 // seriesLabels returns the labels that tell the series of a replicated

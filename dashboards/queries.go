@@ -104,12 +104,29 @@ func (v Variable) QueryString() string {
 	return v.Definition
 }
 
+// Annotation is a dashboard annotation query: Grafana's built-in one, or
+// a query of a Prometheus (Expr) or Loki (Expr) datasource marking events
+// on the time series panels.
+type Annotation struct {
+	Name       string      `json:"name"`
+	BuiltIn    int         `json:"builtIn"`
+	Datasource *Datasource `json:"datasource"`
+	Enable     bool        `json:"enable"`
+	Expr       string      `json:"expr"`
+	// UseValueForTime (Prometheus): the series' value is the event's time
+	// in milliseconds, not the sample's time.
+	UseValueForTime bool `json:"useValueForTime"`
+}
+
 // Dashboard is the part of a Grafana dashboard model the checks read.
 type Dashboard struct {
 	UID           string `json:"uid"`
 	Title         string `json:"title"`
 	SchemaVersion int    `json:"schemaVersion"`
-	Templating    struct {
+	Annotations   struct {
+		List []Annotation `json:"list"`
+	} `json:"annotations"`
+	Templating struct {
 		List []Variable `json:"list"`
 	} `json:"templating"`
 	Panels []Panel `json:"panels"`
@@ -174,6 +191,7 @@ var labelValues = regexp.MustCompile(`^\s*label_values\((.*),\s*([A-Za-z_][A-Za-
 // PrometheusQueries returns every Prometheus query of the dashboards in
 // dir, in a stable order: each target expr of each panel (nested panels
 // included) whose datasource, or else its panel's, is Prometheus, then the
+// query of each Prometheus annotation (Panel "annotation <name>"), then the
 // query of each Prometheus template variable. A label_values(selector,
 // label) variable query becomes the PromQL `count by (label) (selector)`,
 // which returns data exactly when the variable has values.
@@ -205,6 +223,12 @@ func PrometheusQueries(dir string) ([]Query, error) {
 				}
 				out = append(out, Query{Dashboard: uid, Panel: p.Title, RefID: t.RefID, Expr: t.Expr})
 			}
+		}
+		for _, a := range d.Annotations.List {
+			if a.BuiltIn != 0 || !IsPrometheus(a.Datasource) || strings.TrimSpace(a.Expr) == "" {
+				continue
+			}
+			out = append(out, Query{Dashboard: uid, Panel: "annotation " + a.Name, Expr: a.Expr})
 		}
 		for _, v := range d.Templating.List {
 			if v.Type != "query" || !IsPrometheus(v.Datasource) {

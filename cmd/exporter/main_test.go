@@ -333,6 +333,8 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		{args: []string{"--alertmanager.evaluation-interval=0s"}, want: "--alertmanager.evaluation-interval"},
 		{args: []string{"--web.write-timeout=-1s"}, want: "--web.write-timeout"},
 		{args: []string{"--replay.speed=-2"}, want: "--replay.speed"},
+		{args: []string{"--deployments.failure-window=0s"}, want: "--deployments.failure-window"},
+		{args: []string{"--cloudevents.url=receiver:8080"}, want: "--cloudevents.url"},
 		{args: []string{"--traces.otlp.endpoint=tempo:4317"}, want: "--traces.otlp.endpoint"},
 		{args: []string{"--loki.url=http://loki:3100", "--loki.max-line-bytes=100"}, want: "--loki.max-line-bytes"},
 		{env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, want: "OTEL_TRACES_EXPORTER"},

@@ -331,6 +331,8 @@ func (c *cli) validateServeFlags() error {
 		"--loki.timeout":                     *c.lokiTimeout,
 		"--leader-elect.lease-duration":      *c.leaderLeaseDuration,
 		"--leader-elect.retry-period":        *c.leaderRetryPeriod,
+		"--deployments.failure-window":       *c.failureWindow,
+		"--deployments.commit-timeout":       *c.commitTimeout,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", flag, d))

@@ -57,7 +57,7 @@ func TestLeadTimeObservedWithExemplar(t *testing.T) {
 	}
 	want := []any{
 		"result", "succeeded", "revision", "abc", "previous_revision", "prev", "initiator", "automated",
-		"author", "Ann <ann@example.com>", "commit_sha", "abc", "commit_time", "2026-03-04T08:43:00Z",
+		"author", "Ann <ann@example.com>", "commit_sha", "abc", "commit_repo", "https://git.example.com/shop.git", "commit_time", "2026-03-04T08:43:00Z",
 		"commit_subject", "Fix checkout", "commit_referenced", false, "lead_time_seconds", 11820.0,
 	}
 	if !reflect.DeepEqual(fc.Attrs, want) {

@@ -4,12 +4,13 @@ import (
 	"time"
 
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/redact"
 )
 
 // fact is the deployment_finished fact of rec, at the deployment's
 // finish, with its attributes in a fixed order: result, revision,
 // previous_revision, initiator, then what is known of the commit (author,
-// commit_sha, commit_time, commit_subject, commit_referenced) and
+// commit_sha, commit_repo, commit_time, commit_subject, commit_referenced) and
 // lead_time_seconds when the lead time was measured (withLead).
 func fact(rec *model.DeploymentRecord, withLead bool) *model.Fact {
 	dep := rec.Deployment
@@ -26,6 +27,9 @@ func fact(rec *model.DeploymentRecord, withLead bool) *model.Fact {
 		}
 		if c.SHA != "" {
 			attrs = append(attrs, "commit_sha", c.SHA)
+		}
+		if c.RepoURL != "" {
+			attrs = append(attrs, "commit_repo", redact.URL(c.RepoURL))
 		}
 		if !c.Date.IsZero() {
 			attrs = append(attrs, "commit_time", c.Date.UTC().Format(time.RFC3339))

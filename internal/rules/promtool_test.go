@@ -22,9 +22,24 @@ type seriesYAML struct {
 	Values string `yaml:"values"`
 }
 
+// expSample is one sample an expression test expects.
+type expSample struct {
+	Labels string  `yaml:"labels"`
+	Value  float64 `yaml:"value"`
+}
+
+// exprTest checks the samples of an expression (a recorded series) at one
+// time; no samples expects none.
+type exprTest struct {
+	Expr       string      `yaml:"expr"`
+	EvalTime   string      `yaml:"eval_time"`
+	ExpSamples []expSample `yaml:"exp_samples"`
+}
+
 // testYAML is one test group: input series and the checks on them.
 type testYAML struct {
 	Interval  string       `yaml:"interval"`
 	Input     []seriesYAML `yaml:"input_series"`
-	AlertTest []ruleTest   `yaml:"alert_rule_test"`
+	AlertTest []ruleTest   `yaml:"alert_rule_test,omitempty"`
+	ExprTest  []exprTest   `yaml:"promql_expr_test,omitempty"`
 }

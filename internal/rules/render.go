@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -11,16 +12,37 @@ import (
 // repository root.
 const RulesFile = "alerts/crowsnest.rules.yaml"
 
-// Render returns the Prometheus rule file of the alerts, for durations
-// scaled by forScale.
+// Render returns the Prometheus rule file of the alerts: the main group
+// (MainGroup) with the alerts of no Group, then each of RecordingGroups
+// with its records and the alerts on them. forScale scales the for
+// durations and the recording groups' intervals (1 for the real thing;
+// tests shorten them).
 func Render(alerts []Alert, forScale float64) ([]byte, error) {
 	type group struct {
-		Name  string `yaml:"name"`
-		Rules []Rule `yaml:"rules"`
+		Name     string `yaml:"name"`
+		Interval string `yaml:"interval,omitempty"`
+		Rules    []Rule `yaml:"rules"`
+	}
+	byGroup := map[string][]Alert{}
+	for _, a := range alerts {
+		byGroup[a.Group] = append(byGroup[a.Group], a)
+	}
+	groups := []group{{Name: MainGroup, Rules: Rules(byGroup[""], forScale)}}
+	delete(byGroup, "")
+	for _, g := range RecordingGroups() {
+		groups = append(groups, group{
+			Name:     g.Name,
+			Interval: promDuration(scaleInterval(g.Interval, forScale)),
+			Rules:    append(g.Rules(), Rules(byGroup[g.Name], forScale)...),
+		})
+		delete(byGroup, g.Name)
+	}
+	for name, as := range byGroup {
+		return nil, fmt.Errorf("rendering rules: alert %s names group %q, which is no recording group", as[0].Name, name)
 	}
 	doc := struct {
 		Groups []group `yaml:"groups"`
-	}{Groups: []group{{Name: "crowsnest", Rules: Rules(alerts, forScale)}}}
+	}{Groups: groups}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Generated from internal/rules by `go test ./internal/rules -update`. DO NOT EDIT.\n")
 	enc := yaml.NewEncoder(&b)
@@ -32,4 +54,10 @@ func Render(alerts []Alert, forScale float64) ([]byte, error) {
 		return nil, fmt.Errorf("rendering rules: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// scaleInterval is a group's evaluation interval d scaled by forScale, in
+// whole milliseconds and at least a second.
+func scaleInterval(d time.Duration, forScale float64) time.Duration {
+	return max(time.Duration(float64(d)*forScale).Truncate(time.Millisecond), time.Second)
 }

@@ -85,6 +85,11 @@ type Alert struct {
 	// Check judges the condition on one app for direct paging; nil for
 	// alerts only Prometheus can evaluate (rates, histograms, up).
 	Check func(a AppState) bool
+	// Group is the rule group the alert is rendered in: "" for the main
+	// group (MainGroup), or a recording group of RecordingGroups for an
+	// alert on its records. Rendered after them, such an alert reads the
+	// records of the same evaluation.
+	Group string
 }
 
 // Anchor is the alert's section in docs/runbook.md.
@@ -254,6 +259,22 @@ func Alerts() []Alert {
 			Description: appDescription + " breaks the {{ $labels.policy }} policy of its environment (by default: prod syncs by hand with images pinned by digest; dev and stage auto-sync with self-heal and prune).",
 		},
 		{
+			// Fleet-level (by env and project), on the DORA recording
+			// rules: two replicas, restarts, apps deleted and re-created
+			// and few deployments are dealt with in the records and the
+			// minimum count (docs/runbook.md, alerts/tests/dora.test.yaml).
+			Name:  "CrowsnestChangeFailureRateHigh",
+			Group: DORAGroup,
+			Expr: func(m string) string {
+				return selector(RecordChangeFailureRate, m) + fmt.Sprintf(" > %g", ChangeFailureRateThreshold) +
+					" and on (env, project) " + selector(RecordDeployments7d, m) + fmt.Sprintf(" >= %d", ChangeFailureRateMinDeployments)
+			},
+			For:         time.Hour,
+			Variants:    []Variant{{Prod, Warning}},
+			Summary:     "Change failure rate high over 7 days",
+			Description: changeFailureRateDescription(),
+		},
+		{
 			Name:        "CrowsnestDown",
 			Expr:        func(string) string { return `up{job="crowsnest"} == 0 or absent(up{job="crowsnest"})` },
 			For:         5 * time.Minute,
@@ -274,13 +295,15 @@ func Alerts() []Alert {
 	}
 }
 
-// Rule is one Prometheus alerting rule.
+// Rule is one Prometheus rule: an alerting rule (Alert set) or a
+// recording rule (Record set).
 type Rule struct {
-	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record,omitempty"`
+	Alert       string            `yaml:"alert,omitempty"`
 	Expr        string            `yaml:"expr"`
 	For         string            `yaml:"for,omitempty"`
-	Labels      map[string]string `yaml:"labels"`
-	Annotations map[string]string `yaml:"annotations"`
+	Labels      map[string]string `yaml:"labels,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty"`
 }
 
 // Rules renders the alerts as Prometheus rules, one per variant, with the

@@ -114,8 +114,8 @@ func TestHelmChart(t *testing.T) {
 			dashboards++
 		}
 	}
-	if dashboards != 2 {
-		t.Errorf("%d dashboard ConfigMaps, want 2", dashboards)
+	if dashboards != 3 {
+		t.Errorf("%d dashboard ConfigMaps, want 3 (fleet, app, DORA)", dashboards)
 	}
 	if len(docs(t, helmTemplate(t, "replicaCount=1"))) >= len(all)-2 {
 		t.Errorf("one replica should render no PodDisruptionBudget, and no ServiceMonitor or PrometheusRule by default")

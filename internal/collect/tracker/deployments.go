@@ -46,9 +46,12 @@ type deployState struct {
 	// trying them again is no new deployment.
 	failedRevisions string
 	// health is the app's last health; degradedAt when it last turned
-	// Degraded.
-	health     health.HealthStatusCode
-	degradedAt time.Time
+	// Degraded, degradedCounted that this Degraded spell already failed a
+	// deployment (a deployment that ends while the app is still Degraded
+	// from the one before did not break it).
+	health          health.HealthStatusCode
+	degradedAt      time.Time
+	degradedCounted bool
 	// onset is when the open failed change began (zero: none is open).
 	onset time.Time
 }
@@ -141,20 +144,25 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 	ds := &st.deploy
 	h := st.app.Status.Health.Status
 	if h == health.HealthStatusDegraded && ds.health != health.HealthStatusDegraded {
-		ds.degradedAt = now
+		ds.degradedAt, ds.degradedCounted = now, false
 	}
 	ds.health = h
 	d := ds.last
 	if d == nil {
 		return
 	}
-	if h == health.HealthStatusHealthy && !ds.lastHealthy {
+	// Healthy counts once Argo CD assessed the app after the deployment
+	// finished: the write that completes an operation may still carry
+	// the health of before.
+	assessed := st.app.Status.ReconciledAt != nil && !st.app.Status.ReconciledAt.Time.Before(d.FinishedAt)
+	if h == health.HealthStatusHealthy && !ds.lastHealthy && assessed {
 		ds.lastHealthy = true
 		facts.add(model.FactDeploymentHealthy, now, d.TraceID, "revision", d.RevisionText(), "after_finish_seconds", max(now.Sub(d.FinishedAt), 0).Seconds())
 		out.notices = append(out.notices, &model.DeploymentNotice{Kind: model.NoticeHealthy, Time: now, Deployment: d})
 	}
-	if h == health.HealthStatusDegraded && !ds.lastFailed && !ds.degradedAt.Before(d.StartedAt.Truncate(time.Second)) &&
+	if h == health.HealthStatusDegraded && !ds.lastFailed && !ds.degradedCounted && !ds.degradedAt.Before(d.StartedAt.Truncate(time.Second)) &&
 		ds.degradedAt.Sub(d.FinishedAt) <= t.failureWindow {
+		ds.degradedCounted = true
 		t.changeFailed(st, d, model.FailureDegraded, ds.degradedAt, now, facts, out)
 	}
 	synced := st.app.Status.Sync.Status == v1alpha1.SyncStatusCodeSynced || d.Result == model.DeploymentRolledBack

@@ -43,6 +43,8 @@ type argoSim struct {
 	app     *v1alpha1.Application
 	// message is the next operation's final message.
 	message string
+	// stale: observations do not move status.reconciledAt.
+	stale bool
 }
 
 type opsSeen struct{ list []*model.Operation }
@@ -62,9 +64,14 @@ func newArgoSim(t *testing.T, mutate ...func(*v1alpha1.Application)) *argoSim {
 	return sim
 }
 
-// observe advances the clock by d and shows the app to the tracker.
+// observe advances the clock by d and shows the app to the tracker, as
+// Argo CD reconciled it then (unless stale: the write of an operation's end
+// carries the last reconciliation's time).
 func (g *argoSim) observe(d time.Duration) {
 	g.now += d
+	if !g.stale {
+		g.app.Status.ReconciledAt = mtime(at(g.now))
+	}
 	g.tr.Handle(model.Event{Type: model.Modified, Time: at(g.now), App: g.app.DeepCopy()})
 }
 
@@ -204,10 +211,31 @@ func TestFailedChangeAndRecovery(t *testing.T) {
 		t.Errorf("last notice %+v, want recovered 7 min after it turned Degraded", last)
 	}
 
+	// A deployment that ends while the app is still Degraded from the one
+	// before did not break it; Argo CD's write of its end may even carry
+	// the health of before the sync (reconciledAt older than the end): no
+	// Healthy yet.
+	g.stale = true
+	g.sync(synccommon.OperationSucceeded, false, "alice", "c2")
+	g.stale = false
+	if k := g.notices.list[len(g.notices.list)-1].Kind; k != model.NoticeDeployed {
+		t.Errorf("last notice %s, want c2 deployed and no Healthy from a health assessed before its end", k)
+	}
+	g.health(health.HealthStatusDegraded, time.Minute)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "c3")
+	g.wantCounts("degraded before the fix", map[string]float64{"succeeded": 5, "failed": 1}, map[string]float64{"sync_failed": 1, "degraded": 2})
+	if k := g.notices.list[len(g.notices.list)-1].Kind; k != model.NoticeDeployed {
+		t.Errorf("last notice %s, want the fix deployed and not yet Healthy", k)
+	}
+	g.health(health.HealthStatusHealthy, time.Minute)
+	if last := g.notices.list[len(g.notices.list)-1]; last.Kind != model.NoticeRecovered || last.Deployment.Revision != "c3" {
+		t.Errorf("last notice %+v, want recovered on c3", last)
+	}
+
 	// Degraded 2 h after the next deployment: outside the 1 h window.
 	g.sync(synccommon.OperationSucceeded, false, "alice", "ddd")
 	g.health(health.HealthStatusDegraded, 2*time.Hour)
-	g.wantCounts("degraded late", map[string]float64{"succeeded": 4, "failed": 1}, map[string]float64{"sync_failed": 1, "degraded": 1})
+	g.wantCounts("degraded late", map[string]float64{"succeeded": 6, "failed": 1}, map[string]float64{"sync_failed": 1, "degraded": 2})
 }
 
 // TestRollback: syncing back to revisions run before the previous

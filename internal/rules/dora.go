@@ -1,0 +1,155 @@
+package rules
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/crowsnest/crowsnest/internal/model"
+)
+
+// DORA's four keys as recording rules, per env and project, over the
+// per-app deployment counters and the aggregated lead time and recovery
+// histograms (docs/dora.md).
+//
+// Every crowsnest replica serves the same per-app counters and observes the
+// same histograms, and only the scrape's target labels (instance, pod...)
+// tell the copies apart. So each expression first takes the max over the
+// replicas of each series, by the labels that identify it (the app's
+// namespace, name, project and env and the counter's result or reason; the
+// histogram's own labels and le), then sums: summing the copies would
+// double the counts (and so the deployments the alert asks for at least).
+// A quantile alone would not move, since doubling every bucket keeps it;
+// the max also takes the most complete count when a replica restarted in
+// the window (it counted fewer, never more). A restart resets a replica's
+// counters, which increase() handles.
+
+// MainGroup is the rule group of the alerts with no Group.
+const MainGroup = "crowsnest"
+
+// DORAGroup is the rule group of the DORA recording rules and of the alert
+// on them.
+const DORAGroup = "crowsnest-dora"
+
+// doraInterval is how often DORAGroup is evaluated. Its records change
+// slowly (windows of a day and a week) and its increase over 7 days reads
+// every sample of a week of every app's deployment and failure counters,
+// 5 series per app and replica: 5 minutes costs a fifth of 1 minute. The
+// alert evaluated in the group reads the records of the same evaluation,
+// so its for never sees a gap; a dashboard sees each record's sample for the
+// 5 minutes of Prometheus' lookback, until the next evaluation writes one.
+const doraInterval = 5 * time.Minute
+
+// Names of the recorded series (level:metric:operations), each by env and
+// project.
+const (
+	// RecordDeployments1d is the number of deployments (succeeded and
+	// failed; rollbacks are not counted) in the last day.
+	RecordDeployments1d = "crowsnest:deployments:increase1d"
+	// RecordDeployments7d is the number of deployments (succeeded and
+	// failed) in the last 7 days: the change failure rate's denominator.
+	RecordDeployments7d = "crowsnest:deployments:increase7d"
+	// RecordChangeFailures7d is the number of failed changes (every reason)
+	// in the last 7 days: the change failure rate's numerator.
+	RecordChangeFailures7d = "crowsnest:change_failures:increase7d"
+	// RecordChangeFailureRate is failed changes per deployment over 7
+	// days, at most 1; absent without deployments.
+	RecordChangeFailureRate = "crowsnest:change_failure_rate:ratio_7d"
+	// RecordLeadTimeP50 and RecordLeadTimeP90 are the median and 90th
+	// percentile of the change lead time until deployed, over 7 days.
+	RecordLeadTimeP50 = "crowsnest:change_lead_time_seconds:p50_7d"
+	RecordLeadTimeP90 = "crowsnest:change_lead_time_seconds:p90_7d"
+	// RecordRecoveryP50 is the median time to recover from a failed
+	// change, over 7 days.
+	RecordRecoveryP50 = "crowsnest:deployment_recovery_seconds:p50_7d"
+)
+
+// The change failure rate alert fires above this rate over 7 days, with at
+// least this many deployments in them (fewer say little: 1 failure of 2 is
+// 50%).
+const (
+	ChangeFailureRateThreshold      = 0.3
+	ChangeFailureRateMinDeployments = 5
+)
+
+// Recording is one recording rule.
+type Recording struct {
+	// Record is the name of the series it records.
+	Record string
+	// Expr is its PromQL expression.
+	Expr string
+}
+
+// RecordingGroup is a rule group of recording rules, rendered after the
+// main group, with the alerts whose Group names it after its records.
+type RecordingGroup struct {
+	Name string
+	// Interval is how often Prometheus evaluates the group.
+	Interval   time.Duration
+	Recordings []Recording
+}
+
+// deploymentResults matches the results counted as deployments: a
+// rollback is the remedy of a failed change, not a change.
+var deploymentResults = `result=~"` + model.DeploymentSucceeded + `|` + model.DeploymentFailed + `"`
+
+// appIncrease is the increase over window of a per-app counter, the
+// replicas' copies merged by max (by the app's identity and the counter's
+// own label), summed by env and project.
+func appIncrease(metric, matchers, label, window string) string {
+	return `sum by (env, project) (max by (` + identity + `, ` + label + `) (increase(` + metric + matchers + `[` + window + `])))`
+}
+
+// quantile7d is the q-quantile over 7 days of an aggregated histogram with
+// labels (besides le) whose series matchers selects, by env and project.
+// With no observation in the window histogram_quantile gives NaN, which
+// the comparison drops: no record rather than NaN.
+func quantile7d(q float64, histogram, matchers, labels string) string {
+	return fmt.Sprintf(`histogram_quantile(%g, sum by (env, project, le) (max by (%s, le) (increase(%s_bucket%s[7d])))) >= 0`,
+		q, labels, histogram, matchers)
+}
+
+// RecordingGroups returns the recording rule groups: DORA's four keys.
+func RecordingGroups() []RecordingGroup {
+	const leadTime = "crowsnest_change_lead_time_seconds"
+	const leadTimeUntil = `{until="deployed"}`
+	return []RecordingGroup{{
+		Name:     DORAGroup,
+		Interval: doraInterval,
+		Recordings: []Recording{
+			{RecordDeployments1d, appIncrease("crowsnest_app_deployments_total", "{"+deploymentResults+"}", "result", "1d")},
+			{RecordDeployments7d, appIncrease("crowsnest_app_deployments_total", "{"+deploymentResults+"}", "result", "7d")},
+			{RecordChangeFailures7d, appIncrease("crowsnest_app_change_failures_total", "", "reason", "7d")},
+			// No failure series (none yet) with deployments is a rate of
+			// 0; no deployment is no rate. A rollback can undo a
+			// deployment older than the window: at most 1.
+			{RecordChangeFailureRate, `clamp_max((` + RecordChangeFailures7d + ` or 0 * ` + RecordDeployments7d + `) / (` + RecordDeployments7d + ` > 0), 1)`},
+			{RecordLeadTimeP50, quantile7d(0.5, leadTime, leadTimeUntil, "project, env, until")},
+			{RecordLeadTimeP90, quantile7d(0.9, leadTime, leadTimeUntil, "project, env, until")},
+			{RecordRecoveryP50, quantile7d(0.5, "crowsnest_deployment_recovery_seconds", "", "project, env")},
+		},
+	}}
+}
+
+// Rules renders the group's recording rules.
+func (g *RecordingGroup) Rules() []Rule {
+	out := make([]Rule, 0, len(g.Recordings))
+	for _, r := range g.Recordings {
+		out = append(out, Rule{Record: r.Record, Expr: r.Expr})
+	}
+	return out
+}
+
+// countOf is an annotation template printing the value of the record for
+// the alert's env and project, rounded (increase() extrapolates).
+func countOf(record string) string {
+	return `{{ with printf "` + record + `{env=%q,project=%q}" $labels.env $labels.project | query }}{{ . | first | value | printf "%.0f" }}{{ end }}`
+}
+
+// changeFailureRateDescription is the description of
+// CrowsnestChangeFailureRateHigh: the rate, and the failures and
+// deployments it comes from.
+func changeFailureRateDescription() string {
+	return "{{ $value | humanizePercentage }} of the deployments of project {{ $labels.project }} in env {{ $labels.env }} in the last 7 days were failed changes (" +
+		countOf(RecordChangeFailures7d) + " of " + countOf(RecordDeployments7d) + "): their sync failed, the app turned Degraded within the failure window, or a rollback undid them." +
+		fmt.Sprintf(" The threshold is %g%% of at least %d deployments.", ChangeFailureRateThreshold*100, ChangeFailureRateMinDeployments)
+}
