@@ -4,8 +4,9 @@ import "time"
 
 // A deployment is a real (not dry-run) sync operation that changed what
 // runs: the revisions it synced differ from those of the app's previous
-// deployment. Self-heal and re-syncs of the same revisions are drift
-// repair, not deployments. A successful deployment back to revisions the app
+// deployment, and it changed at least one resource (a sync of a new commit
+// that left every resource unchanged is none). Self-heal and re-syncs of the
+// same revisions are drift repair, not deployments. A successful deployment back to revisions the app
 // ran before the previous deployment is a rollback. A failed or errored
 // operation that tried to deploy new revisions is a failed deployment; a
 // terminated one is none (a person stopped it).

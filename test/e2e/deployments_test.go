@@ -131,6 +131,20 @@ func TestDeployments(t *testing.T) {
 	t.Run("self-heal is no deployment", func(t *testing.T) { s.selfHeal(ctx, t) })
 	t.Run("one event per deployment in Loki and as a CloudEvent", func(t *testing.T) { s.deploymentEvents(t) })
 	t.Run("DORA dashboard queries return data", func(t *testing.T) {
+		// The four keys are recording rules: wait for an evaluation after
+		// the last recovery.
+		eventually(t, signalTimeout, func() error {
+			for _, record := range []string{"crowsnest:deployments:increase1d", "crowsnest:change_lead_time_seconds:p50_7d", "crowsnest:change_failure_rate:ratio_7d", "crowsnest:deployment_recovery_seconds:p50_7d"} {
+				samples, err := s.prom.Query(record + `{env="prod"}`)
+				if err != nil {
+					return err
+				}
+				if len(samples) == 0 {
+					return fmt.Errorf("no %s yet", record)
+				}
+			}
+			return nil
+		})
 		// The running syncs' panels have data only while a sync runs.
 		runningOnly := func(q dashboards.Query) bool { return strings.HasPrefix(q.Panel, "Running syncs") }
 		checkDashboardQueries(t, s.prom, map[string]string{"app": appDoraProd, "env": ".*", "project": "default"}, runningOnly, "crowsnest-dora")

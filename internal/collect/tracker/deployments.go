@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
+	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/model"
@@ -73,6 +74,20 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 	}
 	if revs == prevText {
 		return // drift repair, or a re-sync of what runs
+	}
+	if selfHeal(op.state) {
+		// Argo CD judged the new revision to change nothing of the app
+		// (its auto-sync found the sync "already attempted") and healed
+		// drift: what runs is what ran.
+		ds.lastRevisions = revs
+		return
+	}
+	if op.result == model.ResultSucceeded && changedNothing(op.state) {
+		// A new commit that changed none of the app's manifests (a
+		// monorepo's commit elsewhere): Argo CD synced, every resource
+		// unchanged. Nothing new runs.
+		ds.lastRevisions = revs
+		return
 	}
 	d := &model.Deployment{
 		UID: o.UID, Namespace: o.Namespace, Name: o.Name, Project: o.Project, Env: o.Env,
@@ -227,4 +242,30 @@ func changedSources(spec *v1alpha1.ApplicationSpec, rev string, revs []string, p
 		}
 	}
 	return out
+}
+
+// changedNothing reports whether a finished operation applied its resources
+// without changing any (each result Synced and "unchanged", no hook run, no
+// prune); false when the operation state does not tell (history only).
+func changedNothing(op *v1alpha1.OperationState) bool {
+	if op == nil || op.SyncResult == nil || len(op.SyncResult.Resources) == 0 {
+		return false
+	}
+	for _, r := range op.SyncResult.Resources {
+		if r == nil {
+			continue
+		}
+		if r.HookType != "" || r.Status != synccommon.ResultCodeSynced || !unchanged(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// selfHeal reports whether the operation is a self-heal: an automated sync
+// that Argo CD's controller started with a self-heal attempt count
+// (controller/appcontroller.go autoSync counts them only when it found the
+// sync to the desired revisions already attempted).
+func selfHeal(op *v1alpha1.OperationState) bool {
+	return op != nil && op.Operation.InitiatedBy.Automated && op.Operation.Sync != nil && op.Operation.Sync.SelfHealAttemptsCount > 0
 }

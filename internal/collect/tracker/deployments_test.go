@@ -45,6 +45,10 @@ type argoSim struct {
 	message string
 	// stale: observations do not move status.reconciledAt.
 	stale bool
+	// unchanged: the next operation applies its ConfigMap unchanged.
+	unchanged bool
+	// selfHeal: the next operation is a self-heal attempt.
+	selfHeal bool
 }
 
 type opsSeen struct{ list []*model.Operation }
@@ -90,13 +94,22 @@ func (g *argoSim) sync(phase synccommon.OperationPhase, dry bool, initiator stri
 		Operation: v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{DryRun: dry}, InitiatedBy: by},
 		Phase:     synccommon.OperationRunning, StartedAt: metav1.NewTime(start),
 	}
+	if g.selfHeal {
+		op.Operation.Sync.SelfHealAttemptsCount = 1
+	}
 	g.app.Status.OperationState = op
 	g.observe(2 * time.Second)
 	op = op.DeepCopy()
 	op.Phase = phase
 	op.Message = g.message
 	op.FinishedAt = mtime(start.Add(10 * time.Second))
-	op.SyncResult = &v1alpha1.SyncOperationResult{}
+	msg := "configmap/cm configured"
+	if g.unchanged {
+		msg = "configmap/cm unchanged"
+	}
+	op.SyncResult = &v1alpha1.SyncOperationResult{Resources: v1alpha1.ResourceResults{
+		{Kind: "ConfigMap", Name: "cm", Status: synccommon.ResultCodeSynced, Message: msg, SyncPhase: synccommon.SyncPhaseSync},
+	}}
 	if len(revisions) == 1 {
 		op.SyncResult.Revision = revisions[0]
 	} else {
@@ -152,14 +165,24 @@ func TestDeploymentsAreChangesOfRevision(t *testing.T) {
 	g.sync(succeeded, true, "alice", "bbb")      // dry run
 	g.sync(synccommon.OperationFailed, false, "alice", "aaa")
 	g.wantCounts("re-sync, self-heal, dry run, failed re-sync", map[string]float64{"succeeded": 1}, nil)
+	g.unchanged = true
+	g.sync(succeeded, false, "automated", "abc")
+	g.unchanged = false
+	g.wantCounts("a commit that changed none of the app's manifests", map[string]float64{"succeeded": 1}, nil)
+	// A self-heal to a newer commit that Argo CD found brings no change
+	// to the app: it counts the attempt.
+	g.selfHeal = true
+	g.sync(succeeded, false, "automated", "abd")
+	g.selfHeal = false
+	g.wantCounts("self-heal to a commit without changes", map[string]float64{"succeeded": 1}, nil)
 	g.sync(succeeded, false, "automated", "bbb")
 	g.wantCounts("new revision", map[string]float64{"succeeded": 2}, nil)
-	// The dry run is no operation: 5 of them.
-	if n := len(g.ops.list); n != 5 || g.ops.list[4].Deployment == nil || g.ops.list[3].Deployment != nil {
-		t.Fatalf("%d operations; want 5, the last a deployment and the one before not", n)
+	// The dry run is no operation: 7 of them.
+	if n := len(g.ops.list); n != 7 || g.ops.list[6].Deployment == nil || g.ops.list[5].Deployment != nil {
+		t.Fatalf("%d operations; want 7, the last a deployment and the one before not", n)
 	}
-	d := g.ops.list[4].Deployment
-	if d.Revision != "bbb" || d.PreviousRevision != "aaa" || d.TraceID != g.ops.list[4].TraceID() || len(d.Changed) != 1 ||
+	d := g.ops.list[6].Deployment
+	if d.Revision != "bbb" || d.PreviousRevision != "abd" || d.TraceID != g.ops.list[6].TraceID() || len(d.Changed) != 1 ||
 		d.Changed[0] != (model.DeploymentSource{Index: 0, RepoURL: "https://git.example.com/deploy.git", Revision: "bbb"}) {
 		t.Errorf("deployment %+v", d)
 	}
