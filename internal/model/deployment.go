@@ -4,10 +4,11 @@ import "time"
 
 // A deployment is a real (not dry-run) sync operation that changed what
 // runs: the revisions it synced differ from those of the app's previous
-// deployment, and it changed at least one resource (a sync of a new commit
-// that left every resource unchanged is none). Self-heal and re-syncs of the
-// same revisions are drift repair, not deployments. A successful deployment back to revisions the app
-// ran before the previous deployment is a rollback. A failed or errored
+// sync, Argo CD had not shown the app Synced to them before it (drift
+// repair), it is no self-heal, and it changed at least one resource (a sync
+// of a new commit that left every resource unchanged is none). A successful
+// deployment back to revisions the app ran before the previous one, which
+// its source no longer targets, is a rollback. A failed or errored
 // operation that tried to deploy new revisions is a failed deployment; a
 // terminated one is none (a person stopped it).
 //

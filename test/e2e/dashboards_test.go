@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/crowsnest/crowsnest/dashboards"
 )
@@ -29,8 +30,9 @@ var dashboardVars = map[string]string{
 // against prom, variables expanded with dashboardVars overridden by vars,
 // and fails for each query that errors or returns no samples: proof that
 // every panel shows data. Each test checks the dashboards whose data its
-// Prometheus has; skip leaves out panels that have data only at times.
-func checkDashboardQueries(t *testing.T, prom *Prometheus, vars map[string]string, skip func(dashboards.Query) bool, uids ...string) {
+// Prometheus has; keep (nil: all) picks the queries, evaluated at at (zero:
+// now), for panels that have data only at times.
+func checkDashboardQueries(t *testing.T, prom *Prometheus, at time.Time, vars map[string]string, keep func(dashboards.Query) bool, uids ...string) {
 	t.Helper()
 	all, err := dashboards.PrometheusQueries("../../dashboards")
 	if err != nil {
@@ -40,7 +42,7 @@ func checkDashboardQueries(t *testing.T, prom *Prometheus, vars map[string]strin
 	maps.Copy(values, vars)
 	var queries []dashboards.Query
 	for _, q := range all {
-		if slices.Contains(uids, q.Dashboard) && (skip == nil || !skip(q)) {
+		if slices.Contains(uids, q.Dashboard) && (keep == nil || keep(q)) {
 			queries = append(queries, q)
 		}
 	}
@@ -54,7 +56,7 @@ func checkDashboardQueries(t *testing.T, prom *Prometheus, vars map[string]strin
 	}
 	for _, q := range queries {
 		expr := dashboards.Expand(q.Expr, values)
-		samples, err := prom.Query(expr)
+		samples, err := prom.QueryAt(expr, at)
 		switch {
 		case err != nil:
 			t.Errorf("dashboard %s, panel %q (%s): %v\n\texpr: %s", q.Dashboard, q.Panel, q.RefID, err, expr)

@@ -91,18 +91,19 @@ func (r *cdEventsReceiver) Events() []map[string]any {
 // repo-server and argocd-server (for commit metadata), with Prometheus, a
 // Loki receiver and a CloudEvents receiver.
 type deploymentsEnv struct {
-	env      *Env
-	kas      *KubeAPIServer
-	argo     *ArgoCD
-	server   *argoCDServer
-	apps     appclient.ApplicationInterface
-	gitDir   string
-	cn       *Crowsnest
-	prom     *Prometheus
-	loki     *lokitest.Receiver
-	events   *cdEventsReceiver
-	commits  map[string]time.Time // commit → its author date
-	traceIDs map[string]bool      // trace ids of the prod app's deployments
+	env     *Env
+	kas     *KubeAPIServer
+	argo    *ArgoCD
+	server  *argoCDServer
+	apps    appclient.ApplicationInterface
+	gitDir  string
+	cn      *Crowsnest
+	prom    *Prometheus
+	loki    *lokitest.Receiver
+	events  *cdEventsReceiver
+	commits map[string]time.Time // commit → its author date
+	// resync is the prod app's re-sync, watched for its expected finish.
+	resync *v1alpha1.OperationState
 }
 
 // TestDeployments checks deployments, DORA's four keys and a sync's
@@ -145,9 +146,13 @@ func TestDeployments(t *testing.T) {
 			}
 			return nil
 		})
-		// The running syncs' panels have data only while a sync runs.
-		runningOnly := func(q dashboards.Query) bool { return strings.HasPrefix(q.Panel, "Running syncs") }
-		checkDashboardQueries(t, s.prom, map[string]string{"app": appDoraProd, "env": ".*", "project": "default"}, runningOnly, "crowsnest-dora")
+		// The running syncs' panels have data only while a sync runs: they
+		// are queried at the last second of the re-sync (Argo CD's
+		// finishedAt is cut to the second: the sync ran until after it).
+		running := func(q dashboards.Query) bool { return strings.HasPrefix(q.Panel, "Running syncs") }
+		vars := map[string]string{"app": appDoraProd, "env": ".*", "project": "default"}
+		checkDashboardQueries(t, s.prom, time.Time{}, vars, func(q dashboards.Query) bool { return !running(q) }, "crowsnest-dora")
+		checkDashboardQueries(t, s.prom, s.resync.FinishedAt.Add(-time.Second), vars, running, "crowsnest-dora")
 	})
 	t.Logf("TestDeployments took %v", time.Since(start).Round(time.Second))
 }
@@ -165,7 +170,7 @@ func startDeploymentsEnv(t *testing.T) *deploymentsEnv {
 	kas.Kubectl(string(health), "-n", argoCDNamespace, "patch", "configmap", "argocd-cm", "--type=merge", "--patch-file=/dev/stdin")
 	s := &deploymentsEnv{
 		env: env, kas: kas, argo: argo, apps: kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace),
-		commits: map[string]time.Time{}, traceIDs: map[string]bool{},
+		commits: map[string]time.Time{},
 	}
 	s.server = startArgoCDServer(t.Context(), t, env, kas, argo)
 
@@ -375,6 +380,7 @@ func (s *deploymentsEnv) resyncAndDryRun(ctx context.Context, t *testing.T) {
 		}
 	}()
 	op := s.sync(ctx, t, synccommon.OperationSucceeded)
+	s.resync = op
 	close(done)
 	<-watching
 	if first == nil {

@@ -138,7 +138,17 @@ type promSample struct {
 // Query runs an instant PromQL query and returns its vector, sorted by
 // labels; it fails on errors of the query, not on empty results.
 func (p *Prometheus) Query(query string) ([]promSample, error) {
-	resp, err := http.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(query))
+	return p.QueryAt(query, time.Time{})
+}
+
+// QueryAt runs an instant PromQL query evaluated at at (now if zero), as
+// Query does.
+func (p *Prometheus) QueryAt(query string, at time.Time) ([]promSample, error) {
+	u := p.URL + "/api/v1/query?query=" + url.QueryEscape(query)
+	if !at.IsZero() {
+		u += "&time=" + strconv.FormatFloat(float64(at.UnixNano())/1e9, 'f', 3, 64)
+	}
+	resp, err := http.Get(u)
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", query, err)
 	}

@@ -46,6 +46,9 @@ type deployState struct {
 	// failedRevisions are the revisions of the last failed deployment:
 	// trying them again is no new deployment.
 	failedRevisions string
+	// syncedRevisions are the revisions Argo CD last showed the app Synced
+	// to while no operation ran: their manifests already ran then.
+	syncedRevisions string
 	// health is the app's last health; degradedAt when it last turned
 	// Degraded, degradedCounted that this Degraded spell already failed a
 	// deployment (a deployment that ends while the app is still Degraded
@@ -74,6 +77,16 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 	}
 	if revs == prevText {
 		return // drift repair, or a re-sync of what runs
+	}
+	if revs == ds.syncedRevisions {
+		// Argo CD had shown the app Synced to these revisions before the
+		// operation: their manifests ran already, and the operation
+		// repaired drift. A commit that changes nothing of an app leaves
+		// it Synced at the new revision without a sync; the next repair
+		// of drift then syncs to it as a full auto-sync (no self-heal
+		// count, since the last sync was to an older revision).
+		ds.lastRevisions = revs
+		return
 	}
 	if selfHeal(op.state) {
 		// Argo CD judged the new revision to change nothing of the app
@@ -106,6 +119,14 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 		return
 	}
 	d.Result = model.DeploymentSucceeded
+	if rollback && revs == model.JoinRevisions(st.app.Status.Sync.Revision, st.app.Status.Sync.Revisions) {
+		// Back to what the source targets now: a roll forward again
+		// after a rollback, or the branch itself reset. A rollback deploys
+		// an earlier revision the source no longer points at
+		// (`argocd app rollback`, or a sync to an old revision), which
+		// leaves the app OutOfSync.
+		rollback = false
+	}
 	if rollback {
 		d.Result = model.DeploymentRolledBack
 		if ds.last != nil && !ds.lastFailed && model.JoinRevisions(ds.last.Revision, ds.last.Revisions) == prevText {
@@ -127,6 +148,10 @@ func (t *Tracker) countDeployment(st *appState, d *model.Deployment, o *model.Op
 		}
 	}
 	o.Deployment = d
+	// What runs changed: the app's being Synced to some revisions before
+	// says nothing of them any more (after a rollback, syncing the
+	// revisions rolled back from is a deployment again).
+	st.deploy.syncedRevisions = ""
 	out.notices = append(out.notices, &model.DeploymentNotice{Kind: model.NoticeDeployed, Time: d.FinishedAt, Deployment: d})
 }
 
@@ -157,7 +182,13 @@ func (t *Tracker) changeFailed(st *appState, d *model.Deployment, reason string,
 // Healthy on the rollback is a recovery.
 func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, out *outbox) {
 	ds := &st.deploy
-	h := st.app.Status.Health.Status
+	status := &st.app.Status
+	if op := status.OperationState; status.Sync.Status == v1alpha1.SyncStatusCodeSynced && st.app.Operation == nil && (op == nil || op.Phase.Completed()) {
+		// Only while no operation runs: a running sync may show the app
+		// Synced to its new revisions before it ends.
+		ds.syncedRevisions = model.JoinRevisions(status.Sync.Revision, status.Sync.Revisions)
+	}
+	h := status.Health.Status
 	if h == health.HealthStatusDegraded && ds.health != health.HealthStatusDegraded {
 		ds.degradedAt, ds.degradedCounted = now, false
 	}

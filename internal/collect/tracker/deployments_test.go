@@ -175,14 +175,24 @@ func TestDeploymentsAreChangesOfRevision(t *testing.T) {
 	g.sync(succeeded, false, "automated", "abd")
 	g.selfHeal = false
 	g.wantCounts("self-heal to a commit without changes", map[string]float64{"succeeded": 1}, nil)
+	// A commit that changes nothing of the app: Argo CD shows it Synced to
+	// it without a sync; drift, then a full auto-sync to it, repairs the
+	// drift.
+	g.app.Status.Sync.Revision = "abe"
+	g.observe(time.Minute)
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
+	g.observe(time.Minute)
+	g.sync(succeeded, false, "automated", "abe")
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
+	g.wantCounts("drift repaired on a commit the app was Synced to", map[string]float64{"succeeded": 1}, nil)
 	g.sync(succeeded, false, "automated", "bbb")
 	g.wantCounts("new revision", map[string]float64{"succeeded": 2}, nil)
-	// The dry run is no operation: 7 of them.
-	if n := len(g.ops.list); n != 7 || g.ops.list[6].Deployment == nil || g.ops.list[5].Deployment != nil {
-		t.Fatalf("%d operations; want 7, the last a deployment and the one before not", n)
+	// The dry run is no operation: 8 of them.
+	if n := len(g.ops.list); n != 8 || g.ops.list[7].Deployment == nil || g.ops.list[6].Deployment != nil {
+		t.Fatalf("%d operations; want 8, the last a deployment and the one before not", n)
 	}
-	d := g.ops.list[6].Deployment
-	if d.Revision != "bbb" || d.PreviousRevision != "abd" || d.TraceID != g.ops.list[6].TraceID() || len(d.Changed) != 1 ||
+	d := g.ops.list[7].Deployment
+	if d.Revision != "bbb" || d.PreviousRevision != "abe" || d.TraceID != g.ops.list[7].TraceID() || len(d.Changed) != 1 ||
 		d.Changed[0] != (model.DeploymentSource{Index: 0, RepoURL: "https://git.example.com/deploy.git", Revision: "bbb"}) {
 		t.Errorf("deployment %+v", d)
 	}
@@ -269,6 +279,8 @@ func TestRollback(t *testing.T) {
 	g := newArgoSim(t)
 	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
 	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	g.app.Status.Sync.Revision = "bbb" // Synced to bbb, idle
+	g.observe(time.Minute)
 	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
 	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
 	g.wantCounts("rolled back", map[string]float64{"succeeded": 2, "rolled_back": 1}, map[string]float64{"rolled_back": 1})
@@ -280,11 +292,17 @@ func TestRollback(t *testing.T) {
 		t.Errorf("rollback deployment %+v", d)
 	}
 
+	// Syncing bbb again after the rollback changes what runs: a
+	// deployment, though the app was Synced to bbb before the rollback.
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	g.wantCounts("forward again", map[string]float64{"succeeded": 3, "rolled_back": 1}, map[string]float64{"rolled_back": 1})
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
+
 	// A deployment that degraded and then is rolled back fails once.
 	g.sync(synccommon.OperationSucceeded, false, "alice", "ccc")
 	g.health(health.HealthStatusDegraded, time.Minute)
 	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
-	g.wantCounts("degraded, then rolled back", map[string]float64{"succeeded": 3, "rolled_back": 2}, map[string]float64{"rolled_back": 1, "degraded": 1})
+	g.wantCounts("degraded, then rolled back", map[string]float64{"succeeded": 4, "rolled_back": 2}, map[string]float64{"rolled_back": 1, "degraded": 1})
 }
 
 // TestDeploymentAfterRestart: the previous deployment comes from the sync
