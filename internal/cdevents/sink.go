@@ -20,6 +20,7 @@ import (
 
 	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/crowsnest/crowsnest/internal/redact"
+	"github.com/crowsnest/crowsnest/internal/retry"
 )
 
 // Drop reasons, the values of the reason label of
@@ -209,7 +210,7 @@ func (s *Sink) post(it item) {
 		}
 		return struct{}{}, err
 	},
-		backoff.WithBackOff(newBackOff(s.cfg.MinBackoff, s.cfg.MaxBackoff)),
+		backoff.WithBackOff(retry.NewBackOff(s.cfg.MinBackoff, s.cfg.MaxBackoff)),
 		backoff.WithMaxTries(uint(s.cfg.MaxRetries)+1), // it counts attempts; 0 would mean forever
 		backoff.WithMaxElapsedTime(0),                  // bounded by MaxRetries alone
 	)
@@ -339,31 +340,4 @@ func retryAfter(v string, now time.Time, lo, hi time.Duration) time.Duration {
 		return 0
 	}
 	return min(max(d, lo), hi)
-}
-
-// newBackOff returns the waits between attempts: starting near lo and
-// doubling up to hi, with jitter, and never outside [lo, hi].
-func newBackOff(lo, hi time.Duration) backoff.BackOff {
-	return &boundedBackOff{
-		ExponentialBackOff: backoff.ExponentialBackOff{
-			InitialInterval:     lo * 3 / 2,
-			RandomizationFactor: 1.0 / 3, // each wait in [2/3, 4/3] of its interval
-			Multiplier:          2,
-			MaxInterval:         hi * 3 / 4,
-		},
-		lo: lo,
-		hi: hi,
-	}
-}
-
-// boundedBackOff is an ExponentialBackOff whose waits are clamped to
-// [lo, hi]: the library caps the interval, not the randomized wait.
-type boundedBackOff struct {
-	backoff.ExponentialBackOff
-	lo, hi time.Duration
-}
-
-// NextBackOff implements backoff.BackOff.
-func (b *boundedBackOff) NextBackOff() time.Duration {
-	return min(max(b.ExponentialBackOff.NextBackOff(), b.lo), b.hi)
 }

@@ -781,20 +781,3 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
-
-func TestBackOffBounds(t *testing.T) {
-	lo, hi := 10*time.Millisecond, 80*time.Millisecond
-	b := newBackOff(lo, hi)
-	b.Reset()
-	var waits []time.Duration
-	for range 20 {
-		w := b.NextBackOff()
-		if w < lo || w > hi {
-			t.Fatalf("wait %s outside [%s, %s]", w, lo, hi)
-		}
-		waits = append(waits, w)
-	}
-	if waits[len(waits)-1] < hi/2 {
-		t.Errorf("waits %v never grew towards %s", waits, hi)
-	}
-}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/retry"
 )
 
 // Drop reasons, the values of the reason label of
@@ -280,7 +281,7 @@ func (s *Shipper) push(b *batch) {
 		}
 		return struct{}{}, err
 	},
-		backoff.WithBackOff(newBackOff(s.cfg.MinBackoff, s.cfg.MaxBackoff)),
+		backoff.WithBackOff(retry.NewBackOff(s.cfg.MinBackoff, s.cfg.MaxBackoff)),
 		backoff.WithMaxTries(uint(s.cfg.MaxRetries)+1), // it counts attempts; 0 would mean forever
 		backoff.WithMaxElapsedTime(0),                  // bounded by MaxRetries alone, not Retry's 15 min default
 	)
@@ -340,38 +341,4 @@ func rejection(err error) *StatusError {
 		return se
 	}
 	return nil
-}
-
-// backoffJitter is the spread of each wait around its interval: ±1/3 of
-// 1.5·d is [d, 2d], the range loki-client-go's backoff drew from.
-const backoffJitter = 1.0 / 3
-
-// newBackOff returns the waits between push attempts: the n-th wait
-// (n = 0, 1, ...) is drawn from [lo·2ⁿ, lo·2ⁿ⁺¹], and no wait is shorter
-// than lo or longer than hi: the waits begin at MinBackoff and double up to
-// MaxBackoff, with jitter.
-func newBackOff(lo, hi time.Duration) backoff.BackOff {
-	return &boundedBackOff{
-		ExponentialBackOff: backoff.ExponentialBackOff{
-			InitialInterval:     lo * 3 / 2,
-			RandomizationFactor: backoffJitter,
-			Multiplier:          2,
-			MaxInterval:         hi * 3 / 4, // drawn from [hi/2, hi] once there
-		},
-		lo: lo,
-		hi: hi,
-	}
-}
-
-// boundedBackOff is an ExponentialBackOff whose waits are clamped to
-// [lo, hi]: the library caps the interval, not the randomized wait, and
-// does not cap the first interval.
-type boundedBackOff struct {
-	backoff.ExponentialBackOff
-	lo, hi time.Duration
-}
-
-// NextBackOff implements backoff.BackOff.
-func (b *boundedBackOff) NextBackOff() time.Duration {
-	return min(max(b.ExponentialBackOff.NextBackOff(), b.lo), b.hi)
 }
