@@ -78,27 +78,14 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 	if revs == prevText {
 		return // drift repair, or a re-sync of what runs
 	}
-	if revs == ds.syncedRevisions {
+	if revs == ds.syncedRevisions || selfHeal(op.state) || op.result == model.ResultSucceeded && changedNothing(op.state) {
+		// Drift repair on a newer commit that changed nothing of the app:
 		// Argo CD had shown the app Synced to these revisions before the
-		// operation: their manifests ran already, and the operation
-		// repaired drift. A commit that changes nothing of an app leaves
-		// it Synced at the new revision without a sync; the next repair
-		// of drift then syncs to it as a full auto-sync (no self-heal
-		// count, since the last sync was to an older revision).
-		ds.lastRevisions = revs
-		return
-	}
-	if selfHeal(op.state) {
-		// Argo CD judged the new revision to change nothing of the app
-		// (its auto-sync found the sync "already attempted") and healed
-		// drift: what runs is what ran.
-		ds.lastRevisions = revs
-		return
-	}
-	if op.result == model.ResultSucceeded && changedNothing(op.state) {
-		// A new commit that changed none of the app's manifests (a
-		// monorepo's commit elsewhere): Argo CD synced, every resource
-		// unchanged. Nothing new runs.
+		// operation (such a commit leaves the app Synced without a sync,
+		// and the next repair of drift may be a full auto-sync to it); or
+		// the controller started a self-heal (its auto-sync found the sync
+		// "already attempted"); or every resource was applied unchanged.
+		// What runs is what ran.
 		ds.lastRevisions = revs
 		return
 	}
@@ -114,7 +101,7 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 		}
 		ds.failedRevisions = revs
 		d.Result = model.DeploymentFailed
-		t.countDeployment(st, d, o, facts, out)
+		t.countDeployment(st, d, o, out)
 		t.changeFailed(st, d, model.FailureSyncFailed, op.finished, op.finished, facts, out)
 		return
 	}
@@ -137,11 +124,11 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 	ds.failedRevisions = ""
 	ds.lastRevisions = revs
 	ds.last, ds.lastFailed, ds.lastHealthy = d, false, false
-	t.countDeployment(st, d, o, facts, out)
+	t.countDeployment(st, d, o, out)
 }
 
 // countDeployment counts d and hands it on.
-func (t *Tracker) countDeployment(st *appState, d *model.Deployment, o *model.Operation, facts factLog, out *outbox) {
+func (t *Tracker) countDeployment(st *appState, d *model.Deployment, o *model.Operation, out *outbox) {
 	for i, r := range model.DeploymentResults() {
 		if r == d.Result {
 			st.deploy.counts[i]++
