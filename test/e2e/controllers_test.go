@@ -48,13 +48,22 @@ type StandInControllers struct {
 	failed  map[string]bool // namespace/name of Jobs that failed once
 }
 
+// standInResync is how often the stand-in controllers handle every object
+// again.
+const standInResync = 5 * time.Second
+
 // StartStandInControllers runs the stand-in controllers until the test ends.
 func StartStandInControllers(t *testing.T, cs kubernetes.Interface) *StandInControllers {
 	t.Helper()
 	s := &StandInControllers{t: t, cs: cs, pending: map[string]bool{}, failed: map[string]bool{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	f := informers.NewSharedInformerFactory(cs, 0)
+	// Every object is handled again each standInResync, as real
+	// controllers requeue an object whose update failed: the outage
+	// scenario stops the API server mid-sync, and a hook Job's finalizer
+	// removal that failed then was never retried, Argo CD waiting for the
+	// Job's deletion until the test gave up. The handlers are idempotent.
+	f := informers.NewSharedInformerFactory(cs, standInResync)
 	handle := func(fn func(context.Context, any)) cache.ResourceEventHandlerFuncs {
 		return cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { fn(ctx, obj) },

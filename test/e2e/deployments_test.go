@@ -147,12 +147,17 @@ func TestDeployments(t *testing.T) {
 			return nil
 		})
 		// The running syncs' panels have data only while a sync runs: they
-		// are queried at the last second of the re-sync (Argo CD's
-		// finishedAt is cut to the second: the sync ran until after it).
+		// are queried at instants through the re-sync, every 250 ms from
+		// its start to a second after Argo CD's finishedAt (cut to the
+		// second: the sync ran until after it).
 		running := func(q dashboards.Query) bool { return strings.HasPrefix(q.Panel, "Running syncs") }
+		var during []time.Time
+		for at := s.resync.StartedAt.Time; at.Before(s.resync.FinishedAt.Add(time.Second)); at = at.Add(250 * time.Millisecond) {
+			during = append(during, at)
+		}
 		vars := map[string]string{"app": appDoraProd, "env": ".*", "project": "default"}
-		checkDashboardQueries(t, s.prom, time.Time{}, vars, func(q dashboards.Query) bool { return !running(q) }, "crowsnest-dora")
-		checkDashboardQueries(t, s.prom, s.resync.FinishedAt.Add(-time.Second), vars, running, "crowsnest-dora")
+		checkDashboardQueries(t, s.prom, nil, vars, func(q dashboards.Query) bool { return !running(q) }, "crowsnest-dora")
+		checkDashboardQueries(t, s.prom, during, vars, running, "crowsnest-dora")
 	})
 	t.Logf("TestDeployments took %v", time.Since(start).Round(time.Second))
 }

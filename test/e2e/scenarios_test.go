@@ -653,7 +653,7 @@ func (s *scenarioEnv) prodDrift(ctx context.Context, t *testing.T) {
 			}
 		}
 	}
-	checkDashboardQueries(t, s.prom, time.Time{}, nil, nil, "crowsnest-fleet", "crowsnest-app")
+	checkDashboardQueries(t, s.prom, nil, nil, nil, "crowsnest-fleet", "crowsnest-app")
 	if v, err := s.prom.Query(q("crowsnest_app_out_of_sync_resources", "prod-backend")); err != nil || len(v) != 1 {
 		t.Errorf("drifted kinds of prod-backend: %v (%v), want only the edited ConfigMap", v, err)
 	}
