@@ -116,7 +116,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.kubeconfig = a.Flag("kubeconfig", "Path to a kubeconfig file. Empty: the in-cluster service account, else $KUBECONFIG or ~/.kube/config.").String()
 	c.namespaces = a.Flag("namespaces", "Namespaces whose Applications to watch, comma-separated or repeated. Empty: all namespaces.").Strings()
 
-	c.serve = a.Command("serve", "Watch Applications and serve metrics (the default).").Default()
+	c.serve = a.Command("serve", "Watch Applications and serve metrics (the default command). The other command, record, writes the Application watch events to a file: crowsnest record --help.").Default()
 	c.configFile = c.serve.Flag("config.file", "Path to the configuration file (environment rules). Empty: every app's env is \"unknown\".").String()
 	c.web = webflag.AddFlags(c.serve, defaultListenAddress)
 	c.metricsPath = c.serve.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()

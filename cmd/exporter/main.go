@@ -22,7 +22,7 @@ func main() {
 // the exit code, so tests can drive the whole command.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cli := newCLI(stdout, stderr)
-	cmd, err := cli.app.Parse(args)
+	cmd, err := cli.app.Parse(daemonHelp(args))
 	if cli.exited {
 		return cli.exitCode
 	}
@@ -42,4 +42,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// daemonHelp makes a bare --help (-h) show the daemon's flags, as a
+// Prometheus exporter's does: the help of serve, the default command,
+// rather than only the global flags. With a command named, args are kept.
+func daemonHelp(args []string) []string {
+	help := false
+	for _, a := range args {
+		switch a {
+		case "serve", "record", "help":
+			return args
+		case "--help", "-h":
+			help = true
+		}
+	}
+	if !help {
+		return args
+	}
+	return append([]string{"serve"}, args...)
 }

@@ -766,3 +766,25 @@ func TestDemoShowsTheSignals(t *testing.T) {
 		return nil
 	})
 }
+
+// TestHelpListsTheDaemonFlags: a bare --help shows the daemon's own flags,
+// as a Prometheus exporter's does, and names the record command; record
+// --help still shows record's.
+func TestHelpListsTheDaemonFlags(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"serve", "--help"}} {
+		var out strings.Builder
+		if code := run(context.Background(), args, &out, io.Discard); code != 0 {
+			t.Fatalf("run(%v) = %d, want 0", args, code)
+		}
+		for _, want := range []string{"--web.listen-address", "--web.config.file", "--config.file", "--source", "--argocd.server",
+			"--loki.url", "--alertmanager.url", "--leader-elect", "--traces.exporter", "--cloudevents.url", "--log.level", "record --help"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("run(%v) does not show %s:\n%s", args, want, out.String())
+			}
+		}
+	}
+	var out strings.Builder
+	if code := run(context.Background(), []string{"record", "--help"}, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "--out") {
+		t.Errorf("record --help = %d:\n%s\nwant 0 and --out", code, out.String())
+	}
+}
