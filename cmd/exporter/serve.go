@@ -84,9 +84,6 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if emitter != nil {
-		subs.Operations = append(subs.Operations, gate.operations(emitter))
-	}
 	var shipper *events.Shipper
 	if *c.lokiURL != "" {
 		lc := events.DefaultConfig()
@@ -133,7 +130,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	subs.Deployments = append(subs.Deployments, deployments)
 	if emitter != nil {
 		// The trace gets the deployed commit when it is at hand.
-		subs.Operations[len(subs.Operations)-1] = deployments.Operations(subs.Operations[len(subs.Operations)-1])
+		subs.Operations = append(subs.Operations, deployments.Operations(gate.operations(emitter)))
 	}
 
 	track := tracker.New(conf, subs, logger)

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -125,18 +126,13 @@ func (g *argoSim) sync(phase synccommon.OperationPhase, dry bool, initiator stri
 	g.observe(10 * time.Second)
 }
 
-func (g *argoSim) counter(metric, label, value string) float64 {
+func (g *argoSim) counter(metric, label, labelValue string) float64 {
 	g.t.Helper()
-	v, ok := value2(g.t, g.s, metric, label, value)
+	v, ok := value(g.t, g.s, metric, "name", "web", label, labelValue)
 	if !ok {
-		g.t.Fatalf("no %s{%s=%q}", metric, label, value)
+		g.t.Fatalf("no %s{%s=%q}", metric, label, labelValue)
 	}
 	return v
-}
-
-func value2(t *testing.T, s *exposition.Store, metric, label, v string) (float64, bool) {
-	t.Helper()
-	return value(t, s, metric, "name", "web", label, v)
 }
 
 func (g *argoSim) wantCounts(step string, deployments map[string]float64, failures map[string]float64) {
@@ -285,7 +281,7 @@ func TestRollback(t *testing.T) {
 	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
 	g.wantCounts("rolled back", map[string]float64{"succeeded": 2, "rolled_back": 1}, map[string]float64{"rolled_back": 1})
 	want := []string{"deployed", "healthy", "deployed", "healthy", "change_failed/rolled_back", "deployed", "healthy", "recovered"}
-	if got := g.notices.kinds(); !equalStrings(got, want) {
+	if got := g.notices.kinds(); !slices.Equal(got, want) {
 		t.Errorf("notices %v, want %v", got, want)
 	}
 	if d := g.ops.list[2].Deployment; d == nil || d.Result != model.DeploymentRolledBack || d.PreviousRevision != "bbb" {
@@ -334,18 +330,6 @@ func TestMultiSourceDeploymentChangedSources(t *testing.T) {
 	if d == nil || len(d.Changed) != 1 || d.Changed[0] != want {
 		t.Fatalf("deployment %+v, want only the values source changed", d)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestProgress: a running operation shows its current wave; once the app
