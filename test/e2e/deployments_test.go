@@ -477,8 +477,29 @@ func (s *deploymentsEnv) selfHeal(ctx context.Context, t *testing.T) {
 		t.Fatal(err)
 	}
 	s.kas.Kubectl(`{"data":{"greeting":"drifted"}}`, "-n", appDoraDev, "patch", "configmap", "dev-config", "--type=merge", "--patch-file=/dev/stdin")
+	// Argo CD may repair it with one sync or two (a full auto-sync to the
+	// newer commit, then a self-heal, seen in the same second): at least
+	// one, and the live ConfigMap back as committed.
 	eventually(t, signalTimeout, func() error {
-		return s.cn.ExpectSample(syncs+1, "crowsnest_app_syncs_total", "name", appDoraDev, "result", "Succeeded")
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return err
+		}
+		n, err := m.Value("crowsnest_app_syncs_total", "name", appDoraDev, "result", "Succeeded")
+		if err != nil {
+			return err
+		}
+		if n < syncs+1 {
+			return fmt.Errorf("%s: %v successful syncs, want more than %v", appDoraDev, n, syncs)
+		}
+		cm, err := s.kas.Kubernetes().CoreV1().ConfigMaps(appDoraDev).Get(ctx, "dev-config", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if g := cm.Data["greeting"]; g != "hello" {
+			return fmt.Errorf("live dev-config greeting %q, want it healed to hello", g)
+		}
+		return nil
 	})
 	s.expectCounts(t, appDoraDev, map[string]float64{"succeeded": 1}, nil)
 }
