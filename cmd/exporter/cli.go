@@ -53,6 +53,7 @@ type cli struct {
 	argoResync                               *time.Duration
 	argoCAFile                               *string
 	argoPlainText, argoInsecure, argoGRPCWeb *bool
+	argoURL, grafanaURL                      *string
 	replaySpeed                              *float64
 	speedSet                                 bool
 	demo                                     *bool
@@ -128,6 +129,8 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.source = c.serve.Flag("source", "Where Applications come from: kubernetes (a watch), argocd-api (the Argo CD API with a token) or replay (a recording made by 'crowsnest record').").Default("kubernetes").Enum("kubernetes", "argocd-api", "replay")
 	c.argoAddr = c.serve.Flag("argocd.server", "Argo CD API server host:port: the source with --source=argocd-api; beside the Kubernetes source, where deployments' commit metadata (author, date: lead time) comes from. Empty with the Kubernetes source: no lead time.").String()
 	c.argoTokenFile = c.serve.Flag("argocd.token-file", "File holding an Argo CD API token (e.g. of a read-only account), for --argocd.server. Read again at every reconnect: a rotated token is picked up once the old one is rejected.").String()
+	c.argoURL = c.serve.Flag("argocd.url", "Base URL of the Argo CD UI, e.g. https://argocd.example.com: pages and alerts link to each app there (annotation argocd_url), and the dashboards through crowsnest_links_info. Empty: no Argo CD links.").String()
+	c.grafanaURL = c.serve.Flag("grafana.url", "Base URL of the Grafana that has crowsnest's dashboards, e.g. https://grafana.example.com: pages and alerts link to the dashboard (annotation dashboard_url). Empty: the link is relative (/d/...).").String()
 	c.argoResync = c.serve.Flag("argocd.resync-period", "With --source=argocd-api: how often the full list of Applications is compared with what the watch delivered (argocd-server drops watch events when a client falls behind, and sends no deletions after a reconnect).").Default("5m").Duration()
 	c.argoCAFile = c.serve.Flag("argocd.ca-file", "PEM file of the certificate authorities to verify argocd-server's TLS certificate with (instead of the system's; rather than --argocd.insecure).").String()
 	c.argoPlainText = c.serve.Flag("argocd.plaintext", "Talk to the Argo CD API without TLS.").Bool()

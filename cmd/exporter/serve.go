@@ -68,6 +68,11 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	if err := c.validateServeFlags(); err != nil {
 		return err
 	}
+	links, err := rules.ParseLinks(*c.argoURL, *c.grafanaURL)
+	if err != nil {
+		return err
+	}
+	reg.MustRegister(links.Collector())
 
 	// Outputs: the tracker's subscribers. The leader gate is applied here,
 	// once, to everything that leaves the process.
@@ -104,7 +109,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		subs.Views = append(subs.Views, states)
 		pager, err = rules.NewPager(rules.PagerConfig{
 			URLs: *c.alertmanagerURLs, Interval: *c.alertmanagerInterval, Resend: *c.alertmanagerResend,
-			Timeout: *c.alertmanagerTimeout, ForScale: *c.alertForScale,
+			Timeout: *c.alertmanagerTimeout, ForScale: *c.alertForScale, Links: links,
 		}, rules.Alerts(), states.List, reg, logger)
 		if err != nil {
 			return err

@@ -412,9 +412,10 @@ func renderDoraTests(t *testing.T) []byte {
 				rt.ExpAlerts = append(rt.ExpAlerts, expAlert{
 					Labels: map[string]string{"env": f.env, "project": f.project, "severity": string(Warning)},
 					Annotations: map[string]string{
-						"summary":     alert.Summary,
-						"description": cfrDescription(f),
-						"runbook_url": RunbookURL + "#" + alert.Anchor(),
+						"summary":       alert.Summary,
+						"description":   cfrDescription(f),
+						"runbook_url":   RunbookURL + "#" + alert.Anchor(),
+						"dashboard_url": Links{}.DashboardURL(alert, map[string]string{"env": f.env, "project": f.project}),
 					},
 				})
 			}

@@ -38,6 +38,9 @@ type PagerConfig struct {
 	Timeout time.Duration
 	// ForScale scales the alerts' for durations (1; tests shorten them).
 	ForScale float64
+	// Links are the base URLs of the pages' dashboard_url and argocd_url
+	// annotations, as the rules' templates render them.
+	Links Links
 }
 
 // Pager evaluates the alerts that can be judged on one app's state
@@ -198,7 +201,12 @@ func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 					"namespace": app.Namespace, "name": app.Name, "project": app.Project, "env": app.Env}
 				st = &activeAlert{labels: labels, since: now, annotations: map[string]string{
 					"summary": a.Summary, "description": Expand(a.Description, labels), "runbook_url": RunbookURL + "#" + a.Anchor(),
+					"dashboard_url": p.cfg.Links.DashboardURL(a, labels),
 				}}
+				if a.Dashboard() == DashboardApp {
+					// Empty without --argocd.url, as the rules'.
+					st.annotations["argocd_url"] = p.cfg.Links.AppURL(app.Namespace, app.Name)
+				}
 				p.active[key] = st
 			}
 			if st.startsAt.IsZero() && now.Sub(st.since) >= time.Duration(float64(a.For)*p.cfg.ForScale) {

@@ -324,6 +324,9 @@ func Rules(alerts []Alert, forScale float64) []Rule {
 					"runbook_url": RunbookURL + "#" + a.Anchor(),
 				},
 			}
+			for k, v := range linkAnnotations(a) {
+				r.Annotations[k] = v
+			}
 			if d := time.Duration(float64(a.For) * forScale); d > 0 {
 				r.For = promDuration(d)
 			}

@@ -77,6 +77,15 @@ func TestAlertDefinitions(t *testing.T) {
 
 type series struct{ Series, Values string }
 
+// testLinks are the base URLs of the promtool cases that have them.
+var testLinks = Links{ArgoCD: "https://argocd.example.com", Grafana: "https://grafana.example.com/grafana"}
+
+// linksInfo is crowsnest_links_info for testLinks, as two replicas expose
+// it: one series each.
+func linksInfo(instance string) string {
+	return `crowsnest_links_info{argocd_url="https://argocd.example.com",grafana_url="https://grafana.example.com/grafana",job="crowsnest",instance="` + instance + `"}`
+}
+
 type check struct {
 	at, alert string
 	want      []map[string]string // labels of the firing alerts, severity included
@@ -345,10 +354,18 @@ func renderPromtoolTests(t *testing.T) []byte {
 		Tests     []testYAML `yaml:"tests"`
 	}{RuleFiles: []string{"../crowsnest.rules.yaml"}, Interval: "1m"}
 	covered := map[string]bool{}
-	for _, c := range promtoolCases() {
+	for i, c := range promtoolCases() {
 		ty := testYAML{Interval: "1m"}
 		for _, s := range c.series {
 			ty.Input = append(ty.Input, seriesYAML(s))
+		}
+		// Every other case has the base URLs of --argocd.url and
+		// --grafana.url: the links are absolute, as the pager's;
+		// without them dashboard_url is relative.
+		var links Links
+		if i%2 == 0 {
+			links = testLinks
+			ty.Input = append(ty.Input, seriesYAML{linksInfo("a:9829"), "1x60"}, seriesYAML{linksInfo("b:9829"), "1x60"})
 		}
 		for _, ch := range c.checks {
 			a, ok := byName[ch.alert]
@@ -360,11 +377,18 @@ func renderPromtoolTests(t *testing.T) []byte {
 			}
 			rt := ruleTest{EvalTime: ch.at, Alertname: ch.alert, ExpAlerts: []expAlert{}}
 			for _, l := range ch.want {
-				rt.ExpAlerts = append(rt.ExpAlerts, expAlert{Labels: l, Annotations: map[string]string{
-					"summary":     a.Summary,
-					"description": Expand(a.Description, l),
-					"runbook_url": RunbookURL + "#" + a.Anchor(),
-				}})
+				ann := map[string]string{
+					"summary":       a.Summary,
+					"description":   Expand(a.Description, l),
+					"runbook_url":   RunbookURL + "#" + a.Anchor(),
+					"dashboard_url": links.DashboardURL(&a, l),
+				}
+				if a.Dashboard() == DashboardApp {
+					// Empty without --argocd.url, as Prometheus
+					// keeps an annotation that expands to "".
+					ann["argocd_url"] = links.AppURL(l["namespace"], l["name"])
+				}
+				rt.ExpAlerts = append(rt.ExpAlerts, expAlert{Labels: l, Annotations: ann})
 			}
 			ty.AlertTest = append(ty.AlertTest, rt)
 		}

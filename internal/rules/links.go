@@ -1,0 +1,148 @@
+package rules
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The dashboards' uids (dashboards/), which alerts link to.
+const (
+	DashboardFleet = "crowsnest-fleet"
+	DashboardApp   = "crowsnest-app"
+	DashboardDORA  = "crowsnest-dora"
+)
+
+// Links are the base URLs crowsnest links to (--argocd.url, --grafana.url),
+// without a trailing slash; empty when not set. The daemon's pages carry
+// them, and crowsnest_links_info exposes them to the Prometheus rules and
+// the dashboards, which know no flags.
+type Links struct {
+	// ArgoCD is the Argo CD UI, e.g. https://argocd.example.com.
+	ArgoCD string
+	// Grafana is the Grafana the dashboards are provisioned in, e.g.
+	// https://grafana.example.com.
+	Grafana string
+}
+
+// ParseLinks checks the base URLs (absolute http or https URLs; the flag
+// names go into the errors) and trims their trailing slashes.
+func ParseLinks(argocd, grafana string) (Links, error) {
+	var l Links
+	for _, f := range []struct {
+		flag, raw string
+		dst       *string
+	}{{"--argocd.url", argocd, &l.ArgoCD}, {"--grafana.url", grafana, &l.Grafana}} {
+		if f.raw == "" {
+			continue
+		}
+		u, err := url.Parse(f.raw)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.RawQuery != "" || u.Fragment != "" {
+			return Links{}, fmt.Errorf("%s=%q: want a base URL like https://host[/path]", f.flag, f.raw)
+		}
+		if u.User != nil {
+			return Links{}, fmt.Errorf("%s: a link must not carry credentials", f.flag)
+		}
+		*f.dst = strings.TrimRight(f.raw, "/")
+	}
+	return l, nil
+}
+
+// Collector exposes the links as crowsnest_links_info, one series whose
+// labels argocd_url and grafana_url are the base URLs (a label is absent
+// when its URL is not set).
+func (l Links) Collector() prometheus.Collector {
+	labels := prometheus.Labels{}
+	if l.ArgoCD != "" {
+		labels["argocd_url"] = l.ArgoCD
+	}
+	if l.Grafana != "" {
+		labels["grafana_url"] = l.Grafana
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "crowsnest_links_info",
+		Help:        "The base URLs of the Argo CD UI (argocd_url, from --argocd.url) and of Grafana (grafana_url, from --grafana.url) that alerts and dashboards link to; always 1.",
+		ConstLabels: labels,
+	})
+	g.Set(1)
+	return g
+}
+
+// AppURL is the Argo CD UI's page of one Application, or "" without an
+// Argo CD URL.
+func (l Links) AppURL(namespace, name string) string {
+	if l.ArgoCD == "" {
+		return ""
+	}
+	return l.ArgoCD + "/applications/" + url.PathEscape(namespace) + "/" + url.PathEscape(name)
+}
+
+// DashboardURL is the dashboard of an alert with these labels, relative
+// ("/d/...") without a Grafana URL, as the rules render it then.
+func (l Links) DashboardURL(a *Alert, labels map[string]string) string {
+	uid := a.Dashboard()
+	var q []string
+	for _, v := range dashboardVars(uid) {
+		q = append(q, "var-"+v.variable+"="+url.QueryEscape(labels[v.label]))
+	}
+	u := l.Grafana + "/d/" + uid + "/" + uid
+	if len(q) > 0 {
+		u += "?" + strings.Join(q, "&")
+	}
+	return u
+}
+
+// Dashboard is the uid of the dashboard an alert links to: the app's for
+// an alert on one app, DORA's for an alert on the DORA records, else the
+// fleet's.
+func (a *Alert) Dashboard() string {
+	switch {
+	case a.Check != nil || strings.Contains(a.Expr(""), "by ("+identity+")") || strings.Contains(a.Expr(""), "by ("+identity+","):
+		return DashboardApp
+	case a.Group != "":
+		return DashboardDORA
+	}
+	return DashboardFleet
+}
+
+// dashboardVar maps an alert label to the dashboard variable it sets.
+type dashboardVar struct{ label, variable string }
+
+// dashboardVars are the variables an alert's dashboard link sets from its
+// labels, in a fixed order.
+func dashboardVars(uid string) []dashboardVar {
+	switch uid {
+	case DashboardApp:
+		return []dashboardVar{{"name", "app"}, {"env", "env"}, {"project", "project"}}
+	case DashboardDORA:
+		return []dashboardVar{{"env", "env"}, {"project", "project"}}
+	}
+	return nil
+}
+
+// linkAnnotations are the Prometheus rule annotation templates of an
+// alert's links: dashboard_url always, argocd_url for an alert on one app.
+// The base URLs come from crowsnest_links_info by the template function
+// query, when the alert fires; without them dashboard_url is relative and
+// argocd_url empty.
+func linkAnnotations(a *Alert) map[string]string {
+	uid := a.Dashboard()
+	var b strings.Builder
+	b.WriteString("{{ with query `max by (grafana_url) (crowsnest_links_info)` }}{{ . | first | label \"grafana_url\" }}{{ end }}")
+	b.WriteString("/d/" + uid + "/" + uid + "?")
+	for i, v := range dashboardVars(uid) {
+		if i > 0 {
+			b.WriteString("&")
+		}
+		// Label values are URL-query safe for apps, projects and envs
+		// (DNS-1123 names); urlquery guards the rest.
+		fmt.Fprintf(&b, "var-%s={{ $labels.%s | urlquery }}", v.variable, v.label)
+	}
+	out := map[string]string{"dashboard_url": strings.TrimSuffix(b.String(), "?")}
+	if uid == DashboardApp {
+		out["argocd_url"] = "{{ with query `max by (argocd_url) (crowsnest_links_info{argocd_url!=\"\"})` }}{{ . | first | label \"argocd_url\" }}/applications/{{ $labels.namespace }}/{{ $labels.name }}{{ end }}"
+	}
+	return out
+}

@@ -1,0 +1,100 @@
+package rules
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+)
+
+func TestParseLinks(t *testing.T) {
+	l, err := ParseLinks("https://argocd.example.com/", "http://grafana.example.com/sub/")
+	if err != nil || l.ArgoCD != "https://argocd.example.com" || l.Grafana != "http://grafana.example.com/sub" {
+		t.Errorf("ParseLinks = %+v, %v; want the URLs without trailing slashes", l, err)
+	}
+	if l, err := ParseLinks("", ""); err != nil || l != (Links{}) {
+		t.Errorf("no URLs: %+v, %v", l, err)
+	}
+	for _, bad := range []struct{ argocd, grafana, flag string }{
+		{"argocd.example.com", "", "--argocd.url"},
+		{"ftp://argocd", "", "--argocd.url"},
+		{"", "https://grafana/?orgId=1", "--grafana.url"},
+		{"", "https://admin:secret@grafana", "--grafana.url"},
+	} {
+		_, err := ParseLinks(bad.argocd, bad.grafana)
+		if err == nil || !strings.Contains(err.Error(), bad.flag) || strings.Contains(err.Error(), "secret") {
+			t.Errorf("ParseLinks(%q, %q) = %v, want an error naming %s without the password", bad.argocd, bad.grafana, err, bad.flag)
+		}
+	}
+}
+
+func TestLinksInfo(t *testing.T) {
+	for _, c := range []struct {
+		links Links
+		want  string
+	}{
+		{testLinks, `argocd_url="https://argocd.example.com",grafana_url="https://grafana.example.com/grafana"`},
+		{Links{Grafana: "https://g"}, `grafana_url="https://g"`},
+		{Links{}, ``},
+	} {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(c.links.Collector())
+		fams, err := reg.Gather()
+		if err != nil || len(fams) != 1 || fams[0].GetName() != "crowsnest_links_info" || len(fams[0].GetMetric()) != 1 {
+			t.Fatalf("%+v: gathered %v, %v", c.links, fams, err)
+		}
+		m := fams[0].GetMetric()[0]
+		var labels []string
+		for _, l := range m.GetLabel() {
+			labels = append(labels, l.GetName()+"="+strconv.Quote(l.GetValue()))
+		}
+		if got := strings.Join(labels, ","); got != c.want || m.GetGauge().GetValue() != 1 {
+			t.Errorf("%+v: crowsnest_links_info{%s} %v, want {%s} 1", c.links, got, m.GetGauge().GetValue(), c.want)
+		}
+	}
+}
+
+func TestAlertDashboards(t *testing.T) {
+	want := map[string]string{
+		"CrowsnestSyncFailed":            DashboardApp,
+		"CrowsnestPolicyViolated":        DashboardApp,
+		"CrowsnestSyncSlow":              DashboardApp,
+		"CrowsnestChangeFailureRateHigh": DashboardDORA,
+		"CrowsnestDown":                  DashboardFleet,
+		"CrowsnestWatchStale":            DashboardFleet,
+	}
+	for _, a := range Alerts() {
+		if w, ok := want[a.Name]; ok && a.Dashboard() != w {
+			t.Errorf("%s links to %s, want %s", a.Name, a.Dashboard(), w)
+		}
+	}
+}
+
+// The daemon's pages carry the same links as the rules' alerts (the
+// promtool cases check those against DashboardURL and AppURL).
+func TestPagerLinks(t *testing.T) {
+	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Project: "shop", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"}}
+	for _, c := range []struct {
+		links             Links
+		dashboard, argocd string
+	}{
+		{testLinks, "https://grafana.example.com/grafana/d/crowsnest-app/crowsnest-app?var-app=prod-backend&var-env=prod&var-project=shop", "https://argocd.example.com/applications/argocd/prod-backend"},
+		{Links{}, "/d/crowsnest-app/crowsnest-app?var-app=prod-backend&var-env=prod&var-project=shop", ""},
+	} {
+		p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, Links: c.links},
+			Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := p.Evaluate(t0)
+		if len(got) != 1 {
+			t.Fatalf("posted %v, want the sync failure", got)
+		}
+		if d, a := got[0].Annotations["dashboard_url"], got[0].Annotations["argocd_url"]; d != c.dashboard || a != c.argocd {
+			t.Errorf("links %+v: dashboard_url %q, argocd_url %q; want %q, %q", c.links, d, a, c.dashboard, c.argocd)
+		}
+	}
+}
