@@ -117,6 +117,9 @@ func checkSampleTrace(t *testing.T, spans []otlptest.Span, op *model.Operation) 
 	for k, want := range map[string]string{
 		AttrApp: "argocd/dev-backend", AttrProject: "platform", AttrEnv: "dev", AttrRevision: "abc123",
 		AttrInitiator: "automated", AttrResult: "Failed", AttrRetryCount: "1", AttrPartial: "false",
+		// OpenTelemetry's CI/CD and VCS conventions.
+		"cicd.pipeline.name": "argocd/dev-backend", "cicd.pipeline.action.name": "SYNC",
+		"cicd.pipeline.result": "failure", "cicd.pipeline.run.id": traceID, "vcs.ref.head.revision": "abc123",
 	} {
 		if got := root.Attrs[k]; got != want {
 			t.Errorf("root attribute %s = %q, want %q", k, got, want)
@@ -165,8 +168,13 @@ func checkSampleTrace(t *testing.T, spans []otlptest.Span, op *model.Operation) 
 	if ev[AttrResourceKind] != "Job" || ev[AttrResourceHookPhase] != "Succeeded" || ev[AttrResourceHookType] != "PreSync" || ev[AttrResourceStatus] != "Synced" {
 		t.Errorf("hook event attributes %v", ev)
 	}
-	if w := byName["wave 2"].Attrs; w[AttrWave] != "2" || w[AttrPhase] != "Sync" || w[AttrResources] != "1" || w[AttrResult] != "Failed" {
+	if w := byName["wave 2"].Attrs; w[AttrWave] != "2" || w[AttrPhase] != "Sync" || w[AttrResources] != "1" || w[AttrResult] != "Failed" ||
+		w["cicd.pipeline.task.name"] != "Sync wave 2" || w["cicd.pipeline.task.type"] != "deploy" || w["cicd.pipeline.task.run.result"] != "failure" ||
+		w["cicd.pipeline.task.run.id"] != traceID+"/"+model.AttemptWavePath(0, "Sync", 2) {
 		t.Errorf("wave 2 attributes %v", w)
+	}
+	if w := byName["wave 1"].Attrs; w["cicd.pipeline.task.run.result"] != "success" {
+		t.Errorf("wave 1 attributes %v", w)
 	}
 }
 
@@ -419,6 +427,15 @@ func TestDeploymentAttributes(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func TestPipelineResult(t *testing.T) {
+	for result, want := range map[string]string{"Succeeded": "success", "Failed": "failure", "Error": "error", "Terminated": "cancellation", "Running": ""} {
+		kv, ok := pipelineResult(result)
+		if got := kv.Value.AsString(); got != want || ok != (want != "") {
+			t.Errorf("pipelineResult(%q) = %q, %v; want %q", result, got, ok, want)
 		}
 	}
 }

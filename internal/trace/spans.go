@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/crowsnest/crowsnest/internal/model"
@@ -20,7 +21,7 @@ const (
 	AttrAppName      = "argocd.app.name"      //
 	AttrAppNamespace = "argocd.app.namespace" //
 	AttrProject      = "argocd.app.project"
-	AttrEnv          = "deployment.environment.name"
+	AttrEnv          = string(semconv.DeploymentEnvironmentNameKey)
 	AttrRevision     = "argocd.sync.revision"
 	AttrRevisions    = "argocd.sync.revisions"   // one per source of a multi-source app
 	AttrDrySHA       = "argocd.hydrator.dry_sha" // the dry commit a hydrated revision renders
@@ -42,8 +43,8 @@ const (
 	// The deployed commit, when argocd-server's RevisionMetadata had told
 	// crowsnest by the operation's end; the code commit when the deployed
 	// one references it (Argocd-reference-commit-* trailers).
-	AttrCommitSHA        = "vcs.ref.head.revision"
-	AttrCommitRepo       = "vcs.repository.url.full"
+	AttrCommitSHA        = string(semconv.VCSRefHeadRevisionKey)
+	AttrCommitRepo       = string(semconv.VCSRepositoryURLFullKey)
 	AttrCommitAuthor     = "crowsnest.commit.author"
 	AttrCommitTime       = "crowsnest.commit.time" // RFC 3339
 	AttrCommitReferenced = "crowsnest.commit.referenced"
@@ -144,6 +145,7 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *model.Operation) {
 	if op.DrySHA != "" {
 		opts = append(opts, oteltrace.WithAttributes(attribute.String(AttrDrySHA, op.DrySHA)))
 	}
+	opts = append(opts, oteltrace.WithAttributes(pipelineAttributes(op)...))
 	opts = append(opts, oteltrace.WithAttributes(deploymentAttributes(op)...))
 	if op.Parent != nil {
 		if sc, ok := spanContext(op.Parent); ok {
@@ -226,6 +228,11 @@ func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, w
 		if w.Blocked > 0 {
 			attrs = append(attrs, attribute.Float64(AttrBlocked, w.Blocked.Seconds()))
 		}
+		attrs = append(attrs,
+			semconv.CICDPipelineTaskName(phase+" wave "+model.WaveLabel(w.Wave)),
+			semconv.CICDPipelineTaskRunID(traceID+"/"+model.AttemptWavePath(attempt, phase, w.Wave)),
+			semconv.CICDPipelineTaskTypeDeploy,
+		)
 		_, ws := tracer.Start(withIDs(phaseCtx, traceID, model.AttemptWavePath(attempt, phase, w.Wave)), "wave "+model.WaveLabel(w.Wave),
 			oteltrace.WithTimestamp(w.Start), oteltrace.WithAttributes(attrs...))
 		result := "Succeeded"
@@ -237,7 +244,11 @@ func recordPhase(ctx context.Context, tracer oteltrace.Tracer, traceID string, w
 				failed = r.Kind + " " + r.Name + ": " + r.Message
 			}
 		}
-		ws.SetAttributes(attribute.String(AttrResult, result))
+		taskResult := semconv.CICDPipelineTaskRunResultSuccess
+		if result == "Failed" {
+			taskResult = semconv.CICDPipelineTaskRunResultFailure
+		}
+		ws.SetAttributes(attribute.String(AttrResult, result), taskResult)
 		ws.End(oteltrace.WithTimestamp(w.End))
 	}
 	if failed != "" {
@@ -308,6 +319,42 @@ func clamp(t, lo, hi time.Time) time.Time {
 		return hi
 	}
 	return t
+}
+
+// pipelineAttributes are the root span's attributes of OpenTelemetry's
+// CI/CD and VCS semantic conventions, beside the argocd.* ones: the
+// Application is the pipeline, the operation its run (id: the trace id, as
+// Argo CD gives an operation none while it runs), the sync its action.
+func pipelineAttributes(op *model.Operation) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		semconv.CICDPipelineName(op.Namespace + "/" + op.Name),
+		semconv.CICDPipelineActionNameSync,
+		semconv.CICDPipelineRunID(op.TraceID()),
+	}
+	if r, ok := pipelineResult(op.Result); ok {
+		attrs = append(attrs, r)
+	}
+	// The deployed commit, when known, sets the revision again below
+	// (the same value for a git source).
+	if rev := op.RevisionText(); rev != "" && op.Commit == nil {
+		attrs = append(attrs, semconv.VCSRefHeadRevision(rev))
+	}
+	return attrs
+}
+
+// pipelineResult maps an operation's result to cicd.pipeline.result.
+func pipelineResult(result string) (attribute.KeyValue, bool) {
+	switch result {
+	case "Succeeded":
+		return semconv.CICDPipelineResultSuccess, true
+	case "Failed":
+		return semconv.CICDPipelineResultFailure, true
+	case "Error":
+		return semconv.CICDPipelineResultError, true
+	case "Terminated":
+		return semconv.CICDPipelineResultCancellation, true
+	}
+	return attribute.KeyValue{}, false
 }
 
 // deploymentAttributes are the root span's attributes of a deployment, its
