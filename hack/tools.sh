@@ -3,9 +3,11 @@
 #   - Debian packages: etcd-server (etcd for kube-apiserver), redis-server
 #     (Argo CD's cache), prometheus (and promtool), prometheus-alertmanager, git
 #   - helm, installed from the Go module proxy at a fixed version
-#   - kube-apiserver, kubectl and argocd (application controller, repo server, API
-#     server and CLI in one binary), each built from the Go module proxy in its
-#     own module under test/e2e/tools/ and cached by version in $CROWSNEST_CACHE/bin.
+#   - kube-apiserver, kubectl, argocd (application controller, repo server, API
+#     server and CLI in one binary), jaeger (Jaeger v2: OTLP in, in-memory trace
+#     store, query API) and victoria-logs (VictoriaLogs: Loki push in, LogsQL
+#     out), each built from the Go module proxy in its own module under
+#     test/e2e/tools/ and cached by version in $CROWSNEST_CACHE/bin.
 # Re-runs find everything in place and take a second.
 set -euo pipefail
 # Build with go.mod's toolchain, as the Makefile does, when run on its own.
@@ -43,15 +45,19 @@ if [ ${#missing[@]} -gt 0 ]; then
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# build NAME MODULE_DIR REQUIRED_MODULE PACKAGE [VERSION_VAR]: builds PACKAGE in
-# its tool module into $BIN/NAME-VERSION, VERSION being what the module
-# requires; VERSION_VAR, if given, is the Go variable that is linked to it.
+# build NAME MODULE_DIR REQUIRED_MODULE PACKAGE [VERSION_VAR [VALUE]]: builds
+# PACKAGE in its tool module into $BIN/NAME-VERSION, VERSION being what the
+# module requires; VERSION_VAR, if given, is the Go variable that is linked to
+# VALUE, in which {version} stands for VERSION (default: VERSION without its v).
 build() {
-	local name=$1 dir=$2 module=$3 pkg=$4 versionvar=${5:-} version out ldflags
+	local name=$1 dir=$2 module=$3 pkg=$4 versionvar=${5:-} value=${6:-} version out ldflags
 	version=$(awk -v m="$module" '$1=="require" && $2==m {print $3}' "$dir/go.mod")
 	out="$BIN/$name-$version"
 	ldflags='-s -w'
-	[ -z "$versionvar" ] || ldflags="$ldflags -X $versionvar=${version#v}"
+	if [ -n "$versionvar" ]; then
+		value=${value:-${version#v}}
+		ldflags="$ldflags -X $versionvar=${value//\{version\}/$version}"
+	fi
 	if [ ! -x "$out" ]; then
 		log "building $name $version (minutes on 2 cores, once)"
 		(cd "$dir" && go build -ldflags="$ldflags" -o "$out.tmp" "$pkg")
@@ -64,6 +70,13 @@ build kubectl test/e2e/tools/kube-apiserver k8s.io/kubernetes k8s.io/kubernetes/
 # argocd v3 needs Go 1.27: the Makefile exports GOTOOLCHAIN. Without the linked
 # version it reports v99.99.99+unknown.
 build argocd test/e2e/tools/argocd github.com/argoproj/argo-cd/v3 github.com/argoproj/argo-cd/v3/cmd github.com/argoproj/argo-cd/v3/common.version
+# Jaeger v2: module v1.76.0 is release v2.13.0 (CHANGELOG.md); Jaeger links
+# the v2 tag, this links the module's version (`jaeger version` prints it).
+# No UI assets (a placeholder page); the query API is complete. ~4 min on 2 cores.
+build jaeger test/e2e/tools/jaeger github.com/jaegertracing/jaeger github.com/jaegertracing/jaeger/cmd/jaeger github.com/jaegertracing/jaeger/internal/version.latestVersion '{version}'
+# VictoriaLogs, with a version in its Makefile's form (buildinfo's
+# ShortVersion looks for the vX.Y.Z). Under 30 s.
+build victoria-logs test/e2e/tools/victorialogs github.com/VictoriaMetrics/VictoriaLogs github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version 'victoria-logs-{version}'
 # helm, for make chart: go install at a fixed version, outside any module.
 HELM_VERSION=v3.22.0
 if [ ! -x "$BIN/helm-$HELM_VERSION" ]; then

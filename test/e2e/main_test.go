@@ -54,6 +54,10 @@ type binaries struct {
 	// as, so argoCD(name) links it under each name into argoCDLinks.
 	argoCDBinary string
 	argoCDLinks  string
+	// jaeger and victoriaLogs are the real trace and log stores (Jaeger v2
+	// with in-memory storage; VictoriaLogs, which takes Loki's push API).
+	jaeger       string
+	victoriaLogs string
 	// repoRoot is the absolute path of the main module.
 	repoRoot string
 }
@@ -124,6 +128,10 @@ func findBinaries(dir string) (binaries, error) {
 	b.alertmanager = need("alertmanager", path, err)
 	path, err = toolPath("CROWSNEST_ARGOCD", argoCDModule, "github.com/argoproj/argo-cd/v3", "argocd")
 	b.argoCDBinary = need("argocd", path, err)
+	path, err = toolPath("CROWSNEST_JAEGER", jaegerModule, "github.com/jaegertracing/jaeger", "jaeger")
+	b.jaeger = need("jaeger", path, err)
+	path, err = toolPath("CROWSNEST_VICTORIALOGS", victoriaLogsModule, "github.com/VictoriaMetrics/VictoriaLogs", "victoria-logs")
+	b.victoriaLogs = need("victoria-logs", path, err)
 	b.argoCDLinks = filepath.Join(dir, "argocd-links")
 	if err := os.MkdirAll(b.argoCDLinks, 0o755); err != nil {
 		return b, err
@@ -201,6 +209,13 @@ func installGitVerifyWrapper(modDir, dir string) error {
 // argoCDModule is the module that pins the Argo CD version hack/tools.sh
 // builds the argocd binary of.
 const argoCDModule = "test/e2e/tools/argocd/go.mod"
+
+// jaegerModule and victoriaLogsModule are the modules that pin the
+// versions of Jaeger and VictoriaLogs that hack/tools.sh builds.
+const (
+	jaegerModule       = "test/e2e/tools/jaeger/go.mod"
+	victoriaLogsModule = "test/e2e/tools/victorialogs/go.mod"
+)
 
 // kubeAPIServerPath returns $CROWSNEST_KUBE_APISERVER, else the binary
 // hack/tools.sh caches for the version that test/e2e/tools/kube-apiserver

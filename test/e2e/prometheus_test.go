@@ -280,6 +280,66 @@ func (am *Alertmanager) ActiveAlerts(ctx context.Context) ([]map[string]string, 
 	return out, nil
 }
 
+// Annotations returns the annotations of the active alerts whose labels
+// include all of want.
+func (am *Alertmanager) Annotations(ctx context.Context, want map[string]string) ([]map[string]string, error) {
+	u, err := url.Parse(am.URL)
+	if err != nil {
+		return nil, err
+	}
+	api := amclient.NewHTTPClientWithConfig(strfmt.Default, amclient.DefaultTransportConfig().WithHost(u.Host).WithSchemes([]string{"http"}))
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ok, err := api.Alert.GetAlerts(amalert.NewGetAlertsParamsWithContext(ctx).WithActive(ptr(true)))
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager %s: %w", am.URL, err)
+	}
+	var out []map[string]string
+next:
+	for _, a := range ok.Payload {
+		for k, v := range want {
+			if a.Labels[k] != v {
+				continue next
+			}
+		}
+		out = append(out, map[string]string(a.Annotations))
+	}
+	return out, nil
+}
+
+// AlertAnnotations returns the annotations of the alerts Prometheus's rules
+// hold (pending or firing) whose labels include all of want, as
+// /api/v1/alerts shows them: templates expanded by the real Prometheus.
+func (p *Prometheus) AlertAnnotations(want map[string]string) ([]map[string]string, error) {
+	resp, err := http.Get(p.URL + "/api/v1/alerts")
+	if err != nil {
+		return nil, fmt.Errorf("prometheus alerts: %w", err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Alerts []struct {
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, fmt.Errorf("prometheus alerts: %w", err)
+	}
+	var out []map[string]string
+next:
+	for _, a := range r.Data.Alerts {
+		for k, v := range want {
+			if a.Labels[k] != v {
+				continue next
+			}
+		}
+		out = append(out, a.Annotations)
+	}
+	return out, nil
+}
+
 // FindAlerts returns the active alerts whose labels include all of want.
 func (am *Alertmanager) FindAlerts(ctx context.Context, want map[string]string) ([]map[string]string, error) {
 	all, err := am.ActiveAlerts(ctx)

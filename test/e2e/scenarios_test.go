@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +85,19 @@ type scenarioEnv struct {
 	recPath  string
 	otlp     *otlptest.Receiver
 	loki     *lokitest.Receiver
+	// cnStores is a second crowsnest, a replica of cn as a user would run
+	// it, sending its traces to a real Jaeger and its facts to a real
+	// VictoriaLogs (through its Loki push API).
+	cnStores *Crowsnest
+	jaeger   *Jaeger
+	vlogs    *VictoriaLogs
 }
+
+// The base URLs of --argocd.url and --grafana.url in the scenarios.
+const (
+	e2eArgoCDURL  = "https://argocd.e2e.invalid"
+	e2eGrafanaURL = "https://grafana.e2e.invalid/grafana"
+)
 
 // TestArgoCDScenarios runs crowsnest against a real Argo CD syncing the
 // fixture and checks what the real Prometheus scraped from it:
@@ -152,10 +165,21 @@ func startScenarioEnv(t *testing.T) *scenarioEnv {
 	s.amDirect = env.StartAlertmanager()
 	s.cn = env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfg, "--traces.otlp.endpoint="+otlpURL, "--traces.otlp.protocol=grpc",
 		"--loki.url="+lokiURL,
-		"--alertmanager.url="+s.am.URL, "--alertmanager.url="+s.env.withPassword(s.amDirect.URL, "alertmanager-url-password"), fmt.Sprintf("--alertmanager.for-scale=%g", alertForScale))
+		"--alertmanager.url="+s.am.URL, "--alertmanager.url="+s.env.withPassword(s.amDirect.URL, "alertmanager-url-password"), fmt.Sprintf("--alertmanager.for-scale=%g", alertForScale),
+		"--argocd.url="+e2eArgoCDURL, "--grafana.url="+e2eGrafanaURL)
 	s.cn.Process.Env = append(s.cn.Process.Env, "OTEL_BSP_SCHEDULE_DELAY=200")
 	s.cn.Process.Args = append(s.cn.Process.Args, s.env.lokiBasicAuth(s.loki)...)
 	s.cn.Start()
+	// The replica with the real stores. Trace ids are the operation's,
+	// the same in every replica (leader election hands over on them), so
+	// an exemplar cn exposes leads to the trace and facts cnStores sent.
+	s.jaeger = env.StartJaeger()
+	s.vlogs = env.StartVictoriaLogs()
+	s.cnStores = env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfg,
+		"--traces.otlp.endpoint="+s.jaeger.OTLPEndpoint, "--traces.otlp.protocol=http/protobuf", "--loki.url="+s.vlogs.LokiURL,
+		"--argocd.url="+e2eArgoCDURL, "--grafana.url="+e2eGrafanaURL)
+	s.cnStores.Process.Env = append(s.cnStores.Process.Env, "OTEL_BSP_SCHEDULE_DELAY=200")
+	s.cnStores.Start()
 	s.startRecorder()
 	s.prom = env.StartPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, s.am)
 	eventually(t, scenarioTimeout, func() error {
@@ -338,6 +362,7 @@ func (s *scenarioEnv) freshSync(ctx context.Context, t *testing.T) {
 		}
 		return fmt.Errorf("no sync_finished event of root with trace id %s among %d Loki entries", want, len(s.loki.Entries()))
 	})
+	s.checkRealStores(ctx, t, want)
 	// Prod has not been synced: it trails stage, more and more.
 	lag := func() (float64, error) {
 		v, err := s.prom.Query(`crowsnest_promotion_lag_seconds{group="backend",from="stage",to="prod"}`)
@@ -440,6 +465,79 @@ func (s *scenarioEnv) checkRootTrace(t *testing.T, started time.Time, traceID st
 	}
 }
 
+// checkRealStores walks the user's path from the slow sync's exemplar on
+// real stores: its trace in Jaeger (the root, the Sync phase and a span per
+// wave, with the CI/CD semantic conventions), then its facts in
+// VictoriaLogs by trace id.
+func (s *scenarioEnv) checkRealStores(ctx context.Context, t *testing.T, traceID string) {
+	t.Helper()
+	var tr *JaegerTrace
+	eventually(t, scenarioTimeout, func() (err error) {
+		if tr, err = s.jaeger.Trace(ctx, traceID); err != nil {
+			return err
+		}
+		if len(tr.Spans) < 7 {
+			return fmt.Errorf("Jaeger holds %d spans of trace %s, want the root, its phase and 5 waves", len(tr.Spans), traceID)
+		}
+		return nil
+	})
+	roots := tr.Root()
+	if len(roots) != 1 {
+		t.Fatalf("trace %s in Jaeger has roots %v, want one", traceID, roots)
+	}
+	root := roots[0]
+	for k, want := range map[string]string{
+		trace.AttrResult: "Succeeded", trace.AttrApp: "argocd/root", trace.AttrEnv: "mgmt",
+		"cicd.pipeline.name": "argocd/root", "cicd.pipeline.action.name": "SYNC", "cicd.pipeline.result": "success",
+		"cicd.pipeline.run.id": traceID,
+	} {
+		if root.Attrs[k] != want {
+			t.Errorf("Jaeger root span %q: %s = %q, want %q", root.Name, k, root.Attrs[k], want)
+		}
+	}
+	if root.Name != "sync argocd/root" || root.Service != "crowsnest" || root.Attrs["vcs.ref.head.revision"] == "" {
+		t.Errorf("Jaeger root span %q of service %q, attributes %v", root.Name, root.Service, root.Attrs)
+	}
+	phases := tr.Children(root.SpanID)
+	if len(phases) != 1 || phases[0].Name != "Sync" {
+		t.Fatalf("Jaeger: the root's children are %v, want the Sync phase", phases)
+	}
+	waves := tr.Children(phases[0].SpanID)
+	if len(waves) != 5 {
+		t.Fatalf("Jaeger: %d wave spans under Sync, want 5", len(waves))
+	}
+	for i, w := range waves { // sorted by start
+		if w.Name != fmt.Sprintf("wave %d", i) || w.Attrs[trace.AttrWave] != strconv.Itoa(i) ||
+			w.Attrs["cicd.pipeline.task.type"] != "deploy" || w.Attrs["cicd.pipeline.task.run.result"] != "success" || len(w.Events) == 0 {
+			t.Errorf("Jaeger wave span %d: %q attributes %v, %d resource events", i, w.Name, w.Attrs, len(w.Events))
+		}
+	}
+	t.Logf("Jaeger: trace %s, %d spans, root %v", traceID, len(tr.Spans), root.Duration)
+	// Trace to logs: the facts with this trace id, by the query a
+	// Grafana trace-to-logs link runs.
+	q := `{job="crowsnest"} trace_id:="` + traceID + `"`
+	eventually(t, scenarioTimeout, func() error {
+		got, err := s.vlogs.Query(ctx, q)
+		if err != nil {
+			return err
+		}
+		events := map[string]int{}
+		for _, e := range got {
+			events[e["event"]]++
+			if e["app"] != "argocd/root" || e["env"] != "mgmt" {
+				return fmt.Errorf("VictoriaLogs: %s returned a fact of another app: %v", q, e)
+			}
+			if e["event"] == "sync_finished" && e["result"] != "Succeeded" {
+				return fmt.Errorf("VictoriaLogs: sync_finished %v, want result Succeeded", e)
+			}
+		}
+		if events["sync_finished"] != 1 || events["sync_started"] != 1 || events["wave_entered"] < 5 {
+			return fmt.Errorf("VictoriaLogs: %s: facts %v, want one sync_started, one sync_finished and a wave_entered per wave", q, events)
+		}
+		return nil
+	})
+}
+
 func (s *scenarioEnv) failingSync(ctx context.Context, t *testing.T) {
 	start := time.Now()
 	s.git.FailMigration = true
@@ -539,6 +637,33 @@ func (s *scenarioEnv) expectSyncFailedAlert(ctx context.Context, t *testing.T) {
 	if d := direct.Sub(finished); d > 5*time.Second {
 		t.Errorf("direct page took %v after the operation finished, want at most 5 s", d)
 	}
+	// Both paths link the alert to the app's dashboard and to the app in
+	// Argo CD: the rule's templates read crowsnest_links_info.
+	links := map[string]string{
+		"dashboard_url": e2eGrafanaURL + "/d/crowsnest-app/crowsnest-app?var-app=dev-backend&var-env=dev&var-project=default",
+		"argocd_url":    e2eArgoCDURL + "/applications/" + argoCDNamespace + "/dev-backend",
+	}
+	eventually(t, scenarioTimeout, func() error {
+		direct, err := s.amDirect.Annotations(ctx, want)
+		if err != nil {
+			return err
+		}
+		rule, err := s.prom.AlertAnnotations(map[string]string{"alertname": "CrowsnestSyncFailed", "name": "dev-backend"})
+		if err != nil {
+			return err
+		}
+		for path, anns := range map[string][]map[string]string{"direct page": direct, "Prometheus rule": rule} {
+			if len(anns) != 1 {
+				return fmt.Errorf("%s: %d alerts, want one", path, len(anns))
+			}
+			for k, v := range links {
+				if anns[0][k] != v {
+					return fmt.Errorf("%s: annotation %s = %q, want %q", path, k, anns[0][k], v)
+				}
+			}
+		}
+		return nil
+	})
 	eventually(t, scenarioTimeout, func() error {
 		got, err := s.am.FindAlerts(ctx, map[string]string{"alertname": "CrowsnestSyncFailed", "name": "dev-backend"})
 		if err != nil {
