@@ -1,12 +1,10 @@
 package dashboards
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -41,14 +39,20 @@ var rangeSelector = regexp.MustCompile(`\[([^\]]*)\]`)
 // recorded by crowsnest's rules (crowsnest:...).
 var crowsnestSeries = regexp.MustCompile(`\bcrowsnest[_:]`)
 
+// loadAll parses the dashboards the builders render (which
+// TestRenderedFiles keeps equal to the files).
 func loadAll(t *testing.T) map[string]*Dashboard {
 	t.Helper()
-	ds, err := Load(".")
+	files, err := Render()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ds) < 2 {
-		t.Fatalf("want at least 2 dashboards, got %d", len(ds))
+	ds, err := Parse(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 3 {
+		t.Fatalf("want 3 dashboards, got %d", len(ds))
 	}
 	return ds
 }
@@ -111,6 +115,19 @@ func lintVariables(t *testing.T, d *Dashboard) {
 		if v.Datasource != nil && !dsVariable.MatchString(v.Datasource.UID) {
 			t.Errorf("variable %s: datasource uid %q is not a ${...} variable", v.Name, v.Datasource.UID)
 		}
+		if v.Type != "query" || v.Name == "cluster" {
+			continue
+		}
+		for _, p := range clusterProblems(v.QueryString()) {
+			t.Errorf("variable %s: %s", v.Name, p)
+		}
+	}
+	c, ok := seen["cluster"]
+	if !ok || c.QueryString() != "label_values(crowsnest_build_info, cluster)" || !c.Multi || !c.IncludeAll || c.AllValue != ".*" {
+		t.Errorf("want a cluster variable label_values(crowsnest_build_info, cluster), multi, with All as .*: %+v", c)
+	}
+	if a, ok := seen["argocd_url"]; !ok || a.Hide != 2 || !strings.HasPrefix(a.QueryString(), "label_values(crowsnest_links_info{") {
+		t.Errorf("want a hidden argocd_url variable from crowsnest_links_info: %+v", a)
 	}
 	for name, typ := range requiredDatasourceVars {
 		v, ok := seen[name]
@@ -146,6 +163,8 @@ func lintPanel(t *testing.T, p Panel) {
 	if len(p.Targets) == 0 && p.Type != "text" {
 		t.Errorf("panel %q: no targets", name)
 	}
+	lintExemplars(t, p)
+	lintTableLinks(t, p)
 	needsUnit := !noUnitTypes[p.Type] && !noUnitDatasources[p.Datasource.Type]
 	if needsUnit && (p.FieldConfig.Defaults.Unit == nil || *p.FieldConfig.Defaults.Unit == "") {
 		t.Errorf("panel %q (%s): no fieldConfig.defaults.unit", name, p.Type)
@@ -189,6 +208,9 @@ func lintPromQL(t *testing.T, panel string, tg Target) {
 	if !crowsnestSeries.MatchString(expr) {
 		t.Errorf("panel %q target %s: queries no crowsnest metric or record: %s", panel, tg.RefID, expr)
 	}
+	for _, p := range clusterProblems(expr) {
+		t.Errorf("panel %q target %s: %s", panel, tg.RefID, p)
+	}
 	if rangeFuncs.MatchString(expr) {
 		for _, m := range rangeSelector.FindAllStringSubmatch(expr, -1) {
 			if m[1] != "$__rate_interval" && m[1] != "$__range" {
@@ -205,15 +227,11 @@ func lintPromQL(t *testing.T, panel string, tg Target) {
 // anywhere (panels, targets, variables, annotations) is either a ${...}
 // variable or Grafana's own built-in annotation datasource.
 func TestNoHardCodedDatasourceUIDs(t *testing.T) {
-	files, err := filepath.Glob("*.json")
+	files, err := Render()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for f, b := range files {
 		var v any
 		if err := json.Unmarshal(b, &v); err != nil {
 			t.Fatalf("%s: %v", f, err)
@@ -267,10 +285,13 @@ func TestPrometheusQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !slices.Equal(qs, prometheusQueries(loadAll(t))) {
+		t.Error("PrometheusQueries(\".\") differs from the queries of the builders: go test ./dashboards -update")
+	}
 	perDashboard := map[string]int{}
 	for _, q := range qs {
 		perDashboard[q.Dashboard]++
-		if strings.Contains(q.Expr, "|=") || strings.Contains(q.Expr, "| logfmt") {
+		if strings.Contains(q.Expr, "| json") || strings.Contains(q.Expr, "| logfmt") {
 			t.Errorf("%s: a LogQL query was taken for PromQL", q)
 		}
 		e := Expand(q.Expr, map[string]string{"env": ".*", "project": ".*", "app": "dev-backend"})
@@ -301,29 +322,6 @@ func TestExpand(t *testing.T) {
 	}
 }
 
-// The Helm chart ships the same dashboards, as ConfigMaps for the Grafana
-// sidecar.
-func TestChartCarriesTheDashboards(t *testing.T) {
-	ours, err := filepath.Glob("*.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	chart, err := filepath.Glob(filepath.Join("..", "charts", "exporter", "files", "dashboards", "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ours) == 0 || len(chart) != len(ours) {
-		t.Fatalf("dashboards/ has %v, the chart %v: copy them (cp dashboards/*.json charts/exporter/files/dashboards/)", ours, chart)
-	}
-	for _, name := range ours {
-		a, errA := os.ReadFile(name)
-		b, errB := os.ReadFile(filepath.Join("..", "charts", "exporter", "files", "dashboards", name))
-		if errA != nil || errB != nil || !bytes.Equal(a, b) {
-			t.Errorf("the chart's copy of %s differs or is missing (%v, %v): cp dashboards/*.json charts/exporter/files/dashboards/", name, errA, errB)
-		}
-	}
-}
-
 // Several replicas. With --leader-elect every crowsnest replica serves the
 // same per-app series, the same app counters and the same sync histograms
 // (each replica watches every app and counts every operation); only the
@@ -332,20 +330,28 @@ func TestChartCarriesTheDashboards(t *testing.T) {
 // one, so the first aggregation over such a series removes the replica
 // dimension and nothing else:
 //
-//   - a per-app series (crowsnest_app_*): max by (namespace, name, project,
-//     env, <its own labels>) before any sum/count/avg, e.g.
-//     sum by (status) (max by (namespace, name, project, env, status) (crowsnest_app_sync_status{...}));
+//   - a per-app series (crowsnest_app_*): max by (cluster, namespace, name,
+//     project, env, <its own labels>) before any sum/count/avg, e.g.
+//     sum by (status) (max by (cluster, namespace, name, project, env, status) (crowsnest_app_sync_status{...}));
 //   - a first-seen time (crowsnest_app_*_since_timestamp_seconds): min by
 //     the same labels, the earliest replica's start, e.g.
-//     time() - min by (namespace, name, project, env) (crowsnest_app_drift_since_timestamp_seconds{...});
+//     time() - min by (cluster, namespace, name, project, env) (crowsnest_app_drift_since_timestamp_seconds{...});
 //   - a counter or histogram (crowsnest_app_syncs_total,
 //     crowsnest_sync_duration_seconds_*, crowsnest_sync_wave_duration_seconds_*):
-//     max by (<the metric's own labels>[, le]) of the rate or increase,
+//     max by (cluster, <the metric's own labels>[, le]) of the rate or increase,
 //     before sum or histogram_quantile, e.g.
-//     histogram_quantile(0.9, sum by (env, le) (max by (project, env, result, le) (rate(crowsnest_sync_duration_seconds_bucket{...}[$__rate_interval])))).
+//     histogram_quantile(0.9, sum by (env, le) (max by (cluster, project, env, result, le) (rate(crowsnest_sync_duration_seconds_bucket{...}[$__rate_interval])))).
 //     max, not sum or avg: the replicas count the same operations, and one
 //     that restarted during the window has counted fewer, never more; max
 //     per bucket keeps the buckets cumulative.
+//
+// Several installations. The series of two crowsnest installations (two
+// Argo CDs, two clusters) carry a cluster label the user adds (scrape
+// relabelling or Prometheus' external labels); one installation's carry
+// none. Every dedup keeps cluster (a max or min without by (...) merges
+// installations too), so two installations never merge while two
+// replicas of one do; a query over a series without the label keeps
+// working, cluster being "" there.
 //
 // The dedup names the labels it keeps (by) rather than those it drops
 // (without (instance, pod)): the target labels a scrape adds depend on the
@@ -659,7 +665,12 @@ func replicaProblems(expr string) []string {
 			continue
 		}
 		switch d.mod {
+		case "":
+			out = append(out, fmt.Sprintf("%s: %s (...) merges the copies of distinct installations: %s by (cluster, ...)", u.metric, d.name, d.name))
 		case "by":
+			if !contains(d.labels, "cluster") {
+				out = append(out, fmt.Sprintf("%s: %s by (%s) merges the copies of distinct installations: keep cluster", u.metric, d.name, strings.Join(d.labels, ", ")))
+			}
 			for _, l := range []string{"instance", "pod"} {
 				if contains(d.labels, l) {
 					out = append(out, fmt.Sprintf("%s: %s by (%s) keeps the replica label %s", u.metric, d.name, strings.Join(d.labels, ", "), l))
@@ -713,12 +724,10 @@ func replicaProblems(expr string) []string {
 // the rules above). The label_values variables are left out: only their
 // values count, not how many series carry them.
 func TestQueriesDeduplicateReplicas(t *testing.T) {
-	qs, err := PrometheusQueries(".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := loadAll(t)
+	qs := prometheusQueries(ds)
 	labelValueVars := map[string]bool{}
-	for file, d := range loadAll(t) {
+	for file, d := range ds {
 		uid := d.UID
 		if uid == "" {
 			uid = strings.TrimSuffix(file, ".json")
@@ -770,6 +779,11 @@ func TestReplicaProblems(t *testing.T) {
 		`sum(avg by (namespace, name, project, env, result) (rate(crowsnest_app_syncs_total[$__rate_interval])))`,
 		`sum(crowsnest_app_info) by (env)`,
 		`sum(crowsnest_app_new_metric)`,
+		// deduplicated, but two installations merge
+		`count(max by (namespace, name, project, env) (crowsnest_app_info` + sel + `))`,
+		`max(crowsnest_app_last_sync_duration_seconds{name="$app"})`,
+		`max by (status) (crowsnest_app_sync_status{name="$app"}) == 1`,
+		`histogram_quantile(0.9, sum by (env, le) (max by (project, env, result, le) (rate(crowsnest_sync_duration_seconds_bucket` + sel + `[$__rate_interval]))))`,
 	}
 	for _, e := range bad {
 		if len(replicaProblems(e)) == 0 {
@@ -777,18 +791,18 @@ func TestReplicaProblems(t *testing.T) {
 		}
 	}
 	good := []string{
-		`count(max by (namespace, name, project, env) (crowsnest_app_info` + sel + `))`,
-		`sum by (status) (max by (namespace, name, project, env, status) (crowsnest_app_sync_status` + sel + `))`,
-		`time() - min by (namespace, name, project, env) (crowsnest_app_drift_since_timestamp_seconds` + sel + `)`,
-		`sum(max by (namespace, name, project, env, result) (increase(crowsnest_app_syncs_total{result=~"Failed|Error"}[$__range])))`,
-		`histogram_quantile(0.9, sum by (env, le) (max by (project, env, result, le) (rate(crowsnest_sync_duration_seconds_bucket` + sel + `[$__rate_interval]))))`,
+		`count(max by (cluster, namespace, name, project, env) (crowsnest_app_info` + sel + `))`,
+		`sum by (status) (max by (cluster, namespace, name, project, env, status) (crowsnest_app_sync_status` + sel + `))`,
+		`time() - min by (cluster, namespace, name, project, env) (crowsnest_app_drift_since_timestamp_seconds` + sel + `)`,
+		`sum(max by (cluster, namespace, name, project, env, result) (increase(crowsnest_app_syncs_total{result=~"Failed|Error"}[$__range])))`,
+		`histogram_quantile(0.9, sum by (env, le) (max by (cluster, project, env, result, le) (rate(crowsnest_sync_duration_seconds_bucket` + sel + `[$__rate_interval]))))`,
 		`histogram_quantile(0.9, sum by (env, le) (max without (instance, pod) (rate(crowsnest_sync_duration_seconds_bucket[$__rate_interval]))))`,
-		`max by (status) (crowsnest_app_sync_status{name="$app"}) == 1`,
-		`max(crowsnest_app_last_sync_duration_seconds{name="$app"})`,
-		`max by (workload, status) (max_over_time(crowsnest_app_workload_job_status{name="$app"}[$__range])) == 1`,
+		`max by (cluster, status) (crowsnest_app_sync_status{name="$app"}) == 1`,
+		`max by (cluster) (crowsnest_app_last_sync_duration_seconds{name="$app"})`,
+		`max by (cluster, workload, status) (max_over_time(crowsnest_app_workload_job_status{name="$app"}[$__range])) == 1`,
 		`sum by (source, type) (rate(crowsnest_source_events_total[$__rate_interval]))`,
 		`min(crowsnest_config_last_reload_successful)`,
-		`max by (namespace, name) (crowsnest_app_info{name="a(b)", repo=~"x{1,2}"})`,
+		`max by (cluster, namespace, name) (crowsnest_app_info{name="a(b)", repo=~"x{1,2}"})`,
 	}
 	for _, e := range good {
 		if p := replicaProblems(e); len(p) != 0 {

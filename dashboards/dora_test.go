@@ -28,10 +28,7 @@ func TestRecordsAreRecorded(t *testing.T) {
 			recorded[r.Record] = true
 		}
 	}
-	qs, err := PrometheusQueries(".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	qs := prometheusQueries(loadAll(t))
 	used := map[string]bool{}
 	for _, q := range qs {
 		for _, name := range recordName.FindAllString(q.Expr, -1) {
@@ -58,10 +55,7 @@ func TestQueriedMetricsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	qs, err := PrometheusQueries(".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	qs := prometheusQueries(loadAll(t))
 	missing := map[string]bool{}
 	for _, q := range qs {
 		for _, name := range metricName.FindAllString(q.Expr, -1) {
@@ -79,57 +73,38 @@ func TestQueriedMetricsDocumented(t *testing.T) {
 	}
 }
 
-// lokiEvent matches the event stream label of a query of the facts
-// crowsnest pushes to Loki.
-var lokiEvent = regexp.MustCompile(`\{[^}]*\bevent="([a-z_]+)"`)
+// lokiEvent matches the event stream matcher of a query of the facts
+// crowsnest pushes to Loki: event="x" or event=~"x|y".
+var lokiEvent = regexp.MustCompile(`\{[^}]*\bevent=~?"([a-z_|]+)"`)
 
-// pushedFacts are the facts of deployments crowsnest pushes to Loki, with
-// the stream label event.
+// pushedFacts are the facts crowsnest pushes to Loki, the values of the
+// stream label event: the tracker's and the deployments'.
 func pushedFacts() []string {
-	return []string{model.FactDeploymentFinished, model.FactDeploymentHealthy, model.FactChangeFailed,
-		model.FactDeploymentRecovered, model.FactSyncFinished, model.FactSyncStarted, model.FactDriftBegan,
-		model.FactDriftEnded, model.FactHealthChanged}
+	return []string{model.FactSyncRequested, model.FactSyncStarted, model.FactSyncFinished, model.FactDryRunFinished,
+		model.FactPhaseEntered, model.FactWaveEntered, model.FactDriftBegan, model.FactDriftEnded, model.FactHealthChanged,
+		model.FactWorkloadDegraded, model.FactWorkloadRecovered, model.FactHydrationFinished,
+		model.FactDeploymentFinished, model.FactDeploymentHealthy, model.FactChangeFailed, model.FactDeploymentRecovered}
 }
 
-// A Loki query of crowsnest's pushed events (stream label event) selects
-// an event crowsnest pushes, job="crowsnest" (--loki.job's default), and
-// parses the line as the JSON it is.
+// Every Loki query reads the facts crowsnest pushes: it selects their
+// stream by job="crowsnest" (--loki.job's default), names only events
+// crowsnest pushes, and parses the line as the JSON it is.
 func TestLokiEventQueries(t *testing.T) {
-	n := 0
-	for file, d := range loadAll(t) {
-		var exprs []string
-		for _, p := range d.AllPanels() {
-			for _, tg := range p.Targets {
-				ds := tg.Datasource
-				if ds == nil {
-					ds = p.Datasource
-				}
-				if ds != nil && ds.Type == "loki" {
-					exprs = append(exprs, tg.Expr)
-				}
-			}
-		}
-		for _, a := range d.Annotations.List {
-			if a.Datasource != nil && a.Datasource.Type == "loki" {
-				exprs = append(exprs, a.Expr)
-			}
-		}
-		for _, e := range exprs {
-			m := lokiEvent.FindStringSubmatch(e)
-			if m == nil {
-				continue
-			}
-			n++
-			if !slices.Contains(pushedFacts(), m[1]) {
-				t.Errorf("%s: %s: crowsnest pushes no event %q", file, e, m[1])
-			}
-			if !strings.Contains(e, `job="crowsnest"`) || !strings.Contains(e, "| json") || strings.Contains(e, "logfmt") {
-				t.Errorf("%s: %s: want job=\"crowsnest\" and | json (crowsnest pushes JSON lines)", file, e)
-			}
-		}
+	qs := logQueries(loadAll(t))
+	if len(qs) == 0 {
+		t.Fatal("no Loki query")
 	}
-	if n == 0 {
-		t.Error("no Loki query of crowsnest's pushed events")
+	for _, q := range qs {
+		if !strings.HasPrefix(q.Expr, `{job="crowsnest"`) || !strings.Contains(q.Expr, "| json") || strings.Contains(q.Expr, "logfmt") {
+			t.Errorf("%s: want {job=\"crowsnest\", ...} | json (crowsnest pushes JSON lines)", q)
+		}
+		if m := lokiEvent.FindStringSubmatch(q.Expr); m != nil {
+			for _, e := range strings.Split(m[1], "|") {
+				if !slices.Contains(pushedFacts(), e) {
+					t.Errorf("%s: crowsnest pushes no event %q", q, e)
+				}
+			}
+		}
 	}
 }
 
@@ -156,10 +131,11 @@ func TestDeploymentAnnotations(t *testing.T) {
 // The four keys' panels of the DORA dashboard colour DORA's four bands and
 // explain them.
 func TestDoraBands(t *testing.T) {
-	b, err := os.ReadFile("crowsnest-dora.json")
+	files, err := Render()
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := files[uidDORA+".json"]
 	var d struct {
 		Panels []struct {
 			Type, Title, Description string

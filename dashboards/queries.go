@@ -1,7 +1,10 @@
-// Package dashboards holds crowsnest's Grafana dashboards (the *.json files
-// of this directory) and helpers to check them: PrometheusQueries lists
-// every PromQL expression they send, and Expand turns one into a query a
-// real Prometheus accepts, so tests can prove each panel shows data.
+// Package dashboards builds crowsnest's Grafana dashboards as code (with
+// the Grafana Foundation SDK) and renders them to the *.json files of this
+// directory and of the Helm chart (go test ./dashboards -update). It also
+// reads the rendered files back for checks: PrometheusQueries and
+// LogQueries list every query the dashboards send, Expand fills in their
+// Grafana variables, and LogsQL translates their LogQL into VictoriaLogs'
+// LogsQL, so tests can prove each panel shows data on real servers.
 package dashboards
 
 import (
@@ -14,18 +17,18 @@ import (
 	"strings"
 )
 
-// Query is one PromQL expression of a dashboard, as written in it (with
-// Grafana variables such as $__rate_interval or $app unexpanded).
+// Query is one PromQL or LogQL expression of a dashboard, as written in
+// it (with Grafana variables such as $__rate_interval or $app unexpanded).
 type Query struct {
 	// Dashboard is the uid of the dashboard (its file name without .json
 	// when the uid is missing).
 	Dashboard string
-	// Panel is the title of the panel, or "variable <name>" for the query
-	// of a template variable.
+	// Panel is the title of the panel, "variable <name>" for the query of
+	// a template variable or "annotation <name>" for an annotation's.
 	Panel string
-	// RefID is the target's refId; empty for template variables.
+	// RefID is the target's refId; empty for variables and annotations.
 	RefID string
-	// Expr is the PromQL expression.
+	// Expr is the expression.
 	Expr string
 }
 
@@ -58,6 +61,33 @@ type Target struct {
 	Datasource *Datasource `json:"datasource"`
 	Expr       string      `json:"expr"`
 	Query      string      `json:"query"`
+	// Exemplar (Prometheus) asks for the exemplars of the series too.
+	Exemplar bool `json:"exemplar"`
+	// Format (Prometheus) is time_series, table or heatmap.
+	Format string `json:"format"`
+}
+
+// DataLink is a link of a field: to another dashboard, Explore or
+// another site, with Grafana variables in its URL.
+type DataLink struct {
+	Title       string `json:"title"`
+	URL         string `json:"url"`
+	TargetBlank bool   `json:"targetBlank"`
+}
+
+// Property is one property of a field override.
+type Property struct {
+	ID    string          `json:"id"`
+	Value json.RawMessage `json:"value"`
+}
+
+// Override sets properties on the fields its matcher picks.
+type Override struct {
+	Matcher struct {
+		ID      string `json:"id"`
+		Options any    `json:"options"`
+	} `json:"matcher"`
+	Properties []Property `json:"properties"`
 }
 
 // Panel is a dashboard panel; rows hold their collapsed panels in Panels.
@@ -70,10 +100,35 @@ type Panel struct {
 	Targets     []Target    `json:"targets"`
 	FieldConfig struct {
 		Defaults struct {
-			Unit *string `json:"unit"`
+			Unit  *string    `json:"unit"`
+			Links []DataLink `json:"links"`
 		} `json:"defaults"`
+		Overrides []Override `json:"overrides"`
 	} `json:"fieldConfig"`
 	Panels []Panel `json:"panels"`
+}
+
+// Links returns every data link of the panel: its defaults' and its
+// overrides', each with the name of the field it is on ("" for all).
+func (p Panel) Links() map[string][]DataLink {
+	out := map[string][]DataLink{}
+	if len(p.FieldConfig.Defaults.Links) > 0 {
+		out[""] = p.FieldConfig.Defaults.Links
+	}
+	for _, o := range p.FieldConfig.Overrides {
+		for _, prop := range o.Properties {
+			if prop.ID != "links" {
+				continue
+			}
+			var ls []DataLink
+			if json.Unmarshal(prop.Value, &ls) != nil {
+				continue
+			}
+			field, _ := o.Matcher.Options.(string)
+			out[field] = append(out[field], ls...)
+		}
+	}
+	return out
 }
 
 // Variable is a template variable. Query is a string or, for newer
@@ -87,6 +142,8 @@ type Variable struct {
 	Multi      bool            `json:"multi"`
 	IncludeAll bool            `json:"includeAll"`
 	AllValue   string          `json:"allValue"`
+	// Hide is 2 for a variable that is not shown.
+	Hide int `json:"hide"`
 }
 
 // QueryString returns the variable's query text.
@@ -129,6 +186,11 @@ type Dashboard struct {
 	Templating struct {
 		List []Variable `json:"list"`
 	} `json:"templating"`
+	Links []struct {
+		Title string `json:"title"`
+		Type  string `json:"type"`
+		URL   string `json:"url"`
+	} `json:"links"`
 	Panels []Panel `json:"panels"`
 }
 
@@ -151,22 +213,32 @@ func (d *Dashboard) AllPanels() []Panel {
 func Load(dir string) (map[string]*Dashboard, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list dashboards: %w", err)
 	}
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no dashboards (*.json) in %s", dir)
 	}
-	out := make(map[string]*Dashboard, len(files))
+	raw := make(map[string][]byte, len(files))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read dashboard: %w", err)
 		}
+		raw[filepath.Base(f)] = b
+	}
+	return Parse(raw)
+}
+
+// Parse parses dashboards' JSON, keyed by file name (as Render returns
+// them).
+func Parse(files map[string][]byte) (map[string]*Dashboard, error) {
+	out := make(map[string]*Dashboard, len(files))
+	for name, b := range files {
 		d := new(Dashboard)
 		if err := json.Unmarshal(b, d); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+			return nil, fmt.Errorf("parse dashboard %s: %w", name, err)
 		}
-		out[filepath.Base(f)] = d
+		out[name] = d
 	}
 	return out, nil
 }
@@ -175,13 +247,23 @@ func Load(dir string) (map[string]*Dashboard, error) {
 // its type is prometheus, or (without a type) its uid is the ${prometheus}
 // variable.
 func IsPrometheus(ds *Datasource) bool {
+	return isType(ds, promDS)
+}
+
+// IsLoki reports whether a datasource reference is a Loki one, as
+// IsPrometheus does for Prometheus.
+func IsLoki(ds *Datasource) bool {
+	return isType(ds, lokiDS)
+}
+
+func isType(ds *Datasource, typ string) bool {
 	if ds == nil {
 		return false
 	}
 	if ds.Type != "" {
-		return ds.Type == "prometheus"
+		return ds.Type == typ
 	}
-	return ds.UID == "${prometheus}" || ds.UID == "$prometheus"
+	return ds.UID == "${"+typ+"}" || ds.UID == "$"+typ
 }
 
 // labelValues matches the Grafana label_values(metric-selector, label)
@@ -190,46 +272,75 @@ var labelValues = regexp.MustCompile(`^\s*label_values\((.*),\s*([A-Za-z_][A-Za-
 
 // PrometheusQueries returns every Prometheus query of the dashboards in
 // dir, in a stable order: each target expr of each panel (nested panels
-// included) whose datasource, or else its panel's, is Prometheus, then the
-// query of each Prometheus annotation (Panel "annotation <name>"), then the
-// query of each Prometheus template variable. A label_values(selector,
-// label) variable query becomes the PromQL `count by (label) (selector)`,
-// which returns data exactly when the variable has values.
+// included), then each Prometheus annotation, then each query variable,
+// with label_values(selector, label) rewritten as the PromQL
+// count by (label) (selector), which has data exactly when the variable
+// has values.
 func PrometheusQueries(dir string) ([]Query, error) {
 	ds, err := Load(dir)
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(ds))
-	for n := range ds {
+	return prometheusQueries(ds), nil
+}
+
+// LogQueries returns every Loki (LogQL) query of the dashboards in dir, in
+// a stable order: each Loki target of each panel, then each Loki
+// annotation. LogsQL translates each into VictoriaLogs' LogsQL.
+func LogQueries(dir string) ([]Query, error) {
+	ds, err := Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	return logQueries(ds), nil
+}
+
+// sortedUIDs returns the file names of ds in order, each with its
+// dashboard's uid (the file name without .json when it has none).
+func sortedUIDs(ds map[string]*Dashboard) (names []string, uids map[string]string) {
+	uids = make(map[string]string, len(ds))
+	for n, d := range ds {
 		names = append(names, n)
+		uids[n] = d.UID
+		if d.UID == "" {
+			uids[n] = strings.TrimSuffix(n, ".json")
+		}
 	}
 	sort.Strings(names)
+	return names, uids
+}
+
+// targetQueries returns the expr of every target of ds's panels whose
+// datasource (the target's, else the panel's) is of the kind is reports.
+func targetQueries(uid string, d *Dashboard, is func(*Datasource) bool) []Query {
+	var out []Query
+	for _, p := range d.AllPanels() {
+		for _, t := range p.Targets {
+			src := t.Datasource
+			if src == nil {
+				src = p.Datasource
+			}
+			if !is(src) || strings.TrimSpace(t.Expr) == "" {
+				continue
+			}
+			out = append(out, Query{Dashboard: uid, Panel: p.Title, RefID: t.RefID, Expr: t.Expr})
+		}
+	}
+	for _, a := range d.Annotations.List {
+		if a.BuiltIn != 0 || !is(a.Datasource) || strings.TrimSpace(a.Expr) == "" {
+			continue
+		}
+		out = append(out, Query{Dashboard: uid, Panel: "annotation " + a.Name, Expr: a.Expr})
+	}
+	return out
+}
+
+func prometheusQueries(ds map[string]*Dashboard) []Query {
+	names, uids := sortedUIDs(ds)
 	var out []Query
 	for _, n := range names {
 		d := ds[n]
-		uid := d.UID
-		if uid == "" {
-			uid = strings.TrimSuffix(n, ".json")
-		}
-		for _, p := range d.AllPanels() {
-			for _, t := range p.Targets {
-				src := t.Datasource
-				if src == nil {
-					src = p.Datasource
-				}
-				if !IsPrometheus(src) || strings.TrimSpace(t.Expr) == "" {
-					continue
-				}
-				out = append(out, Query{Dashboard: uid, Panel: p.Title, RefID: t.RefID, Expr: t.Expr})
-			}
-		}
-		for _, a := range d.Annotations.List {
-			if a.BuiltIn != 0 || !IsPrometheus(a.Datasource) || strings.TrimSpace(a.Expr) == "" {
-				continue
-			}
-			out = append(out, Query{Dashboard: uid, Panel: "annotation " + a.Name, Expr: a.Expr})
-		}
+		out = append(out, targetQueries(uids[n], d, IsPrometheus)...)
 		for _, v := range d.Templating.List {
 			if v.Type != "query" || !IsPrometheus(v.Datasource) {
 				continue
@@ -241,14 +352,26 @@ func PrometheusQueries(dir string) ([]Query, error) {
 			if strings.TrimSpace(q) == "" {
 				continue
 			}
-			out = append(out, Query{Dashboard: uid, Panel: "variable " + v.Name, Expr: q})
+			out = append(out, Query{Dashboard: uids[n], Panel: "variable " + v.Name, Expr: q})
 		}
 	}
-	return out, nil
+	return out
 }
 
-// DefaultVars returns the values Expand uses for Grafana's built-in
-// variables when vars does not set them.
+func logQueries(ds map[string]*Dashboard) []Query {
+	names, uids := sortedUIDs(ds)
+	var out []Query
+	for _, n := range names {
+		out = append(out, targetQueries(uids[n], ds[n], IsLoki)...)
+	}
+	return out
+}
+
+// DefaultVars returns the values Expand uses when vars does not set them:
+// Grafana's built-in variables, cluster as "All" (.*, which matches the
+// series of one installation without a cluster label too), and
+// argocd_url as an example base URL (the dashboards use it in links only;
+// run crowsnest with --argocd.url set to it for its variable to match).
 func DefaultVars() map[string]string {
 	return map[string]string{
 		"__rate_interval": "1m",
@@ -257,6 +380,8 @@ func DefaultVars() map[string]string {
 		"__range":         "1h",
 		"__range_s":       "3600",
 		"__range_ms":      "3600000",
+		"cluster":         ".*",
+		"argocd_url":      "https://argocd.example.com",
 	}
 }
 
@@ -266,11 +391,11 @@ var variable = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)(?:[.:][^}]*)?\}|\[\[([A-Z
 
 // Expand substitutes the Grafana variables of expr with the values of vars
 // (keyed by variable name without the $), falling back to DefaultVars for
-// the built-in ones ($__rate_interval, $__range, $__interval...). Every
-// syntax is handled: $var, ${var}, ${var:format} (such as ${var:regex}, the
-// value is inserted as given) and [[var]]. Variables without a value are
-// left as they are. For a multi-value variable used with =~, pass a regex
-// such as ".*" or "dev|stage".
+// the built-in ones ($__rate_interval, $__range, $__interval...), $cluster
+// and $argocd_url. Every syntax is handled: $var, ${var}, ${var:format}
+// (such as ${var:regex}, the value is inserted as given) and [[var]].
+// Variables without a value are left as they are. For a multi-value
+// variable used with =~, pass a regex such as ".*" or "dev|stage".
 func Expand(expr string, vars map[string]string) string {
 	defaults := DefaultVars()
 	return variable.ReplaceAllStringFunc(expr, func(m string) string {

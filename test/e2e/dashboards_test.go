@@ -15,11 +15,13 @@ import (
 // when checkDashboardQueries runs their queries: the built-in windows,
 // regexes for the multi-value variables (used with =~) and an app of the
 // scenario that has a failed sync, drift and a condition, so the
-// failure and drift panels have data too.
+// failure and drift panels have data too. cluster is All (.*): the e2e's
+// series carry no cluster label, as one installation's do.
 var dashboardVars = map[string]string{
 	"__rate_interval": "1m",
 	"__interval":      "15s",
 	"__range":         "1h",
+	"cluster":         ".*",
 	"env":             ".*",
 	"project":         "default",
 	"app":             "dev-backend",
