@@ -3,8 +3,12 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"maps"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,4 +80,106 @@ func checkDashboardQueries(t *testing.T, prom *Prometheus, ats []time.Time, vars
 			t.Errorf("dashboard %s, panel %q (%s): no samples\n\texpr: %s", q.Dashboard, q.Panel, q.RefID, expr)
 		}
 	}
+}
+
+// logFact names a fact a dashboard log query must return: the line's
+// fields that identify it.
+type logFact map[string]string
+
+// checkDashboardLogQueries runs every log query of the dashboards of the
+// uids given, translated to LogsQL by dashboards.LogsQL, against vl, which
+// a crowsnest pushes its facts to (variables expanded as in
+// checkDashboardQueries, vars overriding). Each query must return facts
+// (polled: pushes batch for a second); every fact returned must satisfy
+// each label matcher of the LogQL query, read independently of the
+// translation (a missing field is "", as in Loki); and the facts want
+// lists for the panel (by title) must be among them.
+func checkDashboardLogQueries(ctx context.Context, t *testing.T, vl *VictoriaLogs, vars map[string]string, want map[string][]logFact, uids ...string) {
+	t.Helper()
+	all, err := dashboards.LogQueries("../../dashboards")
+	if err != nil {
+		t.Fatalf("dashboard log queries: %v", err)
+	}
+	values := maps.Clone(dashboardVars)
+	maps.Copy(values, vars)
+	n := 0
+	for _, q := range all {
+		if !slices.Contains(uids, q.Dashboard) {
+			continue
+		}
+		n++
+		expr := dashboards.Expand(q.Expr, values)
+		logsql, err := dashboards.LogsQL(q.Expr, values)
+		if err != nil {
+			t.Errorf("dashboard %s, panel %q: no LogsQL for %s: %v", q.Dashboard, q.Panel, expr, err)
+			continue
+		}
+		matchers := logQLMatchers(expr)
+		var rows []map[string]string
+		eventually(t, scenarioTimeout, func() error {
+			if rows, err = vl.Query(ctx, logsql); err != nil {
+				return err
+			}
+			if len(rows) == 0 {
+				return fmt.Errorf("dashboard %s, panel %q: no facts\n\tLogQL: %s\n\tLogsQL: %s", q.Dashboard, q.Panel, expr, logsql)
+			}
+			for _, f := range want[q.Panel] {
+				if !slices.ContainsFunc(rows, f.in) {
+					return fmt.Errorf("dashboard %s, panel %q: %d facts, none %v\n\tLogsQL: %s", q.Dashboard, q.Panel, len(rows), f, logsql)
+				}
+			}
+			return nil
+		})
+		for _, r := range rows {
+			for _, m := range matchers {
+				if !m.matches(r[m.name]) {
+					t.Errorf("dashboard %s, panel %q: fact %v fails %s of the LogQL query %s (LogsQL %s)", q.Dashboard, q.Panel, r, m, expr, logsql)
+					break
+				}
+			}
+		}
+		t.Logf("dashboard %s, panel %q: %d facts from VictoriaLogs for %s", q.Dashboard, q.Panel, len(rows), logsql)
+	}
+	if n == 0 {
+		t.Fatalf("no log queries in the dashboards %v", uids)
+	}
+}
+
+// in reports whether row has every field of f.
+func (f logFact) in(row map[string]string) bool {
+	for k, v := range f {
+		if row[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// logQLMatcher is one label matcher of a LogQL query: a stream selector's
+// or a label filter's after | json.
+type logQLMatcher struct{ name, op, value string }
+
+func (m logQLMatcher) String() string { return m.name + m.op + `"` + m.value + `"` }
+
+// matches applies the matcher to a value as Loki does: regexps match the
+// whole value.
+func (m logQLMatcher) matches(v string) bool {
+	switch m.op {
+	case "=":
+		return v == m.value
+	case "!=":
+		return v != m.value
+	}
+	re := regexp.MustCompile("^(?:" + m.value + ")$")
+	return re.MatchString(v) == (m.op == "=~")
+}
+
+// logQLMatchers reads the matchers of an expanded LogQL query of the
+// subset the dashboards use (name op "value", values without escapes).
+func logQLMatchers(expr string) []logQLMatcher {
+	var out []logQLMatcher
+	for _, m := range regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"`).FindAllStringSubmatch(expr, -1) {
+		out = append(out, logQLMatcher{m[1], m[2], strings.ReplaceAll(m[3], `\\`, `\`)})
+	}
+	return out
 }

@@ -91,15 +91,18 @@ func (r *cdEventsReceiver) Events() []map[string]any {
 // repo-server and argocd-server (for commit metadata), with Prometheus, a
 // Loki receiver and a CloudEvents receiver.
 type deploymentsEnv struct {
-	env     *Env
-	kas     *KubeAPIServer
-	argo    *ArgoCD
-	server  *argoCDServer
-	apps    appclient.ApplicationInterface
-	gitDir  string
-	cn      *Crowsnest
-	prom    *Prometheus
-	loki    *lokitest.Receiver
+	env    *Env
+	kas    *KubeAPIServer
+	argo   *ArgoCD
+	server *argoCDServer
+	apps   appclient.ApplicationInterface
+	gitDir string
+	cn     *Crowsnest
+	prom   *Prometheus
+	loki   *lokitest.Receiver
+	// vlogs gets the facts of a second crowsnest, a replica of cn, for the
+	// dashboards' log queries on a real store.
+	vlogs   *VictoriaLogs
 	events  *cdEventsReceiver
 	commits map[string]time.Time // commit → its author date
 	// resync is the prod app's re-sync, watched for its expected finish.
@@ -158,6 +161,17 @@ func TestDeployments(t *testing.T) {
 		vars := map[string]string{"app": appDoraProd, "env": ".*", "project": "default"}
 		checkDashboardQueries(t, s.prom, nil, vars, func(q dashboards.Query) bool { return !running(q) }, "crowsnest-dora")
 		checkDashboardQueries(t, s.prom, during, vars, running, "crowsnest-dora")
+		prod := argoCDNamespace + "/" + appDoraProd
+		checkDashboardLogQueries(t.Context(), t, s.vlogs, vars, map[string][]logFact{
+			"Recent prod deployments": {
+				{"event": "deployment_finished", "app": prod, "result": "succeeded"},
+				{"event": "deployment_finished", "app": prod, "result": "rolled_back"},
+			},
+			"annotation Failed changes": {
+				{"event": "change_failed", "app": prod, "reason": "degraded"},
+				{"event": "change_failed", "app": prod, "reason": "rolled_back"},
+			},
+		}, "crowsnest-dora")
 	})
 	t.Logf("TestDeployments took %v", time.Since(start).Round(time.Second))
 }
@@ -207,6 +221,10 @@ func startDeploymentsEnv(t *testing.T) *deploymentsEnv {
 		"--argocd.server="+s.server.addr, "--argocd.token-file="+tokenFile, "--argocd.plaintext",
 		"--loki.url="+lokiURL, "--cloudevents.url="+ce.URL)
 	s.cn.Start()
+	s.vlogs = env.StartVictoriaLogs()
+	env.StartCrowsnest(kas.Kubeconfig, "--config.file="+cfgPath,
+		"--argocd.server="+s.server.addr, "--argocd.token-file="+tokenFile, "--argocd.plaintext",
+		"--loki.url="+s.vlogs.LokiURL)
 	s.prom = env.StartPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, nil)
 	eventually(t, signalTimeout, func() error {
 		if err := s.cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes"); err != nil {

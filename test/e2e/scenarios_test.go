@@ -779,6 +779,18 @@ func (s *scenarioEnv) prodDrift(ctx context.Context, t *testing.T) {
 		}
 	}
 	checkDashboardQueries(t, s.prom, nil, nil, nil, "crowsnest-fleet", "crowsnest-app")
+	// The dashboards' log queries, in LogsQL, against the facts the
+	// replica pushed to VictoriaLogs: dev-backend's failed sync (scenario
+	// 2) and prod's drift.
+	devFinished := logFact{"event": "sync_finished", "app": argoCDNamespace + "/dev-backend"}
+	checkDashboardLogQueries(ctx, t, s.vlogs, nil, map[string][]logFact{
+		"Recent failed syncs and drift": {
+			{"event": "sync_finished", "app": argoCDNamespace + "/dev-backend", "result": "Failed"},
+			{"event": "drift_began", "app": argoCDNamespace + "/prod-backend"},
+		},
+		"Recent facts": {devFinished},
+		"Fact log":     {devFinished},
+	}, "crowsnest-fleet", "crowsnest-app")
 	if v, err := s.prom.Query(q("crowsnest_app_out_of_sync_resources", "prod-backend")); err != nil || len(v) != 1 {
 		t.Errorf("drifted kinds of prod-backend: %v (%v), want only the edited ConfigMap", v, err)
 	}
