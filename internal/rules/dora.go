@@ -94,9 +94,12 @@ var deploymentResults = `result=~"` + model.DeploymentSucceeded + `|` + model.De
 
 // appIncrease is the increase over window of a per-app counter, the
 // replicas' copies merged by max (by the app's identity and the counter's
-// own label), summed by env and project.
+// own label), summed by env and project. Every aggregation keeps cluster,
+// the label a user's relabeling or a global view (Thanos, Mimir) gives
+// each installation, so that two installations never add up; without it
+// nothing changes.
 func appIncrease(metric, matchers, label, window string) string {
-	return `sum by (env, project) (max by (` + identity + `, ` + label + `) (increase(` + metric + matchers + `[` + window + `])))`
+	return `sum by (cluster, env, project) (max by (cluster, ` + identity + `, ` + label + `) (increase(` + metric + matchers + `[` + window + `])))`
 }
 
 // quantile7d is the q-quantile over 7 days of an aggregated histogram with
@@ -104,7 +107,7 @@ func appIncrease(metric, matchers, label, window string) string {
 // With no observation in the window histogram_quantile gives NaN, which
 // the comparison drops: no record rather than NaN.
 func quantile7d(q float64, histogram, matchers, labels string) string {
-	return fmt.Sprintf(`histogram_quantile(%g, sum by (env, project, le) (max by (%s, le) (increase(%s_bucket%s[7d])))) >= 0`,
+	return fmt.Sprintf(`histogram_quantile(%g, sum by (cluster, env, project, le) (max by (cluster, %s, le) (increase(%s_bucket%s[7d])))) >= 0`,
 		q, labels, histogram, matchers)
 }
 

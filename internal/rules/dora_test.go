@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -523,5 +524,20 @@ func TestRecordingGroups(t *testing.T) {
 	}
 	if _, err := Render([]Alert{{Name: "CrowsnestX", Group: "nope", Expr: func(string) string { return "1" }, Variants: []Variant{{AllEnvs, Warning}}}}, 1); err == nil {
 		t.Error("an alert naming no group rendered")
+	}
+}
+
+// Two installations (a cluster label from relabeling or a global view)
+// never add up in the DORA records: every aggregation keeps cluster.
+func TestDORARecordsKeepCluster(t *testing.T) {
+	by := regexp.MustCompile(`\b(?:sum|max) by \(([^)]*)\)`)
+	for _, g := range RecordingGroups() {
+		for _, r := range g.Recordings {
+			for _, m := range by.FindAllStringSubmatch(r.Expr, -1) {
+				if !slices.Contains(strings.Split(strings.ReplaceAll(m[1], " ", ""), ","), "cluster") {
+					t.Errorf("%s: %q drops cluster", r.Record, m[0])
+				}
+			}
+		}
 	}
 }
