@@ -130,13 +130,19 @@ func checkDashboardLogQueries(ctx context.Context, t *testing.T, vl *VictoriaLog
 			}
 			return nil
 		})
+		bad := 0
 		for _, r := range rows {
 			for _, m := range matchers {
 				if !m.matches(r[m.name]) {
-					t.Errorf("dashboard %s, panel %q: fact %v fails %s of the LogQL query %s (LogsQL %s)", q.Dashboard, q.Panel, r, m, expr, logsql)
+					if bad++; bad <= 3 { // the first few tell
+						t.Errorf("dashboard %s, panel %q: fact %v fails %s of the LogQL query %s (LogsQL %s)", q.Dashboard, q.Panel, r, m, expr, logsql)
+					}
 					break
 				}
 			}
+		}
+		if bad > 3 {
+			t.Errorf("dashboard %s, panel %q: %d of %d facts fail the LogQL query", q.Dashboard, q.Panel, bad, len(rows))
 		}
 		t.Logf("dashboard %s, panel %q: %d facts from VictoriaLogs for %s", q.Dashboard, q.Panel, len(rows), logsql)
 	}
