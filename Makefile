@@ -81,10 +81,11 @@ rules: tools
 	promtool check rules alerts/*.yaml
 	promtool test rules alerts/tests/*.yaml
 
-## chart: helm lint and helm template of charts/exporter, defaults and every option on
-## (the e2e tests apply the rendered chart to a real API server)
+## chart: helm lint --strict (values.schema.json enforced) and helm template of
+## charts/exporter, with the defaults and with every option on (charts/exporter/ci/, as
+## prometheus-community charts keep theirs); the e2e tests apply both to a real API server
 HELM := $(CACHE)/bin/helm
-CHART_ALL_ON := --set serviceMonitor.enabled=true,prometheusRule.enabled=true,replicaCount=2,loki.url=http://loki:3100,traces.otlpEndpoint=http://tempo:4318,alertmanager.urls={http://alertmanager:9093}
+CHART_ALL_ON := -f charts/exporter/ci/all-on-values.yaml
 chart: tools
 	$(HELM) lint --strict charts/exporter
 	$(HELM) lint --strict charts/exporter $(CHART_ALL_ON)
