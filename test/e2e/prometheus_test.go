@@ -19,6 +19,7 @@ import (
 	"github.com/go-openapi/strfmt"
 	amclient "github.com/prometheus/alertmanager/api/v2/client"
 	amalert "github.com/prometheus/alertmanager/api/v2/client/alert"
+	"github.com/prometheus/alertmanager/api/v2/models"
 
 	crowsnestrules "github.com/crowsnest/crowsnest/internal/rules"
 )
@@ -262,27 +263,20 @@ func (p *Prometheus) ExemplarTraceIDs(query string) (map[string]bool, error) {
 // ActiveAlerts returns the alerts Alertmanager holds active, read with
 // Alertmanager's API v2 client, as label sets.
 func (am *Alertmanager) ActiveAlerts(ctx context.Context) ([]map[string]string, error) {
-	u, err := url.Parse(am.URL)
+	alerts, err := am.active(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	api := amclient.NewHTTPClientWithConfig(strfmt.Default, amclient.DefaultTransportConfig().WithHost(u.Host).WithSchemes([]string{"http"}))
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	ok, err := api.Alert.GetAlerts(amalert.NewGetAlertsParamsWithContext(ctx).WithActive(ptr(true)).WithSilenced(ptr(false)).WithInhibited(ptr(false)))
-	if err != nil {
-		return nil, fmt.Errorf("alertmanager %s: %w", am.URL, err)
-	}
 	var out []map[string]string
-	for _, a := range ok.Payload {
+	for _, a := range alerts {
 		out = append(out, map[string]string(a.Labels))
 	}
 	return out, nil
 }
 
-// Annotations returns the annotations of the active alerts whose labels
-// include all of want.
-func (am *Alertmanager) Annotations(ctx context.Context, want map[string]string) ([]map[string]string, error) {
+// active returns the active alerts Alertmanager holds, silenced and
+// inhibited ones too when all is set.
+func (am *Alertmanager) active(ctx context.Context, all bool) (models.GettableAlerts, error) {
 	u, err := url.Parse(am.URL)
 	if err != nil {
 		return nil, err
@@ -290,13 +284,27 @@ func (am *Alertmanager) Annotations(ctx context.Context, want map[string]string)
 	api := amclient.NewHTTPClientWithConfig(strfmt.Default, amclient.DefaultTransportConfig().WithHost(u.Host).WithSchemes([]string{"http"}))
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	ok, err := api.Alert.GetAlerts(amalert.NewGetAlertsParamsWithContext(ctx).WithActive(ptr(true)))
+	params := amalert.NewGetAlertsParamsWithContext(ctx).WithActive(ptr(true))
+	if !all {
+		params = params.WithSilenced(ptr(false)).WithInhibited(ptr(false))
+	}
+	ok, err := api.Alert.GetAlerts(params)
 	if err != nil {
 		return nil, fmt.Errorf("alertmanager %s: %w", am.URL, err)
 	}
+	return ok.Payload, nil
+}
+
+// Annotations returns the annotations of the active alerts whose labels
+// include all of want.
+func (am *Alertmanager) Annotations(ctx context.Context, want map[string]string) ([]map[string]string, error) {
+	alerts, err := am.active(ctx, true)
+	if err != nil {
+		return nil, err
+	}
 	var out []map[string]string
 next:
-	for _, a := range ok.Payload {
+	for _, a := range alerts {
 		for k, v := range want {
 			if a.Labels[k] != v {
 				continue next
