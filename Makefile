@@ -81,16 +81,23 @@ rules: tools
 	promtool check rules alerts/*.yaml
 	promtool test rules alerts/tests/*.yaml
 
-## chart: helm lint --strict (values.schema.json enforced) and helm template of
-## charts/exporter, with the defaults and with every option on (charts/exporter/ci/, as
-## prometheus-community charts keep theirs); the e2e tests apply both to a real API server
+## chart: helm lint --strict (values.schema.json enforced: a value of the wrong type
+## fails) and helm template of charts/exporter, with the defaults and with each values
+## file of charts/exporter/ci/ (every option on; the argocd-api source), as
+## prometheus-community charts keep theirs; the e2e tests apply them to a real API server
+## and run the pods they render
 HELM := $(CACHE)/bin/helm
-CHART_ALL_ON := -f charts/exporter/ci/all-on-values.yaml
+CHART_ALL_ON := $(wildcard charts/exporter/ci/*-values.yaml)
 chart: tools
 	$(HELM) lint --strict charts/exporter
-	$(HELM) lint --strict charts/exporter $(CHART_ALL_ON)
 	$(HELM) template crowsnest charts/exporter --namespace observability >/dev/null
-	$(HELM) template crowsnest charts/exporter --namespace observability $(CHART_ALL_ON) >/dev/null
+	@set -e; for f in $(CHART_ALL_ON); do \
+		echo "$(HELM) lint --strict charts/exporter -f $$f"; $(HELM) lint --strict charts/exporter -f $$f; \
+		echo "$(HELM) template crowsnest charts/exporter --namespace observability -f $$f"; \
+		$(HELM) template crowsnest charts/exporter --namespace observability -f $$f >/dev/null; \
+	done
+	@if $(HELM) lint --strict charts/exporter --set replicaCount=abc >/dev/null 2>&1; then \
+		echo "values.schema.json does not reject replicaCount=abc"; exit 1; fi
 
 ## e2e: end-to-end tests against real etcd, kube-apiserver, Argo CD, Prometheus and Alertmanager
 ## (installed or built on the first run by hack/tools.sh, cached in $(CACHE))

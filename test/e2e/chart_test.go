@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -69,9 +70,11 @@ func get(m any, path ...string) any {
 }
 
 // TestHelmChart renders the chart, checks what an operator relies on, then
-// applies it to a real kube-apiserver and runs crowsnest with a token of
-// the chart's ServiceAccount: with the chart's RBAC it watches Applications
-// and workloads; with list taken away from the ClusterRole it cannot.
+// applies it to a real kube-apiserver and runs crowsnest as the rendered
+// Deployment does (its arguments, environment and mounted config; see
+// podOf) with a token of the chart's ServiceAccount: with the chart's RBAC
+// it watches Applications and workloads; with list taken away from the
+// ClusterRole it cannot. chart_options_test.go tests each option.
 func TestHelmChart(t *testing.T) {
 	all := docs(t, helmTemplate(t, "serviceMonitor.enabled=true", "prometheusRule.enabled=true", "replicaCount=2"))
 	kinds := map[string][]map[string]any{}
@@ -129,7 +132,8 @@ func TestHelmChart(t *testing.T) {
 	kas.CreateNamespace(argoCDNamespace)
 	kas.CreateNamespace("shop")
 	// Two replicas: the leader election Role is rendered too.
-	kas.Kubectl(helmTemplate(t, "replicaCount=2"), "apply", "-f", "-")
+	twoReplicas := helmTemplate(t, "replicaCount=2")
+	kas.Kubectl(twoReplicas, "apply", "-f", "-")
 	kas.Kubectl(`apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata: {name: rbac-probe, namespace: argocd, labels: {env: dev}}
@@ -154,8 +158,14 @@ spec:
 	if err := writeKubeconfig(kubeconfig, kas.URL, token); err != nil {
 		t.Fatal(err)
 	}
-	// As the chart runs it with two replicas: the Lease is the release's.
-	cn := env.StartCrowsnest(kubeconfig, "--leader-elect", "--leader-elect.namespace=crowsnest", "--leader-elect.lease-name=crowsnest")
+	// As the chart runs it with two replicas, its arguments, environment
+	// and mounted config as rendered (the Lease is the release's, in
+	// $POD_NAMESPACE); the kubeconfig stands in for the in-cluster token.
+	podRun := podOf(t, env, "chart-pod", docs(t, twoReplicas), nil, "crowsnest")
+	if f := flagsOf(podRun.Args); f["leader-elect"] != "true" || f["leader-elect.lease-name"] != "crowsnest" || !slices.Contains(podRun.Env, "POD_NAMESPACE=crowsnest") {
+		t.Errorf("two replicas: args %v env %v, want leader election on the release's Lease", podRun.Args, podRun.Env)
+	}
+	cn := podRun.start(env, "crowsnest", "http", &http.Client{Timeout: 5 * time.Second}, "--kubeconfig="+kubeconfig)
 	eventually(t, scenarioTimeout, func() error {
 		if err := cn.ExpectStatus("/readyz", 200); err != nil {
 			return err

@@ -1,12 +1,17 @@
 {{- define "crowsnest.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- .Values.nameOverride | default .Chart.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{- define "crowsnest.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := .Values.nameOverride | default .Chart.Name -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -41,6 +46,45 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{/* Whether leader election is on: asked for, or more than one replica. */}}
+{{- define "crowsnest.leaderElection" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The web configuration file the chart writes (YAML; empty: none):
+web.config, plus a tls_server_config for web.tlsSecret unless it has one. */}}
+{{- define "crowsnest.webConfig" -}}
+{{- $c := deepCopy (.Values.web.config | default dict) -}}
+{{- if and .Values.web.tlsSecret (not (hasKey $c "tls_server_config")) -}}
+{{- $_ := set $c "tls_server_config" (dict "cert_file" "/etc/crowsnest/tls/tls.crt" "key_file" "/etc/crowsnest/tls/tls.key") -}}
+{{- end -}}
+{{- if $c -}}
+{{- toYaml $c -}}
+{{- end -}}
+{{- end -}}
+
+{{/* http or https: how the probes, the ServiceMonitor and helm test reach
+crowsnest. */}}
+{{- define "crowsnest.webScheme" -}}
+{{- if .Values.web.scheme -}}
+{{- .Values.web.scheme -}}
+{{- else if or .Values.web.tlsSecret (hasKey (.Values.web.config | default dict) "tls_server_config") -}}
+https
+{{- else -}}
+http
+{{- end -}}
+{{- end -}}
+
+{{/* A probe: the values' probe merged over an httpGet of path on the
+metrics port, unless the values name another handler. */}}
+{{- define "crowsnest.probe" -}}
+{{- $p := deepCopy (.probe | default dict) -}}
+{{- if not (or $p.exec $p.tcpSocket $p.grpc) -}}
+{{- $p = merge $p (dict "httpGet" (dict "path" .path "port" "metrics" "scheme" (include "crowsnest.webScheme" .root | upper))) -}}
+{{- end -}}
+{{- toYaml $p -}}
+{{- end -}}
+
 {{/* Fails rendering on settings that cannot work together. */}}
 {{- define "crowsnest.validate" -}}
 {{- if and (eq .Values.source "argocd-api") (not .Values.argocd.server) -}}
@@ -49,19 +93,50 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.argocd.server (not .Values.argocd.tokenSecret.name) -}}
 {{- fail "argocd.server needs argocd.tokenSecret.name: an existing Secret holding an Argo CD API token" -}}
 {{- end -}}
+{{- if and .Values.argocd.ca.secret .Values.argocd.ca.configMap -}}
+{{- fail "argocd.ca.secret and argocd.ca.configMap are exclusive" -}}
+{{- end -}}
+{{- if and (or .Values.argocd.ca.secret .Values.argocd.ca.configMap) (not .Values.argocd.server) -}}
+{{- fail "argocd.ca needs argocd.server" -}}
+{{- end -}}
+{{- if and .Values.argocd.plaintext (or .Values.argocd.insecure .Values.argocd.ca.secret .Values.argocd.ca.configMap) -}}
+{{- fail "argocd.plaintext (no TLS) and argocd.insecure or argocd.ca are exclusive" -}}
+{{- end -}}
 {{- if and .Values.loki.username .Values.loki.bearerTokenSecret.name -}}
 {{- fail "loki.username (basic auth) and loki.bearerTokenSecret are exclusive" -}}
 {{- end -}}
 {{- if and .Values.loki.username (not .Values.loki.passwordSecret.name) -}}
 {{- fail "loki.username needs loki.passwordSecret.name" -}}
 {{- end -}}
+{{- if and .Values.loki.passwordSecret.name (not .Values.loki.username) -}}
+{{- fail "loki.passwordSecret needs loki.username" -}}
+{{- end -}}
+{{- if and (or .Values.loki.username .Values.loki.bearerTokenSecret.name .Values.loki.tenant) (not .Values.loki.url) -}}
+{{- fail "loki.username, loki.bearerTokenSecret and loki.tenant need loki.url" -}}
+{{- end -}}
 {{- if and .Values.web.config .Values.web.configSecret -}}
 {{- fail "web.config and web.configSecret are exclusive" -}}
 {{- end -}}
-{{- if and .Values.rbac.namespaced (not .Values.watchNamespaces) -}}
-{{- fail "rbac.namespaced needs watchNamespaces" -}}
+{{- if and .Values.web.tlsSecret .Values.web.configSecret -}}
+{{- fail "web.tlsSecret needs the chart's web.config, not web.configSecret: mount the certificate with extraVolumes instead" -}}
 {{- end -}}
-{{- if and (eq .Values.source "argocd-api") (or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1)) -}}
-{{- fail "leader election (replicaCount > 1) needs source=kubernetes" -}}
+{{- if and .Values.caBundle.configMap .Values.caBundle.secret -}}
+{{- fail "caBundle.configMap and caBundle.secret are exclusive" -}}
 {{- end -}}
+{{- if and (eq .Values.source "argocd-api") (include "crowsnest.leaderElection" .) -}}
+{{- fail "leader election (leaderElection.enabled or replicaCount > 1) needs source=kubernetes" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels of the helm test Pod: the release's, under another name, so
+that no selector of crowsnest's pods matches it. */}}
+{{- define "crowsnest.testLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/name: {{ include "crowsnest.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
