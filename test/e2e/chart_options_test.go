@@ -1465,12 +1465,7 @@ spec:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: example.com/web:1}]}
 `, "apply", "-f", "-")
-	saToken := strings.TrimSpace(kas.Kubectl("", "-n", "crowsnest", "create", "token", "crowsnest"))
-	env.RegisterSecret("chart-all-on-serviceaccount-token", saToken)
-	kubeconfig := filepath.Join(env.Dir("all-on-sa"), "kubeconfig")
-	if err := writeKubeconfig(kubeconfig, kas.URL, saToken); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := serviceAccountKubeconfig(t, env, kas, "all-on-sa")
 	pod := podOf(t, env, "all-on-pod", rendered, allOn, "crowsnest")
 	if pod.Files["/etc/crowsnest/config/crowsnest.yml"] == "" || !strings.Contains(pod.Files["/etc/crowsnest/web/web-config.yml"], "tls_server_config") {
 		t.Errorf("mounted files: %v", pod.Files)

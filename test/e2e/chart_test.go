@@ -152,12 +152,7 @@ spec:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: example.com/web:1}]}
 `, "apply", "-f", "-")
-	token := strings.TrimSpace(kas.Kubectl("", "-n", "crowsnest", "create", "token", "crowsnest"))
-	env.RegisterSecret("chart-serviceaccount-token", token)
-	kubeconfig := filepath.Join(env.Dir("sa"), "kubeconfig")
-	if err := writeKubeconfig(kubeconfig, kas.URL, token); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := serviceAccountKubeconfig(t, env, kas, "sa")
 	// As the chart runs it with two replicas, its arguments, environment
 	// and mounted config as rendered (the Lease is the release's, in
 	// $POD_NAMESPACE); the kubeconfig stands in for the in-cluster token.
@@ -209,4 +204,18 @@ spec:
 	if !strings.Contains(strings.ToLower(denied.LogTail(200)), "forbidden") {
 		t.Errorf("crowsnest's log does not say the list was forbidden:\n%s", denied.LogTail(40))
 	}
+}
+
+// serviceAccountKubeconfig writes, in env's directory dir, a kubeconfig
+// with a token of the chart's ServiceAccount (crowsnest/crowsnest), the
+// token registered as a secret that must appear in no output.
+func serviceAccountKubeconfig(t *testing.T, env *Env, kas *KubeAPIServer, dir string) string {
+	t.Helper()
+	token := strings.TrimSpace(kas.Kubectl("", "-n", "crowsnest", "create", "token", "crowsnest"))
+	env.RegisterSecret("chart-serviceaccount-token-"+dir, token)
+	kubeconfig := filepath.Join(env.Dir(dir), "kubeconfig")
+	if err := writeKubeconfig(kubeconfig, kas.URL, token); err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig
 }
