@@ -30,27 +30,14 @@ func appDashboard() *dashboard.DashboardBuilder {
 		Annotation(deploymentAnnotation(sel)).
 		Annotation(syncAnnotation(sel)).
 		WithRow(dashboard.NewRowBuilder("State")).
-		WithPanel(stateStat("Sync status", "The Application's current Argo CD sync status (the crowsnest_app_sync_status series that is 1).").
-			OverrideByName("Synced", []dashboard.DynamicConfigValue{prop("color", colorValue("green"))}).
-			OverrideByName("OutOfSync", []dashboard.DynamicConfigValue{prop("color", colorValue("orange"))}).
-			OverrideByName("Unknown", []dashboard.DynamicConfigValue{prop("color", colorValue("gray"))}).
+		WithPanel(colored(stateStat("Sync status", "The Application's current Argo CD sync status (the crowsnest_app_sync_status series that is 1)."),
+			syncColors()).
 			WithTarget(instantQuery("max by (cluster, status) (crowsnest_app_sync_status"+sel+") == 1", "{{status}}"))).
-		WithPanel(stateStat("Health", "The Application's current Argo CD health status (the crowsnest_app_health_status series that is 1).").
-			OverrideByName("Healthy", []dashboard.DynamicConfigValue{prop("color", colorValue("green"))}).
-			OverrideByName("Progressing", []dashboard.DynamicConfigValue{prop("color", colorValue("blue"))}).
-			OverrideByName("Degraded", []dashboard.DynamicConfigValue{prop("color", colorValue("red"))}).
-			OverrideByName("Suspended", []dashboard.DynamicConfigValue{prop("color", colorValue("purple"))}).
-			OverrideByName("Missing", []dashboard.DynamicConfigValue{prop("color", colorValue("yellow"))}).
-			OverrideByName("Unknown", []dashboard.DynamicConfigValue{prop("color", colorValue("gray"))}).
+		WithPanel(colored(stateStat("Health", "The Application's current Argo CD health status (the crowsnest_app_health_status series that is 1)."),
+			healthColors()).
 			WithTarget(instantQuery("max by (cluster, status) (crowsnest_app_health_status"+sel+") == 1", "{{status}}"))).
-		WithPanel(stateStat("Last operation", "Phase of the Application's current or last sync operation (the crowsnest_app_operation_phase series that is 1).").
-			OverrideByName("Pending", []dashboard.DynamicConfigValue{prop("color", colorValue("yellow"))}).
-			OverrideByName("Running", []dashboard.DynamicConfigValue{prop("color", colorValue("blue"))}).
-			OverrideByName("Succeeded", []dashboard.DynamicConfigValue{prop("color", colorValue("green"))}).
-			OverrideByName("Failed", []dashboard.DynamicConfigValue{prop("color", colorValue("red"))}).
-			OverrideByName("Error", []dashboard.DynamicConfigValue{prop("color", colorValue("dark-red"))}).
-			OverrideByName("Terminating", []dashboard.DynamicConfigValue{prop("color", colorValue("orange"))}).
-			OverrideByName("Terminated", []dashboard.DynamicConfigValue{prop("color", colorValue("orange"))}).
+		WithPanel(colored(stateStat("Last operation", "Phase of the Application's current or last sync operation (the crowsnest_app_operation_phase series that is 1)."),
+			phaseColors()).
 			WithTarget(instantQuery("max by (cluster, phase) (crowsnest_app_operation_phase"+sel+") == 1", "{{phase}}"))).
 		WithPanel(statPanel("Last sync duration", "How long the Application's last finished sync operation took (crowsnest_app_last_sync_duration_seconds).", "s").
 			ColorScheme(fixed("text")).Height(4).Span(4).
@@ -72,28 +59,14 @@ func appDashboard() *dashboard.DashboardBuilder {
 			Height(4).Span(24).
 			WithTarget(tableQuery("max by (" + by("repo", "path", "target_revision", "dest_server", "dest_namespace", "autosync", "self_heal", "prune") + ") (crowsnest_app_info" + sel + ")"))).
 		WithRow(dashboard.NewRowBuilder("Operations")).
-		WithPanel(stateTimelinePanel("Operation timeline",
-			"When the Application had a sync operation in each phase (crowsnest_app_operation_phase): Pending (asked for, no controller started it), Running, then Succeeded, Failed, Error or Terminated (terminate-op or the sync timeout).").
-			OverrideByName("Pending", []dashboard.DynamicConfigValue{stateRow("Pending", "yellow")}).
-			OverrideByName("Running", []dashboard.DynamicConfigValue{stateRow("Running", "blue")}).
-			OverrideByName("Succeeded", []dashboard.DynamicConfigValue{stateRow("Succeeded", "green")}).
-			OverrideByName("Failed", []dashboard.DynamicConfigValue{stateRow("Failed", "red")}).
-			OverrideByName("Error", []dashboard.DynamicConfigValue{stateRow("Error", "dark-red")}).
-			OverrideByName("Terminating", []dashboard.DynamicConfigValue{stateRow("Terminating", "orange")}).
-			OverrideByName("Terminated", []dashboard.DynamicConfigValue{stateRow("Terminated", "orange")}).
+		WithPanel(stateRows(stateTimelinePanel("Operation timeline",
+			"When the Application had a sync operation in each phase (crowsnest_app_operation_phase): Pending (asked for, no controller started it), Running, then Succeeded, Failed, Error or Terminated (terminate-op or the sync timeout)."),
+			"", phaseColors()).
 			Height(6).Span(24).
 			WithTarget(rangeQuery("max by (cluster, phase) (crowsnest_app_operation_phase"+sel+")", "{{phase}}"))).
-		WithPanel(stateTimelinePanel("Sync and health timeline",
-			"The Application's sync status (crowsnest_app_sync_status) and health status (crowsnest_app_health_status) over time: one row per status, filled while the status holds.").
-			OverrideByName("sync Synced", []dashboard.DynamicConfigValue{stateRow("Synced", "green")}).
-			OverrideByName("sync OutOfSync", []dashboard.DynamicConfigValue{stateRow("OutOfSync", "orange")}).
-			OverrideByName("sync Unknown", []dashboard.DynamicConfigValue{stateRow("Unknown", "gray")}).
-			OverrideByName("health Healthy", []dashboard.DynamicConfigValue{stateRow("Healthy", "green")}).
-			OverrideByName("health Progressing", []dashboard.DynamicConfigValue{stateRow("Progressing", "blue")}).
-			OverrideByName("health Degraded", []dashboard.DynamicConfigValue{stateRow("Degraded", "red")}).
-			OverrideByName("health Suspended", []dashboard.DynamicConfigValue{stateRow("Suspended", "purple")}).
-			OverrideByName("health Missing", []dashboard.DynamicConfigValue{stateRow("Missing", "yellow")}).
-			OverrideByName("health Unknown", []dashboard.DynamicConfigValue{stateRow("Unknown", "gray")}).
+		WithPanel(stateRows(stateRows(stateTimelinePanel("Sync and health timeline",
+			"The Application's sync status (crowsnest_app_sync_status) and health status (crowsnest_app_health_status) over time: one row per status, filled while the status holds."),
+			"sync ", syncColors()), "health ", healthColors()).
 			Height(8).Span(24).
 			WithTarget(rangeQuery("max by (cluster, status) (crowsnest_app_sync_status"+sel+")", "sync {{status}}")).
 			WithTarget(rangeQuery("max by (cluster, status) (crowsnest_app_health_status"+sel+")", "health {{status}}"))).

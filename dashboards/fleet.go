@@ -28,22 +28,15 @@ func fleetDashboard() *dashboard.DashboardBuilder {
 			"Number of Argo CD Applications crowsnest watches (crowsnest_app_info), for the selected clusters, environments and projects.", "short").
 			ColorScheme(fixed("text")).Height(6).Span(4).
 			WithTarget(instantQuery("count(max by ("+appKey+") (crowsnest_app_info"+sel+"))", "apps"))).
-		WithPanel(barGaugePanel("Applications by sync status",
+		WithPanel(colored(barGaugePanel("Applications by sync status",
 			"How many Applications are Synced, OutOfSync or Unknown right now (crowsnest_app_sync_status state set).", "short").
-			ColorScheme(fixed("blue")).Height(6).Span(6).
-			OverrideByName("Synced", []dashboard.DynamicConfigValue{prop("color", colorValue("green"))}).
-			OverrideByName("OutOfSync", []dashboard.DynamicConfigValue{prop("color", colorValue("orange"))}).
-			OverrideByName("Unknown", []dashboard.DynamicConfigValue{prop("color", colorValue("gray"))}).
+			ColorScheme(fixed("blue")).Height(6).Span(6),
+			syncColors()).
 			WithTarget(instantQuery("sum by (status) (max by ("+by("status")+") (crowsnest_app_sync_status"+sel+"))", "{{status}}"))).
-		WithPanel(barGaugePanel("Applications by health",
+		WithPanel(colored(barGaugePanel("Applications by health",
 			"How many Applications are in each Argo CD health status right now (crowsnest_app_health_status state set).", "short").
-			ColorScheme(fixed("blue")).Height(6).Span(6).
-			OverrideByName("Healthy", []dashboard.DynamicConfigValue{prop("color", colorValue("green"))}).
-			OverrideByName("Progressing", []dashboard.DynamicConfigValue{prop("color", colorValue("blue"))}).
-			OverrideByName("Degraded", []dashboard.DynamicConfigValue{prop("color", colorValue("red"))}).
-			OverrideByName("Suspended", []dashboard.DynamicConfigValue{prop("color", colorValue("purple"))}).
-			OverrideByName("Missing", []dashboard.DynamicConfigValue{prop("color", colorValue("yellow"))}).
-			OverrideByName("Unknown", []dashboard.DynamicConfigValue{prop("color", colorValue("gray"))}).
+			ColorScheme(fixed("blue")).Height(6).Span(6),
+			healthColors()).
 			WithTarget(instantQuery("sum by (status) (max by ("+by("status")+") (crowsnest_app_health_status"+sel+"))", "{{status}}"))).
 		WithPanel(barGaugePanel("Applications by environment",
 			"How many Applications each environment (env label, derived by crowsnest's config) has.", "short").

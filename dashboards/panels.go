@@ -415,3 +415,48 @@ func logsPanel(title, description string) *logs.PanelBuilder {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// stateColor is the colour the dashboards give one Argo CD state.
+type stateColor struct{ state, color string }
+
+// syncColors are the colours of the sync statuses, in the order panels
+// list them.
+func syncColors() []stateColor {
+	return []stateColor{{"Synced", "green"}, {"OutOfSync", "orange"}, {"Unknown", "gray"}}
+}
+
+// healthColors are the colours of the health statuses.
+func healthColors() []stateColor {
+	return []stateColor{{"Healthy", "green"}, {"Progressing", "blue"}, {"Degraded", "red"},
+		{"Suspended", "purple"}, {"Missing", "yellow"}, {"Unknown", "gray"}}
+}
+
+// phaseColors are the colours of the operation phases.
+func phaseColors() []stateColor {
+	return []stateColor{{"Pending", "yellow"}, {"Running", "blue"}, {"Succeeded", "green"}, {"Failed", "red"},
+		{"Error", "dark-red"}, {"Terminating", "orange"}, {"Terminated", "orange"}}
+}
+
+// overrider is a panel builder that takes field overrides by name (every
+// panel builder of the SDK).
+type overrider[B any] interface {
+	OverrideByName(name string, properties []dashboard.DynamicConfigValue) B
+}
+
+// colored colours the field of each state of b, named after the state.
+func colored[B overrider[B]](b B, states []stateColor) B {
+	for _, s := range states {
+		b = b.OverrideByName(s.state, []dashboard.DynamicConfigValue{prop("color", colorValue(s.color))})
+	}
+	return b
+}
+
+// stateRows turns the field of each state of a state timeline, named
+// prefix and the state, into a row showing the state in its colour while
+// it holds.
+func stateRows[B overrider[B]](b B, prefix string, states []stateColor) B {
+	for _, s := range states {
+		b = b.OverrideByName(prefix+s.state, []dashboard.DynamicConfigValue{stateRow(s.state, s.color)})
+	}
+	return b
+}
