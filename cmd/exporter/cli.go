@@ -135,7 +135,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.argoCAFile = c.serve.Flag("argocd.ca-file", "PEM file of the certificate authorities to verify argocd-server's TLS certificate with (instead of the system's; rather than --argocd.insecure).").String()
 	c.argoPlainText = c.serve.Flag("argocd.plaintext", "Talk to the Argo CD API without TLS.").Bool()
 	c.argoInsecure = c.serve.Flag("argocd.insecure", "Do not verify the Argo CD API server's certificate.").Bool()
-	c.argoGRPCWeb = c.serve.Flag("argocd.grpc-web", "Use gRPC-Web (HTTP/1.1), through proxies without HTTP/2.").Bool()
+	c.argoGRPCWeb = c.serve.Flag("argocd.grpc-web", "Deprecated, no effect: crowsnest talks to argocd-server's REST API (HTTP/1.1 or HTTP/2), which passes every proxy gRPC-Web passes. Still accepted so existing command lines keep working.").Bool()
 	c.replayFile = c.serve.Flag("replay.file", "Recording to replay with --source=replay.").String()
 	c.replaySpeed = c.serve.Flag("replay.speed", "Replay speed factor: 2 replays twice as fast as recorded, 0 without waiting. Default 1, or 10 with --demo.").IsSetByUser(&c.speedSet).Default("1").Float64()
 	c.memLimitRatio = c.serve.Flag("runtime.gomemlimit-ratio", "Set the Go runtime's soft memory limit (GOMEMLIMIT) to this share of the container's memory limit (cgroup v2 memory.max or v1 memory.limit_in_bytes), so the garbage collector works harder before the container is OOM-killed. 0 turns it off; a GOMEMLIMIT environment variable takes precedence.").Default("0.9").Float64()

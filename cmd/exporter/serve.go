@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned"
 	oklogrun "github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +23,8 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
+
+	versioned "github.com/crowsnest/crowsnest/internal/argocd/client"
 
 	"github.com/crowsnest/crowsnest/internal/cdevents"
 	"github.com/crowsnest/crowsnest/internal/collect/exposition"

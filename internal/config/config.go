@@ -11,8 +11,9 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"gopkg.in/yaml.v3"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 )
 
 // DefaultEnv is the environment of an Application that no rule matches.

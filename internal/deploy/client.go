@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
-	applicationpkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/application"
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
-
+	"github.com/crowsnest/crowsnest/internal/argocd/api"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 	"github.com/crowsnest/crowsnest/internal/collect/source"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
@@ -53,22 +50,15 @@ func sourceKind(src model.DeploymentSource) string {
 	}
 }
 
-// ArgoCDClient is a MetadataClient over argocd-server's
-// ApplicationService, the API of pkg/apiclient: RevisionMetadata for git
-// sources, GetOCIMetadata for OCI sources. The server reads the app's
-// source by its index from the app's current spec, finds the repository's
-// credentials and asks the repo-server, which caches the answer; the
-// token needs only get on the app. Over gRPC it keeps one connection,
-// which reconnects by itself, and sends the token file's content read
-// again at every call; over gRPC-web (cfg.GRPCWeb) it dials through
-// pkg/apiclient, and dials again, reading the token file, after any error.
-// It is safe for concurrent use; Close releases it.
+// ArgoCDClient is a MetadataClient over argocd-server's REST API
+// (internal/argocd/api): RevisionMetadata for git sources, GetOCIMetadata
+// for OCI sources. The server reads the app's credentials and asks the
+// repo-server, which caches the answer; the token needs only get on the
+// app. Its HTTP client keeps its connections and reconnects by itself, and
+// the token file is read again at every call. It is safe for concurrent
+// use; Close releases it.
 type ArgoCDClient struct {
-	cfg source.ArgoCDAPIConfig
-
-	mu     sync.Mutex
-	closer io.Closer // nil when not connected
-	apps   applicationpkg.ApplicationServiceClient
+	client *api.Client
 }
 
 // NewArgoCDClient returns a client for the Argo CD API server of cfg (its
@@ -78,57 +68,20 @@ func NewArgoCDClient(cfg source.ArgoCDAPIConfig) (*ArgoCDClient, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("commit metadata: no argo cd api server address")
 	}
-	if _, err := (tokenCredentials{token: cfg.Token, file: cfg.TokenFile}).get(); err != nil {
+	c, err := api.New(api.Config{
+		Address: cfg.Address, Token: cfg.Token, TokenFile: cfg.TokenFile, CAFile: cfg.CAFile,
+		PlainText: cfg.PlainText, Insecure: cfg.Insecure,
+	})
+	if err != nil {
 		return nil, fmt.Errorf("commit metadata: %w", err)
 	}
-	c := &ArgoCDClient{cfg: cfg}
-	if !cfg.GRPCWeb {
-		conn, err := grpcConn(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("commit metadata: %w", err)
-		}
-		c.closer, c.apps = conn, applicationpkg.NewApplicationServiceClient(conn)
-	}
-	return c, nil
+	return &ArgoCDClient{client: c}, nil
 }
 
-// Close closes the connection.
+// Close releases the client's connections.
 func (c *ArgoCDClient) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.drop(c.apps)
-}
-
-// drop closes the connection of apps, if it is still the current one;
-// c.mu is held.
-func (c *ArgoCDClient) drop(apps applicationpkg.ApplicationServiceClient) error {
-	if c.closer == nil || c.apps != apps {
-		return nil
-	}
-	err := c.closer.Close()
-	c.closer, c.apps = nil, nil
-	if err != nil {
-		return fmt.Errorf("closing the argo cd api connection: %w", err)
-	}
+	c.client.Close()
 	return nil
-}
-
-// connection returns the ApplicationService client, dialling over
-// gRPC-web if need be.
-func (c *ArgoCDClient) connection(ctx context.Context) (applicationpkg.ApplicationServiceClient, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.apps == nil {
-		if !c.cfg.GRPCWeb {
-			return nil, errors.New("the argo cd api client is closed")
-		}
-		closer, apps, err := grpcWebConn(ctx, c.cfg)
-		if err != nil {
-			return nil, err
-		}
-		c.closer, c.apps = closer, apps
-	}
-	return c.apps, nil
 }
 
 // Commit implements MetadataClient.
@@ -144,55 +97,29 @@ func (c *ArgoCDClient) Commit(ctx context.Context, appNamespace, appName string,
 	return commit, err
 }
 
-// call asks the server.
-func (c *ArgoCDClient) call(ctx context.Context, kind string, q *applicationpkg.RevisionMetadataQuery, src model.DeploymentSource) (*model.Commit, error) {
-	apps, err := c.connection(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// No retries over gRPC: a failure is remembered for a while
-	// (Config.FailedTTL), then the next lookup asks again.
+// call asks the server. No retries: a failure is remembered for a while
+// (Config.FailedTTL), then the next lookup asks again.
+func (c *ArgoCDClient) call(ctx context.Context, kind string, q api.RevisionQuery, src model.DeploymentSource) (*model.Commit, error) {
 	if kind == kindOCI {
-		md, err := apps.GetOCIMetadata(ctx, q)
+		md, err := c.client.OCIMetadata(ctx, q)
 		if err != nil {
-			c.failed(apps)
-			return nil, fmt.Errorf("GetOCIMetadata: %w", err)
+			return nil, err
 		}
 		return commitFromOCI(src, md)
 	}
-	md, err := apps.RevisionMetadata(ctx, q)
+	md, err := c.client.RevisionMetadata(ctx, q)
 	if err != nil {
-		c.failed(apps)
-		return nil, fmt.Errorf("RevisionMetadata: %w", err)
+		return nil, err
 	}
 	return commitFromRevision(src, md), nil
-}
-
-// failed drops a gRPC-web connection after an error: pkg/apiclient's
-// connections do not reconnect, and the token may have been rotated.
-func (c *ArgoCDClient) failed(apps applicationpkg.ApplicationServiceClient) {
-	if !c.cfg.GRPCWeb {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_ = c.drop(apps)
 }
 
 // revisionQuery is the query for src's revision. argocd-server takes an
 // absent source index for 0 (and an old server ignores the field), so it
 // is set only for the further sources of a multi-source app. No version
 // id: the server then picks the source from the app's current spec.
-func revisionQuery(appNamespace, appName string, src model.DeploymentSource) *applicationpkg.RevisionMetadataQuery {
-	q := &applicationpkg.RevisionMetadataQuery{Name: &appName, Revision: &src.Revision}
-	if appNamespace != "" {
-		q.AppNamespace = &appNamespace
-	}
-	if src.Index > 0 {
-		i := int32(src.Index)
-		q.SourceIndex = &i
-	}
-	return q
+func revisionQuery(appNamespace, appName string, src model.DeploymentSource) api.RevisionQuery {
+	return api.RevisionQuery{AppNamespace: appNamespace, AppName: appName, Revision: src.Revision, SourceIndex: src.Index}
 }
 
 // maxTextBytes caps the author and subject kept of a commit: they are

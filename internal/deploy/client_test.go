@@ -8,9 +8,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,56 +22,64 @@ import (
 	"testing"
 	"time"
 
-	applicationpkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/application"
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/crowsnest/crowsnest/internal/argocd/api"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 	"github.com/crowsnest/crowsnest/internal/collect/source"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
-// fakeArgoCD is argocd-server's ApplicationService, as far as commit
-// metadata goes, over real gRPC.
-type fakeArgoCD struct {
-	applicationpkg.UnimplementedApplicationServiceServer
+// query is one revision metadata request a fakeArgoCD received.
+type query struct {
+	what                         string // metadata or ocimetadata
+	name, revision, appNamespace string
+	sourceIndex, versionID       string // "" when absent
+}
 
+// fakeArgoCD is argocd-server's REST API (its grpc-gateway), as far as
+// commit metadata goes, over real HTTP.
+type fakeArgoCD struct {
 	mu       sync.Mutex
-	queries  []*applicationpkg.RevisionMetadataQuery
+	queries  []query
 	tokens   []string
 	revision map[string]*v1alpha1.RevisionMetadata // by revision
 	oci      map[string]*v1alpha1.OCIMetadata
 }
 
-func (f *fakeArgoCD) record(ctx context.Context, q *applicationpkg.RevisionMetadataQuery) {
-	md, _ := metadata.FromIncomingContext(ctx)
+// ServeHTTP answers GET /api/v1/applications/{name}/revisions/{revision}/{metadata,ocimetadata}.
+func (f *fakeArgoCD) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := query{what: r.PathValue("what"), name: r.PathValue("name"), revision: r.PathValue("revision"),
+		appNamespace: r.URL.Query().Get("appNamespace"), sourceIndex: r.URL.Query().Get("sourceIndex"), versionID: r.URL.Query().Get("versionId")}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.queries = append(f.queries, q)
-	f.tokens = append(f.tokens, strings.Join(md.Get("token"), ","))
-}
-
-func (f *fakeArgoCD) RevisionMetadata(ctx context.Context, q *applicationpkg.RevisionMetadataQuery) (*v1alpha1.RevisionMetadata, error) {
-	f.record(ctx, q)
-	if md, ok := f.revision[q.GetRevision()]; ok {
-		return md, nil
+	f.tokens = append(f.tokens, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+	var md any
+	var ok bool
+	switch q.what {
+	case "metadata":
+		md, ok = f.revision[q.revision]
+	case "ocimetadata":
+		md, ok = f.oci[q.revision]
 	}
-	return nil, status.Errorf(codes.NotFound, "revision %s not found", q.GetRevision())
-}
-
-func (f *fakeArgoCD) GetOCIMetadata(ctx context.Context, q *applicationpkg.RevisionMetadataQuery) (*v1alpha1.OCIMetadata, error) {
-	f.record(ctx, q)
-	if md, ok := f.oci[q.GetRevision()]; ok {
-		return md, nil
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		msg := "revision " + q.revision + " not found"
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": msg, "code": 5, "message": msg})
+		return
 	}
-	return nil, status.Errorf(codes.NotFound, "digest %s not found", q.GetRevision())
+	_ = json.NewEncoder(w).Encode(md)
 }
 
-func (f *fakeArgoCD) last() (*applicationpkg.RevisionMetadataQuery, string, int) {
+func (f *fakeArgoCD) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v1/applications/{name}/revisions/{revision}/{what}", f)
+	return mux
+}
+
+func (f *fakeArgoCD) last() (query, string, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.queries[len(f.queries)-1], f.tokens[len(f.tokens)-1], len(f.queries)
@@ -77,19 +89,13 @@ func (f *fakeArgoCD) last() (*applicationpkg.RevisionMetadataQuery, string, int)
 // for it, with the token in a file.
 func serveArgoCD(t *testing.T, f *fakeArgoCD) (*ArgoCDClient, string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	applicationpkg.RegisterApplicationServiceServer(srv, f)
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(srv.Stop)
+	srv := httptest.NewServer(f.handler())
+	t.Cleanup(srv.Close)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("token-1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewArgoCDClient(source.ArgoCDAPIConfig{Address: l.Addr().String(), TokenFile: tokenFile, PlainText: true})
+	c, err := NewArgoCDClient(source.ArgoCDAPIConfig{Address: srv.Listener.Addr().String(), TokenFile: tokenFile, PlainText: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +150,7 @@ func TestArgoCDClientRevisionMetadata(t *testing.T) {
 		t.Errorf("commit = %+v, want %+v", *got, want)
 	}
 	q, token, _ := f.last()
-	if q.GetName() != "cart" || q.GetAppNamespace() != "argocd" || q.GetRevision() != "1111111" || q.SourceIndex != nil || q.VersionId != nil {
+	if q.what != "metadata" || q.name != "cart" || q.appNamespace != "argocd" || q.revision != "1111111" || q.sourceIndex != "" || q.versionID != "" {
 		t.Errorf("query = %v, want cart in argocd at 1111111 without source index", q)
 	}
 	if token != "token-1" {
@@ -162,7 +168,7 @@ func TestArgoCDClientRevisionMetadata(t *testing.T) {
 		got.Author != "Bob <bob@example.com>" || got.Subject != "Speed up checkout" || !got.Date.Equal(wantDate) {
 		t.Errorf("referenced commit = %+v, want Bob's abcdef0 of %v", got, wantDate)
 	}
-	if q, _, _ := f.last(); q.SourceIndex == nil || *q.SourceIndex != 1 || q.GetAppNamespace() != "team" {
+	if q, _, _ := f.last(); q.sourceIndex != "1" || q.appNamespace != "team" {
 		t.Errorf("query = %v, want source index 1 in team", q)
 	}
 
@@ -176,7 +182,8 @@ func TestArgoCDClientRevisionMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Commit(callCtx(t), "argocd", "cart", model.DeploymentSource{RepoURL: repo, Revision: "9999999"})
-	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "commit metadata of "+repo+" at 9999999 (app argocd/cart)") {
+	var apiErr *api.Error
+	if !errors.As(err, &apiErr) || apiErr.Code != 5 || apiErr.HTTPStatus != http.StatusNotFound || !strings.Contains(err.Error(), "commit metadata of "+repo+" at 9999999 (app argocd/cart)") {
 		t.Errorf("err = %v, want NotFound wrapped with the repo, revision and app", err)
 	}
 	if isUnsupported(err) {
@@ -203,7 +210,7 @@ func TestArgoCDClientOCIAndHelm(t *testing.T) {
 		!got.Date.Equal(time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)) || got.Referenced {
 		t.Errorf("oci commit = %+v", got)
 	}
-	if q, _, _ := f.last(); q.GetRevision() != "sha256:aaa" || q.GetName() != "cart" {
+	if q, _, _ := f.last(); q.what != "ocimetadata" || q.revision != "sha256:aaa" || q.name != "cart" {
 		t.Errorf("query = %v", q)
 	}
 
@@ -225,15 +232,11 @@ func TestArgoCDClientTLS(t *testing.T) {
 	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &fakeArgoCD{revision: map[string]*v1alpha1.RevisionMetadata{"1111111": {Author: "Ann", Date: &metav1.Time{Time: t0}}}}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
-	applicationpkg.RegisterApplicationServiceServer(srv, f)
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(srv.Stop)
+	srv := httptest.NewUnstartedServer(f.handler())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
 	src := model.DeploymentSource{RepoURL: "https://git.example.com/x.git", Revision: "1111111"}
 
 	for _, tc := range []struct {
@@ -245,7 +248,7 @@ func TestArgoCDClientTLS(t *testing.T) {
 		{"unverified without it", source.ArgoCDAPIConfig{}, false},
 		{"not verified with insecure", source.ArgoCDAPIConfig{Insecure: true}, true},
 	} {
-		tc.cfg.Address, tc.cfg.Token = l.Addr().String(), "secret"
+		tc.cfg.Address, tc.cfg.Token = srv.Listener.Addr().String(), "secret"
 		c, err := NewArgoCDClient(tc.cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -303,7 +306,7 @@ func TestArgoCDClientBoundedByContext(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err = c.Commit(ctx, "argocd", "cart", model.DeploymentSource{RepoURL: "https://git.example.com/x.git", Revision: "1111111"})
-	if status.Code(err) != codes.DeadlineExceeded || time.Since(start) > 5*time.Second {
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 		t.Errorf("Commit against a mute server = %v after %v, want DeadlineExceeded at the timeout", err, time.Since(start))
 	}
 }

@@ -11,15 +11,16 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
-	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/health"
+	synccommon "github.com/crowsnest/crowsnest/internal/argocd/synccommon"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/model"
 )
@@ -135,7 +136,7 @@ func fuzzedApp(name, namespace, project, repo, revision, syncStatus, healthStatu
 		Status: v1alpha1.ApplicationStatus{
 			Sync:       v1alpha1.SyncStatus{Status: v1alpha1.SyncStatusCode(syncStatus), Revision: revision},
 			Health:     v1alpha1.AppHealthStatus{Status: health.HealthStatusCode(healthStatus), Message: message},
-			Conditions: []v1alpha1.ApplicationCondition{{Type: extra, Message: message}},
+			Conditions: []v1alpha1.ApplicationCondition{{Type: extra}},
 			Resources: []v1alpha1.ResourceStatus{
 				{Group: extra, Kind: extra, Name: name, Status: v1alpha1.SyncStatusCodeOutOfSync},
 				{Group: destNamespace, Kind: syncStatus, Name: name, Status: v1alpha1.SyncStatusCodeOutOfSync},

@@ -7,21 +7,17 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/argoproj/argo-cd/v3/pkg/apiclient"
-	applicationpkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/application"
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/cenkalti/backoff/v5"
-	grpc_retry "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/retry"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/crowsnest/crowsnest/internal/argocd/api"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -43,10 +39,11 @@ type ArgoCDAPIConfig struct {
 	// CAFile holds PEM certificates to verify argocd-server's TLS
 	// certificate with, instead of the system's.
 	CAFile string
-	// PlainText talks gRPC without TLS; Insecure skips verifying the
+	// PlainText talks HTTP without TLS; Insecure skips verifying the
 	// server's certificate.
 	PlainText, Insecure bool
-	// GRPCWeb tunnels over HTTP/1.1, through proxies without HTTP/2.
+	// GRPCWeb is --argocd.grpc-web, which no longer has an effect: the
+	// REST API crowsnest uses passes any proxy gRPC-Web passes.
 	GRPCWeb bool
 	// Namespaces restricts the source to Applications in these namespaces
 	// (--namespaces); empty means all the token can see. Argo CD's Watch
@@ -70,7 +67,7 @@ const (
 )
 
 // watchStream is the receiving end of an Application Watch stream;
-// pkg/apiclient's ApplicationService_WatchClient satisfies it.
+// api.Stream satisfies it.
 type watchStream interface {
 	Recv() (*v1alpha1.ApplicationWatchEvent, error)
 }
@@ -92,7 +89,8 @@ type argoCDConn interface {
 type connectFunc func(ctx context.Context) (argoCDConn, error)
 
 // ArgoCDAPISource watches Applications through the Argo CD API
-// (pkg/apiclient's application Watch stream and List) with a token,
+// (argocd-server's REST API: the application watch stream and list, see
+// internal/argocd/api) with a token,
 // without cluster credentials.
 //
 // argocd-server's Watch neither replays what happened while no one
@@ -113,7 +111,7 @@ type ArgoCDAPISource struct {
 	ready        atomic.Bool
 
 	// connect is nil in production, where Run builds it from
-	// pkg/apiclient; tests set it and the retry pacing.
+	// internal/argocd/api; tests set it and the retry pacing.
 	connect                connectFunc
 	retryInitial, retryMax time.Duration
 }
@@ -154,44 +152,17 @@ func (s *ArgoCDAPISource) Ready() bool { return s.ready.Load() }
 func (s *ArgoCDAPISource) Run(ctx context.Context, sink Sink) error {
 	connect := s.connect
 	if connect == nil {
-		newClient := func(token string) (apiclient.Client, error) {
-			client, err := apiclient.NewClient(&apiclient.ClientOptions{
-				ServerAddr: s.cfg.Address, AuthToken: token, PlainText: s.cfg.PlainText, Insecure: s.cfg.Insecure,
-				GRPCWeb: s.cfg.GRPCWeb, CertFile: s.cfg.CAFile, UserAgent: "crowsnest",
-			})
-			if err != nil {
-				return nil, fmt.Errorf("argo cd api client for %s: %w", s.cfg.Address, err)
-			}
-			return client, nil
+		// The client reads the token file again at every request, so a
+		// rotated token is picked up at the next (re)connect.
+		client, err := api.New(api.Config{
+			Address: s.cfg.Address, Token: s.cfg.Token, TokenFile: s.cfg.TokenFile, CAFile: s.cfg.CAFile,
+			PlainText: s.cfg.PlainText, Insecure: s.cfg.Insecure,
+		})
+		if err != nil {
+			return fmt.Errorf("argo cd api client for %s: %w", s.cfg.Address, err)
 		}
-		if s.cfg.TokenFile == "" {
-			client, err := newClient(s.cfg.Token)
-			if err != nil {
-				return err
-			}
-			connect = apiclientConnect(client)
-		} else {
-			// Check the configuration once, then build a client per
-			// token: the file is read again at every (re)connect.
-			token, err := readToken(s.cfg.TokenFile)
-			if err != nil {
-				return err
-			}
-			if _, err := newClient(token); err != nil {
-				return err
-			}
-			connect = func(ctx context.Context) (argoCDConn, error) {
-				token, err := readToken(s.cfg.TokenFile)
-				if err != nil {
-					return nil, err
-				}
-				client, err := newClient(token)
-				if err != nil {
-					return nil, err
-				}
-				return apiclientConnect(client)(ctx)
-			}
-		}
+		defer client.Close()
+		connect = func(context.Context) (argoCDConn, error) { return restConn{client}, nil }
 	}
 	sink = s.metrics.counting(argoCDAPISourceName, sink)
 	// delivered outlives the connections: a reconnect reconciles with it.
@@ -485,65 +456,20 @@ func newerResourceVersion(rv, last string) bool {
 	return rv != last
 }
 
-// apiclientConn is a connection of pkg/apiclient.
-type apiclientConn struct {
-	closer io.Closer
-	apps   applicationpkg.ApplicationServiceClient
-}
+// restConn is a connection over argocd-server's REST API. Its watch
+// streams are plain HTTP requests: nothing re-opens a broken one behind
+// crowsnest's back, so every break is seen and followed by a list.
+type restConn struct{ client *api.Client }
 
-// apiclientConnect connects with client.
-// readToken reads a token file, trimmed of surrounding white space. Its
-// errors name the file, never its content.
-func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("--argocd.token-file: %w", err)
-	}
-	token := strings.TrimSpace(string(b))
-	if token == "" {
-		return "", fmt.Errorf("--argocd.token-file: %s is empty", path)
-	}
-	return token, nil
-}
-
-func apiclientConnect(client apiclient.Client) connectFunc {
-	return func(context.Context) (argoCDConn, error) {
-		closer, apps, err := client.NewApplicationClient()
-		if err != nil {
-			return nil, fmt.Errorf("connect: %w", err)
-		}
-		return &apiclientConn{closer: closer, apps: apps}, nil
-	}
-}
-
-func (c *apiclientConn) watch(ctx context.Context) (watchStream, error) {
+func (c restConn) watch(ctx context.Context) (watchStream, error) {
 	// With a resourceVersion, argocd-server's Watch does not start with
 	// the ADDED event of every app (the list delivers them) and drops
 	// the events of older versions: "0" drops none.
-	//
-	// grpc_retry.Disable: since v3 the apiclient re-opens a broken server
-	// stream by itself (up to three times), resending this same query. The
-	// re-opened stream would miss what happened in between, an app
-	// deleted then above all, and crowsnest would never know to re-list:
-	// its own reconnect (list, then watch) must see every break.
-	rv := "0"
-	stream, err := c.apps.Watch(ctx, &applicationpkg.ApplicationQuery{ResourceVersion: &rv}, grpc_retry.Disable())
-	if err != nil {
-		return nil, fmt.Errorf("watch applications: %w", err)
-	}
-	return stream, nil
+	return c.client.Watch(ctx, "0")
 }
 
-func (c *apiclientConn) list(ctx context.Context, namespace string) ([]v1alpha1.Application, error) {
-	q := &applicationpkg.ApplicationQuery{}
-	if namespace != "" {
-		q.AppNamespace = &namespace
-	}
-	list, err := c.apps.List(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	return list.Items, nil
+func (c restConn) list(ctx context.Context, namespace string) ([]v1alpha1.Application, error) {
+	return c.client.List(ctx, namespace)
 }
 
-func (c *apiclientConn) close() { _ = c.closer.Close() }
+func (c restConn) close() {}

@@ -2,11 +2,13 @@ package source
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,20 +18,15 @@ import (
 	"testing"
 	"time"
 
-	applicationpkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/application"
-	versionpkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/version"
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/fake"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/emptypb"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/crowsnest/crowsnest/internal/argocd/client/fake"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/api"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -238,25 +235,25 @@ func TestArgoCDAPISourceWatchesOnlyTheGivenNamespaces(t *testing.T) {
 	}
 }
 
-// fakeArgoCDServer serves the parts of Argo CD's gRPC API the source
-// uses, over a real gRPC connection: Version (pkg/apiclient calls it when
-// it creates a client), and List and Watch of Applications, which need the
-// token and behave as argocd-server's do: List applies its label selector
-// and appNamespace; Watch starts with the ADDED event of every app only
-// without a resourceVersion, then streams the changes broadcast to it,
-// with no replay of what happened before it subscribed.
+// fakeArgoCDServer serves the parts of argocd-server's REST API (its
+// grpc-gateway) the source uses, over real HTTP, at the wire format of
+// grpc-gateway v1.16 that argocd-server v3 runs: List and Watch of
+// Applications, which need the bearer token and behave as argocd-server's
+// do: List applies its label selector and appNamespace; Watch starts with
+// the ADDED event of every app only without a resourceVersion, then
+// streams the changes broadcast to it as {"result": event} lines, with no
+// replay of what happened before it subscribed; a broken stream ends with
+// an {"error": status} line.
 type fakeArgoCDServer struct {
-	applicationpkg.UnimplementedApplicationServiceServer
-	versionpkg.UnimplementedVersionServiceServer
 	token string
 
 	mu   sync.Mutex
 	apps []*v1alpha1.Application
-	// watches are the open Watch streams; watchQueries every query a
-	// Watch was opened with.
-	watches      map[*fakeWatch]bool
-	watchQueries []*applicationpkg.ApplicationQuery
-	rejections   int // calls refused for their token
+	// watches are the open Watch streams; watchVersions the
+	// resourceVersion query of every Watch opened ("" for none).
+	watches       map[*fakeWatch]bool
+	watchVersions []string
+	rejections    int // calls refused for their token
 }
 
 // rejected returns how many calls were refused for their token.
@@ -272,77 +269,97 @@ type fakeWatch struct {
 	broken chan struct{}
 }
 
-func (f *fakeArgoCDServer) Version(context.Context, *emptypb.Empty) (*versionpkg.VersionMessage, error) {
-	return &versionpkg.VersionMessage{Version: "v2.14.21"}, nil
-}
-
-func (f *fakeArgoCDServer) authenticate(ctx context.Context) error {
-	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("token")) != 1 || md.Get("token")[0] != f.token {
+// authenticate answers 401 as argocd-server does unless the request
+// carries the token as a bearer token.
+func (f *fakeArgoCDServer) authenticate(w http.ResponseWriter, r *http.Request) bool {
+	if r.Header.Get("Authorization") != "Bearer "+f.token {
 		f.mu.Lock()
 		f.rejections++
 		f.mu.Unlock()
-		return status.Error(codes.Unauthenticated, "invalid session: token signature is invalid")
+		writeGatewayError(w, http.StatusUnauthorized, 16, "invalid session: token signature is invalid")
+		return false
 	}
-	return nil
+	return true
 }
 
-func (f *fakeArgoCDServer) List(ctx context.Context, q *applicationpkg.ApplicationQuery) (*v1alpha1.ApplicationList, error) {
-	if err := f.authenticate(ctx); err != nil {
-		return nil, err
+// writeGatewayError writes grpc-gateway v1's error body.
+func writeGatewayError(w http.ResponseWriter, httpStatus, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": msg, "code": code, "message": msg})
+}
+
+func (f *fakeArgoCDServer) list(w http.ResponseWriter, r *http.Request) {
+	if !f.authenticate(w, r) {
+		return
 	}
-	selector, err := labels.Parse(q.GetSelector())
+	selector, err := labels.Parse(r.URL.Query().Get("selector"))
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		writeGatewayError(w, http.StatusBadRequest, 3, err.Error())
+		return
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	list := &v1alpha1.ApplicationList{}
 	for _, a := range f.apps {
-		if ns := q.GetAppNamespace(); ns != "" && a.Namespace != ns {
+		if ns := r.URL.Query().Get("appNamespace"); ns != "" && a.Namespace != ns {
 			continue
 		}
 		if selector.Matches(labels.Set(a.Labels)) {
 			list.Items = append(list.Items, *a)
 		}
 	}
-	return list, nil
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(list)
 }
 
-func (f *fakeArgoCDServer) Watch(q *applicationpkg.ApplicationQuery, ws applicationpkg.ApplicationService_WatchServer) error {
-	if err := f.authenticate(ws.Context()); err != nil {
-		return err
+func (f *fakeArgoCDServer) watch(w http.ResponseWriter, r *http.Request) {
+	if !f.authenticate(w, r) {
+		return
 	}
-	w := &fakeWatch{events: make(chan *v1alpha1.ApplicationWatchEvent, 16), broken: make(chan struct{})}
+	fw := &fakeWatch{events: make(chan *v1alpha1.ApplicationWatchEvent, 16), broken: make(chan struct{})}
+	rv := r.URL.Query().Get("resourceVersion")
 	f.mu.Lock()
 	apps := slices.Clone(f.apps)
-	f.watchQueries = append(f.watchQueries, q)
+	f.watchVersions = append(f.watchVersions, rv)
 	if f.watches == nil {
 		f.watches = map[*fakeWatch]bool{}
 	}
-	f.watches[w] = true
+	f.watches[fw] = true
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
-		delete(f.watches, w)
+		delete(f.watches, fw)
 		f.mu.Unlock()
 	}()
-	if q.GetResourceVersion() == "" {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	send := func(ev *v1alpha1.ApplicationWatchEvent) error {
+		err := enc.Encode(map[string]any{"result": ev})
+		w.(http.Flusher).Flush()
+		return err
+	}
+	if rv == "" {
 		for _, a := range apps {
-			if err := ws.Send(&v1alpha1.ApplicationWatchEvent{Type: watch.Added, Application: *a}); err != nil {
-				return err
+			if err := send(&v1alpha1.ApplicationWatchEvent{Type: watch.Added, Application: *a}); err != nil {
+				return
 			}
 		}
 	}
+	w.(http.Flusher).Flush()
 	for {
 		select {
-		case ev := <-w.events:
-			if err := ws.Send(ev); err != nil {
-				return err
+		case ev := <-fw.events:
+			if err := send(ev); err != nil {
+				return
 			}
-		case <-w.broken:
-			return status.Error(codes.Unavailable, "transport is closing")
-		case <-ws.Context().Done():
-			return nil
+		case <-fw.broken:
+			_ = enc.Encode(map[string]any{"error": map[string]any{
+				"grpc_code": 14, "http_code": 503, "message": "transport is closing", "http_status": "Service Unavailable"}})
+			return
+		case <-r.Context().Done():
+			return
 		}
 	}
 }
@@ -390,29 +407,28 @@ func (f *fakeArgoCDServer) watchesOpened() (n int, allWithVersion bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	allWithVersion = true
-	for _, q := range f.watchQueries {
-		allWithVersion = allWithVersion && q.GetResourceVersion() != ""
+	for _, rv := range f.watchVersions {
+		allWithVersion = allWithVersion && rv != ""
 	}
-	return len(f.watchQueries), allWithVersion
+	return len(f.watchVersions), allWithVersion
 }
 
 // serve starts f on a local port and returns its address.
 func (f *fakeArgoCDServer) serve(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	versionpkg.RegisterVersionServiceServer(srv, f)
-	applicationpkg.RegisterApplicationServiceServer(srv, f)
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(srv.Stop)
-	return l.Addr().String()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/applications", f.list)
+	mux.HandleFunc("GET /api/v1/stream/applications", f.watch)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	return srv.Listener.Addr().String()
 }
 
-// runOverGRPC runs the production path (pkg/apiclient) against f.
-func runOverGRPC(t *testing.T, f *fakeArgoCDServer, cfg ArgoCDAPIConfig, sink Sink) (*ArgoCDAPISource, *prometheus.Registry, *logRecorder) {
+// runOverHTTP runs the production path (internal/argocd/api) against f.
+func runOverHTTP(t *testing.T, f *fakeArgoCDServer, cfg ArgoCDAPIConfig, sink Sink) (*ArgoCDAPISource, *prometheus.Registry, *logRecorder) {
 	t.Helper()
 	cfg.Address, cfg.PlainText = f.serve(t), true
 	reg := prometheus.NewRegistry()
@@ -443,16 +459,16 @@ func runUntilCleanup(t *testing.T, src *ArgoCDAPISource, sink Sink, stop time.Du
 	})
 }
 
-func TestArgoCDAPISourceOverGRPC(t *testing.T) {
+func TestArgoCDAPISourceOverHTTP(t *testing.T) {
 	t.Run("a token that sees no app", func(t *testing.T) {
-		src, reg, _ := runOverGRPC(t, &fakeArgoCDServer{token: "secret"}, ArgoCDAPIConfig{Token: "secret"}, &collector{})
+		src, reg, _ := runOverHTTP(t, &fakeArgoCDServer{token: "secret"}, ArgoCDAPIConfig{Token: "secret"}, &collector{})
 		waitFor(t, "ready", func() bool {
 			return src.Ready() && gathered(t, reg, "crowsnest_source_up", "source", "argocd-api") == 1
 		})
 	})
 	t.Run("a rejected token", func(t *testing.T) {
 		f := &fakeArgoCDServer{token: "secret", apps: []*v1alpha1.Application{newApp()}}
-		src, reg, logs := runOverGRPC(t, f, ArgoCDAPIConfig{Token: "expired"}, &collector{})
+		src, reg, logs := runOverHTTP(t, f, ArgoCDAPIConfig{Token: "expired"}, &collector{})
 		waitFor(t, "a few retries", func() bool { return len(logs.at(slog.LevelDebug)) >= 3 })
 		if src.Ready() || gathered(t, reg, "crowsnest_source_up", "source", "argocd-api") != 0 {
 			t.Error("ready or up with a rejected token")
@@ -461,8 +477,9 @@ func TestArgoCDAPISourceOverGRPC(t *testing.T) {
 		if len(errs) != 1 {
 			t.Fatalf("%d error logs for one outage, want 1", len(errs))
 		}
-		if err, _ := attr(errs[0], "err").Any().(error); status.Code(err) != codes.Unauthenticated {
-			t.Errorf("logged %v, want the server's Unauthenticated", err)
+		var apiErr *api.Error
+		if err, _ := attr(errs[0], "err").Any().(error); !errors.As(err, &apiErr) || apiErr.Code != 16 || apiErr.HTTPStatus != http.StatusUnauthorized {
+			t.Errorf("logged %v, want the server's Unauthenticated (401, code 16)", err)
 		}
 		for _, r := range logs.at(slog.LevelDebug) {
 			if strings.Contains(attr(r, "err").String(), "expired") {
@@ -476,7 +493,7 @@ func TestArgoCDAPISourceOverGRPC(t *testing.T) {
 		// team-c/web has been handled (and must be dropped).
 		f := &fakeArgoCDServer{token: "secret", apps: []*v1alpha1.Application{inC, newApp()}}
 		store := newAppsSink()
-		src, _, _ := runOverGRPC(t, f, ArgoCDAPIConfig{Token: "secret", Namespaces: []string{"argocd"}}, store)
+		src, _, _ := runOverHTTP(t, f, ArgoCDAPIConfig{Token: "secret", Namespaces: []string{"argocd"}}, store)
 		waitFor(t, "ready with argocd/web", func() bool { _, ok := store.get("argocd/web"); return ok && src.Ready() })
 		if store.Len() != 1 {
 			t.Errorf("store holds %d apps, want only argocd/web", store.Len())
@@ -566,7 +583,7 @@ func TestArgoCDAPISourceReconcilesAfterReconnecting(t *testing.T) {
 	f := &fakeArgoCDServer{token: "secret", apps: []*v1alpha1.Application{appAt("web", "10"), appAt("api", "11")}}
 	store := newAppsSink()
 	var got collector
-	src, reg, _ := runOverGRPC(t, f, ArgoCDAPIConfig{Token: "secret"}, tee(store, &got))
+	src, reg, _ := runOverHTTP(t, f, ArgoCDAPIConfig{Token: "secret"}, tee(store, &got))
 	waitFor(t, "ready with both apps", func() bool { return src.Ready() && store.Len() == 2 })
 
 	// While the stream is down, api is deleted, web changes and new is
@@ -611,7 +628,7 @@ func TestArgoCDAPISourceResyncCatchesDroppedEvents(t *testing.T) {
 	f := &fakeArgoCDServer{token: "secret", apps: []*v1alpha1.Application{appAt("web", "10"), appAt("api", "11")}}
 	store := newAppsSink()
 	var got collector
-	src, reg, _ := runOverGRPC(t, f, ArgoCDAPIConfig{Token: "secret", ResyncPeriod: 50 * time.Millisecond}, tee(store, &got))
+	src, reg, _ := runOverHTTP(t, f, ArgoCDAPIConfig{Token: "secret", ResyncPeriod: 50 * time.Millisecond}, tee(store, &got))
 	waitFor(t, "ready with both apps", func() bool { return src.Ready() && store.Len() == 2 })
 
 	// api is deleted and web changes, but their events are dropped.
@@ -688,7 +705,7 @@ func TestArgoCDAPISourceRereadsItsTokenFile(t *testing.T) {
 	}
 	f := &fakeArgoCDServer{token: "renewed", apps: []*v1alpha1.Application{newApp()}}
 	store := newAppsSink()
-	src, _, _ := runOverGRPC(t, f, ArgoCDAPIConfig{TokenFile: tokenFile}, store)
+	src, _, _ := runOverHTTP(t, f, ArgoCDAPIConfig{TokenFile: tokenFile}, store)
 	waitFor(t, "a few rejected connects", func() bool { return !src.Ready() && f.rejected() >= 2 })
 	if err := os.WriteFile(tokenFile, []byte("renewed\n"), 0o600); err != nil {
 		t.Fatal(err)

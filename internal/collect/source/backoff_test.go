@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/fake"
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/client/fake"
 )
 
 // logRecorder is a slog.Handler that keeps every record, at every level.

@@ -8,14 +8,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned"
 	"github.com/cenkalti/backoff/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+
+	versioned "github.com/crowsnest/crowsnest/internal/argocd/client"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/model"
 )
@@ -59,7 +60,10 @@ func (s *KubeSource) Run(ctx context.Context, sink Sink) error {
 	sink = s.metrics.counting(kubeSourceName, sink)
 	var wg sync.WaitGroup
 	for _, ns := range s.namespaces {
-		inf := cache.NewSharedIndexInformer(s.listWatch(ctx, ns), &v1alpha1.Application{}, 0, cache.Indexers{})
+		// A client that cannot stream lists (the unit tests' fake) says so,
+		// as generated clientsets do; the API server's gets WatchList.
+		lw := cache.ToListWatcherWithWatchListSemantics(s.listWatch(ctx, ns), s.client)
+		inf := cache.NewSharedIndexInformer(lw, &v1alpha1.Application{}, 0, cache.Indexers{})
 		if err := inf.SetTransform(s.trim.application); err != nil {
 			return fmt.Errorf("set transform: %w", err)
 		}

@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/fake"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/client/fake"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 )
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -61,14 +61,14 @@ func TestKubeSourceUpFollowsListAndWatchCalls(t *testing.T) {
 
 	// Watched changes flow through.
 	next := newApp(func(a *v1alpha1.Application) { a.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync })
-	if _, err := client.ArgoprojV1alpha1().Applications("argocd").Update(ctx, next, metav1.UpdateOptions{}); err != nil {
+	if err := client.Tracker().Update(fake.ApplicationsResource, next, "argocd"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the update", func() bool {
 		a, ok := store.get("argocd/web")
 		return ok && a.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync
 	})
-	if err := client.ArgoprojV1alpha1().Applications("argocd").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+	if err := client.Tracker().Delete(fake.ApplicationsResource, "argocd", "web"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the deletion", func() bool { return store.Len() == 0 })

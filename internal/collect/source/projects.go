@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned"
-	"github.com/argoproj/argo-cd/v3/pkg/client/informers/externalversions"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
+	versioned "github.com/crowsnest/crowsnest/internal/argocd/client"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -34,8 +36,15 @@ func NewProjects(client versioned.Interface, logger *slog.Logger) *Projects {
 // Run delivers AppProject events to sink until ctx is done and the
 // informer has stopped.
 func (p *Projects) Run(ctx context.Context, sink ProjectSink) error {
-	factory := externalversions.NewSharedInformerFactory(p.client, 0)
-	inf := factory.Argoproj().V1alpha1().AppProjects().Informer()
+	projects := p.client.ArgoprojV1alpha1().AppProjects(metav1.NamespaceAll)
+	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return projects.List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return projects.Watch(ctx, opts)
+		},
+	}, p.client), &v1alpha1.AppProject{}, 0, cache.Indexers{})
 	if err := inf.SetTransform(trimAppProject); err != nil {
 		return fmt.Errorf("set AppProject transform: %w", err)
 	}
@@ -67,8 +76,6 @@ func (p *Projects) Run(ctx context.Context, sink ProjectSink) error {
 	}); err != nil {
 		return fmt.Errorf("set AppProject watch error handler: %w", err)
 	}
-	factory.Start(ctx.Done())
-	<-ctx.Done()
-	factory.Shutdown()
+	inf.RunWithContext(ctx)
 	return nil
 }

@@ -19,12 +19,13 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 )
 
 // lastAppliedAnnotation is where kubectl's client-side apply (and Argo
@@ -88,62 +89,28 @@ func (t *appTrimmer) share(strs ...*string) {
 	}
 }
 
-// trimApplication drops what crowsnest does not read of an Application.
-// Beside the metadata it drops, unread:
-//   - spec: ignoreDifferences, info, and of each source its tool settings
-//     (helm, kustomize, directory, plugin: Helm values can be large); the
-//     repo, path, chart, target revision and ref stay;
-//   - status.resources[].health (their sync status, wave, hook and
-//     pruning flags are read);
-//   - status.history[].source(s): only revisions, times and initiator;
-//   - status.sync.comparedTo;
-//   - status.conditions[]: message and time (only their types are counted);
-//   - status.summary.externalURLs (the images stay, for images_by_digest);
-//   - of the requested and the current operation: the sync's source(s),
-//     manifests and selected resources (its dry run flag, revision(s) and
-//     sync options are read), and syncResult.source(s) (its revision(s) and
-//     resource results stay, whole).
+// trimApplication drops what crowsnest does not read of an Application
+// and its lean type (internal/argocd/v1alpha1) still holds: the metadata's
+// managed fields and last-applied annotation, and of the requested and the
+// current operation the sync's source(s), manifests and selected resources
+// (its dry run flag, revision(s) and sync options are read). Everything
+// else crowsnest does not read — Helm values and other tool settings,
+// status.resources[].health, the history's sources, status.sync.comparedTo,
+// the conditions' messages, syncResult.source(s) — is not even decoded:
+// the lean type has no field for it.
 func trimApplication(obj any) (any, error) {
 	app, ok := obj.(*v1alpha1.Application)
 	if !ok {
 		return obj, nil
 	}
 	trimMeta(&app.ObjectMeta)
-	spec := &app.Spec
-	spec.IgnoreDifferences, spec.Info = nil, nil
-	trimSource(spec.Source)
-	for i := range spec.Sources {
-		trimSource(&spec.Sources[i])
-	}
-	status := &app.Status
-	for i := range status.Resources {
-		status.Resources[i].Health = nil
-	}
-	for i := range status.History {
-		status.History[i].Source, status.History[i].Sources = v1alpha1.ApplicationSource{}, nil
-	}
-	status.Sync.ComparedTo = v1alpha1.ComparedTo{}
-	for i := range status.Conditions {
-		status.Conditions[i].Message, status.Conditions[i].LastTransitionTime = "", nil
-	}
-	status.Summary.ExternalURLs = nil
 	if app.Operation != nil {
 		trimSyncOperation(app.Operation.Sync)
 	}
-	if op := status.OperationState; op != nil {
+	if op := app.Status.OperationState; op != nil {
 		trimSyncOperation(op.Operation.Sync)
-		if r := op.SyncResult; r != nil {
-			r.Source, r.Sources, r.ManagedNamespaceMetadata = v1alpha1.ApplicationSource{}, nil, nil
-		}
 	}
 	return app, nil
-}
-
-// trimSource keeps where a source comes from, not how it is rendered.
-func trimSource(s *v1alpha1.ApplicationSource) {
-	if s != nil {
-		s.Helm, s.Kustomize, s.Directory, s.Plugin = nil, nil, nil, nil
-	}
 }
 
 // trimSyncOperation keeps a sync's dry run flag and revision(s).
@@ -153,16 +120,15 @@ func trimSyncOperation(s *v1alpha1.SyncOperation) {
 	}
 }
 
-// trimAppProject is the AppProject informer's transform: beside the
-// metadata it drops the status (the JWT tokens issued per role). The spec
-// stays whole: its sync windows are read, and projects are few.
+// trimAppProject is the AppProject informer's transform: it drops the
+// metadata's managed fields and last-applied annotation (the lean type
+// keeps only the spec's sync windows).
 func trimAppProject(obj any) (any, error) {
 	p, ok := obj.(*v1alpha1.AppProject)
 	if !ok {
 		return obj, nil
 	}
 	trimMeta(&p.ObjectMeta)
-	p.Status = v1alpha1.AppProjectStatus{}
 	return p, nil
 }
 

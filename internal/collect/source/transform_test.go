@@ -16,10 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
-	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
-	"github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/fake"
+	argov1 "github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,6 +29,11 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/client/fake"
+	"github.com/crowsnest/crowsnest/internal/argocd/health"
+	synccommon "github.com/crowsnest/crowsnest/internal/argocd/synccommon"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/collect/exposition"
 	"github.com/crowsnest/crowsnest/internal/collect/tracker"
@@ -51,38 +54,51 @@ func managedFields() []metav1.ManagedFieldsEntry {
 
 // bigApp is an Application as Argo CD leaves it: managed fields, the
 // last-applied annotation, Helm settings, resources with health, history
-// with sources, a finished operation with its results, conditions.
+// with sources, a finished operation with its results, conditions. It is
+// built with Argo CD's own types and decoded from their JSON into
+// crowsnest's lean ones, as the client decodes the API server's answers.
 func bigApp() *v1alpha1.Application {
-	return newApp(func(a *v1alpha1.Application) {
-		a.ManagedFields = managedFields()
-		a.Labels = map[string]string{"env": "prod"}
-		a.Annotations = map[string]string{
-			lastAppliedAnnotation: `{"apiVersion":"argoproj.io/v1alpha1","kind":"Application","spec":{}}`,
-			"notifications.argoproj.io/subscribe.on-sync-failed.slack": "shop",
-		}
-		a.Spec.Source.Helm = &v1alpha1.ApplicationSourceHelm{ValueFiles: []string{"values-prod.yaml"}, Values: strings.Repeat("replicas: 3\n", 100)}
-		a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: new(true)}}
-		a.Spec.IgnoreDifferences = []v1alpha1.ResourceIgnoreDifferences{{Group: "apps", Kind: "Deployment", JSONPointers: []string{"/spec/replicas"}}}
-		src := *a.Spec.Source
-		started, finished := metav1.NewTime(t0), metav1.NewTime(t0.Add(time.Minute))
-		a.Status = v1alpha1.ApplicationStatus{
-			Resources: []v1alpha1.ResourceStatus{{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "web", Name: "web",
-				Status: v1alpha1.SyncStatusCodeOutOfSync, SyncWave: 2, Health: &v1alpha1.HealthStatus{Status: health.HealthStatusDegraded, Message: "Deployment exceeded its progress deadline"}}},
-			Sync:    v1alpha1.SyncStatus{Status: v1alpha1.SyncStatusCodeOutOfSync, Revision: "abc", ComparedTo: v1alpha1.ComparedTo{Source: src, Destination: a.Spec.Destination}},
-			Health:  v1alpha1.AppHealthStatus{Status: health.HealthStatusDegraded, Message: "one resource is degraded"},
-			History: v1alpha1.RevisionHistories{{ID: 1, Revision: "abc", DeployedAt: finished, DeployStartedAt: &started, Source: src, InitiatedBy: v1alpha1.OperationInitiator{Automated: true}}},
-			OperationState: &v1alpha1.OperationState{
-				Operation: v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{Revision: "abc", Source: &src, Manifests: []string{"kind: ConfigMap"}}, InitiatedBy: v1alpha1.OperationInitiator{Username: "ana"}},
-				Phase:     synccommon.OperationSucceeded, Message: "successfully synced",
-				SyncResult: &v1alpha1.SyncOperationResult{Revision: "abc", Source: src, Resources: v1alpha1.ResourceResults{{
-					Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "web", Name: "web", Status: synccommon.ResultCodeSynced,
-					Message: "deployment.apps/web configured", HookPhase: synccommon.OperationRunning, SyncPhase: synccommon.SyncPhaseSync}}},
-				StartedAt: started, FinishedAt: &finished,
-			},
-			Conditions: []v1alpha1.ApplicationCondition{{Type: v1alpha1.ApplicationConditionComparisonError, Message: strings.Repeat("rpc error ", 200), LastTransitionTime: &finished}},
-			Summary:    v1alpha1.ApplicationSummary{Images: []string{"registry.example.com/web:v1"}, ExternalURLs: []string{"https://web.example.com"}},
-		}
-	})
+	lean := newApp()
+	a := &argov1.Application{TypeMeta: lean.TypeMeta, ObjectMeta: *lean.ObjectMeta.DeepCopy()}
+	a.ManagedFields = managedFields()
+	a.Labels = map[string]string{"env": "prod"}
+	a.Annotations = map[string]string{
+		lastAppliedAnnotation: `{"apiVersion":"argoproj.io/v1alpha1","kind":"Application","spec":{}}`,
+		"notifications.argoproj.io/subscribe.on-sync-failed.slack": "shop",
+	}
+	src := argov1.ApplicationSource{RepoURL: lean.Spec.Source.RepoURL, Path: lean.Spec.Source.Path, TargetRevision: lean.Spec.Source.TargetRevision,
+		Helm: &argov1.ApplicationSourceHelm{ValueFiles: []string{"values-prod.yaml"}, Values: strings.Repeat("replicas: 3\n", 100)}}
+	dest := argov1.ApplicationDestination{Server: lean.Spec.Destination.Server, Namespace: lean.Spec.Destination.Namespace}
+	a.Spec = argov1.ApplicationSpec{Source: &src, Destination: dest, Project: lean.Spec.Project,
+		SyncPolicy:        &argov1.SyncPolicy{Automated: &argov1.SyncPolicyAutomated{Prune: new(true)}},
+		IgnoreDifferences: []argov1.ResourceIgnoreDifferences{{Group: "apps", Kind: "Deployment", JSONPointers: []string{"/spec/replicas"}}}}
+	started, finished := metav1.NewTime(t0), metav1.NewTime(t0.Add(time.Minute))
+	a.Status = argov1.ApplicationStatus{
+		Resources: []argov1.ResourceStatus{{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "web", Name: "web",
+			Status: "OutOfSync", SyncWave: 2, Health: &argov1.HealthStatus{Status: "Degraded", Message: "Deployment exceeded its progress deadline"}}},
+		Sync:    argov1.SyncStatus{Status: "OutOfSync", Revision: "abc", ComparedTo: argov1.ComparedTo{Source: src, Destination: dest}},
+		Health:  argov1.AppHealthStatus{Status: "Degraded", Message: "one resource is degraded"},
+		History: argov1.RevisionHistories{{ID: 1, Revision: "abc", DeployedAt: finished, DeployStartedAt: &started, Source: src, InitiatedBy: argov1.OperationInitiator{Automated: true}}},
+		OperationState: &argov1.OperationState{
+			Operation: argov1.Operation{Sync: &argov1.SyncOperation{Revision: "abc", Source: &src, Manifests: []string{"kind: ConfigMap"}}, InitiatedBy: argov1.OperationInitiator{Username: "ana"}},
+			Phase:     "Succeeded", Message: "successfully synced",
+			SyncResult: &argov1.SyncOperationResult{Revision: "abc", Source: src, Resources: argov1.ResourceResults{{
+				Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "web", Name: "web", Status: "Synced",
+				Message: "deployment.apps/web configured", HookPhase: "Running", SyncPhase: "Sync", Images: []string{"web:v1"}}}},
+			StartedAt: started, FinishedAt: &finished,
+		},
+		Conditions: []argov1.ApplicationCondition{{Type: argov1.ApplicationConditionComparisonError, Message: strings.Repeat("rpc error ", 200), LastTransitionTime: &finished}},
+		Summary:    argov1.ApplicationSummary{Images: []string{"registry.example.com/web:v1"}, ExternalURLs: []string{"https://web.example.com"}},
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		panic(err)
+	}
+	out := &v1alpha1.Application{}
+	if err := json.Unmarshal(b, out); err != nil {
+		panic(err)
+	}
+	return out
 }
 
 // checkTrimmedApp fails unless app lost what crowsnest does not read and
@@ -98,38 +114,46 @@ func checkTrimmedApp(t *testing.T, app *v1alpha1.Application) {
 	if app.Annotations["notifications.argoproj.io/subscribe.on-sync-failed.slack"] != "shop" || app.Labels["env"] != "prod" {
 		t.Errorf("other annotations or labels lost: %v %v", app.Annotations, app.Labels)
 	}
-	s := app.Spec
-	if s.Source.Helm != nil || s.IgnoreDifferences != nil {
-		t.Errorf("spec not trimmed: helm %v, ignoreDifferences %v", s.Source.Helm, s.IgnoreDifferences)
+	// What the lean type does not declare is not decoded at all.
+	b, err := json.Marshal(app)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if s.Source.RepoURL == "" || s.Source.Path != "apps/web" || s.Source.TargetRevision != "main" || s.SyncPolicy == nil || s.Project != "shop" || s.Destination.Namespace != "web" {
+	for _, dropped := range []string{`"helm"`, `"ignoreDifferences"`, `"comparedTo"`, `"externalURLs"`, "progress deadline", "rpc error", `"lastTransitionTime"`, `"images":["web:v1"]`} {
+		if bytes.Contains(b, []byte(dropped)) {
+			t.Errorf("the decoded app holds %s: %s", dropped, b)
+		}
+	}
+	s := app.Spec
+	if s.Source.RepoURL == "" || s.Source.Path != "apps/web" || s.Source.TargetRevision != "main" || s.SyncPolicy == nil || !s.SyncPolicy.Automated.GetPrune() || s.Project != "shop" || s.Destination.Namespace != "web" {
 		t.Errorf("spec lost what crowsnest reads: %+v", s)
 	}
 	st := app.Status
-	if r := st.Resources[0]; r.Health != nil || r.Status != v1alpha1.SyncStatusCodeOutOfSync || r.SyncWave != 2 || r.Name != "web" || r.Kind != "Deployment" {
-		t.Errorf("status.resources[0] = %+v, want no health, its sync status and wave", r)
+	if r := st.Resources[0]; r.Status != v1alpha1.SyncStatusCodeOutOfSync || r.SyncWave != 2 || r.Name != "web" || r.Kind != "Deployment" || r.Group != "apps" || r.Namespace != "web" {
+		t.Errorf("status.resources[0] = %+v, want its sync status and wave", r)
 	}
-	if h := st.History[0]; h.Source.RepoURL != "" || h.Revision != "abc" || h.DeployStartedAt == nil || h.DeployedAt.IsZero() || !h.InitiatedBy.Automated {
-		t.Errorf("status.history[0] = %+v, want no source, the rest", h)
+	if h := st.History[0]; h.Revision != "abc" || h.DeployStartedAt == nil || h.DeployedAt.IsZero() || !h.InitiatedBy.Automated || h.ID != 1 {
+		t.Errorf("status.history[0] = %+v, want its revision, times and initiator", h)
 	}
-	if st.Sync.ComparedTo.Source.RepoURL != "" || st.Sync.Status != v1alpha1.SyncStatusCodeOutOfSync || st.Sync.Revision != "abc" {
+	if st.Sync.Status != v1alpha1.SyncStatusCodeOutOfSync || st.Sync.Revision != "abc" {
 		t.Errorf("status.sync = %+v", st.Sync)
 	}
 	if st.Health.Message == "" || st.Health.Status != health.HealthStatusDegraded {
 		t.Errorf("status.health = %+v, want it whole", st.Health)
 	}
-	if c := st.Conditions[0]; c.Message != "" || c.LastTransitionTime != nil || c.Type != v1alpha1.ApplicationConditionComparisonError {
-		t.Errorf("status.conditions[0] = %+v, want its type only", c)
+	if c := st.Conditions[0]; c.Type != v1alpha1.ApplicationConditionComparisonError {
+		t.Errorf("status.conditions[0] = %+v, want its type", c)
 	}
-	if len(st.Summary.Images) != 1 || st.Summary.ExternalURLs != nil {
-		t.Errorf("status.summary = %+v, want the images only", st.Summary)
+	if len(st.Summary.Images) != 1 {
+		t.Errorf("status.summary = %+v, want the images", st.Summary)
 	}
 	op := st.OperationState
-	if op.Operation.Sync.Source != nil || op.Operation.Sync.Manifests != nil || op.SyncResult.Source.RepoURL != "" {
+	if op.Operation.Sync.Source != nil || op.Operation.Sync.Manifests != nil {
 		t.Errorf("operation state not trimmed: %+v", op)
 	}
-	if op.Operation.Sync.Revision != "abc" || op.Operation.InitiatedBy.Username != "ana" || op.Message == "" || op.SyncResult.Revision != "abc" ||
-		len(op.SyncResult.Resources) != 1 || op.SyncResult.Resources[0].Message == "" || op.FinishedAt == nil {
+	if op.Phase != synccommon.OperationSucceeded || op.Operation.Sync.Revision != "abc" || op.Operation.InitiatedBy.Username != "ana" || op.Message == "" || op.SyncResult.Revision != "abc" ||
+		len(op.SyncResult.Resources) != 1 || op.SyncResult.Resources[0].Message == "" || op.SyncResult.Resources[0].SyncPhase != synccommon.SyncPhaseSync ||
+		op.SyncResult.Resources[0].Status != synccommon.ResultCodeSynced || op.FinishedAt == nil || !op.StartedAt.Equal(&metav1.Time{Time: t0}) {
 		t.Errorf("operation state lost what crowsnest reads: %+v", op)
 	}
 }
@@ -190,8 +214,7 @@ func TestProjectsCacheTrimmedAppProjects(t *testing.T) {
 	p := &v1alpha1.AppProject{
 		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "argocd", ManagedFields: managedFields(),
 			Annotations: map[string]string{lastAppliedAnnotation: "{}", "team": "shop"}},
-		Spec:   v1alpha1.AppProjectSpec{SyncWindows: v1alpha1.SyncWindows{{Kind: "deny", Schedule: "0 22 * * *", Duration: "8h", Applications: []string{"*"}}}},
-		Status: v1alpha1.AppProjectStatus{JWTTokensByRole: map[string]v1alpha1.JWTTokens{"ci": {Items: []v1alpha1.JWTToken{{IssuedAt: 1, ID: "t1"}}}}},
+		Spec: v1alpha1.AppProjectSpec{SyncWindows: v1alpha1.SyncWindows{{Kind: "deny", Schedule: "0 22 * * *", Duration: "8h", Applications: []string{"*"}}}},
 	}
 	sink := &projectSink{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -200,8 +223,8 @@ func TestProjectsCacheTrimmedAppProjects(t *testing.T) {
 	go func() { done <- NewProjects(fake.NewSimpleClientset(p), promslog.NewNopLogger()).Run(ctx, sink) }()
 	waitFor(t, "the project", func() bool { return sink.last() != nil })
 	got := sink.last()
-	if got.ManagedFields != nil || got.Annotations[lastAppliedAnnotation] != "" || got.Status.JWTTokensByRole != nil {
-		t.Errorf("project not trimmed: managed fields %v, annotations %v, status %v", got.ManagedFields, got.Annotations, got.Status)
+	if got.ManagedFields != nil || got.Annotations[lastAppliedAnnotation] != "" {
+		t.Errorf("project not trimmed: managed fields %v, annotations %v", got.ManagedFields, got.Annotations)
 	}
 	if len(got.Spec.SyncWindows) != 1 || got.Annotations["team"] != "shop" {
 		t.Errorf("project lost its sync windows or annotations: %+v", got)

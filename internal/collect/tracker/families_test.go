@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
-	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/health"
+	synccommon "github.com/crowsnest/crowsnest/internal/argocd/synccommon"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/collect/exposition"
 	"github.com/crowsnest/crowsnest/internal/config"
@@ -226,9 +227,9 @@ crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod
 					{Kind: "Service", Name: "e", Status: v1alpha1.SyncStatusCodeSynced},
 				}
 				a.Status.Conditions = []v1alpha1.ApplicationCondition{
-					{Type: v1alpha1.ApplicationConditionSyncError, Message: "x"},
-					{Type: v1alpha1.ApplicationConditionComparisonError, Message: "y"},
-					{Type: v1alpha1.ApplicationConditionSyncError, Message: "z"},
+					{Type: v1alpha1.ApplicationConditionSyncError},
+					{Type: v1alpha1.ApplicationConditionComparisonError},
+					{Type: v1alpha1.ApplicationConditionSyncError},
 				}
 			}),
 			want: noStatusInfo + zeroSyncs + `

@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-cd/gitops-engine/v3/pkg/health"
-	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
-	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/health"
+	synccommon "github.com/crowsnest/crowsnest/internal/argocd/synccommon"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/collect/exposition"
 	"github.com/crowsnest/crowsnest/internal/model"
@@ -98,7 +99,7 @@ func benchApp(i int) *v1alpha1.Application {
 		st.Resources = append(st.Resources, v1alpha1.ResourceStatus{Group: k.group, Kind: k.kind, Name: fmt.Sprintf("r%d", r), Status: status, SyncWave: int64(r % 5)})
 	}
 	if i%20 == 0 {
-		st.Conditions = []v1alpha1.ApplicationCondition{{Type: v1alpha1.ApplicationConditionSyncError, Message: "boom"}}
+		st.Conditions = []v1alpha1.ApplicationCondition{{Type: v1alpha1.ApplicationConditionSyncError}}
 	}
 	for h := 0; h < 10; h++ {
 		start := t0.Add(time.Duration(h-20) * time.Minute)

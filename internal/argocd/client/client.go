@@ -1,0 +1,145 @@
+// Package client reads Argo CD's Applications and AppProjects from the
+// Kubernetes API server: list and watch, into the lean types of
+// internal/argocd/v1alpha1. It is the small part of Argo CD's generated
+// clientset crowsnest uses (which would bring Argo CD's whole type
+// package, see v1alpha1's doc), on client-go's REST client, so it speaks
+// the same protocol: JSON, list and watch options as query parameters.
+package client
+
+import (
+	"context"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+)
+
+// Interface reads Applications and AppProjects.
+type Interface interface {
+	ArgoprojV1alpha1() ArgoprojV1alpha1Interface
+}
+
+// ArgoprojV1alpha1Interface reads the argoproj.io/v1alpha1 resources.
+type ArgoprojV1alpha1Interface interface {
+	Applications(namespace string) ApplicationInterface
+	AppProjects(namespace string) AppProjectInterface
+}
+
+// ApplicationInterface lists and watches Applications of a namespace
+// ("" for all).
+type ApplicationInterface interface {
+	List(ctx context.Context, opts metav1.ListOptions) (*v1alpha1.ApplicationList, error)
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+}
+
+// AppProjectInterface lists and watches AppProjects of a namespace ("" for
+// all).
+type AppProjectInterface interface {
+	List(ctx context.Context, opts metav1.ListOptions) (*v1alpha1.AppProjectList, error)
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+}
+
+// Scheme returns a scheme with the argoproj.io/v1alpha1 types crowsnest
+// reads.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err) // AddToScheme cannot fail
+	}
+	return s
+}
+
+// Clientset is the REST implementation of Interface.
+type Clientset struct {
+	rest   rest.Interface
+	params runtime.ParameterCodec
+}
+
+// NewForConfig returns a Clientset for the API server of c.
+func NewForConfig(c *rest.Config) (*Clientset, error) {
+	scheme := Scheme()
+	cfg := rest.CopyConfig(c)
+	cfg.GroupVersion = &v1alpha1.SchemeGroupVersion
+	cfg.APIPath = "/apis"
+	cfg.ContentType = runtime.ContentTypeJSON
+	cfg.AcceptContentTypes = runtime.ContentTypeJSON
+	cfg.NegotiatedSerializer = serializer.WithoutConversionCodecFactory{CodecFactory: serializer.NewCodecFactory(scheme)}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	rc, err := rest.RESTClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("argoproj.io/v1alpha1 client: %w", err)
+	}
+	return &Clientset{rest: rc, params: runtime.NewParameterCodec(scheme)}, nil
+}
+
+// ArgoprojV1alpha1 implements Interface.
+func (c *Clientset) ArgoprojV1alpha1() ArgoprojV1alpha1Interface { return c }
+
+// Applications implements ArgoprojV1alpha1Interface.
+func (c *Clientset) Applications(namespace string) ApplicationInterface {
+	return apps{resource{c: c, ns: namespace, name: "applications"}}
+}
+
+// AppProjects implements ArgoprojV1alpha1Interface.
+func (c *Clientset) AppProjects(namespace string) AppProjectInterface {
+	return projects{resource{c: c, ns: namespace, name: "appprojects"}}
+}
+
+// resource lists and watches one resource of a namespace.
+type resource struct {
+	c    *Clientset
+	ns   string
+	name string
+}
+
+func (r resource) list(ctx context.Context, opts metav1.ListOptions, into runtime.Object) error {
+	err := r.c.rest.Get().Namespace(r.ns).Resource(r.name).VersionedParams(&opts, r.c.params).Do(ctx).Into(into)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", r.name, err)
+	}
+	return nil
+}
+
+func (r resource) watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.Watch = true
+	w, err := r.c.rest.Get().Namespace(r.ns).Resource(r.name).VersionedParams(&opts, r.c.params).Watch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", r.name, err)
+	}
+	return w, nil
+}
+
+type apps struct{ resource }
+
+func (a apps) List(ctx context.Context, opts metav1.ListOptions) (*v1alpha1.ApplicationList, error) {
+	l := &v1alpha1.ApplicationList{}
+	if err := a.list(ctx, opts, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (a apps) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	return a.watch(ctx, opts)
+}
+
+type projects struct{ resource }
+
+func (p projects) List(ctx context.Context, opts metav1.ListOptions) (*v1alpha1.AppProjectList, error) {
+	l := &v1alpha1.AppProjectList{}
+	if err := p.list(ctx, opts, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (p projects) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	return p.watch(ctx, opts)
+}

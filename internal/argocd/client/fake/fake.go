@@ -1,0 +1,119 @@
+// Package fake is an in-memory client.Interface for unit tests.
+package fake
+
+import (
+	"context"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/watch"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/client"
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+)
+
+// The resources of the fake's object tracker.
+var (
+	ApplicationsResource = v1alpha1.SchemeGroupVersion.WithResource("applications")
+	AppProjectsResource  = v1alpha1.SchemeGroupVersion.WithResource("appprojects")
+)
+
+// Clientset is an in-memory client.Interface for unit tests, on client-go's object
+// tracker and reactors, as generated fake clientsets are: tests add
+// reactors (PrependReactor) and change objects through Tracker().
+type Clientset struct {
+	k8stesting.Fake
+	tracker k8stesting.ObjectTracker
+}
+
+// NewSimpleClientset returns a Clientset holding objects.
+func NewSimpleClientset(objects ...runtime.Object) *Clientset {
+	scheme := client.Scheme()
+	o := k8stesting.NewObjectTracker(scheme, serializer.NewCodecFactory(scheme).UniversalDecoder())
+	for _, obj := range objects {
+		if err := o.Add(obj); err != nil {
+			panic(err)
+		}
+	}
+	f := &Clientset{tracker: o}
+	f.AddReactor("*", "*", k8stesting.ObjectReaction(o))
+	f.AddWatchReactor("*", func(action k8stesting.Action) (bool, watch.Interface, error) {
+		// The options let the tracker serve a streaming list
+		// (sendInitialEvents), which client-go's reflectors ask for.
+		var opts metav1.ListOptions
+		if a, ok := action.(k8stesting.WatchActionImpl); ok {
+			opts = a.ListOptions
+		}
+		w, err := o.Watch(action.GetResource(), action.GetNamespace(), opts)
+		return true, w, err
+	})
+	return f
+}
+
+// IsWatchListSemanticsUnSupported tells client-go's reflectors to list
+// then watch, as generated fake clientsets do: the object tracker does not
+// stream lists.
+func (f *Clientset) IsWatchListSemanticsUnSupported() bool { return true }
+
+// Tracker returns the fake's objects.
+func (f *Clientset) Tracker() k8stesting.ObjectTracker { return f.tracker }
+
+// ArgoprojV1alpha1 implements client.Interface.
+func (f *Clientset) ArgoprojV1alpha1() client.ArgoprojV1alpha1Interface { return fakeGroup{f} }
+
+type fakeGroup struct{ f *Clientset }
+
+func (g fakeGroup) Applications(ns string) client.ApplicationInterface {
+	return fakeApps{fakeResource{f: g.f, ns: ns, gvr: ApplicationsResource, kind: "Application"}}
+}
+
+func (g fakeGroup) AppProjects(ns string) client.AppProjectInterface {
+	return fakeProjects{fakeResource{f: g.f, ns: ns, gvr: AppProjectsResource, kind: "AppProject"}}
+}
+
+type fakeResource struct {
+	f    *Clientset
+	ns   string
+	gvr  schema.GroupVersionResource
+	kind string
+}
+
+func (r fakeResource) list(opts metav1.ListOptions) (runtime.Object, error) {
+	gvk := v1alpha1.SchemeGroupVersion.WithKind(r.kind)
+	return r.f.Invokes(k8stesting.NewListActionWithOptions(r.gvr, gvk, r.ns, opts), nil)
+}
+
+func (r fakeResource) watch(opts metav1.ListOptions) (watch.Interface, error) {
+	return r.f.InvokesWatch(k8stesting.NewWatchActionWithOptions(r.gvr, r.ns, opts))
+}
+
+type fakeApps struct{ fakeResource }
+
+func (a fakeApps) List(_ context.Context, opts metav1.ListOptions) (*v1alpha1.ApplicationList, error) {
+	obj, err := a.list(opts)
+	if obj == nil {
+		return nil, err
+	}
+	return obj.(*v1alpha1.ApplicationList), err
+}
+
+func (a fakeApps) Watch(_ context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	return a.watch(opts)
+}
+
+type fakeProjects struct{ fakeResource }
+
+func (p fakeProjects) List(_ context.Context, opts metav1.ListOptions) (*v1alpha1.AppProjectList, error) {
+	obj, err := p.list(opts)
+	if obj == nil {
+		return nil, err
+	}
+	return obj.(*v1alpha1.AppProjectList), err
+}
+
+func (p fakeProjects) Watch(_ context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	return p.watch(opts)
+}
