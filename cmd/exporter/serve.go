@@ -45,6 +45,7 @@ const shutdownTimeout = 10 * time.Second
 // runServe is the default command: watch, track, serve. Every goroutine it
 // starts is an actor of one run.Group, joined before it returns.
 func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
+	start := time.Now()
 	if err := c.setMemoryLimit(logger); err != nil {
 		return err
 	}
@@ -207,6 +208,11 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		}, func(error) { cancel() })
 	}
 	g.Add(func() error { return cfg.Run(ctx) }, func(error) { cancel() })
+	g.Add(func() error {
+		waitReady(ctx, start, src, store.Len, reg, logger)
+		<-ctx.Done()
+		return nil
+	}, func(error) { cancel() })
 	g.Add(func() error { return deployments.Run(ctx) }, func(error) { cancel() })
 	if pager != nil {
 		g.Add(func() error { pager.Run(ctx); return nil }, func(error) { cancel() })

@@ -35,6 +35,10 @@ type KubeSource struct {
 
 	mu        sync.Mutex
 	informers []cache.SharedIndexInformer
+	// handlers are the sink's registrations: synced once the sink has
+	// handled every app of the initial list, not only once the informer
+	// has queued them.
+	handlers []cache.ResourceEventHandlerRegistration
 	down      map[string]error // namespace → error of its last failed list or watch call
 	notYet    error            // the error of a namespace not listed yet
 }
@@ -75,11 +79,13 @@ func (s *KubeSource) Run(ctx context.Context, sink Sink) error {
 		}); err != nil {
 			return fmt.Errorf("set watch error handler: %w", err)
 		}
-		if _, err := inf.AddEventHandler(handler(sink)); err != nil {
+		reg, err := inf.AddEventHandler(handler(sink))
+		if err != nil {
 			return fmt.Errorf("add event handler: %w", err)
 		}
 		s.mu.Lock()
 		s.informers = append(s.informers, inf)
+		s.handlers = append(s.handlers, reg)
 		s.mu.Unlock()
 		wg.Add(1)
 		go func() {
@@ -99,8 +105,8 @@ func (s *KubeSource) Ready() bool {
 	if len(s.informers) != len(s.namespaces) {
 		return false
 	}
-	for _, inf := range s.informers {
-		if !inf.HasSynced() {
+	for _, h := range s.handlers {
+		if !h.HasSynced() {
 			return false
 		}
 	}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// startupPoll is how often waitReady looks at the source's readiness.
+const startupPoll = 50 * time.Millisecond
+
+// readiness is what waitReady watches: the source's Ready.
+type readiness interface{ Ready() bool }
+
+// waitReady publishes crowsnest_startup_duration_seconds, the time from
+// start (when serve began, flags parsed) to the first moment src was ready — every
+// Application of the initial list handled, so every app's series rendered
+// and served — and logs it once. It returns when that is done or ctx ends.
+//
+// Why a poll: a source's readiness is a state (informers synced, API
+// server reachable), not an event; 50 ms is well under the resolution
+// anyone reads a start-up time with, and costs nothing.
+func waitReady(ctx context.Context, start time.Time, src readiness, apps func() int, reg prometheus.Registerer, logger *slog.Logger) {
+	t := time.NewTicker(startupPoll)
+	defer t.Stop()
+	for !src.Ready() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	took := time.Since(start)
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "crowsnest_startup_duration_seconds",
+		Help: "Seconds from crowsnest's start to the first time its source was ready: every Application of the initial list handled and its series served. Absent until then.",
+	})
+	g.Set(took.Seconds())
+	reg.MustRegister(g)
+	logger.Info("ready: every Application listed and rendered", "took", took.Round(time.Millisecond), "apps", apps())
+}
