@@ -39,8 +39,8 @@ type KubeSource struct {
 	// handled every app of the initial list, not only once the informer
 	// has queued them.
 	handlers []cache.ResourceEventHandlerRegistration
-	down      map[string]error // namespace → error of its last failed list or watch call
-	notYet    error            // the error of a namespace not listed yet
+	down     map[string]error // namespace → error of its last failed list or watch call
+	notYet   error            // the error of a namespace not listed yet
 }
 
 // NewKubeSource returns a source watching namespaces; none means all.
