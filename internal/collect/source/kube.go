@@ -132,6 +132,11 @@ const (
 // seconds. Errors retrying cannot fix (an expired resource version, a bad
 // request) go back to the reflector, which relists. Lists come in trimmed
 // pages (listTrimmed).
+//
+// Where the API server offers it, the reflector starts with a streaming
+// list instead (WatchList: the initial state as watch events, one object
+// decoded at a time, then a bookmark), which keeps the start-up peak to one
+// object rather than a page; see the watch function.
 func (s *KubeSource) listWatch(ctx context.Context, ns string) *cache.ListWatch {
 	apps := s.client.ArgoprojV1alpha1().Applications(ns)
 	return &cache.ListWatch{
@@ -145,6 +150,16 @@ func (s *KubeSource) listWatch(ctx context.Context, ns string) *cache.ListWatch 
 			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			if opts.SendInitialEvents != nil && *opts.SendInitialEvents {
+				// A streaming list (WatchList): client-go's reflector asks
+				// for one first and falls back to a list when the server
+				// cannot serve it (kube-apiserver on an etcd without
+				// progress notifications answers so, with an error call or
+				// error event). Neither is an outage: no retry, no log,
+				// crowsnest_source_up untouched; the list that follows says
+				// whether the server is there.
+				return apps.Watch(ctx, opts)
+			}
 			var w watch.Interface
 			err := s.retry(ctx, ns, "watch", func() error {
 				var err error
