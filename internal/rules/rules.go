@@ -226,8 +226,12 @@ func Alerts() []Alert {
 		{
 			Name: "CrowsnestSyncSlow",
 			Expr: func(m string) string {
+				// The max merges the copies of the HA replicas of one
+				// shard (the histogram carries a shard label only with
+				// --total-shards > 1); the sum adds the shards, whose
+				// operations are disjoint.
 				return `(max by (` + identity + `) (crowsnest_app_last_sync_duration_seconds{` + strings.TrimPrefix(m, ",") + `})` +
-					` > on (project, env) group_left 2 * histogram_quantile(0.9, sum by (project, env, le) (rate(crowsnest_sync_duration_seconds_bucket{result="Succeeded"` + m + `}[1d]))))` +
+					` > on (project, env) group_left 2 * histogram_quantile(0.9, sum by (project, env, le) (max by (cluster, shard, project, env, le) (rate(crowsnest_sync_duration_seconds_bucket{result="Succeeded"` + m + `}[1d])))))` +
 					` > 120`
 			},
 			Variants:    []Variant{{AllEnvs, Warning}},

@@ -297,6 +297,24 @@ func promtoolCases() []promtoolCase {
 				{"10m", "CrowsnestSyncSlow", []map[string]string{want("dev-backend", "dev", "warning")}},
 			},
 		},
+		{ // sharded: shard 0 (two replicas) sees the slow syncs, shard 1 (one replica) the fast ones; the p90 of all is 30 s, so a 200 s sync is slow (summing the copies would weigh shard 0 double: p90 151.5 s)
+			series: []series{
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="30",shard="0",job="crowsnest",instance="crowsnest-0a:9829"}`, "0x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="300",shard="0",job="crowsnest",instance="crowsnest-0a:9829"}`, "0+1x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="+Inf",shard="0",job="crowsnest",instance="crowsnest-0a:9829"}`, "0+1x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="30",shard="0",job="crowsnest",instance="crowsnest-0b:9829"}`, "0x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="300",shard="0",job="crowsnest",instance="crowsnest-0b:9829"}`, "0+1x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="+Inf",shard="0",job="crowsnest",instance="crowsnest-0b:9829"}`, "0+1x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="30",shard="1",job="crowsnest",instance="crowsnest-1:9829"}`, "0+9x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="300",shard="1",job="crowsnest",instance="crowsnest-1:9829"}`, "0+9x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="+Inf",shard="1",job="crowsnest",instance="crowsnest-1:9829"}`, "0+9x20"},
+				{app("crowsnest_app_last_sync_duration_seconds", "dev-backend", "dev"), "200x20"},
+				{app("crowsnest_app_last_sync_duration_seconds", "dev-frontend", "dev"), "50x20"},
+			},
+			checks: []check{
+				{"10m", "CrowsnestSyncSlow", []map[string]string{want("dev-backend", "dev", "warning")}},
+			},
+		},
 		{ // Unknown for 15 minutes
 			series: []series{
 				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "Unknown"), "1x20"},
