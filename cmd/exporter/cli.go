@@ -74,7 +74,8 @@ type cli struct {
 	leaderLeaseDuration *time.Duration
 	leaderRetryPeriod   *time.Duration
 
-	shard, totalShards *int
+	shard       *string // parsed by shardOf, checked by shardError
+	totalShards *int
 
 	lokiURL          *string
 	lokiUsername     *string

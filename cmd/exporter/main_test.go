@@ -340,6 +340,7 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		{args: []string{"--total-shards=0"}, want: "--total-shards: must be at least 1"},
 		{args: []string{"--shard=2", "--total-shards=2"}, want: "--shard: must be less than --total-shards (2), got 2"},
 		{args: []string{"--shard=-1", "--total-shards=2"}, want: "--shard: must not be negative"},
+		{args: []string{"--shard=", "--total-shards=2"}, want: `is not a number (in the chart`},
 		{env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, want: "OTEL_TRACES_EXPORTER"},
 	} {
 		for k, v := range tc.env {

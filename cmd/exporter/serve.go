@@ -350,7 +350,7 @@ func (c *cli) validateServeFlags() error {
 	if *c.replaySpeed < 0 {
 		errs = append(errs, fmt.Errorf("--replay.speed: must not be negative, got %v", *c.replaySpeed))
 	}
-	if err := c.shardOf().Validate(); err != nil {
+	if err := c.shardError(); err != nil {
 		errs = append(errs, err)
 	}
 	if *c.leaderElect && *c.leaderRetryPeriod >= *c.leaderLeaseDuration {

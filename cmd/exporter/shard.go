@@ -15,13 +15,25 @@ import (
 
 // addShardFlags adds --shard and --total-shards to serve.
 func (c *cli) addShardFlags() {
-	c.shard = c.serve.Flag("shard", "This process's shard, from 0 to --total-shards - 1: it watches, serves and reports only the Applications whose UID hashes to it (Jump consistent hash of the UID's FNV-1a hash, as kube-state-metrics shards). In the chart's StatefulSet, the pod's ordinal.").Default("0").Int()
+	c.shard = c.serve.Flag("shard", "This process's shard, from 0 to --total-shards - 1: it watches, serves and reports only the Applications whose UID hashes to it (Jump consistent hash of the UID's FNV-1a hash, as kube-state-metrics shards). In the chart's StatefulSet, the pod's ordinal.").Default("0").String()
 	c.totalShards = c.serve.Flag("total-shards", "How many shards split the Applications; 1: unsharded. Each shard elects its own leader (Lease <--leader-elect.lease-name>-<shard>-of-<total>).").Default("1").Int()
 }
 
-// shardOf returns the shard the flags name.
+// shardOf returns the shard the flags name (shard 0 if --shard is not a
+// number: shardError says so).
 func (c *cli) shardOf() source.Shard {
-	return source.Shard{Index: *c.shard, Total: *c.totalShards}
+	i, _ := strconv.Atoi(*c.shard)
+	return source.Shard{Index: i, Total: *c.totalShards}
+}
+
+// shardError checks --shard and --total-shards. --shard is read as a
+// string to say what went wrong when the chart's StatefulSet passes an empty
+// one: a Kubernetes older than 1.28 sets no pod-index label.
+func (c *cli) shardError() error {
+	if _, err := strconv.Atoi(*c.shard); err != nil {
+		return fmt.Errorf("--shard: %q is not a number (in the chart's StatefulSet it is the pod's apps.kubernetes.io/pod-index label, which Kubernetes sets from 1.28 on)", *c.shard)
+	}
+	return c.shardOf().Validate()
 }
 
 // leaseName is the Lease of this process's shard: --leader-elect.lease-name,
