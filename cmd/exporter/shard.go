@@ -49,7 +49,8 @@ func (c *cli) leaseName() string {
 	return fmt.Sprintf("%s-%d-of-%d", *c.leaderLease, s.Index, s.Total)
 }
 
-// registerShard registers crowsnest_shard_info on reg and returns the
+// registerShard registers crowsnest_shard_info and crowsnest_total_shards
+// (a number, for the rules to count the shards serving) on reg and returns the
 // registerer of the aggregated families (the duration, lead time and
 // recovery histograms): with a "shard" label when sharded, so that the
 // rules' and dashboards' max by (..., shard, ...) merges the HA copies of
@@ -63,7 +64,12 @@ func (c *cli) registerShard(reg prometheus.Registerer) prometheus.Registerer {
 		ConstLabels: prometheus.Labels{"shard": strconv.Itoa(s.Index), "total_shards": strconv.Itoa(s.Total)},
 	})
 	info.Set(1)
-	reg.MustRegister(info)
+	total := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "crowsnest_total_shards",
+		Help: "--total-shards: how many shards split the Applications (1: unsharded). CrowsnestDown fires when fewer distinct shards serve crowsnest_shard_info.",
+	})
+	total.Set(float64(s.Total))
+	reg.MustRegister(info, total)
 	if !s.Sharded() {
 		return reg
 	}

@@ -279,12 +279,19 @@ func Alerts() []Alert {
 			Description: changeFailureRateDescription(),
 		},
 		{
-			Name:        "CrowsnestDown",
-			Expr:        func(string) string { return `up{job="crowsnest"} == 0 or absent(up{job="crowsnest"})` },
+			Name: "CrowsnestDown",
+			// A target that fails, the whole job gone, or (sharded) a
+			// shard with no process serving it: a shard's pod that was
+			// never scheduled has no target to fail, and absent() sees
+			// only every target gone.
+			Expr: func(string) string {
+				return `up{job="crowsnest"} == 0 or absent(up{job="crowsnest"})` +
+					` or count by (cluster) (max by (cluster, shard) (crowsnest_shard_info)) < max by (cluster) (crowsnest_total_shards)`
+			},
 			For:         5 * time.Minute,
 			Variants:    []Variant{{AllEnvs, Warning}},
 			Summary:     "crowsnest is down",
-			Description: "Prometheus has not scraped crowsnest for 5 minutes (job crowsnest): Argo CD apps are not watched.",
+			Description: "Prometheus has not scraped crowsnest for 5 minutes (job crowsnest), or fewer of its shards serve than --total-shards: Argo CD apps are not watched.",
 		},
 		{
 			Name: "CrowsnestWatchStale",

@@ -337,6 +337,27 @@ func promtoolCases() []promtoolCase {
 				{"11m", "CrowsnestPolicyViolated", []map[string]string{withPolicy(want("prod-backend", "prod", "warning"), "auto_sync")}},
 			},
 		},
+		{ // three shards, one of them an HA pair, then shard 2's pod gone for good (never rescheduled: no target to be down)
+			series: []series{
+				{`up{job="crowsnest",instance="crowsnest-0a:9829"}`, "1x20"},
+				{`up{job="crowsnest",instance="crowsnest-0b:9829"}`, "1x20"},
+				{`up{job="crowsnest",instance="crowsnest-1:9829"}`, "1x20"},
+				{`up{job="crowsnest",instance="crowsnest-2:9829"}`, "1x2 stale"},
+				{`crowsnest_shard_info{shard="0",total_shards="3",job="crowsnest",instance="crowsnest-0a:9829"}`, "1x20"},
+				{`crowsnest_shard_info{shard="0",total_shards="3",job="crowsnest",instance="crowsnest-0b:9829"}`, "1x20"},
+				{`crowsnest_shard_info{shard="1",total_shards="3",job="crowsnest",instance="crowsnest-1:9829"}`, "1x20"},
+				{`crowsnest_shard_info{shard="2",total_shards="3",job="crowsnest",instance="crowsnest-2:9829"}`, "1x2 stale"},
+				{`crowsnest_total_shards{job="crowsnest",instance="crowsnest-0a:9829"}`, "3x20"},
+				{`crowsnest_total_shards{job="crowsnest",instance="crowsnest-0b:9829"}`, "3x20"},
+				{`crowsnest_total_shards{job="crowsnest",instance="crowsnest-1:9829"}`, "3x20"},
+				{`crowsnest_total_shards{job="crowsnest",instance="crowsnest-2:9829"}`, "3x2 stale"},
+			},
+			checks: []check{
+				{"2m", "CrowsnestDown", nil},
+				{"7m", "CrowsnestDown", nil},
+				{"9m", "CrowsnestDown", []map[string]string{{"severity": "warning"}}},
+			},
+		},
 		{ // crowsnest not scraped
 			series: []series{{`up{job="crowsnest",instance="crowsnest:9829"}`, "1 1 0x10"}},
 			checks: []check{
