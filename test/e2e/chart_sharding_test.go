@@ -14,9 +14,10 @@ import (
 	"github.com/crowsnest/crowsnest/internal/collect/source"
 )
 
-// TestHelmChartShardedInstall applies the chart with three shards
-// (ci/sharded-values.yaml) to a real API server, which accepts the
-// StatefulSet and its downward-API SHARD variable, then runs the pods of
+// TestHelmChartShardedInstall installs the chart with three shards
+// (ci/sharded-values.yaml) into a real API server, which accepts the
+// StatefulSet and its downward-API SHARD variable (NOTES name the shards),
+// then runs the pods of
 // ordinals 0 and 2 as a kubelet would (SHARD from the pod-index label,
 // $(SHARD) expanded in the arguments) with the ServiceAccount's token:
 // each is the shard of its ordinal, leads its own Lease (the Role reaches
@@ -35,7 +36,19 @@ func TestHelmChartShardedInstall(t *testing.T) {
 		t.Fatal(err, out)
 	}
 	rendered := docs(t, out)
-	kas.Kubectl(out, "apply", "-f", "-")
+	out, err = helmRun(t, "install", "--kubeconfig", kas.Kubeconfig, "--namespace", "crowsnest", "--wait=false", "-f", values)
+	if err != nil {
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+	for _, want := range []string{"3 shards: the StatefulSet crowsnest runs one pod per shard", "logs crowsnest-0   # one pod per shard: -0 to -2",
+		"count by (total_shards) (crowsnest_shard_info) is 3."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("helm install's NOTES lack %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "1.28") {
+		t.Errorf("helm install's NOTES warn of Kubernetes 1.28 on a %s API server:\n%s", "1.37", out)
+	}
 	if got := kas.Kubectl("", "-n", "crowsnest", "get", "statefulset", "crowsnest", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].args}"); !strings.HasPrefix(got, "3 ") ||
 		!strings.Contains(got, "--shard=$(SHARD)") || !strings.Contains(got, "--total-shards=3") {
 		t.Errorf("the StatefulSet as stored: %s", got)
