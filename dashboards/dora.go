@@ -83,12 +83,12 @@ func doraDashboard() *dashboard.DashboardBuilder {
 		WithPanel(heatmapPanel("Change lead time distribution",
 			`Lead times of the deployments that finished, as the buckets of the crowsnest_change_lead_time_seconds histogram (until="deployed") per $__rate_interval (increase, each crowsnest replica's copy dropped by the inner max). The dots are exemplars: hover one for the trace_id of a deployment in that bucket and open its trace. Needs crowsnest's --argocd.server.`).
 			Height(8).Span(12).
-			WithTarget(durationQuery("sum by (le) (max by (cluster, project, env, until, le) (increase(crowsnest_change_lead_time_seconds_bucket"+fleetSel(`until="deployed"`)+"[$__rate_interval])))", "{{le}}").
+			WithTarget(durationQuery("sum by (le) (max by (cluster, shard, project, env, until, le) (increase(crowsnest_change_lead_time_seconds_bucket"+fleetSel(`until="deployed"`)+"[$__rate_interval])))", "{{le}}").
 				Format(prometheus.PromQueryFormatHeatmap))).
 		WithPanel(heatmapPanel("Failed deployment recovery time distribution",
 			"Recovery times of failed changes, as the buckets of the crowsnest_deployment_recovery_seconds histogram per $__rate_interval (increase, each crowsnest replica's copy dropped by the inner max). The dots are exemplars: hover one for the trace_id of the deployment that recovered and open its trace.").
 			Height(8).Span(12).
-			WithTarget(durationQuery("sum by (le) (max by (cluster, project, env, le) (increase(crowsnest_deployment_recovery_seconds_bucket"+sel+"[$__rate_interval])))", "{{le}}").
+			WithTarget(durationQuery("sum by (le) (max by (cluster, shard, project, env, le) (increase(crowsnest_deployment_recovery_seconds_bucket"+sel+"[$__rate_interval])))", "{{le}}").
 				Format(prometheus.PromQueryFormatHeatmap))).
 		WithRow(dashboard.NewRowBuilder("Deployments")).
 		WithPanel(prodDeploymentsPanel()).

@@ -85,7 +85,7 @@ func fleetDashboard() *dashboard.DashboardBuilder {
 		WithPanel(heatmapPanel("Sync duration distribution",
 			"How long whole sync operations took, as the buckets of the crowsnest_sync_duration_seconds histogram per $__rate_interval (increase, each crowsnest replica's copy dropped by the inner max). The dots are exemplars: hover one for the trace_id of a sync in that bucket and open its trace.").
 			Height(8).Span(24).
-			WithTarget(durationQuery("sum by (le) (max by (cluster, project, env, result, le) (increase(crowsnest_sync_duration_seconds_bucket"+sel+"[$__rate_interval])))", "{{le}}").
+			WithTarget(durationQuery("sum by (le) (max by (cluster, shard, project, env, result, le) (increase(crowsnest_sync_duration_seconds_bucket"+sel+"[$__rate_interval])))", "{{le}}").
 				Format(prometheus.PromQueryFormatHeatmap))).
 		WithPanel(syncQuantilePanel("0.5", "p50", sel)).
 		WithPanel(syncQuantilePanel("0.9", "p90", sel)).
@@ -93,15 +93,15 @@ func fleetDashboard() *dashboard.DashboardBuilder {
 		WithPanel(durationPanel("Wave duration p50 by phase and wave",
 			"Median duration of sync waves, per phase (PreSync, Sync, PostSync...) and wave, from crowsnest_sync_wave_duration_seconds.").
 			Height(8).Span(12).
-			WithTarget(durationQuery("histogram_quantile(0.5, sum by (phase, wave, le) (max by (cluster, project, env, phase, wave, le) (rate(crowsnest_sync_wave_duration_seconds_bucket"+sel+"[$__rate_interval]))))", "{{phase}} wave {{wave}}"))).
+			WithTarget(durationQuery("histogram_quantile(0.5, sum by (phase, wave, le) (max by (cluster, shard, project, env, phase, wave, le) (rate(crowsnest_sync_wave_duration_seconds_bucket"+sel+"[$__rate_interval]))))", "{{phase}} wave {{wave}}"))).
 		WithPanel(durationPanel("Wave duration p90 by phase and wave",
 			"90th percentile duration of sync waves, per phase and wave, from crowsnest_sync_wave_duration_seconds.").
 			Height(8).Span(12).
-			WithTarget(durationQuery("histogram_quantile(0.9, sum by (phase, wave, le) (max by (cluster, project, env, phase, wave, le) (rate(crowsnest_sync_wave_duration_seconds_bucket"+sel+"[$__rate_interval]))))", "{{phase}} wave {{wave}}"))).
+			WithTarget(durationQuery("histogram_quantile(0.9, sum by (phase, wave, le) (max by (cluster, shard, project, env, phase, wave, le) (rate(crowsnest_sync_wave_duration_seconds_bucket"+sel+"[$__rate_interval]))))", "{{phase}} wave {{wave}}"))).
 		WithPanel(barGaugePanel("Syncs in range by environment and result",
 			"Number of sync operations that finished during the dashboard time range, per environment and result (increase of crowsnest_sync_duration_seconds_count over $__range).", "short").
 			Decimals(0).ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdPaletteClassic)).Height(7).Span(24).
-			WithTarget(instantQuery("sum by (env, result) (max by (cluster, project, env, result) (increase(crowsnest_sync_duration_seconds_count"+sel+"[$__range])))", "{{env}} {{result}}"))).
+			WithTarget(instantQuery("sum by (env, result) (max by (cluster, shard, project, env, result) (increase(crowsnest_sync_duration_seconds_count"+sel+"[$__range])))", "{{env}} {{result}}"))).
 		WithRow(dashboard.NewRowBuilder("Recent failures and drift")).
 		WithPanel(recentFailuresPanel()).
 		WithRow(dashboard.NewRowBuilder("Workloads, policies and promotion")).
@@ -182,9 +182,9 @@ func fleetDashboard() *dashboard.DashboardBuilder {
 // environment.
 func syncQuantilePanel(q, name, sel string) *timeseries.PanelBuilder {
 	return durationPanel("Sync duration "+name+" by environment",
-		name+" of the duration of whole sync operations per environment, from the crowsnest_sync_duration_seconds histogram: histogram_quantile("+q+", sum by (env, le) (max by (cluster, project, env, result, le) (rate(...[$__rate_interval])))); the inner max removes the copy of each crowsnest replica. No data between syncs. The exemplars link to the traces of syncs.").
+		name+" of the duration of whole sync operations per environment, from the crowsnest_sync_duration_seconds histogram: histogram_quantile("+q+", sum by (env, le) (max by (cluster, shard, project, env, result, le) (rate(...[$__rate_interval])))); the inner max removes the copy of each crowsnest replica (of each shard, when sharded: the sum adds the shards). No data between syncs. The exemplars link to the traces of syncs.").
 		Height(8).Span(8).
-		WithTarget(durationQuery("histogram_quantile("+q+", sum by (env, le) (max by (cluster, project, env, result, le) (rate(crowsnest_sync_duration_seconds_bucket"+sel+"[$__rate_interval]))))", "{{env}}"))
+		WithTarget(durationQuery("histogram_quantile("+q+", sum by (env, le) (max by (cluster, shard, project, env, result, le) (rate(crowsnest_sync_duration_seconds_bucket"+sel+"[$__rate_interval]))))", "{{env}}"))
 }
 
 // recentFailuresPanel lists the failed syncs and drift of the selected

@@ -74,6 +74,9 @@ type cli struct {
 	leaderLeaseDuration *time.Duration
 	leaderRetryPeriod   *time.Duration
 
+	shard       *string // parsed by shardOf, checked by shardError
+	totalShards *int
+
 	lokiURL          *string
 	lokiUsername     *string
 	lokiPasswordFile *string
@@ -147,9 +150,10 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.workloadKinds = c.serve.Flag("workloads.kinds", "Workload kinds to watch and join to their Application (Kubernetes source only), comma-separated: "+source.DefaultWorkloadKinds+". Rollouts and certificates are watched only when their CRDs exist. Empty: none.").Default(source.DefaultWorkloadKinds).String()
 	c.leaderElect = c.serve.Flag("leader-elect", "Run several replicas: all serve /metrics, only the holder of a Lease sends traces, Loki events and pages (Kubernetes source).").Bool()
 	c.leaderNamespace = c.serve.Flag("leader-elect.namespace", "Namespace of the Lease. Default: $POD_NAMESPACE, else default.").String()
-	c.leaderLease = c.serve.Flag("leader-elect.lease-name", "Name of the Lease.").Default("crowsnest").String()
+	c.leaderLease = c.serve.Flag("leader-elect.lease-name", "Name of the Lease; with --total-shards > 1, each shard's Lease is this name followed by -<shard>-of-<total>.").Default("crowsnest").String()
 	c.leaderLeaseDuration = c.serve.Flag("leader-elect.lease-duration", "How long a crashed leader's Lease holds before another replica takes over.").Default("15s").Duration()
 	c.leaderRetryPeriod = c.serve.Flag("leader-elect.retry-period", "How often a replica that does not lead tries to take the Lease: how soon it leads after the leader stops gracefully.").Default("500ms").Duration()
+	c.addShardFlags()
 	c.lokiURL = c.serve.Flag("loki.url", "Loki to push the tracker's facts to as JSON lines, e.g. http://loki:3100. Empty: facts are only logged.").String()
 	c.lokiUsername = c.serve.Flag("loki.username", "User name for basic auth to Loki; the password comes from --loki.password-file.").String()
 	c.lokiPasswordFile = c.serve.Flag("loki.password-file", "File holding the password for basic auth to Loki (with --loki.username). Read at start; never logged.").String()

@@ -130,7 +130,7 @@ func (c *cli) newLeaderElection(rc *rest.Config, g *leaderGate, logger *slog.Log
 		ns = "default"
 	}
 	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: *c.leaderLease},
+		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: c.leaseName()},
 		Client:     client,
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
@@ -143,7 +143,7 @@ func (c *cli) newLeaderElection(rc *rest.Config, g *leaderGate, logger *slog.Log
 		Name:            "crowsnest",
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(context.Context) {
-				logger.Info("leading: sending traces, events and pages", "identity", id, "lease", ns+"/"+*c.leaderLease)
+				logger.Info("leading: sending traces, events and pages", "identity", id, "lease", ns+"/"+c.leaseName())
 				g.set(true)
 			},
 			OnStoppedLeading: func() {

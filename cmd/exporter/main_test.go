@@ -337,6 +337,10 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		{args: []string{"--cloudevents.url=receiver:8080"}, want: "--cloudevents.url"},
 		{args: []string{"--traces.otlp.endpoint=tempo:4317"}, want: "--traces.otlp.endpoint"},
 		{args: []string{"--loki.url=http://loki:3100", "--loki.max-line-bytes=100"}, want: "--loki.max-line-bytes"},
+		{args: []string{"--total-shards=0"}, want: "--total-shards: must be at least 1"},
+		{args: []string{"--shard=2", "--total-shards=2"}, want: "--shard: must be less than --total-shards (2), got 2"},
+		{args: []string{"--shard=-1", "--total-shards=2"}, want: "--shard: must not be negative"},
+		{args: []string{"--shard=", "--total-shards=2"}, want: `is not a number (in the chart`},
 		{env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, want: "OTEL_TRACES_EXPORTER"},
 	} {
 		for k, v := range tc.env {
@@ -777,7 +781,7 @@ func TestHelpListsTheDaemonFlags(t *testing.T) {
 			t.Fatalf("run(%v) = %d, want 0", args, code)
 		}
 		for _, want := range []string{"--web.listen-address", "--web.config.file", "--config.file", "--source", "--argocd.server",
-			"--loki.url", "--alertmanager.url", "--leader-elect", "--traces.exporter", "--cloudevents.url", "--log.level", "record --help"} {
+			"--loki.url", "--alertmanager.url", "--leader-elect", "--shard", "--total-shards", "--traces.exporter", "--cloudevents.url", "--log.level", "record --help"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("run(%v) does not show %s:\n%s", args, want, out.String())
 			}

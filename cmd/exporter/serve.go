@@ -70,6 +70,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	if err := c.validateServeFlags(); err != nil {
 		return err
 	}
+	aggregated := c.registerShard(reg) // the shard label of the aggregated families
 	links, err := rules.ParseLinks(*c.argoURL, *c.grafanaURL)
 	if err != nil {
 		return err
@@ -84,7 +85,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	reg.MustRegister(promotion)
 	subs := tracker.Subscribers{
 		Views:      []tracker.ViewSubscriber{store, promotion},
-		Operations: []tracker.OperationSubscriber{exposition.NewDurations(reg), store},
+		Operations: []tracker.OperationSubscriber{exposition.NewDurations(aggregated), store},
 		Facts:      []tracker.FactSubscriber{events.NewLogger(logger)},
 	}
 	emitter, err := c.newEmitter(ctx, reg, logger)
@@ -128,7 +129,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		}
 		logger.Info("posting a CloudEvent per deployment", "url", redact.URL(*c.cloudEventsURL))
 	}
-	deployments, closeMetadata, err := c.newDeployments(subs.Facts, sink, gate, reg, logger)
+	deployments, closeMetadata, err := c.newDeployments(subs.Facts, sink, gate, aggregated, logger)
 	if err != nil {
 		return err
 	}
@@ -150,6 +151,9 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	src, err := c.newSource(source.NewSourceMetrics(reg), logger)
 	if err != nil {
 		return err
+	}
+	if ks, ok := src.(*source.KubeSource); ok {
+		ks.SetShard(c.shardOf()) // other shards' apps: metadata only
 	}
 	workloads, err := c.newWorkloadSource(logger)
 	if err != nil {
@@ -174,7 +178,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	var g oklogrun.Group
 	// Stop on the signal's context (SIGTERM, SIGINT).
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
-	g.Add(func() error { return src.Run(ctx, track) }, func(error) { cancel() })
+	g.Add(func() error { return src.Run(ctx, c.shardOf().Sink(track)) }, func(error) { cancel() })
 	if workloads != nil {
 		g.Add(func() error { return workloads.Run(ctx, track) }, func(error) { cancel() })
 	}
@@ -352,6 +356,9 @@ func (c *cli) validateServeFlags() error {
 	}
 	if *c.replaySpeed < 0 {
 		errs = append(errs, fmt.Errorf("--replay.speed: must not be negative, got %v", *c.replaySpeed))
+	}
+	if err := c.shardError(); err != nil {
+		errs = append(errs, err)
 	}
 	if *c.leaderElect && *c.leaderRetryPeriod >= *c.leaderLeaseDuration {
 		errs = append(errs, fmt.Errorf("--leader-elect.retry-period: %s must be shorter than --leader-elect.lease-duration %s", *c.leaderRetryPeriod, *c.leaderLeaseDuration))

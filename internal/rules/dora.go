@@ -22,6 +22,12 @@ import (
 // the max also takes the most complete count when a replica restarted in
 // the window (it counted fewer, never more). A restart resets a replica's
 // counters, which increase() handles.
+//
+// Sharded (--total-shards > 1), each app's counters come from its shard
+// alone, so the max by the app's identity is unchanged; the aggregated
+// histograms carry the shard's number in a shard label, kept by the max
+// (which then merges only the replicas of one shard) and summed over
+// after it. Without the label nothing changes.
 
 // MainGroup is the rule group of the alerts with no Group.
 const MainGroup = "crowsnest"
@@ -107,7 +113,7 @@ func appIncrease(metric, matchers, label, window string) string {
 // With no observation in the window histogram_quantile gives NaN, which
 // the comparison drops: no record rather than NaN.
 func quantile7d(q float64, histogram, matchers, labels string) string {
-	return fmt.Sprintf(`histogram_quantile(%g, sum by (cluster, env, project, le) (max by (cluster, %s, le) (increase(%s_bucket%s[7d])))) >= 0`,
+	return fmt.Sprintf(`histogram_quantile(%g, sum by (cluster, env, project, le) (max by (cluster, shard, %s, le) (increase(%s_bucket%s[7d])))) >= 0`,
 		q, labels, histogram, matchers)
 }
 

@@ -363,6 +363,24 @@ func doraCases() []doraCase {
 				{week + 2*h, RecordRecoveryP50, nil},
 			},
 		},
+		{ // recovery p50 of two shards (--total-shards=2), each an HA pair: the shards' observations add up, each shard's replicas' do not
+			series: slices.Concat(
+				histogram("crowsnest_deployment_recovery_seconds", []string{"project", "shop", "env", "prod", "shard", "0"}, 1, 3*h, h,
+					[]string{"3600", "86400", "+Inf"}, []float64{2, 2, 2}),
+				histogram("crowsnest_deployment_recovery_seconds", []string{"project", "shop", "env", "prod", "shard", "0"}, 2, 3*h, h,
+					[]string{"3600", "86400", "+Inf"}, []float64{2, 2, 2}),
+				histogram("crowsnest_deployment_recovery_seconds", []string{"project", "shop", "env", "prod", "shard", "1"}, 3, 3*h, h,
+					[]string{"3600", "86400", "+Inf"}, []float64{0, 4, 4}),
+				histogram("crowsnest_deployment_recovery_seconds", []string{"project", "shop", "env", "prod", "shard", "1"}, 4, 3*h, h,
+					[]string{"3600", "86400", "+Inf"}, []float64{0, 4, 4}),
+			),
+			values: []doraValue{
+				// Shard 0: 2 within an hour; shard 1: 4 within a day.
+				// Together the 3rd of 6 is a quarter through (1 h, 1 d];
+				// a max over the shards would keep 4 and answer 3600.
+				{2 * h, RecordRecoveryP50, []envProject{{"prod", "shop", 24300}}},
+			},
+		},
 	}
 }
 

@@ -226,8 +226,12 @@ func Alerts() []Alert {
 		{
 			Name: "CrowsnestSyncSlow",
 			Expr: func(m string) string {
+				// The max merges the copies of the HA replicas of one
+				// shard (the histogram carries a shard label only with
+				// --total-shards > 1); the sum adds the shards, whose
+				// operations are disjoint.
 				return `(max by (` + identity + `) (crowsnest_app_last_sync_duration_seconds{` + strings.TrimPrefix(m, ",") + `})` +
-					` > on (project, env) group_left 2 * histogram_quantile(0.9, sum by (project, env, le) (rate(crowsnest_sync_duration_seconds_bucket{result="Succeeded"` + m + `}[1d]))))` +
+					` > on (project, env) group_left 2 * histogram_quantile(0.9, sum by (project, env, le) (max by (cluster, shard, project, env, le) (rate(crowsnest_sync_duration_seconds_bucket{result="Succeeded"` + m + `}[1d])))))` +
 					` > 120`
 			},
 			Variants:    []Variant{{AllEnvs, Warning}},
@@ -275,12 +279,19 @@ func Alerts() []Alert {
 			Description: changeFailureRateDescription(),
 		},
 		{
-			Name:        "CrowsnestDown",
-			Expr:        func(string) string { return `up{job="crowsnest"} == 0 or absent(up{job="crowsnest"})` },
+			Name: "CrowsnestDown",
+			// A target that fails, the whole job gone, or (sharded) a
+			// shard with no process serving it: a shard's pod that was
+			// never scheduled has no target to fail, and absent() sees
+			// only every target gone.
+			Expr: func(string) string {
+				return `up{job="crowsnest"} == 0 or absent(up{job="crowsnest"})` +
+					` or count by (cluster) (max by (cluster, shard) (crowsnest_shard_info)) < max by (cluster) (crowsnest_total_shards)`
+			},
 			For:         5 * time.Minute,
 			Variants:    []Variant{{AllEnvs, Warning}},
 			Summary:     "crowsnest is down",
-			Description: "Prometheus has not scraped crowsnest for 5 minutes (job crowsnest): Argo CD apps are not watched.",
+			Description: "Prometheus has not scraped crowsnest for 5 minutes (job crowsnest), or fewer of its shards serve than --total-shards: Argo CD apps are not watched.",
 		},
 		{
 			Name: "CrowsnestWatchStale",

@@ -297,6 +297,24 @@ func promtoolCases() []promtoolCase {
 				{"10m", "CrowsnestSyncSlow", []map[string]string{want("dev-backend", "dev", "warning")}},
 			},
 		},
+		{ // sharded: shard 0 (two replicas) sees the slow syncs, shard 1 (one replica) the fast ones; the p90 of all is 30 s, so a 200 s sync is slow (summing the copies would weigh shard 0 double: p90 151.5 s)
+			series: []series{
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="30",shard="0",job="crowsnest",instance="crowsnest-0a:9829"}`, "0x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="300",shard="0",job="crowsnest",instance="crowsnest-0a:9829"}`, "0+1x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="+Inf",shard="0",job="crowsnest",instance="crowsnest-0a:9829"}`, "0+1x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="30",shard="0",job="crowsnest",instance="crowsnest-0b:9829"}`, "0x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="300",shard="0",job="crowsnest",instance="crowsnest-0b:9829"}`, "0+1x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="+Inf",shard="0",job="crowsnest",instance="crowsnest-0b:9829"}`, "0+1x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="30",shard="1",job="crowsnest",instance="crowsnest-1:9829"}`, "0+9x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="300",shard="1",job="crowsnest",instance="crowsnest-1:9829"}`, "0+9x20"},
+				{`crowsnest_sync_duration_seconds_bucket{project="default",env="dev",result="Succeeded",le="+Inf",shard="1",job="crowsnest",instance="crowsnest-1:9829"}`, "0+9x20"},
+				{app("crowsnest_app_last_sync_duration_seconds", "dev-backend", "dev"), "200x20"},
+				{app("crowsnest_app_last_sync_duration_seconds", "dev-frontend", "dev"), "50x20"},
+			},
+			checks: []check{
+				{"10m", "CrowsnestSyncSlow", []map[string]string{want("dev-backend", "dev", "warning")}},
+			},
+		},
 		{ // Unknown for 15 minutes
 			series: []series{
 				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "Unknown"), "1x20"},
@@ -317,6 +335,27 @@ func promtoolCases() []promtoolCase {
 			checks: []check{
 				{"9m", "CrowsnestPolicyViolated", nil},
 				{"11m", "CrowsnestPolicyViolated", []map[string]string{withPolicy(want("prod-backend", "prod", "warning"), "auto_sync")}},
+			},
+		},
+		{ // three shards, one of them an HA pair, then shard 2's pod gone for good (never rescheduled: no target to be down)
+			series: []series{
+				{`up{job="crowsnest",instance="crowsnest-0a:9829"}`, "1x20"},
+				{`up{job="crowsnest",instance="crowsnest-0b:9829"}`, "1x20"},
+				{`up{job="crowsnest",instance="crowsnest-1:9829"}`, "1x20"},
+				{`up{job="crowsnest",instance="crowsnest-2:9829"}`, "1x2 stale"},
+				{`crowsnest_shard_info{shard="0",total_shards="3",job="crowsnest",instance="crowsnest-0a:9829"}`, "1x20"},
+				{`crowsnest_shard_info{shard="0",total_shards="3",job="crowsnest",instance="crowsnest-0b:9829"}`, "1x20"},
+				{`crowsnest_shard_info{shard="1",total_shards="3",job="crowsnest",instance="crowsnest-1:9829"}`, "1x20"},
+				{`crowsnest_shard_info{shard="2",total_shards="3",job="crowsnest",instance="crowsnest-2:9829"}`, "1x2 stale"},
+				{`crowsnest_total_shards{job="crowsnest",instance="crowsnest-0a:9829"}`, "3x20"},
+				{`crowsnest_total_shards{job="crowsnest",instance="crowsnest-0b:9829"}`, "3x20"},
+				{`crowsnest_total_shards{job="crowsnest",instance="crowsnest-1:9829"}`, "3x20"},
+				{`crowsnest_total_shards{job="crowsnest",instance="crowsnest-2:9829"}`, "3x2 stale"},
+			},
+			checks: []check{
+				{"2m", "CrowsnestDown", nil},
+				{"7m", "CrowsnestDown", nil},
+				{"9m", "CrowsnestDown", []map[string]string{{"severity": "warning"}}},
 			},
 		},
 		{ // crowsnest not scraped

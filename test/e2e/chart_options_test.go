@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,14 +105,15 @@ func named(kinds map[string][]map[string]any, kind, name string) map[string]any 
 	return nil
 }
 
-// container returns the pod spec of the rendered Deployment and its
-// crowsnest container.
+// container returns the pod spec of the rendered Deployment (or, sharded,
+// StatefulSet) and its crowsnest container.
 func container(t *testing.T, kinds map[string][]map[string]any) (pod, c map[string]any) {
 	t.Helper()
-	if len(kinds["Deployment"]) != 1 {
-		t.Fatalf("%d Deployments rendered, want 1", len(kinds["Deployment"]))
+	workloads := append(slices.Clone(kinds["Deployment"]), kinds["StatefulSet"]...)
+	if len(workloads) != 1 {
+		t.Fatalf("%d Deployments and %d StatefulSets rendered, want 1 of either", len(kinds["Deployment"]), len(kinds["StatefulSet"]))
 	}
-	pod, _ = get(kinds["Deployment"][0], "spec", "template", "spec").(map[string]any)
+	pod, _ = get(workloads[0], "spec", "template", "spec").(map[string]any)
 	cs, _ := get(pod, "containers").([]any)
 	if len(cs) != 1 {
 		t.Fatalf("%d containers, want 1", len(cs))
@@ -221,6 +223,8 @@ func TestHelmChartSchema(t *testing.T) {
 		{"prometheusRule.overrides.CrowsnestSyncSlow.for=1", "/prometheusRule/overrides/CrowsnestSyncSlow/for"},
 		{"prometheusRule.overrides.CrowsnestSyncSlow.disable=true", "disable"},
 		{"loki.urll=http://loki:3100", "urll"},
+		{"sharding.totalShards=0", "/sharding/totalShards"},
+		{"sharding.totalShards=two", "/sharding/totalShards"},
 	} {
 		out, err := helmRun(t, "lint", "--strict", "--set", c.set)
 		if err == nil || !strings.Contains(out, c.field) {
@@ -269,6 +273,7 @@ func TestHelmChartSchema(t *testing.T) {
 		"web.configSecret=w,web.config.basic_auth_users.a=b": "exclusive",
 		"caBundle.secret=a,caBundle.configMap=b":             "exclusive",
 		"source=argocd-api,argocd.server=a:443,argocd.tokenSecret.name=t,replicaCount=2":   "needs source=kubernetes",
+		"sharding.totalShards=2,replicaCount=2":                                            "replicaCount must be 1",
 		"prometheusRule.enabled=true,prometheusRule.overrides.CrowsnestNope.disabled=true": "CrowsnestNope: no such alert",
 	} {
 		out, err := helmRun(t, "template", "--set", set)
@@ -744,6 +749,53 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 	})
 
+	t.Run("sharding", func(t *testing.T) {
+		// One shard: the Deployment, no shard flags.
+		if len(defaults["StatefulSet"]) != 0 || len(defaults["Deployment"]) != 1 || slices.ContainsFunc(defArgs, func(a string) bool { return strings.Contains(a, "shard") }) {
+			t.Errorf("the defaults render %d StatefulSets, %d Deployments, args %v", len(defaults["StatefulSet"]), len(defaults["Deployment"]), defArgs)
+		}
+		kinds := render(t, "--set", "sharding.totalShards=3,leaderElection.enabled=true")
+		if len(kinds["Deployment"]) != 0 || len(kinds["StatefulSet"]) != 1 {
+			t.Fatalf("sharded: %d Deployments, %d StatefulSets, want a StatefulSet only", len(kinds["Deployment"]), len(kinds["StatefulSet"]))
+		}
+		sts := kinds["StatefulSet"][0]
+		if get(sts, "spec", "replicas") != 3 || get(sts, "spec", "serviceName") != "crowsnest" || get(sts, "spec", "podManagementPolicy") != "Parallel" ||
+			!reflect.DeepEqual(get(sts, "spec", "selector"), get(defaults["Deployment"][0], "spec", "selector")) {
+			t.Errorf("StatefulSet spec %v", get(sts, "spec"))
+		}
+		_, c := container(t, kinds)
+		args := strs(get(c, "args"))
+		flags := flagsOf(args)
+		if flags["total-shards"] != "3" || flags["shard"] != "$(SHARD)" || flags["leader-elect.lease-name"] != "crowsnest" {
+			t.Errorf("sharded args %v", args)
+		}
+		// The shard is the pod's ordinal, from the label the StatefulSet
+		// controller sets (Kubernetes 1.28+), through an env var the
+		// kubelet expands in the args: $(SHARD) must be the container's.
+		shard := envVar(c, "SHARD")
+		if get(shard, "valueFrom", "fieldRef", "fieldPath") != "metadata.labels['apps.kubernetes.io/pod-index']" {
+			t.Errorf("env SHARD %v", shard)
+		}
+		for _, m := range regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`).FindAllStringSubmatch(strings.Join(args, " "), -1) {
+			if envVar(c, m[1]) == nil {
+				t.Errorf("args refer to $(%s), which the container does not define: the kubelet would pass it as is", m[1])
+			}
+		}
+		// Each shard's Lease, and a drain takes one shard at a time.
+		var leases string
+		for _, r := range kinds["Role"] {
+			if strings.HasSuffix(fmt.Sprint(get(r, "metadata", "name")), "-leader-election") {
+				leases = fmt.Sprint(get(r, "rules"))
+			}
+		}
+		if !strings.Contains(leases, "resourceNames:[crowsnest-0-of-3 crowsnest-1-of-3 crowsnest-2-of-3]") {
+			t.Errorf("the leader election Role reaches %s, want the Lease of each shard", leases)
+		}
+		if pdb := kinds["PodDisruptionBudget"]; len(pdb) != 1 || get(pdb[0], "spec", "maxUnavailable") != 1 || get(pdb[0], "spec", "minAvailable") != nil {
+			t.Errorf("sharded PodDisruptionBudget %v", pdb)
+		}
+	})
+
 	t.Run("service", func(t *testing.T) {
 		svc := render(t, "--set", "service.port=9100,service.labels.x=y,service.annotations.a=b")["Service"][0]
 		if get(svc, "metadata", "labels", "x") != "y" || get(svc, "metadata", "annotations", "a") != "b" || get(get(svc, "spec", "ports").([]any)[0], "port") != 9100 {
@@ -874,6 +926,7 @@ type chartPod struct {
 // the user creates), in release namespace ns.
 func podOf(t *testing.T, env *Env, name string, rendered []map[string]any, external chartObjects, ns string) *chartPod {
 	t.Helper()
+	podName := name
 	objects := chartObjects{}
 	for k, v := range external {
 		objects[k] = v
@@ -1019,6 +1072,14 @@ func podOf(t *testing.T, env *Env, name string, rendered []map[string]any, exter
 			p.Env = append(p.Env, name+"="+move(fmt.Sprint(get(e, "value"))))
 		case get(e, "valueFrom", "fieldRef", "fieldPath") == "metadata.namespace":
 			p.Env = append(p.Env, name+"="+ns)
+		case get(e, "valueFrom", "fieldRef", "fieldPath") == "metadata.labels['apps.kubernetes.io/pod-index']":
+			// A StatefulSet's pod is named <set>-<ordinal>, and its
+			// controller labels it with the ordinal.
+			ordinal := podName[strings.LastIndex(podName, "-")+1:]
+			if _, err := strconv.Atoi(ordinal); err != nil {
+				t.Fatalf("env %s: the pod-index label of pod %s: name a StatefulSet's pod <set>-<ordinal>", name, podName)
+			}
+			p.Env = append(p.Env, name+"="+ordinal)
 		case get(e, "valueFrom", "secretKeyRef") != nil:
 			ref := get(e, "valueFrom", "secretKeyRef")
 			val, ok := objects["secret/"+get(ref, "name").(string)][get(ref, "key").(string)]
@@ -1055,6 +1116,25 @@ func podOf(t *testing.T, env *Env, name string, rendered []map[string]any, exter
 				p.Env = append(p.Env, k+"="+v)
 			}
 		}
+	}
+	// The kubelet expands $(VAR) in the arguments from the container's
+	// environment, envFrom included ($$ escapes a $; an undefined variable stays as it is).
+	vars := map[string]string{}
+	for _, e := range p.Env {
+		k, v, _ := strings.Cut(e, "=")
+		vars[k] = v
+	}
+	varRef := regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+	for i, a := range p.Args {
+		p.Args[i] = varRef.ReplaceAllStringFunc(a, func(m string) string {
+			if m == "$$" {
+				return "$"
+			}
+			if v, ok := vars[m[2:len(m)-1]]; ok {
+				return v
+			}
+			return m
+		})
 	}
 	return p
 }

@@ -46,6 +46,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{/* Whether the Applications are split between shards: sharding.totalShards
+> 1 (a StatefulSet of one pod per shard). */}}
+{{- define "crowsnest.sharded" -}}
+{{- if gt (int .Values.sharding.totalShards) 1 -}}true{{- end -}}
+{{- end -}}
+
 {{/* Whether leader election is on: asked for, or more than one replica. */}}
 {{- define "crowsnest.leaderElection" -}}
 {{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
@@ -125,6 +131,9 @@ metrics port, unless the values name another handler. */}}
 {{- end -}}
 {{- if and (eq .Values.source "argocd-api") (include "crowsnest.leaderElection" .) -}}
 {{- fail "leader election (leaderElection.enabled or replicaCount > 1) needs source=kubernetes" -}}
+{{- end -}}
+{{- if and (include "crowsnest.sharded" .) (gt (int .Values.replicaCount) 1) -}}
+{{- fail "sharding.totalShards > 1 runs one pod per shard (a StatefulSet): replicaCount must be 1" -}}
 {{- end -}}
 {{- end -}}
 

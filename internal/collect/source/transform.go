@@ -46,6 +46,7 @@ func trimMeta(m *metav1.ObjectMeta) {
 type appTrimmer struct {
 	mu      sync.Mutex
 	strings map[string]string
+	shard   Shard // other shards' apps are reduced to their metadata (shard.go)
 }
 
 func newAppTrimmer() *appTrimmer { return &appTrimmer{strings: map[string]string{}} }
@@ -53,6 +54,9 @@ func newAppTrimmer() *appTrimmer { return &appTrimmer{strings: map[string]string
 // application trims an Application (trimApplication) and shares its
 // repeated strings.
 func (t *appTrimmer) application(obj any) (any, error) {
+	if obj, foreign := t.shard.reduce(obj); foreign {
+		return obj, nil
+	}
 	obj, _ = trimApplication(obj)
 	app, ok := obj.(*v1alpha1.Application)
 	if !ok {
