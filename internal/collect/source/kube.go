@@ -56,7 +56,11 @@ func NewKubeSource(client versioned.Interface, namespaces []string, metrics *Sou
 	for _, ns := range namespaces {
 		down[ns] = notYet
 	}
-	return &KubeSource{client: client, namespaces: namespaces, metrics: metrics, logger: logger.With("component", "kubernetes-source"), trim: newAppTrimmer(), down: down, notYet: notYet}
+	// Operations that finished before now are the tracker's baselines,
+	// whose first event comes later: their results are dropped.
+	trim := newAppTrimmer()
+	trim.since = time.Now()
+	return &KubeSource{client: client, namespaces: namespaces, metrics: metrics, logger: logger.With("component", "kubernetes-source"), trim: trim, down: down, notYet: notYet}
 }
 
 // Run starts the informers and blocks until ctx is done.

@@ -102,8 +102,16 @@ func bigApp() *v1alpha1.Application {
 }
 
 // checkTrimmedApp fails unless app lost what crowsnest does not read and
-// kept what it does.
+// kept what it does. bigApp's operation finished before any source
+// started: a baseline, whose resource results the source drops.
 func checkTrimmedApp(t *testing.T, app *v1alpha1.Application) {
+	t.Helper()
+	checkTrimmed(t, app, 0)
+}
+
+// checkTrimmed is checkTrimmedApp for an app whose operation has results
+// resource results left.
+func checkTrimmed(t *testing.T, app *v1alpha1.Application, results int) {
 	t.Helper()
 	if app.ManagedFields != nil {
 		t.Error("managed fields kept")
@@ -152,9 +160,16 @@ func checkTrimmedApp(t *testing.T, app *v1alpha1.Application) {
 		t.Errorf("operation state not trimmed: %+v", op)
 	}
 	if op.Phase != synccommon.OperationSucceeded || op.Operation.Sync.Revision != "abc" || op.Operation.InitiatedBy.Username != "ana" || op.Message == "" || op.SyncResult.Revision != "abc" ||
-		len(op.SyncResult.Resources) != 1 || op.SyncResult.Resources[0].Message == "" || op.SyncResult.Resources[0].SyncPhase != synccommon.SyncPhaseSync ||
-		op.SyncResult.Resources[0].Status != synccommon.ResultCodeSynced || op.FinishedAt == nil || !op.StartedAt.Equal(&metav1.Time{Time: t0}) {
+		op.FinishedAt == nil || !op.StartedAt.Equal(&metav1.Time{Time: t0}) {
 		t.Errorf("operation state lost what crowsnest reads: %+v", op)
+	}
+	if len(op.SyncResult.Resources) != results {
+		t.Fatalf("%d resource results, want %d", len(op.SyncResult.Resources), results)
+	}
+	if results > 0 {
+		if r := op.SyncResult.Resources[0]; r.Message == "" || r.SyncPhase != synccommon.SyncPhaseSync || r.Status != synccommon.ResultCodeSynced {
+			t.Errorf("resource result lost what crowsnest reads: %+v", r)
+		}
 	}
 }
 
@@ -175,6 +190,41 @@ func TestKubeSourceCachesTrimmedApplications(t *testing.T) {
 	src.mu.Unlock()
 	if len(cached) != 1 || cached[0].(*v1alpha1.Application).ManagedFields != nil {
 		t.Errorf("the informer caches %d apps, the first with managed fields: %v", len(cached), len(cached) == 1)
+	}
+}
+
+// An operation that finished after the source started keeps its results
+// (the tracker times and traces it); one that finished before is a
+// baseline and loses them, and the tracker derives the same from both.
+func TestBaselineOperationsLoseTheirResults(t *testing.T) {
+	trim := newAppTrimmer()
+	trim.since = t0.Add(2 * time.Minute) // bigApp's operation finished at t0+1m
+	base, _ := trim.application(bigApp())
+	checkTrimmed(t, base.(*v1alpha1.Application), 0)
+
+	trim = newAppTrimmer()
+	trim.since = t0.Add(30 * time.Second)
+	live, _ := trim.application(bigApp())
+	checkTrimmed(t, live.(*v1alpha1.Application), 1)
+
+	// The tracker, watching since after the operation, renders the same
+	// series with the results as without.
+	render := func(app *v1alpha1.Application) string {
+		st := exposition.NewStore(false)
+		conf, err := config.Parse(demo.Config())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tracker.New(conf, tracker.Subscribers{Views: []tracker.ViewSubscriber{st}}, promslog.NewNopLogger())
+		tr.Handle(model.Event{Type: model.Added, Time: t0.Add(5 * time.Minute), App: app})
+		var b bytes.Buffer
+		if _, err := st.WriteTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	if with, without := render(live.(*v1alpha1.Application)), render(base.(*v1alpha1.Application)); with != without {
+		t.Errorf("series differ without the baseline's results:\nwith:    %s\nwithout: %s", with, without)
 	}
 }
 
