@@ -34,6 +34,9 @@ type ArgoprojV1alpha1Interface interface {
 // ("" for all).
 type ApplicationInterface interface {
 	List(ctx context.Context, opts metav1.ListOptions) (*v1alpha1.ApplicationList, error)
+	// ListEach lists as List does, handing each Application to each as
+	// it is read, and returns the list's metadata.
+	ListEach(ctx context.Context, opts metav1.ListOptions, each func(*v1alpha1.Application) error) (*metav1.ListMeta, error)
 	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 }
 

@@ -616,9 +616,11 @@ func paginatingLister(apps []*v1alpha1.Application, pageSize int, calls *[]listC
 	}
 }
 
-// The first list of a reflector (resourceVersion 0) would come whole from
-// the API server's watch cache, untrimmed: the source lists in pages.
-func TestKubeSourceListsInPages(t *testing.T) {
+// The first list of a reflector (resourceVersion 0) is one request without
+// a limit, which the API server answers whole from its watch cache; the
+// client reads it as a stream (client.ListEach), trimming each app as it
+// is decoded. Pages (a relist at another version) are followed.
+func TestKubeSourceListsOnceFromTheWatchCache(t *testing.T) {
 	var apps []*v1alpha1.Application
 	for i := range 5 {
 		apps = append(apps, bigApp())
@@ -636,13 +638,24 @@ func TestKubeSourceListsInPages(t *testing.T) {
 	waitFor(t, "the apps", func() bool { return store.Len() == len(apps) })
 	mu.Lock()
 	defer mu.Unlock()
-	for _, c := range calls {
-		if c.served > 2 {
-			t.Errorf("a list call (resourceVersion %q, limit %d) got %d apps at once; want pages: %+v", c.resourceVersion, c.limit, c.served, calls)
-		}
+	if len(calls) != 1 || calls[0].resourceVersion != "0" || calls[0].limit != 0 || calls[0].served != len(apps) {
+		t.Errorf("list calls %+v, want one for resourceVersion 0 without a limit", calls)
 	}
 	a, _ := store.get("argocd/web-4")
 	checkTrimmedApp(t, a)
+
+	// A list at another version keeps the reflector's paging, and every
+	// page is read.
+	calls = nil
+	mu.Unlock()
+	l, err := listStreamed(ctx, client.ArgoprojV1alpha1().Applications(""), metav1.ListOptions{Limit: 2}, newAppTrimmer().application)
+	mu.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(l.(*v1alpha1.ApplicationList).Items); n != len(apps) || len(calls) != 3 || l.(*v1alpha1.ApplicationList).Continue != "" {
+		t.Errorf("paged list: %d apps in %d calls %+v, want %d in 3 pages", n, len(calls), calls, len(apps))
+	}
 }
 
 // listTrimmed finds the current resource version, trims each page before

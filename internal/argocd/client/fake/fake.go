@@ -100,6 +100,26 @@ func (a fakeApps) List(_ context.Context, opts metav1.ListOptions) (*v1alpha1.Ap
 	return obj.(*v1alpha1.ApplicationList), err
 }
 
+// ListEach lists with List and hands on each app, following continue
+// tokens as the REST client does.
+func (a fakeApps) ListEach(ctx context.Context, opts metav1.ListOptions, each func(*v1alpha1.Application) error) (*metav1.ListMeta, error) {
+	for {
+		l, err := a.List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for i := range l.Items {
+			if err := each(&l.Items[i]); err != nil {
+				return nil, err
+			}
+		}
+		if l.Continue == "" {
+			return &l.ListMeta, nil
+		}
+		opts.Continue, opts.ResourceVersion, opts.ResourceVersionMatch = l.Continue, "", ""
+	}
+}
+
 func (a fakeApps) Watch(_ context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	return a.watch(opts)
 }
