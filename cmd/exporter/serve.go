@@ -154,6 +154,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	}
 	if ks, ok := src.(*source.KubeSource); ok {
 		ks.SetShard(c.shardOf()) // other shards' apps: metadata only
+		track.SetOnRelease(ks.Released) // finished operations' results leave the cache
 	}
 	workloads, err := c.newWorkloadSource(logger)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
@@ -99,6 +100,17 @@ func (s *KubeSource) Run(ctx context.Context, sink Sink) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// Released is the tracker's release hook (tracker.SetOnRelease): the
+// results of the app's operation that started and finished then are
+// dropped from the app at its next update; zero times forget the app.
+func (s *KubeSource) Released(uid types.UID, started, finished time.Time) {
+	if started.IsZero() && finished.IsZero() {
+		s.trim.released.Delete(uid)
+		return
+	}
+	s.trim.released.Store(uid, releasedOp{started.Unix(), finished.Unix()})
 }
 
 // Ready reports whether every informer has synced and the last request to

@@ -78,6 +78,9 @@ type Tracker struct {
 	// waveDelay is Argo CD's delay after each wave
 	// (ARGOCD_SYNC_WAVE_DELAY), to tell when a wave began.
 	waveDelay time.Duration
+	// onRelease, if set, is told when the resource results of an app's
+	// operation will not be read again (SetOnRelease).
+	onRelease func(uid types.UID, started, finished time.Time)
 	// failureWindow: an app turning Degraded this long after a
 	// deployment makes it a failed change.
 	failureWindow time.Duration
@@ -180,6 +183,28 @@ func (t *Tracker) SetWaveDelay(d time.Duration) {
 	t.waveDelay = d
 }
 
+// SetOnRelease sets f, which the tracker calls when it will never read the
+// resource results of an app's operation again — it handed the operation
+// off, or took it as a baseline — with the app's UID and the operation's
+// start and end; with zero times when the app is gone. The Kubernetes
+// source then drops those results from the cached app at its next update,
+// so a finished operation's per-resource detail does not stay in memory
+// until the next operation. f is called with the tracker's lock held: it
+// must be quick and must not call the tracker. Call it before the first
+// event.
+func (t *Tracker) SetOnRelease(f func(uid types.UID, started, finished time.Time)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.onRelease = f
+}
+
+// released tells onRelease that op's results are not needed any more.
+func (t *Tracker) released(st *appState, op finishedOp) {
+	if t.onRelease != nil && op.state != nil {
+		t.onRelease(st.uid, op.started, op.finished)
+	}
+}
+
 // outbox collects what one call decided, to publish after the lock.
 type outbox struct {
 	views   []*model.AppView
@@ -236,7 +261,10 @@ func (t *Tracker) Handle(e model.Event) {
 	}
 	if e.Type == model.Deleted {
 		delete(t.children, key)
-		if _, ok := t.apps[key]; ok {
+		if st, ok := t.apps[key]; ok {
+			if t.onRelease != nil {
+				t.onRelease(st.uid, time.Time{}, time.Time{})
+			}
 			delete(t.apps, key)
 			t.workloads.removeApp(e.App.Name, key)
 			out.deleted = append(out.deleted, key)
@@ -650,6 +678,7 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 		if ow := st.waves; ow != nil && ow.done && ow.key == key {
 			ow.release()
 		}
+		t.released(st, op)
 		return
 	}
 	if running {
@@ -660,6 +689,7 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 		// in the operation then. The waves' timings stay in lastWaves.
 		defer ow.release()
 	}
+	defer t.released(st, op)
 	if op.dryRun {
 		// Not a deployment: no count, no duration, no trace, no page.
 		st.dryRuns++
