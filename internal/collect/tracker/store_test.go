@@ -144,17 +144,25 @@ func BenchmarkScrape(b *testing.B) {
 			b.Fatal(err)
 		}
 		tr.mu.Lock() // a scrape must not need it
-		for _, enc := range []string{"identity", "gzip"} {
-			b.Run(fmt.Sprintf("apps=%d/workloads=%d/encoding=%s", apps, workloads*apps, enc), func(b *testing.B) {
-				req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-				req.Header.Set("Accept-Encoding", enc)
-				w := &discard{h: http.Header{}}
-				b.SetBytes(size) // uncompressed exposition size: MB/s reads as text rendered
-				for b.Loop() {
-					h.ServeHTTP(w, req)
-				}
-				b.ReportMetric(float64(w.n)/float64(b.N), "wire-B/scrape")
-			})
+		for _, format := range []struct{ name, accept string }{
+			{"text", ""},
+			{"openmetrics", "application/openmetrics-text; version=1.0.0"},
+		} {
+			for _, enc := range []string{"identity", "gzip"} {
+				b.Run(fmt.Sprintf("apps=%d/workloads=%d/format=%s/encoding=%s", apps, workloads*apps, format.name, enc), func(b *testing.B) {
+					req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+					req.Header.Set("Accept-Encoding", enc)
+					if format.accept != "" {
+						req.Header.Set("Accept", format.accept)
+					}
+					w := &discard{h: http.Header{}}
+					b.SetBytes(size) // uncompressed exposition size: MB/s reads as text rendered
+					for b.Loop() {
+						h.ServeHTTP(w, req)
+					}
+					b.ReportMetric(float64(w.n)/float64(b.N), "wire-B/scrape")
+				})
+			}
 		}
 		tr.mu.Unlock()
 	}
