@@ -178,6 +178,30 @@ func BenchmarkHandle(b *testing.B) {
 	}
 }
 
+// BenchmarkHandleChange measures an update that changes an app's series
+// (its health flips between Healthy and Degraded) in a store of 10,000
+// apps, each update to another app than the one before, as when many apps
+// change: the store re-renders the app and re-encodes what changed.
+func BenchmarkHandleChange(b *testing.B) {
+	const apps, flipped = 10000, 1024
+	tr, _ := newTestTracker()
+	var versions [2][]*v1alpha1.Application
+	for i := 0; i < apps; i++ {
+		a := benchApp(i)
+		tr.Handle(model.Event{Type: model.Added, Time: t0, App: a})
+		if i%(apps/flipped) == 0 && len(versions[0]) < flipped {
+			degraded := a.DeepCopy()
+			degraded.Status.Health.Status = health.HealthStatusDegraded
+			versions[0], versions[1] = append(versions[0], degraded), append(versions[1], a)
+		}
+	}
+	k := 0
+	for b.Loop() {
+		tr.Handle(model.Event{Type: model.Modified, Time: t0, App: versions[k/flipped%2][k%flipped]})
+		k++
+	}
+}
+
 // Prometheus asks for OpenMetrics, the one format that carries exemplars:
 // the sync duration histogram's exemplar is the operation's trace id.
 func TestMetricsHandlerOpenMetrics(t *testing.T) {
