@@ -184,3 +184,45 @@ func TestStoreCompressesBlocks(t *testing.T) {
 		t.Errorf("%d blocks for %d apps: freed slots were not reused", len(s.blocks), n)
 	}
 }
+
+// multModPBitwise is zlib's multmodp, bit by bit.
+func multModPBitwise(a, b uint32) uint32 {
+	var p uint32
+	for m := uint32(1) << 31; a != 0; m >>= 1 {
+		if a&m != 0 {
+			p ^= b
+			a &^= m
+		}
+		if b&1 != 0 {
+			b = b>>1 ^ crcPoly
+		} else {
+			b >>= 1
+		}
+	}
+	return p
+}
+
+func TestMultModP(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	cases := [][2]uint32{{0, 0}, {0, 1}, {1 << 31, 0xdeadbeef}, {0xffffffff, 0xffffffff}, {1, 1}}
+	for range 10000 {
+		cases = append(cases, [2]uint32{rng.Uint32(), rng.Uint32()})
+	}
+	for _, c := range cases {
+		if got, want := multModP(c[0], c[1]), multModPBitwise(c[0], c[1]); got != want {
+			t.Fatalf("multModP(%08x, %08x) = %08x, want %08x", c[0], c[1], got, want)
+		}
+	}
+}
+
+// BenchmarkMultModP is the cost per chunk of a gzip scrape's CRC.
+func BenchmarkMultModP(b *testing.B) {
+	a, c := crcShift(12345), uint32(0x12345678)
+	for b.Loop() {
+		c = multModP(a, c)
+	}
+	b.StopTimer()
+	if c == 0 {
+		b.Log(c)
+	}
+}
