@@ -96,6 +96,10 @@ type Store struct {
 //	x single stream       8.1   2.09   1.59   1.32   1.17   1.09
 //	µs per chunk           ~8    ~15    ~19    ~27    ~39   ~100
 //
+// (A prototype's figures, apps in random order. The store keeps them in
+// the order they came, here by name as a list from the API server comes,
+// and neighbours compress better: it sends 3.56 MB for that exposition,
+// 1.22x, and 2.81 MB for its 45 MB without workloads, 1.33x.)
 // A chunk per (app, family) loses what compresses text this repetitive:
 // each chunk starts with no history, so its metric name and identity
 // labels are literals, and carries its own Huffman tables. 32 keeps the
