@@ -98,7 +98,7 @@ var finalBlock = []byte{0x03, 0x00}
 // it compresses as it goes.
 type gzipStream struct {
 	w    io.Writer
-	fw   *flate.Writer // compresses the on-the-fly chunks
+	fw   *flate.Writer // compresses the on-the-fly chunks; from flateWriters, nil until the first
 	crc  uint32        // of the uncompressed bytes so far
 	size uint32        // of the uncompressed bytes so far, modulo 2^32
 	n    int64         // bytes written to w
@@ -130,7 +130,12 @@ func (z *gzipStream) chunk(c *chunk) {
 }
 
 // begin starts a chunk compressed on the fly.
-func (z *gzipStream) begin() { z.fw.Reset(z) }
+func (z *gzipStream) begin() {
+	if z.fw == nil {
+		z.fw = flateWriters.Get().(*flate.Writer)
+	}
+	z.fw.Reset(z)
+}
 
 // write adds p to the chunk begun.
 func (z *gzipStream) write(p []byte) {
@@ -151,6 +156,10 @@ func (z *gzipStream) end() {
 
 // close ends the deflate data and writes the gzip trailer.
 func (z *gzipStream) close() error {
+	if z.fw != nil {
+		flateWriters.Put(z.fw)
+		z.fw = nil
+	}
 	var trailer [10]byte
 	copy(trailer[:], finalBlock)
 	binary.LittleEndian.PutUint32(trailer[2:], z.crc)

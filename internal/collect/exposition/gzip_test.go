@@ -2,8 +2,8 @@ package exposition
 
 import (
 	"bytes"
-	"compress/flate"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -49,9 +49,7 @@ func TestGzipStream(t *testing.T) {
 		parts = append(parts, p)
 	}
 	var want, stream bytes.Buffer
-	fw := flateWriters.Get().(*flate.Writer)
-	defer flateWriters.Put(fw)
-	z := &gzipStream{w: &stream, fw: fw}
+	z := &gzipStream{w: &stream}
 	z.header()
 	for i, p := range parts {
 		want.Write(p)
@@ -183,6 +181,42 @@ func TestStoreCompressesBlocks(t *testing.T) {
 	if len(s.blocks) != (n+blockApps-1)/blockApps {
 		t.Errorf("%d blocks for %d apps: freed slots were not reused", len(s.blocks), n)
 	}
+
+	// A scraper that goes away mid-scrape gets an error, and the next
+	// scrape is whole all the same (its flate writer was reused).
+	for _, cut := range []int{5, 100, 3000} {
+		if _, err := s.writeGzip(&failingWriter{left: cut}, []byte("self 1\n"), false); err == nil {
+			t.Errorf("a write that failed after %d bytes returned no error", cut)
+		}
+	}
+	var identity, stream bytes.Buffer
+	identity.WriteString("self 1\n")
+	if _, err := s.WriteTo(&identity); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.writeGzip(&stream, []byte("self 1\n"), false); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(&stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(zr); err != nil || !bytes.Equal(got, identity.Bytes()) {
+		t.Errorf("gunzipped %d bytes (%v), want the %d of the identity scrape", len(got), err, identity.Len())
+	}
+}
+
+// failingWriter fails once left bytes were written.
+type failingWriter struct{ left int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.left {
+		n := w.left
+		w.left = 0
+		return n, errors.New("the scraper went away")
+	}
+	w.left -= len(p)
+	return len(p), nil
 }
 
 // multModPBitwise is zlib's multmodp, bit by bit.

@@ -471,9 +471,9 @@ func (s *Store) write(w io.Writer, headers [][]byte) (int64, error) {
 // writeGzip writes prefix (the self metrics) and every family in the text
 // format, or in OpenMetrics with the closing "# EOF", as one gzip member,
 // gunzipping to what WriteTo or WriteOpenMetrics would write after prefix.
-// fw compresses prefix and the stale chunks of the blocks that wait for
-// compression. It returns the bytes written to w.
-func (s *Store) writeGzip(w io.Writer, fw *flate.Writer, prefix []byte, openMetrics bool) (int64, error) {
+// It compresses prefix and the stale chunks of the blocks that wait for
+// compression as it goes. It returns the bytes written to w.
+func (s *Store) writeGzip(w io.Writer, prefix []byte, openMetrics bool) (int64, error) {
 	s.chunksOnce.Do(s.compressHeaders)
 	headers := s.headerChunks
 	if openMetrics {
@@ -481,7 +481,7 @@ func (s *Store) writeGzip(w io.Writer, fw *flate.Writer, prefix []byte, openMetr
 	}
 	snap := s.snapshot()
 	defer s.release(snap)
-	z := &gzipStream{w: w, fw: fw}
+	z := &gzipStream{w: w}
 	z.header()
 	if len(prefix) > 0 {
 		z.begin()
@@ -507,7 +507,7 @@ func (s *Store) writeGzip(w io.Writer, fw *flate.Writer, prefix []byte, openMetr
 			z.end()
 		}
 		if z.err != nil {
-			return z.n, z.err
+			break
 		}
 	}
 	if openMetrics {
@@ -570,9 +570,7 @@ func (h *MetricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", string(format))
 	if acceptsGzip(r) {
 		w.Header().Set("Content-Encoding", "gzip")
-		fw := flateWriters.Get().(*flate.Writer)
-		defer flateWriters.Put(fw)
-		if _, err := h.store.writeGzip(w, fw, selfText.Bytes(), openMetrics); err != nil {
+		if _, err := h.store.writeGzip(w, selfText.Bytes(), openMetrics); err != nil {
 			// The scraper went away; nothing to tell it.
 			h.logger.Debug("write metrics", "err", err)
 		}
