@@ -413,6 +413,7 @@ func (s *Store) WriteOpenMetrics(w io.Writer) (int64, error) {
 type snapshot struct {
 	blocks []*block
 	filled []int
+	apps   [][][]byte // the blocks' apps, for write
 }
 
 // snapshot holds the lock only to copy the blocks' pointers, so a slow
@@ -431,7 +432,9 @@ func (s *Store) snapshot() *snapshot {
 
 // release recycles snap for the next scrape.
 func (s *Store) release(snap *snapshot) {
-	clear(snap.blocks) // keep the slice, not the blocks
+	clear(snap.blocks) // keep the slices, not what they point to
+	clear(snap.apps)
+	snap.apps = snap.apps[:0]
 	s.snapshots.Put(snap)
 }
 
@@ -439,6 +442,16 @@ func (s *Store) release(snap *snapshot) {
 func (s *Store) write(w io.Writer, headers [][]byte) (int64, error) {
 	snap := s.snapshot()
 	defer s.release(snap)
+	// One flat list of the apps (as before blocks), so that the loop
+	// over them, once per family, reads nothing but their samples: going
+	// by block instead measured up to ~20% more CPU, if noisily.
+	for _, b := range snap.blocks {
+		for _, app := range b.apps {
+			if app != nil {
+				snap.apps = append(snap.apps, app)
+			}
+		}
+	}
 	var n int64
 	for f := range s.families {
 		m, err := w.Write(headers[f])
@@ -449,19 +462,14 @@ func (s *Store) write(w io.Writer, headers [][]byte) (int64, error) {
 		if snap.filled[f] == 0 {
 			continue
 		}
-		for _, b := range snap.blocks {
-			if b.chunks[f].size == 0 && !b.isStale(f) {
-				continue // none of its apps has samples of f
+		for _, app := range snap.apps {
+			if len(app[f]) == 0 {
+				continue
 			}
-			for _, app := range b.apps {
-				if app == nil || len(app[f]) == 0 {
-					continue
-				}
-				m, err := w.Write(app[f])
-				n += int64(m)
-				if err != nil {
-					return n, err
-				}
+			m, err := w.Write(app[f])
+			n += int64(m)
+			if err != nil {
+				return n, err
 			}
 		}
 	}
