@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"bytes"
 	"compress/gzip"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	pmodel "github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -64,6 +67,197 @@ func TestMetricsHandler(t *testing.T) {
 			if !strings.Contains(string(text), want) {
 				t.Errorf("gzip=%v: /metrics lacks %s", gz, want)
 			}
+		}
+	}
+}
+
+// A gzip scrape is the identity scrape compressed: the store keeps its
+// series compressed per family and block of apps, and compresses again
+// what changed; whatever it kept or redid, Go's gzip reader (Prometheus')
+// reads back exactly the identity scrape's bytes, self metrics included,
+// in the text format and in OpenMetrics, and the stream is one gzip member
+// (so that curl --compressed and other zlib readers read it all). Checked
+// after apps were added, changed (series, operations with per-app
+// histograms, workloads), deleted and added again into freed slots.
+func TestMetricsHandlerGzipIsIdentity(t *testing.T) {
+	tr, store, reg := newTrackerWithRegistry(true)
+	self := prometheus.NewGauge(prometheus.GaugeOpts{Name: "crowsnest_test_self", Help: "A self metric."})
+	self.Set(42)
+	reg.MustRegister(self)
+	h := exposition.NewMetricsHandler(reg, store, promslog.NewNopLogger())
+
+	scrape := func(t *testing.T, accept, encoding string) *httptest.ResponseRecorder {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		if encoding != "" {
+			req.Header.Set("Accept-Encoding", encoding)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	check := func(t *testing.T, stage string, wantApps int) {
+		t.Helper()
+		for _, format := range []struct{ name, accept string }{
+			{"text", ""},
+			{"OpenMetrics", "application/openmetrics-text; version=1.0.0"},
+		} {
+			identity := scrape(t, format.accept, "").Body.Bytes()
+			if enc := scrape(t, format.accept, "gzip;q=0").Header().Get("Content-Encoding"); enc != "" {
+				t.Errorf("%s, %s: Accept-Encoding gzip;q=0 got Content-Encoding %q", stage, format.name, enc)
+			}
+			rec := scrape(t, format.accept, "gzip")
+			if enc := rec.Header().Get("Content-Encoding"); enc != "gzip" {
+				t.Fatalf("%s, %s: Content-Encoding %q, want gzip", stage, format.name, enc)
+			}
+			body := bytes.NewReader(rec.Body.Bytes())
+			zr, err := gzip.NewReader(body)
+			if err != nil {
+				t.Fatalf("%s, %s: %v", stage, format.name, err)
+			}
+			zr.Multistream(false)
+			gunzipped, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatalf("%s, %s: gunzip: %v", stage, format.name, err)
+			}
+			if body.Len() != 0 {
+				t.Errorf("%s, %s: %d bytes after the first gzip member", stage, format.name, body.Len())
+			}
+			if !bytes.Equal(gunzipped, identity) {
+				i := 0
+				for i < min(len(gunzipped), len(identity)) && gunzipped[i] == identity[i] {
+					i++
+				}
+				t.Fatalf("%s, %s: gunzipped scrape (%d bytes) differs from the identity scrape (%d bytes) at byte %d:\n%q\nwant\n%q",
+					stage, format.name, len(gunzipped), len(identity), i,
+					gunzipped[max(0, i-80):min(len(gunzipped), i+80)], identity[max(0, i-80):min(len(identity), i+80)])
+			}
+			text := string(identity)
+			apps := strings.Count(text, "\ncrowsnest_app_info{")
+			if apps != wantApps || !strings.Contains(text, "\ncrowsnest_test_self 42") {
+				t.Errorf("%s, %s: %d apps' info (want %d), self metric present: %v", stage, format.name, apps, wantApps, strings.Contains(text, "\ncrowsnest_test_self 42"))
+			}
+			if format.name == "OpenMetrics" {
+				if !strings.HasSuffix(text, "# EOF\n") || strings.Count(text, "# EOF") != 1 {
+					t.Errorf("%s: OpenMetrics scrape does not end with one # EOF", stage)
+				}
+				continue
+			}
+			parser := expfmt.NewTextParser(pmodel.UTF8Validation)
+			families, err := parser.TextToMetricFamilies(bytes.NewReader(gunzipped))
+			if err != nil {
+				t.Fatalf("%s: the gunzipped text scrape does not parse: %v", stage, err)
+			}
+			if n := len(families["crowsnest_app_info"].GetMetric()); n != wantApps {
+				t.Errorf("%s: parsed %d crowsnest_app_info series, want %d", stage, n, wantApps)
+			}
+		}
+	}
+
+	// 150 apps fill 5 blocks of the store: the two changed last wait
+	// for compression (a scrape compresses them), the others are kept
+	// compressed.
+	const apps = 150
+	workload := func(i int, typ model.EventType, ready int64) {
+		a := benchApp(i)
+		tr.HandleWorkload(model.WorkloadEvent{Type: typ, Time: t0, Workload: model.Workload{
+			Kind: "Deployment", Namespace: a.Spec.Destination.Namespace, Name: a.Name, App: a.Name, AppNamespace: a.Namespace,
+			Replicas: map[string]int64{"desired": 3, "ready": ready},
+		}})
+	}
+	for i := 0; i < apps; i++ {
+		tr.Handle(model.Event{Type: model.Added, Time: t0, App: benchApp(i)})
+		if i%3 == 0 {
+			workload(i, model.Added, 3)
+		}
+	}
+	check(t, "added", apps)
+
+	// Changes spread over every block: health, operations that finish
+	// (the per-app histograms), workloads.
+	for i := 0; i < apps; i += 7 {
+		a := benchApp(i)
+		a.Status.Health.Status = health.HealthStatusDegraded
+		tr.Handle(model.Event{Type: model.Modified, Time: at(time.Minute), App: a})
+		if i%2 == 0 {
+			a = a.DeepCopy()
+			operation(synccommon.OperationRunning, at(2*time.Minute), nil)(a)
+			tr.Handle(model.Event{Type: model.Modified, Time: at(2 * time.Minute), App: a})
+			a = a.DeepCopy()
+			operation(synccommon.OperationFailed, at(2*time.Minute), ptr(at(3*time.Minute)))(a)
+			tr.Handle(model.Event{Type: model.Modified, Time: at(3 * time.Minute), App: a})
+		}
+		if i%3 == 0 {
+			workload(i, model.Modified, 1)
+		}
+	}
+	check(t, "changed", apps)
+	if n := strings.Count(samples(t, store), "crowsnest_app_sync_duration_seconds_count{"); n == 0 {
+		t.Fatal("no per-app histogram: the operations did not finish")
+	}
+
+	// Deletions: every third app, and all of the first block.
+	deleted := 0
+	for i := 0; i < apps; i++ {
+		if i%3 == 1 || i < 32 {
+			tr.Handle(model.Event{Type: model.Deleted, Time: at(4 * time.Minute), App: benchApp(i)})
+			deleted++
+		}
+	}
+	check(t, "deleted", apps-deleted)
+
+	// New apps take the freed slots.
+	for i := apps; i < apps+60; i++ {
+		tr.Handle(model.Event{Type: model.Added, Time: at(5 * time.Minute), App: benchApp(i)})
+	}
+	check(t, "added again", apps-deleted+60)
+}
+
+// Scrapes run while apps change (run with -race): each gzip scrape decodes
+// and parses whole, whichever blocks were being compressed again meanwhile.
+func TestMetricsHandlerGzipWhileUpdating(t *testing.T) {
+	tr, store := newTestTracker()
+	h := exposition.NewMetricsHandler(prometheus.NewRegistry(), store, promslog.NewNopLogger())
+	const apps = 100
+	for i := 0; i < apps; i++ {
+		tr.Handle(model.Event{Type: model.Added, Time: t0, App: benchApp(i)})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for k := 0; k < 300; k++ {
+			a := benchApp(k * 7 % apps)
+			if k%2 == 0 {
+				a.Status.Health.Status = health.HealthStatusDegraded
+			}
+			typ := model.Modified
+			if k%10 == 9 {
+				typ = model.Deleted
+			}
+			tr.Handle(model.Event{Type: typ, Time: at(time.Duration(k) * time.Second), App: a})
+		}
+	}()
+	for scrapes := 0; ; scrapes++ {
+		select {
+		case <-done:
+			t.Logf("%d scrapes during the updates", scrapes)
+			return
+		default:
+		}
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		zr, err := gzip.NewReader(rec.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(pmodel.UTF8Validation)
+		if _, err := parser.TextToMetricFamilies(zr); err != nil {
+			t.Fatalf("scrape %d: %v", scrapes, err)
 		}
 	}
 }
@@ -145,17 +339,25 @@ func BenchmarkScrape(b *testing.B) {
 			b.Fatal(err)
 		}
 		tr.mu.Lock() // a scrape must not need it
-		for _, enc := range []string{"identity", "gzip"} {
-			b.Run(fmt.Sprintf("apps=%d/workloads=%d/encoding=%s", apps, workloads*apps, enc), func(b *testing.B) {
-				req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-				req.Header.Set("Accept-Encoding", enc)
-				w := &discard{h: http.Header{}}
-				b.SetBytes(size) // uncompressed exposition size: MB/s reads as text rendered
-				for b.Loop() {
-					h.ServeHTTP(w, req)
-				}
-				b.ReportMetric(float64(w.n)/float64(b.N), "wire-B/scrape")
-			})
+		for _, format := range []struct{ name, accept string }{
+			{"text", ""},
+			{"openmetrics", "application/openmetrics-text; version=1.0.0"},
+		} {
+			for _, enc := range []string{"identity", "gzip"} {
+				b.Run(fmt.Sprintf("apps=%d/workloads=%d/format=%s/encoding=%s", apps, workloads*apps, format.name, enc), func(b *testing.B) {
+					req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+					req.Header.Set("Accept-Encoding", enc)
+					if format.accept != "" {
+						req.Header.Set("Accept", format.accept)
+					}
+					w := &discard{h: http.Header{}}
+					b.SetBytes(size) // uncompressed exposition size: MB/s reads as text rendered
+					for b.Loop() {
+						h.ServeHTTP(w, req)
+					}
+					b.ReportMetric(float64(w.n)/float64(b.N), "wire-B/scrape")
+				})
+			}
 		}
 		tr.mu.Unlock()
 	}
@@ -168,6 +370,30 @@ func BenchmarkHandle(b *testing.B) {
 	app := benchApp(1)
 	for b.Loop() {
 		tr.Handle(model.Event{Type: model.Modified, Time: t0, App: app})
+	}
+}
+
+// BenchmarkHandleChange measures an update that changes an app's series
+// (its health flips between Healthy and Degraded) in a store of 10,000
+// apps, each update to another app than the one before, as when many apps
+// change: the store re-renders the app and re-encodes what changed.
+func BenchmarkHandleChange(b *testing.B) {
+	const apps, flipped = 10000, 1024
+	tr, _ := newTestTracker()
+	var versions [2][]*v1alpha1.Application
+	for i := 0; i < apps; i++ {
+		a := benchApp(i)
+		tr.Handle(model.Event{Type: model.Added, Time: t0, App: a})
+		if i%(apps/flipped) == 0 && len(versions[0]) < flipped {
+			degraded := a.DeepCopy()
+			degraded.Status.Health.Status = health.HealthStatusDegraded
+			versions[0], versions[1] = append(versions[0], degraded), append(versions[1], a)
+		}
+	}
+	k := 0
+	for b.Loop() {
+		tr.Handle(model.Event{Type: model.Modified, Time: t0, App: versions[k/flipped%2][k%flipped]})
+		k++
 	}
 }
 
