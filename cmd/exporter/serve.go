@@ -153,7 +153,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	if ks, ok := src.(*source.KubeSource); ok {
-		ks.SetShard(c.shardOf()) // other shards' apps: metadata only
+		ks.SetShard(c.shardOf())        // other shards' apps: metadata only
 		track.SetOnRelease(ks.Released) // finished operations' results leave the cache
 	}
 	workloads, err := c.newWorkloadSource(logger)
