@@ -10,14 +10,11 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/crowsnest/crowsnest/internal/collect/tracker"
 	"github.com/crowsnest/crowsnest/internal/deploy"
+	"github.com/crowsnest/crowsnest/internal/leader"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -114,10 +111,6 @@ func (f gatedFacts) Fact(fact *model.Fact) {
 // takes it within --leader-elect.retry-period); a crashed leader's Lease
 // expires after --leader-elect.lease-duration.
 func (c *cli) newLeaderElection(rc *rest.Config, g *leaderGate, logger *slog.Logger) (func(context.Context), error) {
-	client, err := coordinationv1.NewForConfig(rc) // only the Lease API: the whole clientset is 200 more packages
-	if err != nil {
-		return nil, fmt.Errorf("leader election client: %w", err)
-	}
 	host, _ := os.Hostname()
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
@@ -129,31 +122,28 @@ func (c *cli) newLeaderElection(rc *rest.Config, g *leaderGate, logger *slog.Log
 	if ns == "" {
 		ns = "default"
 	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: c.leaseName()},
-		Client:     client,
-		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	leases, err := leader.NewRESTLeases(rc, ns)
+	if err != nil {
+		return nil, fmt.Errorf("leader election client: %w", err)
 	}
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   *c.leaderLeaseDuration,
-		RenewDeadline:   *c.leaderLeaseDuration * 2 / 3,
-		RetryPeriod:     *c.leaderRetryPeriod,
-		ReleaseOnCancel: true,
-		Name:            "crowsnest",
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) {
-				logger.Info("leading: sending traces, events and pages", "identity", id, "lease", ns+"/"+c.leaseName())
-				g.set(true)
-			},
-			OnStoppedLeading: func() {
-				logger.Info("no longer leading", "identity", id)
-				g.set(false)
-			},
+	log := logger.With("component", "leader-election")
+	le, err := leader.New(leader.Config{
+		Leases: leases, Name: c.leaseName(), Namespace: ns, Identity: id,
+		LeaseDuration: *c.leaderLeaseDuration,
+		RenewDeadline: *c.leaderLeaseDuration * 2 / 3,
+		RetryPeriod:   *c.leaderRetryPeriod,
+		OnStarted: func() {
+			log.Info("leading: sending traces, events and pages", "identity", id, "lease", ns+"/"+c.leaseName())
+			g.set(true)
 		},
+		OnStopped: func() {
+			log.Info("no longer leading", "identity", id)
+			g.set(false)
+		},
+		Logger: log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("leader election: %w", err)
+		return nil, err
 	}
 	return func(ctx context.Context) {
 		// Run returns when leadership is lost (after releasing the Lease
