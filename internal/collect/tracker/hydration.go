@@ -28,10 +28,15 @@ type hydrationState struct {
 	counts       [model.NumHydrationResults]uint64
 }
 
-// hydrationKey identifies a finished hydrate operation.
+// hydrationKey identifies a finished hydrate operation: by its start, which
+// Argo CD's hydrator sets when it marks the app Hydrating and keeps while it
+// runs (markAppsHydrating), and its result. Not by its end: the hydrator may
+// hydrate one operation twice (its queue item fires twice, argo-cd#27926)
+// and write it Hydrated twice with two finishedAt a second apart; seen in
+// the e2e, that counted one hydration twice.
 type hydrationKey struct {
-	started, finished int64
-	phase             v1alpha1.HydrateOperationPhase
+	started int64
+	phase   v1alpha1.HydrateOperationPhase
 }
 
 // observeHydration follows the app's current hydrate operation: its phase,
@@ -72,7 +77,7 @@ func (t *Tracker) observeHydration(st *appState, facts factLog) {
 	if phase == v1alpha1.HydrateOperationPhaseHydrated {
 		h.lastDuration, h.hasDuration = took, true
 	}
-	key := hydrationKey{op.StartedAt.Unix(), op.FinishedAt.Unix(), phase}
+	key := hydrationKey{op.StartedAt.Unix(), phase}
 	if key == h.last && !h.running {
 		return
 	}

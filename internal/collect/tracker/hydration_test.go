@@ -96,6 +96,11 @@ func TestHydration(t *testing.T) {
 	if _, ok := get("crowsnest_app_hydration_info", "dry_sha", "dry2", "hydrated_sha", "hyd2"); !ok {
 		t.Error("no hydration_info for dry2/hyd2")
 	}
+	// The hydrator hydrates the same operation (same start) twice and
+	// writes it Hydrated again a second later (argo-cd#27926): one
+	// hydration, counted once.
+	handle(2*time.Minute+16*time.Second, hydratedApp(hydrateOp(v1alpha1.HydrateOperationPhaseHydrated, at(2*time.Minute+12*time.Second), ptr(2*time.Minute+16*time.Second), "dry2", "hyd2"), "dry2", "hyd2"))
+	expect("hydrated twice", "Hydrated", time.Time{}, 1, 1)
 
 	// Argo CD keeps whole seconds: a hydration that starts and fails in the
 	// second the last one started and succeeded is still a new one, and so
