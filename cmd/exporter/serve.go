@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	versioned "github.com/crowsnest/crowsnest/internal/argocd/client"
@@ -519,7 +520,9 @@ func (c *cli) workloadsOf(kinds []string, logger *slog.Logger) (*source.Workload
 	if err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(rc)
+	lists := rest.CopyConfig(rc)
+	lists.DisableCompression = versioned.UncompressedLists // see there
+	dyn, err := dynamic.NewForConfig(lists)
 	if err != nil {
 		return nil, fmt.Errorf("workload client: %w", err)
 	}

@@ -57,6 +57,16 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
+// UncompressedLists is rest.Config.DisableCompression for the clients
+// crowsnest lists big collections with (Applications, workloads): without
+// it, Go's transport asks for gzip and kube-apiserver compresses every list
+// response over 128 KiB (APIResponseCompression), at the default level:
+// for 10,000 Applications of 50 resources that is 320 MB of JSON
+// compressed by the API server and inflated by crowsnest at every start.
+// Lists are read once at start-up and after a lost watch, over the
+// cluster's network, where the bytes cost less than the CPU on both sides.
+const UncompressedLists = true
+
 // Clientset is the REST implementation of Interface.
 type Clientset struct {
 	rest   rest.Interface
@@ -72,6 +82,7 @@ func NewForConfig(c *rest.Config) (*Clientset, error) {
 	cfg.ContentType = runtime.ContentTypeJSON
 	cfg.AcceptContentTypes = runtime.ContentTypeJSON
 	cfg.NegotiatedSerializer = serializer.WithoutConversionCodecFactory{CodecFactory: serializer.NewCodecFactory(scheme)}
+	cfg.DisableCompression = UncompressedLists
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = rest.DefaultKubernetesUserAgent()
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -26,11 +27,15 @@ type apiServer struct {
 	pageSize int
 	mu       sync.Mutex
 	queries  []string
+	gzip     int // requests that asked for a compressed answer
 }
 
 func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.queries = append(s.queries, r.URL.RawQuery)
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		s.gzip++
+	}
 	s.mu.Unlock()
 	if r.URL.Path != "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications" {
 		w.Header().Set("Content-Type", "application/json")
@@ -60,9 +65,12 @@ func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newTestClient(t *testing.T, h http.Handler) *Clientset {
 	t.Helper()
-	srv := httptest.NewServer(h)
+	// TLS, as an API server: client-go gives a config without TLS
+	// settings Go's default transport, whatever DisableCompression says.
+	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
-	c, err := NewForConfig(&rest.Config{Host: srv.URL})
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	c, err := NewForConfig(&rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +106,9 @@ func TestListEachStreamsEveryPage(t *testing.T) {
 		}
 		if len(srv.queries) != tc.calls {
 			t.Errorf("%s: %d requests %v, want %d", tc.desc, len(srv.queries), srv.queries, tc.calls)
+		}
+		if srv.gzip != 0 {
+			t.Errorf("%s: %d list requests asked for gzip; lists are read uncompressed (UncompressedLists)", tc.desc, srv.gzip)
 		}
 	}
 }
