@@ -53,6 +53,8 @@ import (
 //	CROWSNEST_SCALE_CHURN_DURATION [60s]  how long the churn lasts (0 turns it off)
 //	CROWSNEST_SCALE_POLL_INTERVAL [250ms] the latency poller's scrape period (start to start)
 //	CROWSNEST_SCALE_READY_TIMEOUT [15m]   how long one start may take to serve every app
+//	CROWSNEST_SCALE_WATCH_CACHE [auto]    on or off: kube-apiserver's watch cache for Applications;
+//	                                      auto is on up to 20,000 apps, off above (see scaleWatchCacheApps)
 //	CROWSNEST_SCALE_REPORT                also write the Markdown report to this file
 //	CROWSNEST_SCALE_PPROF                 a directory: fetch CPU (start-up) and heap profiles of the
 //	                                      run with all apps, if the binary serves /debug/pprof
@@ -88,6 +90,13 @@ const (
 	// to the chart's sizing (scaleChartApps).
 	scaleHeadroom  = 0.75
 	scaleChartApps = 10000
+	// scaleWatchCacheApps: above this many apps the API server's watch
+	// cache for Applications is off by default. It holds every object
+	// decoded (some 600 KiB of kube-apiserver RSS per app of 50 resources
+	// were measured at 10,000 apps), which would not fit 50,000 apps
+	// beside crowsnest in 24 GiB; without it lists are read from etcd and
+	// watches are etcd's, as for a resource with --watch-cache-sizes=...#0.
+	scaleWatchCacheApps = 20000
 )
 
 // scaleConfig is the benchmark's parameters, from the environment.
@@ -98,6 +107,7 @@ type scaleConfig struct {
 	churnDuration time.Duration
 	pollInterval  time.Duration
 	readyTimeout  time.Duration
+	watchCache    bool
 	report        string
 	pprofDir      string
 	pprofSeconds  int
@@ -124,6 +134,14 @@ func scaleConfigFromEnv(t *testing.T) scaleConfig {
 		pprofSeconds:  envInt(t, "CROWSNEST_SCALE_PPROF_SECONDS", 30),
 	}
 	f := c.fleet
+	switch v := os.Getenv("CROWSNEST_SCALE_WATCH_CACHE"); v {
+	case "", "auto":
+		c.watchCache = f.apps <= scaleWatchCacheApps
+	case "on", "off":
+		c.watchCache = v == "on"
+	default:
+		t.Fatalf("CROWSNEST_SCALE_WATCH_CACHE=%q: want on, off or auto", v)
+	}
 	if f.apps < 1 || f.workloads < 0 || f.resources < 1 || f.history < 1 || f.drift < 0 || f.drift > 1 || f.writers < 1 ||
 		c.scrapes < 1 || c.churnRate <= 0 || c.churnDuration < 0 || c.pollInterval <= 0 || c.readyTimeout <= 0 {
 		t.Fatalf("scale parameters out of range: %+v", c)
@@ -173,7 +191,11 @@ func TestScale(t *testing.T) {
 	quota := max(8<<30, int64(fleet.apps)*256<<10)
 	etcd.Args = append(etcd.Args, fmt.Sprintf("--quota-backend-bytes=%d", quota))
 	etcd.Start()
-	kas := env.StartKubeAPIServer(etcd)
+	kas := env.NewKubeAPIServer(etcd)
+	if !cfg.watchCache {
+		kas.Args = append(kas.Args, "--watch-cache-sizes=applications.argoproj.io#0")
+	}
+	kas.Start()
 	kas.InstallArgoCDCRDs()
 
 	start := time.Now()
@@ -198,7 +220,7 @@ func TestScale(t *testing.T) {
 	}
 	for _, b := range binaries {
 		for _, r := range runs {
-			res := measureScale(t, env, kas, b, r, cfg)
+			res := measureScale(t, env, etcd, kas, b, r, cfg)
 			t.Logf("%s", res)
 			rep.results = append(rep.results, res)
 		}
@@ -259,6 +281,7 @@ type scaleResult struct {
 	ready           time.Duration // from start until every app's series were served
 	readyStep       time.Duration // the last wait's scrape time and pause: the resolution of ready
 	cpuReady        float64       // crowsnest's CPU seconds (user+system) until ready
+	kasCPU, etcdCPU float64       // kube-apiserver's and etcd's CPU seconds meanwhile (the lists)
 	peakRSS         float64       // VmHWM after the scrapes: the peak, start-up included
 	startRSS        float64       // VmRSS when ready
 	endRSS          float64       // VmRSS after the scrapes
@@ -275,9 +298,9 @@ func (r scaleResult) String() string {
 	if r.err != "" && r.ready == 0 {
 		return fmt.Sprintf("%s, %s (%d apps, %d workloads): FAILED: %s; peak RSS %s", r.binary, r.run, r.apps, r.workloads, r.err, mib(r.peakRSS))
 	}
-	s := fmt.Sprintf("%s, %s (%d apps, %d workloads): /readyz after %v, every app's series after %v (±%v), %.1f s of CPU; peak RSS %s, RSS %s when ready and %s after %d scrapes (anonymous %s), heap in use %s, live heap ~%s",
+	s := fmt.Sprintf("%s, %s (%d apps, %d workloads): /readyz after %v, every app's series after %v (±%v), %.1f s of CPU (kube-apiserver %.1f s, etcd %.1f s); peak RSS %s, RSS %s when ready and %s after %d scrapes (anonymous %s), heap in use %s, live heap ~%s",
 		r.binary, r.run, r.apps, r.workloads, r.readyz.Round(100*time.Millisecond), r.ready.Round(100*time.Millisecond), r.readyStep.Round(100*time.Millisecond),
-		r.cpuReady, mib(r.peakRSS), mib(r.startRSS), mib(r.endRSS), scaleScrapes, mib(r.endAnon), mib(r.heapInuse), mib(r.gcGoal/2))
+		r.cpuReady, r.kasCPU, r.etcdCPU, mib(r.peakRSS), mib(r.startRSS), mib(r.endRSS), scaleScrapes, mib(r.endAnon), mib(r.heapInuse), mib(r.gcGoal/2))
 	for _, e := range r.encodings {
 		s += fmt.Sprintf("; %s %s in %v", e.name, size(float64(e.bytes)), e.median.Round(time.Millisecond))
 	}
@@ -294,7 +317,7 @@ func (r scaleResult) String() string {
 // scrapes it a few times, reads its memory, times a scrape in each encoding
 // and, if the run asks for it, measures the event-to-metric latency under
 // churn. A failure is recorded in the result, not fatal.
-func measureScale(t *testing.T, env *Env, kas *KubeAPIServer, b scaleBinary, run scaleRun, cfg scaleConfig) (res scaleResult) {
+func measureScale(t *testing.T, env *Env, etcd *Etcd, kas *KubeAPIServer, b scaleBinary, run scaleRun, cfg scaleConfig) (res scaleResult) {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", env.Port())
 	args := append([]string{"--kubeconfig=" + kas.Kubeconfig, "--web.listen-address=" + addr, "--log.level=info"}, run.flags...)
@@ -323,6 +346,7 @@ func measureScale(t *testing.T, env *Env, kas *KubeAPIServer, b scaleBinary, run
 	if run.profile {
 		prof = newScaleProfiler(cfg.pprofDir, cfg.pprofSeconds)
 	}
+	kasCPU0, etcdCPU0 := procCPU(kas.pid()), procCPU(etcd.pid())
 	start := time.Now()
 	p.Start()
 	pid = p.pid()
@@ -372,6 +396,7 @@ func measureScale(t *testing.T, env *Env, kas *KubeAPIServer, b scaleBinary, run
 	}
 	res.ready = time.Since(start)
 	res.cpuReady = procCPU(pid)
+	res.kasCPU, res.etcdCPU = procCPU(kas.pid())-kasCPU0, procCPU(etcd.pid())-etcdCPU0
 	res.startRSS, _ = procField(pid, "VmRSS")
 	var last scaleScrape
 	for range scaleScrapes {
