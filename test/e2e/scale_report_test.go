@@ -21,6 +21,7 @@ type scaleReport struct {
 	kasHWM, etcdHWM     float64 // peaks at the end
 	wall                time.Duration
 	results             []scaleResult
+	lists               []listProbe
 }
 
 func (r *scaleReport) markdown() string {
@@ -58,6 +59,18 @@ func (r *scaleReport) markdown() string {
 		r.setup.Round(time.Second), thousands(f.apps+f.workloads), f.writers, float64(f.apps+f.workloads)/r.setup.Seconds(),
 		size(r.etcdDB), size(r.etcdDBEnd), mib(r.kasRSS), mib(r.kasHWM), mib(r.etcdRSS), mib(r.etcdHWM))
 
+	if len(r.lists) > 0 {
+		b.WriteString("The API server's cost of one list of every app, without crowsnest (`CROWSNEST_SCALE_LIST_PROBE=1`):\n\n")
+		b.WriteString("| list | items | bytes | took | kube-apiserver CPU | etcd CPU | kube-apiserver peak RSS growth |\n|---|--:|--:|--:|--:|--:|--:|\n")
+		for _, l := range r.lists {
+			took := secs(l.took)
+			if l.err != "" {
+				took += " (" + escapePipes(l.err) + ")"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f s | %.1f s | %s |\n", l.mode, thousands(l.items), size(float64(l.bytes)), took, l.kasCPU, l.etcd, mib(l.kasHWMGrowth))
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("| binary | run | apps | load at start | /readyz | all series served | CPU to ready | kube-apiserver, etcd CPU meanwhile | peak RSS (VmHWM) | RSS after 3 scrapes | anon RSS | heap in use | live heap |\n")
 	b.WriteString("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, res := range r.results {

@@ -55,6 +55,8 @@ import (
 //	CROWSNEST_SCALE_READY_TIMEOUT [15m]   how long one start may take to serve every app
 //	CROWSNEST_SCALE_WATCH_CACHE [auto]    on or off: kube-apiserver's watch cache for Applications;
 //	                                      auto is on up to 20,000 apps, off above (see scaleWatchCacheApps)
+//	CROWSNEST_SCALE_LIST_PROBE            1: before crowsnest, time three ways of listing every app
+//	                                      (pages, resourceVersion=0, watch list) on the API server
 //	CROWSNEST_SCALE_REPORT                also write the Markdown report to this file
 //	CROWSNEST_SCALE_PPROF                 a directory: fetch CPU (start-up) and heap profiles of the
 //	                                      run with all apps, if the binary serves /debug/pprof
@@ -208,6 +210,10 @@ func TestScale(t *testing.T) {
 	t.Logf("created %d Applications (%d resources, %d history entries, %.0f%% drifted) and %d Deployments in %v with %d writers (%.0f objects/s); etcd database %s; kube-apiserver RSS %s, etcd RSS %s",
 		fleet.apps, fleet.resources, fleet.history, fleet.drift*100, fleet.workloads, rep.setup.Round(time.Second), fleet.writers,
 		float64(fleet.apps+fleet.workloads)/rep.setup.Seconds(), mib(rep.etcdDB), mib(rep.kasRSS), mib(rep.etcdRSS))
+
+	if os.Getenv("CROWSNEST_SCALE_LIST_PROBE") != "" {
+		rep.lists = probeLists(t, etcd, kas)
+	}
 
 	firstNS := min(fleet.apps, scaleAppsPerNamespace)
 	runs := []scaleRun{
