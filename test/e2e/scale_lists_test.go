@@ -28,9 +28,10 @@ type listProbe struct {
 	err          string
 }
 
-// probeLists reads every Application three ways, one after the other: in
+// probeLists reads every Application four ways, one after the other: in
 // pages of 500 at the current resource version (what crowsnest's reflector
-// does), whole at resourceVersion=0 (from the watch cache; client-go's
+// does; client-go asks for gzip, which the API server applies to answers
+// over 128 KiB), the same without gzip, whole at resourceVersion=0 (from the watch cache; client-go's
 // default first list), and as a streaming watch list (sendInitialEvents,
 // the WatchList feature), and notes each one's time, bytes and the API
 // server's and etcd's CPU.
@@ -43,21 +44,28 @@ func probeLists(t *testing.T, etcd *Etcd, kas *KubeAPIServer) []listProbe {
 		t.Fatal(err)
 	}
 	client := cs.ArgoprojV1alpha1().RESTClient()
+	rc.DisableCompression = true
+	plain, err := versioned.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := t.Context()
 	modes := []struct {
-		name string
-		run  func(context.Context, rest.Interface) (int64, int, error)
+		name   string
+		client rest.Interface
+		run    func(context.Context, rest.Interface) (int64, int, error)
 	}{
-		{"pages of 500, current resourceVersion", listPaged},
-		{"whole list, resourceVersion=0", listWhole},
-		{"watch list (sendInitialEvents=true)", listStreaming},
+		{"pages of 500, current resourceVersion", client, listPaged},
+		{"pages of 500, no gzip (rest.Config.DisableCompression)", plain.ArgoprojV1alpha1().RESTClient(), listPaged},
+		{"whole list, resourceVersion=0", client, listWhole},
+		{"watch list (sendInitialEvents=true)", client, listStreaming},
 	}
 	var out []listProbe
 	for _, m := range modes {
 		kas0, etcd0 := procCPU(kas.pid()), procCPU(etcd.pid())
 		hwm0, _ := procField(kas.pid(), "VmHWM")
 		start := time.Now()
-		n, items, err := m.run(ctx, client)
+		n, items, err := m.run(ctx, m.client)
 		p := listProbe{mode: m.name, took: time.Since(start), bytes: n, items: items,
 			kasCPU: procCPU(kas.pid()) - kas0, etcd: procCPU(etcd.pid()) - etcd0}
 		hwm, _ := procField(kas.pid(), "VmHWM")

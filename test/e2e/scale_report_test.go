@@ -98,15 +98,16 @@ func (r *scaleReport) markdown() string {
 		}
 		if !churned {
 			churned = true
-			fmt.Fprintf(&b, "\nEvent to metric: %.0f status patches/s for %v (a random app's sync status or health flipped, the whole resources list in the patch, as the controller writes it); a poller scrapes /metrics (identity) every %v, start to start, back to back when a scrape takes longer. A latency runs from the API server's answer to the patch (the write is committed by then) to the end of the first scrape showing the change, so it is an upper bound by up to one poll cycle: the change became visible after the previous scrape's start (the \"within\" column is the median width of that window). \"From sending\" counts from the patch's sending instead, the API server's write included.\n\n",
+			fmt.Fprintf(&b, "\nEvent to metric: %.0f status patches/s for %v (a random app's sync status or health flipped, the whole resources list in the patch, as the controller writes it); a poller scrapes /metrics (identity) every %v, start to start, back to back when a scrape takes longer. A latency runs from the API server's answer to the patch (the write is committed by then) to the end of the first scrape showing the change, so it is an upper bound by up to one poll cycle: the change became visible after the previous scrape's start (the \"within\" column is the median width of that window). \"From sending\" counts from the patch's sending instead, the API server's write included. A plain watch in the test splits the latency: \"delivery\" from the patch's answer to its watch event reaching that watch (the API server's share; crowsnest's informer waits for the same event), \"crowsnest\" from that event to the end of the scrape showing it (crowsnest's share, plus the poll resolution).\n\n",
 				r.cfg.churnRate, r.cfg.churnDuration, r.cfg.pollInterval)
-			b.WriteString("| binary | load at start | patches | rate | failed | missed | p50 | p90 | p99 | max | within | from sending p50 / p99 | patch p50 / p99 | poll cycle | poll scrape | crowsnest CPU | peak RSS after |\n")
-			b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+			b.WriteString("| binary | load at start | patches | rate | failed | missed | p50 | p90 | p99 | max | within | from sending p50 / p99 | delivery p50 / p99 | crowsnest p50 / p99 | patch p50 / p99 | poll cycle | poll scrape | crowsnest CPU | kube-apiserver CPU | peak RSS after |\n")
+			b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		}
 		c := res.churn
-		fmt.Fprintf(&b, "| %s | %s | %d | %.1f/s | %d | %d | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %.2f cores | %s |\n", res.binary, res.load,
+		fmt.Fprintf(&b, "| %s | %s | %d | %.1f/s | %d | %d | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s | %s / %s | %s | %s | %.2f cores | %.2f cores | %s |\n", res.binary, res.load,
 			c.sent, c.achieved, c.failed, c.missed, msec(c.p50), msec(c.p90), msec(c.p99), msec(c.max), msec(c.bound),
-			msec(c.fromSentP50), msec(c.fromSentP99), msec(c.patchP50), msec(c.patchP99), msec(c.pollCycle), msec(c.pollScrape), c.cpu, mib(res.finalHWM))
+			msec(c.fromSentP50), msec(c.fromSentP99), msec(c.deliveryP50), msec(c.deliveryP99), msec(c.ownP50), msec(c.ownP99),
+			msec(c.patchP50), msec(c.patchP99), msec(c.pollCycle), msec(c.pollScrape), c.cpu, c.kasCPU, mib(res.finalHWM))
 	}
 	// The cost per app, from the runs with no apps and with all of them.
 	for _, name := range names {
