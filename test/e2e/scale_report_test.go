@@ -158,6 +158,8 @@ func msec(d time.Duration) string {
 	switch {
 	case d >= 10*time.Second:
 		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
 	case d >= 100*time.Millisecond:
 		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
 	default:
