@@ -248,6 +248,14 @@ func (s *Store) render(key string, v *model.AppView, h *appHistograms) [][]byte 
 		ends[i] = len(r.b)
 	}
 	s.sizes[key] = len(r.b)
+	if cap(r.b)-len(r.b) > len(r.b)/32 {
+		// The buffer grew past what the app needs (a first rendering
+		// starts at 4 KiB and grows by a quarter, a later one has an
+		// eighth to spare): keep only what was written, since the
+		// rendering stays as long as the app (BenchmarkMemoryPerDecodedApp:
+		// 21.8 -> 21.3 KB an app).
+		r.b = slices.Clip(append(make([]byte, 0, len(r.b)), r.b...))
+	}
 	out := make([][]byte, len(s.families))
 	start := 0
 	for i, end := range ends {
