@@ -465,7 +465,14 @@ func (c restConn) watch(ctx context.Context) (watchStream, error) {
 	// With a resourceVersion, argocd-server's Watch does not start with
 	// the ADDED event of every app (the list delivers them) and drops
 	// the events of older versions: "0" drops none.
-	return c.client.Watch(ctx, "0")
+	st, err := c.client.Watch(ctx, "0")
+	if err != nil {
+		return nil, err
+	}
+	// The session ends the stream by ending ctx: close the response
+	// body then, as net/http wants.
+	context.AfterFunc(ctx, func() { _ = st.Close() })
+	return st, nil
 }
 
 func (c restConn) list(ctx context.Context, namespace string) ([]v1alpha1.Application, error) {
