@@ -44,7 +44,7 @@ func (p *Projects) Run(ctx context.Context, sink ProjectSink) error {
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			return projects.Watch(ctx, opts)
 		},
-	}, p.client), &v1alpha1.AppProject{}, 0, cache.Indexers{})
+	}, noWatchList{}), &v1alpha1.AppProject{}, 0, cache.Indexers{})
 	if err := inf.SetTransform(trimAppProject); err != nil {
 		return fmt.Errorf("set AppProject transform: %w", err)
 	}

@@ -115,7 +115,7 @@ func (w *Workloads) informers(ctx context.Context, sink WorkloadSink) ([]cache.S
 				return res.Watch(ctx, opts)
 			},
 		}
-		inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, w.client), &unstructured.Unstructured{}, 0, cache.Indexers{})
+		inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, noWatchList{}), &unstructured.Unstructured{}, 0, cache.Indexers{})
 		if err := inf.SetTransform(trimWorkload); err != nil {
 			return nil, fmt.Errorf("set %s transform: %w", k, err)
 		}
