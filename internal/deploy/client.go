@@ -68,10 +68,7 @@ func NewArgoCDClient(cfg source.ArgoCDAPIConfig) (*ArgoCDClient, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("commit metadata: no argo cd api server address")
 	}
-	c, err := api.New(api.Config{
-		Address: cfg.Address, Token: cfg.Token, TokenFile: cfg.TokenFile, CAFile: cfg.CAFile,
-		PlainText: cfg.PlainText, Insecure: cfg.Insecure,
-	})
+	c, err := api.New(cfg.APIConfig())
 	if err != nil {
 		return nil, fmt.Errorf("commit metadata: %w", err)
 	}

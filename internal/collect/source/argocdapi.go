@@ -57,6 +57,15 @@ type ArgoCDAPIConfig struct {
 	ResyncPeriod time.Duration
 }
 
+// APIConfig is how internal/argocd/api reaches the server of c (the source
+// and the deployments' commit metadata client share it).
+func (c ArgoCDAPIConfig) APIConfig() api.Config {
+	return api.Config{
+		Address: c.Address, Token: c.Token, TokenFile: c.TokenFile, CAFile: c.CAFile,
+		PlainText: c.PlainText, Insecure: c.Insecure,
+	}
+}
+
 const argoCDAPISourceName = "argocd-api"
 
 // Reasons of a reconcile, the reason label of
@@ -154,10 +163,7 @@ func (s *ArgoCDAPISource) Run(ctx context.Context, sink Sink) error {
 	if connect == nil {
 		// The client reads the token file again at every request, so a
 		// rotated token is picked up at the next (re)connect.
-		client, err := api.New(api.Config{
-			Address: s.cfg.Address, Token: s.cfg.Token, TokenFile: s.cfg.TokenFile, CAFile: s.cfg.CAFile,
-			PlainText: s.cfg.PlainText, Insecure: s.cfg.Insecure,
-		})
+		client, err := api.New(s.cfg.APIConfig())
 		if err != nil {
 			return fmt.Errorf("argo cd api client for %s: %w", s.cfg.Address, err)
 		}
