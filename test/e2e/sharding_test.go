@@ -100,16 +100,19 @@ func TestSharding(t *testing.T) {
 	// each: all Running, then each Succeeded or (every third) Failed.
 	apps := kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)
 	deployments := kas.Kubernetes().AppsV1().Deployments("shop")
-	shardOf := map[string]int{}    // app name → shard
-	traceShard := map[string]int{} // trace id → shard of its app
-	created := make([]*v1alpha1.Application, shardedApps)
-	for i := range shardedApps {
-		name := fmt.Sprintf("sharded-%02d", i)
-		app, err := apps.Create(ctx, &v1alpha1.Application{
+	shardOf := map[string]int{} // app name → shard
+	createApp := func(name string) (*v1alpha1.Application, error) {
+		return apps.Create(ctx, &v1alpha1.Application{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: argoCDNamespace},
 			Spec: v1alpha1.ApplicationSpec{Project: "default", Source: &v1alpha1.ApplicationSource{RepoURL: "https://example.com/r.git", Path: name},
 				Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: "shop"}},
 		}, metav1.CreateOptions{})
+	}
+	traceShard := map[string]int{} // trace id → shard of its app
+	created := make([]*v1alpha1.Application, shardedApps)
+	for i := range shardedApps {
+		name := fmt.Sprintf("sharded-%02d", i)
+		app, err := createApp(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,11 +253,7 @@ func TestSharding(t *testing.T) {
 	// A new app of shard 0 still shows up there.
 	for i := 0; ; i++ {
 		name := fmt.Sprintf("late-%02d", i)
-		app, err := apps.Create(ctx, &v1alpha1.Application{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: argoCDNamespace},
-			Spec: v1alpha1.ApplicationSpec{Project: "default", Source: &v1alpha1.ApplicationSource{RepoURL: "https://example.com/r.git", Path: name},
-				Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: "shop"}},
-		}, metav1.CreateOptions{})
+		app, err := createApp(name)
 		if err != nil {
 			t.Fatal(err)
 		}
