@@ -53,11 +53,6 @@ func NewSimpleClientset(objects ...runtime.Object) *Clientset {
 	return f
 }
 
-// IsWatchListSemanticsUnSupported tells client-go's reflectors to list
-// then watch, as generated fake clientsets do: the object tracker does not
-// stream lists.
-func (f *Clientset) IsWatchListSemanticsUnSupported() bool { return true }
-
 // Tracker returns the fake's objects.
 func (f *Clientset) Tracker() k8stesting.ObjectTracker { return f.tracker }
 
