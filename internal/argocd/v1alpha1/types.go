@@ -209,6 +209,10 @@ type ApplicationStatus struct {
 	OperationState *OperationState        `json:"operationState,omitempty"`
 	Summary        ApplicationSummary     `json:"summary,omitempty"`
 	SourceHydrator SourceHydratorStatus   `json:"sourceHydrator,omitempty"`
+
+	// packed is Resources packed (PackResources), which is then nil:
+	// read the resources with ResourceCount and AllResources.
+	packed *PackedResources
 }
 
 // SyncStatusCode is an app's or a resource's sync status.

@@ -34,7 +34,7 @@ func fill(v reflect.Value, path string) {
 		}
 		for i := 0; i < v.NumField(); i++ {
 			f := v.Type().Field(i)
-			if f.Anonymous { // TypeMeta, ObjectMeta, ListMeta: Kubernetes' own
+			if f.Anonymous || !f.IsExported() { // TypeMeta, ObjectMeta, ListMeta: Kubernetes' own; what crowsnest derives
 				continue
 			}
 			fill(v.Field(i), path+"."+f.Name)

@@ -119,8 +119,7 @@ func appFamilies() []family {
 			generate: func(v *model.AppView, emit sampleFunc) {
 				type gk struct{ group, kind string }
 				var counts map[gk]int
-				for i := range v.App.Status.Resources {
-					r := &v.App.Status.Resources[i]
+				for r := range v.App.Status.AllResources() {
 					if r.Status != v1alpha1.SyncStatusCodeOutOfSync {
 						continue
 					}

@@ -136,7 +136,7 @@ func TestStoreCompressesBlocks(t *testing.T) {
 				continue
 			}
 			info := b.chunks[0] // crowsnest_app_info: every app has it
-			if empty := !slices.ContainsFunc(b.apps, func(a [][]byte) bool { return a != nil }); (info.size == 0) != empty {
+			if empty := !slices.ContainsFunc(b.apps, func(a *rendering) bool { return a != nil }); (info.size == 0) != empty {
 				t.Errorf("%s: a block's crowsnest_app_info chunk has %d bytes", stage, info.size)
 			}
 		}

@@ -120,7 +120,7 @@ type slot struct{ block, index int }
 // block holds the rendered series of blockApps apps and, per family, their
 // samples as one compressed chunk.
 type block struct {
-	apps   [][][]byte // index → the app's samples per family; nil: free
+	apps   []*rendering // index → the app's samples; nil: free
 	chunks []chunk    // family → all apps' samples of it, compressed
 	stale  []bool     // family → chunks[family] predates apps; nil: none does
 }
@@ -175,8 +175,8 @@ func (s *Store) DeleteApp(key string) {
 	prev := old.apps[sl.index]
 	nb := &block{apps: slices.Clone(old.apps), chunks: old.chunks, stale: s.staleOf(old)}
 	nb.apps[sl.index] = nil
-	for f, b := range prev {
-		if len(b) > 0 {
+	for f := range s.families {
+		if len(prev.family(f)) > 0 {
 			nb.stale[f] = true
 		}
 	}
@@ -191,9 +191,12 @@ func (s *Store) DeleteApp(key string) {
 
 // count adds d to the filled count of every family rendered has samples
 // of. Call it with mu held.
-func (s *Store) count(rendered [][]byte, d int) {
-	for i, b := range rendered {
-		if len(b) > 0 {
+func (s *Store) count(rendered *rendering, d int) {
+	if rendered == nil {
+		return
+	}
+	for i := range s.filled {
+		if len(rendered.family(i)) > 0 {
 			s.filled[i] += d
 		}
 	}
@@ -222,7 +225,7 @@ func (s *Store) Finished(op *model.Operation) {
 // render renders v's series for every family. All of them go into one
 // buffer, sized from the app's last rendering, and each family's samples
 // are a capped slice of it: a handful of allocations per app update.
-func (s *Store) render(key string, v *model.AppView, h *appHistograms) [][]byte {
+func (s *Store) render(key string, v *model.AppView, h *appHistograms) *rendering {
 	size := 4096
 	if prev, ok := s.sizes[key]; ok {
 		size = prev + prev/8
@@ -234,7 +237,7 @@ func (s *Store) render(key string, v *model.AppView, h *appHistograms) [][]byte 
 	r.identity = appendLabel(r.identity, "env", v.Env)
 	emit := r.emit // one func value for every family: no allocation per family
 
-	ends := make([]int, len(s.families))
+	ends := make([]uint32, len(s.families))
 	for i := range s.families {
 		f := &s.families[i]
 		r.name = f.name
@@ -245,7 +248,7 @@ func (s *Store) render(key string, v *model.AppView, h *appHistograms) [][]byte 
 		} else {
 			f.generate(v, emit)
 		}
-		ends[i] = len(r.b)
+		ends[i] = uint32(len(r.b))
 	}
 	s.sizes[key] = len(r.b)
 	if cap(r.b)-len(r.b) > len(r.b)/32 {
@@ -256,13 +259,28 @@ func (s *Store) render(key string, v *model.AppView, h *appHistograms) [][]byte 
 		// 21.8 -> 21.3 KB an app).
 		r.b = slices.Clip(append(make([]byte, 0, len(r.b)), r.b...))
 	}
-	out := make([][]byte, len(s.families))
-	start := 0
-	for i, end := range ends {
-		out[i] = r.b[start:end:end] // capped: nothing can append into the next family
-		start = end
+	return &rendering{b: r.b, ends: ends}
+}
+
+// rendering is an app's series, its families' samples one after the other:
+// one slice and an end offset per family, rather than a slice per family
+// (24 bytes each; BenchmarkMemoryPerDecodedApp: 0.7 KB an app less).
+type rendering struct {
+	b    []byte
+	ends []uint32 // family f's samples are b[ends[f-1]:ends[f]]
+}
+
+// family returns the samples of family f, capped: nothing can append into
+// the next family. A nil rendering has none.
+func (r *rendering) family(f int) []byte {
+	if r == nil {
+		return nil
 	}
-	return out
+	start := uint32(0)
+	if f > 0 {
+		start = r.ends[f-1]
+	}
+	return r.b[start:r.ends[f]:r.ends[f]]
 }
 
 // renderer appends sample lines of one app, family by family.
@@ -290,7 +308,7 @@ func (r *renderer) emitNamed(name string, value float64, labels ...string) {
 
 // set stores an app's rendered series under key, replacing earlier ones.
 // Call it with renderMu held.
-func (s *Store) set(key string, rendered [][]byte) {
+func (s *Store) set(key string, rendered *rendering) {
 	sl, ok := s.slots[key]
 	if !ok {
 		sl = s.newSlot()
@@ -299,12 +317,8 @@ func (s *Store) set(key string, rendered [][]byte) {
 	old := s.blocks[sl.block]
 	prev := old.apps[sl.index]
 	var stale []bool
-	for f, b := range rendered {
-		var was []byte
-		if prev != nil {
-			was = prev[f]
-		}
-		if !bytes.Equal(was, b) {
+	for f := range s.families {
+		if !bytes.Equal(prev.family(f), rendered.family(f)) {
 			if stale == nil {
 				stale = s.staleOf(old)
 			}
@@ -341,7 +355,7 @@ func (s *Store) staleOf(b *block) []bool {
 // with renderMu held.
 func (s *Store) newSlot() slot {
 	if len(s.free) == 0 {
-		nb := &block{apps: make([][][]byte, blockApps), chunks: make([]chunk, len(s.families))}
+		nb := &block{apps: make([]*rendering, blockApps), chunks: make([]chunk, len(s.families))}
 		s.mu.Lock()
 		s.blocks = append(s.blocks, nb)
 		s.mu.Unlock()
@@ -385,7 +399,7 @@ func (s *Store) compress(b int) {
 		s.chunks.begin()
 		for _, app := range old.apps {
 			if app != nil {
-				s.chunks.write(app[f])
+				s.chunks.write(app.family(f))
 			}
 		}
 		nb.chunks[f] = s.chunks.end()
@@ -421,7 +435,7 @@ func (s *Store) WriteOpenMetrics(w io.Writer) (int64, error) {
 type snapshot struct {
 	blocks []*block
 	filled []int
-	apps   [][][]byte // the blocks' apps, for write
+	apps   []*rendering // the blocks' apps, for write
 }
 
 // snapshot holds the lock only to copy the blocks' pointers, so a slow
@@ -471,10 +485,11 @@ func (s *Store) write(w io.Writer, headers [][]byte) (int64, error) {
 			continue
 		}
 		for _, app := range snap.apps {
-			if len(app[f]) == 0 {
+			samples := app.family(f)
+			if len(samples) == 0 {
 				continue
 			}
-			m, err := w.Write(app[f])
+			m, err := w.Write(samples)
 			n += int64(m)
 			if err != nil {
 				return n, err
@@ -517,7 +532,7 @@ func (s *Store) writeGzip(w io.Writer, prefix []byte, openMetrics bool) (int64, 
 			z.begin()
 			for _, app := range b.apps {
 				if app != nil {
-					z.write(app[f])
+					z.write(app.family(f))
 				}
 			}
 			z.end()

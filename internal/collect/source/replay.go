@@ -46,6 +46,7 @@ func (r *Recorder) Handle(e model.Event) {
 	if e.App != nil {
 		app := e.App.DeepCopy()
 		app.ManagedFields = nil
+		app.Status.UnpackResources()
 		delete(app.Annotations, "kubectl.kubernetes.io/last-applied-configuration")
 		if app.Spec.Source != nil {
 			app.Spec.Source.RepoURL = redact.URL(app.Spec.Source.RepoURL)

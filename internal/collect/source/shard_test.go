@@ -153,7 +153,7 @@ func TestTransformReducesOtherShardsApps(t *testing.T) {
 			t.Errorf("shard %d: identity lost: %+v", s, app.ObjectMeta)
 		}
 		own := s == 2
-		if kept := app.Spec.Project != "" && len(app.Status.Resources) == 1 && app.Labels["env"] == "prod"; kept != own {
+		if kept := app.Spec.Project != "" && app.Status.ResourceCount() == 1 && app.Labels["env"] == "prod"; kept != own {
 			t.Errorf("shard %d of 3, transform of shard 2: spec, status and labels kept %v, want %v", s, kept, own)
 		}
 		if !own && (app.Annotations != nil || app.Finalizers != nil || app.Status.Sync.Status != "") {

@@ -93,6 +93,8 @@ func (t *appTrimmer) application(obj any) (any, error) {
 			}
 		}
 	}
+	app.Status.PackResources()
+	app.Status.Resources = clip(app.Status.Resources) // when too varied to pack
 	return app, nil
 }
 
@@ -129,12 +131,11 @@ func (t *appTrimmer) dropReleased(app *v1alpha1.Application) {
 	}
 }
 
-// compact gives the app's lists their length as capacity: the decoder
+// compact gives the app's lists but status.resources (packed) their length as capacity: the decoder
 // grows them by doubling, which leaves up to half of each unused (a list
 // of 50 resources has room for 64), for as long as the app is cached.
 func compact(app *v1alpha1.Application) {
 	st := &app.Status
-	st.Resources = clip(st.Resources)
 	st.History = clip(st.History)
 	st.Conditions = clip(st.Conditions)
 	if op := st.OperationState; op != nil && op.SyncResult != nil {

@@ -137,8 +137,13 @@ func checkTrimmed(t *testing.T, app *v1alpha1.Application, results int) {
 		t.Errorf("spec lost what crowsnest reads: %+v", s)
 	}
 	st := app.Status
-	if r := st.Resources[0]; r.Status != v1alpha1.SyncStatusCodeOutOfSync || r.SyncWave != 2 || r.Name != "web" || r.Kind != "Deployment" || r.Group != "apps" || r.Namespace != "web" {
-		t.Errorf("status.resources[0] = %+v, want its sync status and wave", r)
+	if st.Resources != nil || st.ResourceCount() != 1 {
+		t.Errorf("status.resources not packed: %d decoded, %d in all", len(st.Resources), st.ResourceCount())
+	}
+	for r := range st.AllResources() {
+		if r.Status != v1alpha1.SyncStatusCodeOutOfSync || r.SyncWave != 2 || r.Name != "web" || r.Kind != "Deployment" || r.Group != "apps" || r.Namespace != "web" {
+			t.Errorf("status.resources[0] = %+v, want its sync status and wave", r)
+		}
 	}
 	if h := st.History[0]; h.Revision != "abc" || h.DeployStartedAt == nil || h.DeployedAt.IsZero() || !h.InitiatedBy.Automated || h.ID != 1 {
 		t.Errorf("status.history[0] = %+v, want its revision, times and initiator", h)

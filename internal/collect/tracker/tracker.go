@@ -376,12 +376,12 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 func (t *Tracker) planChildLinks(st *appState, now time.Time) {
 	ow, op := st.waves, st.app.Status.OperationState
 	if ow == nil || ow.done || ow.plannedChildren || op == nil || op.Phase.Completed() || dryRun(&op.Operation.Sync) ||
-		len(st.app.Status.Resources) == 0 { // v3 may show the operation before its comparison
+		st.app.Status.ResourceCount() == 0 { // v3 may show the operation before its comparison
 		return
 	}
 	ow.plannedChildren = true
 	var traceID string
-	for _, r := range st.app.Status.Resources {
+	for r := range st.app.Status.AllResources() {
 		if r.Group != "argoproj.io" || r.Kind != "Application" || r.Status != v1alpha1.SyncStatusCodeOutOfSync {
 			continue
 		}

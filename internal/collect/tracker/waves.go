@@ -205,7 +205,7 @@ func (st *appState) observeWaves(now time.Time, delay time.Duration, live liveOb
 		}
 		st.waves = ow
 	}
-	if len(st.app.Status.Resources) > 0 && !ow.resourcesRead {
+	if st.app.Status.ResourceCount() > 0 && !ow.resourcesRead {
 		// The first list of the app's resources the operation saw:
 		// Argo CD may start an operation before it compared the app.
 		ow.waveOf, ow.pruneWave = resourceWaves(st.app, live)
@@ -516,7 +516,7 @@ func (ow *operationWaves) mergeWaves(app *v1alpha1.Application) {
 	if op := app.Status.OperationState; op != nil && op.Operation.Sync != nil {
 		selected = op.Operation.Sync.Resources
 	}
-	for _, r := range app.Status.Resources {
+	for r := range app.Status.AllResources() {
 		if r.RequiresPruning {
 			continue
 		}
@@ -730,10 +730,10 @@ func (k waveKey) less(o waveKey) bool {
 // A prune wave crowsnest cannot read is unknown, and so are those it would
 // change the order of.
 func resourceWaves(app *v1alpha1.Application, live liveObjects) (waves, prune map[resultKey]int64) {
-	waves = make(map[resultKey]int64, len(app.Status.Resources))
+	waves = make(map[resultKey]int64, app.Status.ResourceCount())
 	var pruned []resultKey
 	syncLast := int64(0)
-	for _, r := range app.Status.Resources {
+	for r := range app.Status.AllResources() {
 		k := resultKey{"", r.Group, r.Kind, r.Namespace, r.Name}
 		if r.RequiresPruning {
 			if !r.Hook {
