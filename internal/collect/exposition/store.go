@@ -121,8 +121,8 @@ type slot struct{ block, index int }
 // samples as one compressed chunk.
 type block struct {
 	apps   []*rendering // index → the app's samples; nil: free
-	chunks []chunk    // family → all apps' samples of it, compressed
-	stale  []bool     // family → chunks[family] predates apps; nil: none does
+	chunks []chunk      // family → all apps' samples of it, compressed
+	stale  []bool       // family → chunks[family] predates apps; nil: none does
 }
 
 // isStale tells whether the chunk of family f predates the apps' samples.
