@@ -24,6 +24,21 @@ import (
 // the largest page-aligned int64).
 const unlimited = 1 << 62
 
+// setGCPercent sets the garbage collector's GOGC to percent, unless the
+// GOGC environment variable is set (getenv), and logs what it did once.
+func setGCPercent(percent int, getenv func(string) string, logger *slog.Logger) error {
+	if env := getenv("GOGC"); env != "" {
+		logger.Info("garbage collector from GOGC", "gogc", env)
+		return nil
+	}
+	if percent < -1 {
+		return fmt.Errorf("--runtime.gogc: %d is neither a percentage nor -1 (off)", percent)
+	}
+	debug.SetGCPercent(percent)
+	logger.Info("garbage collector set", "gogc", percent)
+	return nil
+}
+
 // setMemoryLimit sets the Go runtime's soft memory limit to ratio of the
 // cgroup's memory limit, unless GOMEMLIMIT is set, ratio is 0 or there is
 // no limit; it logs what it did once.

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -80,5 +82,34 @@ func TestMemoryLimitErrors(t *testing.T) {
 	root := fakeRoot(t, map[string]string{"proc/self/cgroup": "0::/\n", "sys/fs/cgroup/memory.max": "lots\n"})
 	if _, _, _, err := memoryLimit(0.9, root, noEnv); err == nil || !strings.Contains(err.Error(), "memory.max") {
 		t.Errorf("unreadable limit: %v, want an error naming the file", err)
+	}
+}
+
+// --runtime.gogc sets the collector's percentage unless GOGC is set, and
+// rejects what is neither a percentage nor -1.
+func TestSetGCPercent(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+	logger := slog.New(slog.DiscardHandler)
+	if err := setGCPercent(50, noEnv, logger); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(100); got != 50 {
+		t.Errorf("GOGC %d after --runtime.gogc=50, want 50", got)
+	}
+	gogc := func(name string) string {
+		if name == "GOGC" {
+			return "200"
+		}
+		return ""
+	}
+	if err := setGCPercent(50, gogc, logger); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC %d with GOGC=200 in the environment, want the runtime's own (100 here)", got)
+	}
+	if err := setGCPercent(-2, noEnv, logger); err == nil || !strings.Contains(err.Error(), "--runtime.gogc") {
+		t.Errorf("--runtime.gogc=-2: error %v, want one naming the flag", err)
 	}
 }

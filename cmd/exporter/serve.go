@@ -47,6 +47,9 @@ const shutdownTimeout = 10 * time.Second
 // starts is an actor of one run.Group, joined before it returns.
 func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	start := time.Now()
+	if err := setGCPercent(*c.gcPercent, os.Getenv, logger); err != nil {
+		return err
+	}
 	if err := c.setMemoryLimit(logger); err != nil {
 		return err
 	}
