@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -42,6 +43,11 @@ type KubeSource struct {
 	handlers []cache.ResourceEventHandlerRegistration
 	down     map[string]error // namespace → error of its last failed list or watch call
 	notYet   error            // the error of a namespace not listed yet
+
+	// paged: a first list without a limit failed (an API server without
+	// its watch cache for Applications reads it from etcd whole); the
+	// first lists from then on keep the reflector's pages.
+	paged atomic.Bool
 }
 
 // NewKubeSource returns a source watching namespaces; none means all.
@@ -153,7 +159,15 @@ func (s *KubeSource) listWatch(ctx context.Context, ns string) *cache.ListWatch 
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			var list runtime.Object
 			err := s.retry(ctx, ns, "list", func() error {
-				l, err := listStreamed(ctx, apps, opts, s.trim.application)
+				o := opts
+				whole := o.ResourceVersion == "0" && o.Limit > 0 && !s.paged.Load()
+				if whole {
+					o.Limit = 0
+				}
+				l, err := listStreamed(ctx, apps, o, s.trim.application)
+				if err != nil && whole && ctx.Err() == nil && s.paged.CompareAndSwap(false, true) {
+					s.logger.Warn("the list of every Application in one response failed; listing in pages from now on (is kube-apiserver's watch cache off for Applications?)", "namespace", ns, "err", err)
+				}
 				list = l
 				return err
 			})
@@ -260,14 +274,16 @@ func (noWatchList) IsWatchListSemanticsUnSupported() bool { return true }
 // listStreamed is the informers' list of Applications: read as a stream,
 // each app trimmed as soon as it is decoded (client.ApplicationInterface's
 // ListEach), so the list never holds the response or an untrimmed app
-// beyond the one being read. The reflector's first list asks for
-// resourceVersion 0 in pages of 500, which the API server answers from its
-// watch cache. (Asked without a limit, an API server whose watch cache is
-// off read all 50,000 apps of the scale benchmark from etcd in one response,
-// and timed out after 60 s, again and again.) Before, pages were read at an
-// exact resource version, from etcd: with 10,000 apps of 50 resources
-// kube-apiserver spent 94 s of CPU serving them and crowsnest was ready
-// after 98 s (docs/scale.md).
+// beyond the one being read. The reflector's first list (resourceVersion
+// 0) is asked without a limit (listWatch), which the API server answers from
+// its watch cache in one response. In pages of 500, kube-apiserver 1.37
+// pages it too and serves the pages after the first at an exact resource
+// version, from etcd: with 10,000 apps of 50 resources it spent 14.6-36 s
+// of CPU and up to 13 GiB (one response: 8.1 s), and crowsnest was ready
+// after 14-22 s instead of 7.4 (docs/scale.md). Only when that fails — an
+// API server whose watch cache is off read all 50,000 apps of the scale
+// benchmark from etcd in one response, and timed out after 60 s — the
+// source falls back to the reflector's pages for good.
 func listStreamed(ctx context.Context, apps versioned.ApplicationInterface, opts metav1.ListOptions, trim cache.TransformFunc) (runtime.Object, error) {
 	list := &v1alpha1.ApplicationList{}
 	meta, err := apps.ListEach(ctx, opts, func(a *v1alpha1.Application) error {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -594,15 +595,23 @@ type listCall struct {
 	served          int
 }
 
-// paginatingLister answers list requests of apps as kube-apiserver does:
-// resourceVersion 0 from its watch cache, all at once whatever the limit;
-// otherwise in pages of pageSize, continued by the index of the next item.
-func paginatingLister(apps []*v1alpha1.Application, pageSize int, calls *[]listCall, mu *sync.Mutex) k8stesting.ReactionFunc {
+// paginatingLister answers list requests of apps as kube-apiserver 1.37
+// does: with a limit in pages of pageSize (resourceVersion 0 too),
+// continued by the index of the next item; without one all at once, or,
+// if wholeFails (its watch cache off, etcd too slow for the whole list),
+// with a timeout.
+func paginatingLister(apps []*v1alpha1.Application, pageSize int, wholeFails bool, calls *[]listCall, mu *sync.Mutex) k8stesting.ReactionFunc {
 	return func(action k8stesting.Action) (bool, runtime.Object, error) {
 		opts := action.(k8stesting.ListActionImpl).ListOptions
+		if opts.Limit == 0 && wholeFails {
+			mu.Lock()
+			*calls = append(*calls, listCall{opts.ResourceVersion, opts.Limit, -1})
+			mu.Unlock()
+			return true, nil, apierrors.NewTimeoutError("request did not complete within the allotted timeout", 0)
+		}
 		list := &v1alpha1.ApplicationList{ListMeta: metav1.ListMeta{ResourceVersion: "7"}}
 		from, to := 0, len(apps)
-		if opts.ResourceVersion != "0" && opts.Limit > 0 {
+		if opts.Limit > 0 {
 			if opts.Continue != "" {
 				from, _ = strconv.Atoi(opts.Continue)
 			}
@@ -626,6 +635,17 @@ func paginatingLister(apps []*v1alpha1.Application, pageSize int, calls *[]listC
 // client reads it as a stream (client.ListEach), trimming each app as it
 // is decoded. Pages (a relist at another version) are followed.
 func TestKubeSourceListsOnceFromTheWatchCache(t *testing.T) {
+	testKubeSourceFirstList(t, false)
+}
+
+// When the list without a limit fails (an API server whose watch cache is
+// off for Applications times out reading them all from etcd), the source
+// lists in the reflector's pages from then on, and every app arrives.
+func TestKubeSourceFallsBackToPages(t *testing.T) {
+	testKubeSourceFirstList(t, true)
+}
+
+func testKubeSourceFirstList(t *testing.T, wholeFails bool) {
 	var apps []*v1alpha1.Application
 	for i := range 5 {
 		apps = append(apps, bigApp())
@@ -634,7 +654,7 @@ func TestKubeSourceListsOnceFromTheWatchCache(t *testing.T) {
 	client := fake.NewSimpleClientset()
 	var calls []listCall
 	var mu sync.Mutex
-	client.PrependReactor("list", "applications", paginatingLister(apps, 2, &calls, &mu))
+	client.PrependReactor("list", "applications", paginatingLister(apps, 2, wholeFails, &calls, &mu))
 	src := NewKubeSource(client, nil, NewSourceMetrics(prometheus.NewRegistry()), promslog.NewNopLogger())
 	store := newAppsSink()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -643,8 +663,11 @@ func TestKubeSourceListsOnceFromTheWatchCache(t *testing.T) {
 	waitFor(t, "the apps", func() bool { return store.Len() == len(apps) })
 	mu.Lock()
 	defer mu.Unlock()
-	if len(calls) != 1 || calls[0].resourceVersion != "0" || calls[0].served != len(apps) {
-		t.Errorf("list calls %+v, want one for resourceVersion 0 (the watch cache ignores its limit)", calls)
+	switch {
+	case !wholeFails && (len(calls) != 1 || calls[0] != listCall{"0", 0, len(apps)}):
+		t.Errorf("list calls %+v, want one for resourceVersion 0 without a limit", calls)
+	case wholeFails && (len(calls) != 4 || calls[0] != listCall{"0", 0, -1} || calls[1] != listCall{"0", 500, 2} || calls[3].served != 1):
+		t.Errorf("list calls %+v, want one for resourceVersion 0 without a limit, failing, then 3 pages of the reflector's 500 (2 here)", calls)
 	}
 	a, _ := store.get("argocd/web-4")
 	checkTrimmedApp(t, a)
