@@ -81,7 +81,7 @@ func (r *scaleReport) markdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s (±%s) | %.1f s | %.1f s, %.1f s | %s | %s | %s | %s | ~%s |\n", res.binary, res.run, thousands(res.apps), res.load,
 			secs(res.readyz), secs(res.ready), secs(res.readyStep), res.cpuReady, res.kasCPU, res.etcdCPU, mib(res.peakRSS), mib(res.endRSS), mib(res.endAnon),
-			mib(res.heapInuse), mib(res.gcGoal/2))
+			mib(res.heapInuse), mib(res.liveHeap))
 	}
 	b.WriteString("\n| binary | run | encoding | bytes | median | fastest | slowest | first byte | crowsnest CPU per scrape | decoded |\n")
 	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
@@ -131,11 +131,11 @@ func (r *scaleReport) markdown() string {
 		}
 		per := func(a, z float64, n int) float64 { return (a - z) / float64(n) / 1024 }
 		fmt.Fprintf(&b, "\n%s: per app %.1f KiB peak RSS, %.1f KiB live heap, %.2f ms of CPU to start; base %s peak RSS.",
-			name, per(apps.peakRSS, none.peakRSS, apps.apps), per(apps.gcGoal/2, none.gcGoal/2, apps.apps),
+			name, per(apps.peakRSS, none.peakRSS, apps.apps), per(apps.liveHeap, none.liveHeap, apps.apps),
 			(apps.cpuReady-none.cpuReady)*1000/float64(apps.apps), mib(none.peakRSS))
 		if all != nil && all.workloads > 0 {
 			fmt.Fprintf(&b, " Per workload %.1f KiB peak RSS, %.1f KiB live heap.",
-				per(all.peakRSS, apps.peakRSS, all.workloads), per(all.gcGoal/2, apps.gcGoal/2, all.workloads))
+				per(all.peakRSS, apps.peakRSS, all.workloads), per(all.liveHeap, apps.liveHeap, all.workloads))
 		}
 	}
 	b.WriteString("\n")

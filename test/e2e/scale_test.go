@@ -293,7 +293,7 @@ type scaleResult struct {
 	endRSS          float64       // VmRSS after the scrapes
 	endAnon         float64       // RssAnon after the scrapes: RSS without the binary's mapped pages
 	heapInuse       float64       // go_memstats_heap_inuse_bytes of the last scrape
-	gcGoal          float64       // go_memstats_next_gc_bytes of the last scrape: twice the heap live at the last GC (GOGC=100)
+	liveHeap        float64       // the heap live at the last GC of the last scrape: its goal (go_memstats_next_gc_bytes) over 1 + GOGC/100 (go_gc_gogc_percent)
 	encodings       []encodingResult
 	churn           *churnResult
 	finalHWM        float64 // VmHWM at the end of the run (churn included)
@@ -306,7 +306,7 @@ func (r scaleResult) String() string {
 	}
 	s := fmt.Sprintf("%s, %s (%d apps, %d workloads): /readyz after %v, every app's series after %v (±%v), %.1f s of CPU (kube-apiserver %.1f s, etcd %.1f s); peak RSS %s, RSS %s when ready and %s after %d scrapes (anonymous %s), heap in use %s, live heap ~%s",
 		r.binary, r.run, r.apps, r.workloads, r.readyz.Round(100*time.Millisecond), r.ready.Round(100*time.Millisecond), r.readyStep.Round(100*time.Millisecond),
-		r.cpuReady, r.kasCPU, r.etcdCPU, mib(r.peakRSS), mib(r.startRSS), mib(r.endRSS), scaleScrapes, mib(r.endAnon), mib(r.heapInuse), mib(r.gcGoal/2))
+		r.cpuReady, r.kasCPU, r.etcdCPU, mib(r.peakRSS), mib(r.startRSS), mib(r.endRSS), scaleScrapes, mib(r.endAnon), mib(r.heapInuse), mib(r.liveHeap))
 	for _, e := range r.encodings {
 		s += fmt.Sprintf("; %s %s in %v", e.name, size(float64(e.bytes)), e.median.Round(time.Millisecond))
 	}
@@ -415,7 +415,7 @@ func measureScale(t *testing.T, env *Env, etcd *Etcd, kas *KubeAPIServer, b scal
 		last = s
 	}
 	res.heapInuse = last.heapInuse
-	res.gcGoal = last.gcGoal
+	res.liveHeap = last.liveHeap()
 	res.endRSS, _ = procField(pid, "VmRSS")
 	res.endAnon, _ = procField(pid, "RssAnon")
 	res.peakRSS, _ = procField(pid, "VmHWM")
@@ -443,9 +443,21 @@ func measureScale(t *testing.T, env *Env, etcd *Etcd, kas *KubeAPIServer, b scal
 type scaleScrape struct {
 	apps, workloads int // apps with a sync status; workloads with desired replicas
 	heapInuse       float64
-	gcGoal          float64
+	gcGoal          float64 // go_memstats_next_gc_bytes
+	gogc            float64 // go_gc_gogc_percent; 0 when not exposed
 	bytes           int
 	build           string // crowsnest_build_info's version and revision
+}
+
+// liveHeap is the heap live at the last GC: the GC's goal is that times
+// 1 + GOGC/100 (GOGC 100 when the binary does not say; crowsnest's default
+// is 50 since --runtime.gogc).
+func (s scaleScrape) liveHeap() float64 {
+	gogc := s.gogc
+	if gogc <= 0 {
+		gogc = 100
+	}
+	return s.gcGoal / (1 + gogc/100)
 }
 
 func (c *Crowsnest) scaleScrape() (scaleScrape, error) {
@@ -479,6 +491,8 @@ func (c *Crowsnest) scaleScrape() (scaleScrape, error) {
 			s.heapInuse, _ = strconv.ParseFloat(strings.TrimPrefix(line, "go_memstats_heap_inuse_bytes "), 64)
 		case strings.HasPrefix(line, "go_memstats_next_gc_bytes "):
 			s.gcGoal, _ = strconv.ParseFloat(strings.TrimPrefix(line, "go_memstats_next_gc_bytes "), 64)
+		case strings.HasPrefix(line, "go_gc_gogc_percent "):
+			s.gogc, _ = strconv.ParseFloat(strings.TrimPrefix(line, "go_gc_gogc_percent "), 64)
 		case strings.HasPrefix(line, "crowsnest_build_info{"):
 			s.build = strings.TrimSpace(labelValue(line, "version") + " " + labelValue(line, "revision"))
 		}
