@@ -6,15 +6,16 @@ import (
 	"testing"
 )
 
-// resourceList is n resources of an app with tuples distinct tuples
-// (kind, wave and status vary; a hook and one to prune among them).
-func resourceList(n, tuples int) []ResourceStatus {
+// resourceList is n resources of an app with values distinct kinds and
+// as many waves, two namespaces, statuses varying, a hook and one to
+// prune among them.
+func resourceList(n, values int) []ResourceStatus {
 	rs := make([]ResourceStatus, n)
 	for i := range rs {
-		t := i % tuples
-		rs[i] = ResourceStatus{Group: "apps", Version: "v1", Kind: fmt.Sprintf("Kind%d", t%7), Namespace: "web", Name: fmt.Sprintf("res-%d", i),
-			Status: SyncStatusCodeSynced, SyncWave: int64(t / 7), Hook: t == 3, RequiresPruning: t == 4}
-		if t%5 == 0 {
+		t := i % values
+		rs[i] = ResourceStatus{Group: "apps", Version: "v1", Kind: fmt.Sprintf("Kind%d", t), Namespace: []string{"web", "shop"}[i%2], Name: fmt.Sprintf("res-%d", i),
+			Status: SyncStatusCodeSynced, SyncWave: int64(t*3 - 7), Hook: i == 3, RequiresPruning: i == 4}
+		if i%5 == 0 {
 			rs[i].Status = SyncStatusCodeOutOfSync
 		}
 	}
@@ -22,19 +23,19 @@ func resourceList(n, tuples int) []ResourceStatus {
 }
 
 // Packed, an app's resources read back the same, in the same order, for
-// short lists, lists with more tuples than a linear search handles and
-// the most tuples a packed list holds; copies share them; unpacking
+// short lists, lists of many kinds and waves, and
+// the most values a packed table holds; copies share them; unpacking
 // restores the list.
 func TestPackResources(t *testing.T) {
-	for _, c := range []struct{ n, tuples int }{{1, 1}, {50, 6}, {400, 40}, {600, maxPackedTuples}} {
-		want := resourceList(c.n, c.tuples)
+	for _, c := range []struct{ n, values int }{{1, 1}, {50, 6}, {400, 40}, {600, maxPackedValues}} {
+		want := resourceList(c.n, c.values)
 		st := ApplicationStatus{Resources: slices.Clone(want)}
 		st.PackResources()
-		if st.Resources != nil || st.packed == nil || len(st.packed.tuples) != min(c.n, c.tuples) {
-			t.Fatalf("%d resources, %d tuples: not packed", c.n, c.tuples)
+		if st.Resources != nil || st.packed == nil || len(st.packed.kinds) != min(c.n, c.values) || len(st.packed.waves) != min(c.n, c.values) {
+			t.Fatalf("%d resources, %d values: not packed", c.n, c.values)
 		}
 		if got := slices.Collect(st.AllResources()); !slices.Equal(got, want) || st.ResourceCount() != c.n {
-			t.Errorf("%d resources, %d tuples: read back %d (count %d), differ from the list", c.n, c.tuples, len(got), st.ResourceCount())
+			t.Errorf("%d resources, %d values: read back %d (count %d), differ from the list", c.n, c.values, len(got), st.ResourceCount())
 		}
 		cp := st.DeepCopy()
 		if got := slices.Collect(cp.AllResources()); !slices.Equal(got, want) {
@@ -55,14 +56,14 @@ func TestPackResources(t *testing.T) {
 	}
 }
 
-// A list with more tuples than a packed list holds stays as decoded; an
-// empty list is left alone.
+// A list with more kinds or waves than a packed table holds stays as
+// decoded; an empty list is left alone.
 func TestPackResourcesKeepsVariedLists(t *testing.T) {
-	want := resourceList(maxPackedTuples+1, maxPackedTuples+1)
+	want := resourceList(maxPackedValues+1, maxPackedValues+1)
 	st := ApplicationStatus{Resources: slices.Clone(want)}
 	st.PackResources()
 	if st.packed != nil || !slices.Equal(st.Resources, want) || st.ResourceCount() != len(want) {
-		t.Errorf("a list of %d tuples packed or changed", len(want))
+		t.Errorf("a list of %d kinds and waves packed or changed", len(want))
 	}
 	var empty ApplicationStatus
 	empty.PackResources()

@@ -55,7 +55,14 @@ func realisticAppJSON(i, resources int) []byte {
 	st := &a.Status
 	st.Sync = argov1.SyncStatus{Status: "Synced", Revision: fmt.Sprintf("%040x", i), ComparedTo: argov1.ComparedTo{Source: src, Destination: a.Spec.Destination}}
 	st.Health = argov1.AppHealthStatus{Status: "Healthy"}
-	kinds := []struct{ group, kind string }{{"", "ConfigMap"}, {"", "Service"}, {"apps", "Deployment"}, {"", "Secret"}, {"networking.k8s.io", "Ingress"}}
+	// The kinds and waves of test/e2e/scale_fleet_test.go: 20 kinds, the
+	// wave of the k-th resource k%4.
+	kinds := []struct{ group, kind string }{{"apps", "Deployment"}, {"", "Service"}, {"", "ConfigMap"}, {"", "Secret"}, {"", "ServiceAccount"},
+		{"rbac.authorization.k8s.io", "Role"}, {"rbac.authorization.k8s.io", "RoleBinding"}, {"autoscaling", "HorizontalPodAutoscaler"},
+		{"policy", "PodDisruptionBudget"}, {"networking.k8s.io", "Ingress"}, {"networking.k8s.io", "NetworkPolicy"},
+		{"monitoring.coreos.com", "ServiceMonitor"}, {"monitoring.coreos.com", "PrometheusRule"}, {"batch", "CronJob"},
+		{"external-secrets.io", "ExternalSecret"}, {"cert-manager.io", "Certificate"}, {"", "PersistentVolumeClaim"},
+		{"keda.sh", "ScaledObject"}, {"apps", "StatefulSet"}, {"", "Endpoints"}}
 	results := argov1.ResourceResults{}
 	for r := 0; r < resources; r++ {
 		k := kinds[r%len(kinds)]
@@ -65,7 +72,7 @@ func realisticAppJSON(i, resources int) []byte {
 		}
 		name := fmt.Sprintf("app-%05d-%s-%02d", i, strings.ToLower(k.kind), r)
 		st.Resources = append(st.Resources, argov1.ResourceStatus{Group: k.group, Version: "v1", Kind: k.kind, Namespace: a.Spec.Destination.Namespace, Name: name,
-			Status: status, SyncWave: int64(r % 5), Health: &argov1.HealthStatus{Status: "Healthy"}})
+			Status: status, SyncWave: int64(r % 4), Health: &argov1.HealthStatus{Status: "Healthy"}})
 		results = append(results, &argov1.ResourceResult{Group: k.group, Version: "v1", Kind: k.kind, Namespace: a.Spec.Destination.Namespace, Name: name,
 			Status: "Synced", Message: strings.ToLower(k.kind) + "/" + name + " configured", HookPhase: "Running", SyncPhase: "Sync"})
 	}
