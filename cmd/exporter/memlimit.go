@@ -24,19 +24,28 @@ import (
 // the largest page-aligned int64).
 const unlimited = 1 << 62
 
-// setGCPercent sets the garbage collector's GOGC to percent, unless the
-// GOGC environment variable is set (getenv), and logs what it did once.
-func setGCPercent(percent int, getenv func(string) string, logger *slog.Logger) error {
+// setGCPercent applies --runtime.gogc, unless the GOGC environment
+// variable is set (getenv): it returns what to call once the initial list
+// is handled (waitReady), and logs what it did once. Until then the
+// collector runs at least at Go's default of 100: the start-up's garbage
+// (every app's JSON as decoded) is large and short-lived, and collecting it
+// at 50 cost 1.8 s more CPU for 10,000 apps, the ready time's budget on 2
+// cores (docs/scale.md). After it, the heap is crowsnest's cache.
+func setGCPercent(percent int, getenv func(string) string, logger *slog.Logger) (ready func(), err error) {
 	if env := getenv("GOGC"); env != "" {
 		logger.Info("garbage collector from GOGC", "gogc", env)
-		return nil
+		return func() {}, nil
 	}
 	if percent < -1 {
-		return fmt.Errorf("--runtime.gogc: %d is neither a percentage nor -1 (off)", percent)
+		return nil, fmt.Errorf("--runtime.gogc: %d is neither a percentage nor -1 (off)", percent)
 	}
-	debug.SetGCPercent(percent)
-	logger.Info("garbage collector set", "gogc", percent)
-	return nil
+	startup := percent
+	if percent >= 0 && percent < 100 {
+		startup = 100
+	}
+	debug.SetGCPercent(startup)
+	logger.Info("garbage collector set", "gogc", percent, "gogc_until_ready", startup)
+	return func() { debug.SetGCPercent(percent) }, nil
 }
 
 // setMemoryLimit sets the Go runtime's soft memory limit to ratio of the

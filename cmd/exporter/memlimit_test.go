@@ -85,17 +85,25 @@ func TestMemoryLimitErrors(t *testing.T) {
 	}
 }
 
-// --runtime.gogc sets the collector's percentage unless GOGC is set, and
-// rejects what is neither a percentage nor -1.
+// --runtime.gogc applies once the initial list is handled, with Go's
+// default of 100 until then if it is lower; a GOGC variable wins; what is
+// neither a percentage nor -1 is an error naming the flag.
 func TestSetGCPercent(t *testing.T) {
 	orig := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(orig)
 	logger := slog.New(slog.DiscardHandler)
-	if err := setGCPercent(50, noEnv, logger); err != nil {
-		t.Fatal(err)
-	}
-	if got := debug.SetGCPercent(100); got != 50 {
-		t.Errorf("GOGC %d after --runtime.gogc=50, want 50", got)
+	for _, c := range []struct{ flag, startup int }{{50, 100}, {200, 200}, {-1, -1}} {
+		ready, err := setGCPercent(c.flag, noEnv, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := debug.SetGCPercent(7); got != c.startup {
+			t.Errorf("--runtime.gogc=%d: GOGC %d until ready, want %d", c.flag, got, c.startup)
+		}
+		ready()
+		if got := debug.SetGCPercent(100); got != c.flag {
+			t.Errorf("--runtime.gogc=%d: GOGC %d once ready", c.flag, got)
+		}
 	}
 	gogc := func(name string) string {
 		if name == "GOGC" {
@@ -103,13 +111,15 @@ func TestSetGCPercent(t *testing.T) {
 		}
 		return ""
 	}
-	if err := setGCPercent(50, gogc, logger); err != nil {
+	ready, err := setGCPercent(50, gogc, logger)
+	if err != nil {
 		t.Fatal(err)
 	}
+	ready()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GOGC %d with GOGC=200 in the environment, want the runtime's own (100 here)", got)
 	}
-	if err := setGCPercent(-2, noEnv, logger); err == nil || !strings.Contains(err.Error(), "--runtime.gogc") {
+	if _, err := setGCPercent(-2, noEnv, logger); err == nil || !strings.Contains(err.Error(), "--runtime.gogc") {
 		t.Errorf("--runtime.gogc=-2: error %v, want one naming the flag", err)
 	}
 }

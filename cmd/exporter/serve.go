@@ -47,7 +47,8 @@ const shutdownTimeout = 10 * time.Second
 // starts is an actor of one run.Group, joined before it returns.
 func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	start := time.Now()
-	if err := setGCPercent(*c.gcPercent, os.Getenv, logger); err != nil {
+	gcReady, err := setGCPercent(*c.gcPercent, os.Getenv, logger)
+	if err != nil {
 		return err
 	}
 	if err := c.setMemoryLimit(logger); err != nil {
@@ -218,7 +219,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	}
 	g.Add(func() error { return cfg.Run(ctx) }, func(error) { cancel() })
 	g.Add(func() error {
-		waitReady(ctx, start, src, store.Len, reg, logger)
+		waitReady(ctx, start, src, store.Len, reg, logger, gcReady)
 		<-ctx.Done()
 		return nil
 	}, func(error) { cancel() })

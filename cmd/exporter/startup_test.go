@@ -24,7 +24,7 @@ func TestWaitReadyPublishesStartupDuration(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		waitReady(context.Background(), start, src, func() int { return 7 }, reg, promslog.NewNopLogger())
+		waitReady(context.Background(), start, src, func() int { return 7 }, reg, promslog.NewNopLogger(), func() {})
 	}()
 	time.Sleep(3 * startupPoll)
 	if n, _ := testutil.GatherAndCount(reg, "crowsnest_startup_duration_seconds"); n != 0 {
@@ -47,7 +47,7 @@ func TestWaitReadyStopsWithItsContext(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		waitReady(ctx, time.Now(), &flag{}, func() int { return 0 }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		waitReady(ctx, time.Now(), &flag{}, func() int { return 0 }, prometheus.NewRegistry(), promslog.NewNopLogger(), func() {})
 	}()
 	cancel()
 	select {
