@@ -276,11 +276,11 @@ func (noWatchList) IsWatchListSemanticsUnSupported() bool { return true }
 // ListEach), so the list never holds the response or an untrimmed app
 // beyond the one being read. The reflector's first list (resourceVersion
 // 0) is asked without a limit (listWatch), which the API server answers from
-// its watch cache in one response. In pages of 500, kube-apiserver 1.37
-// pages it too and serves the pages after the first at an exact resource
-// version, from etcd: with 10,000 apps of 50 resources it spent 14.6-36 s
-// of CPU and up to 13 GiB (one response: 8.1 s), and crowsnest was ready
-// after 14-22 s instead of 7.4 (docs/scale.md). Only when that fails — an
+// its watch cache in one response. With the reflector's limit of 500,
+// kube-apiserver 1.37 pages it too: with 10,000 apps of 50 resources it
+// spent 11.2-36.4 s of CPU on the pages and up to 13.4 GiB, and crowsnest
+// was ready after 9.9-21.9 s (one response: 8.1-11.3 s of its CPU; three
+// runs each, docs/design.md). Only when that fails — an
 // API server whose watch cache is off read all 50,000 apps of the scale
 // benchmark from etcd in one response, and timed out after 60 s — the
 // source falls back to the reflector's pages for good.
