@@ -166,7 +166,8 @@ func (s *KubeSource) listWatch(ctx context.Context, ns string) *cache.ListWatch 
 				}
 				l, err := listStreamed(ctx, apps, o, s.trim.application)
 				if err != nil && whole && ctx.Err() == nil && s.paged.CompareAndSwap(false, true) {
-					s.logger.Warn("the list of every Application in one response failed; listing in pages from now on (is kube-apiserver's watch cache off for Applications?)", "namespace", ns, "err", err)
+					// The error itself is logged once, by retry.
+					s.logger.Warn("the list of every Application in one response failed; listing in pages from now on (is kube-apiserver's watch cache off for Applications?)", "namespace", ns)
 				}
 				list = l
 				return err
