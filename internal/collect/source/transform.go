@@ -131,9 +131,10 @@ func (t *appTrimmer) dropReleased(app *v1alpha1.Application) {
 	}
 }
 
-// compact gives the app's lists but status.resources (packed) their length as capacity: the decoder
-// grows them by doubling, which leaves up to half of each unused (a list
-// of 50 resources has room for 64), for as long as the app is cached.
+// compact gives the app's lists their length as capacity (status.resources
+// is packed instead, or clipped when it cannot be): the decoder grows them
+// by doubling, which leaves up to half of each unused (a list of 50
+// resources has room for 64), for as long as the app is cached.
 func compact(app *v1alpha1.Application) {
 	st := &app.Status
 	st.History = clip(st.History)
