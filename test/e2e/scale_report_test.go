@@ -60,7 +60,7 @@ func (r *scaleReport) markdown() string {
 		size(r.etcdDB), size(r.etcdDBEnd), mib(r.kasRSS), mib(r.kasHWM), mib(r.etcdRSS), mib(r.etcdHWM))
 
 	if len(r.lists) > 0 {
-		b.WriteString("The API server's cost of one list of every app, without crowsnest (`CROWSNEST_SCALE_LIST_PROBE=1`):\n\n")
+		b.WriteString("The API server's cost of one list of every app, without crowsnest (`CROWSNEST_SCALE_LIST_PROBE`):\n\n")
 		b.WriteString("| list | items | bytes | took | kube-apiserver CPU | etcd CPU | kube-apiserver peak RSS growth |\n|---|--:|--:|--:|--:|--:|--:|\n")
 		for _, l := range r.lists {
 			took := secs(l.took)

@@ -53,9 +53,10 @@ import (
 //	CROWSNEST_SCALE_CHURN_DURATION [60s]  how long the churn lasts (0 turns it off)
 //	CROWSNEST_SCALE_POLL_INTERVAL [250ms] the latency poller's scrape period (start to start)
 //	CROWSNEST_SCALE_READY_TIMEOUT [15m]   how long one start may take to serve every app
+//	CROWSNEST_SCALE_STARTS [1]            starts of crowsnest on every app (the later ones without churn)
 //	CROWSNEST_SCALE_WATCH_CACHE [auto]    on or off: kube-apiserver's watch cache for Applications;
 //	                                      auto is on up to 20,000 apps, off above (see scaleWatchCacheApps)
-//	CROWSNEST_SCALE_LIST_PROBE            1: before crowsnest, time three ways of listing every app
+//	CROWSNEST_SCALE_LIST_PROBE            1: before crowsnest, time the ways of listing every app; whole: only the whole lists
 //	                                      (pages, resourceVersion=0, watch list) on the API server
 //	CROWSNEST_SCALE_REPORT                also write the Markdown report to this file
 //	CROWSNEST_SCALE_PPROF                 a directory: fetch CPU (start-up) and heap profiles of the
@@ -109,6 +110,7 @@ type scaleConfig struct {
 	churnDuration time.Duration
 	pollInterval  time.Duration
 	readyTimeout  time.Duration
+	starts        int // starts of the all-apps run: the start-up figures vary
 	watchCache    bool
 	report        string
 	pprofDir      string
@@ -131,6 +133,7 @@ func scaleConfigFromEnv(t *testing.T) scaleConfig {
 		churnDuration: envDuration(t, "CROWSNEST_SCALE_CHURN_DURATION", time.Minute),
 		pollInterval:  envDuration(t, "CROWSNEST_SCALE_POLL_INTERVAL", 250*time.Millisecond),
 		readyTimeout:  envDuration(t, "CROWSNEST_SCALE_READY_TIMEOUT", 15*time.Minute),
+		starts:        envInt(t, "CROWSNEST_SCALE_STARTS", 1),
 		report:        os.Getenv("CROWSNEST_SCALE_REPORT"),
 		pprofDir:      os.Getenv("CROWSNEST_SCALE_PPROF"),
 		pprofSeconds:  envInt(t, "CROWSNEST_SCALE_PPROF_SECONDS", 30),
@@ -145,7 +148,7 @@ func scaleConfigFromEnv(t *testing.T) scaleConfig {
 		t.Fatalf("CROWSNEST_SCALE_WATCH_CACHE=%q: want on, off or auto", v)
 	}
 	if f.apps < 1 || f.workloads < 0 || f.resources < 1 || f.history < 1 || f.drift < 0 || f.drift > 1 || f.writers < 1 ||
-		c.scrapes < 1 || c.churnRate <= 0 || c.churnDuration < 0 || c.pollInterval <= 0 || c.readyTimeout <= 0 {
+		c.scrapes < 1 || c.churnRate <= 0 || c.churnDuration < 0 || c.pollInterval <= 0 || c.readyTimeout <= 0 || c.starts < 1 {
 		t.Fatalf("scale parameters out of range: %+v", c)
 	}
 	if f.apps > 100000 {
@@ -211,8 +214,8 @@ func TestScale(t *testing.T) {
 		fleet.apps, fleet.resources, fleet.history, fleet.drift*100, fleet.workloads, rep.setup.Round(time.Second), fleet.writers,
 		float64(fleet.apps+fleet.workloads)/rep.setup.Seconds(), mib(rep.etcdDB), mib(rep.kasRSS), mib(rep.etcdRSS))
 
-	if os.Getenv("CROWSNEST_SCALE_LIST_PROBE") != "" {
-		rep.lists = probeLists(t, etcd, kas)
+	if probe := os.Getenv("CROWSNEST_SCALE_LIST_PROBE"); probe != "" {
+		rep.lists = probeLists(t, etcd, kas, probe)
 	}
 
 	firstNS := min(fleet.apps, scaleAppsPerNamespace)
@@ -220,6 +223,9 @@ func TestScale(t *testing.T) {
 		{name: "none", flags: []string{"--namespaces=scale-empty", "--workloads.kinds="}},
 		{name: "first namespace", apps: firstNS, flags: []string{"--namespaces=apps-0", "--workloads.kinds="}},
 		{name: "apps", apps: fleet.apps, churn: cfg.churnDuration > 0, profile: true, flags: []string{"--workloads.kinds="}},
+	}
+	for k := 2; k <= cfg.starts; k++ {
+		runs = append(runs, scaleRun{name: fmt.Sprintf("apps, start %d", k), apps: fleet.apps, flags: []string{"--workloads.kinds="}})
 	}
 	if fleet.workloads > 0 {
 		runs = append(runs, scaleRun{name: "apps and workloads", apps: fleet.apps, workloads: fleet.workloads, flags: []string{"--workloads.kinds=deployments"}})

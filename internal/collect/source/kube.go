@@ -164,7 +164,15 @@ func (s *KubeSource) listWatch(ctx context.Context, ns string) *cache.ListWatch 
 				if whole {
 					o.Limit = 0
 				}
-				l, err := listStreamed(ctx, apps, o, s.trim.application)
+				began := time.Now()
+				l, first, err := listStreamed(ctx, apps, o, s.trim.application)
+				if err == nil {
+					// At start-up this is most of the time to ready;
+					// the first app's arrival splits the API server's
+					// wait from the reading.
+					s.logger.Info("listed Applications", "namespace", ns, "apps", len(l.Items), "whole", o.Limit == 0,
+						"took", time.Since(began).Round(time.Millisecond), "first_app_after", max(first.Sub(began), 0).Round(time.Millisecond))
+				}
 				if err != nil && whole && ctx.Err() == nil && s.paged.CompareAndSwap(false, true) {
 					// The error itself is logged once, by retry.
 					s.logger.Warn("the list of every Application in one response failed; listing in pages from now on (is kube-apiserver's watch cache off for Applications?)", "namespace", ns)
@@ -285,9 +293,12 @@ func (noWatchList) IsWatchListSemanticsUnSupported() bool { return true }
 // API server whose watch cache is off read all 50,000 apps of the scale
 // benchmark from etcd in one response, and timed out after 60 s — the
 // source falls back to the reflector's pages for good.
-func listStreamed(ctx context.Context, apps versioned.ApplicationInterface, opts metav1.ListOptions, trim cache.TransformFunc) (runtime.Object, error) {
-	list := &v1alpha1.ApplicationList{}
+func listStreamed(ctx context.Context, apps versioned.ApplicationInterface, opts metav1.ListOptions, trim cache.TransformFunc) (list *v1alpha1.ApplicationList, first time.Time, err error) {
+	list = &v1alpha1.ApplicationList{}
 	meta, err := apps.ListEach(ctx, opts, func(a *v1alpha1.Application) error {
+		if first.IsZero() {
+			first = time.Now() // the API server's wait ends
+		}
 		t, err := trim(a)
 		if err != nil {
 			return err
@@ -300,11 +311,11 @@ func listStreamed(ctx context.Context, apps versioned.ApplicationInterface, opts
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, first, err
 	}
 	list.ListMeta = *meta
 	list.Continue, list.RemainingItemCount = "", nil // every page is in
-	return list, nil
+	return list, first, nil
 }
 
 // handler adapts informer notifications to events; it unwraps tombstones of

@@ -676,12 +676,12 @@ func testKubeSourceFirstList(t *testing.T, wholeFails bool) {
 	// page is read.
 	calls = nil
 	mu.Unlock()
-	l, err := listStreamed(ctx, client.ArgoprojV1alpha1().Applications(""), metav1.ListOptions{Limit: 2}, newAppTrimmer().application)
+	l, _, err := listStreamed(ctx, client.ArgoprojV1alpha1().Applications(""), metav1.ListOptions{Limit: 2}, newAppTrimmer().application)
 	mu.Lock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(l.(*v1alpha1.ApplicationList).Items); n != len(apps) || len(calls) != 3 || l.(*v1alpha1.ApplicationList).Continue != "" {
+	if n := len(l.Items); n != len(apps) || len(calls) != 3 || l.Continue != "" {
 		t.Errorf("paged list: %d apps in %d calls %+v, want %d in 3 pages", n, len(calls), calls, len(apps))
 	}
 }
