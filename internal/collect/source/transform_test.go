@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -655,12 +656,18 @@ func testKubeSourceFirstList(t *testing.T, wholeFails bool) {
 	var calls []listCall
 	var mu sync.Mutex
 	client.PrependReactor("list", "applications", paginatingLister(apps, 2, wholeFails, &calls, &mu))
-	src := NewKubeSource(client, nil, NewSourceMetrics(prometheus.NewRegistry()), promslog.NewNopLogger())
+	var logs syncBuffer
+	src := NewKubeSource(client, nil, NewSourceMetrics(prometheus.NewRegistry()), slog.New(slog.NewTextHandler(&logs, nil)))
 	store := newAppsSink()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go src.Run(ctx, store)
 	waitFor(t, "the apps", func() bool { return store.Len() == len(apps) })
+	// The finished list is logged once, with its apps and how it was asked.
+	listed := fmt.Sprintf(`msg="listed Applications" component=kubernetes-source namespace="" apps=%d whole=%v took=`, len(apps), !wholeFails)
+	if n := logs.count(listed); n != 1 {
+		t.Errorf("%d log lines with %q, want 1; logs:\n%s", n, listed, logs.String())
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	switch {
@@ -739,3 +746,23 @@ func TestListTrimmedTrimsPageByPage(t *testing.T) {
 		t.Errorf("list: items %v, resourceVersion %q, continue %q; want abcde at 10, no continue", names, l.ResourceVersion, l.Continue)
 	}
 }
+
+// syncBuffer is a log sink safe for the informer's goroutines and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) count(substr string) int { return strings.Count(s.String(), substr) }
