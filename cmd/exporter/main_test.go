@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,27 +25,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/crowsnest/crowsnest/internal/demo"
+	"github.com/crowsnest/crowsnest/internal/logtest"
 	"github.com/crowsnest/crowsnest/internal/lokitest"
 	"github.com/crowsnest/crowsnest/internal/otlptest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the daemon's logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -61,15 +43,15 @@ func freeAddr(t *testing.T) string {
 // daemon runs the command in the background until the test ends.
 type daemon struct {
 	addr   string
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *logtest.Buffer
+	stderr *logtest.Buffer
 	cancel context.CancelFunc
 	done   chan int
 }
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	d := &daemon{stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	// Port 0: the kernel picks a free port for the daemon itself, so no
@@ -295,7 +277,7 @@ func TestBadConfigExitsNonZeroNamingFileLineAndField(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.doc), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			var stderr syncBuffer
+			var stderr logtest.Buffer
 			code := run(context.Background(), []string{"--demo", "--config.file=" + path, "--web.listen-address=" + freeAddr(t)}, io.Discard, &stderr)
 			if code == 0 {
 				t.Fatal("exit code 0 for a bad config")
@@ -346,7 +328,7 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		for k, v := range tc.env {
 			t.Setenv(k, v)
 		}
-		var stderr syncBuffer
+		var stderr logtest.Buffer
 		code := run(context.Background(), append([]string{"--demo", "--web.listen-address=" + freeAddr(t)}, tc.args...), io.Discard, &stderr)
 		if code != 1 || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("run(%v, env %v) = %d, stderr %q: want 1 and a message naming %s", tc.args, tc.env, code, stderr.String(), tc.want)
@@ -671,7 +653,7 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 	// servers.
 	ignore := goleak.IgnoreCurrent()
 
-	d := &daemon{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	d := &daemon{stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		d.done <- run(ctx, []string{"--demo", "--web.listen-address=127.0.0.1:0", "--replay.speed=0",

@@ -282,10 +282,10 @@ func TestHangingClientIsBounded(t *testing.T) {
 	if client.callsFor("stuck") != 2 {
 		t.Errorf("calls = %d after the failure expired, want 2", client.callsFor("stuck"))
 	}
-	if n := f.logs.count("level=WARN msg=\"looking up commit metadata failed"); n != 1 {
+	if n := f.logs.Count("level=WARN msg=\"looking up commit metadata failed"); n != 1 {
 		t.Errorf("warned %d times, want once", n)
 	}
-	if n := f.logs.count("level=DEBUG msg=\"looking up commit metadata failed"); n != 1 {
+	if n := f.logs.Count("level=DEBUG msg=\"looking up commit metadata failed"); n != 1 {
 		t.Errorf("logged the repeated failure at debug %d times, want once", n)
 	}
 }
@@ -295,8 +295,8 @@ func TestFailedFetchIsLoggedAndCounted(t *testing.T) {
 	client.fail["abc"] = errors.New("rpc error: code = PermissionDenied")
 	f := newFixture(t, Config{}, client)
 	f.d.handle(context.Background(), deployed(deployment("cart", model.DeploymentSucceeded, "t", gitSource(0, "abc"))))
-	if f.lookups(LookupFailed) != 1 || f.logs.count("PermissionDenied") != 1 || f.logs.count("repo=https://git.example.com/shop.git revision=abc") != 1 {
-		t.Errorf("failed = %v, logs:\n%s", f.lookups(LookupFailed), f.logs.b.String())
+	if f.lookups(LookupFailed) != 1 || f.logs.Count("PermissionDenied") != 1 || f.logs.Count("repo=https://git.example.com/shop.git revision=abc") != 1 {
+		t.Errorf("failed = %v, logs:\n%s", f.lookups(LookupFailed), f.logs.String())
 	}
 }
 

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/crowsnest/crowsnest/internal/logtest"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -116,29 +116,11 @@ func (o *outputs) snapshot() ([]*model.Fact, []*model.DeploymentRecord) {
 	return append([]*model.Fact(nil), o.facts...), append([]*model.DeploymentRecord(nil), o.records...)
 }
 
-// syncBuffer is a log sink safe for the worker and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(substr string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), substr)
-}
-
 type fixture struct {
 	d    *Deployments
 	reg  *prometheus.Registry
 	out  *outputs
-	logs *syncBuffer
+	logs *logtest.Buffer
 }
 
 // newFixture returns Deployments over client (nil: none) with its own
@@ -147,7 +129,7 @@ func newFixture(t *testing.T, cfg Config, client MetadataClient) *fixture {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	out := newOutputs()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d, err := New(cfg, client, Outputs{Facts: []FactSubscriber{out}, Records: []RecordSink{out}}, reg, logger)
 	if err != nil {

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -28,12 +27,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/crowsnest/crowsnest/internal/logtest"
 )
 
 // This file tests the chart's options: the schema rejects wrong values
@@ -1268,24 +1268,6 @@ func (ca *testCA) client(user, password string) *http.Client {
 	return &http.Client{Timeout: 5 * time.Second, Transport: rt}
 }
 
-// lockedBuffer collects a server's error log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // webPassword is the password whose bcrypt hash is webPasswordHash, the
 // user prometheus's in ci/all-on-values.yaml (an example, not a secret).
 const (
@@ -1330,7 +1312,7 @@ func TestHelmChartInstall(t *testing.T) {
 	// A TLS argocd-server stand-in whose certificate only ca signed: it
 	// counts the requests that got through the TLS handshake.
 	var requests atomic.Int64
-	argoLog := &lockedBuffer{}
+	argoLog := &logtest.Buffer{}
 	argo := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		http.Error(w, "not argocd-server", http.StatusNotImplemented)

@@ -41,6 +41,7 @@ import (
 	"github.com/crowsnest/crowsnest/internal/collect/tracker"
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/demo"
+	"github.com/crowsnest/crowsnest/internal/logtest"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -656,7 +657,7 @@ func testKubeSourceFirstList(t *testing.T, wholeFails bool) {
 	var calls []listCall
 	var mu sync.Mutex
 	client.PrependReactor("list", "applications", paginatingLister(apps, 2, wholeFails, &calls, &mu))
-	var logs syncBuffer
+	var logs logtest.Buffer
 	src := NewKubeSource(client, nil, NewSourceMetrics(prometheus.NewRegistry()), slog.New(slog.NewTextHandler(&logs, nil)))
 	store := newAppsSink()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -665,7 +666,7 @@ func testKubeSourceFirstList(t *testing.T, wholeFails bool) {
 	waitFor(t, "the apps", func() bool { return store.Len() == len(apps) })
 	// The finished list is logged once, with its apps and how it was asked.
 	listed := fmt.Sprintf(`msg="listed Applications" component=kubernetes-source namespace="" apps=%d whole=%v took=`, len(apps), !wholeFails)
-	if n := logs.count(listed); n != 1 {
+	if n := logs.Count(listed); n != 1 {
 		t.Errorf("%d log lines with %q, want 1; logs:\n%s", n, listed, logs.String())
 	}
 	mu.Lock()
@@ -746,23 +747,3 @@ func TestListTrimmedTrimsPageByPage(t *testing.T) {
 		t.Errorf("list: items %v, resourceVersion %q, continue %q; want abcde at 10, no continue", names, l.ResourceVersion, l.Continue)
 	}
 }
-
-// syncBuffer is a log sink safe for the informer's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) count(substr string) int { return strings.Count(s.String(), substr) }
