@@ -292,7 +292,8 @@ func (noWatchList) IsWatchListSemanticsUnSupported() bool { return true }
 // runs each, docs/design.md). Only when that fails — an
 // API server whose watch cache is off read all 50,000 apps of the scale
 // benchmark from etcd in one response, and timed out after 60 s — the
-// source falls back to the reflector's pages for good.
+// source falls back to the reflector's pages for good. It also returns when
+// the first app arrived (zero for an empty list), for the source's log.
 func listStreamed(ctx context.Context, apps versioned.ApplicationInterface, opts metav1.ListOptions, trim cache.TransformFunc) (list *v1alpha1.ApplicationList, first time.Time, err error) {
 	list = &v1alpha1.ApplicationList{}
 	meta, err := apps.ListEach(ctx, opts, func(a *v1alpha1.Application) error {
