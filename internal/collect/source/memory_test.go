@@ -124,18 +124,14 @@ func BenchmarkMemoryPerDecodedApp(b *testing.B) {
 	}
 	codecs := serializer.NewCodecFactory(client.Scheme())
 	decoder := codecs.UniversalDeserializer()
-	conf, err := config.Parse([]byte("environments:\n  - env: prod\n    match:\n      labels:\n        env: prod\n"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	conf := benchConfig(b)
 	for b.Loop() {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		trim := newAppTrimmer()
 		trim.since = time.Now() // as the Kubernetes source: the apps' operations finished before
-		store := exposition.NewStore(false)
-		tr := tracker.New(conf, tracker.Subscribers{Views: []tracker.ViewSubscriber{store}, Operations: []tracker.OperationSubscriber{exposition.NewDurations(prometheus.NewRegistry()), store}}, promslog.NewNopLogger())
+		tr, _ := newBenchTracker(conf)
 		kept := make([]any, 0, apps) // the informer's cache
 		for _, doc := range docs {
 			obj, _, err := decoder.Decode(doc, nil, nil)
@@ -156,4 +152,27 @@ func BenchmarkMemoryPerDecodedApp(b *testing.B) {
 		runtime.KeepAlive(kept)
 		runtime.KeepAlive(tr)
 	}
+}
+
+// benchConfig is the configuration the benchmarks classify apps with: one
+// prod environment, by label.
+func benchConfig(b *testing.B) *config.Config {
+	b.Helper()
+	conf, err := config.Parse([]byte("environments:\n  - env: prod\n    match:\n      labels:\n        env: prod\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return conf
+}
+
+// newBenchTracker returns a tracker and the metric store it feeds, wired
+// as crowsnest wires them: views and operations to the store, operations
+// to the duration histograms too.
+func newBenchTracker(conf *config.Config) (*tracker.Tracker, *exposition.Store) {
+	store := exposition.NewStore(false)
+	tr := tracker.New(conf, tracker.Subscribers{
+		Views:      []tracker.ViewSubscriber{store},
+		Operations: []tracker.OperationSubscriber{exposition.NewDurations(prometheus.NewRegistry()), store},
+	}, promslog.NewNopLogger())
+	return tr, store
 }

@@ -15,9 +15,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/crowsnest/crowsnest/internal/argocd/client"
-	"github.com/crowsnest/crowsnest/internal/collect/exposition"
-	"github.com/crowsnest/crowsnest/internal/collect/tracker"
-	"github.com/crowsnest/crowsnest/internal/config"
 )
 
 // listServer answers a list of every Application with one response, as
@@ -69,10 +66,7 @@ func BenchmarkStartUp(b *testing.B) {
 	srv := httptest.NewTLSServer(listServer{list})
 	defer srv.Close()
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	conf, err := config.Parse([]byte("environments:\n  - env: prod\n    match:\n      labels:\n        env: prod\n"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	conf := benchConfig(b)
 	b.SetBytes(int64(len(list)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -80,8 +74,7 @@ func BenchmarkStartUp(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		store := exposition.NewStore(false)
-		tr := tracker.New(conf, tracker.Subscribers{Views: []tracker.ViewSubscriber{store}, Operations: []tracker.OperationSubscriber{exposition.NewDurations(prometheus.NewRegistry()), store}}, promslog.NewNopLogger())
+		tr, store := newBenchTracker(conf)
 		src := NewKubeSource(c, nil, NewSourceMetrics(prometheus.NewRegistry()), promslog.NewNopLogger())
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
