@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -419,16 +418,13 @@ func (c *churner) scrape(client *http.Client, buf *bytes.Buffer) ([]*churnChange
 		if lines == nil {
 			return nil, fmt.Errorf("poll: no family %s in the scrape", family)
 		}
-		for len(lines) > 0 {
-			i := bytes.IndexByte(lines, '\n')
-			if i < 0 {
-				i = len(lines)
-			}
-			line := string(lines[:i])
-			lines = lines[min(i+1, len(lines)):]
-			if !strings.HasPrefix(line, family+"{") || !strings.HasSuffix(line, "} 1") {
+		prefix := []byte(family + "{")
+		for l := range bytes.Lines(lines) {
+			l = bytes.TrimSuffix(l, []byte("\n"))
+			if !bytes.HasPrefix(l, prefix) || !bytes.HasSuffix(l, []byte("} 1")) {
 				continue
 			}
+			line := string(l)
 			ch := c.pending[labelValue(line, "name")]
 			if ch != nil && !ch.seen && !ch.sent.IsZero() && ch.family == family && labelValue(line, "status") == ch.want {
 				ch.seen = true
