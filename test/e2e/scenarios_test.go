@@ -257,8 +257,8 @@ type notInHistory struct {
 // Kubernetes Event (reason OperationCompleted, never aggregated) for each,
 // selective syncs included. The history is no oracle for v3: its self-heal
 // syncs only the resources that drifted, which the history leaves out.
-func (s *scenarioEnv) completedOperations(ctx context.Context, name string) (succeeded, failed int, err error) {
-	events, err := s.kas.Kubernetes().CoreV1().Events(argoCDNamespace).List(ctx, metav1.ListOptions{
+func completedOperations(ctx context.Context, kas *KubeAPIServer, name string) (succeeded, failed int, err error) {
+	events, err := kas.Kubernetes().CoreV1().Events(argoCDNamespace).List(ctx, metav1.ListOptions{
 		FieldSelector: "involvedObject.kind=Application,reason=OperationCompleted,involvedObject.name=" + name,
 	})
 	if err != nil {
@@ -288,7 +288,7 @@ func (s *scenarioEnv) expectSyncsMatchArgoCD(ctx context.Context, extra map[stri
 		if app.Status.OperationState != nil && !app.Status.OperationState.Phase.Completed() {
 			return fmt.Errorf("%s: operation still %s", name, app.Status.OperationState.Phase)
 		}
-		succeeded, failed, err := s.completedOperations(ctx, name)
+		succeeded, failed, err := completedOperations(ctx, s.kas, name)
 		if err != nil {
 			return err
 		}
