@@ -23,7 +23,8 @@ type AppStatus struct {
 	// Deleting is set while the Application has a deletionTimestamp.
 	Deleting bool
 	// HeldByWindow is set while a sync window of the app's project denies
-	// automatic syncs (a change freeze).
+	// the app's next sync (a change freeze): an automatic one if the app
+	// auto-syncs, a manual one otherwise.
 	HeldByWindow bool
 }
 
@@ -108,8 +109,8 @@ type AppView struct {
 	LastFinished *FinishedOperation
 	// DryRuns counts the dry runs crowsnest saw finish.
 	DryRuns uint64
-	// HeldByWindow: a sync window of the app's project denies automatic
-	// syncs now.
+	// HeldByWindow: a sync window of the app's project denies the app's
+	// next sync now (see AppStatus).
 	HeldByWindow bool
 	// Hydration is the app's Source Hydrator state; nil without one.
 	Hydration *Hydration

@@ -119,9 +119,10 @@ func notDeleting(m string) string {
 	return ` unless on (namespace, name) ` + selector("crowsnest_app_deletion_timestamp_seconds", m)
 }
 
-// notHeld drops the apps a sync window holds (a deny window of their
-// project is open: a change freeze) from a drift alert's result: drift that
-// nobody may sync away is expected, and Argo CD holds auto-sync itself.
+// notHeld drops the apps a sync window holds (a window of their project
+// denies their next sync, manual or automatic as the app syncs: a change
+// freeze) from a drift alert's result: drift that nobody may sync away is
+// expected, and Argo CD holds auto-sync itself.
 func notHeld(m string) string {
 	return ` unless on (namespace, name) ` + selector("crowsnest_app_sync_window_held", m) + ` == 1`
 }

@@ -690,13 +690,13 @@ func (s *signalsEnv) pendingWhileControllerDown(ctx context.Context, t *testing.
 	t.Logf("phases crowsnest exposed for %s: %v", appPending, s.obs.Phases(appPending))
 }
 
-// frozenDrift: a prod app is synced, then a deny window of its project
-// opens (always active: every minute, for an hour) and someone edits the
-// app's ConfigMap by hand. Argo CD reports the drift; crowsnest shows the
-// app OutOfSync and held by the window, and Prometheus's
-// CrowsnestProdDrift is not even pending. Once the window is removed the
-// same drift turns the alert pending: the window, nothing else, kept it
-// quiet.
+// frozenDrift: a prod app (synced by hand) is synced, then a deny window
+// of its project opens (always active: every minute, for an hour) and
+// someone edits the app's ConfigMap by hand. Argo CD reports the drift;
+// crowsnest shows the app OutOfSync and held by the window, and
+// Prometheus's CrowsnestProdDrift is not even pending. Once the window lets
+// manual syncs through (manualSync: true) the same drift turns the alert
+// pending: Argo CD judges a manual app's next sync by the manual rule.
 func (s *signalsEnv) frozenDrift(ctx context.Context, t *testing.T) {
 	s.syncForReal(ctx, t, appFrozen)
 	projects := s.kas.ArgoCD().ArgoprojV1alpha1().AppProjects(argoCDNamespace)
@@ -746,11 +746,18 @@ func (s *signalsEnv) frozenDrift(ctx context.Context, t *testing.T) {
 		t.Errorf("%s during the freeze: %v (%v), want none", drift, v, err)
 	}
 
-	// The freeze ends: the drift is an alert again.
-	setWindows(nil)
+	// The freeze lets manual syncs through (manualSync: true): Argo CD
+	// would run a person's sync of this manual app, so the drift is not
+	// held and pages; the window, nothing else, kept it quiet.
+	setWindows(v1alpha1.SyncWindows{{Kind: "deny", Schedule: "* * * * *", Duration: "1h", Namespaces: []string{appFrozen}, ManualSync: true}})
 	eventually(t, signalTimeout, func() error {
 		return s.expectAll(appFrozen, []sampleWant{{"crowsnest_app_sync_window_held", nil, 0}})
 	})
+	eventually(t, signalTimeout, func() error {
+		return s.prom.ExpectValue(`count(`+drift+`)`, 1)
+	})
+	// The freeze ends: still an alert.
+	setWindows(nil)
 	eventually(t, signalTimeout, func() error {
 		return s.prom.ExpectValue(`count(`+drift+`)`, 1)
 	})

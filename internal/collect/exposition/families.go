@@ -96,7 +96,7 @@ func appFamilies() []family {
 		},
 		{
 			name: "crowsnest_app_sync_window_held",
-			help: "1 while a sync window of the Application's project denies automatic syncs (a change freeze), as Argo CD's controller judges it; 0 otherwise. AppProjects are read with the Kubernetes source.",
+			help: "1 while a sync window of the Application's project denies the app's next sync (a change freeze), as Argo CD judges it: an app with auto-sync by the rule for automatic syncs, any other by the rule for manual syncs (a window with manualSync: true lets those through); 0 otherwise. AppProjects are read with the Kubernetes source.",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				emit(boolValue(v.HeldByWindow))

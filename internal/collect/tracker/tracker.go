@@ -152,7 +152,7 @@ type appState struct {
 	lastFinished   *model.FinishedOperation
 	lastSuccessful time.Time
 	dryRuns        uint64
-	// held: a sync window denies the app automatic syncs now.
+	// held: a sync window denies the app's next sync now (observeWindow).
 	held bool
 	// hydration follows the app's Source Hydrator; nil without one.
 	hydration *hydrationState

@@ -45,26 +45,30 @@ func (t *Tracker) Tick() {
 }
 
 // observeWindow judges whether a sync window of the app's project denies
-// automatic syncs now, as Argo CD's controller does (SyncWindows.CanSync
-// on the windows that match the app), and reports whether that changed.
+// the app's next sync now, as Argo CD would judge it (SyncWindows.CanSync on
+// the windows that match the app): an app that auto-syncs by the rule for
+// automatic syncs, any other app by the rule for manual ones, which lets a
+// person sync through a deny window (or outside an allow window) that has
+// manualSync: true. It reports whether that changed.
 func (t *Tracker) observeWindow(st *appState) bool {
 	held := false
 	if p := t.projects[st.app.Spec.Project]; p != nil {
-		held = t.heldByWindows(p.Spec.SyncWindows.Matches(st.app), p.Name)
+		manual := !model.AutoSyncOf(&st.app.Spec).Enabled
+		held = t.heldByWindows(p.Spec.SyncWindows.Matches(st.app), manual, p.Name)
 	}
 	changed := held != st.held
 	st.held = held
 	return changed
 }
 
-// heldByWindows reports whether windows deny an automatic sync now. Windows
-// that do not parse hold nothing here (Argo CD rejects such a project);
-// they are logged once per version of their project.
-func (t *Tracker) heldByWindows(windows *v1alpha1.SyncWindows, project string) bool {
+// heldByWindows reports whether windows deny a sync now, a manual one if
+// manual. Windows that do not parse hold nothing here (Argo CD rejects such
+// a project); they are logged once per version of their project.
+func (t *Tracker) heldByWindows(windows *v1alpha1.SyncWindows, manual bool, project string) bool {
 	if !windows.HasWindows() {
 		return false
 	}
-	can, err := windows.CanSync(false, nil)
+	can, err := windows.CanSync(manual, nil)
 	if err != nil {
 		if !t.badWindows[project] {
 			t.badWindows[project] = true
