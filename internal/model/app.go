@@ -22,6 +22,10 @@ type AppStatus struct {
 	AutoSync bool
 	// Deleting is set while the Application has a deletionTimestamp.
 	Deleting bool
+	// LiveDrift is set while the live state differs from what was last
+	// synced; AwaitingSync while the target moved from it and the app
+	// waits for a sync (see AppView).
+	LiveDrift, AwaitingSync bool
 	// HeldByWindow is set while a sync window of the app's project denies
 	// the app's next sync (a change freeze): an automatic one if the app
 	// auto-syncs, a manual one otherwise.
@@ -90,8 +94,14 @@ type Promotion struct {
 type AppView struct {
 	App        *v1alpha1.Application
 	Env        string
-	DriftSince time.Time          // zero while not drifted
-	Syncs      [NumResults]uint64 // finished operations by result, see Results
+	DriftSince time.Time // zero while not drifted
+	// LiveDriftSince is when the live state began to differ from what was
+	// last synced (a hand edit); AwaitingSyncSince when the target moved
+	// from what was last synced (a merge, a changed source, Git ahead of
+	// a rollback) with the app OutOfSync. Each is zero while it does not
+	// hold; both may hold at once.
+	LiveDriftSince, AwaitingSyncSince time.Time
+	Syncs                             [NumResults]uint64 // finished operations by result, see Results
 	// LastWaves are the waves of the last operation timed to its end.
 	LastWaves []WaveTiming
 	Policies  []PolicyResult
@@ -159,6 +169,9 @@ func (v *AppView) Status() AppStatus {
 	s.Phase = v.Phase
 	s.Deleting = a.DeletionTimestamp != nil
 	s.HeldByWindow = v.HeldByWindow
+	if a.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
+		s.LiveDrift, s.AwaitingSync = !v.LiveDriftSince.IsZero(), !v.AwaitingSyncSince.IsZero()
+	}
 	return s
 }
 

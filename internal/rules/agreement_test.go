@@ -39,6 +39,7 @@ const agreementInterval = time.Minute
 func agreementSkipped() map[string]string {
 	return map[string]string{
 		"CrowsnestDeletionStuck":         "judges the time elapsed since the Application's deletionTimestamp (time() - crowsnest_app_deletion_timestamp_seconds); AppState carries only whether the app is deleting, not since when",
+		"CrowsnestProdReleaseWaiting":    "its for is a day (ReleaseWaitingFor), which would make this test's timeline a day of one-minute evaluations; it has no Go check, and alerts/tests/crowsnest.test.yaml tests it, quiet cases included",
 		"CrowsnestHydrationLagging":      "judges the time elapsed since the hydrated branch began to lag (time() - crowsnest_app_hydration_lagging_since_timestamp_seconds); AppState does not carry the Source Hydrator",
 		"CrowsnestSyncSlow":              "histogram-based: compares the last sync's duration with the day's p90 (rate, histogram_quantile) of its project and env",
 		"CrowsnestPolicyViolated":        "reads crowsnest_app_policy_violation, which crowsnest computes from the env's configured policies; AppState does not carry them",
@@ -109,9 +110,13 @@ func agreementApps() []agreementApp {
 		auto                autoSyncOf
 		deleting            bool
 		held                bool // by a sync window
-		everyEnv            bool
-		replicas            int
-		pagerMisses         []string
+		// awaiting: OutOfSync because the target moved (a release
+		// waiting for its sync), not live drift; both: live drift too.
+		// Any other OutOfSync row is live drift.
+		awaiting, both bool
+		everyEnv       bool
+		replicas       int
+		pagerMisses    []string
 	}{
 		{name: "healthy", sync: "Synced", health: "Healthy", phase: "Succeeded", everyEnv: true},
 		// Against the env's default policy: prod auto-syncing, the
@@ -160,6 +165,14 @@ func agreementApps() []agreementApp {
 		{name: "held-drift-manual", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOff, held: true, everyEnv: true, replicas: 2},
 		{name: "held-synced", sync: "Synced", health: "Healthy", phase: "Succeeded", held: true},
 		{name: "held-failed", sync: "OutOfSync", health: "Degraded", phase: "Failed", auto: autoSyncOn, held: true, everyEnv: true},
+		// Drift told apart: a release waiting for its sync is no drift;
+		// a hand edit while one waits is.
+		{name: "awaiting-manual", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOff, awaiting: true, everyEnv: true, replicas: 2},
+		{name: "awaiting-autosync", sync: "OutOfSync", health: "Healthy", phase: "Running", auto: autoSyncOn, awaiting: true},
+		{name: "awaiting-never-synced", sync: "OutOfSync", health: "Missing", phase: "", auto: autoSyncOff, awaiting: true},
+		{name: "awaiting-and-live", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOff, awaiting: true, both: true, everyEnv: true},
+		{name: "awaiting-deleting", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOff, awaiting: true, both: true, deleting: true},
+		{name: "awaiting-held", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOff, awaiting: true, both: true, held: true},
 	}
 	var out []agreementApp
 	for _, env := range agreementEnvs() {
@@ -169,9 +182,11 @@ func agreementApps() []agreementApp {
 				continue
 			}
 			auto := map[autoSyncOf]bool{autoSyncEnvDefault: envAuto, autoSyncFlipped: !envAuto, autoSyncOn: true, autoSyncOff: false}[r.auto]
+			drifted := r.sync == "OutOfSync"
 			out = append(out, agreementApp{
 				state: AppState{Namespace: "argocd", Name: env + "-" + r.name, Project: "shop", Env: env,
-					SyncStatus: r.sync, Health: r.health, Phase: r.phase, AutoSync: auto, Deleting: r.deleting, HeldByWindow: r.held},
+					SyncStatus: r.sync, Health: r.health, Phase: r.phase, AutoSync: auto, Deleting: r.deleting, HeldByWindow: r.held,
+					LiveDrift: drifted && (!r.awaiting || r.both), AwaitingSync: drifted && r.awaiting},
 				replicas:    max(r.replicas, 1),
 				pagerMisses: r.pagerMisses,
 			})
@@ -180,8 +195,8 @@ func agreementApps() []agreementApp {
 	// One name in two namespaces (apps in any namespace), both drifted,
 	// only one auto-syncing: DriftNotHealed joins on namespace and name.
 	for _, s := range []AppState{
-		{Namespace: "team-a", Name: "dev-shared", Project: "team-a", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true},
-		{Namespace: "team-b", Name: "dev-shared", Project: "team-b", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: false},
+		{Namespace: "team-a", Name: "dev-shared", Project: "team-a", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true, LiveDrift: true},
+		{Namespace: "team-b", Name: "dev-shared", Project: "team-b", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: false, LiveDrift: true},
 	} {
 		out = append(out, agreementApp{state: s, replicas: 1})
 	}
@@ -242,6 +257,13 @@ func exposeApp(s AppState, instance string) []agreementSample {
 		held = 1
 	}
 	out = append(out, agreementSample{"crowsnest_app_sync_window_held" + labels(), held})
+	// The drift kinds' begin times, present while each holds.
+	if s.LiveDrift {
+		out = append(out, agreementSample{"crowsnest_app_live_drift_since_timestamp_seconds" + labels(), 1})
+	}
+	if s.AwaitingSync {
+		out = append(out, agreementSample{"crowsnest_app_awaiting_sync_since_timestamp_seconds" + labels(), 1})
+	}
 	if s.Deleting {
 		// The deletionTimestamp: the start of the test (its value matters
 		// only to CrowsnestDeletionStuck, which the test does not check).

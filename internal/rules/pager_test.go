@@ -66,7 +66,7 @@ func counterOf(t *testing.T, reg *prometheus.Registry, name, am string) float64 
 func TestPagerFiresResolvesAndResends(t *testing.T) {
 	apps := []AppState{
 		{Namespace: "argocd", Name: "prod-backend", Project: "default", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"},
-		{Namespace: "argocd", Name: "dev-backend", Project: "default", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true},
+		{Namespace: "argocd", Name: "dev-backend", Project: "default", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true, LiveDrift: true},
 	}
 	p := newTestPager(t, nil, &apps)
 	// A failed sync fires at once, critical in prod; dev drift is pending
@@ -244,9 +244,9 @@ func TestPagerPendingTerminatedDeleting(t *testing.T) {
 	apps := []AppState{
 		{Namespace: "argocd", Name: "terminated", Project: "default", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Terminated"},
 		{Namespace: "argocd", Name: "pending", Project: "default", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Pending"},
-		{Namespace: "argocd", Name: "drift", Project: "default", Env: "prod", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded"},
-		{Namespace: "argocd", Name: "deleting", Project: "default", Env: "prod", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", Deleting: true},
-		{Namespace: "argocd", Name: "dev-deleting", Project: "default", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true, Deleting: true},
+		{Namespace: "argocd", Name: "drift", Project: "default", Env: "prod", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", LiveDrift: true},
+		{Namespace: "argocd", Name: "deleting", Project: "default", Env: "prod", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", Deleting: true, LiveDrift: true},
+		{Namespace: "argocd", Name: "dev-deleting", Project: "default", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true, Deleting: true, LiveDrift: true},
 	}
 	p := newTestPager(t, nil, &apps)
 	firing := func(at time.Duration) map[string]bool {

@@ -95,6 +95,10 @@ type Alert struct {
 // Anchor is the alert's section in docs/runbook.md.
 func (a *Alert) Anchor() string { return strings.ToLower(a.Name) }
 
+// ReleaseWaitingFor is how long a prod release may wait for its sync before
+// CrowsnestProdReleaseWaiting warns.
+const ReleaseWaitingFor = 24 * time.Hour
+
 // RunbookURL is the base of the runbook links.
 const RunbookURL = "https://github.com/crowsnest/crowsnest/blob/main/docs/runbook.md"
 
@@ -154,15 +158,38 @@ func Alerts() []Alert {
 			Check:       func(a AppState) bool { return a.Health == "Degraded" },
 		},
 		{
+			// Live drift only: a release waiting for its manual sync (a
+			// merge, a changed source, Git ahead of a rollback) is
+			// CrowsnestProdReleaseWaiting's. Quiet for deleting apps and
+			// apps a window holds; terminations and dry runs change
+			// nothing live; two replicas aggregate to one alert.
 			Name: "CrowsnestProdDrift",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (crowsnest_app_sync_status{status="OutOfSync"` + m + `}) == 1` + notDeleting(m) + notHeld(m)
+				return `max by (` + identity + `) (` + selector("crowsnest_app_live_drift_since_timestamp_seconds", m) + `) > 0` + notDeleting(m) + notHeld(m)
 			},
 			For:         5 * time.Minute,
 			Variants:    []Variant{{Prod, Critical}},
-			Summary:     "Production differs from Git",
-			Description: appDescription + " has been OutOfSync for 5 minutes: the live state differs from Git and prod syncs only by hand.",
-			Check:       func(a AppState) bool { return a.SyncStatus == "OutOfSync" && !a.Deleting && !a.HeldByWindow },
+			Summary:     "Production differs from what was synced",
+			Description: "The live state of " + appDescription + " has differed for 5 minutes from the revisions and sources last synced (a hand edit, a deleted resource): prod syncs only by hand.",
+			Check:       func(a AppState) bool { return a.LiveDrift && !a.Deleting && !a.HeldByWindow },
+		},
+		{
+			// A release (a merge, a changed source, Git ahead of a
+			// rollback) waiting for prod's manual sync: expected for a
+			// while, a warning once it has waited too long. The wait is
+			// the for (chart: prometheusRule.overrides). Quiet for
+			// deleting apps and apps a window holds (a freeze holds
+			// releases); two replicas aggregate to one alert.
+			Name: "CrowsnestProdReleaseWaiting",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (` + selector("crowsnest_app_awaiting_sync_since_timestamp_seconds", m) + `) > 0` + notDeleting(m) + notHeld(m)
+			},
+			For:         ReleaseWaitingFor,
+			Variants:    []Variant{{Prod, Warning}},
+			Summary:     "Production release waiting for its sync",
+			Description: appDescription + " has waited a day for its sync: Git (or the app's source) moved from what was last synced, and prod syncs only by hand. Approve and sync, roll Git back, or close the change.",
+			// No Check: its for of a day is Prometheus's to hold (the
+			// pager keeps no state across restarts that long).
 		},
 		{
 			Name: "CrowsnestDriftNotHealed",

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
@@ -94,6 +95,9 @@ type check struct {
 type promtoolCase struct {
 	series []series
 	checks []check
+	// interval is the step of the series and of the evaluations; "" is
+	// 1m.
+	interval string
 }
 
 func app(metric, name, env string, extra ...string) string {
@@ -160,7 +164,9 @@ func promtoolCases() []promtoolCase {
 		{ // drift pages in prod only; the same drift in dev does not
 			series: []series{
 				{app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync"), "1x10"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-backend", "prod"), "1x10"},
 				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "OutOfSync"), "1x10"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "dev-backend", "dev"), "1x10"},
 			},
 			checks: []check{
 				{"4m", "CrowsnestProdDrift", nil},
@@ -170,10 +176,13 @@ func promtoolCases() []promtoolCase {
 		{ // drift an auto-syncing app did not heal
 			series: []series{
 				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "OutOfSync"), "1x20"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "dev-backend", "dev"), "1x20"},
 				{app("crowsnest_app_info", "dev-backend", "dev", "autosync", "true"), "1x20"},
 				{app("crowsnest_app_sync_status", "dev-frontend", "dev", "status", "OutOfSync"), "1x20"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "dev-frontend", "dev"), "1x20"},
 				{app("crowsnest_app_info", "dev-frontend", "dev", "autosync", "false"), "1x20"},
 				{app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync"), "1x20"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-backend", "prod"), "1x20"},
 				{app("crowsnest_app_info", "prod-backend", "prod", "autosync", "true"), "1x20"},
 			},
 			checks: []check{
@@ -185,25 +194,31 @@ func promtoolCases() []promtoolCase {
 			series: []series{
 				// Deleting since the start, OutOfSync throughout.
 				{app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-backend", "prod"), "1x40"},
 				{app("crowsnest_app_info", "prod-backend", "prod", "autosync", "false"), "1x40"},
 				{app("crowsnest_app_deletion_timestamp_seconds", "prod-backend", "prod"), "0x40"},
 				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "dev-backend", "dev"), "1x40"},
 				{app("crowsnest_app_info", "dev-backend", "dev", "autosync", "true"), "1x40"},
 				{app("crowsnest_app_deletion_timestamp_seconds", "dev-backend", "dev"), "0x40"},
 				// Not deleting: drift pages as before.
 				{app("crowsnest_app_sync_status", "prod-frontend", "prod", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-frontend", "prod"), "1x40"},
 				{app("crowsnest_app_info", "prod-frontend", "prod", "autosync", "false"), "1x40"},
 				{app("crowsnest_app_sync_status", "dev-frontend", "dev", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "dev-frontend", "dev"), "1x40"},
 				{app("crowsnest_app_info", "dev-frontend", "dev", "autosync", "true"), "1x40"},
 				// Drifted, then deleted from 10m (the drift alert resolves)
 				// until 18m, when the deletion finished before 30 minutes.
 				{app("crowsnest_app_sync_status", "prod-payments", "prod", "status", "OutOfSync"), "1x18 stale"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-payments", "prod"), "1x18 stale"},
 				{app("crowsnest_app_info", "prod-payments", "prod", "autosync", "false"), "1x18 stale"},
 				{app("crowsnest_app_deletion_timestamp_seconds", "prod-payments", "prod"), "_x10 600x8 stale"},
 				// Deleting from 10m, for 30 minutes only at 40m.
 				{app("crowsnest_app_deletion_timestamp_seconds", "stage-backend", "stage"), "_x10 600x30"},
 				// A second replica serves the same deleting app: still one alert.
 				{replica2(app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync")), "1x40"},
+				{replica2(app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-backend", "prod")), "1x40"},
 				{replica2(app("crowsnest_app_deletion_timestamp_seconds", "prod-backend", "prod")), "0x40"},
 			},
 			checks: []check{
@@ -219,20 +234,25 @@ func promtoolCases() []promtoolCase {
 		{ // a change freeze: apps a deny window holds do not page their drift; once it closes they do
 			series: []series{
 				{app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-backend", "prod"), "1x40"},
 				{app("crowsnest_app_info", "prod-backend", "prod", "autosync", "false"), "1x40"},
 				{app("crowsnest_app_sync_window_held", "prod-backend", "prod"), "1x40"},
 				{app("crowsnest_app_sync_status", "dev-backend", "dev", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "dev-backend", "dev"), "1x40"},
 				{app("crowsnest_app_info", "dev-backend", "dev", "autosync", "true"), "1x40"},
 				{app("crowsnest_app_sync_window_held", "dev-backend", "dev"), "1x40"},
 				// Held for the first 10 minutes only.
 				{app("crowsnest_app_sync_status", "prod-payments", "prod", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-payments", "prod"), "1x40"},
 				{app("crowsnest_app_info", "prod-payments", "prod", "autosync", "false"), "1x40"},
 				{app("crowsnest_app_sync_window_held", "prod-payments", "prod"), "1x10 0x30"},
 				// A second replica serves the same held app: still quiet.
 				{replica2(app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync")), "1x40"},
+				{replica2(app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-backend", "prod")), "1x40"},
 				{replica2(app("crowsnest_app_sync_window_held", "prod-backend", "prod")), "1x40"},
 				// Not held: drift pages as before.
 				{app("crowsnest_app_sync_status", "dev-frontend", "dev", "status", "OutOfSync"), "1x40"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "dev-frontend", "dev"), "1x40"},
 				{app("crowsnest_app_info", "dev-frontend", "dev", "autosync", "true"), "1x40"},
 				{app("crowsnest_app_sync_window_held", "dev-frontend", "dev"), "0x40"},
 			},
@@ -240,6 +260,33 @@ func promtoolCases() []promtoolCase {
 				{"9m", "CrowsnestProdDrift", nil},
 				{"16m", "CrowsnestProdDrift", []map[string]string{want("prod-payments", "prod", "critical")}},
 				{"16m", "CrowsnestDriftNotHealed", []map[string]string{want("dev-frontend", "dev", "warning")}},
+			},
+		},
+		{ // drift told apart (4-minute steps: a day of 1-minute evaluations of series 4 minutes apart, within the lookback): a prod release waiting for its manual sync (a merge, a rollback) is no drift and warns after a day;
+			// a hand edit while it waits pages; a release synced within the day, one in dev, one deleting, one a freeze holds stay quiet; two replicas, one alert
+			interval: "4m",
+			series: []series{
+				{app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync"), "1x400"},
+				{app("crowsnest_app_awaiting_sync_since_timestamp_seconds", "prod-backend", "prod"), "1x400"},
+				{replica2(app("crowsnest_app_awaiting_sync_since_timestamp_seconds", "prod-backend", "prod")), "1x400"},
+				{app("crowsnest_app_sync_window_held", "prod-backend", "prod"), "0x400"},
+				// A hand edit after an hour, while the release waits.
+				{app("crowsnest_app_sync_status", "prod-frontend", "prod", "status", "OutOfSync"), "1x400"},
+				{app("crowsnest_app_awaiting_sync_since_timestamp_seconds", "prod-frontend", "prod"), "1x400"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-frontend", "prod"), "_x15 1x385"},
+				// Synced after twelve hours: the wait ends.
+				{app("crowsnest_app_awaiting_sync_since_timestamp_seconds", "prod-payments", "prod"), "1x180 stale"},
+				{app("crowsnest_app_awaiting_sync_since_timestamp_seconds", "dev-backend", "dev"), "1x400"},
+				{app("crowsnest_app_awaiting_sync_since_timestamp_seconds", "prod-deleting", "prod"), "1x400"},
+				{app("crowsnest_app_deletion_timestamp_seconds", "prod-deleting", "prod"), "0x400"},
+				{app("crowsnest_app_awaiting_sync_since_timestamp_seconds", "prod-frozen", "prod"), "1x400"},
+				{app("crowsnest_app_sync_window_held", "prod-frozen", "prod"), "1x400"},
+			},
+			checks: []check{
+				{"60m", "CrowsnestProdDrift", nil},
+				{"68m", "CrowsnestProdDrift", []map[string]string{want("prod-frontend", "prod", "critical")}},
+				{"23h50m", "CrowsnestProdReleaseWaiting", nil},
+				{"24h10m", "CrowsnestProdReleaseWaiting", []map[string]string{want("prod-backend", "prod", "warning"), want("prod-frontend", "prod", "warning")}},
 			},
 		},
 		{ // a Source Hydrator failing (retried, failing again) or hanging for half an hour; a quick one and a deleting app do not page
@@ -394,7 +441,7 @@ func renderPromtoolTests(t *testing.T) []byte {
 	}{RuleFiles: []string{"../crowsnest.rules.yaml"}, Interval: "1m"}
 	covered := map[string]bool{}
 	for i, c := range promtoolCases() {
-		ty := testYAML{Interval: "1m"}
+		ty := testYAML{Interval: cmp.Or(c.interval, "1m")}
 		for _, s := range c.series {
 			ty.Input = append(ty.Input, seriesYAML(s))
 		}

@@ -9,7 +9,8 @@
 // same JSON (the API server's and argocd-server's), and every field they do
 // not declare is skipped while decoding: it is never allocated, which is
 // most of a real Application (managed fields, the last-applied annotation,
-// Helm values, compared-to sources, resource health, history sources).
+// Helm values, resource health). The sources Argo CD compared with and
+// synced are kept as digests (SourceDigest).
 //
 // A field a new feature reads must be added here, with Argo CD's JSON name.
 // TestDecodesArgoCDJSON decodes Argo CD's own types, marshalled, into these
@@ -225,11 +226,13 @@ const (
 	SyncStatusCodeOutOfSync SyncStatusCode = "OutOfSync"
 )
 
-// SyncStatus is the app's comparison with its target.
+// SyncStatus is the app's comparison with its target: the revisions it was
+// compared with, and the sources (see ComparedTo).
 type SyncStatus struct {
-	Status    SyncStatusCode `json:"status"`
-	Revision  string         `json:"revision,omitempty"`
-	Revisions []string       `json:"revisions,omitempty"`
+	Status     SyncStatusCode `json:"status"`
+	ComparedTo ComparedTo     `json:"comparedTo,omitzero"`
+	Revision   string         `json:"revision,omitempty"`
+	Revisions  []string       `json:"revisions,omitempty"`
 }
 
 // AppHealthStatus is the app's health.
@@ -261,13 +264,15 @@ type ResourceStatus struct {
 // RevisionHistories is the app's sync history, oldest first.
 type RevisionHistories []RevisionHistory
 
-// RevisionHistory is one deployment of the history (its sources are not
-// kept; their revisions are).
+// RevisionHistory is one deployment of the history: its revisions, and its
+// sources as digests (SourceDigest).
 type RevisionHistory struct {
 	Revision        string             `json:"revision,omitempty"`
 	DeployedAt      metav1.Time        `json:"deployedAt"`
 	ID              int64              `json:"id"`
+	Source          SourceDigest       `json:"source,omitzero"`
 	DeployStartedAt *metav1.Time       `json:"deployStartedAt,omitempty"`
+	Sources         SourceDigests      `json:"sources,omitempty"`
 	Revisions       []string           `json:"revisions,omitempty"`
 	InitiatedBy     OperationInitiator `json:"initiatedBy,omitempty"`
 }
@@ -337,11 +342,13 @@ type OperationState struct {
 	RetryCount int64                     `json:"retryCount,omitempty"`
 }
 
-// SyncOperationResult is a sync's result: its revision(s) and one result
-// per resource synced.
+// SyncOperationResult is a sync's result: its revision(s), its sources as
+// digests (SourceDigest) and one result per resource synced.
 type SyncOperationResult struct {
 	Resources ResourceResults `json:"resources,omitempty"`
 	Revision  string          `json:"revision"`
+	Source    SourceDigest    `json:"source,omitzero"`
+	Sources   SourceDigests   `json:"sources,omitempty"`
 	Revisions []string        `json:"revisions,omitempty"`
 }
 

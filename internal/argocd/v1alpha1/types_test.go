@@ -13,7 +13,12 @@ import (
 
 // fill sets every field v reaches to a value that is not zero, named after
 // its path where it is a string, so that a field lost on the way shows.
+// Source digests are left zero: they stand for a whole source, which
+// TestSourceDigests checks.
 func fill(v reflect.Value, path string) {
+	if t := v.Type(); t == reflect.TypeFor[SourceDigest]() || t == reflect.TypeFor[SourceDigests]() {
+		return
+	}
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString("v:" + path)
@@ -41,6 +46,34 @@ func fill(v reflect.Value, path string) {
 		}
 	default:
 		panic(fmt.Sprintf("fill: %s has kind %s", path, v.Kind()))
+	}
+}
+
+// clearDigests zeroes every source digest v reaches.
+func clearDigests(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			clearDigests(v.Elem())
+		}
+	case reflect.Slice:
+		if v.Type() == reflect.TypeFor[SourceDigests]() {
+			v.SetZero()
+			return
+		}
+		for i := 0; i < v.Len(); i++ {
+			clearDigests(v.Index(i))
+		}
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[SourceDigest]() {
+			v.SetZero()
+			return
+		}
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				clearDigests(v.Field(i))
+			}
+		}
 	}
 }
 
@@ -73,6 +106,9 @@ func roundTrip[T, A any](t *testing.T, in *T) *T {
 func TestDecodesArgoCDJSON(t *testing.T) {
 	check := func(name string, in, out any) {
 		t.Helper()
+		// Argo CD encodes an empty source as {"repoURL":""}, which has a
+		// digest: digests are TestSourceDigests' to check.
+		clearDigests(reflect.ValueOf(out).Elem())
 		// Compared as JSON: decoded times are in the local zone.
 		a, _ := json.Marshal(in)
 		b, _ := json.Marshal(out)

@@ -154,6 +154,26 @@ func appFamilies() []family {
 			},
 		},
 		{
+			name: "crowsnest_app_live_drift_since_timestamp_seconds",
+			help: "Unix time at which crowsnest first saw the Application's live state differ from the revisions and sources last synced (a hand edit, a deleted resource); absent while it does not. A release waiting for its sync is not live drift (see crowsnest_app_awaiting_sync_since_timestamp_seconds).",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if !v.LiveDriftSince.IsZero() && v.App.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
+					emit(unixSeconds(v.LiveDriftSince))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_awaiting_sync_since_timestamp_seconds",
+			help: "Unix time at which crowsnest first saw the Application OutOfSync because its target moved from the revisions and sources last synced (a merge, a changed spec source, Git ahead of a rollback): a release waiting for its sync; absent while none waits.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if !v.AwaitingSyncSince.IsZero() && v.App.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
+					emit(unixSeconds(v.AwaitingSyncSince))
+				}
+			},
+		},
+		{
 			name: "crowsnest_app_policy_violation",
 			help: "1 if the Application breaks a policy of its environment (auto_sync, self_heal, prune, images_by_digest), 0 if it keeps it; only the policies its environment has.",
 			typ:  typeGauge,

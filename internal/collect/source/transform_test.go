@@ -125,12 +125,13 @@ func checkTrimmed(t *testing.T, app *v1alpha1.Application, results int) {
 	if app.Annotations["notifications.argoproj.io/subscribe.on-sync-failed.slack"] != "shop" || app.Labels["env"] != "prod" {
 		t.Errorf("other annotations or labels lost: %v %v", app.Annotations, app.Labels)
 	}
-	// What the lean type does not declare is not decoded at all.
+	// What the lean type does not declare is not decoded at all; the
+	// sources compared with and synced only as digests.
 	b, err := json.Marshal(app)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, dropped := range []string{`"helm"`, `"ignoreDifferences"`, `"comparedTo"`, `"externalURLs"`, "progress deadline", "rpc error", `"lastTransitionTime"`, `"images":["web:v1"]`} {
+	for _, dropped := range []string{`"helm"`, `"ignoreDifferences"`, `"comparedTo":{"source":{`, `"externalURLs"`, "progress deadline", "rpc error", `"lastTransitionTime"`, `"images":["web:v1"]`} {
 		if bytes.Contains(b, []byte(dropped)) {
 			t.Errorf("the decoded app holds %s: %s", dropped, b)
 		}
@@ -140,6 +141,9 @@ func checkTrimmed(t *testing.T, app *v1alpha1.Application, results int) {
 		t.Errorf("spec lost what crowsnest reads: %+v", s)
 	}
 	st := app.Status
+	if st.Sync.ComparedTo.Source.IsZero() {
+		t.Error("the source compared with has no digest")
+	}
 	if st.Resources != nil || st.ResourceCount() != 1 {
 		t.Errorf("status.resources not packed: %d decoded, %d in all", len(st.Resources), st.ResourceCount())
 	}

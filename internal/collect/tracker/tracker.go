@@ -152,6 +152,8 @@ type appState struct {
 	lastFinished   *model.FinishedOperation
 	lastSuccessful time.Time
 	dryRuns        uint64
+	// drift tells the app's drift apart while it is OutOfSync (drift.go).
+	drift *driftState
 	// held: a sync window denies the app's next sync now (observeWindow).
 	held bool
 	// hydration follows the app's Source Hydrator; nil without one.
@@ -294,6 +296,7 @@ func (t *Tracker) Handle(e model.Event) {
 	}
 	t.observeWaves(st, e.Time, facts)
 	t.observePhase(st, e.Time, facts)
+	t.observeDriftKind(st, e.Time)
 	t.observeWindow(st)
 	t.observeHydration(st, facts)
 	t.countOperations(st, facts, &out)
@@ -427,6 +430,9 @@ func (t *Tracker) view(key string, st *appState) *model.AppView {
 		Workloads: t.workloads.of(st.app.Namespace, st.app.Name), Phase: st.phase, PendingSince: st.pendingSince,
 		LastFinished: st.lastFinished, DryRuns: st.dryRuns, LastSuccessful: st.lastSuccessful,
 		HeldByWindow: st.held, Hydration: hydrationView(st.app, st.hydration)}
+	if d := st.drift; d != nil {
+		v.LiveDriftSince, v.AwaitingSyncSince = d.liveSince, d.awaitingSince
+	}
 	if d := st.deploy.last; d != nil {
 		v.LastDeployment = d.FinishedAt
 	}
