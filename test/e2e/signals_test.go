@@ -46,6 +46,7 @@ const (
 	appHeldDryRun = "signals-held"       // a real sync, then a dry run the stopped controller holds
 	appFrozen     = "signals-frozen"     // prod, in a project whose deny window freezes it, then drifted
 	appMulti      = "signals-multi"      // two sources: the plain ConfigMap and another one
+	appRelease    = "signals-release"    // prod, synced by hand: a merge, a hand edit, a rollback
 )
 
 // frozenProject is the AppProject of appFrozen: its sync windows are the
@@ -62,6 +63,7 @@ func signalsApps() map[string]string {
 		appHeldDryRun: "plain",
 		appFrozen:     "plain",
 		appMulti:      "plain", // and "extra": see createApp
+		appRelease:    "release",
 	}
 }
 
@@ -106,6 +108,7 @@ metadata:
 data:
   feature: "on"
 `,
+		"release/config.yaml": releaseManifests("r1"),
 		"invalid/config.yaml": `apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -150,9 +153,13 @@ type signalsEnv struct {
 //     dry run only, as in 2;
 //  5. a prod app drifted while a deny sync window of its project is open
 //     shows as held, and CrowsnestProdDrift stays quiet (not even pending)
-//     until the window is gone;
+//     until the window lets manual syncs through (manualSync: true);
 //  6. a multi-source app's sync carries both sources' revisions (Argo CD
-//     fills only revisions[] then) and its series show both sources.
+//     fills only revisions[] then) and its series show both sources;
+//  7. a prod app synced by hand: a merge waiting for its sync and a
+//     rollback are awaiting sync, not drift, and CrowsnestProdDrift stays
+//     quiet; a hand edit is live drift and pages, also while a release
+//     waits.
 func TestSignals(t *testing.T) {
 	start := time.Now()
 	s := startSignalsEnv(t)
@@ -165,6 +172,8 @@ func TestSignals(t *testing.T) {
 	t.Run("a multi-source app shows both sources and both revisions", func(t *testing.T) { s.multiSource(ctx, t) })
 	t.Run("auto-sync turned off with automated.enabled false breaks no prod policy", func(t *testing.T) { s.pausedAutoSync(ctx, t) })
 	t.Run("a Source Hydrator app shows its hydrations, their SHAs and a failure", func(t *testing.T) { s.hydrator(ctx, t) })
+	// Last: its merge moves main for every app of the repository.
+	t.Run("a prod release awaiting its sync and a rollback are no drift; a hand edit is", func(t *testing.T) { s.releaseAwaitingSync(ctx, t) })
 	if *updateRecordings {
 		s.saveDemo(ctx, t)
 	}
@@ -261,7 +270,7 @@ func (s *signalsEnv) createApp(t *testing.T, name, repoURL, path string) {
 // envOf is the environment of app name: its own name, but prod for
 // appFrozen (CrowsnestProdDrift judges prod only).
 func envOf(name string) string {
-	if name == appFrozen || name == appPaused {
+	if name == appFrozen || name == appPaused || name == appRelease {
 		return "prod"
 	}
 	return name

@@ -1,0 +1,221 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
+	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	appclient "github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/typed/application/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+)
+
+// releaseManifests are appRelease's manifests at a release: the settings
+// ConfigMap carries it; the flags ConfigMap never changes in Git.
+func releaseManifests(release string) string {
+	return `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  release: ` + release + `
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: flags
+data:
+  checkout: "on"
+`
+}
+
+// releaseAwaitingSync: a prod app synced by hand, as the deployment model
+// has it. A merge moves main: Argo CD shows the app OutOfSync until
+// someone syncs; crowsnest shows a release awaiting its sync, no live
+// drift, and CrowsnestProdDrift is not even pending. A hand edit while the
+// release waits is live drift, and the alert goes pending. The sync ends
+// both. A rollback (as `argocd app rollback` asks for it) leaves Git ahead
+// of what runs: awaiting sync again, and no ProdDrift.
+func (s *signalsEnv) releaseAwaitingSync(ctx context.Context, t *testing.T) {
+	const name = appRelease
+	drift := `ALERTS{alertname="CrowsnestProdDrift",name="` + name + `"}`
+	live := `crowsnest_app_live_drift_since_timestamp_seconds{name="` + name + `"}`
+	kinds := func(wantLive, wantAwaiting bool) error {
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return err
+		}
+		for metric, want := range map[string]bool{
+			"crowsnest_app_live_drift_since_timestamp_seconds":    wantLive,
+			"crowsnest_app_awaiting_sync_since_timestamp_seconds": wantAwaiting,
+		} {
+			if got := len(m.Find(metric, "name", name)) == 1; got != want {
+				return fmt.Errorf("%s of %s present %v, want %v", metric, name, got, want)
+			}
+		}
+		return nil
+	}
+	// quiet checks that, since from, Prometheus never held ProdDrift for
+	// the app, pending or firing, nor scraped live drift, giving its
+	// evaluations (every second here) several rounds first.
+	quiet := func(what string, from time.Time) {
+		t.Helper()
+		time.Sleep(5 * time.Second)
+		window := fmt.Sprintf("[%ds]", int(time.Since(from).Seconds()))
+		for _, q := range []string{`count_over_time(` + drift + window + `)`, `count_over_time(` + live + window + `)`} {
+			if v, err := s.prom.Query(q); err != nil || len(v) != 0 {
+				t.Errorf("%s: %s = %v (%v), want nothing", what, q, v, err)
+			}
+		}
+	}
+	syncTo := func(requested time.Time) *v1alpha1.OperationState {
+		t.Helper()
+		op := waitFinished(ctx, t, s.apps, name, requested)
+		if op.Phase != synccommon.OperationSucceeded {
+			t.Fatalf("the sync of %s ended %s: %q", name, op.Phase, op.Message)
+		}
+		return op
+	}
+	argoSays := func(status v1alpha1.SyncStatusCode, revision string) error {
+		a, err := s.apps.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if a.Status.Sync.Status != status || revision != "" && a.Status.Sync.Revision != revision {
+			return fmt.Errorf("Argo CD: %s at %s, want %s at %s", a.Status.Sync.Status, a.Status.Sync.Revision, status, revision)
+		}
+		return nil
+	}
+
+	// Released: r1 synced by hand.
+	syncTo(requestSync(ctx, t, s.apps, name, "", false))
+	eventually(t, signalTimeout, func() error {
+		if err := argoSays(v1alpha1.SyncStatusCodeSynced, ""); err != nil {
+			return err
+		}
+		return kinds(false, false)
+	})
+
+	// A merge: r2 waits for prod's manual sync.
+	dir := s.env.Dir("git")
+	if err := os.WriteFile(filepath.Join(dir, "release", "config.yaml"), []byte(releaseManifests("r2")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitIn(t, dir, "commit", "-qam", "release r2")
+	merged := gitIn(t, dir, "rev-parse", "HEAD")
+	mergedAt := time.Now()
+	s.kas.Refresh(ctx, name)
+	eventually(t, signalTimeout, func() error {
+		if err := argoSays(v1alpha1.SyncStatusCodeOutOfSync, merged); err != nil {
+			return err
+		}
+		return kinds(false, true)
+	})
+	quiet("a merge awaiting its sync", mergedAt)
+
+	// A hand edit of what the release does not change, while it waits.
+	cms := s.kas.Kubernetes().CoreV1().ConfigMaps(name)
+	eventually(t, signalTimeout, func() error {
+		cm, err := cms.Get(ctx, "flags", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cm.Data["checkout"] = "off"
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	})
+	s.kas.Refresh(ctx, name)
+	took := eventually(t, signalTimeout, func() error {
+		if err := kinds(true, true); err != nil {
+			return err
+		}
+		return s.prom.ExpectValue(`count(`+drift+`)`, 1)
+	})
+	t.Logf("a hand edit while a release waits: CrowsnestProdDrift pending or firing %v after the edit", took.Round(time.Millisecond))
+
+	// The release is approved and synced: both end.
+	syncTo(requestSync(ctx, t, s.apps, name, "", false))
+	eventually(t, signalTimeout, func() error {
+		if err := argoSays(v1alpha1.SyncStatusCodeSynced, merged); err != nil {
+			return err
+		}
+		if err := kinds(false, false); err != nil {
+			return err
+		}
+		for _, q := range []string{drift, live} {
+			if v, err := s.prom.Query(q); err != nil || len(v) != 0 {
+				return fmt.Errorf("%s after the sync: %v (%v)", q, v, err)
+			}
+		}
+		return nil
+	})
+	synced := time.Now()
+
+	// A rollback to the first release, as the API server asks for it.
+	a, err := s.apps.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := a.Status.History[0]
+	for _, h := range a.Status.History {
+		if h.ID < first.ID {
+			first = h
+		}
+	}
+	syncTo(requestRollback(ctx, t, s.apps, name, first.ID))
+	eventually(t, signalTimeout, func() error {
+		if err := argoSays(v1alpha1.SyncStatusCodeOutOfSync, merged); err != nil {
+			return err
+		}
+		return kinds(false, true)
+	})
+	quiet("after a rollback, Git ahead of what runs", synced)
+}
+
+// requestRollback asks Argo CD to roll the Application name back to its
+// history entry id, as its API server does for `argocd app rollback`: a
+// sync to that entry's revisions and sources.
+func requestRollback(ctx context.Context, t *testing.T, apps appclient.ApplicationInterface, name string, id int64) time.Time {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, apiCallTimeout)
+	defer cancel()
+	var requested time.Time
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		a, err := apps.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		var entry *v1alpha1.RevisionHistory
+		for i := range a.Status.History {
+			if a.Status.History[i].ID == id {
+				entry = &a.Status.History[i]
+			}
+		}
+		if entry == nil || a.Operation != nil {
+			return fmt.Errorf("no history entry %d, or an operation in progress: %+v", id, a.Operation)
+		}
+		a.Operation = &v1alpha1.Operation{
+			Sync: &v1alpha1.SyncOperation{
+				Revision: entry.Revision, Revisions: entry.Revisions,
+				SyncStrategy: &v1alpha1.SyncStrategy{Apply: &v1alpha1.SyncStrategyApply{}},
+				Source:       &entry.Source, Sources: entry.Sources,
+			},
+			InitiatedBy: v1alpha1.OperationInitiator{Username: argoCDUser},
+		}
+		a.Status.OperationState = nil
+		requested = time.Now()
+		_, err = apps.Update(ctx, a, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("request a rollback of %s to %d: %v", name, id, err)
+	}
+	return requested
+}
