@@ -10,6 +10,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,12 @@ type PagerConfig struct {
 	// Links are the base URLs of the pages' dashboard_url and argocd_url
 	// annotations, as the rules' templates render them.
 	Links Links
+	// ExternalLabels are added to every alert, as Prometheus adds its
+	// external labels to the alerts of its rules (the Prometheus
+	// Operator's prometheus="<namespace>/<name>", often cluster): with
+	// the same ones, Alertmanager holds one alert for both paths. They
+	// never replace a label of the alert itself, as in Prometheus.
+	ExternalLabels map[string]string
 }
 
 // Pager evaluates the alerts that can be judged on one app's state
@@ -126,6 +133,11 @@ func NewPager(cfg PagerConfig, alerts []Alert, apps func() []AppState, reg prome
 			Help: "Alerts an Alertmanager rejected with a 4xx answer other than 429, by Alertmanager; not retried.",
 		}, []string{"alertmanager"}),
 	}
+	for name, value := range cfg.ExternalLabels {
+		if !labelName.MatchString(name) || strings.HasPrefix(name, "__") || value == "" {
+			return nil, fmt.Errorf("--alertmanager.external-label=%s=%s: want NAME=VALUE, NAME a Prometheus label name not starting with __, VALUE not empty", name, value)
+		}
+	}
 	for _, raw := range cfg.URLs {
 		u, err := url.Parse(raw)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -199,6 +211,11 @@ func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 			if st == nil {
 				labels := map[string]string{"alertname": a.Name, "severity": string(v.Severity),
 					"namespace": app.Namespace, "name": app.Name, "project": app.Project, "env": app.Env}
+				for k, v := range p.cfg.ExternalLabels {
+					if _, own := labels[k]; !own {
+						labels[k] = v
+					}
+				}
 				st = &activeAlert{labels: labels, since: now, annotations: map[string]string{
 					"summary": a.Summary, "description": Expand(a.Description, labels), "runbook_url": RunbookURL + "#" + a.Anchor(),
 					"dashboard_url": p.cfg.Links.DashboardURL(a, labels),
@@ -427,5 +444,8 @@ func Expand(tmpl string, labels map[string]string) string {
 		return labels[labelRef.FindStringSubmatch(m)[1]]
 	})
 }
+
+// labelName matches a Prometheus label name.
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 var labelRef = regexp.MustCompile(`\{\{ \$labels\.([a-z_]+) \}\}`)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -552,6 +553,37 @@ func TestPagerBasicAuthFromURL(t *testing.T) {
 		_, err := NewPager(PagerConfig{URLs: []string{bad}}, Alerts(), func() []AppState { return nil }, prometheus.NewRegistry(), promslog.NewNopLogger())
 		if err == nil || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("bad URL: error %v, want one without the password", err)
+		}
+	}
+}
+
+// The pager's alerts carry the configured external labels, as Prometheus'
+// rule alerts carry its external labels, so Alertmanager holds one alert
+// for both paths; an external label never replaces one of the alert's own,
+// as in Prometheus. A bad label name is an error that names the flag.
+func TestPagerExternalLabels(t *testing.T) {
+	apps := []AppState{{Namespace: "argocd", Name: "web", Project: "shop", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"}}
+	external := map[string]string{"prometheus": "monitoring/kube-prometheus-stack-prometheus", "cluster": "eu-1", "env": "not-this"}
+	p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, ExternalLabels: external},
+		Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	posted := p.Evaluate(t0)
+	if len(posted) != 1 {
+		t.Fatalf("posted %d alerts, want the failed sync's", len(posted))
+	}
+	l := posted[0].Labels
+	want := map[string]string{"alertname": "CrowsnestSyncFailed", "severity": "critical", "namespace": "argocd", "name": "web", "project": "shop", "env": "prod",
+		"prometheus": "monitoring/kube-prometheus-stack-prometheus", "cluster": "eu-1"}
+	if !maps.Equal(map[string]string(l), want) {
+		t.Errorf("labels %v, want %v", l, want)
+	}
+	for _, bad := range []map[string]string{{"0cluster": "x"}, {"__name__": "x"}, {"cluster": ""}} {
+		_, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, ExternalLabels: bad},
+			Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		if err == nil || !strings.Contains(err.Error(), "--alertmanager.external-label") {
+			t.Errorf("external labels %v: error %v, want one naming --alertmanager.external-label", bad, err)
 		}
 	}
 }

@@ -81,6 +81,30 @@ const alertForScale = 0.02
 // alertForScale).
 func (e *Env) StartPrometheus(targets []string, am *Alertmanager) *Prometheus {
 	e.t.Helper()
+	return e.startPrometheus(targets, am, "")
+}
+
+// operatorPrometheus is the Prometheus kube-prometheus-stack's Prometheus
+// Operator runs: release kube-prometheus-stack in namespace monitoring.
+const operatorPrometheus = "monitoring/kube-prometheus-stack-prometheus"
+
+// StartOperatorPrometheus is StartPrometheus with the external labels and
+// alert relabelling the Prometheus Operator configures: prometheus names
+// the Prometheus (operatorPrometheus) and prometheus_replica its pod; the
+// replica label is dropped from alerts (so Alertmanager merges the
+// replicas' alerts), the prometheus label is not.
+func (e *Env) StartOperatorPrometheus(targets []string, am *Alertmanager) *Prometheus {
+	e.t.Helper()
+	return e.startPrometheus(targets, am, `  external_labels:
+    prometheus: `+operatorPrometheus+`
+    prometheus_replica: prometheus-kube-prometheus-stack-prometheus-0
+`)
+}
+
+// startPrometheus starts Prometheus, globals (indented YAML) added to its
+// global section and the replica label dropped from its alerts.
+func (e *Env) startPrometheus(targets []string, am *Alertmanager, globals string) *Prometheus {
+	e.t.Helper()
 	dir := e.Dir("prometheus")
 	// crowsnest's rules, with their for durations scaled down so the
 	// tests do not wait minutes; alerts/ holds the same rules unscaled.
@@ -107,8 +131,11 @@ func (e *Env) StartPrometheus(targets []string, am *Alertmanager) *Prometheus {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global:
   scrape_interval: %[1]s
   evaluation_interval: %[1]s
-rule_files: %[2]s
+%[5]srule_files: %[2]s
 alerting:
+  alert_relabel_configs:
+    - action: labeldrop
+      regex: prometheus_replica
   alertmanagers:
     - static_configs:
         - targets: %[3]s
@@ -116,7 +143,7 @@ scrape_configs:
   - job_name: crowsnest
     static_configs:
       - targets: %[4]s
-`, scrapeInterval, quoted(rules), amTargets, quoted(targets))), 0o600); err != nil {
+`, scrapeInterval, quoted(rules), amTargets, quoted(targets), globals)), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
 	port := e.Port()
@@ -128,6 +155,19 @@ scrape_configs:
 	p.Start()
 	waitHTTP200(e, p.Process, p.URL+"/-/ready")
 	return p
+}
+
+// Scrape returns Prometheus' own metrics.
+func (p *Prometheus) Scrape() (*Metrics, error) {
+	resp, err := http.Get(p.URL + "/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("scrape Prometheus: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape Prometheus: status %s", resp.Status)
+	}
+	return ParseMetrics(resp.Body)
 }
 
 // promSample is one element of an instant vector.

@@ -219,3 +219,53 @@ func requestRollback(ctx context.Context, t *testing.T, apps appclient.Applicati
 	}
 	return requested
 }
+
+// oneAlertPerIncident: the Alertmanager that both paths page (crowsnest
+// directly, with --alertmanager.external-label, and Prometheus configured
+// as the Prometheus Operator configures it) holds one alert per alert name
+// for app name, once both have sent theirs: the labels are the same.
+func (s *signalsEnv) oneAlertPerIncident(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	eventually(t, signalTimeout, func() error {
+		pm, err := s.prom.Scrape()
+		if err != nil {
+			return err
+		}
+		if sent, err := pm.Value("prometheus_notifications_sent_total", "alertmanager", s.amBoth.URL+"/api/v2/alerts"); err != nil || sent < 1 {
+			return fmt.Errorf("Prometheus has sent %v alerts to %s (%v)", sent, s.amBoth.URL, err)
+		}
+		if queued, err := pm.Value("prometheus_notifications_queue_length"); err != nil || queued != 0 {
+			return fmt.Errorf("Prometheus has %v alerts queued (%v)", queued, err)
+		}
+		cm, err := s.cn.Scrape()
+		if err != nil {
+			return err
+		}
+		if sent, err := cm.Value("crowsnest_alerts_sent_total", "alertmanager", s.amBoth.URL); err != nil || sent < 1 {
+			return fmt.Errorf("crowsnest has paged %s %v times (%v)", s.amBoth.URL, sent, err)
+		}
+		return nil
+	})
+	// Both have sent; give Alertmanager a moment to take the last post.
+	time.Sleep(time.Second)
+	alerts, err := s.amBoth.FindAlerts(ctx, map[string]string{"name": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, a := range alerts {
+		per[a["alertname"]]++
+		if a["prometheus"] != operatorPrometheus {
+			t.Errorf("an alert without the Prometheus Operator's external label: %v", a)
+		}
+	}
+	if per["CrowsnestSyncFailed"] == 0 {
+		t.Errorf("Alertmanager holds no CrowsnestSyncFailed for %s: %v", name, alerts)
+	}
+	for alertname, n := range per {
+		if n != 1 {
+			t.Errorf("Alertmanager holds %d %s alerts for %s, want 1: %v", n, alertname, name, alerts)
+		}
+	}
+	t.Logf("one incident, one alert: Alertmanager holds %v for %s", per, name)
+}

@@ -132,11 +132,14 @@ type signalsEnv struct {
 	repoURL  string // the manifests repository
 	cn       *Crowsnest
 	prom     *Prometheus
-	am       *Alertmanager
-	obs      *observer
-	env      *Env
-	rec      *Process // crowsnest record, with -update-recordings
-	recPath  string
+	am       *Alertmanager // direct pages only
+	// amBoth takes the direct pages and Prometheus' alerts, as one
+	// kube-prometheus-stack Alertmanager does.
+	amBoth  *Alertmanager
+	obs     *observer
+	env     *Env
+	rec     *Process // crowsnest record, with -update-recordings
+	recPath string
 }
 
 // TestSignals checks the operation signals crowsnest derives from what a
@@ -224,10 +227,12 @@ func startSignalsEnv(t *testing.T) *signalsEnv {
 		t.Fatal(err)
 	}
 	s.am = env.StartAlertmanager()
+	s.amBoth = env.StartAlertmanager()
 	s.cn = env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfgPath, "--metrics.per-app-histograms",
-		"--alertmanager.url="+s.am.URL, "--alertmanager.evaluation-interval=250ms")
+		"--alertmanager.url="+s.am.URL, "--alertmanager.url="+s.amBoth.URL, "--alertmanager.evaluation-interval=250ms",
+		"--alertmanager.external-label=prometheus="+operatorPrometheus)
 	s.cn.Start()
-	s.prom = env.StartPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, nil)
+	s.prom = env.StartOperatorPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, s.amBoth)
 	eventually(t, signalTimeout, func() error {
 		if err := s.cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes"); err != nil {
 			return err
@@ -267,10 +272,11 @@ func (s *signalsEnv) createApp(t *testing.T, name, repoURL, path string) {
 	}
 }
 
-// envOf is the environment of app name: its own name, but prod for
-// appFrozen (CrowsnestProdDrift judges prod only).
+// envOf is the environment of app name: its own name, but prod for the
+// apps whose scenarios judge prod alerts (CrowsnestProdDrift, the failed
+// prod sync's one alert).
 func envOf(name string) string {
-	if name == appFrozen || name == appPaused || name == appRelease {
+	if name == appFrozen || name == appPaused || name == appRelease || name == appFailing {
 		return "prod"
 	}
 	return name
@@ -421,6 +427,7 @@ func (s *signalsEnv) terminatedSync(ctx context.Context, t *testing.T) {
 		return s.prom.ExpectValue(q("ALERTS", appFailing, "alertname", "CrowsnestSyncFailed", "alertstate", "firing"), 1)
 	})
 	t.Logf("control: the sync of %s failed (%q), paged directly and by the rule within %v", appFailing, op.Message, took.Round(time.Millisecond))
+	s.oneAlertPerIncident(ctx, t, appFailing)
 
 	// Nothing pages for the terminated sync, even for a moment.
 	time.Sleep(time.Until(counted.Add(quietPeriod)))
