@@ -167,7 +167,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.lokiTimeout = c.serve.Flag("loki.timeout", "Time limit of one push to Loki.").Default("10s").Duration()
 	c.lokiMaxLine = c.serve.Flag("loki.max-line-bytes", "Most bytes of one pushed line (at least 1024): a longer line has its largest values cut, marked and counted. Keep it under Loki's max_line_size (256KB by default).").Default("65536").Int()
 	c.lokiRetries = c.serve.Flag("loki.max-retries", "Retries of a push that got 429, 5xx or no answer, with backoff from 500ms to 30s; then the batch is dropped and counted.").Default("10").Int()
-	c.alertmanagerURLs = c.serve.Flag("alertmanager.url", "Alertmanager to page directly (API v2), e.g. http://alertmanager:9093; repeatable. crowsnest then evaluates its alerts that judge one app (sync failed, degraded, drift, stuck, unknown, policy) on its own state, with the labels of the Prometheus rules, so Alertmanager deduplicates both.").Strings()
+	c.alertmanagerURLs = c.serve.Flag("alertmanager.url", "Alertmanager to page directly (API v2), e.g. http://alertmanager:9093; repeatable. crowsnest then evaluates its alerts that judge one app's present state (sync failed, degraded, drift, stuck, retrying, unknown) on its own state, with the labels of the Prometheus rules, so Alertmanager deduplicates both.").Strings()
 	c.alertmanagerInterval = c.serve.Flag("alertmanager.evaluation-interval", "How often crowsnest evaluates the alerts for direct paging.").Default("1s").Duration()
 	c.alertmanagerResend = c.serve.Flag("alertmanager.resend-interval", "How often firing alerts are sent again.").Default("1m").Duration()
 	c.alertmanagerTimeout = c.serve.Flag("alertmanager.timeout", "Time limit for posting to one Alertmanager, retries included.").Default("10s").Duration()

@@ -22,6 +22,8 @@ type AppStatus struct {
 	AutoSync bool
 	// Deleting is set while the Application has a deletionTimestamp.
 	Deleting bool
+	// Retries is the running operation's retry count; 0 when none runs.
+	Retries int64
 	// LiveDrift is set while the live state differs from what was last
 	// synced; AwaitingSync while the target moved from it and the app
 	// waits for a sync (see AppView).
@@ -119,6 +121,12 @@ type AppView struct {
 	LastFinished *FinishedOperation
 	// DryRuns counts the dry runs crowsnest saw finish.
 	DryRuns uint64
+	// SelfHeals counts the self-heal syncs crowsnest saw finish: automated
+	// syncs Argo CD started to repair drift of revisions it had synced.
+	SelfHeals uint64
+	// Retries is the running operation's retry count (Argo CD's
+	// operationState.retryCount); 0 unless Phase is Running.
+	Retries int64
 	// HeldByWindow: a sync window of the app's project denies the app's
 	// next sync now (see AppStatus).
 	HeldByWindow bool
@@ -167,6 +175,7 @@ func (v *AppView) Status() AppStatus {
 		AutoSync: AutoSyncOf(&a.Spec).Enabled,
 	}
 	s.Phase = v.Phase
+	s.Retries = v.Retries
 	s.Deleting = a.DeletionTimestamp != nil
 	s.HeldByWindow = v.HeldByWindow
 	if a.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {

@@ -39,6 +39,8 @@ const agreementInterval = time.Minute
 func agreementSkipped() map[string]string {
 	return map[string]string{
 		"CrowsnestDeletionStuck":         "judges the time elapsed since the Application's deletionTimestamp (time() - crowsnest_app_deletion_timestamp_seconds); AppState carries only whether the app is deleting, not since when",
+		"CrowsnestSelfHealLoop":          "counts self-heals over an hour (increase of crowsnest_app_self_heals_total); AppState carries no history; alerts/tests/crowsnest.test.yaml tests it",
+		"CrowsnestAppNotReconciled":      "judges the time since status.reconciledAt against the fleet's (time() - crowsnest_app_reconciled_timestamp_seconds); AppState carries neither; alerts/tests/crowsnest.test.yaml tests it",
 		"CrowsnestProdReleaseWaiting":    "its for is a day (ReleaseWaitingFor), which would make this test's timeline a day of one-minute evaluations; it has no Go check, and alerts/tests/crowsnest.test.yaml tests it, quiet cases included",
 		"CrowsnestHydrationLagging":      "judges the time elapsed since the hydrated branch began to lag (time() - crowsnest_app_hydration_lagging_since_timestamp_seconds); AppState does not carry the Source Hydrator",
 		"CrowsnestSyncSlow":              "histogram-based: compares the last sync's duration with the day's p90 (rate, histogram_quantile) of its project and env",
@@ -114,6 +116,7 @@ func agreementApps() []agreementApp {
 		// waiting for its sync), not live drift; both: live drift too.
 		// Any other OutOfSync row is live drift.
 		awaiting, both bool
+		retries        int64 // of a Running operation
 		everyEnv       bool
 		replicas       int
 		pagerMisses    []string
@@ -173,6 +176,11 @@ func agreementApps() []agreementApp {
 		{name: "awaiting-and-live", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOff, awaiting: true, both: true, everyEnv: true},
 		{name: "awaiting-deleting", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOff, awaiting: true, both: true, deleting: true},
 		{name: "awaiting-held", sync: "OutOfSync", health: "Healthy", phase: "Succeeded", auto: autoSyncOff, awaiting: true, both: true, held: true},
+		// Retries of a running sync: past the threshold, below it,
+		// while deleting, scraped from two replicas.
+		{name: "retrying", sync: "OutOfSync", health: "Progressing", phase: "Running", auto: autoSyncOn, retries: 7, everyEnv: true, replicas: 2},
+		{name: "retrying-few", sync: "OutOfSync", health: "Progressing", phase: "Running", auto: autoSyncOn, retries: 2},
+		{name: "retrying-deleting", sync: "OutOfSync", health: "Progressing", phase: "Running", auto: autoSyncOn, retries: 9, deleting: true},
 	}
 	var out []agreementApp
 	for _, env := range agreementEnvs() {
@@ -186,7 +194,7 @@ func agreementApps() []agreementApp {
 			out = append(out, agreementApp{
 				state: AppState{Namespace: "argocd", Name: env + "-" + r.name, Project: "shop", Env: env,
 					SyncStatus: r.sync, Health: r.health, Phase: r.phase, AutoSync: auto, Deleting: r.deleting, HeldByWindow: r.held,
-					LiveDrift: drifted && (!r.awaiting || r.both), AwaitingSync: drifted && r.awaiting},
+					LiveDrift: drifted && (!r.awaiting || r.both), AwaitingSync: drifted && r.awaiting, Retries: r.retries},
 				replicas:    max(r.replicas, 1),
 				pagerMisses: r.pagerMisses,
 			})
@@ -250,6 +258,9 @@ func exposeApp(s AppState, instance string) []agreementSample {
 	stateSet("crowsnest_app_health_status", "status", exposedHealthStatuses(), s.Health)
 	if s.Phase != "" {
 		stateSet("crowsnest_app_operation_phase", "phase", exposedPhases(), s.Phase)
+	}
+	if s.Phase == "Running" {
+		out = append(out, agreementSample{"crowsnest_app_operation_retries" + labels(), int(s.Retries)})
 	}
 	// Every app has the window series, 0 or 1, as crowsnest exposes it.
 	held := 0

@@ -95,6 +95,22 @@ type Alert struct {
 // Anchor is the alert's section in docs/runbook.md.
 func (a *Alert) Anchor() string { return strings.ToLower(a.Name) }
 
+// RetryingThreshold is the retries of a running sync from which
+// CrowsnestSyncRetrying warns.
+const RetryingThreshold = 5
+
+// SelfHealLoopCount self-heals within SelfHealLoopWindow make
+// CrowsnestSelfHealLoop warn.
+const (
+	SelfHealLoopCount  = 3
+	SelfHealLoopWindow = time.Hour
+)
+
+// NotReconciledAfter is how long after Argo CD's last comparison of an app
+// CrowsnestAppNotReconciled warns (Argo CD compares every app every 3
+// minutes by default).
+const NotReconciledAfter = time.Hour
+
 // ReleaseWaitingFor is how long a prod release may wait for its sync before
 // CrowsnestProdReleaseWaiting warns.
 const ReleaseWaitingFor = 24 * time.Hour
@@ -220,6 +236,60 @@ func Alerts() []Alert {
 			Check: func(a AppState) bool {
 				return a.Phase == "Pending" || a.Phase == "Running" || a.Phase == "Terminating"
 			},
+		},
+		{
+			// A sync retrying past RetryingThreshold: a retry limit
+			// above it or none (limit < 0), and every attempt failing.
+			// Quiet for terminated syncs, dry runs (no phase change) and
+			// syncs a window holds (they wait, they do not retry: the
+			// series exists only while Running), deleting apps; two
+			// replicas aggregate to one alert.
+			Name: "CrowsnestSyncRetrying",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (` + selector("crowsnest_app_operation_retries", m) + fmt.Sprintf(`) >= %d`, RetryingThreshold) + notDeleting(m)
+			},
+			For:      5 * time.Minute,
+			Variants: []Variant{{AllEnvs, Warning}},
+			Summary:  "Argo CD sync retrying without end",
+			Description: "The running sync of " + appDescription + fmt.Sprintf(" has been retried %d times or more", RetryingThreshold) +
+				" and still retries: its retry limit is above that or unlimited, and every attempt fails. Argo CD's message says why.",
+			Check: func(a AppState) bool { return a.Phase == "Running" && a.Retries >= RetryingThreshold && !a.Deleting },
+		},
+		{
+			// Self-heal and something else fighting over the live state:
+			// auto-sync repairs the drift, the other writer reverts it.
+			// Quiet for one or two repairs an hour, dry runs and manual
+			// syncs (not self-heals), deleting apps; two replicas count
+			// the same syncs (max).
+			Name: "CrowsnestSelfHealLoop",
+			Expr: func(m string) string {
+				return `max by (` + identity + `) (increase(` + selector("crowsnest_app_self_heals_total", m) + `[` + promDuration(SelfHealLoopWindow) + `])) >= ` + fmt.Sprint(SelfHealLoopCount) + notDeleting(m)
+			},
+			Variants: []Variant{{AllEnvs, Warning}},
+			Summary:  "Argo CD self-heal fighting another writer",
+			Description: "Argo CD self-healed " + appDescription + fmt.Sprintf(" %d times or more in %s:", SelfHealLoopCount, promDuration(SelfHealLoopWindow)) +
+				" something (a person, an operator, an HPA, a mutating webhook) keeps changing what Argo CD applies.",
+			// No Check: it counts self-heals over a window, which
+			// AppState does not carry.
+		},
+		{
+			// Argo CD stopped comparing an app while it compares others:
+			// a stuck refresh, a shard that lost the app's cluster.
+			// Quiet when no app was compared lately (the controller is
+			// down: CrowsnestWatchStale's and Argo CD's own alerts),
+			// for deleting apps; two replicas aggregate to one alert.
+			Name: "CrowsnestAppNotReconciled",
+			Expr: func(m string) string {
+				reconciled := selector("crowsnest_app_reconciled_timestamp_seconds", m)
+				return `max by (` + identity + `) (time() - ` + reconciled + fmt.Sprintf(`) > %d`, int(NotReconciledAfter.Seconds())) +
+					` and on () (count(time() - ` + reconciled + ` < 900) > 0)` + notDeleting(m)
+			},
+			For:      10 * time.Minute,
+			Variants: []Variant{{AllEnvs, Warning}},
+			Summary:  "Argo CD stopped reconciling an app",
+			Description: "Argo CD has not compared " + appDescription + " with Git for over " + promDuration(NotReconciledAfter) +
+				" (status.reconciledAt) while it compares other apps: its state on every dashboard is stale.",
+			// No Check: it judges the time since reconciledAt.
 		},
 		{
 			Name: "CrowsnestDeletionStuck",

@@ -289,6 +289,62 @@ func promtoolCases() []promtoolCase {
 				{"24h10m", "CrowsnestProdReleaseWaiting", []map[string]string{want("prod-backend", "prod", "warning"), want("prod-frontend", "prod", "warning")}},
 			},
 		},
+		{ // a sync retrying past the threshold for 5 minutes warns; one that stops retrying (succeeds, or is terminated: no series), one below it, a deleting app do not; two replicas, one alert
+			series: []series{
+				// Retried once a minute from t=0: 5 retries at 5m.
+				{app("crowsnest_app_operation_retries", "prod-backend", "prod"), "0+1x40"},
+				{replica2(app("crowsnest_app_operation_retries", "prod-backend", "prod")), "0+1x40"},
+				// Retries 0..7, then terminated (Running no more).
+				{app("crowsnest_app_operation_retries", "dev-backend", "dev"), "0+1x7 stale"},
+				{app("crowsnest_app_operation_retries", "dev-frontend", "dev"), "2x40"},
+				{app("crowsnest_app_operation_retries", "stage-backend", "stage"), "0+1x40"},
+				{app("crowsnest_app_deletion_timestamp_seconds", "stage-backend", "stage"), "0x40"},
+			},
+			checks: []check{
+				{"9m", "CrowsnestSyncRetrying", nil},
+				{"10m", "CrowsnestSyncRetrying", []map[string]string{want("prod-backend", "prod", "warning")}},
+			},
+		},
+		{ // self-heal fighting another writer: 3 self-heals within an hour warn; 2 an hour, manual syncs (no self-heal), a deleting app do not; two replicas count the same
+			series: []series{
+				// A self-heal every 15 minutes from 5m on.
+				{app("crowsnest_app_self_heals_total", "dev-backend", "dev"), "0x5 1x15 2x15 3x15 4x20"},
+				{replica2(app("crowsnest_app_self_heals_total", "dev-backend", "dev")), "0x5 1x15 2x15 3x15 4x20"},
+				// One every 40 minutes.
+				{app("crowsnest_app_self_heals_total", "dev-frontend", "dev"), "0x5 1x40 2x30"},
+				{app("crowsnest_app_self_heals_total", "stage-backend", "stage"), "0x5 1x15 2x15 3x15 4x20"},
+				{app("crowsnest_app_deletion_timestamp_seconds", "stage-backend", "stage"), "0x70"},
+			},
+			checks: []check{
+				{"37m", "CrowsnestSelfHealLoop", nil},
+				{"39m", "CrowsnestSelfHealLoop", []map[string]string{want("dev-backend", "dev", "warning")}},
+				{"70m", "CrowsnestSelfHealLoop", []map[string]string{want("dev-backend", "dev", "warning")}},
+			},
+		},
+		{ // the application controller down: no app compared for an hour; nothing warns per app
+			series: []series{
+				{app("crowsnest_app_reconciled_timestamp_seconds", "prod-frontend", "prod"), "0x90"},
+				{app("crowsnest_app_reconciled_timestamp_seconds", "prod-backend", "prod"), "0x90"},
+			},
+			checks: []check{
+				{"90m", "CrowsnestAppNotReconciled", nil},
+			},
+		},
+		{ // an app Argo CD stopped comparing for an hour while it compares others warns after 10 minutes more; a deleting one does not; two replicas, one alert
+			series: []series{
+				// Compared every minute (the value is the time).
+				{app("crowsnest_app_reconciled_timestamp_seconds", "prod-frontend", "prod"), "0+60x90"},
+				// Last compared at t=0.
+				{app("crowsnest_app_reconciled_timestamp_seconds", "prod-backend", "prod"), "0x90"},
+				{replica2(app("crowsnest_app_reconciled_timestamp_seconds", "prod-backend", "prod")), "0x90"},
+				{app("crowsnest_app_reconciled_timestamp_seconds", "dev-backend", "dev"), "0x90"},
+				{app("crowsnest_app_deletion_timestamp_seconds", "dev-backend", "dev"), "0x90"},
+			},
+			checks: []check{
+				{"69m", "CrowsnestAppNotReconciled", nil},
+				{"71m", "CrowsnestAppNotReconciled", []map[string]string{want("prod-backend", "prod", "warning")}},
+			},
+		},
 		{ // a Source Hydrator failing (retried, failing again) or hanging for half an hour; a quick one and a deleting app do not page
 			series: []series{
 				// Failing since t=0 (the lag's start stays across retries).

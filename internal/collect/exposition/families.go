@@ -95,6 +95,26 @@ func appFamilies() []family {
 			},
 		},
 		{
+			name: "crowsnest_app_operation_retries",
+			help: "Retries of the Application's running operation so far (Argo CD's operationState.retryCount: attempts after the first that failed); absent unless an operation is Running.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if v.Phase == "Running" {
+					emit(float64(v.Retries))
+				}
+			},
+		},
+		{
+			name: "crowsnest_app_reconciled_timestamp_seconds",
+			help: "Unix time of Argo CD's last full comparison of the Application (status.reconciledAt; Argo CD refreshes every app every 3 minutes by default); absent before the first.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				if r := v.App.Status.ReconciledAt; r != nil {
+					emit(unixSeconds(r.Time))
+				}
+			},
+		},
+		{
 			name: "crowsnest_app_sync_window_held",
 			help: "1 while a sync window of the Application's project denies the app's next sync (a change freeze), as Argo CD judges it: an app with auto-sync by the rule for automatic syncs, any other by the rule for manual syncs (a window with manualSync: true lets those through); 0 otherwise. AppProjects are read with the Kubernetes source.",
 			typ:  typeGauge,
@@ -329,6 +349,14 @@ func appFamilies() []family {
 			typ:  typeCounter,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				emit(float64(v.DryRuns))
+			},
+		},
+		{
+			name: "crowsnest_app_self_heals_total",
+			help: "Self-heal syncs of the Application that crowsnest saw finish: automated syncs Argo CD started to repair drift from revisions it had already synced. Many in a short time are a fight with something that reverts the app (CrowsnestSelfHealLoop).",
+			typ:  typeCounter,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				emit(float64(v.SelfHeals))
 			},
 		},
 		{

@@ -161,3 +161,48 @@ func TestDriftKindsWithoutHistory(t *testing.T) {
 		t.Errorf("a failed sync to r1 only: live %v, awaiting %v; want awaiting only", live, awaiting)
 	}
 }
+
+// A running operation's retries are exposed while it runs; self-heal syncs
+// (automated, with Argo CD's self-heal attempt count) are counted, other
+// syncs and dry runs are not.
+func TestRetriesAndSelfHeals(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
+	op := func(phase synccommon.OperationPhase, started time.Duration, retries int64, selfHeal int64, dryRun bool) *v1alpha1.Application {
+		return newApp(func(a *v1alpha1.Application) {
+			st := &v1alpha1.OperationState{
+				Operation: v1alpha1.Operation{
+					Sync:        &v1alpha1.SyncOperation{Revision: "r1", DryRun: dryRun, SelfHealAttemptsCount: selfHeal},
+					InitiatedBy: v1alpha1.OperationInitiator{Automated: true},
+				},
+				Phase: phase, StartedAt: metav1.NewTime(at(started)), RetryCount: retries,
+				SyncResult: &v1alpha1.SyncOperationResult{Revision: "r1"},
+			}
+			if phase.Completed() {
+				st.FinishedAt = mtime(at(started + 5*time.Second))
+			}
+			a.Status.OperationState = st
+		})
+	}
+	expect := func(desc string, retries float64, retriesShown bool, selfHeals float64) {
+		t.Helper()
+		v, ok := value(t, s, "crowsnest_app_operation_retries", "name", "web")
+		if ok != retriesShown || ok && v != retries {
+			t.Errorf("%s: retries %v (shown %v), want %v (shown %v)", desc, v, ok, retries, retriesShown)
+		}
+		if v, _ := value(t, s, "crowsnest_app_self_heals_total", "name", "web"); v != selfHeals {
+			t.Errorf("%s: self-heals %v, want %v", desc, v, selfHeals)
+		}
+	}
+	tr.Handle(model.Event{Type: model.Modified, Time: at(10 * time.Second), App: op(synccommon.OperationRunning, 10*time.Second, 4, 0, false)})
+	expect("auto-sync retrying", 4, true, 0)
+	tr.Handle(model.Event{Type: model.Modified, Time: at(20 * time.Second), App: op(synccommon.OperationSucceeded, 10*time.Second, 4, 0, false)})
+	expect("auto-sync done", 0, false, 0)
+	for i, heal := range []int64{1, 2, 3} {
+		start := time.Duration(30+10*i) * time.Second
+		tr.Handle(model.Event{Type: model.Modified, Time: at(start + 6*time.Second), App: op(synccommon.OperationSucceeded, start, 0, heal, false)})
+	}
+	expect("three self-heals", 0, false, 3)
+	tr.Handle(model.Event{Type: model.Modified, Time: at(80 * time.Second), App: op(synccommon.OperationSucceeded, 70*time.Second, 0, 4, true)})
+	expect("a dry run", 0, false, 3)
+}

@@ -125,6 +125,7 @@ crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env
 crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="rolled_back"} 0
 crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="succeeded"} 0
 crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
 crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="unknown"} 0
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Error"} 0
 crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Failed"} 0
@@ -203,6 +204,7 @@ crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="
 crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Terminating"} 0
 crowsnest_app_policy_violation{namespace="argocd",name="web",project="shop",env="prod",policy="auto_sync"} 1
 crowsnest_app_policy_violation{namespace="argocd",name="web",project="shop",env="prod",policy="images_by_digest"} 0
+crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="prod"} 0
 crowsnest_app_last_sync_finished_timestamp_seconds{namespace="argocd",name="web",project="shop",env="prod",result="Failed"} 1.79568306e+09
 crowsnest_app_last_successful_sync_timestamp_seconds{namespace="argocd",name="web",project="shop",env="prod"} 1.79568e+09
 crowsnest_app_last_sync_duration_seconds{namespace="argocd",name="web",project="shop",env="prod"} 60
@@ -307,6 +309,7 @@ func TestExpositionParses(t *testing.T) {
 		a.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
 		a.Status.Resources = []v1alpha1.ResourceStatus{{Kind: "ConfigMap", Name: "c", Status: v1alpha1.SyncStatusCodeOutOfSync}}
 		a.Status.Conditions = []v1alpha1.ApplicationCondition{{Type: v1alpha1.ApplicationConditionSyncError}}
+		a.Status.ReconciledAt = mtime(t0)
 		a.Status.OperationState = &v1alpha1.OperationState{
 			Phase: synccommon.OperationSucceeded, StartedAt: metav1.NewTime(t0), FinishedAt: mtime(t0.Add(time.Second)),
 		}
@@ -326,6 +329,8 @@ func TestExpositionParses(t *testing.T) {
 			continue // no workloads here; see TestWorkloadsJoinTheirApps
 		case name == "crowsnest_app_operation_pending_since_timestamp_seconds", name == "crowsnest_app_deletion_timestamp_seconds":
 			continue // only while pending or deleting; see TestPendingTerminatedDryRunDeleting
+		case name == "crowsnest_app_operation_retries":
+			continue // only while an operation runs; see TestRetriesAndSelfHeals
 		case name == "crowsnest_app_live_drift_since_timestamp_seconds":
 			continue // only while the live state drifts; see TestDriftKinds (the OutOfSync app here was never synced: awaiting sync)
 		case strings.Contains(name, "hydration"):

@@ -152,6 +152,8 @@ type appState struct {
 	lastFinished   *model.FinishedOperation
 	lastSuccessful time.Time
 	dryRuns        uint64
+	// selfHeals counts the self-heal operations seen to finish.
+	selfHeals uint64
 	// drift tells the app's drift apart while it is OutOfSync (drift.go).
 	drift *driftState
 	// held: a sync window denies the app's next sync now (observeWindow).
@@ -433,6 +435,10 @@ func (t *Tracker) view(key string, st *appState) *model.AppView {
 	if d := st.drift; d != nil {
 		v.LiveDriftSince, v.AwaitingSyncSince = d.liveSince, d.awaitingSince
 	}
+	v.SelfHeals = st.selfHeals
+	if op := st.app.Status.OperationState; op != nil && st.phase == "Running" {
+		v.Retries = op.RetryCount
+	}
 	if d := st.deploy.last; d != nil {
 		v.LastDeployment = d.FinishedAt
 	}
@@ -709,6 +715,9 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 		return
 	}
 	st.syncs[i]++
+	if selfHeal(op.state) {
+		st.selfHeals++
+	}
 	o := t.operation(st, op)
 	t.deployment(st, op, o, facts, out)
 	if p := st.predicted; p.key == key && !p.at.IsZero() {
