@@ -73,12 +73,12 @@ func TestPagerFiresResolvesAndResends(t *testing.T) {
 	// A failed sync fires at once, critical in prod; dev drift is pending
 	// (15 m for DriftNotHealed) and never a ProdDrift.
 	got := p.Evaluate(t0)
-	if len(got) != 1 || got[0].Labels["alertname"] != "CrowsnestSyncFailed" || got[0].Labels["severity"] != "critical" ||
+	if len(got) != 1 || got[0].Labels["alertname"] != "CrowsnestProdSyncFailed" || got[0].Labels["severity"] != "critical" ||
 		got[0].Labels["name"] != "prod-backend" || got[0].Labels["env"] != "prod" || got[0].Labels["project"] != "default" {
 		t.Fatalf("first evaluation posted %v, want the prod sync failure, critical", got)
 	}
 	// Exactly the labels of the rule's alert, so Alertmanager deduplicates.
-	if want := map[string]string{"alertname": "CrowsnestSyncFailed", "severity": "critical", "namespace": "argocd", "name": "prod-backend", "project": "default", "env": "prod"}; fmt.Sprint(map[string]string(got[0].Labels)) != fmt.Sprint(want) {
+	if want := map[string]string{"alertname": "CrowsnestProdSyncFailed", "severity": "critical", "namespace": "argocd", "name": "prod-backend", "project": "default", "env": "prod"}; fmt.Sprint(map[string]string(got[0].Labels)) != fmt.Sprint(want) {
 		t.Errorf("labels %v, want exactly %v", got[0].Labels, want)
 	}
 	if d := got[0].Annotations["description"]; d == "" || d != Expand(Alerts()[0].Description, got[0].Labels) {
@@ -96,7 +96,7 @@ func TestPagerFiresResolvesAndResends(t *testing.T) {
 			t.Errorf("%v: endsAt %v, want resends ahead", a.Labels, a.EndsAt)
 		}
 	}
-	if len(got) != 2 || !names["CrowsnestDriftNotHealed/dev-backend"] || !names["CrowsnestSyncFailed/prod-backend"] {
+	if len(got) != 2 || !names["CrowsnestDriftNotHealed/dev-backend"] || !names["CrowsnestProdSyncFailed/prod-backend"] {
 		t.Errorf("posted %v, want the drift and the failure", names)
 	}
 	// The prod sync succeeds: resolved by endsAt now.
@@ -105,7 +105,7 @@ func TestPagerFiresResolvesAndResends(t *testing.T) {
 	got = p.Evaluate(now)
 	resolved := false
 	for _, a := range got {
-		if a.Labels["alertname"] == "CrowsnestSyncFailed" {
+		if a.Labels["alertname"] == "CrowsnestProdSyncFailed" {
 			resolved = time.Time(a.EndsAt).Equal(now)
 		}
 	}
@@ -469,7 +469,7 @@ func TestPagerRetriesFailedPageAtNextEvaluation(t *testing.T) {
 		t.Errorf("the Alertmanager that took the page got %d posts more, want none before the resend", len(posts))
 	}
 	posts := down.take()
-	if len(posts) != 1 || len(posts[0]) != 1 || posts[0][0].Labels["alertname"] != "CrowsnestSyncFailed" || !posts[0][0].EndsAt.After(t0.Add(time.Second)) {
+	if len(posts) != 1 || len(posts[0]) != 1 || posts[0][0].Labels["alertname"] != "CrowsnestProdSyncFailed" || !posts[0][0].EndsAt.After(t0.Add(time.Second)) {
 		t.Fatalf("the Alertmanager that missed the page got %v at the next evaluation, want the firing sync failure", posts)
 	}
 	p.post(context.Background(), p.Evaluate(t0.Add(2*time.Second)))
@@ -574,7 +574,7 @@ func TestPagerExternalLabels(t *testing.T) {
 		t.Fatalf("posted %d alerts, want the failed sync's", len(posted))
 	}
 	l := posted[0].Labels
-	want := map[string]string{"alertname": "CrowsnestSyncFailed", "severity": "critical", "namespace": "argocd", "name": "web", "project": "shop", "env": "prod",
+	want := map[string]string{"alertname": "CrowsnestProdSyncFailed", "severity": "critical", "namespace": "argocd", "name": "web", "project": "shop", "env": "prod",
 		"prometheus": "monitoring/kube-prometheus-stack-prometheus", "cluster": "eu-1"}
 	if !maps.Equal(map[string]string(l), want) {
 		t.Errorf("labels %v, want %v", l, want)

@@ -5,6 +5,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,32 +148,41 @@ func notHeld(m string) string {
 	return ` unless on (namespace, name) ` + selector("crowsnest_app_sync_window_held", m) + ` == 1`
 }
 
+// prodAndOthers returns a as two alerts: prodName, critical, for prod, and
+// a's own name, a warning, for every other env. One name per severity:
+// Alertmanager's usual inhibition (kube-prometheus-stack's default: a
+// critical inhibits the warnings of the same alertname and namespace) would
+// otherwise let one prod critical silence that alert of every dev and stage
+// app, which share the Application namespace (argocd).
+func prodAndOthers(a Alert, prodName string) []Alert {
+	prod := a
+	prod.Name, prod.Variants = prodName, []Variant{{Prod, Critical}}
+	a.Variants = []Variant{{NonProd, Warning}}
+	return []Alert{prod, a}
+}
+
 // Alerts returns crowsnest's alerts.
 func Alerts() []Alert {
-	return []Alert{
-		{
-			Name: "CrowsnestSyncFailed",
-			Expr: func(m string) string {
-				return `max by (` + identity + `) (crowsnest_app_operation_phase{phase=~"Failed|Error"` + m + `}) == 1`
-			},
-			Variants:    []Variant{{Prod, Critical}, {NonProd, Warning}},
-			Summary:     "Argo CD sync failed",
-			Description: "The last sync operation of " + appDescription + " failed. Argo CD's message is in the app's status; the sync's trace shows which wave and resource.",
-			// Failed and Error only: an operation ended by terminate-op or
-			// the sync timeout is exposed as Terminated and does not page.
-			Check: func(a AppState) bool { return a.Phase == "Failed" || a.Phase == "Error" },
+	return slices.Concat(prodAndOthers(Alert{
+		Name: "CrowsnestSyncFailed",
+		Expr: func(m string) string {
+			return `max by (` + identity + `) (crowsnest_app_operation_phase{phase=~"Failed|Error"` + m + `}) == 1`
 		},
-		{
-			Name: "CrowsnestAppDegraded",
-			Expr: func(m string) string {
-				return `max by (` + identity + `) (crowsnest_app_health_status{status="Degraded"` + m + `}) == 1`
-			},
-			For:         5 * time.Minute,
-			Variants:    []Variant{{Prod, Critical}, {NonProd, Warning}},
-			Summary:     "Argo CD app degraded",
-			Description: appDescription + " has been Degraded for 5 minutes.",
-			Check:       func(a AppState) bool { return a.Health == "Degraded" },
+		Summary:     "Argo CD sync failed",
+		Description: "The last sync operation of " + appDescription + " failed. Argo CD's message is in the app's status; the sync's trace shows which wave and resource.",
+		// Failed and Error only: an operation ended by terminate-op or
+		// the sync timeout is exposed as Terminated and does not page.
+		Check: func(a AppState) bool { return a.Phase == "Failed" || a.Phase == "Error" },
+	}, "CrowsnestProdSyncFailed"), prodAndOthers(Alert{
+		Name: "CrowsnestAppDegraded",
+		Expr: func(m string) string {
+			return `max by (` + identity + `) (crowsnest_app_health_status{status="Degraded"` + m + `}) == 1`
 		},
+		For:         5 * time.Minute,
+		Summary:     "Argo CD app degraded",
+		Description: appDescription + " has been Degraded for 5 minutes.",
+		Check:       func(a AppState) bool { return a.Health == "Degraded" },
+	}, "CrowsnestProdAppDegraded"), []Alert{
 		{
 			// Live drift only: a release waiting for its manual sync (a
 			// merge, a changed source, Git ahead of a rollback) is
@@ -401,7 +411,7 @@ func Alerts() []Alert {
 			Summary:     "crowsnest's watch of Argo CD is stale",
 			Description: "crowsnest's source {{ $labels.source }} has failed or has had no event for 15 minutes (Argo CD refreshes every app every 3 minutes): its metrics are stale.",
 		},
-	}
+	})
 }
 
 // Rule is one Prometheus rule: an alerting rule (Alert set) or a

@@ -132,8 +132,10 @@ func promtoolCases() []promtoolCase {
 			},
 			checks: []check{
 				{"0m", "CrowsnestSyncFailed", nil},
-				{"2m", "CrowsnestSyncFailed", []map[string]string{want("prod-backend", "prod", "critical"), want("dev-backend", "dev", "warning")}},
-				{"3m", "CrowsnestSyncFailed", []map[string]string{want("prod-backend", "prod", "critical")}},
+				{"2m", "CrowsnestProdSyncFailed", []map[string]string{want("prod-backend", "prod", "critical")}},
+				{"2m", "CrowsnestSyncFailed", []map[string]string{want("dev-backend", "dev", "warning")}},
+				{"3m", "CrowsnestProdSyncFailed", []map[string]string{want("prod-backend", "prod", "critical")}},
+				{"3m", "CrowsnestSyncFailed", nil},
 			},
 		},
 		{ // a terminated sync (terminate-op, sync timeout) is not a failure; a failed retry after it is
@@ -147,7 +149,9 @@ func promtoolCases() []promtoolCase {
 			checks: []check{
 				{"0m", "CrowsnestSyncFailed", nil},
 				{"2m", "CrowsnestSyncFailed", nil},
-				{"3m", "CrowsnestSyncFailed", []map[string]string{want("prod-backend", "prod", "critical")}},
+				{"2m", "CrowsnestProdSyncFailed", nil},
+				{"3m", "CrowsnestProdSyncFailed", []map[string]string{want("prod-backend", "prod", "critical")}},
+				{"3m", "CrowsnestSyncFailed", nil},
 			},
 		},
 		{ // degraded for 5 minutes
@@ -158,7 +162,8 @@ func promtoolCases() []promtoolCase {
 			},
 			checks: []check{
 				{"4m", "CrowsnestAppDegraded", nil},
-				{"6m", "CrowsnestAppDegraded", []map[string]string{want("prod-backend", "prod", "critical"), want("stage-backend", "stage", "warning")}},
+				{"6m", "CrowsnestProdAppDegraded", []map[string]string{want("prod-backend", "prod", "critical")}},
+				{"6m", "CrowsnestAppDegraded", []map[string]string{want("stage-backend", "stage", "warning")}},
 			},
 		},
 		{ // drift pages in prod only; the same drift in dev does not

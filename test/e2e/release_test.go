@@ -259,8 +259,8 @@ func (s *signalsEnv) oneAlertPerIncident(ctx context.Context, t *testing.T, name
 			t.Errorf("an alert without the Prometheus Operator's external label: %v", a)
 		}
 	}
-	if per["CrowsnestSyncFailed"] == 0 {
-		t.Errorf("Alertmanager holds no CrowsnestSyncFailed for %s: %v", name, alerts)
+	if per["CrowsnestProdSyncFailed"] == 0 {
+		t.Errorf("Alertmanager holds no CrowsnestProdSyncFailed for %s: %v", name, alerts)
 	}
 	for alertname, n := range per {
 		if n != 1 {

@@ -170,7 +170,7 @@ const observePoll = 200 * time.Millisecond
 // observer polls crowsnest's /metrics and Alertmanager's active alerts in
 // the background, every observePoll, and records per app each change of
 // the operation phase crowsnest exposes, and when Alertmanager first held
-// an active CrowsnestSyncFailed for it: what a test that looks only now
+// an active Crowsnest(Prod)SyncFailed for it: what a test that looks only now
 // and then would miss (a resolved alert leaves Alertmanager's list of
 // active alerts).
 type observer struct {
@@ -194,8 +194,10 @@ func observe(t *testing.T, c *Crowsnest, am *Alertmanager) *observer {
 			if m, err := c.Scrape(); err == nil {
 				o.recordPhases(m)
 			}
-			if alerts, err := am.FindAlerts(ctx, map[string]string{"alertname": "CrowsnestSyncFailed"}); err == nil {
-				o.recordPages(alerts)
+			for _, name := range []string{"CrowsnestSyncFailed", "CrowsnestProdSyncFailed"} {
+				if alerts, err := am.FindAlerts(ctx, map[string]string{"alertname": name}); err == nil {
+					o.recordPages(alerts)
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -251,7 +253,7 @@ func (o *observer) Phases(name string) []string {
 	return append([]string(nil), o.phases[name]...)
 }
 
-// Paged reports whether Alertmanager held an active CrowsnestSyncFailed for
+// Paged reports whether Alertmanager held an active Crowsnest(Prod)SyncFailed for
 // app name at any look so far, and since when.
 func (o *observer) Paged(name string) (time.Time, bool) {
 	o.mu.Lock()

@@ -424,7 +424,7 @@ func (s *signalsEnv) terminatedSync(ctx context.Context, t *testing.T) {
 		if _, paged := s.obs.Paged(appFailing); !paged {
 			return fmt.Errorf("no direct page CrowsnestSyncFailed for %s in Alertmanager", appFailing)
 		}
-		return s.prom.ExpectValue(q("ALERTS", appFailing, "alertname", "CrowsnestSyncFailed", "alertstate", "firing"), 1)
+		return s.prom.ExpectValue(q("ALERTS", appFailing, "alertname", "CrowsnestProdSyncFailed", "alertstate", "firing"), 1)
 	})
 	t.Logf("control: the sync of %s failed (%q), paged directly and by the rule within %v", appFailing, op.Message, took.Round(time.Millisecond))
 	s.oneAlertPerIncident(ctx, t, appFailing)
