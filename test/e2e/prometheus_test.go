@@ -42,16 +42,22 @@ type Alertmanager struct {
 // nowhere: the tests read alerts back through its API.
 func (e *Env) StartAlertmanager() *Alertmanager {
 	e.t.Helper()
-	dir := e.Dir("alertmanager")
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfg, []byte(`route:
+	return e.StartAlertmanagerWith(e.Dir("alertmanager"), `route:
   receiver: sink
   group_wait: 0s
   group_interval: 1s
   repeat_interval: 1h
 receivers:
   - name: sink
-`), 0o600); err != nil {
+`)
+}
+
+// StartAlertmanagerWith starts Alertmanager with the configuration config,
+// its files in dir.
+func (e *Env) StartAlertmanagerWith(dir, config string) *Alertmanager {
+	e.t.Helper()
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
 	port := e.Port()
