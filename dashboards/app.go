@@ -60,7 +60,7 @@ func appDashboard() *dashboard.DashboardBuilder {
 			WithTarget(tableQuery("max by (" + by("repo", "path", "target_revision", "dest_server", "dest_namespace", "autosync", "self_heal", "prune") + ") (crowsnest_app_info" + sel + ")"))).
 		WithRow(dashboard.NewRowBuilder("Operations")).
 		WithPanel(stateRows(stateTimelinePanel("Operation timeline",
-			"When the Application had a sync operation in each phase (crowsnest_app_operation_phase): Pending (asked for, no controller started it), Running, then Succeeded, Failed, Error or Terminated (terminate-op or the sync timeout)."),
+			"When the Application had a sync operation in each phase (crowsnest_app_operation_phase): Pending (asked for, no controller started it), Running, then Succeeded, Failed, Error or Terminated (a person's terminate-op; a sync the controller's sync timeout ended is Failed)."),
 			"", phaseColors()).
 			Height(6).Span(24).
 			WithTarget(rangeQuery("max by (cluster, phase) (crowsnest_app_operation_phase"+sel+")", "{{phase}}"))).

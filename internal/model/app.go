@@ -16,7 +16,8 @@ type AppStatus struct {
 	SyncStatus, Health            string
 	// Phase is the exposed phase of the app's operation: Pending (asked
 	// for, not started), Running, Terminating, Succeeded, Failed, Error,
-	// Terminated (ended by terminate-op or the sync timeout); "" if none.
+	// Terminated (ended by a person's terminate-op; one the controller's
+	// sync timeout ended is Failed); "" if none.
 	// A dry run leaves the phase of the last real operation.
 	Phase    string
 	AutoSync bool
@@ -36,8 +37,9 @@ type AppStatus struct {
 
 // Operation results counted per app, in a fixed order so every result's
 // series exists from the start and increase() sees the first failure.
-// Terminated is an operation ended by terminate-op or the controller's sync
-// timeout (Argo CD writes it as Failed, "Operation terminated").
+// Terminated is an operation a person ended with terminate-op (Argo CD writes
+// it as Failed, "Operation terminated"). One the controller's sync timeout
+// ended is Failed: a failure that pages and fails a deployment.
 const (
 	ResultSucceeded  = "Succeeded"
 	ResultFailed     = "Failed"

@@ -18,8 +18,8 @@ const (
 	// PhasePending: an operation was asked for (.operation set by the CLI,
 	// the UI or auto-sync) and no controller has started it.
 	PhasePending = "Pending"
-	// PhaseTerminated: the operation was ended by terminate-op or the
-	// sync timeout.
+	// PhaseTerminated: a person ended the operation with terminate-op.
+	// One the controller's sync timeout ended shows as Failed.
 	PhaseTerminated = "Terminated"
 )
 

@@ -147,7 +147,7 @@ func agreementApps() []agreementApp {
 		{name: "terminating", sync: "Synced", health: "Healthy", phase: "Terminating"},
 		{name: "failed", sync: "Synced", health: "Healthy", phase: "Failed", everyEnv: true},
 		{name: "error", sync: "Synced", health: "Healthy", phase: "Error", everyEnv: true},
-		// Ended by terminate-op or the sync timeout: not a failure.
+		// Ended by a person's terminate-op: not a failure (the sync timeout is Failed).
 		{name: "terminated", sync: "Synced", health: "Healthy", phase: "Terminated", everyEnv: true},
 		{name: "phase-unknown", sync: "Synced", health: "Healthy", phase: unknownPhase},
 		// Being deleted: drift is not paged, everything else is.

@@ -170,8 +170,9 @@ func Alerts() []Alert {
 		},
 		Summary:     "Argo CD sync failed",
 		Description: "The last sync operation of " + appDescription + " failed. Argo CD's message is in the app's status; the sync's trace shows which wave and resource.",
-		// Failed and Error only: an operation ended by terminate-op or
-		// the sync timeout is exposed as Terminated and does not page.
+		// Failed and Error only: an operation a person ended with
+		// terminate-op is exposed as Terminated and does not page; one
+		// the controller's sync timeout ended is Failed and pages.
 		Check: func(a AppState) bool { return a.Phase == "Failed" || a.Phase == "Error" },
 	}, "CrowsnestProdSyncFailed"), prodAndOthers(Alert{
 		Name: "CrowsnestAppDegraded",

@@ -42,8 +42,9 @@ type ArgoCD struct {
 
 // StartArgoCD configures namespace argocd on k (ConfigMap, Secret, default
 // AppProject, a cluster Secret for k itself) and starts Redis, the repo
-// server and the application controller.
-func (e *Env) StartArgoCD(k *KubeAPIServer) *ArgoCD {
+// server and the application controller, with controllerArgs added to the
+// controller's flags (e.g. --sync-timeout for a scenario of its own).
+func (e *Env) StartArgoCD(k *KubeAPIServer, controllerArgs ...string) *ArgoCD {
 	e.t.Helper()
 	start := time.Now()
 	a := &ArgoCD{ClusterURL: k.URL}
@@ -99,6 +100,7 @@ func (e *Env) StartArgoCD(k *KubeAPIServer) *ArgoCD {
 		"--status-processors", "4", "--operation-processors", "4",
 		"--hydrator-enabled", "--commit-server", fmt.Sprintf("127.0.0.1:%d", commitPort),
 		"--loglevel", "info")
+	a.Controller.Args = append(a.Controller.Args, controllerArgs...)
 	a.Controller.Start()
 	e.t.Logf("Argo CD started in %v", time.Since(start).Round(time.Millisecond))
 	return a

@@ -76,7 +76,7 @@ func appFamilies() []family {
 		},
 		{
 			name: "crowsnest_app_operation_phase",
-			help: "Phase of the Application's operation, one series per phase (1 for the current one): Pending (asked for, no controller started it), Running, Terminating, Succeeded, Failed, Error, Terminated (ended by terminate-op or the sync timeout). A dry run leaves the last real operation's phase. Absent before the first operation.",
+			help: "Phase of the Application's operation, one series per phase (1 for the current one): Pending (asked for, no controller started it), Running, Terminating, Succeeded, Failed, Error, Terminated (ended by a person's terminate-op). A sync the controller's --sync-timeout ended is Failed. A dry run leaves the last real operation's phase. Absent before the first operation.",
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				if v.Phase != "" {
@@ -268,7 +268,7 @@ func appFamilies() []family {
 		},
 		{
 			name: "crowsnest_app_syncs_total",
-			help: "Operations of the Application that crowsnest saw finish, by result; each is counted once, and those that finished before crowsnest's first observation are not.",
+			help: "Operations of the Application that crowsnest saw finish, by result (Terminated: a person's terminate-op; a sync the controller's --sync-timeout ended is Failed); each is counted once, and those that finished before crowsnest's first observation are not.",
 			typ:  typeCounter,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				for i, r := range model.Results() {

@@ -51,6 +51,9 @@ type argoSim struct {
 	unchanged bool
 	// selfHeal: the next operation is a self-heal attempt.
 	selfHeal bool
+	// terminating: the next operation is seen Terminating with this
+	// message before it finishes.
+	terminating string
 }
 
 type opsSeen struct{ list []*model.Operation }
@@ -101,6 +104,12 @@ func (g *argoSim) sync(phase synccommon.OperationPhase, dry bool, initiator stri
 	}
 	g.app.Status.OperationState = op
 	g.observe(2 * time.Second)
+	if g.terminating != "" {
+		op = op.DeepCopy()
+		op.Phase, op.Message = synccommon.OperationTerminating, g.terminating
+		g.app.Status.OperationState = op
+		g.observe(time.Second)
+	}
 	op = op.DeepCopy()
 	op.Phase = phase
 	op.Message = g.message
@@ -205,6 +214,30 @@ func TestDeploymentsAreChangesOfRevision(t *testing.T) {
 	g.wantCounts("the same change failing again", map[string]float64{"succeeded": 2, "failed": 1}, map[string]float64{"sync_failed": 1})
 	if ts, ok := value(t, g.s, "crowsnest_app_last_deployment_timestamp_seconds", "name", "web"); !ok || ts != unixSeconds(d.FinishedAt) {
 		t.Errorf("last deployment timestamp %v (present %v), want %v", ts, ok, unixSeconds(d.FinishedAt))
+	}
+}
+
+// TestSyncTimeoutFailsDeployment: a sync to new revisions that the
+// controller terminated for its sync timeout is a failed deployment (a
+// person's terminate-op is none), whether crowsnest saw it Terminating or
+// only its end; trying the same revisions again is the same failure.
+func TestSyncTimeoutFailsDeployment(t *testing.T) {
+	g := newArgoSim(t)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.message, g.terminating = "Operation terminated", "waiting for completion of hook batch/Job/presync"
+	g.sync(synccommon.OperationFailed, false, "alice", "bbb")
+	g.wantCounts("terminate-op", map[string]float64{"succeeded": 1}, nil)
+	g.message, g.terminating = timeoutFailed, timeoutTerminating
+	g.sync(synccommon.OperationFailed, false, "alice", "bbb")
+	g.wantCounts("sync timeout seen terminating", map[string]float64{"succeeded": 1, "failed": 1}, map[string]float64{"sync_failed": 1})
+	g.sync(synccommon.OperationFailed, false, "alice", "bbb")
+	g.wantCounts("the same revisions timing out again", map[string]float64{"succeeded": 1, "failed": 1}, map[string]float64{"sync_failed": 1})
+	g.message, g.terminating = timeoutFailed+" (retried 1 times).", ""
+	g.sync(synccommon.OperationFailed, false, "automated", "ccc")
+	g.wantCounts("sync timeout seen only as failed", map[string]float64{"succeeded": 1, "failed": 2}, map[string]float64{"sync_failed": 2})
+	if n := len(g.ops.list); n != 5 || g.ops.list[4].Result != model.ResultFailed || g.ops.list[4].Deployment == nil ||
+		g.ops.list[4].Deployment.Result != model.DeploymentFailed || g.ops.list[4].Deployment.Revision != "ccc" {
+		t.Errorf("last of %d operations: %+v, want a failed deployment of ccc", n, g.ops.list[n-1])
 	}
 }
 

@@ -140,6 +140,106 @@ func TestTerminatedByMessageAlone(t *testing.T) {
 	}
 }
 
+// What Argo CD v3.6.1's controller writes for an operation that ran past its
+// --sync-timeout (ApplicationController.processRequestedAppOperation).
+const (
+	timeoutTerminating = "operation is terminating due to timeout"
+	timeoutFailed      = "Operation terminated, triggered by controller sync timeout"
+)
+
+// TestSyncTimeoutIsFailure: a sync the controller terminates for its sync
+// timeout is a failure (phase and result Failed, counted once), however
+// crowsnest saw it: Terminating then Failed with the timeout in the final
+// message; Terminating then Failed with the bare message the controller
+// writes when it resumes the termination after a restart (the cause is in
+// the Terminating message only); or only its end, with the retries the
+// final message may count. (The last two held before crowsnest told the
+// timeout apart too, as it matched the bare message only: they keep it so.)
+func TestSyncTimeoutIsFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		terminating string // the Terminating state's message; "" if not seen
+		final       string
+	}{
+		{"terminating then failed", timeoutTerminating, timeoutFailed},
+		{"cause in the terminating state only", timeoutTerminating, "Operation terminated"},
+		{"failed only", "", timeoutFailed},
+		{"failed only, after retries", "", timeoutFailed + " (retried 2 times)."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, s := newTestTracker()
+			step := func(d time.Duration, mutate ...func(*v1alpha1.Application)) {
+				tr.Handle(model.Event{Type: model.Modified, Time: at(d), App: newApp(mutate...)})
+			}
+			step(0)
+			step(10*time.Second, operation(synccommon.OperationRunning, at(10*time.Second), nil), withMessage("waiting for completion of hook batch/Job/presync"))
+			if tc.terminating != "" {
+				step(70*time.Second, operation(synccommon.OperationTerminating, at(10*time.Second), nil), withMessage(tc.terminating))
+				if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", "Terminating"); v != 1 {
+					t.Errorf("phase Terminating = %v while the controller terminates the sync, want 1", v)
+				}
+			}
+			for _, d := range []time.Duration{71 * time.Second, 90 * time.Second} { // seen twice: counted once
+				step(d, operation(synccommon.OperationFailed, at(10*time.Second), ptr(at(71*time.Second))), withMessage(tc.final))
+			}
+			for phase, want := range map[string]float64{"Failed": 1, "Terminated": 0} {
+				if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", phase); v != want {
+					t.Errorf("phase %s = %v after the sync timeout, want %v", phase, v, want)
+				}
+			}
+			for result, want := range map[string]float64{"Failed": 1, "Terminated": 0} {
+				if v := syncs(t, s, result); v != want {
+					t.Errorf("syncs_total{%s} = %v, want %v", result, v, want)
+				}
+			}
+		})
+	}
+}
+
+// TestSyncTimeoutAfterRestart: crowsnest started after the controller
+// ended the sync for its timeout shows it Failed (it pages), without
+// counting it: it finished before crowsnest watched. (Held before too;
+// kept so.)
+func TestSyncTimeoutAfterRestart(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(model.Event{Type: model.Added, Time: at(time.Hour), App: newApp(
+		operation(synccommon.OperationFailed, t0, ptr(at(5*time.Minute))), withMessage(timeoutFailed))})
+	if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", "Failed"); v != 1 {
+		t.Errorf("phase Failed = %v, want 1", v)
+	}
+	if v := syncs(t, s, "Failed"); v != 0 {
+		t.Errorf("syncs_total{Failed} = %v for a sync that ended before crowsnest started, want 0", v)
+	}
+}
+
+// TestTerminateOpAfterSyncTimeout: a person's terminate-op stays
+// Terminated, also after an earlier operation of the app timed out (what
+// crowsnest remembers of that one's Terminating state is not this one's).
+func TestTerminateOpAfterSyncTimeout(t *testing.T) {
+	tr, s := newTestTracker()
+	step := func(d time.Duration, mutate ...func(*v1alpha1.Application)) {
+		tr.Handle(model.Event{Type: model.Modified, Time: at(d), App: newApp(mutate...)})
+	}
+	step(0, operation(synccommon.OperationRunning, t0, nil))
+	step(61*time.Second, operation(synccommon.OperationTerminating, t0, nil), withMessage(timeoutTerminating))
+	step(62*time.Second, operation(synccommon.OperationFailed, t0, ptr(at(62*time.Second))), withMessage(timeoutFailed))
+	// The next sync: terminate-op keeps the running message, then
+	// gitops-engine ends it.
+	step(2*time.Minute, operation(synccommon.OperationRunning, at(2*time.Minute), nil), withMessage("waiting for completion of hook batch/Job/presync"))
+	step(130*time.Second, operation(synccommon.OperationTerminating, at(2*time.Minute), nil), withMessage("waiting for completion of hook batch/Job/presync"))
+	step(131*time.Second, operation(synccommon.OperationFailed, at(2*time.Minute), ptr(at(131*time.Second))), withMessage("Operation terminated"))
+	for phase, want := range map[string]float64{"Failed": 0, "Terminated": 1} {
+		if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", phase); v != want {
+			t.Errorf("phase %s = %v after terminate-op, want %v", phase, v, want)
+		}
+	}
+	for result, want := range map[string]float64{"Failed": 1, "Terminated": 1} {
+		if v := syncs(t, s, result); v != want {
+			t.Errorf("syncs_total{%s} = %v, want %v", result, v, want)
+		}
+	}
+}
+
 // A multi-source app's operation carries every source's revision: Argo CD
 // fills only syncResult.revisions (and history revisions) for it.
 func TestMultiSourceRevisions(t *testing.T) {

@@ -11,6 +11,7 @@ package tracker
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,8 +148,11 @@ type appState struct {
 	// waiting for a controller.
 	pendingSince time.Time
 	// terminating is the start time of an operation seen Terminating:
-	// when it ends Failed, it was terminated.
+	// when it ends Failed, it was terminated; timedOut that the
+	// controller terminated it for its sync timeout (a failure), which
+	// its final message may not say.
 	terminating    int64
+	timedOut       bool
 	lastFinished   *model.FinishedOperation
 	lastSuccessful time.Time
 	dryRuns        uint64
@@ -492,15 +496,27 @@ func (st *appState) identify(op *v1alpha1.OperationState) opKey {
 	return key
 }
 
-// operationTerminated is the message gitops-engine ends a terminated
-// operation with (syncContext.Terminate), as phase Failed.
-const operationTerminated = "Operation terminated"
+// What Argo CD (v3.6.1) writes when an operation is terminated. gitops-engine
+// ends it Failed with operationTerminated (syncContext.Terminate), after
+// Terminating: set by terminate-op (the API keeps the running message) or,
+// for an operation that ran past the controller's --sync-timeout, by the
+// controller with terminatingTimeout. The controller appends ", " +
+// terminatedByTimeout to the final message only when it ends the operation
+// in the same pass that found the timeout (not after a controller restart in
+// between), and " (retried N times)." after retries. A timed-out operation
+// is never retried.
+const (
+	operationTerminated = "Operation terminated"
+	terminatingTimeout  = "operation is terminating due to timeout"
+	terminatedByTimeout = "triggered by controller sync timeout"
+)
 
 // observePhase decides the phase the app's operation is exposed in: Pending
 // while an operation asked for (.operation, which the CLI, the UI and
-// auto-sync set) waits for a controller; Terminated for one ended by
-// terminate-op or the sync timeout; a dry run's leaves the last real
-// operation's. It also keeps the last finished real operation.
+// auto-sync set) waits for a controller; Terminated for one a person ended
+// (terminate-op), Failed for one the controller's sync timeout ended; a dry
+// run's leaves the last real operation's. It also keeps the last finished
+// real operation.
 func (t *Tracker) observePhase(st *appState, now time.Time, facts factLog) {
 	app := st.app
 	op := app.Status.OperationState
@@ -534,7 +550,13 @@ func (t *Tracker) observePhase(st *appState, now time.Time, facts factLog) {
 		return
 	}
 	if op.Phase == synccommon.OperationTerminating {
-		st.terminating = op.StartedAt.Unix()
+		if start := op.StartedAt.Unix(); st.terminating != start {
+			st.terminating, st.timedOut = start, false
+		}
+		if op.Message == terminatingTimeout {
+			// Kept until the end: the final message may not say why.
+			st.timedOut = true
+		}
 	}
 	st.phase = st.result(op)
 	st.lastRealPhase = st.phase
@@ -552,9 +574,19 @@ func (t *Tracker) observePhase(st *appState, now time.Time, facts factLog) {
 }
 
 // result is the operation's phase as crowsnest exposes it: Argo CD's, but
-// Terminated for an operation that was terminated.
+// Terminated for an operation a person terminated. One the controller
+// terminated for its sync timeout stays Failed: it pages and counts as a
+// failure. Both are told by the Terminating state if it was seen, else by
+// the final message alone.
 func (st *appState) result(op *v1alpha1.OperationState) string {
-	if op.Phase == synccommon.OperationFailed && (st.terminating == op.StartedAt.Unix() || op.Message == operationTerminated) {
+	if op.Phase != synccommon.OperationFailed {
+		return string(op.Phase)
+	}
+	sawTerminating := st.terminating == op.StartedAt.Unix()
+	switch {
+	case strings.Contains(op.Message, terminatedByTimeout), sawTerminating && st.timedOut:
+		return model.ResultFailed
+	case sawTerminating, op.Message == operationTerminated:
 		return model.PhaseTerminated
 	}
 	return string(op.Phase)
