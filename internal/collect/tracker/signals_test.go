@@ -196,6 +196,24 @@ func TestSyncTimeoutIsFailure(t *testing.T) {
 	}
 }
 
+// A person's terminate-op of a sync that had been retried ends "Operation
+// terminated (retried N times).": seen only at its end it is Terminated,
+// counted so, and pages nobody.
+func TestTerminateOpAfterRetriesSeenOnlyAtTheEnd(t *testing.T) {
+	tr, s := newTestTracker()
+	tr.Handle(model.Event{Type: model.Modified, Time: t0, App: newApp()})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(90 * time.Second), App: newApp(
+		operation(synccommon.OperationFailed, at(10*time.Second), ptr(at(80*time.Second))), withMessage("Operation terminated (retried 2 times)."))})
+	for phase, want := range map[string]float64{"Failed": 0, "Terminated": 1} {
+		if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", phase); v != want {
+			t.Errorf("phase %s = %v, want %v", phase, v, want)
+		}
+	}
+	if v := syncs(t, s, "Terminated"); v != 1 {
+		t.Errorf("syncs_total{Terminated} = %v, want 1", v)
+	}
+}
+
 // TestSyncTimeoutAfterRestart: crowsnest started after the controller
 // ended the sync for its timeout shows it Failed (it pages), without
 // counting it: it finished before crowsnest watched. (Held before too;

@@ -586,7 +586,8 @@ func (st *appState) result(op *v1alpha1.OperationState) string {
 	switch {
 	case strings.Contains(op.Message, terminatedByTimeout), sawTerminating && st.timedOut:
 		return model.ResultFailed
-	case sawTerminating, op.Message == operationTerminated:
+	case sawTerminating, strings.HasPrefix(op.Message, operationTerminated):
+		// After retries Argo CD appends " (retried N times).".
 		return model.PhaseTerminated
 	}
 	return string(op.Phase)
