@@ -105,7 +105,7 @@ var deploymentResults = `result=~"` + model.DeploymentSucceeded + `|` + model.De
 // each installation, so that two installations never add up; without it
 // nothing changes.
 func appIncrease(metric, matchers, label, window string) string {
-	return `sum by (cluster, env, project) (max by (cluster, ` + identity + `, ` + label + `) (increase(` + metric + matchers + `[` + window + `])))`
+	return `sum by (cluster, env, project) (max by (` + identity + `, ` + label + `) (increase(` + metric + matchers + `[` + window + `])))`
 }
 
 // quantile7d is the q-quantile over 7 days of an aggregated histogram with

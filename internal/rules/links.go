@@ -99,7 +99,7 @@ func (l Links) DashboardURL(a *Alert, labels map[string]string) string {
 // fleet's.
 func (a *Alert) Dashboard() string {
 	switch {
-	case a.Check != nil || strings.Contains(a.Expr(""), "by ("+identity): // by (identity) or by (identity, label)
+	case a.Check != nil || strings.Contains(a.Expr(""), "max without ("+scrapeLabels): // perApp
 		return DashboardApp
 	case a.Group != "":
 		return DashboardDORA

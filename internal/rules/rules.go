@@ -73,7 +73,7 @@ type Alert struct {
 	Name string
 	// Expr returns the PromQL expression; matcher ("" or `,env="prod"` or
 	// `,env!="prod"`) goes inside the braces of the app series selected.
-	// App alerts aggregate to the identity labels (namespace, name,
+	// App alerts aggregate with perApp to the identity labels (namespace, name,
 	// project, env) so that direct pages carry the same labels.
 	Expr func(matcher string) string
 	// For is how long the condition must hold.
@@ -119,8 +119,29 @@ const ReleaseWaitingFor = 24 * time.Hour
 // RunbookURL is the base of the runbook links.
 const RunbookURL = "https://github.com/crowsnest/crowsnest/blob/main/docs/runbook.md"
 
-// identity is what app alerts aggregate to.
-const identity = "namespace, name, project, env"
+// scrapeLabels are the labels a scrape gives crowsnest's series that
+// identify no app: the target's (job, instance, and a ServiceMonitor's pod,
+// container, endpoint, service) and crowsnest's shard. App alerts aggregate
+// them away, so the copies of two replicas (or of a shard's pods) are one
+// alert, and keep every other label: the app's identity (namespace, name,
+// project, env) and whatever the user adds to the target (cluster, team;
+// give the pager those too, --alertmanager.external-label, so its alerts
+// are the same).
+const scrapeLabels = "job, instance, pod, container, endpoint, service, shard"
+
+// perApp aggregates expr to one series per app: the max over the copies,
+// without the scrape's labels and the state labels drop (a state set's
+// status or phase).
+func perApp(expr string, drop ...string) string {
+	return "max without (" + strings.Join(append([]string{scrapeLabels}, drop...), ", ") + ") (" + expr + ")"
+}
+
+// identity labels an app's series: which app, in which installation
+// (cluster, where the user sets it), its project and env.
+const identity = "cluster, namespace, name, project, env"
+
+// appKey is what joins two app series: the app, in its installation.
+const appKey = "cluster, namespace, name"
 
 const appDescription = `{{ $labels.namespace }}/{{ $labels.name }} (project {{ $labels.project }}, env {{ $labels.env }})`
 
@@ -137,7 +158,7 @@ func selector(metric, m string) string {
 // deletionTimestamp) from an app alert's result: their drift is the
 // deletion's, and CrowsnestDeletionStuck covers a deletion that hangs.
 func notDeleting(m string) string {
-	return ` unless on (namespace, name) ` + selector("crowsnest_app_deletion_timestamp_seconds", m)
+	return ` unless on (` + appKey + `) ` + selector("crowsnest_app_deletion_timestamp_seconds", m)
 }
 
 // notHeld drops the apps a sync window holds (a window of their project
@@ -145,7 +166,7 @@ func notDeleting(m string) string {
 // freeze) from a drift alert's result: drift that nobody may sync away is
 // expected, and Argo CD holds auto-sync itself.
 func notHeld(m string) string {
-	return ` unless on (namespace, name) ` + selector("crowsnest_app_sync_window_held", m) + ` == 1`
+	return ` unless on (` + appKey + `) ` + selector("crowsnest_app_sync_window_held", m) + ` == 1`
 }
 
 // prodAndOthers returns a as two alerts: prodName, critical, for prod, and
@@ -166,7 +187,7 @@ func Alerts() []Alert {
 	return slices.Concat(prodAndOthers(Alert{
 		Name: "CrowsnestSyncFailed",
 		Expr: func(m string) string {
-			return `max by (` + identity + `) (crowsnest_app_operation_phase{phase=~"Failed|Error"` + m + `}) == 1`
+			return perApp(`crowsnest_app_operation_phase{phase=~"Failed|Error"`+m+`}`, "phase") + ` == 1`
 		},
 		Summary:     "Argo CD sync failed",
 		Description: "The last sync operation of " + appDescription + " failed. Argo CD's message is in the app's status; the sync's trace shows which wave and resource.",
@@ -177,7 +198,7 @@ func Alerts() []Alert {
 	}, "CrowsnestProdSyncFailed"), prodAndOthers(Alert{
 		Name: "CrowsnestAppDegraded",
 		Expr: func(m string) string {
-			return `max by (` + identity + `) (crowsnest_app_health_status{status="Degraded"` + m + `}) == 1`
+			return perApp(`crowsnest_app_health_status{status="Degraded"`+m+`}`, "status") + ` == 1`
 		},
 		For:         5 * time.Minute,
 		Summary:     "Argo CD app degraded",
@@ -192,7 +213,7 @@ func Alerts() []Alert {
 			// nothing live; two replicas aggregate to one alert.
 			Name: "CrowsnestProdDrift",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (` + selector("crowsnest_app_live_drift_since_timestamp_seconds", m) + `) > 0` + notDeleting(m) + notHeld(m)
+				return perApp(selector("crowsnest_app_live_drift_since_timestamp_seconds", m)) + ` > 0` + notDeleting(m) + notHeld(m)
 			},
 			For:         5 * time.Minute,
 			Variants:    []Variant{{Prod, Critical}},
@@ -209,7 +230,7 @@ func Alerts() []Alert {
 			// releases); two replicas aggregate to one alert.
 			Name: "CrowsnestProdReleaseWaiting",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (` + selector("crowsnest_app_awaiting_sync_since_timestamp_seconds", m) + `) > 0` + notDeleting(m) + notHeld(m)
+				return perApp(selector("crowsnest_app_awaiting_sync_since_timestamp_seconds", m)) + ` > 0` + notDeleting(m) + notHeld(m)
 			},
 			For:         ReleaseWaitingFor,
 			Variants:    []Variant{{Prod, Warning}},
@@ -221,8 +242,8 @@ func Alerts() []Alert {
 		{
 			Name: "CrowsnestDriftNotHealed",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (crowsnest_app_sync_status{status="OutOfSync"` + m + `}) == 1` +
-					` and on (namespace, name) max by (namespace, name) (crowsnest_app_info{autosync="true"` + m + `})` +
+				return perApp(`crowsnest_app_sync_status{status="OutOfSync"`+m+`}`, "status") + ` == 1` +
+					` and on (` + appKey + `) max by (` + appKey + `) (crowsnest_app_info{autosync="true"` + m + `})` +
 					notDeleting(m) + notHeld(m)
 			},
 			For:         15 * time.Minute,
@@ -236,7 +257,7 @@ func Alerts() []Alert {
 		{
 			Name: "CrowsnestSyncStuck",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (crowsnest_app_operation_phase{phase=~"Pending|Running|Terminating"` + m + `}) == 1`
+				return perApp(`crowsnest_app_operation_phase{phase=~"Pending|Running|Terminating"`+m+`}`, "phase") + ` == 1`
 			},
 			For:      30 * time.Minute,
 			Variants: []Variant{{AllEnvs, Warning}},
@@ -257,7 +278,7 @@ func Alerts() []Alert {
 			// replicas aggregate to one alert.
 			Name: "CrowsnestSyncRetrying",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (` + selector("crowsnest_app_operation_retries", m) + fmt.Sprintf(`) >= %d`, RetryingThreshold) + notDeleting(m)
+				return perApp(selector("crowsnest_app_operation_retries", m)) + fmt.Sprintf(` >= %d`, RetryingThreshold) + notDeleting(m)
 			},
 			For:      5 * time.Minute,
 			Variants: []Variant{{AllEnvs, Warning}},
@@ -274,7 +295,7 @@ func Alerts() []Alert {
 			// the same syncs (max).
 			Name: "CrowsnestSelfHealLoop",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (increase(` + selector("crowsnest_app_self_heals_total", m) + `[` + promDuration(SelfHealLoopWindow) + `])) >= ` + fmt.Sprint(SelfHealLoopCount) + notDeleting(m)
+				return perApp(`increase(`+selector("crowsnest_app_self_heals_total", m)+`[`+promDuration(SelfHealLoopWindow)+`])`) + ` >= ` + fmt.Sprint(SelfHealLoopCount) + notDeleting(m)
 			},
 			Variants: []Variant{{AllEnvs, Warning}},
 			Summary:  "Argo CD self-heal fighting another writer",
@@ -292,8 +313,8 @@ func Alerts() []Alert {
 			Name: "CrowsnestAppNotReconciled",
 			Expr: func(m string) string {
 				reconciled := selector("crowsnest_app_reconciled_timestamp_seconds", m)
-				return `max by (` + identity + `) (time() - ` + reconciled + fmt.Sprintf(`) > %d`, int(NotReconciledAfter.Seconds())) +
-					` and on () (count(time() - ` + reconciled + ` < 900) > 0)` + notDeleting(m)
+				return perApp(`time() - `+reconciled) + fmt.Sprintf(` > %d`, int(NotReconciledAfter.Seconds())) +
+					` and on (cluster) (count by (cluster) (time() - ` + reconciled + ` < 900) > 0)` + notDeleting(m)
 			},
 			For:      10 * time.Minute,
 			Variants: []Variant{{AllEnvs, Warning}},
@@ -305,7 +326,7 @@ func Alerts() []Alert {
 		{
 			Name: "CrowsnestDeletionStuck",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (time() - ` + selector("crowsnest_app_deletion_timestamp_seconds", m) + `) > 1800`
+				return perApp(`time() - `+selector("crowsnest_app_deletion_timestamp_seconds", m)) + ` > 1800`
 			},
 			For:         5 * time.Minute,
 			Variants:    []Variant{{AllEnvs, Warning}},
@@ -322,7 +343,7 @@ func Alerts() []Alert {
 			// the lag's start, not the current operation's).
 			Name: "CrowsnestHydrationLagging",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (time() - ` + selector("crowsnest_app_hydration_lagging_since_timestamp_seconds", m) + `) > 1800` + notDeleting(m)
+				return perApp(`time() - `+selector("crowsnest_app_hydration_lagging_since_timestamp_seconds", m)) + ` > 1800` + notDeleting(m)
 			},
 			For:      5 * time.Minute,
 			Variants: []Variant{{AllEnvs, Warning}},
@@ -339,8 +360,8 @@ func Alerts() []Alert {
 				// shard (the histogram carries a shard label only with
 				// --total-shards > 1); the sum adds the shards, whose
 				// operations are disjoint.
-				return `(max by (` + identity + `) (crowsnest_app_last_sync_duration_seconds{` + strings.TrimPrefix(m, ",") + `})` +
-					` > on (project, env) group_left 2 * histogram_quantile(0.9, sum by (project, env, le) (max by (cluster, shard, project, env, le) (rate(crowsnest_sync_duration_seconds_bucket{result="Succeeded"` + m + `}[1d])))))` +
+				return `(` + perApp(selector("crowsnest_app_last_sync_duration_seconds", m)) +
+					` > on (cluster, project, env) group_left 2 * histogram_quantile(0.9, sum by (cluster, project, env, le) (max by (cluster, shard, project, env, le) (rate(crowsnest_sync_duration_seconds_bucket{result="Succeeded"` + m + `}[1d])))))` +
 					` > 120`
 			},
 			Variants:    []Variant{{AllEnvs, Warning}},
@@ -350,8 +371,8 @@ func Alerts() []Alert {
 		{
 			Name: "CrowsnestAppUnknown",
 			Expr: func(m string) string {
-				return `max by (` + identity + `) (crowsnest_app_sync_status{status="Unknown"` + m + `}) == 1` +
-					` or max by (` + identity + `) (crowsnest_app_health_status{status="Unknown"` + m + `}) == 1`
+				return perApp(`crowsnest_app_sync_status{status="Unknown"`+m+`}`, "status") + ` == 1` +
+					` or ` + perApp(`crowsnest_app_health_status{status="Unknown"`+m+`}`, "status") + ` == 1`
 			},
 			For:         15 * time.Minute,
 			Variants:    []Variant{{AllEnvs, Warning}},
@@ -364,7 +385,7 @@ func Alerts() []Alert {
 			Expr: func(m string) string {
 				// The policies of each env come from crowsnest's
 				// configuration (default: the deployment model's).
-				return `max by (` + identity + `, policy) (crowsnest_app_policy_violation{` + strings.TrimPrefix(m, ",") + `}) == 1`
+				return perApp(selector("crowsnest_app_policy_violation", m)) + ` == 1`
 			},
 			For:         10 * time.Minute,
 			Variants:    []Variant{{AllEnvs, Warning}},
@@ -380,7 +401,7 @@ func Alerts() []Alert {
 			Group: DORAGroup,
 			Expr: func(m string) string {
 				return selector(RecordChangeFailureRate, m) + fmt.Sprintf(" > %g", ChangeFailureRateThreshold) +
-					" and on (env, project) " + selector(RecordDeployments7d, m) + fmt.Sprintf(" >= %d", ChangeFailureRateMinDeployments)
+					" and on (cluster, env, project) " + selector(RecordDeployments7d, m) + fmt.Sprintf(" >= %d", ChangeFailureRateMinDeployments)
 			},
 			For:         time.Hour,
 			Variants:    []Variant{{Prod, Warning}},

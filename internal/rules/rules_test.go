@@ -117,6 +117,14 @@ func want(name, env, severity string) map[string]string {
 	return map[string]string{"namespace": "argocd", "name": name, "project": "default", "env": env, "severity": severity}
 }
 
+// withLabels is l with the label pairs kv added.
+func withLabels(l map[string]string, kv ...string) map[string]string {
+	for i := 0; i+1 < len(kv); i += 2 {
+		l[kv[i]] = kv[i+1]
+	}
+	return l
+}
+
 func withPolicy(l map[string]string, policy string) map[string]string {
 	l["policy"] = policy
 	return l
@@ -348,6 +356,23 @@ func promtoolCases() []promtoolCase {
 			checks: []check{
 				{"69m", "CrowsnestAppNotReconciled", nil},
 				{"71m", "CrowsnestAppNotReconciled", []map[string]string{want("prod-backend", "prod", "warning")}},
+			},
+		},
+		{ // two installations (cluster eu and us, a label of the scrape target) with an app of one name: each app's alerts keep their cluster and any other target label (team), the us app's deletion does not quiet the eu app's drift, the replicas of each merge
+			series: []series{
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-backend", "prod", "cluster", "eu", "team", "shop"), "1x20"},
+				{replica2(app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-backend", "prod", "cluster", "eu", "team", "shop")), "1x20"},
+				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-backend", "prod", "cluster", "us", "team", "shop"), "1x20"},
+				{app("crowsnest_app_deletion_timestamp_seconds", "prod-backend", "prod", "cluster", "us", "team", "shop"), "0x20"},
+				{app("crowsnest_app_operation_phase", "prod-backend", "prod", "cluster", "eu", "team", "shop", "phase", "Failed"), "1x20"},
+				{app("crowsnest_app_operation_phase", "prod-backend", "prod", "cluster", "us", "team", "shop", "phase", "Failed"), "1x20"},
+			},
+			checks: []check{
+				{"6m", "CrowsnestProdDrift", []map[string]string{withLabels(want("prod-backend", "prod", "critical"), "cluster", "eu", "team", "shop")}},
+				{"1m", "CrowsnestProdSyncFailed", []map[string]string{
+					withLabels(want("prod-backend", "prod", "critical"), "cluster", "eu", "team", "shop"),
+					withLabels(want("prod-backend", "prod", "critical"), "cluster", "us", "team", "shop"),
+				}},
 			},
 		},
 		{ // a Source Hydrator failing (retried, failing again) or hanging for half an hour; a quick one and a deleting app do not page
