@@ -94,6 +94,7 @@ type cli struct {
 	alertmanagerResend   *time.Duration
 	alertmanagerTimeout  *time.Duration
 	alertmanagerLabels   *map[string]string
+	alertmanagerRunbook  *string
 	alertForScale        *float64
 
 	failureWindow    *time.Duration
@@ -172,6 +173,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.alertmanagerResend = c.serve.Flag("alertmanager.resend-interval", "How often firing alerts are sent again.").Default("1m").Duration()
 	c.alertmanagerTimeout = c.serve.Flag("alertmanager.timeout", "Time limit for posting to one Alertmanager, retries included.").Default("10s").Duration()
 	c.alertmanagerLabels = c.serve.Flag("alertmanager.external-label", "A label NAME=VALUE added to every alert paged directly, as Prometheus adds its external_labels to its rules' alerts; repeatable. Give it the external labels of the Prometheus that evaluates crowsnest's rules (the Prometheus Operator sets prometheus=\"<namespace>/<name>\", and often cluster), so Alertmanager holds one alert for both paths.").PlaceHolder("NAME=VALUE").StringMap()
+	c.alertmanagerRunbook = c.serve.Flag("alertmanager.runbook-url", "The base of the runbook_url annotation of the alerts paged directly, as the rules have it (the chart's prometheusRule.runbookURL); empty: the project's docs/runbook.md.").PlaceHolder("URL").String()
 	c.alertForScale = c.serve.Flag("alertmanager.for-scale", "Scale the alerts' for durations (tests).").Hidden().Default("1").Float64()
 	c.failureWindow = c.serve.Flag("deployments.failure-window", "An app turning Degraded this long after a deployment makes the deployment a failed change (DORA's change failure rate).").Default("1h").Duration()
 	c.commitTimeout = c.serve.Flag("deployments.commit-timeout", "Time limit of one request for a deployed revision's commit metadata to --argocd.server.").Default("5s").Duration()

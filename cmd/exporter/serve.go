@@ -118,7 +118,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		pager, err = rules.NewPager(rules.PagerConfig{
 			URLs: *c.alertmanagerURLs, Interval: *c.alertmanagerInterval, Resend: *c.alertmanagerResend,
 			Timeout: *c.alertmanagerTimeout, ForScale: *c.alertForScale, Links: links,
-			ExternalLabels: *c.alertmanagerLabels,
+			ExternalLabels: *c.alertmanagerLabels, RunbookURL: *c.alertmanagerRunbook,
 		}, rules.Alerts(), states.List, reg, logger)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,9 @@ type PagerConfig struct {
 	// the same ones, Alertmanager holds one alert for both paths. They
 	// never replace a label of the alert itself, as in Prometheus.
 	ExternalLabels map[string]string
+	// RunbookURL is the base of the runbook_url annotations; "" is the
+	// project's (RunbookURL), as the rules have it.
+	RunbookURL string
 }
 
 // Pager evaluates the alerts that can be judged on one app's state
@@ -217,7 +221,7 @@ func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 					}
 				}
 				st = &activeAlert{labels: labels, since: now, annotations: map[string]string{
-					"summary": a.Summary, "description": Expand(a.Description, labels), "runbook_url": RunbookURL + "#" + a.Anchor(),
+					"summary": a.Summary, "description": Expand(a.Description, labels), "runbook_url": cmp.Or(p.cfg.RunbookURL, RunbookURL) + "#" + a.Anchor(),
 					"dashboard_url": p.cfg.Links.DashboardURL(a, labels),
 				}}
 				if a.Dashboard() == DashboardApp {

@@ -557,14 +557,15 @@ func TestPagerBasicAuthFromURL(t *testing.T) {
 	}
 }
 
-// The pager's alerts carry the configured external labels, as Prometheus'
+// The pager's alerts carry the configured external labels and runbook base, as Prometheus'
 // rule alerts carry its external labels, so Alertmanager holds one alert
 // for both paths; an external label never replaces one of the alert's own,
 // as in Prometheus. A bad label name is an error that names the flag.
 func TestPagerExternalLabels(t *testing.T) {
 	apps := []AppState{{Namespace: "argocd", Name: "web", Project: "shop", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"}}
 	external := map[string]string{"prometheus": "monitoring/kube-prometheus-stack-prometheus", "cluster": "eu-1", "env": "not-this"}
-	p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, ExternalLabels: external},
+	p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, ExternalLabels: external,
+		RunbookURL: "https://wiki.example.com/crowsnest"},
 		Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -578,6 +579,9 @@ func TestPagerExternalLabels(t *testing.T) {
 		"prometheus": "monitoring/kube-prometheus-stack-prometheus", "cluster": "eu-1"}
 	if !maps.Equal(map[string]string(l), want) {
 		t.Errorf("labels %v, want %v", l, want)
+	}
+	if got := posted[0].Annotations["runbook_url"]; got != "https://wiki.example.com/crowsnest#crowsnestprodsyncfailed" {
+		t.Errorf("runbook_url %q, want the configured base's", got)
 	}
 	for _, bad := range []map[string]string{{"0cluster": "x"}, {"__name__": "x"}, {"cluster": ""}} {
 		_, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, ExternalLabels: bad},

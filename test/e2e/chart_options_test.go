@@ -689,6 +689,39 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 	})
 
+	t.Run("the job and the runbook base follow the values", func(t *testing.T) {
+		kinds := render(t, "--set", "prometheusRule.enabled=true,serviceMonitor.enabled=true,serviceMonitor.job=argocd-observer",
+			"--set", "prometheusRule.runbookURL=https://wiki.example.com/crowsnest,alertmanager.urls={http://am:9093}")
+		sm := fmt.Sprint(get(kinds["ServiceMonitor"][0], "spec", "endpoints"))
+		if !strings.Contains(sm, "replacement:argocd-observer") {
+			t.Errorf("the ServiceMonitor does not set job argocd-observer: %s", sm)
+		}
+		n := 0
+		for _, g := range get(kinds["PrometheusRule"][0], "spec", "groups").([]any) {
+			for _, r := range get(g, "rules").([]any) {
+				r := r.(map[string]any)
+				if expr := r["expr"].(string); strings.Contains(expr, `job="crowsnest"`) {
+					t.Errorf("%v still matches job crowsnest: %s", r["alert"], expr)
+				}
+				if r["alert"] == "CrowsnestDown" && !strings.Contains(r["expr"].(string), `up{job="argocd-observer"}`) {
+					t.Errorf("CrowsnestDown: %s", r["expr"])
+				}
+				if ann, ok := r["annotations"].(map[string]any); ok {
+					n++
+					if want := "https://wiki.example.com/crowsnest#" + strings.ToLower(r["alert"].(string)); ann["runbook_url"] != want {
+						t.Errorf("%v runbook_url %v, want %s", r["alert"], ann["runbook_url"], want)
+					}
+				}
+			}
+		}
+		if n == 0 {
+			t.Error("no alert with annotations")
+		}
+		if args := fmt.Sprint(get(kinds["Deployment"][0], "spec", "template", "spec", "containers")); !strings.Contains(args, "--alertmanager.runbook-url=https://wiki.example.com/crowsnest") {
+			t.Errorf("the pager is not given the runbook base: %s", args)
+		}
+	})
+
 	t.Run("prometheusRule overrides", func(t *testing.T) {
 		kinds := render(t, "--set", "prometheusRule.enabled=true,prometheusRule.namespace=monitoring,prometheusRule.additionalLabels.release=kps",
 			"--set", "prometheusRule.overrides.CrowsnestSyncSlow.disabled=true,prometheusRule.overrides.CrowsnestProdDrift.for=30m",
