@@ -14,7 +14,6 @@ import (
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	appclient "github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/typed/application/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 )
 
 // releaseManifests are appRelease's manifests at a release: the settings
@@ -121,17 +120,7 @@ func (s *signalsEnv) releaseAwaitingSync(ctx context.Context, t *testing.T) {
 	quiet("a merge awaiting its sync", mergedAt)
 
 	// A hand edit of what the release does not change, while it waits.
-	cms := s.kas.Kubernetes().CoreV1().ConfigMaps(name)
-	eventually(t, signalTimeout, func() error {
-		cm, err := cms.Get(ctx, "flags", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		cm.Data["checkout"] = "off"
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-		return err
-	})
-	s.kas.Refresh(ctx, name)
+	s.editByHand(ctx, t, name, "flags", "checkout", "off")
 	took := eventually(t, signalTimeout, func() error {
 		if err := kinds(true, true); err != nil {
 			return err
@@ -179,45 +168,44 @@ func (s *signalsEnv) releaseAwaitingSync(ctx context.Context, t *testing.T) {
 	quiet("after a rollback, Git ahead of what runs", synced)
 }
 
+// editByHand sets key of the ConfigMap cm of app's namespace (named after
+// the app) to value, as `kubectl edit` would, and asks Argo CD to refresh
+// the app.
+func (s *signalsEnv) editByHand(ctx context.Context, t *testing.T, app, cm, key, value string) {
+	t.Helper()
+	cms := s.kas.Kubernetes().CoreV1().ConfigMaps(app)
+	eventually(t, signalTimeout, func() error {
+		c, err := cms.Get(ctx, cm, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		c.Data[key] = value
+		_, err = cms.Update(ctx, c, metav1.UpdateOptions{})
+		return err
+	})
+	s.kas.Refresh(ctx, app)
+}
+
 // requestRollback asks Argo CD to roll the Application name back to its
 // history entry id, as its API server does for `argocd app rollback`: a
 // sync to that entry's revisions and sources.
 func requestRollback(ctx context.Context, t *testing.T, apps appclient.ApplicationInterface, name string, id int64) time.Time {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, apiCallTimeout)
-	defer cancel()
-	var requested time.Time
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		a, err := apps.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		var entry *v1alpha1.RevisionHistory
-		for i := range a.Status.History {
-			if a.Status.History[i].ID == id {
-				entry = &a.Status.History[i]
+	return setOperation(ctx, t, apps, name, func(a *v1alpha1.Application) (*v1alpha1.Operation, error) {
+		for _, h := range a.Status.History {
+			if h.ID == id {
+				return &v1alpha1.Operation{
+					Sync: &v1alpha1.SyncOperation{
+						Revision: h.Revision, Revisions: h.Revisions,
+						SyncStrategy: &v1alpha1.SyncStrategy{Apply: &v1alpha1.SyncStrategyApply{}},
+						Source:       &h.Source, Sources: h.Sources,
+					},
+					InitiatedBy: v1alpha1.OperationInitiator{Username: argoCDUser},
+				}, nil
 			}
 		}
-		if entry == nil || a.Operation != nil {
-			return fmt.Errorf("no history entry %d, or an operation in progress: %+v", id, a.Operation)
-		}
-		a.Operation = &v1alpha1.Operation{
-			Sync: &v1alpha1.SyncOperation{
-				Revision: entry.Revision, Revisions: entry.Revisions,
-				SyncStrategy: &v1alpha1.SyncStrategy{Apply: &v1alpha1.SyncStrategyApply{}},
-				Source:       &entry.Source, Sources: entry.Sources,
-			},
-			InitiatedBy: v1alpha1.OperationInitiator{Username: argoCDUser},
-		}
-		a.Status.OperationState = nil
-		requested = time.Now()
-		_, err = apps.Update(ctx, a, metav1.UpdateOptions{})
-		return err
+		return nil, fmt.Errorf("no history entry %d", id)
 	})
-	if err != nil {
-		t.Fatalf("request a rollback of %s to %d: %v", name, id, err)
-	}
-	return requested
 }
 
 // oneAlertPerIncident: the Alertmanager that both paths page (crowsnest

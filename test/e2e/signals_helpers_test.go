@@ -72,17 +72,7 @@ func gitIn(t *testing.T, dir string, args ...string) string {
 // and returns when the update is written.
 func requestSync(ctx context.Context, t *testing.T, apps appclient.ApplicationInterface, name, revision string, dryRun bool) time.Time {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, apiCallTimeout)
-	defer cancel()
-	var requested time.Time
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		a, err := apps.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if a.Operation != nil {
-			return fmt.Errorf("another operation is already in progress: %+v", *a.Operation)
-		}
+	return setOperation(ctx, t, apps, name, func(a *v1alpha1.Application) (*v1alpha1.Operation, error) {
 		op := v1alpha1.Operation{
 			Sync: &v1alpha1.SyncOperation{
 				Revision: revision,
@@ -97,14 +87,37 @@ func requestSync(ctx context.Context, t *testing.T, apps appclient.ApplicationIn
 				op.Retry = *p.Retry
 			}
 		}
-		a.Operation = &op
+		return &op, nil
+	})
+}
+
+// setOperation sets the operation build returns on the Application name,
+// and clears its operation state, as Argo CD's API server does
+// (argo.SetAppOperation) for every operation a person asks for, and
+// returns when: build sees the Application as it is, retried on conflict.
+func setOperation(ctx context.Context, t *testing.T, apps appclient.ApplicationInterface, name string, build func(*v1alpha1.Application) (*v1alpha1.Operation, error)) time.Time {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, apiCallTimeout)
+	defer cancel()
+	var requested time.Time
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		a, err := apps.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if a.Operation != nil {
+			return fmt.Errorf("another operation is already in progress: %+v", *a.Operation)
+		}
+		if a.Operation, err = build(a); err != nil {
+			return err
+		}
 		a.Status.OperationState = nil
 		requested = time.Now()
 		_, err = apps.Update(ctx, a, metav1.UpdateOptions{})
 		return err
 	})
 	if err != nil {
-		t.Fatalf("request a sync of %s (dry run %v): %v", name, dryRun, err)
+		t.Fatalf("set an operation on %s: %v", name, err)
 	}
 	return requested
 }

@@ -734,17 +734,7 @@ func (s *signalsEnv) frozenDrift(ctx context.Context, t *testing.T) {
 	})
 
 	// A hand edit in prod during the freeze.
-	cms := s.kas.Kubernetes().CoreV1().ConfigMaps(appFrozen)
-	eventually(t, signalTimeout, func() error {
-		cm, err := cms.Get(ctx, "settings", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		cm.Data["release"] = "hand-edited"
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-		return err
-	})
-	s.kas.Refresh(ctx, appFrozen)
+	s.editByHand(ctx, t, appFrozen, "settings", "release", "hand-edited")
 	eventually(t, signalTimeout, func() error {
 		return s.expectAll(appFrozen, []sampleWant{
 			{"crowsnest_app_sync_status", []string{"status", "OutOfSync"}, 1},

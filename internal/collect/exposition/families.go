@@ -164,34 +164,22 @@ func appFamilies() []family {
 			},
 		},
 		{
-			name: "crowsnest_app_drift_since_timestamp_seconds",
-			help: "Unix time at which crowsnest first saw the Application OutOfSync in its current drift; absent while it is not OutOfSync.",
-			typ:  typeGauge,
-			generate: func(v *model.AppView, emit sampleFunc) {
-				if !v.DriftSince.IsZero() && v.App.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
-					emit(unixSeconds(v.DriftSince))
-				}
-			},
+			name:     "crowsnest_app_drift_since_timestamp_seconds",
+			help:     "Unix time at which crowsnest first saw the Application OutOfSync in its current drift; absent while it is not OutOfSync.",
+			typ:      typeGauge,
+			generate: whileOutOfSync(func(v *model.AppView) time.Time { return v.DriftSince }),
 		},
 		{
-			name: "crowsnest_app_live_drift_since_timestamp_seconds",
-			help: "Unix time at which crowsnest first saw the Application's live state differ from the revisions and sources last synced (a hand edit, a deleted resource); absent while it does not. A release waiting for its sync is not live drift (see crowsnest_app_awaiting_sync_since_timestamp_seconds).",
-			typ:  typeGauge,
-			generate: func(v *model.AppView, emit sampleFunc) {
-				if !v.LiveDriftSince.IsZero() && v.App.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
-					emit(unixSeconds(v.LiveDriftSince))
-				}
-			},
+			name:     "crowsnest_app_live_drift_since_timestamp_seconds",
+			help:     "Unix time at which crowsnest first saw the Application's live state differ from the revisions and sources last synced (a hand edit, a deleted resource); absent while it does not. A release waiting for its sync is not live drift (see crowsnest_app_awaiting_sync_since_timestamp_seconds).",
+			typ:      typeGauge,
+			generate: whileOutOfSync(func(v *model.AppView) time.Time { return v.LiveDriftSince }),
 		},
 		{
-			name: "crowsnest_app_awaiting_sync_since_timestamp_seconds",
-			help: "Unix time at which crowsnest first saw the Application OutOfSync because its target moved from the revisions and sources last synced (a merge, a changed spec source, Git ahead of a rollback): a release waiting for its sync; absent while none waits.",
-			typ:  typeGauge,
-			generate: func(v *model.AppView, emit sampleFunc) {
-				if !v.AwaitingSyncSince.IsZero() && v.App.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
-					emit(unixSeconds(v.AwaitingSyncSince))
-				}
-			},
+			name:     "crowsnest_app_awaiting_sync_since_timestamp_seconds",
+			help:     "Unix time at which crowsnest first saw the Application OutOfSync because its target moved from the revisions and sources last synced (a merge, a changed spec source, Git ahead of a rollback): a release waiting for its sync; absent while none waits.",
+			typ:      typeGauge,
+			generate: whileOutOfSync(func(v *model.AppView) time.Time { return v.AwaitingSyncSince }),
 		},
 		{
 			name: "crowsnest_app_policy_violation",
@@ -556,4 +544,14 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// whileOutOfSync generates the time since returns, as Unix seconds, while
+// the Application is OutOfSync and since is set.
+func whileOutOfSync(since func(*model.AppView) time.Time) func(*model.AppView, sampleFunc) {
+	return func(v *model.AppView, emit sampleFunc) {
+		if t := since(v); !t.IsZero() && v.App.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
+			emit(unixSeconds(t))
+		}
+	}
 }
