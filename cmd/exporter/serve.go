@@ -119,6 +119,9 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 			URLs: *c.alertmanagerURLs, Interval: *c.alertmanagerInterval, Resend: *c.alertmanagerResend,
 			Timeout: *c.alertmanagerTimeout, ForScale: *c.alertForScale, Links: links,
 			ExternalLabels: *c.alertmanagerLabels, RunbookURL: *c.alertmanagerRunbook,
+			// Read at start: a reload's prod_environments changes the
+			// rules' matchers only where they are rendered again.
+			ProdEnvironments: conf.Prod(),
 		}, rules.Alerts(), states.List, reg, logger)
 		if err != nil {
 			return err

@@ -19,6 +19,10 @@ import (
 // DefaultEnv is the environment of an Application that no rule matches.
 const DefaultEnv = "unknown"
 
+// DefaultProdEnvironments is the environment that pages by default: the
+// deployment model's prod.
+const DefaultProdEnvironments = "prod"
+
 // Config is the parsed configuration file.
 type Config struct {
 	// DefaultEnv names the environment of Applications that no rule matches.
@@ -32,6 +36,11 @@ type Config struct {
 	// Promotion groups apps across environments to show how far each
 	// environment trails the one before. Absent: DefaultPromotion.
 	Promotion *Promotion `yaml:"promotion"`
+	// ProdEnvironments is a regular expression, anchored at both ends,
+	// on the environments whose problems page: their failed syncs,
+	// degraded apps and live drift are the critical Prod alerts, every
+	// other env's warnings. Empty: DefaultProdEnvironments.
+	ProdEnvironments string `yaml:"prod_environments"`
 
 	defaults defaults // Policies and Promotion with the defaults filled in
 }
@@ -140,6 +149,9 @@ func (c *Config) validate(root *yaml.Node) error {
 	if strings.TrimSpace(c.DefaultEnv) == "" {
 		return &fieldError{line: lineOf(root, "default_env"), field: "default_env", msg: "must not be empty"}
 	}
+	if _, err := regexp.Compile("^(?:" + c.ProdEnvironments + ")$"); err != nil {
+		return &fieldError{line: lineOf(root, "prod_environments"), field: "prod_environments", msg: fmt.Sprintf("invalid regular expression %q: %v", c.ProdEnvironments, err)}
+	}
 	envs := sequenceItems(root, "environments")
 	for i, r := range c.Environments {
 		line := 0
@@ -233,6 +245,15 @@ func sequenceItems(n *yaml.Node, key string) []*yaml.Node {
 		return v.Content
 	}
 	return nil
+}
+
+// Prod returns the regular expression (unanchored source) of the
+// environments that page: ProdEnvironments, else DefaultProdEnvironments.
+func (c *Config) Prod() string {
+	if c.ProdEnvironments == "" {
+		return DefaultProdEnvironments
+	}
+	return c.ProdEnvironments
 }
 
 // Env returns the environment of app: the Env of the first matching rule,

@@ -93,6 +93,19 @@ func TestEmptyConfigIsDefault(t *testing.T) {
 }
 
 // Errors must say where: the file (from Load), the line and the field.
+// The environments that page: prod by default, the configured expression
+// otherwise.
+func TestProdEnvironments(t *testing.T) {
+	c, err := Parse([]byte("environments: []\n"))
+	if err != nil || c.Prod() != "prod" {
+		t.Errorf("default: %q (%v), want prod", c.Prod(), err)
+	}
+	c, err = Parse([]byte("prod_environments: production|prod-.*\n"))
+	if err != nil || c.Prod() != "production|prod-.*" {
+		t.Errorf("configured: %q (%v)", c.Prod(), err)
+	}
+}
+
 func TestLoadErrorsNameFileLineAndField(t *testing.T) {
 	for _, tc := range []struct {
 		desc, doc string
@@ -127,6 +140,11 @@ func TestLoadErrorsNameFileLineAndField(t *testing.T) {
 			desc: "empty default",
 			doc:  "default_env: ''\n",
 			want: []string{"line 1", "default_env"},
+		},
+		{
+			desc: "bad prod environments",
+			doc:  "environments:\n  - env: prod\n    match: {project: x}\nprod_environments: 'prod|(eu'\n",
+			want: []string{"line 4", "prod_environments", "prod|(eu"},
 		},
 	} {
 		path := filepath.Join(t.TempDir(), "crowsnest.yaml")

@@ -540,9 +540,13 @@ func TestAgreementTableCoverage(t *testing.T) {
 			t.Errorf("%s: not checked", a.Name)
 			continue
 		}
+		prod, err := ProdMatcher(ProdEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, v := range a.Variants {
 			if !slices.ContainsFunc(final.firing, func(f agreementFiring) bool {
-				return v.Scope.Covers(f.labels["env"]) && f.labels["severity"] == string(v.Severity)
+				return v.Scope.Covers(f.labels["env"], prod) && f.labels["severity"] == string(v.Severity)
 			}) {
 				t.Errorf("%s: no app fires it %s", a.Name, v.Severity)
 			}

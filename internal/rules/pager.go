@@ -52,6 +52,9 @@ type PagerConfig struct {
 	// RunbookURL is the base of the runbook_url annotations; "" is the
 	// project's (RunbookURL), as the rules have it.
 	RunbookURL string
+	// ProdEnvironments is the regular expression of the environments that
+	// page (the configuration's prod_environments); "" is ProdEnv.
+	ProdEnvironments string
 }
 
 // Pager evaluates the alerts that can be judged on one app's state
@@ -76,6 +79,7 @@ type Pager struct {
 	failed   *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	logger   *slog.Logger
+	prod     *regexp.Regexp // the environments that page
 
 	active    map[string]*activeAlert // by alertname/namespace/name
 	lastSend  time.Time               // when Evaluate last scheduled the firing alerts
@@ -137,6 +141,11 @@ func NewPager(cfg PagerConfig, alerts []Alert, apps func() []AppState, reg prome
 			Help: "Alerts an Alertmanager rejected with a 4xx answer other than 429, by Alertmanager; not retried.",
 		}, []string{"alertmanager"}),
 	}
+	prod, err := ProdMatcher(cmp.Or(cfg.ProdEnvironments, ProdEnv))
+	if err != nil {
+		return nil, err
+	}
+	p.prod = prod
 	for name, value := range cfg.ExternalLabels {
 		if !labelName.MatchString(name) || strings.HasPrefix(name, "__") || value == "" {
 			return nil, fmt.Errorf("--alertmanager.external-label=%s=%s: want NAME=VALUE, NAME a Prometheus label name not starting with __, VALUE not empty", name, value)
@@ -205,7 +214,7 @@ func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 			if a.Check == nil || !a.Check(app) {
 				continue
 			}
-			v, ok := a.variant(app.Env)
+			v, ok := a.variant(app.Env, p.prod)
 			if !ok {
 				continue
 			}
@@ -282,10 +291,11 @@ func asExposed(a AppState) AppState {
 	return a
 }
 
-// variant is the alert's severity for env, if the alert covers it.
-func (a *Alert) variant(env string) (Variant, bool) {
+// variant is the alert's severity for env, if the alert covers it; prod
+// matches the environments that page.
+func (a *Alert) variant(env string, prod *regexp.Regexp) (Variant, bool) {
 	for _, v := range a.Variants {
-		if v.Scope.Covers(env) {
+		if v.Scope.Covers(env, prod) {
 			return v, true
 		}
 	}

@@ -591,3 +591,44 @@ func TestPagerExternalLabels(t *testing.T) {
 		}
 	}
 }
+
+// With prod_environments a regular expression, the pager pages the envs it
+// matches, as the rules rendered for it match them (env=~, anchored): prod
+// itself is then an env like any other.
+func TestPagerProdEnvironments(t *testing.T) {
+	apps := []AppState{
+		{Namespace: "argocd", Name: "eu", Project: "shop", Env: "prod-eu", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"},
+		{Namespace: "argocd", Name: "main", Project: "shop", Env: "production", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"},
+		{Namespace: "argocd", Name: "old", Project: "shop", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"},
+		{Namespace: "argocd", Name: "pre", Project: "shop", Env: "preproduction", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"},
+	}
+	p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, ProdEnvironments: "production|prod-.*"},
+		Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range p.Evaluate(t0) {
+		got[a.Labels["name"]] = a.Labels["alertname"] + "/" + a.Labels["severity"]
+	}
+	want := map[string]string{"eu": "CrowsnestProdSyncFailed/critical", "main": "CrowsnestProdSyncFailed/critical",
+		"old": "CrowsnestSyncFailed/warning", "pre": "CrowsnestSyncFailed/warning"}
+	if !maps.Equal(got, want) {
+		t.Errorf("pages %v, want %v", got, want)
+	}
+	for _, r := range RulesFor(Alerts(), 1, "production|prod-.*") {
+		switch r.Alert {
+		case "CrowsnestProdSyncFailed":
+			if !strings.Contains(r.Expr, `env=~"production|prod-.*"`) {
+				t.Errorf("%s: %s", r.Alert, r.Expr)
+			}
+		case "CrowsnestSyncFailed":
+			if !strings.Contains(r.Expr, `env!~"production|prod-.*"`) {
+				t.Errorf("%s: %s", r.Alert, r.Expr)
+			}
+		}
+	}
+	if _, err := NewPager(PagerConfig{ProdEnvironments: "prod|(eu"}, Alerts(), func() []AppState { return nil }, prometheus.NewRegistry(), promslog.NewNopLogger()); err == nil {
+		t.Error("an invalid prod_environments was accepted")
+	}
+}

@@ -5,7 +5,9 @@ package rules
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,8 +23,8 @@ const (
 	Warning  Severity = "warning"
 )
 
-// ProdEnv is the environment whose problems page: crowsnest's env rules
-// must name production "prod" for the severities to split.
+// ProdEnv is the environment whose problems page by default; the
+// configuration's prod_environments (a regular expression) names others.
 const ProdEnv = "prod"
 
 // Scope says which environments a variant of an alert covers.
@@ -35,26 +37,43 @@ const (
 	NonProd              // env!="prod"
 )
 
-// matcher is the PromQL label matcher of the scope, with a leading comma.
-func (s Scope) matcher() string {
+// matcher is the PromQL label matcher of the scope, with a leading comma,
+// prod being the regular expression of the environments that page
+// (ProdEnv: an equality matcher).
+func (s Scope) matcher(prod string) string {
+	eq, ne := "=", "!="
+	if prod != ProdEnv {
+		eq, ne = "=~", "!~"
+	}
 	switch s {
 	case Prod:
-		return `,env="` + ProdEnv + `"`
+		return `,env` + eq + strconv.Quote(prod)
 	case NonProd:
-		return `,env!="` + ProdEnv + `"`
+		return `,env` + ne + strconv.Quote(prod)
 	}
 	return ""
 }
 
-// Covers reports whether the scope covers env.
-func (s Scope) Covers(env string) bool {
+// Covers reports whether the scope covers env, prod matching (anchored)
+// the environments that page.
+func (s Scope) Covers(env string, prod *regexp.Regexp) bool {
 	switch s {
 	case Prod:
-		return env == ProdEnv
+		return prod.MatchString(env)
 	case NonProd:
-		return env != ProdEnv
+		return !prod.MatchString(env)
 	}
 	return true
+}
+
+// ProdMatcher compiles prod, the regular expression of the environments
+// that page, anchored at both ends as Prometheus anchors =~.
+func ProdMatcher(prod string) (*regexp.Regexp, error) {
+	re, err := regexp.Compile("^(?:" + prod + ")$")
+	if err != nil {
+		return nil, fmt.Errorf("prod environments %q: %w", prod, err)
+	}
+	return re, nil
 }
 
 // Variant is an alert's severity in a scope.
@@ -449,15 +468,21 @@ type Rule struct {
 
 // Rules renders the alerts as Prometheus rules, one per variant, with the
 // for durations scaled by forScale (1 for the real thing; tests shorten
-// them).
+// them), for prod named ProdEnv.
 func Rules(alerts []Alert, forScale float64) []Rule {
+	return RulesFor(alerts, forScale, ProdEnv)
+}
+
+// RulesFor is Rules with prod, a regular expression, naming the
+// environments that page.
+func RulesFor(alerts []Alert, forScale float64, prod string) []Rule {
 	var out []Rule
 	for i := range alerts {
 		a := &alerts[i]
 		for _, v := range a.Variants {
 			r := Rule{
 				Alert:  a.Name,
-				Expr:   a.Expr(v.Scope.matcher()),
+				Expr:   a.Expr(v.Scope.matcher(prod)),
 				Labels: map[string]string{"severity": string(v.Severity)},
 				Annotations: map[string]string{
 					"summary":     a.Summary,

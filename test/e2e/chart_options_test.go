@@ -689,9 +689,10 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 	})
 
-	t.Run("the job and the runbook base follow the values", func(t *testing.T) {
+	t.Run("the job, the runbook base and the environments that page follow the values", func(t *testing.T) {
 		kinds := render(t, "--set", "prometheusRule.enabled=true,serviceMonitor.enabled=true,serviceMonitor.job=argocd-observer",
-			"--set", "prometheusRule.runbookURL=https://wiki.example.com/crowsnest,alertmanager.urls={http://am:9093}")
+			"--set", "prometheusRule.runbookURL=https://wiki.example.com/crowsnest,alertmanager.urls={http://am:9093}",
+			"--set", "config.prod_environments=production|prod-.*")
 		sm := fmt.Sprint(get(kinds["ServiceMonitor"][0], "spec", "endpoints"))
 		if !strings.Contains(sm, "replacement:argocd-observer") {
 			t.Errorf("the ServiceMonitor does not set job argocd-observer: %s", sm)
@@ -700,8 +701,12 @@ func TestHelmChartOptions(t *testing.T) {
 		for _, g := range get(kinds["PrometheusRule"][0], "spec", "groups").([]any) {
 			for _, r := range get(g, "rules").([]any) {
 				r := r.(map[string]any)
-				if expr := r["expr"].(string); strings.Contains(expr, `job="crowsnest"`) {
-					t.Errorf("%v still matches job crowsnest: %s", r["alert"], expr)
+				if expr := r["expr"].(string); strings.Contains(expr, `job="crowsnest"`) || strings.Contains(expr, `env="prod"`) || strings.Contains(expr, `env!="prod"`) {
+					t.Errorf("%v still matches job crowsnest or env prod: %s", r["alert"], expr)
+				}
+				if r["alert"] == "CrowsnestProdSyncFailed" && !strings.Contains(r["expr"].(string), `env=~"production|prod-.*"`) ||
+					r["alert"] == "CrowsnestSyncFailed" && !strings.Contains(r["expr"].(string), `env!~"production|prod-.*"`) {
+					t.Errorf("%v does not follow prod_environments: %s", r["alert"], r["expr"])
 				}
 				if r["alert"] == "CrowsnestDown" && !strings.Contains(r["expr"].(string), `up{job="argocd-observer"}`) {
 					t.Errorf("CrowsnestDown: %s", r["expr"])
