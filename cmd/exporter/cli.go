@@ -59,6 +59,7 @@ type cli struct {
 	demo                                     *bool
 
 	perAppHistograms *bool
+	appLabels        *string
 	memLimitRatio    *float64
 	gcPercent        *int
 
@@ -146,6 +147,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.replaySpeed = c.serve.Flag("replay.speed", "Replay speed factor: 2 replays twice as fast as recorded, 0 without waiting. Default 1, or 10 with --demo.").IsSetByUser(&c.speedSet).Default("1").Float64()
 	c.memLimitRatio = c.serve.Flag("runtime.gomemlimit-ratio", "Set the Go runtime's soft memory limit (GOMEMLIMIT) to this share of the container's memory limit (cgroup v2 memory.max or v1 memory.limit_in_bytes), so the garbage collector works harder before the container is OOM-killed. 0 turns it off; a GOMEMLIMIT environment variable takes precedence.").Default("0.9").Float64()
 	c.gcPercent = c.serve.Flag("runtime.gogc", "The Go garbage collector's GOGC: how far, in percent of the live heap, the heap may grow before the next collection. Below Go's 100 because crowsnest's heap is almost all its long-lived cache (apps, rendered series), whose garbage is small: 50 keeps the resident size near what is live for little CPU (docs/scale.md). It applies once the initial list is handled; until then the collector runs at no less than Go's 100, as the start-up's garbage is large and short-lived. A GOGC environment variable takes precedence; -1 turns the collector off as GOGC=off does.").Default("50").Int()
+	c.appLabels = c.serve.Flag("metrics.app-labels-allowlist", "Application labels, comma-separated (e.g. team,app.kubernetes.io/part-of), exposed on crowsnest_app_labels as label_<name> and carried by the alerts paged directly; the chart's rules join the same series (as kube-state-metrics' --metric-labels-allowlist). Empty: none.").PlaceHolder("LABEL,...").String()
 	c.perAppHistograms = c.serve.Flag("metrics.per-app-histograms", "Also expose crowsnest_app_sync_duration_seconds, a histogram per Application. Its series grow with apps times buckets: for small fleets.").Bool()
 	c.waveDelay = c.serve.Flag("argocd.sync-wave-delay", "The delay Argo CD's application controller waits after each sync wave but the last (its ARGOCD_SYNC_WAVE_DELAY): Argo CD writes a wave's results only after it, so crowsnest dates the wave's start back by it.").Default("2s").Duration()
 	c.tracesExporter = c.serve.Flag("traces.exporter", "Where traces of sync operations go: otlp, stdout (JSON lines) or none. Default: $OTEL_TRACES_EXPORTER, else otlp when an OTLP endpoint is set, else none; stdout with --demo.").Enum("", "otlp", "stdout", "none")

@@ -86,6 +86,8 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	// once, to everything that leaves the process.
 	gate := newLeaderGate(*c.leaderElect, reg)
 	store := exposition.NewStore(*c.perAppHistograms)
+	appLabels := splitList(*c.appLabels)
+	store.ExposeAppLabels(appLabels)
 	promotion := exposition.NewPromotion(nil)
 	reg.MustRegister(promotion)
 	subs := tracker.Subscribers{
@@ -122,6 +124,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 			// Read at start: a reload's prod_environments changes the
 			// rules' matchers only where they are rendered again.
 			ProdEnvironments: conf.Prod(),
+			AppLabels:        appLabels,
 		}, rules.Alerts(), states.List, reg, logger)
 		if err != nil {
 			return err
@@ -580,4 +583,16 @@ func (c *cli) newDeployments(facts []tracker.FactSubscriber, sink *cdevents.Sink
 		return nil, nil, err
 	}
 	return d, closeClient, nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items and
+// the space around each.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

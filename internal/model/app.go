@@ -25,6 +25,8 @@ type AppStatus struct {
 	Deleting bool
 	// Retries is the running operation's retry count; 0 when none runs.
 	Retries int64
+	// Labels are the Application's labels (never modified).
+	Labels map[string]string
 	// LiveDrift is set while the live state differs from what was last
 	// synced; AwaitingSync while the target moved from it and the app
 	// waits for a sync (see AppView).
@@ -178,12 +180,37 @@ func (v *AppView) Status() AppStatus {
 	}
 	s.Phase = v.Phase
 	s.Retries = v.Retries
+	s.Labels = a.Labels
 	s.Deleting = a.DeletionTimestamp != nil
 	s.HeldByWindow = v.HeldByWindow
 	if a.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
 		s.LiveDrift, s.AwaitingSync = !v.LiveDriftSince.IsZero(), !v.AwaitingSyncSince.IsZero()
 	}
 	return s
+}
+
+// AppLabelName is the series label of the Application label key in
+// crowsnest_app_labels and in alerts: label_ and the key with every
+// character other than a letter, digit or _ replaced by _, as
+// kube-state-metrics names the labels of its *_labels series.
+func AppLabelName(key string) string {
+	b := []byte("label_" + key)
+	for i := len("label_"); i < len(b); i++ {
+		c := b[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// AppLabelNames is AppLabelName of each key.
+func AppLabelNames(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = AppLabelName(k)
+	}
+	return out
 }
 
 // AutoSyncPolicy is an app's automated sync policy as the controller reads it.

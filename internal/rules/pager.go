@@ -55,6 +55,10 @@ type PagerConfig struct {
 	// ProdEnvironments is the regular expression of the environments that
 	// page (the configuration's prod_environments); "" is ProdEnv.
 	ProdEnvironments string
+	// AppLabels are the Application labels each alert carries, as
+	// label_<name> (model.AppLabelName), where the app has them: the rule
+	// alerts join crowsnest_app_labels for the same labels.
+	AppLabels []string
 }
 
 // Pager evaluates the alerts that can be judged on one app's state
@@ -80,6 +84,8 @@ type Pager struct {
 	rejected *prometheus.CounterVec
 	logger   *slog.Logger
 	prod     *regexp.Regexp // the environments that page
+	// appLabelNames are the label names of cfg.AppLabels.
+	appLabelNames []string
 
 	active    map[string]*activeAlert // by alertname/namespace/name
 	lastSend  time.Time               // when Evaluate last scheduled the firing alerts
@@ -146,6 +152,7 @@ func NewPager(cfg PagerConfig, alerts []Alert, apps func() []AppState, reg prome
 		return nil, err
 	}
 	p.prod = prod
+	p.appLabelNames = model.AppLabelNames(cfg.AppLabels)
 	for name, value := range cfg.ExternalLabels {
 		if !labelName.MatchString(name) || strings.HasPrefix(name, "__") || value == "" {
 			return nil, fmt.Errorf("--alertmanager.external-label=%s=%s: want NAME=VALUE, NAME a Prometheus label name not starting with __, VALUE not empty", name, value)
@@ -224,6 +231,11 @@ func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 			if st == nil {
 				labels := map[string]string{"alertname": a.Name, "severity": string(v.Severity),
 					"namespace": app.Namespace, "name": app.Name, "project": app.Project, "env": app.Env}
+				for i, key := range p.cfg.AppLabels {
+					if value, ok := app.Labels[key]; ok {
+						labels[p.appLabelNames[i]] = value
+					}
+				}
 				for k, v := range p.cfg.ExternalLabels {
 					if _, own := labels[k]; !own {
 						labels[k] = v

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -218,7 +219,7 @@ func TestAsExposed(t *testing.T) {
 	// The same sets as the agreement test's model of the exposition, which
 	// TestAgreementStateSetsDocumented holds to README's metric table.
 	for _, a := range agreementApps() {
-		if got, want := asExposed(a.state), exposedState(a.state); got != want {
+		if got, want := asExposed(a.state), exposedState(a.state); !reflect.DeepEqual(got, want) {
 			t.Errorf("asExposed(%+v) = %+v, the agreement test exposes %+v", a.state, got, want)
 		}
 	}
@@ -630,5 +631,39 @@ func TestPagerProdEnvironments(t *testing.T) {
 	}
 	if _, err := NewPager(PagerConfig{ProdEnvironments: "prod|(eu"}, Alerts(), func() []AppState { return nil }, prometheus.NewRegistry(), promslog.NewNopLogger()); err == nil {
 		t.Error("an invalid prod_environments was accepted")
+	}
+}
+
+// With an allowlist of Application labels, every page carries those the
+// app has, named label_<name>, as the rule alerts joined with
+// crowsnest_app_labels do; without one, none.
+func TestPagerAppLabels(t *testing.T) {
+	apps := []AppState{{Namespace: "argocd", Name: "web", Project: "shop", Env: "dev", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed",
+		Labels: map[string]string{"team": "payments", "app.kubernetes.io/part-of": "shop", "other": "x"}}}
+	for _, tc := range []struct {
+		allow []string
+		want  map[string]string
+	}{
+		{[]string{"team", "app.kubernetes.io/part-of", "missing"}, map[string]string{"label_team": "payments", "label_app_kubernetes_io_part_of": "shop"}},
+		{nil, map[string]string{}},
+	} {
+		p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, AppLabels: tc.allow},
+			Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		posted := p.Evaluate(t0)
+		if len(posted) != 1 {
+			t.Fatalf("posted %d alerts, want 1", len(posted))
+		}
+		got := map[string]string{}
+		for k, v := range posted[0].Labels {
+			if strings.HasPrefix(k, "label_") {
+				got[k] = v
+			}
+		}
+		if !maps.Equal(got, tc.want) {
+			t.Errorf("allowlist %v: labels %v, want %v", tc.allow, got, tc.want)
+		}
 	}
 }

@@ -727,6 +727,56 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 	})
 
+	t.Run("appLabelsAllowlist: the app alerts carry the allowlisted Application labels", func(t *testing.T) {
+		kinds := render(t, "--set", "prometheusRule.enabled=true,appLabelsAllowlist={team,app.kubernetes.io/part-of}")
+		if args := fmt.Sprint(get(kinds["Deployment"][0], "spec", "template", "spec", "containers")); !strings.Contains(args, "--metrics.app-labels-allowlist=team,app.kubernetes.io/part-of") {
+			t.Errorf("crowsnest is not given the allowlist: %s", args)
+		}
+		// The rendered rules, as the real Prometheus' promtool checks and
+		// evaluates them: a prod app drifting live, its labels series
+		// beside it; the alert carries label_team.
+		dir := t.TempDir()
+		groups, err := yaml.Marshal(map[string]any{"groups": get(kinds["PrometheusRule"][0], "spec", "groups")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rulesFile := filepath.Join(dir, "rules.yaml")
+		if err := os.WriteFile(rulesFile, groups, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		id := `namespace="argocd",name="shop-prod",project="shop",env="prod",job="crowsnest"`
+		test := `rule_files: [rules.yaml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'crowsnest_app_live_drift_since_timestamp_seconds{` + id + `,instance="a:9829"}'
+        values: 1x10
+      - series: 'crowsnest_app_live_drift_since_timestamp_seconds{` + id + `,instance="b:9829"}'
+        values: 1x10
+      - series: 'crowsnest_app_labels{` + id + `,instance="a:9829",label_team="payments",label_app_kubernetes_io_part_of="shop"}'
+        values: 1x10
+      - series: 'crowsnest_app_labels{` + id + `,instance="b:9829",label_team="payments",label_app_kubernetes_io_part_of="shop"}'
+        values: 1x10
+    promql_expr_test:
+      - expr: ALERTS{alertname="CrowsnestProdDrift",alertstate="firing"}
+        eval_time: 6m
+        exp_samples:
+          - labels: 'ALERTS{alertname="CrowsnestProdDrift",alertstate="firing",namespace="argocd",name="shop-prod",project="shop",env="prod",severity="critical",label_team="payments",label_app_kubernetes_io_part_of="shop"}'
+            value: 1
+`
+		testFile := filepath.Join(dir, "test.yaml")
+		if err := os.WriteFile(testFile, []byte(test), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		promtool := filepath.Join(filepath.Dir(bin.prometheus), "promtool")
+		for _, args := range [][]string{{"check", "rules", rulesFile}, {"test", "rules", testFile}} {
+			if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
+				t.Errorf("promtool %v: %v\n%s", args, err, out)
+			}
+		}
+	})
+
 	t.Run("prometheusRule overrides", func(t *testing.T) {
 		kinds := render(t, "--set", "prometheusRule.enabled=true,prometheusRule.namespace=monitoring,prometheusRule.additionalLabels.release=kps",
 			"--set", "prometheusRule.overrides.CrowsnestSyncSlow.disabled=true,prometheusRule.overrides.CrowsnestProdDrift.for=30m",

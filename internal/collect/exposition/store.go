@@ -150,6 +150,35 @@ func NewStore(perAppHistograms bool) *Store {
 	return s
 }
 
+// ExposeAppLabels adds crowsnest_app_labels, the Application labels named
+// in allowlist as label_<name> (see AppLabelName), one series per app:
+// what alerts join to carry an app's team. Call it before the first
+// SetApp; an empty allowlist adds nothing.
+func (s *Store) ExposeAppLabels(allowlist []string) {
+	if len(allowlist) == 0 {
+		return
+	}
+	names := model.AppLabelNames(allowlist)
+	f := family{
+		name: "crowsnest_app_labels",
+		help: "The Application's labels named in --metrics.app-labels-allowlist, as label_<name> (characters other than letters, digits and _ replaced by _); the value is always 1. Alerts join it to carry them.",
+		typ:  typeGauge,
+		generate: func(v *model.AppView, emit sampleFunc) {
+			var pairs []string
+			for i, key := range allowlist {
+				if value, ok := v.App.Labels[key]; ok {
+					pairs = append(pairs, names[i], value)
+				}
+			}
+			emit(1, pairs...)
+		},
+	}
+	s.families = append(s.families, f)
+	s.headers = append(s.headers, []byte("# HELP "+f.name+" "+escapeHelp(f.help)+"\n# TYPE "+f.name+" "+f.typ+"\n"))
+	s.omHeaders = append(s.omHeaders, []byte("# HELP "+f.name+" "+escapeOpenMetricsHelp(f.help)+"\n# TYPE "+f.name+" "+f.typ+"\n"))
+	s.filled = append(s.filled, 0)
+}
+
 // SetApp renders the app's series from its view, replacing earlier ones.
 func (s *Store) SetApp(v *model.AppView) {
 	key := v.Key()
