@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"log"
@@ -724,6 +725,26 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 		if args := fmt.Sprint(get(kinds["Deployment"][0], "spec", "template", "spec", "containers")); !strings.Contains(args, "--alertmanager.runbook-url=https://wiki.example.com/crowsnest") {
 			t.Errorf("the pager is not given the runbook base: %s", args)
+		}
+		// The dashboards' prod panels follow the environments that page.
+		prodPanels := 0
+		for _, cm := range kinds["ConfigMap"] {
+			for file, body := range cm["data"].(map[string]any) {
+				if !strings.HasSuffix(file, ".json") {
+					continue
+				}
+				var d map[string]any
+				if err := json.Unmarshal([]byte(body.(string)), &d); err != nil {
+					t.Errorf("%s does not parse: %v", file, err)
+				}
+				if strings.Contains(body.(string), `env=\"prod\"`) {
+					t.Errorf("%s still queries env=\"prod\"", file)
+				}
+				prodPanels += strings.Count(body.(string), `env=~\"production|prod-.*\"`)
+			}
+		}
+		if prodPanels == 0 {
+			t.Error("no dashboard query follows prod_environments")
 		}
 	})
 
