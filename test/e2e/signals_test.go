@@ -762,6 +762,39 @@ func (s *signalsEnv) frozenDrift(ctx context.Context, t *testing.T) {
 	eventually(t, signalTimeout, func() error {
 		return s.prom.ExpectValue(`count(`+drift+`)`, 1)
 	})
+	// The same window still holds an app that auto-syncs: Argo CD judges
+	// its automatic syncs, which manualSync does not let through. Turned
+	// on, auto-sync shows held, and Argo CD does not sync the drift away.
+	setAutoSync := func(on bool) {
+		t.Helper()
+		eventually(t, signalTimeout, func() error {
+			a, err := s.apps.Get(ctx, appFrozen, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			a.Spec.SyncPolicy = nil
+			if on {
+				a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{SelfHeal: new(true)}}
+			}
+			_, err = s.apps.Update(ctx, a, metav1.UpdateOptions{})
+			return err
+		})
+	}
+	setAutoSync(true)
+	eventually(t, signalTimeout, func() error {
+		return s.expectAll(appFrozen, []sampleWant{
+			{"crowsnest_app_sync_window_held", nil, 1},
+			{"crowsnest_app_info", []string{"autosync", "true"}, 1},
+		})
+	})
+	time.Sleep(5 * time.Second) // several of the controller's refreshes (--app-resync 5)
+	if a, err := s.apps.Get(ctx, appFrozen, metav1.GetOptions{}); err != nil || a.Operation != nil || a.Status.Sync.Status != v1alpha1.SyncStatusCodeOutOfSync {
+		t.Fatalf("Argo CD synced %s through a deny window while it auto-synced (%v)", appFrozen, err)
+	}
+	setAutoSync(false)
+	eventually(t, signalTimeout, func() error {
+		return s.expectAll(appFrozen, []sampleWant{{"crowsnest_app_sync_window_held", nil, 0}})
+	})
 	// The freeze ends: still an alert.
 	setWindows(nil)
 	eventually(t, signalTimeout, func() error {
