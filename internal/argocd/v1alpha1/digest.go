@@ -45,7 +45,8 @@ func DigestOf(source []byte) SourceDigest {
 	return d
 }
 
-// UnmarshalJSON hashes a source object, or decodes an encoded digest.
+// UnmarshalJSON hashes a source object (or a list of them, for
+// SourceDigests), or decodes an encoded digest.
 func (d *SourceDigest) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	switch {
@@ -67,8 +68,8 @@ func (d *SourceDigest) UnmarshalJSON(b []byte) error {
 		}
 		d.sum = sum
 		return nil
-	case b[0] != '{':
-		return fmt.Errorf("source: want an object, got %.20s", b)
+	case b[0] != '{' && b[0] != '[':
+		return fmt.Errorf("source: want an object (or a list of them), got %.20s", b)
 	}
 	h := fnv.New64a()
 	h.Write(b)
@@ -84,13 +85,16 @@ func (d SourceDigest) MarshalJSON() ([]byte, error) {
 	return strconv.AppendQuote(nil, d.String()), nil
 }
 
-// SourceDigests are a multi-source app's sources, in order.
-type SourceDigests []SourceDigest
+// SourceDigests stands for a multi-source app's sources, in order: one
+// digest of their JSON list, since crowsnest only asks whether two lists
+// are the same (8 bytes, where a slice of digests would take 24 for its
+// header alone, in every history entry).
+type SourceDigests struct{ SourceDigest }
 
 // ComparedTo is what Argo CD compared the app's live state with, as far as
 // crowsnest reads it: the digests of the sources (the spec's, when Argo CD
 // compared).
 type ComparedTo struct {
 	Source  SourceDigest  `json:"source,omitzero"`
-	Sources SourceDigests `json:"sources,omitempty"`
+	Sources SourceDigests `json:"sources,omitzero"`
 }

@@ -52,10 +52,10 @@ func TestSourceDigests(t *testing.T) {
 	if compared == result {
 		t.Error("Kustomize images instead of Helm parameters have the same digest")
 	}
-	if got, want := st.History[1].Sources, st.Sync.ComparedTo.Sources; len(got) != 2 || got[0] != want[0] || got[1] != want[1] || got[0] == got[1] {
+	if got, want := st.History[1].Sources, st.Sync.ComparedTo.Sources; got.IsZero() || got != want || got.SourceDigest == compared {
 		t.Errorf("multi-source digests: history %v, compared %v", got, want)
 	}
-	if len(st.History[0].Sources) != 0 {
+	if !st.History[0].Sources.IsZero() {
 		t.Errorf("a single-source entry has sources %v", st.History[0].Sources)
 	}
 
@@ -68,7 +68,7 @@ func TestSourceDigests(t *testing.T) {
 	if err := json.Unmarshal(again, &replayed); err != nil {
 		t.Fatalf("decode the encoded digests: %v\n%s", err, again)
 	}
-	if replayed.Status.Sync.ComparedTo.Source != compared || replayed.Status.History[1].Sources[1] != st.History[1].Sources[1] ||
+	if replayed.Status.Sync.ComparedTo.Source != compared || replayed.Status.History[1].Sources != st.History[1].Sources ||
 		replayed.Status.OperationState.SyncResult.Source != result {
 		t.Errorf("digests changed through their encoding: %s", again)
 	}
@@ -79,6 +79,19 @@ func TestSourceDigests(t *testing.T) {
 	}
 	if b, _ := json.Marshal(none); string(b) != `{"revision":"b","deployedAt":null,"id":3,"initiatedBy":{}}` {
 		t.Errorf("absent source encoded: %s", b)
+	}
+	// Another order of the same sources is another list.
+	app.Status.Sync.ComparedTo.Sources = argov1.ApplicationSources{helm("1.3.0"), helm("1.2.0")}
+	b, err = json.Marshal(&app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var swapped Application
+	if err := json.Unmarshal(b, &swapped); err != nil {
+		t.Fatal(err)
+	}
+	if swapped.Status.Sync.ComparedTo.Sources == st.History[1].Sources {
+		t.Error("two sources swapped have the same digest")
 	}
 	for _, bad := range []string{`"digest:xyz"`, `"other"`, `42`} {
 		var d SourceDigest

@@ -272,7 +272,7 @@ type RevisionHistory struct {
 	ID              int64              `json:"id"`
 	Source          SourceDigest       `json:"source,omitzero"`
 	DeployStartedAt *metav1.Time       `json:"deployStartedAt,omitempty"`
-	Sources         SourceDigests      `json:"sources,omitempty"`
+	Sources         SourceDigests      `json:"sources,omitzero"`
 	Revisions       []string           `json:"revisions,omitempty"`
 	InitiatedBy     OperationInitiator `json:"initiatedBy,omitempty"`
 }
@@ -348,7 +348,7 @@ type SyncOperationResult struct {
 	Resources ResourceResults `json:"resources,omitempty"`
 	Revision  string          `json:"revision"`
 	Source    SourceDigest    `json:"source,omitzero"`
-	Sources   SourceDigests   `json:"sources,omitempty"`
+	Sources   SourceDigests   `json:"sources,omitzero"`
 	Revisions []string        `json:"revisions,omitempty"`
 }
 

@@ -57,15 +57,11 @@ func clearDigests(v reflect.Value) {
 			clearDigests(v.Elem())
 		}
 	case reflect.Slice:
-		if v.Type() == reflect.TypeFor[SourceDigests]() {
-			v.SetZero()
-			return
-		}
 		for i := 0; i < v.Len(); i++ {
 			clearDigests(v.Index(i))
 		}
 	case reflect.Struct:
-		if v.Type() == reflect.TypeFor[SourceDigest]() {
+		if v.Type() == reflect.TypeFor[SourceDigest]() || v.Type() == reflect.TypeFor[SourceDigests]() {
 			v.SetZero()
 			return
 		}

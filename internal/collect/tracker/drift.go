@@ -55,7 +55,7 @@ type syncPoint struct {
 
 func (p syncPoint) equal(q syncPoint) bool {
 	return p.known == q.known && p.revision == q.revision && slices.Equal(p.revisions, q.revisions) &&
-		p.source == q.source && slices.Equal(p.sources, q.sources)
+		p.source == q.source && p.sources == q.sources
 }
 
 // targetOf is what Argo CD compared app with. An Argo CD that writes no
