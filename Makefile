@@ -112,7 +112,8 @@ bench:
 ## bench-scale: the real-server scale benchmark (docs/scale.md): a kube-apiserver holding
 ## 10,000 Applications of 50 resources (a tenth drifted, history full), crowsnest started
 ## against it; prints time to ready, RSS, scrape time per encoding and event-to-metric
-## latency under 20 status patches/s as Markdown tables (and writes them to
+## latency under 20 status patches/s, and each rule group's evaluation time in the real
+## Prometheus scraping it as two replicas (CROWSNEST_SCALE_RULES=0 skips that), as Markdown tables (and writes them to
 ## $CROWSNEST_SCALE_REPORT if set). Not part of `make test`: some 7 minutes at 10,000 apps
 ## on 2 cores. CROWSNEST_SCALE_BIN=path measures that binary instead of this tree's;
 ## CROWSNEST_SCALE_COMPARE=path measures another after it on the same objects;

@@ -109,6 +109,7 @@ func (r *scaleReport) markdown() string {
 			msec(c.fromSentP50), msec(c.fromSentP99), msec(c.deliveryP50), msec(c.deliveryP99), msec(c.ownP50), msec(c.ownP99),
 			msec(c.patchP50), msec(c.patchP99), msec(c.pollCycle), msec(c.pollScrape), c.cpu, c.kasCPU, mib(res.finalHWM))
 	}
+	rulesMarkdown(&b, r.cfg, r.results)
 	// The cost per app, from the runs with no apps and with all of them.
 	for _, name := range names {
 		var none, apps, all *scaleResult

@@ -64,6 +64,11 @@ import (
 //	CROWSNEST_SCALE_PPROF                 a directory: fetch CPU (start-up) and heap profiles of the
 //	                                      run with all apps, if the binary serves /debug/pprof
 //	CROWSNEST_SCALE_PPROF_SECONDS [30]    the length of that CPU profile
+//	CROWSNEST_SCALE_RULES [1]             after the run with all apps, the real Prometheus scrapes that crowsnest
+//	                                      as two replicas and evaluates crowsnest's rules; each group's
+//	                                      evaluation time is reported (scale_rules_test.go); 0 turns it off
+//	CROWSNEST_SCALE_RULES_EVALS [6]       evaluations of every group measured
+//	CROWSNEST_SCALE_RULES_INTERVAL [15s]  every rule group's evaluation interval
 //
 // A run that fails (crowsnest exits, is not ready in time, or the machine
 // runs low on memory, when the harness stops it) is reported as such and the
@@ -117,6 +122,9 @@ type scaleConfig struct {
 	report        string
 	pprofDir      string
 	pprofSeconds  int
+	rules         bool // measure the rules' evaluation (CROWSNEST_SCALE_RULES)
+	rulesEvals    int
+	rulesInterval time.Duration
 }
 
 func scaleConfigFromEnv(t *testing.T) scaleConfig {
@@ -139,6 +147,9 @@ func scaleConfigFromEnv(t *testing.T) scaleConfig {
 		report:        os.Getenv("CROWSNEST_SCALE_REPORT"),
 		pprofDir:      os.Getenv("CROWSNEST_SCALE_PPROF"),
 		pprofSeconds:  envInt(t, "CROWSNEST_SCALE_PPROF_SECONDS", 30),
+		rules:         envInt(t, "CROWSNEST_SCALE_RULES", 1) != 0,
+		rulesEvals:    envInt(t, "CROWSNEST_SCALE_RULES_EVALS", 6),
+		rulesInterval: envDuration(t, "CROWSNEST_SCALE_RULES_INTERVAL", 15*time.Second),
 	}
 	f := c.fleet
 	switch v := os.Getenv("CROWSNEST_SCALE_WATCH_CACHE"); v {
@@ -150,7 +161,8 @@ func scaleConfigFromEnv(t *testing.T) scaleConfig {
 		t.Fatalf("CROWSNEST_SCALE_WATCH_CACHE=%q: want on, off or auto", v)
 	}
 	if f.apps < 1 || f.workloads < 0 || f.resources < 1 || f.history < 1 || f.drift < 0 || f.drift > 1 || f.writers < 1 ||
-		c.scrapes < 1 || c.churnRate <= 0 || c.churnDuration < 0 || c.pollInterval <= 0 || c.readyTimeout <= 0 || c.starts < 1 {
+		c.scrapes < 1 || c.churnRate <= 0 || c.churnDuration < 0 || c.pollInterval <= 0 || c.readyTimeout <= 0 || c.starts < 1 ||
+		c.rulesEvals < 1 || c.rulesInterval < time.Second {
 		t.Fatalf("scale parameters out of range: %+v", c)
 	}
 	if f.apps > 100000 {
@@ -239,7 +251,7 @@ func TestScale(t *testing.T) {
 	runs := []scaleRun{
 		{name: "none", flags: []string{"--namespaces=scale-empty", "--workloads.kinds="}},
 		{name: "first namespace", apps: firstNS, flags: []string{"--namespaces=apps-0", "--workloads.kinds="}},
-		{name: "apps", apps: fleet.apps, churn: cfg.churnDuration > 0, profile: true, flags: []string{"--workloads.kinds="}},
+		{name: "apps", apps: fleet.apps, churn: cfg.churnDuration > 0, profile: true, rules: cfg.rules, flags: []string{"--workloads.kinds="}},
 	}
 	for k := 2; k <= cfg.starts; k++ {
 		runs = append(runs, scaleRun{name: fmt.Sprintf("apps, start %d", k), apps: fleet.apps, flags: []string{"--workloads.kinds="}})
@@ -274,6 +286,18 @@ func TestScale(t *testing.T) {
 		if r.err != "" {
 			t.Errorf("%s, %s: %s", r.binary, r.run, r.err)
 		}
+		if r.rules == nil {
+			continue
+		}
+		if r.rules.err != "" {
+			t.Errorf("%s, %s: rules: %s", r.binary, r.run, r.rules.err)
+		}
+		for _, g := range r.rules.groups {
+			if m := percentile(g.evals, 50); fleet.apps <= scaleChartApps && m > rulesGroupBudget {
+				t.Errorf("%s: rule group %s evaluated in %v (median of %d) over %d apps of %d replicas, above %v",
+					r.binary, g.name, m, len(g.evals), fleet.apps, r.rules.replicas, rulesGroupBudget)
+			}
+		}
 	}
 	if fleet.apps <= scaleChartApps {
 		limit := chartMemoryLimit(t)
@@ -296,6 +320,7 @@ type scaleRun struct {
 	apps, workloads int  // expected: the apps served and the workloads joined to them
 	churn           bool // measure the event-to-metric latency
 	profile         bool // fetch profiles (CROWSNEST_SCALE_PPROF)
+	rules           bool // measure the rules' evaluation over its series
 	flags           []string
 }
 
@@ -321,6 +346,7 @@ type scaleResult struct {
 	churn           *churnResult
 	finalHWM        float64 // VmHWM at the end of the run (churn included)
 	finalRSS        float64 // VmRSS at the end of the run
+	rules           *rulesResult
 }
 
 func (r scaleResult) String() string {
@@ -335,6 +361,9 @@ func (r scaleResult) String() string {
 	}
 	if r.churn != nil {
 		s += "; churn: " + r.churn.String()
+	}
+	if r.rules != nil {
+		s += "; " + r.rules.String()
 	}
 	if r.err != "" {
 		s += "; FAILED: " + r.err
@@ -361,8 +390,10 @@ func measureScale(t *testing.T, env *Env, etcd *Etcd, kas *KubeAPIServer, b scal
 	defer func() {
 		// The peak so far, also for a failed run (0 once it has exited).
 		if hwm, ok := procField(pid, "VmHWM"); ok {
-			res.finalHWM = hwm
-			res.finalRSS, _ = procField(pid, "VmRSS")
+			if res.rules == nil { // else read before Prometheus scraped it
+				res.finalHWM = hwm
+				res.finalRSS, _ = procField(pid, "VmRSS")
+			}
 			if res.peakRSS == 0 {
 				res.peakRSS = hwm
 			}
@@ -458,6 +489,14 @@ func measureScale(t *testing.T, env *Env, etcd *Etcd, kas *KubeAPIServer, b scal
 		if err != nil {
 			res.err = "churn: " + err.Error()
 		}
+	}
+	if run.rules {
+		// The run's own figures end here: Prometheus' scrapes below are
+		// not the churn's.
+		res.finalHWM, _ = procField(pid, "VmHWM")
+		res.finalRSS, _ = procField(pid, "VmRSS")
+		res.rules = measureRules(env, c.URL, b.name, run.apps, cfg)
+		t.Logf("%s, %s: %s", b.name, run.name, res.rules)
 	}
 	return res
 }
