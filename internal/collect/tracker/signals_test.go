@@ -11,6 +11,7 @@ import (
 	synccommon "github.com/crowsnest/crowsnest/internal/argocd/synccommon"
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -182,16 +183,7 @@ func TestSyncTimeoutIsFailure(t *testing.T) {
 			for _, d := range []time.Duration{71 * time.Second, 90 * time.Second} { // seen twice: counted once
 				step(d, operation(synccommon.OperationFailed, at(10*time.Second), ptr(at(71*time.Second))), withMessage(tc.final))
 			}
-			for phase, want := range map[string]float64{"Failed": 1, "Terminated": 0} {
-				if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", phase); v != want {
-					t.Errorf("phase %s = %v after the sync timeout, want %v", phase, v, want)
-				}
-			}
-			for result, want := range map[string]float64{"Failed": 1, "Terminated": 0} {
-				if v := syncs(t, s, result); v != want {
-					t.Errorf("syncs_total{%s} = %v, want %v", result, v, want)
-				}
-			}
+			expectPhasesAndSyncs(t, s, "after the sync timeout", map[string]float64{"Failed": 1, "Terminated": 0}, map[string]float64{"Failed": 1, "Terminated": 0})
 		})
 	}
 }
@@ -204,14 +196,7 @@ func TestTerminateOpAfterRetriesSeenOnlyAtTheEnd(t *testing.T) {
 	tr.Handle(model.Event{Type: model.Modified, Time: t0, App: newApp()})
 	tr.Handle(model.Event{Type: model.Modified, Time: at(90 * time.Second), App: newApp(
 		operation(synccommon.OperationFailed, at(10*time.Second), ptr(at(80*time.Second))), withMessage("Operation terminated (retried 2 times)."))})
-	for phase, want := range map[string]float64{"Failed": 0, "Terminated": 1} {
-		if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", phase); v != want {
-			t.Errorf("phase %s = %v, want %v", phase, v, want)
-		}
-	}
-	if v := syncs(t, s, "Terminated"); v != 1 {
-		t.Errorf("syncs_total{Terminated} = %v, want 1", v)
-	}
+	expectPhasesAndSyncs(t, s, "seen only at its end", map[string]float64{"Failed": 0, "Terminated": 1}, map[string]float64{"Failed": 0, "Terminated": 1})
 }
 
 // TestSyncTimeoutAfterRestart: crowsnest started after the controller
@@ -246,16 +231,7 @@ func TestTerminateOpAfterSyncTimeout(t *testing.T) {
 	step(2*time.Minute, operation(synccommon.OperationRunning, at(2*time.Minute), nil), withMessage("waiting for completion of hook batch/Job/presync"))
 	step(130*time.Second, operation(synccommon.OperationTerminating, at(2*time.Minute), nil), withMessage("waiting for completion of hook batch/Job/presync"))
 	step(131*time.Second, operation(synccommon.OperationFailed, at(2*time.Minute), ptr(at(131*time.Second))), withMessage("Operation terminated"))
-	for phase, want := range map[string]float64{"Failed": 0, "Terminated": 1} {
-		if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", phase); v != want {
-			t.Errorf("phase %s = %v after terminate-op, want %v", phase, v, want)
-		}
-	}
-	for result, want := range map[string]float64{"Failed": 1, "Terminated": 1} {
-		if v := syncs(t, s, result); v != want {
-			t.Errorf("syncs_total{%s} = %v, want %v", result, v, want)
-		}
-	}
+	expectPhasesAndSyncs(t, s, "after terminate-op", map[string]float64{"Failed": 0, "Terminated": 1}, map[string]float64{"Failed": 1, "Terminated": 1})
 }
 
 // A multi-source app's operation carries every source's revision: Argo CD
@@ -412,5 +388,21 @@ func TestNilResourceResults(t *testing.T) {
 	}
 	if ops := got.get(); len(ops) != 1 || len(ops[0].Waves) != 1 || len(ops[0].Waves[0].Resources) != 1 {
 		t.Errorf("operations %+v, want one with the one real result", ops)
+	}
+}
+
+// expectPhasesAndSyncs checks app web's operation phase state set and its
+// syncs_total per result, when (a few words) saying after what.
+func expectPhasesAndSyncs(t *testing.T, s *exposition.Store, when string, phases, results map[string]float64) {
+	t.Helper()
+	for phase, want := range phases {
+		if v, _ := value(t, s, "crowsnest_app_operation_phase", "name", "web", "phase", phase); v != want {
+			t.Errorf("phase %s = %v %s, want %v", phase, v, when, want)
+		}
+	}
+	for result, want := range results {
+		if v := syncs(t, s, result); v != want {
+			t.Errorf("syncs_total{%s} = %v %s, want %v", result, v, when, want)
+		}
 	}
 }
