@@ -121,8 +121,6 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 			URLs: *c.alertmanagerURLs, Interval: *c.alertmanagerInterval, Resend: *c.alertmanagerResend,
 			Timeout: *c.alertmanagerTimeout, ForScale: *c.alertForScale, Links: links,
 			ExternalLabels: *c.alertmanagerLabels, RunbookURL: *c.alertmanagerRunbook,
-			// Read at start: a reload's prod_environments changes the
-			// rules' matchers only where they are rendered again.
 			ProdEnvironments: conf.Prod(),
 			AppLabels:        appLabels,
 		}, rules.Alerts(), states.List, reg, logger)
@@ -130,6 +128,13 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 			return err
 		}
 		pager.SetGate(gate.leading)
+		// A reload's prod_environments; the rules' matchers follow it
+		// where they are rendered again (the chart).
+		cfg.OnReload(func(conf *config.Config) {
+			if err := pager.SetProdEnvironments(conf.Prod()); err != nil {
+				logger.Warn("prod_environments of the reloaded configuration not applied", "err", err)
+			}
+		})
 		logger.Info("paging Alertmanager directly", "alertmanagers", len(*c.alertmanagerURLs))
 	}
 

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -83,7 +84,7 @@ type Pager struct {
 	failed   *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	logger   *slog.Logger
-	prod     *regexp.Regexp // the environments that page
+	prod     atomic.Pointer[regexp.Regexp] // the environments that page
 	// appLabelNames are the label names of cfg.AppLabels.
 	appLabelNames []string
 
@@ -91,6 +92,18 @@ type Pager struct {
 	lastSend  time.Time               // when Evaluate last scheduled the firing alerts
 	evaluated time.Time               // the time of the last Evaluate
 	gate      func() bool             // nil: always post
+}
+
+// SetProdEnvironments makes prod, a regular expression, the environments
+// that page from the next evaluation on (a reloaded configuration's
+// prod_environments); an invalid one is an error and changes nothing.
+func (p *Pager) SetProdEnvironments(prod string) error {
+	re, err := ProdMatcher(cmp.Or(prod, ProdEnv))
+	if err != nil {
+		return err
+	}
+	p.prod.Store(re)
+	return nil
 }
 
 // SetGate makes the pager post only while gate reports true (leader
@@ -151,7 +164,7 @@ func NewPager(cfg PagerConfig, alerts []Alert, apps func() []AppState, reg prome
 	if err != nil {
 		return nil, err
 	}
-	p.prod = prod
+	p.prod.Store(prod)
 	p.appLabelNames = model.AppLabelNames(cfg.AppLabels)
 	for name, value := range cfg.ExternalLabels {
 		if !labelName.MatchString(name) || strings.HasPrefix(name, "__") || value == "" {
@@ -212,6 +225,7 @@ func (p *Pager) Run(ctx context.Context) {
 // adds to it, for each Alertmanager, what earlier posts failed to deliver.
 func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 	p.evaluated = now
+	prod := p.prod.Load()
 	holds := map[string]bool{}
 	changed := false
 	for _, app := range p.apps() {
@@ -221,7 +235,7 @@ func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 			if a.Check == nil || !a.Check(app) {
 				continue
 			}
-			v, ok := a.variant(app.Env, p.prod)
+			v, ok := a.variant(app.Env, prod)
 			if !ok {
 				continue
 			}

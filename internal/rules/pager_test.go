@@ -629,6 +629,22 @@ func TestPagerProdEnvironments(t *testing.T) {
 			}
 		}
 	}
+	// A reloaded configuration names other envs: they page from then on.
+	if err := p.SetProdEnvironments("pre.*"); err != nil {
+		t.Fatal(err)
+	}
+	firing := map[string]bool{}
+	for _, a := range p.Evaluate(t0.Add(time.Minute)) {
+		if time.Time(a.EndsAt).After(t0.Add(time.Minute)) {
+			firing[a.Labels["alertname"]+"/"+a.Labels["name"]] = true
+		}
+	}
+	if !firing["CrowsnestProdSyncFailed/pre"] || firing["CrowsnestSyncFailed/pre"] {
+		t.Errorf("after the reload: firing %v, want CrowsnestProdSyncFailed for pre, not CrowsnestSyncFailed", firing)
+	}
+	if err := p.SetProdEnvironments("prod|(eu"); err == nil {
+		t.Error("an invalid reloaded prod_environments was accepted")
+	}
 	if _, err := NewPager(PagerConfig{ProdEnvironments: "prod|(eu"}, Alerts(), func() []AppState { return nil }, prometheus.NewRegistry(), promslog.NewNopLogger()); err == nil {
 		t.Error("an invalid prod_environments was accepted")
 	}
