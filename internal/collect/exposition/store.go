@@ -137,17 +137,24 @@ func NewStore(perAppHistograms bool) *Store {
 		hist = len(fams)
 		fams = append(fams, family{name: appHistogramName, help: appHistogramHelp, typ: typeHistogram})
 	}
-	s := &Store{families: fams, hist: hist, headers: make([][]byte, len(fams)), omHeaders: make([][]byte, len(fams)),
-		views: map[string]*model.AppView{}, hists: map[string]*appHistograms{}, sizes: map[string]int{}, slots: map[string]slot{}, filled: make([]int, len(fams))}
-	for i, f := range fams {
-		s.headers[i] = []byte("# HELP " + f.name + " " + escapeHelp(f.help) + "\n# TYPE " + f.name + " " + f.typ + "\n")
-		name := f.name
-		if f.typ == typeCounter {
-			name = strings.TrimSuffix(name, "_total")
-		}
-		s.omHeaders[i] = []byte("# HELP " + name + " " + escapeOpenMetricsHelp(f.help) + "\n# TYPE " + name + " " + f.typ + "\n")
+	s := &Store{hist: hist, views: map[string]*model.AppView{}, hists: map[string]*appHistograms{}, sizes: map[string]int{}, slots: map[string]slot{}}
+	for _, f := range fams {
+		s.addFamily(f)
 	}
 	return s
+}
+
+// addFamily adds f after the store's families, with its headers in both
+// formats. Only before the first SetApp: renderings hold a slot per family.
+func (s *Store) addFamily(f family) {
+	s.families = append(s.families, f)
+	s.headers = append(s.headers, []byte("# HELP "+f.name+" "+escapeHelp(f.help)+"\n# TYPE "+f.name+" "+f.typ+"\n"))
+	name := f.name
+	if f.typ == typeCounter {
+		name = strings.TrimSuffix(name, "_total")
+	}
+	s.omHeaders = append(s.omHeaders, []byte("# HELP "+name+" "+escapeOpenMetricsHelp(f.help)+"\n# TYPE "+name+" "+f.typ+"\n"))
+	s.filled = append(s.filled, 0)
 }
 
 // ExposeAppLabels adds crowsnest_app_labels, the Application labels named
@@ -159,7 +166,7 @@ func (s *Store) ExposeAppLabels(allowlist []string) {
 		return
 	}
 	names := model.AppLabelNames(allowlist)
-	f := family{
+	s.addFamily(family{
 		name: "crowsnest_app_labels",
 		help: "The Application's labels named in --metrics.app-labels-allowlist, as label_<name> (characters other than letters, digits and _ replaced by _); the value is always 1. Alerts join it to carry them.",
 		typ:  typeGauge,
@@ -172,11 +179,7 @@ func (s *Store) ExposeAppLabels(allowlist []string) {
 			}
 			emit(1, pairs...)
 		},
-	}
-	s.families = append(s.families, f)
-	s.headers = append(s.headers, []byte("# HELP "+f.name+" "+escapeHelp(f.help)+"\n# TYPE "+f.name+" "+f.typ+"\n"))
-	s.omHeaders = append(s.omHeaders, []byte("# HELP "+f.name+" "+escapeOpenMetricsHelp(f.help)+"\n# TYPE "+f.name+" "+f.typ+"\n"))
-	s.filled = append(s.filled, 0)
+	})
 }
 
 // SetApp renders the app's series from its view, replacing earlier ones.
