@@ -202,10 +202,18 @@ func (c *cli) logger() *slog.Logger {
 func (c *cli) watchedNamespaces() []string {
 	var out []string
 	for _, v := range *c.namespaces {
-		for _, ns := range strings.Split(v, ",") {
-			if ns = strings.TrimSpace(ns); ns != "" {
-				out = append(out, ns)
-			}
+		out = append(out, splitList(v)...)
+	}
+	return out
+}
+
+// splitList splits a comma-separated flag value, dropping empty items and
+// the space around each.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
 		}
 	}
 	return out

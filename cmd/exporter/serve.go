@@ -589,15 +589,3 @@ func (c *cli) newDeployments(facts []tracker.FactSubscriber, sink *cdevents.Sink
 	}
 	return d, closeClient, nil
 }
-
-// splitList splits a comma-separated flag value, dropping empty items and
-// the space around each.
-func splitList(s string) []string {
-	var out []string
-	for _, item := range strings.Split(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out
-}
