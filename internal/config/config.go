@@ -75,13 +75,18 @@ type Regexp struct {
 	original string
 }
 
+// anchored compiles s anchored at both ends, as Prometheus anchors =~.
+func anchored(s string) (*regexp.Regexp, error) {
+	return regexp.Compile("^(?:" + s + ")$")
+}
+
 // UnmarshalYAML compiles the expression and reports the line of a bad one.
 func (r *Regexp) UnmarshalYAML(node *yaml.Node) error {
 	var s string
 	if err := node.Decode(&s); err != nil {
 		return err
 	}
-	re, err := regexp.Compile("^(?:" + s + ")$")
+	re, err := anchored(s)
 	if err != nil {
 		return &fieldError{line: node.Line, field: "name", msg: fmt.Sprintf("invalid regular expression %q: %v", s, err)}
 	}
@@ -149,7 +154,7 @@ func (c *Config) validate(root *yaml.Node) error {
 	if strings.TrimSpace(c.DefaultEnv) == "" {
 		return &fieldError{line: lineOf(root, "default_env"), field: "default_env", msg: "must not be empty"}
 	}
-	if _, err := regexp.Compile("^(?:" + c.ProdEnvironments + ")$"); err != nil {
+	if _, err := anchored(c.ProdEnvironments); err != nil {
 		return &fieldError{line: lineOf(root, "prod_environments"), field: "prod_environments", msg: fmt.Sprintf("invalid regular expression %q: %v", c.ProdEnvironments, err)}
 	}
 	envs := sequenceItems(root, "environments")
