@@ -92,8 +92,9 @@ type Alert struct {
 	Name string
 	// Expr returns the PromQL expression; matcher ("" or `,env="prod"` or
 	// `,env!="prod"`) goes inside the braces of the app series selected.
-	// App alerts aggregate with perApp to the identity labels (namespace, name,
-	// project, env) so that direct pages carry the same labels.
+	// App alerts aggregate with perApp: one series per app, its identity
+	// (namespace, name, project, env) and the target's labels, so that
+	// direct pages (with the same external labels) carry the same labels.
 	Expr func(matcher string) string
 	// For is how long the condition must hold.
 	For time.Duration
