@@ -90,10 +90,12 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	store.ExposeAppLabels(appLabels)
 	promotion := exposition.NewPromotion(nil)
 	reg.MustRegister(promotion)
+	counters := exposition.NewDeploymentCounters(aggregated)
 	subs := tracker.Subscribers{
-		Views:      []tracker.ViewSubscriber{store, promotion},
-		Operations: []tracker.OperationSubscriber{exposition.NewDurations(aggregated), store},
-		Facts:      []tracker.FactSubscriber{events.NewLogger(logger)},
+		Views:       []tracker.ViewSubscriber{store, promotion, counters},
+		Operations:  []tracker.OperationSubscriber{exposition.NewDurations(aggregated), store},
+		Facts:       []tracker.FactSubscriber{events.NewLogger(logger)},
+		Deployments: []tracker.DeploymentSubscriber{counters},
 	}
 	emitter, err := c.newEmitter(ctx, reg, logger)
 	if err != nil {

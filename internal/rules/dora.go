@@ -8,29 +8,24 @@ import (
 )
 
 // DORA's four keys as recording rules, per env and project, over the
-// per-app deployment counters and the aggregated lead time and recovery
-// histograms (docs/dora.md).
+// aggregated deployment and change failure counters and the aggregated
+// lead time and recovery histograms (docs/dora.md).
 //
-// Every crowsnest replica serves the same per-app counters and observes the
+// Every crowsnest replica counts the same deployments and observes the
 // same histograms, and only the scrape's target labels (instance, pod...)
 // tell the copies apart. So each expression first takes the max over the
-// replicas of each series, by the labels that identify it (the app's
-// namespace, name, project and env and the counter's result or reason; the
-// histogram's own labels and le), then sums: summing the copies would
-// double the counts (and so the deployments the alert asks for at least).
-// A quantile alone would not move, since doubling every bucket keeps it;
-// the max also takes the most complete count when a replica restarted in
-// the window (it counted fewer, never more). A restart resets a replica's
-// counters, which increase() handles.
+// replicas of each series, by the labels that identify it (project, env,
+// the counter's result or reason; the histogram's own labels and le), then
+// sums: summing the copies would double the counts (and so the deployments
+// the alert asks for at least). A quantile alone would not move, since
+// doubling every bucket keeps it; the max also takes the most complete
+// count when a replica restarted in the window (it counted fewer, never
+// more). A restart resets a replica's counters, which increase() handles.
 //
-// Sharded (--total-shards > 1), each app's counters come from its shard
-// alone, so the max by the app's identity is unchanged; the aggregated
-// histograms carry the shard's number in a shard label, kept by the max
-// (which then merges only the replicas of one shard) and summed over
-// after it. Without the label nothing changes.
-
-// MainGroup is the rule group of the alerts with no Group.
-const MainGroup = "crowsnest"
+// Sharded (--total-shards > 1), the aggregated series carry the shard's
+// number in a shard label, kept by the max (which then merges only the
+// replicas of one shard) and summed over after it. Without the label
+// nothing changes.
 
 // DORAGroup is the rule group of the DORA recording rules and of the alert
 // on them.
@@ -98,14 +93,22 @@ type RecordingGroup struct {
 // rollback is the remedy of a failed change, not a change.
 var deploymentResults = `result=~"` + model.DeploymentSucceeded + `|` + model.DeploymentFailed + `"`
 
-// appIncrease is the increase over window of a per-app counter, the
-// replicas' copies merged by max (by the app's identity and the counter's
-// own label), summed by env and project. Every aggregation keeps cluster,
-// the label a user's relabeling or a global view (Thanos, Mimir) gives
-// each installation, so that two installations never add up; without it
+// fleetIncrease is the increase over window of an aggregated counter
+// (crowsnest_deployments_total, crowsnest_change_failures_total: by
+// project, env and label), by env and project. The max merges the copies
+// of the HA replicas of one shard (the counters carry a shard label only
+// with --total-shards > 1), the sum adds the shards, whose apps are
+// disjoint, and the label's values. Every aggregation keeps cluster, the
+// label a user's relabeling or a global view (Thanos, Mimir) gives each
+// installation, so that two installations never add up; without it
 // nothing changes.
-func appIncrease(metric, matchers, label, window string) string {
-	return `sum by (cluster, env, project) (max by (` + identity + `, ` + label + `) (increase(` + metric + matchers + `[` + window + `])))`
+//
+// The per-app counters (crowsnest_app_deployments_total...) count the
+// same, but an increase over 7 days of every app's series reads every
+// sample of a week of 50,000 series at 10,000 apps: minutes an evaluation
+// (docs/scale.md). These are a few series per project and env.
+func fleetIncrease(metric, matchers, label, window string) string {
+	return `sum by (cluster, env, project) (max by (cluster, shard, project, env, ` + label + `) (increase(` + metric + matchers + `[` + window + `])))`
 }
 
 // quantile7d is the q-quantile over 7 days of an aggregated histogram with
@@ -125,9 +128,9 @@ func RecordingGroups() []RecordingGroup {
 		Name:     DORAGroup,
 		Interval: doraInterval,
 		Recordings: []Recording{
-			{RecordDeployments1d, appIncrease("crowsnest_app_deployments_total", "{"+deploymentResults+"}", "result", "1d")},
-			{RecordDeployments7d, appIncrease("crowsnest_app_deployments_total", "{"+deploymentResults+"}", "result", "7d")},
-			{RecordChangeFailures7d, appIncrease("crowsnest_app_change_failures_total", "", "reason", "7d")},
+			{RecordDeployments1d, fleetIncrease("crowsnest_deployments_total", "{"+deploymentResults+"}", "result", "1d")},
+			{RecordDeployments7d, fleetIncrease("crowsnest_deployments_total", "{"+deploymentResults+"}", "result", "7d")},
+			{RecordChangeFailures7d, fleetIncrease("crowsnest_change_failures_total", "", "reason", "7d")},
 			// No failure series (none yet) with deployments is a rate of
 			// 0; no deployment is no rate. A rollback can undo a
 			// deployment older than the window: at most 1.

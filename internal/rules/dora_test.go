@@ -29,9 +29,9 @@ const doraStep = 5 * time.Minute
 const week = 7 * 24 * time.Hour
 
 // pt is where a series' value changes: from time at on, the value v, or no
-// sample (gone: crowsnest not scraped, the app deleted), or a staleness
-// marker then no sample (ended: the series went away, as when an app is
-// deleted).
+// sample (gone: crowsnest not scraped), or a staleness marker then no
+// sample (ended: the series went away, as when crowsnest's target is
+// removed).
 type pt struct {
 	at    time.Duration
 	v     float64
@@ -91,48 +91,48 @@ func timeline(end time.Duration, pts ...pt) string {
 	return strings.Join(out, " ")
 }
 
-// doraSeries is a series of a crowsnest replica (1 or 2) for an app of
+// doraSeries is a series of a crowsnest replica (1 or 2) for the apps of
 // project in env.
-func doraSeries(metric, name, project, env string, replica int, extra ...string) string {
-	l := fmt.Sprintf(`namespace="argocd",name=%q,project=%q,env=%q,job="crowsnest",instance="crowsnest-%d:9829"`, name, project, env, replica)
+func doraSeries(metric, project, env string, replica int, extra ...string) string {
+	l := fmt.Sprintf(`project=%q,env=%q,job="crowsnest",instance="crowsnest-%d:9829"`, project, env, replica)
 	for i := 0; i+1 < len(extra); i += 2 {
 		l += fmt.Sprintf(",%s=%q", extra[i], extra[i+1])
 	}
 	return metric + "{" + l + "}"
 }
 
-// appHistory is the deployment and failure counters one replica serves for
-// one app: each result and reason from 0, changing at its points (none:
-// 0 throughout).
-type appHistory struct {
-	name, project, env            string
+// envHistory is the deployment and failure counters one replica serves for
+// the apps of a project in an env: each result and reason from 0, changing
+// at its points (none: 0 throughout).
+type envHistory struct {
+	project, env                  string
 	replica                       int
 	end                           time.Duration
 	succeeded, failed, rolledBack []pt
 	// The change failures by reason.
 	syncFailed, degraded, rolledBackFailure []pt
-	// noFailureSeries: the app exposes no failure counter.
+	// noFailureSeries: no failure counter is served.
 	noFailureSeries bool
 }
 
-func (h appHistory) series() []series {
+func (h envHistory) series() []series {
 	var out []series
 	add := func(metric, label, value string, pts []pt) {
-		out = append(out, series{doraSeries(metric, h.name, h.project, h.env, h.replica, label, value), timeline(h.end, pts...)})
+		out = append(out, series{doraSeries(metric, h.project, h.env, h.replica, label, value), timeline(h.end, pts...)})
 	}
-	add("crowsnest_app_deployments_total", "result", "succeeded", h.succeeded)
-	add("crowsnest_app_deployments_total", "result", "failed", h.failed)
-	add("crowsnest_app_deployments_total", "result", "rolled_back", h.rolledBack)
+	add("crowsnest_deployments_total", "result", "succeeded", h.succeeded)
+	add("crowsnest_deployments_total", "result", "failed", h.failed)
+	add("crowsnest_deployments_total", "result", "rolled_back", h.rolledBack)
 	if !h.noFailureSeries {
-		add("crowsnest_app_change_failures_total", "reason", "sync_failed", h.syncFailed)
-		add("crowsnest_app_change_failures_total", "reason", "degraded", h.degraded)
-		add("crowsnest_app_change_failures_total", "reason", "rolled_back", h.rolledBackFailure)
+		add("crowsnest_change_failures_total", "reason", "sync_failed", h.syncFailed)
+		add("crowsnest_change_failures_total", "reason", "degraded", h.degraded)
+		add("crowsnest_change_failures_total", "reason", "rolled_back", h.rolledBackFailure)
 	}
 	return out
 }
 
 // replicas are h as each of the replicas given serves it.
-func (h appHistory) replicas(rs ...int) []series {
+func (h envHistory) replicas(rs ...int) []series {
 	var out []series
 	for _, r := range rs {
 		h.replica = r
@@ -205,17 +205,17 @@ func doraCases() []doraCase {
 			series: slices.Concat(
 				// 10 deployments (7 succeeded, 3 failed; a rollback is no
 				// deployment), 4 failed changes: 40%.
-				appHistory{name: "prod-shop-api", project: "shop", env: "prod", end: week + 2*h,
+				envHistory{project: "shop", env: "prod", end: week + 2*h,
 					succeeded: []pt{val(h, 7)}, failed: []pt{val(h, 3)}, rolledBack: []pt{val(h, 1)},
 					syncFailed: []pt{val(h, 3)}, rolledBackFailure: []pt{val(h, 1)}}.replicas(1, 2),
 				// 5 deployments, 2 failed: 40% of just enough.
-				appHistory{name: "prod-pay", project: "pay", env: "prod", replica: 1, end: week + 2*h,
+				envHistory{project: "pay", env: "prod", replica: 1, end: week + 2*h,
 					succeeded: []pt{val(h, 3)}, failed: []pt{val(h, 2)}, syncFailed: []pt{val(h, 2)}}.series(),
 				// 10 deployments, 2 failed: 20%.
-				appHistory{name: "prod-web", project: "web", env: "prod", replica: 1, end: week + 2*h,
+				envHistory{project: "web", env: "prod", replica: 1, end: week + 2*h,
 					succeeded: []pt{val(h, 8)}, failed: []pt{val(h, 2)}, syncFailed: []pt{val(h, 2)}}.series(),
 				// 50% in dev: not prod.
-				appHistory{name: "dev-shop-api", project: "shop", env: "dev", replica: 1, end: week + 2*h,
+				envHistory{project: "shop", env: "dev", replica: 1, end: week + 2*h,
 					succeeded: []pt{val(h, 5)}, failed: []pt{val(h, 5)}, syncFailed: []pt{val(h, 5)}}.series(),
 			),
 			values: []doraValue{
@@ -235,7 +235,7 @@ func doraCases() []doraCase {
 			},
 		},
 		{ // few deployments: 3 of 3 failed (two failed syncs, a deployment rolled back) is 100% but stays quiet
-			series: appHistory{name: "prod-canary", project: "shop", env: "prod", replica: 1, end: 6 * h,
+			series: envHistory{project: "shop", env: "prod", replica: 1, end: 6 * h,
 				succeeded: []pt{val(2*h, 1)}, failed: []pt{val(h, 2)}, rolledBack: []pt{val(3*h, 1)},
 				syncFailed: []pt{val(h, 2)}, rolledBackFailure: []pt{val(3*h, 1)}}.series(),
 			values: []doraValue{
@@ -245,7 +245,7 @@ func doraCases() []doraCase {
 			alerts: []doraAlertCheck{{5 * h, nil}, {6 * h, nil}},
 		},
 		{ // two replicas serve the same 4 deployments, 2 failed: 4, not 8 (which would reach the minimum of 5)
-			series: appHistory{name: "prod-api", project: "shop", env: "prod", end: 3 * h,
+			series: envHistory{project: "shop", env: "prod", end: 3 * h,
 				succeeded: []pt{val(h, 2)}, failed: []pt{val(h, 2)}, syncFailed: []pt{val(h, 2)}}.replicas(1, 2),
 			values: []doraValue{
 				{2 * h, RecordDeployments7d, []envProject{{"prod", "shop", 4}}},
@@ -256,7 +256,7 @@ func doraCases() []doraCase {
 			alerts: []doraAlertCheck{{3 * h, nil}},
 		},
 		{ // a restart resets the counters (and crowsnest is not scraped meanwhile): 10 deployments, 2 failed, then 2 more: 2 of 12
-			series: appHistory{name: "prod-api", project: "shop", env: "prod", replica: 1, end: 6 * h,
+			series: envHistory{project: "shop", env: "prod", replica: 1, end: 6 * h,
 				succeeded: []pt{val(h, 10), gone(3 * h), val(3*h+15*m, 0), val(4*h, 2)},
 				failed:    []pt{gone(3 * h), val(3*h+15*m, 0)}, rolledBack: []pt{gone(3 * h), val(3*h+15*m, 0)},
 				degraded:   []pt{val(h+30*m, 2), gone(3 * h), val(3*h+15*m, 0)},
@@ -270,9 +270,9 @@ func doraCases() []doraCase {
 		},
 		{ // two replicas, one restarted and missed a deployment while down: the other's complete count
 			series: slices.Concat(
-				appHistory{name: "prod-api", project: "shop", env: "prod", replica: 1, end: 6 * h,
+				envHistory{project: "shop", env: "prod", replica: 1, end: 6 * h,
 					succeeded: []pt{val(h, 10), val(4*h, 12)}, degraded: []pt{val(h+30*m, 2)}}.series(),
-				appHistory{name: "prod-api", project: "shop", env: "prod", replica: 2, end: 6 * h,
+				envHistory{project: "shop", env: "prod", replica: 2, end: 6 * h,
 					succeeded: []pt{val(h, 10), gone(3 * h), val(4*h+30*m, 1)},
 					failed:    []pt{gone(3 * h), val(4*h+30*m, 0)}, rolledBack: []pt{gone(3 * h), val(4*h+30*m, 0)},
 					degraded:   []pt{val(h+30*m, 2), gone(3 * h), val(4*h+30*m, 0)},
@@ -284,8 +284,8 @@ func doraCases() []doraCase {
 			},
 			alerts: []doraAlertCheck{{6 * h, nil}},
 		},
-		{ // an app deleted (its series end) and re-created under the same name (counters from 0): 3 deployments, 1 failed, then 3: 1 of 6
-			series: appHistory{name: "prod-api", project: "shop", env: "prod", replica: 1, end: d + 3*h,
+		{ // crowsnest gone (its target removed: the series end) and back a day later (counters from 0): 3 deployments, 1 failed, then 3: 1 of 6
+			series: envHistory{project: "shop", env: "prod", replica: 1, end: d + 3*h,
 				succeeded: []pt{val(h, 2), ended(2 * h), val(d, 0), val(d+h, 3)},
 				failed:    []pt{val(h, 1), ended(2 * h), val(d, 0)}, rolledBack: []pt{ended(2 * h), val(d, 0)},
 				syncFailed: []pt{val(h, 1), ended(2 * h), val(d, 0)},
@@ -298,7 +298,7 @@ func doraCases() []doraCase {
 			alerts: []doraAlertCheck{{d + 3*h, nil}},
 		},
 		{ // above the threshold for half an hour only (more deployments dilute it): never fires
-			series: appHistory{name: "prod-api", project: "shop", env: "prod", replica: 1, end: 3 * h,
+			series: envHistory{project: "shop", env: "prod", replica: 1, end: 3 * h,
 				succeeded: []pt{val(h, 3), val(h+30*m, 8)}, failed: []pt{val(h, 2)}, syncFailed: []pt{val(h, 2)}}.series(),
 			values: []doraValue{
 				{h + 25*m, RecordChangeFailureRate, []envProject{{"prod", "shop", 0.4}}},
@@ -308,17 +308,17 @@ func doraCases() []doraCase {
 		},
 		{ // deployments per day (rollbacks are none; two replicas count once); a rate of 0 without failure series; at most 1
 			series: slices.Concat(
-				appHistory{name: "prod-api", project: "shop", env: "prod", end: 2*d + 2*h,
+				envHistory{project: "shop", env: "prod", end: 2*d + 2*h,
 					succeeded: []pt{val(h, 1), val(13*h, 2), val(d+h, 3)}, failed: []pt{val(20*h, 1)}, rolledBack: []pt{val(21*h, 1)},
 					syncFailed: []pt{val(20*h, 1)}}.replicas(1, 2),
-				appHistory{name: "dev-api", project: "shop", env: "dev", replica: 1, end: 2*d + 2*h,
+				envHistory{project: "shop", env: "dev", replica: 1, end: 2*d + 2*h,
 					succeeded: []pt{val(h, 4)}}.series(),
 				// No failure series at all: 0%, not nothing.
-				appHistory{name: "prod-noop", project: "noop", env: "prod", replica: 1, end: 2*d + 2*h,
+				envHistory{project: "noop", env: "prod", replica: 1, end: 2*d + 2*h,
 					succeeded: []pt{val(h, 2)}, noFailureSeries: true}.series(),
 				// More failed changes than deployments (a rollback can
 				// undo one older than the window): 2 of 1, recorded as 1.
-				appHistory{name: "prod-old", project: "old", env: "prod", replica: 1, end: 2*d + 2*h,
+				envHistory{project: "old", env: "prod", replica: 1, end: 2*d + 2*h,
 					succeeded: []pt{val(h, 1)}, rolledBack: []pt{val(h, 1)}, degraded: []pt{val(h, 1)}, rolledBackFailure: []pt{val(h, 1)}}.series(),
 			),
 			values: []doraValue{
@@ -505,11 +505,21 @@ func TestRecordingGroups(t *testing.T) {
 	if err := yaml.Unmarshal(out, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Groups) != 2 || doc.Groups[0].Name != MainGroup || doc.Groups[1].Name != DORAGroup || doc.Groups[1].Interval != "5m" {
-		t.Fatalf("groups %+v, want %s and %s (5m)", doc.Groups, MainGroup, DORAGroup)
+	var names []string
+	for _, g := range AlertGroups() {
+		names = append(names, g.Name)
 	}
+	names = append(names, DORAGroup)
+	var got []string
+	for _, g := range doc.Groups {
+		got = append(got, g.Name)
+	}
+	if last := len(doc.Groups) - 1; !slices.Equal(got, names) || doc.Groups[last].Interval != "5m" {
+		t.Fatalf("groups %v (the last's interval %q), want %v, %s's 5m", got, doc.Groups[len(doc.Groups)-1].Interval, names, DORAGroup)
+	}
+	dora := doc.Groups[len(doc.Groups)-1]
 	recorded := map[string]bool{}
-	for _, r := range doc.Groups[1].Rules {
+	for _, r := range dora.Rules {
 		switch {
 		case r.Record != "":
 			if strings.Count(r.Record, ":") != 2 || !strings.HasPrefix(r.Record, "crowsnest:") {
@@ -527,9 +537,11 @@ func TestRecordingGroups(t *testing.T) {
 			}
 		}
 	}
-	for _, r := range doc.Groups[0].Rules {
-		if r.Record != "" || strings.Contains(r.Expr, "crowsnest:") {
-			t.Errorf("main group rule %s%s reads or writes a record; it belongs in %s", r.Alert, r.Record, DORAGroup)
+	for _, g := range doc.Groups[:len(doc.Groups)-1] {
+		for _, r := range g.Rules {
+			if r.Record != "" || strings.Contains(r.Expr, "crowsnest:") {
+				t.Errorf("group %s's rule %s%s reads or writes a record; it belongs in %s", g.Name, r.Alert, r.Record, DORAGroup)
+			}
 		}
 	}
 	// Scaled for the e2e tests: the interval shrinks like the for.

@@ -17,8 +17,8 @@ const (
 
 // Links are the base URLs crowsnest links to (--argocd.url, --grafana.url),
 // without a trailing slash; empty when not set. The daemon's pages carry
-// them, and crowsnest_links_info exposes them to the Prometheus rules and
-// the dashboards, which know no flags.
+// them, and crowsnest_links_info exposes them to the dashboards, which know
+// no flags; the rule files get them when rendered (RenderWith, the chart).
 type Links struct {
 	// ArgoCD is the Argo CD UI, e.g. https://argocd.example.com.
 	ArgoCD string
@@ -101,7 +101,7 @@ func (a *Alert) Dashboard() string {
 	switch {
 	case a.Check != nil || strings.Contains(a.Expr(""), "max without ("+scrapeLabels): // perApp
 		return DashboardApp
-	case a.Group != "":
+	case a.Group == DORAGroup:
 		return DashboardDORA
 	}
 	return DashboardFleet
@@ -122,16 +122,19 @@ func dashboardVars(uid string) []dashboardVar {
 	return nil
 }
 
-// linkAnnotations are the Prometheus rule annotation templates of an
-// alert's links: dashboard_url always, argocd_url for an alert on one app.
-// The base URLs come from crowsnest_links_info by the template function
-// query, when the alert fires; without them dashboard_url is relative and
-// argocd_url empty.
-func linkAnnotations(a *Alert) map[string]string {
+// linkAnnotations are the Prometheus rule annotations of an alert's links,
+// on links' base URLs: dashboard_url always (relative without a Grafana
+// URL), argocd_url for an alert on one app with an Argo CD URL. The base
+// URLs are literals, not looked up when the alert fires: Prometheus
+// expands the annotations of every pending and firing alert at every
+// evaluation, and a query template per link took 0.4 ms an alert (0.4 s an
+// evaluation with 1,000 apps OutOfSync, docs/scale.md). The rule file in
+// alerts/ has none (Render); the chart adds its links.* (values), and
+// RenderWith any.
+func linkAnnotations(a *Alert, links Links) map[string]string {
 	uid := a.Dashboard()
 	var b strings.Builder
-	b.WriteString("{{ with query `max by (grafana_url) (crowsnest_links_info)` }}{{ . | first | label \"grafana_url\" }}{{ end }}")
-	b.WriteString("/d/" + uid + "/" + uid + "?")
+	b.WriteString(templateSafe(links.Grafana) + "/d/" + uid + "/" + uid + "?")
 	for i, v := range dashboardVars(uid) {
 		if i > 0 {
 			b.WriteString("&")
@@ -141,8 +144,18 @@ func linkAnnotations(a *Alert) map[string]string {
 		fmt.Fprintf(&b, "var-%s={{ $labels.%s | urlquery }}", v.variable, v.label)
 	}
 	out := map[string]string{"dashboard_url": strings.TrimSuffix(b.String(), "?")}
-	if uid == DashboardApp {
-		out["argocd_url"] = "{{ with query `max by (argocd_url) (crowsnest_links_info{argocd_url!=\"\"})` }}{{ . | first | label \"argocd_url\" }}/applications/{{ $labels.namespace }}/{{ $labels.name }}{{ end }}"
+	if uid == DashboardApp && links.ArgoCD != "" {
+		out["argocd_url"] = templateSafe(links.ArgoCD) + "/applications/{{ $labels.namespace }}/{{ $labels.name }}"
 	}
 	return out
+}
+
+// templateSafe quotes the template delimiters of a literal put into an
+// annotation template.
+func templateSafe(s string) string {
+	if !strings.Contains(s, "{{") && !strings.Contains(s, "}}") {
+		return s
+	}
+	r := strings.NewReplacer("{{", "{{ `{{` }}", "}}", "{{ `}}` }}")
+	return r.Replace(s)
 }

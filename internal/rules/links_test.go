@@ -98,3 +98,36 @@ func TestPagerLinks(t *testing.T) {
 		}
 	}
 }
+
+// The rule file rendered with base URLs carries them as literals: the
+// same links as the pager's, with nothing left for Prometheus to look up
+// per alert; without them (alerts/), relative dashboard links and no
+// argocd_url.
+func TestRenderWithLinks(t *testing.T) {
+	labels := map[string]string{"namespace": "argocd", "name": "prod-backend", "project": "shop", "env": "prod"}
+	for _, links := range []Links{testLinks, {}} {
+		for _, a := range Alerts() {
+			for _, r := range RulesFor([]Alert{a}, 1, ProdEnv, links) {
+				dash := strings.ReplaceAll(Expand(r.Annotations["dashboard_url"], labels), "{{ $labels.name | urlquery }}", labels["name"])
+				dash = strings.ReplaceAll(strings.ReplaceAll(dash, "{{ $labels.env | urlquery }}", labels["env"]), "{{ $labels.project | urlquery }}", labels["project"])
+				if want := links.DashboardURL(&a, labels); dash != want {
+					t.Errorf("%s with %+v: dashboard_url %q, want %q", a.Name, links, dash, want)
+				}
+				argo, ok := r.Annotations["argocd_url"]
+				if want := links.AppURL(labels["namespace"], labels["name"]); a.Dashboard() == DashboardApp && want != "" {
+					if got := Expand(argo, labels); got != want {
+						t.Errorf("%s with %+v: argocd_url %q, want %q", a.Name, links, got, want)
+					}
+				} else if ok {
+					t.Errorf("%s with %+v: argocd_url %q, want none", a.Name, links, argo)
+				}
+				if strings.Contains(r.Annotations["dashboard_url"]+argo, "with query") {
+					t.Errorf("%s: a link looks up its base URL when the alert fires: %q", a.Name, r.Annotations)
+				}
+			}
+		}
+	}
+	if got := templateSafe("https://h/a{{b}}"); got != "https://h/a{{ `{{` }}b{{ `}}` }}" {
+		t.Errorf("templateSafe: %q", got)
+	}
+}

@@ -617,7 +617,7 @@ func TestPagerProdEnvironments(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("pages %v, want %v", got, want)
 	}
-	for _, r := range RulesFor(Alerts(), 1, "production|prod-.*") {
+	for _, r := range RulesFor(Alerts(), 1, "production|prod-.*", Links{}) {
 		switch r.Alert {
 		case "CrowsnestProdSyncFailed":
 			if !strings.Contains(r.Expr, `env=~"production|prod-.*"`) {

@@ -12,12 +12,18 @@ import (
 // repository root.
 const RulesFile = "alerts/crowsnest.rules.yaml"
 
-// Render returns the Prometheus rule file of the alerts: the main group
-// (MainGroup) with the alerts of no Group, then each of RecordingGroups
-// with its records and the alerts on them. forScale scales the for
-// durations and the recording groups' intervals (1 for the real thing;
-// tests shorten them).
+// Render returns the Prometheus rule file of the alerts: each of
+// AlertGroups with its alerts, then each of RecordingGroups with its
+// records and the alerts on them. forScale scales the for durations and
+// the groups' intervals (1 for the real thing; tests shorten them). Its
+// alerts' dashboard_url is relative and they carry no argocd_url: RulesFile
+// is rendered so, and the chart adds its links.
 func Render(alerts []Alert, forScale float64) ([]byte, error) {
+	return RenderWith(alerts, forScale, Links{})
+}
+
+// RenderWith is Render with the alerts' links on links' base URLs.
+func RenderWith(alerts []Alert, forScale float64, links Links) ([]byte, error) {
 	type group struct {
 		Name     string `yaml:"name"`
 		Interval string `yaml:"interval,omitempty"`
@@ -27,18 +33,28 @@ func Render(alerts []Alert, forScale float64) ([]byte, error) {
 	for _, a := range alerts {
 		byGroup[a.Group] = append(byGroup[a.Group], a)
 	}
-	groups := []group{{Name: MainGroup, Rules: Rules(byGroup[""], forScale)}}
-	delete(byGroup, "")
+	var groups []group
+	for _, g := range AlertGroups() {
+		if len(byGroup[g.Name]) == 0 {
+			continue
+		}
+		var interval string
+		if g.Interval > 0 {
+			interval = promDuration(scaleInterval(g.Interval, forScale))
+		}
+		groups = append(groups, group{Name: g.Name, Interval: interval, Rules: Rules(byGroup[g.Name], forScale, links)})
+		delete(byGroup, g.Name)
+	}
 	for _, g := range RecordingGroups() {
 		groups = append(groups, group{
 			Name:     g.Name,
 			Interval: promDuration(scaleInterval(g.Interval, forScale)),
-			Rules:    append(g.Rules(), Rules(byGroup[g.Name], forScale)...),
+			Rules:    append(g.Rules(), Rules(byGroup[g.Name], forScale, links)...),
 		})
 		delete(byGroup, g.Name)
 	}
 	for name, as := range byGroup {
-		return nil, fmt.Errorf("rendering rules: alert %s names group %q, which is no recording group", as[0].Name, name)
+		return nil, fmt.Errorf("rendering rules: alert %s names group %q, which is no alert or recording group", as[0].Name, name)
 	}
 	doc := struct {
 		Groups []group `yaml:"groups"`

@@ -106,10 +106,10 @@ type Alert struct {
 	// Check judges the condition on one app for direct paging; nil for
 	// alerts only Prometheus can evaluate (rates, histograms, up).
 	Check func(a AppState) bool
-	// Group is the rule group the alert is rendered in: "" for the main
-	// group (MainGroup), or a recording group of RecordingGroups for an
-	// alert on its records. Rendered after them, such an alert reads the
-	// records of the same evaluation.
+	// Group is the rule group the alert is rendered in: one of
+	// AlertGroups, or a recording group of RecordingGroups for an alert on
+	// its records (rendered after them, such an alert reads the records
+	// of the same evaluation).
 	Group string
 }
 
@@ -151,14 +151,14 @@ const scrapeLabels = "job, instance, pod, container, endpoint, service, shard"
 
 // perApp aggregates expr to one series per app: the max over the copies,
 // without the scrape's labels and the state labels drop (a state set's
-// status or phase).
+// status or phase). expr carries the alert's condition on the raw series
+// (== 1 of a state, > 0 of a timestamp): the aggregation then builds the
+// label sets of the few series that hold it, not of every app's from every
+// replica, and the max of those is the max of all where the condition
+// holds (every replica's state is 0 or 1; a timestamp is 0 or more).
 func perApp(expr string, drop ...string) string {
 	return "max without (" + strings.Join(append([]string{scrapeLabels}, drop...), ", ") + ") (" + expr + ")"
 }
-
-// identity labels an app's series: which app, in which installation
-// (cluster, where the user sets it), its project and env.
-const identity = "cluster, namespace, name, project, env"
 
 // appKey is what joins two app series: the app, in its installation.
 const appKey = "cluster, namespace, name"
@@ -189,15 +189,16 @@ func notHeld(m string) string {
 	return ` unless on (` + appKey + `) ` + selector("crowsnest_app_sync_window_held", m) + ` == 1`
 }
 
-// prodAndOthers returns a as two alerts: prodName, critical, for prod, and
-// a's own name, a warning, for every other env. One name per severity:
+// prodAndOthers returns a as two alerts: prodName, critical, for prod (in
+// GroupProd), and a's own name, a warning, for every other env (in a's
+// group). One name per severity:
 // Alertmanager's usual inhibition (kube-prometheus-stack's default: a
 // critical inhibits the warnings of the same alertname and namespace) would
 // otherwise let one prod critical silence that alert of every dev and stage
 // app, which share the Application namespace (argocd).
 func prodAndOthers(a Alert, prodName string) []Alert {
 	prod := a
-	prod.Name, prod.Variants = prodName, []Variant{{Prod, Critical}}
+	prod.Name, prod.Variants, prod.Group = prodName, []Variant{{Prod, Critical}}, GroupProd
 	a.Variants = []Variant{{NonProd, Warning}}
 	return []Alert{prod, a}
 }
@@ -205,9 +206,10 @@ func prodAndOthers(a Alert, prodName string) []Alert {
 // Alerts returns crowsnest's alerts.
 func Alerts() []Alert {
 	return slices.Concat(prodAndOthers(Alert{
-		Name: "CrowsnestSyncFailed",
+		Name:  "CrowsnestSyncFailed",
+		Group: GroupSync,
 		Expr: func(m string) string {
-			return perApp(`crowsnest_app_operation_phase{phase=~"Failed|Error"`+m+`}`, "phase") + ` == 1`
+			return perApp(`crowsnest_app_operation_phase{phase=~"Failed|Error"`+m+`} == 1`, "phase")
 		},
 		Summary:     "Argo CD sync failed",
 		Description: "The last sync operation of " + appDescription + " failed. Argo CD's message is in the app's status; the sync's trace shows which wave and resource.",
@@ -216,9 +218,10 @@ func Alerts() []Alert {
 		// the controller's sync timeout ended is Failed and pages.
 		Check: func(a AppState) bool { return a.Phase == "Failed" || a.Phase == "Error" },
 	}, "CrowsnestProdSyncFailed"), prodAndOthers(Alert{
-		Name: "CrowsnestAppDegraded",
+		Name:  "CrowsnestAppDegraded",
+		Group: GroupHealth,
 		Expr: func(m string) string {
-			return perApp(`crowsnest_app_health_status{status="Degraded"`+m+`}`, "status") + ` == 1`
+			return perApp(`crowsnest_app_health_status{status="Degraded"`+m+`} == 1`, "status")
 		},
 		For:         5 * time.Minute,
 		Summary:     "Argo CD app degraded",
@@ -231,9 +234,10 @@ func Alerts() []Alert {
 			// CrowsnestProdReleaseWaiting's. Quiet for deleting apps and
 			// apps a window holds; terminations and dry runs change
 			// nothing live; two replicas aggregate to one alert.
-			Name: "CrowsnestProdDrift",
+			Name:  "CrowsnestProdDrift",
+			Group: GroupProd,
 			Expr: func(m string) string {
-				return perApp(selector("crowsnest_app_live_drift_since_timestamp_seconds", m)) + ` > 0` + notDeleting(m) + notHeld(m)
+				return perApp(selector("crowsnest_app_live_drift_since_timestamp_seconds", m)+` > 0`) + notDeleting(m) + notHeld(m)
 			},
 			For:         5 * time.Minute,
 			Variants:    []Variant{{Prod, Critical}},
@@ -248,9 +252,10 @@ func Alerts() []Alert {
 			// the for (chart: prometheusRule.overrides). Quiet for
 			// deleting apps and apps a window holds (a freeze holds
 			// releases); two replicas aggregate to one alert.
-			Name: "CrowsnestProdReleaseWaiting",
+			Name:  "CrowsnestProdReleaseWaiting",
+			Group: GroupProd,
 			Expr: func(m string) string {
-				return perApp(selector("crowsnest_app_awaiting_sync_since_timestamp_seconds", m)) + ` > 0` + notDeleting(m) + notHeld(m)
+				return perApp(selector("crowsnest_app_awaiting_sync_since_timestamp_seconds", m)+` > 0`) + notDeleting(m) + notHeld(m)
 			},
 			For:         ReleaseWaitingFor,
 			Variants:    []Variant{{Prod, Warning}},
@@ -260,10 +265,11 @@ func Alerts() []Alert {
 			// pager keeps no state across restarts that long).
 		},
 		{
-			Name: "CrowsnestDriftNotHealed",
+			Name:  "CrowsnestDriftNotHealed",
+			Group: GroupDrift,
 			Expr: func(m string) string {
-				return perApp(`crowsnest_app_sync_status{status="OutOfSync"`+m+`}`, "status") + ` == 1` +
-					` and on (` + appKey + `) max by (` + appKey + `) (crowsnest_app_info{autosync="true"` + m + `})` +
+				return perApp(`crowsnest_app_sync_status{status="OutOfSync"`+m+`} == 1`, "status") +
+					` and on (` + appKey + `) crowsnest_app_info{autosync="true"` + m + `}` +
 					notDeleting(m) + notHeld(m)
 			},
 			For:         15 * time.Minute,
@@ -275,9 +281,10 @@ func Alerts() []Alert {
 			},
 		},
 		{
-			Name: "CrowsnestSyncStuck",
+			Name:  "CrowsnestSyncStuck",
+			Group: GroupStuck,
 			Expr: func(m string) string {
-				return perApp(`crowsnest_app_operation_phase{phase=~"Pending|Running|Terminating"`+m+`}`, "phase") + ` == 1`
+				return perApp(`crowsnest_app_operation_phase{phase=~"Pending|Running|Terminating"`+m+`} == 1`, "phase")
 			},
 			For:      30 * time.Minute,
 			Variants: []Variant{{AllEnvs, Warning}},
@@ -296,9 +303,10 @@ func Alerts() []Alert {
 			// syncs a window holds (they wait, they do not retry: the
 			// series exists only while Running), deleting apps; two
 			// replicas aggregate to one alert.
-			Name: "CrowsnestSyncRetrying",
+			Name:  "CrowsnestSyncRetrying",
+			Group: GroupSync,
 			Expr: func(m string) string {
-				return perApp(selector("crowsnest_app_operation_retries", m)) + fmt.Sprintf(` >= %d`, RetryingThreshold) + notDeleting(m)
+				return perApp(selector("crowsnest_app_operation_retries", m)+fmt.Sprintf(` >= %d`, RetryingThreshold)) + notDeleting(m)
 			},
 			For:      5 * time.Minute,
 			Variants: []Variant{{AllEnvs, Warning}},
@@ -313,9 +321,10 @@ func Alerts() []Alert {
 			// Quiet for one or two repairs an hour, dry runs and manual
 			// syncs (not self-heals), deleting apps; two replicas count
 			// the same syncs (max).
-			Name: "CrowsnestSelfHealLoop",
+			Name:  "CrowsnestSelfHealLoop",
+			Group: GroupHealth,
 			Expr: func(m string) string {
-				return perApp(`increase(`+selector("crowsnest_app_self_heals_total", m)+`[`+promDuration(SelfHealLoopWindow)+`])`) + ` >= ` + fmt.Sprint(SelfHealLoopCount) + notDeleting(m)
+				return perApp(`increase(`+selector("crowsnest_app_self_heals_total", m)+`[`+promDuration(SelfHealLoopWindow)+`]) >= `+fmt.Sprint(SelfHealLoopCount)) + notDeleting(m)
 			},
 			Variants: []Variant{{AllEnvs, Warning}},
 			Summary:  "Argo CD self-heal fighting another writer",
@@ -330,11 +339,12 @@ func Alerts() []Alert {
 			// Quiet when no app was compared lately (the controller is
 			// down: CrowsnestWatchStale's and Argo CD's own alerts),
 			// for deleting apps; two replicas aggregate to one alert.
-			Name: "CrowsnestAppNotReconciled",
+			Name:  "CrowsnestAppNotReconciled",
+			Group: GroupReconcile,
 			Expr: func(m string) string {
 				reconciled := selector("crowsnest_app_reconciled_timestamp_seconds", m)
-				return perApp(`time() - `+reconciled) + fmt.Sprintf(` > %d`, int(NotReconciledAfter.Seconds())) +
-					` and on (cluster) (count by (cluster) (time() - ` + reconciled + ` < 900) > 0)` + notDeleting(m)
+				return `time() - ` + perApp(reconciled+fmt.Sprintf(` < time() - %d`, int(NotReconciledAfter.Seconds()))) +
+					` and on (cluster) count by (cluster) (` + reconciled + ` > time() - 900)` + notDeleting(m)
 			},
 			For:      10 * time.Minute,
 			Variants: []Variant{{AllEnvs, Warning}},
@@ -344,7 +354,8 @@ func Alerts() []Alert {
 			// No Check: it judges the time since reconciledAt.
 		},
 		{
-			Name: "CrowsnestDeletionStuck",
+			Name:  "CrowsnestDeletionStuck",
+			Group: GroupStuck,
 			Expr: func(m string) string {
 				return perApp(`time() - `+selector("crowsnest_app_deletion_timestamp_seconds", m)) + ` > 1800`
 			},
@@ -361,7 +372,8 @@ func Alerts() []Alert {
 			// terminations, dry runs and sync windows concern syncs, not
 			// hydration; a retried failure keeps the lag running (it is
 			// the lag's start, not the current operation's).
-			Name: "CrowsnestHydrationLagging",
+			Name:  "CrowsnestHydrationLagging",
+			Group: GroupStuck,
 			Expr: func(m string) string {
 				return perApp(`time() - `+selector("crowsnest_app_hydration_lagging_since_timestamp_seconds", m)) + ` > 1800` + notDeleting(m)
 			},
@@ -374,7 +386,8 @@ func Alerts() []Alert {
 			// AppState does not carry.
 		},
 		{
-			Name: "CrowsnestSyncSlow",
+			Name:  "CrowsnestSyncSlow",
+			Group: GroupDuration,
 			Expr: func(m string) string {
 				// The max merges the copies of the HA replicas of one
 				// shard (the histogram carries a shard label only with
@@ -389,10 +402,11 @@ func Alerts() []Alert {
 			Description: "The last sync of " + appDescription + " took more than twice the 90th percentile of its project and env over the last day (and over 2 minutes).",
 		},
 		{
-			Name: "CrowsnestAppUnknown",
+			Name:  "CrowsnestAppUnknown",
+			Group: GroupUnknown,
 			Expr: func(m string) string {
-				return perApp(`crowsnest_app_sync_status{status="Unknown"`+m+`}`, "status") + ` == 1` +
-					` or ` + perApp(`crowsnest_app_health_status{status="Unknown"`+m+`}`, "status") + ` == 1`
+				return perApp(`crowsnest_app_sync_status{status="Unknown"`+m+`} == 1`, "status") +
+					` or ` + perApp(`crowsnest_app_health_status{status="Unknown"`+m+`} == 1`, "status")
 			},
 			For:         15 * time.Minute,
 			Variants:    []Variant{{AllEnvs, Warning}},
@@ -401,11 +415,12 @@ func Alerts() []Alert {
 			Check:       func(a AppState) bool { return a.SyncStatus == "Unknown" || a.Health == "Unknown" },
 		},
 		{
-			Name: "CrowsnestPolicyViolated",
+			Name:  "CrowsnestPolicyViolated",
+			Group: GroupPolicy,
 			Expr: func(m string) string {
 				// The policies of each env come from crowsnest's
 				// configuration (default: the deployment model's).
-				return perApp(selector("crowsnest_app_policy_violation", m)) + ` == 1`
+				return perApp(selector("crowsnest_app_policy_violation", m) + ` == 1`)
 			},
 			For:         10 * time.Minute,
 			Variants:    []Variant{{AllEnvs, Warning}},
@@ -429,7 +444,8 @@ func Alerts() []Alert {
 			Description: changeFailureRateDescription(),
 		},
 		{
-			Name: "CrowsnestDown",
+			Name:  "CrowsnestDown",
+			Group: GroupSelf,
 			// A target that fails, the whole job gone, or (sharded) a
 			// shard with no process serving it: a shard's pod that was
 			// never scheduled has no target to fail, and absent() sees
@@ -444,7 +460,8 @@ func Alerts() []Alert {
 			Description: "Prometheus has not scraped crowsnest for 5 minutes (job crowsnest), or fewer of its shards serve than --total-shards: Argo CD apps are not watched.",
 		},
 		{
-			Name: "CrowsnestWatchStale",
+			Name:  "CrowsnestWatchStale",
+			Group: GroupSelf,
 			Expr: func(string) string {
 				return `crowsnest_source_up == 0 or time() - crowsnest_source_last_event_timestamp_seconds > 900`
 			},
@@ -469,14 +486,14 @@ type Rule struct {
 
 // Rules renders the alerts as Prometheus rules, one per variant, with the
 // for durations scaled by forScale (1 for the real thing; tests shorten
-// them), for prod named ProdEnv.
-func Rules(alerts []Alert, forScale float64) []Rule {
-	return RulesFor(alerts, forScale, ProdEnv)
+// them), for prod named ProdEnv, linking to links.
+func Rules(alerts []Alert, forScale float64, links Links) []Rule {
+	return RulesFor(alerts, forScale, ProdEnv, links)
 }
 
 // RulesFor is Rules with prod, a regular expression, naming the
 // environments that page.
-func RulesFor(alerts []Alert, forScale float64, prod string) []Rule {
+func RulesFor(alerts []Alert, forScale float64, prod string, links Links) []Rule {
 	var out []Rule
 	for i := range alerts {
 		a := &alerts[i]
@@ -491,7 +508,7 @@ func RulesFor(alerts []Alert, forScale float64, prod string) []Rule {
 					"runbook_url": RunbookURL + "#" + a.Anchor(),
 				},
 			}
-			for k, v := range linkAnnotations(a) {
+			for k, v := range linkAnnotations(a, links) {
 				r.Annotations[k] = v
 			}
 			if d := time.Duration(float64(a.For) * forScale); d > 0 {

@@ -81,12 +81,6 @@ type series struct{ Series, Values string }
 // testLinks are the base URLs of the promtool cases that have them.
 var testLinks = Links{ArgoCD: "https://argocd.example.com", Grafana: "https://grafana.example.com/grafana"}
 
-// linksInfo is crowsnest_links_info for testLinks, as two replicas expose
-// it: one series each.
-func linksInfo(instance string) string {
-	return `crowsnest_links_info{argocd_url="https://argocd.example.com",grafana_url="https://grafana.example.com/grafana",job="crowsnest",instance="` + instance + `"}`
-}
-
 type check struct {
 	at, alert string
 	want      []map[string]string // labels of the firing alerts, severity included
@@ -526,19 +520,14 @@ func renderPromtoolTests(t *testing.T) []byte {
 		Tests     []testYAML `yaml:"tests"`
 	}{RuleFiles: []string{"../crowsnest.rules.yaml"}, Interval: "1m"}
 	covered := map[string]bool{}
-	for i, c := range promtoolCases() {
+	for _, c := range promtoolCases() {
 		ty := testYAML{Interval: cmp.Or(c.interval, "1m")}
 		for _, s := range c.series {
 			ty.Input = append(ty.Input, seriesYAML(s))
 		}
-		// Every other case has the base URLs of --argocd.url and
-		// --grafana.url: the links are absolute, as the pager's;
-		// without them dashboard_url is relative.
+		// The rule file has no base URLs: dashboard_url is relative,
+		// argocd_url absent (TestRenderWithLinks covers them).
 		var links Links
-		if i%2 == 0 {
-			links = testLinks
-			ty.Input = append(ty.Input, seriesYAML{linksInfo("a:9829"), "1x60"}, seriesYAML{linksInfo("b:9829"), "1x60"})
-		}
 		for _, ch := range c.checks {
 			a, ok := byName[ch.alert]
 			if !ok {
@@ -555,10 +544,8 @@ func renderPromtoolTests(t *testing.T) []byte {
 					"runbook_url":   RunbookURL + "#" + a.Anchor(),
 					"dashboard_url": links.DashboardURL(&a, l),
 				}
-				if a.Dashboard() == DashboardApp {
-					// Empty without --argocd.url, as Prometheus
-					// keeps an annotation that expands to "".
-					ann["argocd_url"] = links.AppURL(l["namespace"], l["name"])
+				if u := links.AppURL(l["namespace"], l["name"]); a.Dashboard() == DashboardApp && u != "" {
+					ann["argocd_url"] = u
 				}
 				rt.ExpAlerts = append(rt.ExpAlerts, expAlert{Labels: l, Annotations: ann})
 			}

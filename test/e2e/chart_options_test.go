@@ -34,6 +34,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	crowsnestrules "github.com/crowsnest/crowsnest/internal/rules"
+
 	"github.com/crowsnest/crowsnest/internal/logtest"
 )
 
@@ -472,6 +474,25 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 		if _, ok := flagsOf(defArgs)["argocd.url"]; ok {
 			t.Error("--argocd.url by default")
+		}
+		// The rules link to the same URLs, as literals: every rule's
+		// annotations are those rendered with the links.
+		kinds := render(t, "--set", "prometheusRule.enabled=true,links.argocdURL=https://argocd.example.com,links.grafanaURL=https://grafana.example.com/")
+		rendered, err := crowsnestrules.RenderWith(crowsnestrules.Alerts(), 1, crowsnestrules.Links{ArgoCD: "https://argocd.example.com", Grafana: "https://grafana.example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want map[string]any
+		if err := yaml.Unmarshal(rendered, &want); err != nil {
+			t.Fatal(err)
+		}
+		got := get(kinds["PrometheusRule"][0], "spec", "groups").([]any)
+		for gi, g := range want["groups"].([]any) {
+			for ri, r := range get(g, "rules").([]any) {
+				if a, w := get(got[gi], "rules").([]any)[ri].(map[string]any)["annotations"], r.(map[string]any)["annotations"]; !reflect.DeepEqual(a, w) {
+					t.Errorf("group %v rule %d: annotations %v, want %v", get(g, "name"), ri, a, w)
+				}
+			}
 		}
 	})
 

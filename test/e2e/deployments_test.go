@@ -303,7 +303,8 @@ func (s *deploymentsEnv) waitOperation(ctx context.Context, t *testing.T, since 
 	return op
 }
 
-// deployments expects the prod app's deployment and change failure counts.
+// expectCounts expects an app's deployment and change failure counts, per
+// app and aggregated.
 func (s *deploymentsEnv) expectCounts(t *testing.T, name string, deployments map[string]float64, failures map[string]float64) {
 	t.Helper()
 	var want []sampleWant
@@ -318,7 +319,26 @@ func (s *deploymentsEnv) expectCounts(t *testing.T, name string, deployments map
 		if err != nil {
 			return err
 		}
-		return expectOn(m, name, want)
+		if err := expectOn(m, name, want); err != nil {
+			return err
+		}
+		// The aggregated counters DORA's rules read count the same: each
+		// app is the only one of its project in its env.
+		env := "prod"
+		if name == appDoraDev {
+			env = "dev"
+		}
+		for _, r := range []string{"succeeded", "failed", "rolled_back"} {
+			if err := m.Expect(deployments[r], "crowsnest_deployments_total", "project", "default", "env", env, "result", r); err != nil {
+				return err
+			}
+		}
+		for _, r := range []string{"sync_failed", "degraded", "rolled_back"} {
+			if err := m.Expect(failures[r], "crowsnest_change_failures_total", "project", "default", "env", env, "reason", r); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -113,8 +113,11 @@ func (e *Env) startPrometheus(targets []string, am *Alertmanager, globals string
 	e.t.Helper()
 	dir := e.Dir("prometheus")
 	// crowsnest's rules, with their for durations scaled down so the
-	// tests do not wait minutes; alerts/ holds the same rules unscaled.
-	rendered, err := crowsnestrules.Render(crowsnestrules.Alerts(), alertForScale)
+	// tests do not wait minutes, linking to the e2e's Argo CD and Grafana
+	// URLs as the chart renders its links.*; alerts/ holds the same rules
+	// unscaled, without base URLs.
+	rendered, err := crowsnestrules.RenderWith(crowsnestrules.Alerts(), alertForScale,
+		crowsnestrules.Links{ArgoCD: e2eArgoCDURL, Grafana: e2eGrafanaURL})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -638,7 +638,8 @@ func (s *scenarioEnv) expectSyncFailedAlert(ctx context.Context, t *testing.T) {
 		t.Errorf("direct page took %v after the operation finished, want at most 5 s", d)
 	}
 	// Both paths link the alert to the app's dashboard and to the app in
-	// Argo CD: the rule's templates read crowsnest_links_info.
+	// Argo CD: the pager from its flags, the rule from the base URLs it
+	// was rendered with.
 	links := map[string]string{
 		"dashboard_url": e2eGrafanaURL + "/d/crowsnest-app/crowsnest-app?var-app=dev-backend&var-env=dev&var-project=default",
 		"argocd_url":    e2eArgoCDURL + "/applications/" + argoCDNamespace + "/dev-backend",
