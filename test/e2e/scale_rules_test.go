@@ -91,9 +91,11 @@ type rulesAPIGroups struct {
 
 // renderScaleRules renders crowsnest's rules unscaled (as in
 // alerts/crowsnest.rules.yaml) with every group evaluated every interval:
-// the main group takes the global evaluation interval, and recording
-// groups with their own (crowsnest-dora's 5 m) are shortened to it so that
-// every group is evaluated several times within minutes. What one
+// the groups without an interval of their own take the global evaluation
+// interval, and those with one (the slow alert groups' 1 m,
+// crowsnest-dora's 5 m) are shortened to it, so that every group is
+// evaluated several times within minutes (and more often than it will be:
+// more load on the others). What one
 // evaluation costs does not depend on the interval, but on the series and
 // the samples in the windows it reads.
 func renderScaleRules(interval time.Duration) ([]byte, error) {
@@ -338,7 +340,7 @@ func rulesMarkdown(b *strings.Builder, cfg scaleConfig, results []scaleResult) {
 		}
 		if first {
 			first = false
-			fmt.Fprintf(b, "\nRule evaluation (`CROWSNEST_SCALE_RULES`): after the run's churn, Prometheus %s scrapes that crowsnest every %v as %d replicas (two targets of the same endpoint, instance crowsnest-0 and crowsnest-1) and evaluates crowsnest's rules as rendered to alerts/crowsnest.rules.yaml (for durations unscaled), every group every %v (crowsnest-dora's 5 m shortened to it: an evaluation's cost does not depend on the interval). The times are Prometheus' own (`/api/v1/rules` evaluationTime, also `prometheus_rule_group_last_duration_seconds`) over %d or more evaluations per group, counted once both replicas' series were stored. The windows the rules read (`[1h]`, and crowsnest-dora's `[1d]` and `[7d]`) hold only the minutes Prometheus has run.\n\n",
+			fmt.Fprintf(b, "\nRule evaluation (`CROWSNEST_SCALE_RULES`): after the run's churn, Prometheus %s scrapes that crowsnest every %v as %d replicas (two targets of the same endpoint, instance crowsnest-0 and crowsnest-1) and evaluates crowsnest's rules as rendered to alerts/crowsnest.rules.yaml (for durations unscaled), every group every %v (the slow alert groups' 1 m and crowsnest-dora's 5 m shortened to it: an evaluation's cost does not depend on the interval). The times are Prometheus' own (`/api/v1/rules` evaluationTime, also `prometheus_rule_group_last_duration_seconds`) over %d or more evaluations per group, counted once both replicas' series were stored. The windows the rules read (`[1h]`, and crowsnest-dora's `[1d]` and `[7d]`) hold only the minutes Prometheus has run.\n\n",
 				prometheusVersion(), rulesScrapeInterval, r.replicas, r.interval, cfg.rulesEvals)
 			b.WriteString("| binary | load at start | group | rules | evaluations | min | median | max | missed | slowest rule (median) | head series | stored after | scrape | Prometheus CPU | Prometheus peak RSS | alerts |\n")
 			b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|---|\n")
