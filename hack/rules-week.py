@@ -4,21 +4,22 @@
 The scale benchmark (make bench-scale) measures the rules over every app's
 series, but Prometheus has run for minutes there: the windows the DORA
 group reads ([1d], [7d]) hold a few samples per series, not a week's. This
-script gives Prometheus a week: it writes 7 days and 1 hour of the per-app
-counters the DORA group reads (crowsnest_app_deployments_total and
-crowsnest_app_change_failures_total, every label value, for APPS apps and 2
-replicas, a sample every 30 s, a few deployments per app at random times)
-as OpenMetrics, backfills them with promtool, starts Debian's Prometheus on
-the blocks with the rules of alerts/crowsnest.rules.yaml (every group
-evaluated every 15 s), waits until it has compacted them, and prints each
-group's evaluation times (Prometheus' own, /api/v1/rules) over EVALS
-evaluations. The cost grows with the series read, so multiply by
-10,000 / APPS for 10,000 apps.
+script gives Prometheus a week: it writes 7 days and 1 hour of the
+aggregated counters the DORA group reads (crowsnest_deployments_total and
+crowsnest_change_failures_total by project and env, every label value, for
+the apps of APPS project and env pairs and 2 replicas, a sample every 30 s,
+a few deployments per app at random times) as OpenMetrics, backfills them
+with promtool, starts Debian's Prometheus on the blocks with the rules of
+alerts/crowsnest.rules.yaml (every group evaluated every 15 s), waits until
+it has compacted them, and prints each group's evaluation times
+(Prometheus' own, /api/v1/rules) over EVALS evaluations. The cost grows with
+the project and env pairs, not with the apps: multiply by pairs / APPS.
 
     python3 hack/rules-week.py [APPS=20] [DIR=/tmp/crowsnest-rules-week] [EVALS=6]
 
-Some 7 minutes of CPU at 20 apps (promtool's backfill), 840 MB of
-OpenMetrics in DIR (removed at the end) and 6 MB of blocks.
+APPS up to 300 are as many project and env pairs. Some 7 minutes of CPU at
+20 (promtool's backfill), 840 MB of OpenMetrics in DIR (removed at the end)
+and 6 MB of blocks.
 """
 
 import json
@@ -40,32 +41,38 @@ STEP = 30
 INTERVAL = "15s"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = {
-    "crowsnest_app_deployments_total": ("result", ["succeeded", "failed", "rolled_back"]),
-    "crowsnest_app_change_failures_total": ("reason", ["sync_failed", "degraded", "rolled_back"]),
+    "crowsnest_deployments_total": ("result", ["succeeded", "failed", "rolled_back"]),
+    "crowsnest_change_failures_total": ("reason", ["sync_failed", "degraded", "rolled_back"]),
 }
 
 
 def generate(path):
+    """The aggregated counters of APPS apps: each app's deployments at random
+    times, added up by project and env (100 projects, 3 envs), as crowsnest
+    counts them; both replicas count the same."""
     end = int(time.time()) - 60
     start = end - 7 * 86400 - 3600
     rng = random.Random(1)
     with open(path, "w") as f:
         for fam, (label, values) in FAMILIES.items():
             f.write("# TYPE %s counter\n" % fam[: -len("_total")])
+            bumps = {}
             for a in range(APPS):
-                env = ["dev", "stage", "prod"][a % 3]
+                key = ("team-%03d" % (a % 100), ["dev", "stage", "prod"][a % 3])
                 for v in values:
                     n_bumps = rng.randint(0, 5) if v == "succeeded" else rng.randint(0, 1)
-                    bumps = sorted(rng.randrange(start, end) for _ in range(n_bumps))
-                    for replica in range(2):
-                        labels = 'job="crowsnest",instance="crowsnest-%d",namespace="apps-%d",name="app-%05d",project="team-%03d",env="%s",%s="%s"' % (
-                            replica, a // 1000, a, a % 100, env, label, v)
-                        n, i, lines = 0, 0, []
-                        for t in range(start, end, STEP):
-                            while i < len(bumps) and bumps[i] <= t:
-                                n, i = n + 1, i + 1
-                            lines.append("%s{%s} %d %d\n" % (fam, labels, n, t))
-                        f.writelines(lines)
+                    bumps.setdefault(key + (v,), []).extend(rng.randrange(start, end) for _ in range(n_bumps))
+            for (project, env, v), ts in sorted(bumps.items()):
+                ts.sort()
+                for replica in range(2):
+                    labels = 'job="crowsnest",instance="crowsnest-%d",project="%s",env="%s",%s="%s"' % (
+                        replica, project, env, label, v)
+                    n, i, lines = 0, 0, []
+                    for t in range(start, end, STEP):
+                        while i < len(ts) and ts[i] <= t:
+                            n, i = n + 1, i + 1
+                        lines.append("%s{%s} %d %d\n" % (fam, labels, n, t))
+                    f.writelines(lines)
         f.write("# EOF\n")
 
 
@@ -88,7 +95,7 @@ def main():
     generate(om)
     subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", om, data], check=True, stdout=subprocess.DEVNULL)
     os.remove(om)
-    print("backfilled %d apps x 2 replicas, a week at %d s, in %.0f s" % (APPS, STEP, time.time() - t0), flush=True)
+    print("backfilled %d project and env pairs x 2 replicas, a week at %d s, in %.0f s" % (min(APPS, 300), STEP, time.time() - t0), flush=True)
 
     with open(os.path.join(ROOT, "alerts/crowsnest.rules.yaml")) as f:
         rules = re.sub(r"(?m)^(\s+interval:) .*$", r"\1 " + INTERVAL, f.read())

@@ -81,7 +81,7 @@ type Recording struct {
 }
 
 // RecordingGroup is a rule group of recording rules, rendered after the
-// main group, with the alerts whose Group names it after its records.
+// alert groups (AlertGroups), with the alerts whose Group names it after its records.
 type RecordingGroup struct {
 	Name string
 	// Interval is how often Prometheus evaluates the group.
