@@ -115,6 +115,29 @@ func TestHelmOnlyHasNoCommit(t *testing.T) {
 	}
 }
 
+// A deployment of new source settings on the same revision (Image
+// Updater, `argocd app set -p`) changed no source's revision: no commit to
+// look up, no lead time, and its record says what changed.
+func TestSourceOnlyDeploymentRecord(t *testing.T) {
+	client := newFakeClient()
+	f := newFixture(t, Config{}, client)
+	dep := deployment("web", model.DeploymentSucceeded, "trace-1")
+	dep.SourceChanged = true
+
+	f.d.handle(context.Background(), deployed(dep))
+
+	if client.callCount() != 0 {
+		t.Errorf("%d commit lookups, want none", client.callCount())
+	}
+	if _, ok := histogram(t, f.reg, "crowsnest_change_lead_time_seconds", deployedLabels); ok {
+		t.Error("lead time observed without a changed revision")
+	}
+	facts, _ := f.out.snapshot()
+	if len(facts) != 1 || !slices.Contains(facts[0].Attrs, any("source_changed")) {
+		t.Errorf("facts %+v, want one with source_changed", facts)
+	}
+}
+
 func TestFailedDeploymentHasNoLeadTime(t *testing.T) {
 	client := newFakeClient()
 	client.set("abc", &model.Commit{SHA: "abc", Author: "Ann", Date: t0.Add(-time.Hour)})

@@ -21,6 +21,11 @@ func fact(rec *model.DeploymentRecord, withLead bool) *model.Fact {
 		"previous_revision", model.JoinRevisions(dep.PreviousRevision, dep.PreviousRevisions),
 		"initiator", dep.Initiator,
 	)
+	if dep.SourceChanged {
+		// The sources' settings changed (Helm parameters, an image
+		// written back): with the same revision, that is the change.
+		attrs = append(attrs, "source_changed", true)
+	}
 	if c := rec.Commit; c != nil {
 		if c.Author != "" {
 			attrs = append(attrs, "author", c.Author)

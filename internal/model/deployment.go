@@ -69,6 +69,11 @@ type Deployment struct {
 	Revisions, PreviousRevisions []string
 	// Changed are the sources whose revision the deployment changed.
 	Changed []DeploymentSource
+	// SourceChanged: the deployment changed the app's sources' settings
+	// (Helm parameters or values, kustomize images, plugin env, directory
+	// settings...), with or without new revisions; such a deployment of
+	// the same revisions has no Changed source.
+	SourceChanged bool
 	// Initiator is who started the operation: a user or "automated".
 	Initiator string
 	// StartedAt and FinishedAt are the operation's (Argo CD's times).

@@ -56,6 +56,8 @@ func doraManifests(version, health string) map[string]string {
 		"prod/second.yaml": cm("second", 1, fmt.Sprintf("  version: %q\n", version)),
 		"prod/third.yaml":  cm("third", 2, fmt.Sprintf("  version: %q\n  health: %s\n", version, health)),
 		"dev/config.yaml":  cm("dev-config", 0, "  greeting: hello\n"),
+		// Read only with the source's directory.recurse (specOnly).
+		"dev/extra/extra.yaml": cm("dev-extra", 0, "  greeting: hello\n"),
 	}
 }
 
@@ -173,7 +175,59 @@ func TestDeployments(t *testing.T) {
 			},
 		}, "crowsnest-dora")
 	})
+	t.Run("a changed source is a deployment, also on the revision the app was Synced to", func(t *testing.T) { s.specOnly(ctx, t) })
 	t.Logf("TestDeployments took %v", time.Since(start).Round(time.Second))
+}
+
+// specOnly: `argocd app set --directory-recurse` changes the dev app's
+// source, not the revision Argo CD shows it Synced to; Argo CD auto-syncs
+// it (its source differs from the last sync's) and writes a history entry
+// of that revision with the new source. That is a deployment, whose event
+// says the source changed (before, a sync to a revision the app was Synced
+// to was taken for a drift repair); the number of deployments is Argo CD's
+// own: the history entries added. (The entry before is dev's first sync:
+// the later commits changed only prod's files, so Argo CD moved dev's
+// Synced revision without a sync.)
+func (s *deploymentsEnv) specOnly(ctx context.Context, t *testing.T) {
+	before, err := s.apps.Get(ctx, appDoraDev, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, rev := len(before.Status.History), before.Status.Sync.Revision
+	if before.Status.Sync.Status != v1alpha1.SyncStatusCodeSynced || before.Operation != nil {
+		t.Fatalf("%s is %s (operation %v), want it Synced and idle", appDoraDev, before.Status.Sync.Status, before.Operation)
+	}
+	if _, err := s.server.cli(ctx, "app", "set", appDoraDev, "--directory-recurse"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, signalTimeout, func() error {
+		app, err := s.apps.Get(ctx, appDoraDev, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		h := app.Status.History
+		if len(h) != entries+1 {
+			return fmt.Errorf("%s: %d history entries, want %d", appDoraDev, len(h), entries+1)
+		}
+		if last := h[len(h)-1]; last.Revision != rev || last.Source.Directory == nil || !last.Source.Directory.Recurse {
+			return fmt.Errorf("%s: newest history entry %s %+v, want revision %s with directory.recurse", appDoraDev, last.Revision, last.Source, rev)
+		}
+		_, err = s.kas.Kubernetes().CoreV1().ConfigMaps(appDoraDev).Get(ctx, "dev-extra", metav1.GetOptions{})
+		return err
+	})
+	s.expectCounts(t, appDoraDev, map[string]float64{"succeeded": 2}, nil)
+	eventually(t, signalTimeout, func() error {
+		for _, e := range s.loki.Entries() {
+			var line map[string]any
+			if e.Labels["event"] != "deployment_finished" || json.Unmarshal([]byte(e.Line), &line) != nil || line["app"] != argoCDNamespace+"/"+appDoraDev {
+				continue
+			}
+			if line["source_changed"] == true && line["revision"] == rev {
+				return nil
+			}
+		}
+		return fmt.Errorf("no deployment_finished of %s with source_changed and revision %s in Loki", appDoraDev, rev)
+	})
 }
 
 func startDeploymentsEnv(t *testing.T) *deploymentsEnv {

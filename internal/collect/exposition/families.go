@@ -349,7 +349,7 @@ func appFamilies() []family {
 		},
 		{
 			name: "crowsnest_app_deployments_total",
-			help: "Deployments of the Application that crowsnest saw finish, by result: a deployment is a sync (not a dry run) that changed the revisions the app runs. succeeded; failed (the sync failed or errored; the same revisions failing again count once); rolled_back (a successful sync back to revisions the app ran before the previous deployment). Self-heal and re-syncs of the same revisions are none.",
+			help: "Deployments of the Application that crowsnest saw finish, by result: a deployment is a sync (not a dry run) that changed the revisions the app runs or its sources' settings (Helm parameters, kustomize images...). succeeded; failed (the sync failed or errored; the same revisions and settings failing again count once); rolled_back (a successful sync back to revisions the app ran before the previous deployment). Self-heal and re-syncs of the same revisions are none.",
 			typ:  typeCounter,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				for i, r := range model.DeploymentResults() {

@@ -36,19 +36,21 @@ type deployState struct {
 	counts   [model.NumDeploymentResults]uint64
 	failures [model.NumFailureReasons]uint64
 	// last is the last successful deployment (or rollback) crowsnest saw
-	// finish; lastFailed says it was counted as a failed change,
-	// lastHealthy that its first Healthy was noticed.
+	// finish, lastRuns what it deployed; lastFailed says it was counted as
+	// a failed change, lastHealthy that its first Healthy was noticed.
 	last                    *model.Deployment
+	lastRuns                runs
 	lastFailed, lastHealthy bool
-	// lastRevisions are the revisions last deployed, for apps whose sync
-	// history does not show them.
-	lastRevisions string
-	// failedRevisions are the revisions of the last failed deployment:
-	// trying them again is no new deployment.
-	failedRevisions string
-	// syncedRevisions are the revisions Argo CD last showed the app Synced
-	// to while no operation ran: their manifests already ran then.
-	syncedRevisions string
+	// lastRevisions are the revisions (and sources) last deployed, for
+	// apps whose sync history does not show them.
+	lastRevisions runs
+	// failedRevisions are the revisions (and sources) of the last failed
+	// deployment: trying them again is no new deployment.
+	failedRevisions runs
+	// syncedRevisions are the revisions (and sources) Argo CD last showed
+	// the app Synced to while no operation ran: their manifests already
+	// ran then.
+	syncedRevisions runs
 	// health is the app's last health; degradedAt when it last turned
 	// Degraded, degradedCounted that this Degraded spell already failed a
 	// deployment (a deployment that ends while the app is still Degraded
@@ -60,25 +62,81 @@ type deployState struct {
 	onset time.Time
 }
 
+// runs is what a sync made an app run: its revisions and the digests of
+// its sources (SourceDigest: Helm parameters and values, kustomize images,
+// plugin env, directory settings...), zero where Argo CD wrote none. A
+// change of either is a deployment: Image Updater's argocd write-back,
+// `argocd app set -p` and Kargo's argocd-update change the source and
+// sync the same revision.
+type runs struct {
+	revs    string
+	source  v1alpha1.SourceDigest
+	sources v1alpha1.SourceDigests
+}
+
+// same reports whether a and b run the same: the same revisions, and the
+// same sources where both know them (an Argo CD, or a record, without
+// them is judged by its revisions).
+func (a runs) same(b runs) bool {
+	return a.revs == b.revs &&
+		(a.source.IsZero() || b.source.IsZero() || a.source == b.source) &&
+		(a.sources.IsZero() || b.sources.IsZero() || a.sources == b.sources)
+}
+
+// sameSources reports whether a and b run the same sources, as far as
+// both know them.
+func (a runs) sameSources(b runs) bool {
+	return (a.source.IsZero() || b.source.IsZero() || a.source == b.source) &&
+		(a.sources.IsZero() || b.sources.IsZero() || a.sources == b.sources)
+}
+
+func historyRuns(h *v1alpha1.RevisionHistory) runs {
+	return runs{revs: model.JoinRevisions(h.Revision, h.Revisions), source: h.Source, sources: h.Sources}
+}
+
+// opRuns is what op deployed: its revisions, and its sources from its sync
+// result, else from its own history entry (the one it started).
+func opRuns(op finishedOp, history v1alpha1.RevisionHistories) runs {
+	r := runs{revs: model.JoinRevisions(op.revision, op.revisions)}
+	if op.state != nil && op.state.SyncResult != nil {
+		r.source, r.sources = op.state.SyncResult.Source, op.state.SyncResult.Sources
+		return r
+	}
+	for i := len(history) - 1; i >= 0; i-- {
+		h := &history[i]
+		if h.DeployStartedAt != nil && h.DeployStartedAt.Unix() == op.started.Unix() {
+			r.source, r.sources = h.Source, h.Sources
+			break
+		}
+	}
+	return r
+}
+
+// targetRuns is what the app's source targets now: the revisions and
+// sources Argo CD last compared it with.
+func targetRuns(app *v1alpha1.Application) runs {
+	s := &app.Status.Sync
+	return runs{revs: model.JoinRevisions(s.Revision, s.Revisions), source: s.ComparedTo.Source, sources: s.ComparedTo.Sources}
+}
+
 // deployment decides whether the counted operation o is a deployment and
 // what it did: it sets o.Deployment, counts it, and notes the notices and
 // facts it implies. A dry run never comes here.
 func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, facts factLog, out *outbox) {
 	ds := &st.deploy
-	revs := model.JoinRevisions(op.revision, op.revisions)
-	if revs == "" || op.result == model.ResultTerminated {
+	cur := opRuns(op, st.app.Status.History)
+	if cur.revs == "" || op.result == model.ResultTerminated {
 		return // nothing to compare, or a person stopped it
 	}
-	prev, prevRevs, found, rollback := previousSync(st.app.Status.History, op.started.Unix(), revs)
-	prevText := model.JoinRevisions(prev, prevRevs)
+	prevRuns, prev, prevRevs, found, rollback := previousSync(st.app.Status.History, op.started.Unix(), cur)
 	if !found {
-		prevText = ds.lastRevisions
-		prev, prevRevs = prevText, nil
+		prevRuns = ds.lastRevisions
+		prev, prevRevs = prevRuns.revs, nil
 	}
-	if revs == prevText {
+	if cur.same(prevRuns) {
 		return // drift repair, or a re-sync of what runs
 	}
-	if revs == ds.syncedRevisions || selfHeal(op.state) || op.result == model.ResultSucceeded && changedNothing(op.state) {
+	if cur.same(ds.syncedRevisions) || selfHeal(op.state) || op.result == model.ResultSucceeded && changedNothing(op.state) {
 		// Drift repair on a newer commit that changed nothing of the app:
 		// Argo CD had shown the app Synced to these revisions before the
 		// operation (such a commit leaves the app Synced without a sync,
@@ -86,27 +144,28 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 		// the controller started a self-heal (its auto-sync found the sync
 		// "already attempted"); or every resource was applied unchanged.
 		// What runs is what ran.
-		ds.lastRevisions = revs
+		ds.lastRevisions = cur
 		return
 	}
 	d := &model.Deployment{
 		UID: o.UID, Namespace: o.Namespace, Name: o.Name, Project: o.Project, Env: o.Env,
 		Revision: op.revision, Revisions: op.revisions, PreviousRevision: prev, PreviousRevisions: prevRevs,
-		Changed:   changedSources(&st.app.Spec, op.revision, op.revisions, prev, prevRevs),
-		Initiator: op.initiator, StartedAt: op.started, FinishedAt: op.finished, TraceID: o.TraceID(),
+		Changed:       changedSources(&st.app.Spec, op.revision, op.revisions, prev, prevRevs),
+		SourceChanged: !cur.sameSources(prevRuns),
+		Initiator:     op.initiator, StartedAt: op.started, FinishedAt: op.finished, TraceID: o.TraceID(),
 	}
 	if op.result != model.ResultSucceeded {
-		if revs == ds.failedRevisions {
+		if cur.same(ds.failedRevisions) {
 			return // the same change tried again: one failed deployment
 		}
-		ds.failedRevisions = revs
+		ds.failedRevisions = cur
 		d.Result = model.DeploymentFailed
 		t.countDeployment(st, d, o, out)
 		t.changeFailed(st, d, model.FailureSyncFailed, op.finished, op.finished, facts, out)
 		return
 	}
 	d.Result = model.DeploymentSucceeded
-	if rollback && revs == model.JoinRevisions(st.app.Status.Sync.Revision, st.app.Status.Sync.Revisions) {
+	if rollback && cur.same(targetRuns(st.app)) {
 		// Back to what the source targets now: a roll forward again
 		// after a rollback, or the branch itself reset. A rollback deploys
 		// an earlier revision the source no longer points at
@@ -116,14 +175,14 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 	}
 	if rollback {
 		d.Result = model.DeploymentRolledBack
-		if ds.last != nil && !ds.lastFailed && model.JoinRevisions(ds.last.Revision, ds.last.Revisions) == prevText {
+		if ds.last != nil && !ds.lastFailed && ds.lastRuns.same(prevRuns) {
 			// The rollback undoes the deployment before it.
 			t.changeFailed(st, ds.last, model.FailureRolledBack, ds.last.FinishedAt, op.finished, facts, out)
 		}
 	}
-	ds.failedRevisions = ""
-	ds.lastRevisions = revs
-	ds.last, ds.lastFailed, ds.lastHealthy = d, false, false
+	ds.failedRevisions = runs{}
+	ds.lastRevisions = cur
+	ds.last, ds.lastRuns, ds.lastFailed, ds.lastHealthy = d, cur, false, false
 	t.countDeployment(st, d, o, out)
 }
 
@@ -138,7 +197,7 @@ func (t *Tracker) countDeployment(st *appState, d *model.Deployment, o *model.Op
 	// What runs changed: the app's being Synced to some revisions before
 	// says nothing of them any more (after a rollback, syncing the
 	// revisions rolled back from is a deployment again).
-	st.deploy.syncedRevisions = ""
+	st.deploy.syncedRevisions = runs{}
 	out.notices = append(out.notices, &model.DeploymentNotice{Kind: model.NoticeDeployed, Time: d.FinishedAt, Deployment: d})
 }
 
@@ -173,7 +232,7 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 	if op := status.OperationState; status.Sync.Status == v1alpha1.SyncStatusCodeSynced && st.app.Operation == nil && (op == nil || op.Phase.Completed()) {
 		// Only while no operation runs: a running sync may show the app
 		// Synced to its new revisions before it ends.
-		ds.syncedRevisions = model.JoinRevisions(status.Sync.Revision, status.Sync.Revisions)
+		ds.syncedRevisions = targetRuns(st.app)
 	}
 	h := status.Health.Status
 	if h == health.HealthStatusDegraded && ds.health != health.HealthStatusDegraded {
@@ -209,9 +268,9 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 
 // previousSync finds, in the app's sync history, the last successful sync
 // that started before start (Unix seconds): what ran when the operation
-// began. rollback: revs (the operation's, joined) differ from it but are
-// those of an earlier sync in the history.
-func previousSync(history v1alpha1.RevisionHistories, start int64, revs string) (rev string, revisions []string, found, rollback bool) {
+// began. rollback: cur (what the operation deployed) differs from it but
+// is what an earlier sync in the history deployed.
+func previousSync(history v1alpha1.RevisionHistories, start int64, cur runs) (prevRuns runs, rev string, revisions []string, found, rollback bool) {
 	i := len(history) - 1
 	for ; i >= 0; i-- {
 		h := &history[i]
@@ -220,19 +279,19 @@ func previousSync(history v1alpha1.RevisionHistories, start int64, revs string) 
 		}
 	}
 	if i < 0 {
-		return "", nil, false, false
+		return runs{}, "", nil, false, false
 	}
 	rev, revisions = history[i].Revision, history[i].Revisions
-	prev := model.JoinRevisions(rev, revisions)
-	if prev == revs {
-		return rev, revisions, true, false
+	prevRuns = historyRuns(&history[i])
+	if prevRuns.same(cur) {
+		return prevRuns, rev, revisions, true, false
 	}
 	for j := i - 1; j >= 0; j-- {
-		if model.JoinRevisions(history[j].Revision, history[j].Revisions) == revs {
-			return rev, revisions, true, true
+		if historyRuns(&history[j]).same(cur) {
+			return prevRuns, rev, revisions, true, true
 		}
 	}
-	return rev, revisions, true, false
+	return prevRuns, rev, revisions, true, false
 }
 
 // changedSources are the sources whose revision a deployment changed: the

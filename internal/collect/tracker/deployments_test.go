@@ -54,6 +54,9 @@ type argoSim struct {
 	// terminating: the next operation is seen Terminating with this
 	// message before it finishes.
 	terminating string
+	// source is the digest of the source the next operation syncs
+	// (zero: Argo CD writes none).
+	source v1alpha1.SourceDigest
 }
 
 type opsSeen struct{ list []*model.Operation }
@@ -126,11 +129,12 @@ func (g *argoSim) sync(phase synccommon.OperationPhase, dry bool, initiator stri
 	} else {
 		op.SyncResult.Revisions = revisions
 	}
+	op.SyncResult.Source = g.source
 	g.app.Status.OperationState = op
 	if phase == synccommon.OperationSucceeded && !dry {
 		g.app.Status.History = append(g.app.Status.History, v1alpha1.RevisionHistory{
 			ID: int64(len(g.app.Status.History)), Revision: op.SyncResult.Revision, Revisions: op.SyncResult.Revisions,
-			DeployStartedAt: mtime(start), DeployedAt: *op.FinishedAt, InitiatedBy: by,
+			Source: g.source, DeployStartedAt: mtime(start), DeployedAt: *op.FinishedAt, InitiatedBy: by,
 		})
 	}
 	g.observe(10 * time.Second)
@@ -215,6 +219,78 @@ func TestDeploymentsAreChangesOfRevision(t *testing.T) {
 	if ts, ok := value(t, g.s, "crowsnest_app_last_deployment_timestamp_seconds", "name", "web"); !ok || ts != unixSeconds(d.FinishedAt) {
 		t.Errorf("last deployment timestamp %v (present %v), want %v", ts, ok, unixSeconds(d.FinishedAt))
 	}
+}
+
+// TestSpecOnlyDeployments: a sync of the same revisions with other source
+// settings (Image Updater's write-back, `argocd app set -p`, Kargo's
+// argocd-update, a changed values file) is a deployment, compared by the
+// sources' digests in the sync result and the history; re-syncs and
+// self-heal of it are not; back to the settings before is a rollback; a
+// record without digests is judged by its revisions.
+func TestSpecOnlyDeployments(t *testing.T) {
+	tag := func(v string) v1alpha1.SourceDigest {
+		return v1alpha1.DigestOf([]byte(`{"repoURL":"https://git.example.com/deploy.git","path":"web","targetRevision":"main","helm":{"parameters":[{"name":"image.tag","value":"` + v + `"}]}}`))
+	}
+	succeeded := synccommon.OperationSucceeded
+	g := newArgoSim(t)
+	g.source = tag("v1")
+	g.app.Status.Sync.ComparedTo.Source = g.source
+	g.sync(succeeded, false, "alice", "aaa")
+	g.sync(succeeded, false, "alice", "aaa")
+	g.wantCounts("first sync, re-sync", map[string]float64{"succeeded": 1}, nil)
+
+	// argocd app set -p image.tag=v2: the spec moves, Argo CD compares
+	// with it and auto-syncs the same revision.
+	g.source = tag("v2")
+	g.app.Status.Sync.ComparedTo.Source = g.source
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
+	g.observe(time.Minute)
+	g.sync(succeeded, false, "automated", "aaa")
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
+	g.wantCounts("the same revision with v2", map[string]float64{"succeeded": 2}, nil)
+	d := g.ops.list[len(g.ops.list)-1].Deployment
+	if d == nil || !d.SourceChanged || len(d.Changed) != 0 || d.Revision != "aaa" || d.PreviousRevision != "aaa" {
+		t.Fatalf("spec-only deployment %+v", d)
+	}
+	g.selfHeal = true
+	g.sync(succeeded, false, "automated", "aaa")
+	g.selfHeal = false
+	g.sync(succeeded, false, "alice", "aaa")
+	g.wantCounts("self-heal and re-sync of v2", map[string]float64{"succeeded": 2}, nil)
+
+	// Failing settings fail once, whatever the retries.
+	g.source = tag("v3")
+	g.app.Status.Sync.ComparedTo.Source = g.source
+	g.sync(synccommon.OperationFailed, false, "automated", "aaa")
+	g.sync(synccommon.OperationFailed, false, "automated", "aaa")
+	g.wantCounts("v3 failing twice", map[string]float64{"succeeded": 2, "failed": 1}, map[string]float64{"sync_failed": 1})
+
+	// Back to v1 while the spec says v3: a rollback of the v2 deployment.
+	g.source = tag("v1")
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
+	g.sync(succeeded, false, "alice", "aaa")
+	g.wantCounts("rolled back to v1", map[string]float64{"succeeded": 2, "failed": 1, "rolled_back": 1}, map[string]float64{"sync_failed": 1, "rolled_back": 1})
+
+	// Seen only in the history (crowsnest missed the operation state):
+	// its entry's digest tells it.
+	g.source = tag("v4")
+	g.app.Status.Sync.ComparedTo.Source = g.source
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
+	start := at(g.now + time.Second).Truncate(time.Second)
+	g.app.Status.OperationState = nil
+	g.app.Status.History = append(g.app.Status.History, v1alpha1.RevisionHistory{
+		ID: int64(len(g.app.Status.History)), Revision: "aaa", Source: g.source,
+		DeployStartedAt: mtime(start), DeployedAt: metav1.NewTime(start.Add(10 * time.Second)),
+	})
+	g.observe(20 * time.Second)
+	g.wantCounts("v4 from the history", map[string]float64{"succeeded": 3, "failed": 1, "rolled_back": 1}, map[string]float64{"sync_failed": 1, "rolled_back": 1})
+
+	// No digest written: judged by the revisions, as before.
+	g.source = v1alpha1.SourceDigest{}
+	g.sync(succeeded, false, "alice", "aaa")
+	g.wantCounts("a sync without a digest", map[string]float64{"succeeded": 3, "failed": 1, "rolled_back": 1}, map[string]float64{"sync_failed": 1, "rolled_back": 1})
+	g.sync(succeeded, false, "alice", "bbb")
+	g.wantCounts("a new revision without a digest", map[string]float64{"succeeded": 4, "failed": 1, "rolled_back": 1}, map[string]float64{"sync_failed": 1, "rolled_back": 1})
 }
 
 // TestSyncTimeoutFailsDeployment: a sync to new revisions that the
