@@ -8,7 +8,9 @@ script gives Prometheus a week: it writes 7 days and 1 hour of the
 aggregated counters the DORA group reads (crowsnest_deployments_total and
 crowsnest_change_failures_total by project and env, every label value, for
 the apps of APPS project and env pairs and 2 replicas, a sample every 30 s,
-a few deployments per app at random times) as OpenMetrics, backfills them
+a few deployments per app at random times), and the DORA group's copies of
+them at its 5-minute step (crowsnest:*_total:sampled, which its increases
+read), as OpenMetrics, backfills them
 with promtool, starts Debian's Prometheus on the blocks with the rules of
 alerts/crowsnest.rules.yaml (every group evaluated every 15 s), waits until
 it has compacted them, and prints each group's evaluation times
@@ -44,6 +46,13 @@ FAMILIES = {
     "crowsnest_deployments_total": ("result", ["succeeded", "failed", "rolled_back"]),
     "crowsnest_change_failures_total": ("reason", ["sync_failed", "degraded", "rolled_back"]),
 }
+# The DORA group's copies of the counters at its own step (5 minutes), which
+# its increases read: a week of them as that group would have recorded.
+SAMPLED = {
+    "crowsnest_deployments_total": "crowsnest:deployments_total:sampled",
+    "crowsnest_change_failures_total": "crowsnest:change_failures_total:sampled",
+}
+RECORD_STEP = 300
 
 
 def generate(path):
@@ -54,8 +63,10 @@ def generate(path):
     start = end - 7 * 86400 - 3600
     rng = random.Random(1)
     with open(path, "w") as f:
+        series = {}
         for fam, (label, values) in FAMILIES.items():
-            f.write("# TYPE %s counter\n" % fam[: -len("_total")])
+            series.setdefault(fam, [])
+            series.setdefault(SAMPLED[fam], [])
             bumps = {}
             for a in range(APPS):
                 key = ("team-%03d" % (a % 100), ["dev", "stage", "prod"][a % 3])
@@ -67,12 +78,18 @@ def generate(path):
                 for replica in range(2):
                     labels = 'job="crowsnest",instance="crowsnest-%d",project="%s",env="%s",%s="%s"' % (
                         replica, project, env, label, v)
-                    n, i, lines = 0, 0, []
-                    for t in range(start, end, STEP):
-                        while i < len(ts) and ts[i] <= t:
-                            n, i = n + 1, i + 1
-                        lines.append("%s{%s} %d %d\n" % (fam, labels, n, t))
-                    f.writelines(lines)
+                    for name, step in ((fam, STEP), (SAMPLED[fam], RECORD_STEP)):
+                        n, i, lines = 0, 0, []
+                        for t in range(start, end, step):
+                            while i < len(ts) and ts[i] <= t:
+                                n, i = n + 1, i + 1
+                            lines.append("%s{%s} %d %d\n" % (name, labels, n, t))
+                        series[name].append(lines)
+        # OpenMetrics wants each family's samples together.
+        for name, blocks in series.items():
+            f.write("# TYPE %s %s\n" % (name[: -len("_total")] if name.endswith("_total") else name, "counter" if name.endswith("_total") else "gauge"))
+            for lines in blocks:
+                f.writelines(lines)
         f.write("# EOF\n")
 
 

@@ -168,6 +168,14 @@ type doraValue struct {
 	want   []envProject
 }
 
+// doraExprValue expects the samples of expr, over record, by env and
+// project, at a time.
+type doraExprValue struct {
+	at           time.Duration
+	record, expr string
+	want         []envProject
+}
+
 // cfrFiring is a CrowsnestChangeFailureRateHigh alert expected firing, with
 // its description's values as Prometheus prints them.
 type cfrFiring struct {
@@ -186,6 +194,7 @@ type doraAlertCheck struct {
 type doraCase struct {
 	series []series
 	values []doraValue
+	exprs  []doraExprValue
 	alerts []doraAlertCheck
 }
 
@@ -252,6 +261,12 @@ func doraCases() []doraCase {
 				{2 * h, RecordDeployments1d, []envProject{{"prod", "shop", 4}}},
 				{2 * h, RecordChangeFailures7d, []envProject{{"prod", "shop", 2}}},
 				{2 * h, RecordChangeFailureRate, []envProject{{"prod", "shop", 0.5}}},
+			},
+			// The sampled counters keep both replicas' copies (2
+			// succeeded, 2 failed and 2 sync failures each).
+			exprs: []doraExprValue{
+				{2 * h, RecordDeploymentsSampled, "sum by (env, project) (" + RecordDeploymentsSampled + ")", []envProject{{"prod", "shop", 8}}},
+				{2 * h, RecordChangeFailuresSampled, "sum by (env, project) (" + RecordChangeFailuresSampled + ")", []envProject{{"prod", "shop", 4}}},
 			},
 			alerts: []doraAlertCheck{{3 * h, nil}},
 		},
@@ -419,6 +434,16 @@ func renderDoraTests(t *testing.T) []byte {
 			et := exprTest{Expr: v.record, EvalTime: evalTime(v.at), ExpSamples: []expSample{}}
 			for _, w := range v.want {
 				et.ExpSamples = append(et.ExpSamples, expSample{fmt.Sprintf("%s{env=%q,project=%q}", v.record, w.env, w.project), w.v})
+			}
+			if len(v.want) > 0 {
+				valued[v.record] = true
+			}
+			ty.ExprTest = append(ty.ExprTest, et)
+		}
+		for _, v := range c.exprs {
+			et := exprTest{Expr: v.expr, EvalTime: evalTime(v.at), ExpSamples: []expSample{}}
+			for _, w := range v.want {
+				et.ExpSamples = append(et.ExpSamples, expSample{fmt.Sprintf("{env=%q,project=%q}", w.env, w.project), w.v})
 			}
 			if len(v.want) > 0 {
 				valued[v.record] = true
