@@ -259,9 +259,9 @@ func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 					"summary": a.Summary, "description": Expand(a.Description, labels), "runbook_url": cmp.Or(p.cfg.RunbookURL, RunbookURL) + "#" + a.Anchor(),
 					"dashboard_url": p.cfg.Links.DashboardURL(a, labels),
 				}}
-				if a.Dashboard() == DashboardApp {
-					// Empty without --argocd.url, as the rules'.
-					st.annotations["argocd_url"] = p.cfg.Links.AppURL(app.Namespace, app.Name)
+				if u := p.cfg.Links.AppURL(app.Namespace, app.Name); a.Dashboard() == DashboardApp && u != "" {
+					// None without --argocd.url, as the rules' (RenderWith).
+					st.annotations["argocd_url"] = u
 				}
 				p.active[key] = st
 			}
