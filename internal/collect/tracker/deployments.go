@@ -78,9 +78,7 @@ type runs struct {
 // same sources where both know them (an Argo CD, or a record, without
 // them is judged by its revisions).
 func (a runs) same(b runs) bool {
-	return a.revs == b.revs &&
-		(a.source.IsZero() || b.source.IsZero() || a.source == b.source) &&
-		(a.sources.IsZero() || b.sources.IsZero() || a.sources == b.sources)
+	return a.revs == b.revs && a.sameSources(b)
 }
 
 // sameSources reports whether a and b run the same sources, as far as
@@ -90,8 +88,9 @@ func (a runs) sameSources(b runs) bool {
 		(a.sources.IsZero() || b.sources.IsZero() || a.sources == b.sources)
 }
 
-func historyRuns(h *v1alpha1.RevisionHistory) runs {
-	return runs{revs: model.JoinRevisions(h.Revision, h.Revisions), source: h.Source, sources: h.Sources}
+// runs is what p runs.
+func (p syncPoint) runs() runs {
+	return runs{revs: model.JoinRevisions(p.revision, p.revisions), source: p.source, sources: p.sources}
 }
 
 // opRuns is what op deployed: its revisions, and its sources from its sync
@@ -110,13 +109,6 @@ func opRuns(op finishedOp, history v1alpha1.RevisionHistories) runs {
 		}
 	}
 	return r
-}
-
-// targetRuns is what the app's source targets now: the revisions and
-// sources Argo CD last compared it with.
-func targetRuns(app *v1alpha1.Application) runs {
-	s := &app.Status.Sync
-	return runs{revs: model.JoinRevisions(s.Revision, s.Revisions), source: s.ComparedTo.Source, sources: s.ComparedTo.Sources}
 }
 
 // deployment decides whether the counted operation o is a deployment and
@@ -165,7 +157,7 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 		return
 	}
 	d.Result = model.DeploymentSucceeded
-	if rollback && cur.same(targetRuns(st.app)) {
+	if rollback && cur.same(targetOf(st.app).runs()) {
 		// Back to what the source targets now: a roll forward again
 		// after a rollback, or the branch itself reset. A rollback deploys
 		// an earlier revision the source no longer points at
@@ -232,7 +224,7 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 	if op := status.OperationState; status.Sync.Status == v1alpha1.SyncStatusCodeSynced && st.app.Operation == nil && (op == nil || op.Phase.Completed()) {
 		// Only while no operation runs: a running sync may show the app
 		// Synced to its new revisions before it ends.
-		ds.syncedRevisions = targetRuns(st.app)
+		ds.syncedRevisions = targetOf(st.app).runs()
 	}
 	h := status.Health.Status
 	if h == health.HealthStatusDegraded && ds.health != health.HealthStatusDegraded {
@@ -282,12 +274,12 @@ func previousSync(history v1alpha1.RevisionHistories, start int64, cur runs) (pr
 		return runs{}, "", nil, false, false
 	}
 	rev, revisions = history[i].Revision, history[i].Revisions
-	prevRuns = historyRuns(&history[i])
+	prevRuns = historyPoint(&history[i]).runs()
 	if prevRuns.same(cur) {
 		return prevRuns, rev, revisions, true, false
 	}
 	for j := i - 1; j >= 0; j-- {
-		if historyRuns(&history[j]).same(cur) {
+		if historyPoint(&history[j]).runs().same(cur) {
 			return prevRuns, rev, revisions, true, true
 		}
 	}

@@ -68,7 +68,7 @@ func targetOf(app *v1alpha1.Application) syncPoint {
 // lastSyncedOf is what app was last synced to, and when that sync ended.
 func lastSyncedOf(app *v1alpha1.Application) (syncPoint, time.Time) {
 	if h := newestHistory(app.Status.History); h != nil {
-		return syncPoint{revision: h.Revision, revisions: h.Revisions, source: h.Source, sources: h.Sources, known: true}, h.DeployedAt.Time
+		return historyPoint(h), h.DeployedAt.Time
 	}
 	op := app.Status.OperationState
 	if op == nil || op.SyncResult == nil || !op.Phase.Successful() || dryRun(&op.Operation.Sync) ||
@@ -81,6 +81,11 @@ func lastSyncedOf(app *v1alpha1.Application) (syncPoint, time.Time) {
 	}
 	r := op.SyncResult
 	return syncPoint{revision: r.Revision, revisions: r.Revisions, source: r.Source, sources: r.Sources, known: true}, finished
+}
+
+// historyPoint is what the sync of history entry h synced to.
+func historyPoint(h *v1alpha1.RevisionHistory) syncPoint {
+	return syncPoint{revision: h.Revision, revisions: h.Revisions, source: h.Source, sources: h.Sources, known: true}
 }
 
 // newestHistory returns the history entry of the highest ID, nil if none.
