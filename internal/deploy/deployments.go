@@ -189,33 +189,83 @@ func (d *Deployments) handle(ctx context.Context, n *model.DeploymentNotice) {
 	}
 }
 
-// deployed measures the lead time of a finished deployment, remembers its
-// commit date for the healthy notice and hands its record out.
+// deployed measures the lead time of a finished deployment, remembers when
+// its change was made for the healthy notice and hands its record out.
 func (d *Deployments) deployed(ctx context.Context, dep *model.Deployment) {
 	rec := &model.DeploymentRecord{Deployment: dep}
 	rec.Commit = d.commitOf(dep, func(src model.DeploymentSource) *model.Commit {
 		return d.lookup(ctx, dep.Namespace, dep.Name, src)
 	})
-	var from time.Time // the commit date, when the lead time is measured
+	var from time.Time // when the change was made, when the lead time is measured
 	// Only a succeeded deployment has a lead time: a failed one brought
 	// nothing to the env, and a rollback's commit is an old one, whose age
 	// says nothing of how fast changes ship.
-	if c := rec.Commit; c != nil && !c.Date.IsZero() && dep.Result == model.DeploymentSucceeded {
-		// A commit dated after the finish (a clock off, a forged date)
-		// has no lead time.
-		if lead := dep.FinishedAt.Sub(c.Date); lead >= 0 {
-			rec.LeadTime, from = lead, c.Date
-			observe(d.metrics.leadTime, lead, dep.TraceID, dep.Project, dep.Env, untilDeployed)
-		}
+	if dep.Result == model.DeploymentSucceeded {
+		from, rec.LeadFrom = d.changeOf(ctx, rec)
+	}
+	// A change dated after the finish (a clock off, a forged date) has no
+	// lead time.
+	if lead := dep.FinishedAt.Sub(from); !from.IsZero() && lead >= 0 {
+		rec.LeadTime = lead
+		observe(d.metrics.leadTime, lead, dep.TraceID, dep.Project, dep.Env, untilDeployed)
+	} else {
+		from, rec.LeadFrom = time.Time{}, ""
 	}
 	d.rememberDeployed(dep, from)
-	f := fact(rec, !from.IsZero())
+	f := fact(rec)
 	for _, s := range d.out.Facts {
 		s.Fact(f)
 	}
 	for _, s := range d.out.Records {
 		s.Send(rec)
 	}
+}
+
+// changeOf returns when the change rec's deployment shipped was made, and
+// what that time is (a model.LeadFrom* value); zero and "" when unknown.
+// It may set rec.Commit to the commit CI named. In order:
+//
+//   - the change CI named in the app's annotations: its time, else its
+//     commit's date; a named commit that cannot be looked up gives no lead
+//     time rather than another one;
+//   - the deployed revisions' commit (the oldest changed source's);
+//   - for a change of the sources' settings (Image Updater, `argocd app
+//     set -p`) or of a Helm chart's version, which have no commit: when
+//     Argo CD first compared the app with the deployed sources.
+func (d *Deployments) changeOf(ctx context.Context, rec *model.DeploymentRecord) (time.Time, string) {
+	dep := rec.Deployment
+	switch {
+	case !dep.ChangeTime.IsZero():
+		c := &model.Commit{Date: dep.ChangeTime}
+		if s := dep.ChangeCommit; s != nil {
+			c.SHA, c.RepoURL = s.Revision, s.RepoURL
+		}
+		rec.Commit = c
+		return c.Date, model.LeadFromAnnotation
+	case dep.ChangeCommit != nil:
+		c := d.lookup(ctx, dep.Namespace, dep.Name, *dep.ChangeCommit)
+		if c == nil || c.Date.IsZero() {
+			return time.Time{}, ""
+		}
+		rec.Commit = c
+		return c.Date, model.LeadFromAnnotation
+	case rec.Commit != nil && !rec.Commit.Date.IsZero():
+		return rec.Commit.Date, model.LeadFromCommit
+	case !dep.TargetSeenAt.IsZero() && (dep.SourceChanged || onlyCharts(dep.Changed)):
+		return dep.TargetSeenAt, model.LeadFromSourceChange
+	}
+	return time.Time{}, ""
+}
+
+// onlyCharts reports whether every changed source is a Helm chart (and one
+// is): a new chart version has no commit to date it by.
+func onlyCharts(changed []model.DeploymentSource) bool {
+	for _, s := range changed {
+		if sourceKind(s) != kindHelm {
+			return false
+		}
+	}
+	return len(changed) > 0
 }
 
 // rememberDeployed keeps the commit date of the app's deployment (zero:

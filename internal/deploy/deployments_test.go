@@ -59,7 +59,7 @@ func TestLeadTimeObservedWithExemplar(t *testing.T) {
 	want := []any{
 		"result", "succeeded", "revision", "abc", "previous_revision", "prev", "initiator", "automated",
 		"author", "Ann <ann@example.com>", "commit_sha", "abc", "commit_repo", "https://git.example.com/shop.git", "commit_time", "2026-03-04T08:43:00Z",
-		"commit_subject", "Fix checkout", "commit_referenced", false, "lead_time_seconds", 11820.0,
+		"commit_subject", "Fix checkout", "commit_referenced", false, "lead_time_seconds", 11820.0, "lead_time_from", "commit",
 	}
 	if !reflect.DeepEqual(fc.Attrs, want) {
 		t.Errorf("fact attrs =\n%v\nwant\n%v", fc.Attrs, want)
@@ -135,6 +135,113 @@ func TestSourceOnlyDeploymentRecord(t *testing.T) {
 	facts, _ := f.out.snapshot()
 	if len(facts) != 1 || !slices.Contains(facts[0].Attrs, any("source_changed")) {
 		t.Errorf("facts %+v, want one with source_changed", facts)
+	}
+}
+
+// leadFrom returns the lead time and its origin in the one record out.
+func (f *fixture) leadFrom(t *testing.T) (time.Duration, string, *model.Commit) {
+	t.Helper()
+	facts, records := f.out.snapshot()
+	if len(records) != 1 || len(facts) != 1 {
+		t.Fatalf("%d records, %d facts; want one each", len(records), len(facts))
+	}
+	r := records[0]
+	if r.LeadFrom != "" && !slices.Contains(facts[0].Attrs, any(r.LeadFrom)) {
+		t.Errorf("fact %v does not say lead_time_from %s", facts[0].Attrs, r.LeadFrom)
+	}
+	return r.LeadTime, r.LeadFrom, r.Commit
+}
+
+// The lead time of a change without a commit of its own: from the change
+// CI named (its time as given, or its commit's date looked up), else, for
+// new source settings or a new chart version, from when Argo CD first
+// compared the app with them; a named commit that cannot be looked up gives
+// no lead time rather than another.
+func TestLeadTimeOfNamedAndSourceChanges(t *testing.T) {
+	seen := t0.Add(-20 * time.Minute)
+	chart := model.DeploymentSource{RepoURL: "https://charts.example.com", Chart: "redis", Revision: "1.2.4"}
+	client := newFakeClient()
+	client.set("c0ffee", &model.Commit{SHA: "c0ffee", RepoURL: "https://git.example.com/shop.git", Date: t0.Add(-2 * time.Hour), Author: "Ann"})
+	client.set("abc", &model.Commit{SHA: "abc", Date: t0.Add(-3 * time.Hour)})
+	for _, c := range []struct {
+		name     string
+		client   MetadataClient
+		dep      func() *model.Deployment
+		lead     time.Duration
+		from     string
+		wantSHA  string
+		observed bool
+	}{
+		{"source settings, first compared 20 min before", client, func() *model.Deployment {
+			d := deployment("web", model.DeploymentSucceeded, "t")
+			d.SourceChanged, d.TargetSeenAt = true, seen
+			return d
+		}, 20 * time.Minute, model.LeadFromSourceChange, "", true},
+		{"source settings, without an API server", nil, func() *model.Deployment {
+			d := deployment("web", model.DeploymentSucceeded, "t")
+			d.SourceChanged, d.TargetSeenAt = true, seen
+			return d
+		}, 20 * time.Minute, model.LeadFromSourceChange, "", true},
+		{"a new chart version", client, func() *model.Deployment {
+			d := deployment("redis", model.DeploymentSucceeded, "t", chart)
+			d.TargetSeenAt = seen
+			return d
+		}, 20 * time.Minute, model.LeadFromSourceChange, "", true},
+		{"a new git revision: its commit, not the comparison", client, func() *model.Deployment {
+			d := deployment("web", model.DeploymentSucceeded, "t", gitSource(0, "abc"))
+			d.TargetSeenAt = seen
+			return d
+		}, 3 * time.Hour, model.LeadFromCommit, "abc", true},
+		{"a named commit, looked up", client, func() *model.Deployment {
+			d := deployment("web", model.DeploymentSucceeded, "t")
+			d.SourceChanged, d.TargetSeenAt = true, seen
+			s := gitSource(0, "c0ffee")
+			d.ChangeCommit = &s
+			return d
+		}, 2 * time.Hour, model.LeadFromAnnotation, "c0ffee", true},
+		{"a named commit and time: the time as given", client, func() *model.Deployment {
+			d := deployment("web", model.DeploymentSucceeded, "t", gitSource(0, "abc"))
+			s := gitSource(0, "c0ffee")
+			d.ChangeCommit, d.ChangeTime = &s, t0.Add(-5*time.Hour)
+			return d
+		}, 5 * time.Hour, model.LeadFromAnnotation, "c0ffee", true},
+		{"a named commit unknown to Argo CD: no lead time", client, func() *model.Deployment {
+			d := deployment("web", model.DeploymentSucceeded, "t")
+			d.SourceChanged, d.TargetSeenAt = true, seen
+			s := gitSource(0, "deadbeef")
+			d.ChangeCommit = &s
+			return d
+		}, 0, "", "", false},
+		{"source settings, the comparison not seen", client, func() *model.Deployment {
+			d := deployment("web", model.DeploymentSucceeded, "t")
+			d.SourceChanged = true
+			return d
+		}, 0, "", "", false},
+		{"a rollback", client, func() *model.Deployment {
+			d := deployment("web", model.DeploymentRolledBack, "t")
+			d.SourceChanged, d.TargetSeenAt, d.ChangeTime = true, seen, seen
+			return d
+		}, 0, "", "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, Config{}, c.client)
+			f.d.handle(context.Background(), deployed(c.dep()))
+			lead, from, commit := f.leadFrom(t)
+			if lead != c.lead || from != c.from {
+				t.Errorf("lead time %v from %q, want %v from %q", lead, from, c.lead, c.from)
+			}
+			sha := ""
+			if commit != nil {
+				sha = commit.SHA
+			}
+			if sha != c.wantSHA {
+				t.Errorf("commit %+v, want SHA %q", commit, c.wantSHA)
+			}
+			s, ok := histogram(t, f.reg, "crowsnest_change_lead_time_seconds", deployedLabels)
+			if ok != c.observed || ok && s.sum != c.lead.Seconds() {
+				t.Errorf("lead time histogram %+v (found %v), want %v observed: %v", s, ok, c.lead, c.observed)
+			}
+		})
 	}
 }
 

@@ -10,9 +10,9 @@ import (
 // fact is the deployment_finished fact of rec, at the deployment's
 // finish, with its attributes in a fixed order: result, revision,
 // previous_revision, initiator, then what is known of the commit (author,
-// commit_sha, commit_repo, commit_time, commit_subject, commit_referenced) and
-// lead_time_seconds when the lead time was measured (withLead).
-func fact(rec *model.DeploymentRecord, withLead bool) *model.Fact {
+// commit_sha, commit_repo, commit_time, commit_subject, commit_referenced),
+// and lead_time_seconds and lead_time_from when the lead time was measured.
+func fact(rec *model.DeploymentRecord) *model.Fact {
 	dep := rec.Deployment
 	attrs := make([]any, 0, 20)
 	attrs = append(attrs,
@@ -44,8 +44,8 @@ func fact(rec *model.DeploymentRecord, withLead bool) *model.Fact {
 		}
 		attrs = append(attrs, "commit_referenced", c.Referenced)
 	}
-	if withLead {
-		attrs = append(attrs, "lead_time_seconds", rec.LeadTime.Seconds())
+	if rec.LeadFrom != "" {
+		attrs = append(attrs, "lead_time_seconds", rec.LeadTime.Seconds(), "lead_time_from", rec.LeadFrom)
 	}
 	return &model.Fact{
 		Name:    model.FactDeploymentFinished,

@@ -10,7 +10,8 @@ import "time"
 // deployment back to revisions the app ran before the previous one, which
 // its source no longer targets, is a rollback. A failed or errored
 // operation that tried to deploy new revisions is a failed deployment; a
-// terminated one is none (a person stopped it).
+// terminated one is none (a person stopped it), nor is a selective sync (of
+// some resources only): the full sync after it is the deployment.
 //
 // Deployment results, the values of the result label of
 // crowsnest_app_deployments_total, in a fixed order.
@@ -80,7 +81,52 @@ type Deployment struct {
 	StartedAt, FinishedAt time.Time
 	// TraceID is the operation's trace id.
 	TraceID string
+	// TargetSeenAt is when crowsnest first saw Argo CD compare the app
+	// with what the deployment deployed (its revisions and sources): for a
+	// change of the sources' settings, when the controller first saw the
+	// new source. Zero when crowsnest did not see it happen (the
+	// comparison was there at its first look at the app).
+	TargetSeenAt time.Time
+	// ChangeCommit and ChangeTime are the change CI named in the app's
+	// annotations (AnnotationChangeCommit, AnnotationChangeTime), set
+	// after crowsnest's first look at the app and before this deployment;
+	// ChangeCommit's Revision is the commit, to be looked up in its
+	// source. Nil and zero when none was named.
+	ChangeCommit *DeploymentSource
+	ChangeTime   time.Time
 }
+
+// Annotations on an Application that name the change its next deployment
+// ships, for lead time where the deployed revision's commit is not the
+// change: CI that runs `argocd app set -p image.tag=$SHA` (or Kargo, or a
+// pipeline writing Helm values) sets them beside the change. Each value is
+// used by the first successful deployment after crowsnest saw it set.
+const (
+	// AnnotationChangeCommit names the commit (a SHA of one of the app's
+	// Git sources' repositories, looked up through argocd-server like a
+	// deployed revision).
+	AnnotationChangeCommit = "crowsnest.io/change-commit"
+	// AnnotationChangeTime is the change's commit time, RFC 3339: for a
+	// commit of a repository Argo CD does not know (the application's
+	// code). It wins over AnnotationChangeCommit's looked-up date.
+	AnnotationChangeTime = "crowsnest.io/change-time"
+)
+
+// Lead time origins, the lead_time_from of a deployment record: what the
+// lead time runs from.
+const (
+	// LeadFromCommit: the deployed revision's commit (or the code commit
+	// its Argocd-reference-commit-* trailers reference).
+	LeadFromCommit = "commit"
+	// LeadFromAnnotation: the change CI named (AnnotationChangeCommit,
+	// AnnotationChangeTime).
+	LeadFromAnnotation = "annotation"
+	// LeadFromSourceChange: when Argo CD first compared the app with the
+	// deployed sources (Deployment.TargetSeenAt), for a change of the
+	// sources' settings or of a Helm chart's version, which have no
+	// commit.
+	LeadFromSourceChange = "source_change"
+)
 
 // RevisionText is the deployed revision for one-line displays.
 func (d *Deployment) RevisionText() string { return JoinRevisions(d.Revision, d.Revisions) }
@@ -95,9 +141,10 @@ const (
 	// NoticeChangeFailed: the deployment counts as a failed change, for
 	// Reason.
 	NoticeChangeFailed = "change_failed"
-	// NoticeRecovered: the app is Synced and Healthy on a successful
-	// deployment after a failed change; Onset is when the failure began and
-	// Deployment the one it recovered on.
+	// NoticeRecovered: the app is well again (Healthy, or Suspended when
+	// that is how it is well) after a successful operation, after a failed
+	// change; Onset is when the failure began and Deployment the one it
+	// recovered on.
 	NoticeRecovered = "recovered"
 )
 
@@ -138,9 +185,12 @@ type DeploymentRecord struct {
 	// Commit is the commit lead time is measured from; nil when unknown
 	// (no Argo CD API server configured, a Helm source, a failed lookup).
 	Commit *Commit
-	// LeadTime is from Commit.Date to the deployment's finish; zero when
-	// Commit is nil.
+	// LeadTime is from the change (LeadFrom) to the deployment's finish;
+	// zero when not measured.
 	LeadTime time.Duration
+	// LeadFrom is what LeadTime runs from (LeadFromCommit,
+	// LeadFromAnnotation, LeadFromSourceChange); empty when not measured.
+	LeadFrom string
 }
 
 // Fact names of deployments.

@@ -31,6 +31,9 @@ import (
 const (
 	appDoraProd = "dora-prod" // prod, synced by hand with the argocd CLI
 	appDoraDev  = "dora-dev"  // dev, auto-sync with self-heal
+	// stage: a Helm chart synced by hand after `argocd app set -p`, as CI
+	// does (helmParameters)
+	appDoraHelm = "dora-helm"
 )
 
 // configMapHealth is a Lua health check (argocd-cm
@@ -58,6 +61,11 @@ func doraManifests(version, health string) map[string]string {
 		"dev/config.yaml":  cm("dev-config", 0, "  greeting: hello\n"),
 		// Read only with the source's directory.recurse (specOnly).
 		"dev/extra/extra.yaml": cm("dev-extra", 0, "  greeting: hello\n"),
+		// A Helm chart the real repo-server renders with helm
+		// (helmParameters).
+		"helm/Chart.yaml":            "apiVersion: v2\nname: dora-helm\nversion: 0.1.0\n",
+		"helm/values.yaml":           "tag: v1\n",
+		"helm/templates/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: helm-config\ndata:\n  tag: {{ .Values.tag | quote }}\n",
 	}
 }
 
@@ -176,6 +184,7 @@ func TestDeployments(t *testing.T) {
 		}, "crowsnest-dora")
 	})
 	t.Run("a changed source is a deployment, also on the revision the app was Synced to", func(t *testing.T) { s.specOnly(ctx, t) })
+	t.Run("argocd app set -p: a deployment dated from the new source, or from the commit CI names", func(t *testing.T) { s.helmParameters(ctx, t) })
 	t.Logf("TestDeployments took %v", time.Since(start).Round(time.Second))
 }
 
@@ -230,6 +239,128 @@ func (s *deploymentsEnv) specOnly(ctx context.Context, t *testing.T) {
 	})
 }
 
+// helmParameters: CI's way of shipping a build, `argocd app set -p
+// tag=$TAG` then `argocd app sync`, on a Helm chart the real repo-server
+// renders with helm. Each set is a deployment of the same revision (Argo
+// CD's own count: the history entries added, each with the revision the
+// app was at); its lead time runs from when Argo CD first compared the app
+// with the new parameter (after the set, before the sync), and, when CI
+// names the commit it built in crowsnest.io/change-commit, from that
+// commit's date as argocd-server's RevisionMetadata gives it.
+func (s *deploymentsEnv) helmParameters(ctx context.Context, t *testing.T) {
+	configTag := func(want string) func() error {
+		return func() error {
+			cm, err := s.kas.Kubernetes().CoreV1().ConfigMaps(appDoraHelm).Get(ctx, "helm-config", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cm.Data["tag"] != want {
+				return fmt.Errorf("helm-config tag %q, want %q", cm.Data["tag"], want)
+			}
+			return nil
+		}
+	}
+	first := s.syncApp(ctx, t, appDoraHelm, synccommon.OperationSucceeded)
+	eventually(t, signalTimeout, configTag("v1"))
+	rev := first.SyncResult.Revision
+
+	// set -p, wait until Argo CD compared the app with it, then sync.
+	set := time.Now()
+	if _, err := s.server.cli(ctx, "app", "set", appDoraHelm, "-p", "tag=v2"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, signalTimeout, func() error {
+		app, err := s.apps.Get(ctx, appDoraHelm, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if src := app.Status.Sync.ComparedTo.Source; src.Helm == nil || len(src.Helm.Parameters) != 1 || app.Status.Sync.Status != v1alpha1.SyncStatusCodeOutOfSync {
+			return fmt.Errorf("%s %s, compared with %+v: want OutOfSync against tag=v2", appDoraHelm, app.Status.Sync.Status, src.Helm)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // a wait for approval, part of the lead time
+	second := s.syncApp(ctx, t, appDoraHelm, synccommon.OperationSucceeded)
+	eventually(t, signalTimeout, configTag("v2"))
+	if second.SyncResult.Revision != rev {
+		t.Fatalf("the sync after set -p deployed %s, want the same revision %s", second.SyncResult.Revision, rev)
+	}
+	lead, from := s.helmDeployment(t, second)
+	// From the comparison crowsnest saw after the set (Argo CD keeps whole
+	// seconds of the finish) to the sync's finish.
+	if from != "source_change" || lead < second.FinishedAt.Sub(second.StartedAt.Time).Seconds()+1 || lead > time.Since(set).Seconds()+1 {
+		t.Errorf("set -p deployment: lead time %vs from %q, want from the source change, between %v and %v s",
+			lead, from, second.FinishedAt.Sub(second.StartedAt.Time).Seconds()+1, time.Since(set).Seconds()+1)
+	}
+
+	// CI names the commit it built (here one of the repository's, authored
+	// 3 h ago) beside the set.
+	var named string
+	for sha, date := range s.commits {
+		if time.Since(date) > 2*time.Hour {
+			named = sha
+		}
+	}
+	s.kas.Kubectl("", "-n", argoCDNamespace, "annotate", "application", appDoraHelm, "crowsnest.io/change-commit="+named)
+	if _, err := s.server.cli(ctx, "app", "set", appDoraHelm, "-p", "tag=v3"); err != nil {
+		t.Fatal(err)
+	}
+	third := s.syncApp(ctx, t, appDoraHelm, synccommon.OperationSucceeded)
+	eventually(t, signalTimeout, configTag("v3"))
+	lead, from = s.helmDeployment(t, third)
+	if want := third.FinishedAt.Sub(s.commits[named]).Seconds(); from != "annotation" || lead != want {
+		t.Errorf("named change: lead time %vs from %q, want %vs from the annotation's commit", lead, from, want)
+	}
+	// Argo CD's count: three history entries, each a deployment.
+	app, err := s.apps.Get(ctx, appDoraHelm, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.expectCounts(t, appDoraHelm, map[string]float64{"succeeded": float64(len(app.Status.History))}, nil)
+	if len(app.Status.History) != 3 {
+		t.Errorf("%s: %d history entries, want 3", appDoraHelm, len(app.Status.History))
+	}
+
+	// Back to tag=v2 the way Kargo promotes older freight: the spec moves
+	// back and the app ends Synced to it. A rollback of the v3 deployment
+	// (no longer "a normal deployment"), which fails v3 once.
+	if _, err := s.server.cli(ctx, "app", "set", appDoraHelm, "-p", "tag=v2"); err != nil {
+		t.Fatal(err)
+	}
+	s.syncApp(ctx, t, appDoraHelm, synccommon.OperationSucceeded)
+	eventually(t, signalTimeout, configTag("v2"))
+	s.expectCounts(t, appDoraHelm, map[string]float64{"succeeded": 3, "rolled_back": 1}, map[string]float64{"rolled_back": 1})
+}
+
+// helmDeployment waits for the helm app's deployment_finished of op in
+// Loki and returns its lead time and what it runs from.
+func (s *deploymentsEnv) helmDeployment(t *testing.T, op *v1alpha1.OperationState) (float64, string) {
+	t.Helper()
+	var lead float64
+	var from string
+	eventually(t, signalTimeout, func() error {
+		for _, e := range s.loki.Entries() {
+			var line map[string]any
+			if e.Labels["event"] != "deployment_finished" || json.Unmarshal([]byte(e.Line), &line) != nil || line["app"] != argoCDNamespace+"/"+appDoraHelm {
+				continue
+			}
+			// The line's ts is the fact's time, Argo CD's finishedAt (the
+			// entry's is when it was shipped).
+			if ts, _ := line["ts"].(string); ts != op.FinishedAt.UTC().Format(time.RFC3339Nano) {
+				continue
+			}
+			if line["source_changed"] != true {
+				return fmt.Errorf("deployment_finished %v: want source_changed", line)
+			}
+			lead, _ = line["lead_time_seconds"].(float64)
+			from, _ = line["lead_time_from"].(string)
+			return nil
+		}
+		return fmt.Errorf("no deployment_finished of %s at %v in Loki", appDoraHelm, op.FinishedAt.Time)
+	})
+	return lead, from
+}
+
 func startDeploymentsEnv(t *testing.T) *deploymentsEnv {
 	t.Helper()
 	env := NewEnv(t)
@@ -258,7 +389,8 @@ func startDeploymentsEnv(t *testing.T) *deploymentsEnv {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(env.Dir("crowsnest"), "crowsnest.yml")
-	cfg := fmt.Sprintf("environments:\n  - env: prod\n    match: {name: %s}\n  - env: dev\n    match: {name: %s}\n", appDoraProd, appDoraDev)
+	cfg := fmt.Sprintf("environments:\n  - env: prod\n    match: {name: %s}\n  - env: dev\n    match: {name: %s}\n  - env: stage\n    match: {name: %s}\n",
+		appDoraProd, appDoraDev, appDoraHelm)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +419,7 @@ func startDeploymentsEnv(t *testing.T) *deploymentsEnv {
 		return s.prom.ExpectValue(`up{job="crowsnest"}`, 1)
 	})
 
-	for name, auto := range map[string]bool{appDoraProd: false, appDoraDev: true} {
+	for name, auto := range map[string]bool{appDoraProd: false, appDoraDev: true, appDoraHelm: false} {
 		kas.CreateNamespace(name)
 		spec := v1alpha1.ApplicationSpec{
 			Project:     "default",
@@ -331,28 +463,39 @@ func (s *deploymentsEnv) commit(t *testing.T, files map[string]string, message s
 // flags (--dry-run).
 func (s *deploymentsEnv) sync(ctx context.Context, t *testing.T, phase synccommon.OperationPhase, extra ...string) *v1alpha1.OperationState {
 	t.Helper()
+	return s.syncApp(ctx, t, appDoraProd, phase, extra...)
+}
+
+// syncApp syncs app as sync does the prod app.
+func (s *deploymentsEnv) syncApp(ctx context.Context, t *testing.T, app string, phase synccommon.OperationPhase, extra ...string) *v1alpha1.OperationState {
+	t.Helper()
 	// The CLI refuses nothing for an app whose comparison is stale, but
 	// compares first: refresh so the new commit is the target.
-	if _, err := s.server.cli(ctx, "app", "get", appDoraProd, "--hard-refresh"); err != nil {
+	if _, err := s.server.cli(ctx, "app", "get", app, "--hard-refresh"); err != nil {
 		t.Fatal(err)
 	}
 	since := time.Now()
-	if _, err := s.server.cli(ctx, append([]string{"app", "sync", appDoraProd, "--async"}, extra...)...); err != nil {
+	if _, err := s.server.cli(ctx, append([]string{"app", "sync", app, "--async"}, extra...)...); err != nil {
 		t.Fatal(err)
 	}
-	return s.waitOperation(ctx, t, since, phase)
+	return s.waitOperationOf(ctx, t, app, since, phase)
 }
 
 func (s *deploymentsEnv) waitOperation(ctx context.Context, t *testing.T, since time.Time, phase synccommon.OperationPhase) *v1alpha1.OperationState {
 	t.Helper()
+	return s.waitOperationOf(ctx, t, appDoraProd, since, phase)
+}
+
+func (s *deploymentsEnv) waitOperationOf(ctx context.Context, t *testing.T, app string, since time.Time, phase synccommon.OperationPhase) *v1alpha1.OperationState {
+	t.Helper()
 	var op *v1alpha1.OperationState
 	eventually(t, signalTimeout, func() error {
 		var err error
-		op, err = finishedOperation(ctx, s.apps, appDoraProd, since)
+		op, err = finishedOperation(ctx, s.apps, app, since)
 		return err
 	})
 	if op.Phase != phase {
-		t.Fatalf("%s: operation %s (%s), want %s", appDoraProd, op.Phase, op.Message, phase)
+		t.Fatalf("%s: operation %s (%s), want %s", app, op.Phase, op.Message, phase)
 	}
 	return op
 }
@@ -378,10 +521,7 @@ func (s *deploymentsEnv) expectCounts(t *testing.T, name string, deployments map
 		}
 		// The aggregated counters DORA's rules read count the same: each
 		// app is the only one of its project in its env.
-		env := "prod"
-		if name == appDoraDev {
-			env = "dev"
-		}
+		env := map[string]string{appDoraProd: "prod", appDoraDev: "dev", appDoraHelm: "stage"}[name]
 		for _, r := range []string{"succeeded", "failed", "rolled_back"} {
 			if err := m.Expect(deployments[r], "crowsnest_deployments_total", "project", "default", "env", env, "result", r); err != nil {
 				return err

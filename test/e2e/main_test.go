@@ -158,6 +158,10 @@ func findBinaries(dir string) (binaries, error) {
 	if err := installGitVerifyWrapper(b.argoCDModDir, b.argoCDLinks); err != nil {
 		return b, err
 	}
+	// The repo-server renders Helm sources with helm from its PATH.
+	if err := os.Symlink(b.helm, filepath.Join(b.argoCDLinks, "helm")); err != nil {
+		return b, fmt.Errorf("put helm on the repo-server's PATH: %w", err)
+	}
 
 	start := time.Now()
 	b.crowsnest = filepath.Join(dir, "crowsnest")

@@ -170,12 +170,13 @@ func (t *appTrimmer) share(strs ...*string) {
 // trimApplication drops what crowsnest does not read of an Application
 // and its lean type (internal/argocd/v1alpha1) still holds: the metadata's
 // managed fields and last-applied annotation, and of the requested and the
-// current operation the sync's source(s), manifests and selected resources
-// (its dry run flag, revision(s) and sync options are read). Everything
+// current operation the sync's source(s) and manifests (its dry run flag,
+// revision(s), sync options and selected resources are read). Everything
 // else crowsnest does not read — Helm values and other tool settings,
-// status.resources[].health, the history's sources, status.sync.comparedTo,
-// the conditions' messages, syncResult.source(s) — is not even decoded:
-// the lean type has no field for it.
+// status.resources[].health, the conditions' messages — is not even
+// decoded: the lean type has no field for it; the sources of the history,
+// of status.sync.comparedTo and of the sync result are decoded as 8-byte
+// digests (v1alpha1.SourceDigest).
 func trimApplication(obj any) (any, error) {
 	app, ok := obj.(*v1alpha1.Application)
 	if !ok {
@@ -191,10 +192,13 @@ func trimApplication(obj any) (any, error) {
 	return app, nil
 }
 
-// trimSyncOperation keeps a sync's dry run flag and revision(s).
+// trimSyncOperation keeps a sync's dry run flag, revision(s) and selected
+// resources (a selective sync's: it is no deployment, and its last wave is
+// that of what it selected; the Argo CD API source keeps them too, so both
+// sources time it alike).
 func trimSyncOperation(s *v1alpha1.SyncOperation) {
 	if s != nil {
-		s.Source, s.Sources, s.Manifests, s.Resources = nil, nil, nil, nil
+		s.Source, s.Sources, s.Manifests = nil, nil, nil
 	}
 }
 

@@ -58,8 +58,32 @@ type deployState struct {
 	health          health.HealthStatusCode
 	degradedAt      time.Time
 	degradedCounted bool
+	// settled is the app's last Healthy or Suspended health seen while no
+	// failed change was open: Suspended is how an app with a suspended
+	// CronJob (or a paused workload) is well.
+	settled health.HealthStatusCode
 	// onset is when the open failed change began (zero: none is open).
 	onset time.Time
+	// target is what Argo CD last compared the app with (status.sync),
+	// targetSince when crowsnest first saw that comparison (zero: at its
+	// first look at the app); prevTarget and prevTargetSince are the
+	// target before (a sync may end after the target moved on).
+	target, prevTarget           runs
+	targetSince, prevTargetSince time.Time
+	// change is the value of the change annotations last seen (commit,
+	// time); changeNew that it was set after crowsnest's first look at
+	// the app and no successful deployment has used it yet.
+	change    [2]string
+	changeNew bool
+	// partial: a selective sync of other revisions or sources than the
+	// last deployment finished since it; the full sync after it is the
+	// deployment, even if the partial left it nothing to change.
+	partial bool
+	// newerStart is the start of the newest operation to other revisions
+	// or sources than the last deployment's that started after it (one
+	// running, failed or terminated): a Degraded spell that began after
+	// it belongs to that operation, not to the last deployment.
+	newerStart time.Time
 }
 
 // runs is what a sync made an app run: its revisions and the digests of
@@ -120,23 +144,47 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 	if cur.revs == "" || op.result == model.ResultTerminated {
 		return // nothing to compare, or a person stopped it
 	}
+	if parentOnly(st.app) {
+		// An app-of-apps parent ships nothing itself: a change it syncs
+		// reaches each child, whose own sync is the deployment (in the
+		// same env, the parent's would count the change twice).
+		return
+	}
 	prevRuns, prev, prevRevs, found, rollback := previousSync(st.app.Status.History, op.started.Unix(), cur)
 	if !found {
 		prevRuns = ds.lastRevisions
 		prev, prevRevs = prevRuns.revs, nil
 	}
+	if partialSync(op.state) {
+		// A selective sync (`argocd app sync --resource`, the UI's
+		// selection) is a step of a deployment, not one: Argo CD writes
+		// no history for it. The full sync after it is the deployment.
+		if !cur.same(prevRuns) {
+			ds.partial = true
+			ds.newerStart = later(ds.newerStart, op.started)
+		}
+		return
+	}
+	afterPartial := ds.partial
+	if op.result == model.ResultSucceeded {
+		ds.partial = false
+	}
 	if cur.same(prevRuns) {
+		ds.notNewer(op)
 		return // drift repair, or a re-sync of what runs
 	}
-	if cur.same(ds.syncedRevisions) || selfHeal(op.state) || op.result == model.ResultSucceeded && changedNothing(op.state) {
+	if selfHeal(op.state) || !afterPartial && (cur.same(ds.syncedRevisions) || op.result == model.ResultSucceeded && changedNothing(op.state)) {
 		// Drift repair on a newer commit that changed nothing of the app:
 		// Argo CD had shown the app Synced to these revisions before the
 		// operation (such a commit leaves the app Synced without a sync,
 		// and the next repair of drift may be a full auto-sync to it); or
 		// the controller started a self-heal (its auto-sync found the sync
 		// "already attempted"); or every resource was applied unchanged.
-		// What runs is what ran.
+		// What runs is what ran. (After a selective sync of the change,
+		// the app may be Synced to it and the full sync change nothing:
+		// that full sync is the deployment all the same.)
 		ds.lastRevisions = cur
+		ds.notNewer(op)
 		return
 	}
 	d := &model.Deployment{
@@ -145,8 +193,12 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 		Changed:       changedSources(&st.app.Spec, op.revision, op.revisions, prev, prevRevs),
 		SourceChanged: !cur.sameSources(prevRuns),
 		Initiator:     op.initiator, StartedAt: op.started, FinishedAt: op.finished, TraceID: o.TraceID(),
+		TargetSeenAt: ds.targetSeenAt(cur),
 	}
 	if op.result != model.ResultSucceeded {
+		// A Degraded spell from now on is this change's, however it is
+		// counted.
+		ds.newerStart = later(ds.newerStart, op.started)
 		if cur.same(ds.failedRevisions) {
 			return // the same change tried again: one failed deployment
 		}
@@ -157,14 +209,6 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 		return
 	}
 	d.Result = model.DeploymentSucceeded
-	if rollback && cur.same(targetOf(st.app).runs()) {
-		// Back to what the source targets now: a roll forward again
-		// after a rollback, or the branch itself reset. A rollback deploys
-		// an earlier revision the source no longer points at
-		// (`argocd app rollback`, or a sync to an old revision), which
-		// leaves the app OutOfSync.
-		rollback = false
-	}
 	if rollback {
 		d.Result = model.DeploymentRolledBack
 		if ds.last != nil && !ds.lastFailed && ds.lastRuns.same(prevRuns) {
@@ -172,10 +216,116 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 			t.changeFailed(st, ds.last, model.FailureRolledBack, ds.last.FinishedAt, op.finished, facts, out)
 		}
 	}
+	if ds.changeNew && !rollback {
+		// The change CI named is this deployment's.
+		ds.changeNew = false
+		t.namedChange(st, d)
+	}
 	ds.failedRevisions = runs{}
 	ds.lastRevisions = cur
 	ds.last, ds.lastRuns, ds.lastFailed, ds.lastHealthy = d, cur, false, false
+	ds.newerStart = time.Time{}
 	t.countDeployment(st, d, o, out)
+}
+
+// notNewer forgets that op, seen running, was a newer change than the last
+// deployment: it changed nothing of what runs.
+func (ds *deployState) notNewer(op finishedOp) {
+	if !ds.newerStart.After(op.started) {
+		ds.newerStart = time.Time{}
+	}
+}
+
+// parentOnly reports whether every resource the app manages is an Argo CD
+// object (Applications, AppProjects, ApplicationSets), at least one of them
+// an Application: an app-of-apps parent.
+func parentOnly(app *v1alpha1.Application) bool {
+	apps := false
+	for r := range app.Status.AllResources() {
+		if r.Group != argoGroup || r.Kind != "Application" && r.Kind != "AppProject" && r.Kind != "ApplicationSet" {
+			return false // a workload (Argo Rollouts share the group), or any other object
+		}
+		apps = apps || r.Kind == "Application"
+	}
+	return apps
+}
+
+// argoGroup is the API group of Argo CD's objects.
+const argoGroup = "argoproj.io"
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// partialSync reports whether op is a selective sync: of the resources it
+// names only.
+func partialSync(op *v1alpha1.OperationState) bool {
+	return op != nil && op.Operation.Sync != nil && len(op.Operation.Sync.Resources) > 0
+}
+
+// observeTarget notes when crowsnest first saw Argo CD compare the app
+// with a new target, and the change annotations CI set. At crowsnest's
+// first look at the app (first) neither is new: a target already compared
+// then has no known time, and annotations set then may name a change that
+// shipped before.
+func (t *Tracker) observeTarget(st *appState, now time.Time, first bool) {
+	ds := &st.deploy
+	if cur := targetOf(st.app).runs(); cur.revs != "" && cur != ds.target {
+		// (No revision: Argo CD could not compare; the target it had
+		// stays until it compares again.)
+		since := now
+		if first {
+			since = time.Time{}
+		}
+		ds.prevTarget, ds.prevTargetSince = ds.target, ds.targetSince
+		ds.target, ds.targetSince = cur, since
+	}
+	a := st.app.Annotations
+	if change := [2]string{a[model.AnnotationChangeCommit], a[model.AnnotationChangeTime]}; change != ds.change {
+		ds.change = change
+		ds.changeNew = !first && change != [2]string{}
+	}
+}
+
+// targetSeenAt is when crowsnest first saw Argo CD compare the app with r,
+// if r is its current or previous target; zero if unknown.
+func (ds *deployState) targetSeenAt(r runs) time.Time {
+	switch {
+	case r.same(ds.target):
+		return ds.targetSince
+	case r.same(ds.prevTarget):
+		return ds.prevTargetSince
+	}
+	return time.Time{}
+}
+
+// namedChange sets what the change annotations name on d: the commit, in
+// the app's first Git source, and the commit time. A time that does not
+// parse is logged and not used.
+func (t *Tracker) namedChange(st *appState, d *model.Deployment) {
+	commit, at := st.deploy.change[0], st.deploy.change[1]
+	if commit != "" {
+		for i, src := range st.app.Spec.GetSources() {
+			if src.Chart == "" && src.RepoURL != "" {
+				d.ChangeCommit = &model.DeploymentSource{Index: i, RepoURL: src.RepoURL, Revision: commit}
+				break
+			}
+		}
+	}
+	if at == "" {
+		return
+	}
+	ts, err := time.Parse(time.RFC3339, at)
+	if err != nil {
+		t.logger.Warn("the change time annotation is not an RFC 3339 time; the deployment's lead time does not use it",
+			"app", model.Key(d.Namespace, d.Name), "annotation", model.AnnotationChangeTime, "value", at, "err", err)
+		return
+	}
+	d.ChangeTime = ts
 }
 
 // countDeployment counts d and hands it on.
@@ -214,10 +364,12 @@ func (t *Tracker) changeFailed(st *appState, d *model.Deployment, reason string,
 
 // observeDeployment follows the app's health after its last deployment: its
 // first Healthy, its turning Degraded within the failure window (a failed
-// change), and the end of an open failure (recovery): the app Synced and
-// Healthy on a successful operation. After a rollback the app stays
-// OutOfSync (its source still points at the change rolled back), so
-// Healthy on the rollback is a recovery.
+// change), and the end of an open failure (recovery): the app well again
+// (Healthy, or Suspended if that is how it was well before) after a
+// successful operation. Not "Synced and Healthy": an app with a perpetual
+// diff is never Synced, a rolled-back one stays OutOfSync (its source still
+// points at the change rolled back), and a hand fix restores the service
+// too, which is what DORA's time to restore measures.
 func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, out *outbox) {
 	ds := &st.deploy
 	status := &st.app.Status
@@ -225,6 +377,18 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 		// Only while no operation runs: a running sync may show the app
 		// Synced to its new revisions before it ends.
 		ds.syncedRevisions = targetOf(st.app).runs()
+	}
+	if op := status.OperationState; op != nil && !op.Phase.Completed() && !dryRun(&op.Operation.Sync) {
+		// A running operation to other revisions or sources than the
+		// last deployment's: what degrades from now on is its doing.
+		if r := (runs{revs: model.JoinRevisions(syncRevision(op), syncRevisions(op))}); r.revs != "" {
+			if op.SyncResult != nil {
+				r.source, r.sources = op.SyncResult.Source, op.SyncResult.Sources
+			}
+			if !r.same(ds.lastRuns) {
+				ds.newerStart = later(ds.newerStart, op.StartedAt.Time)
+			}
+		}
 	}
 	h := status.Health.Status
 	if h == health.HealthStatusDegraded && ds.health != health.HealthStatusDegraded {
@@ -244,13 +408,20 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 		facts.add(model.FactDeploymentHealthy, now, d.TraceID, "revision", d.RevisionText(), "after_finish_seconds", max(now.Sub(d.FinishedAt), 0).Seconds())
 		out.notices = append(out.notices, &model.DeploymentNotice{Kind: model.NoticeHealthy, Time: now, Deployment: d})
 	}
-	if h == health.HealthStatusDegraded && !ds.lastFailed && !ds.degradedCounted && !ds.degradedAt.Before(d.StartedAt.Truncate(time.Second)) &&
+	// A spell that began once a newer operation to another change had
+	// started is that operation's: a failed one counted it already, a
+	// successful one is the last deployment by the time it ends.
+	newer := !ds.newerStart.IsZero() && !ds.degradedAt.Before(ds.newerStart)
+	if h == health.HealthStatusDegraded && !ds.lastFailed && !ds.degradedCounted && !newer && !ds.degradedAt.Before(d.StartedAt.Truncate(time.Second)) &&
 		ds.degradedAt.Sub(d.FinishedAt) <= t.failureWindow {
 		ds.degradedCounted = true
 		t.changeFailed(st, d, model.FailureDegraded, ds.degradedAt, now, facts, out)
 	}
-	synced := st.app.Status.Sync.Status == v1alpha1.SyncStatusCodeSynced || d.Result == model.DeploymentRolledBack
-	if !ds.onset.IsZero() && h == health.HealthStatusHealthy && synced && st.lastRealPhase == model.ResultSucceeded {
+	if ds.onset.IsZero() && (h == health.HealthStatusHealthy || h == health.HealthStatusSuspended) {
+		ds.settled = h
+	}
+	well := h == health.HealthStatusHealthy || h == health.HealthStatusSuspended && ds.settled == health.HealthStatusSuspended
+	if !ds.onset.IsZero() && well && st.lastRealPhase == model.ResultSucceeded {
 		onset := ds.onset
 		ds.onset = time.Time{}
 		facts.add(model.FactDeploymentRecovered, now, d.TraceID, "revision", d.RevisionText(), "recovery_seconds", max(now.Sub(onset), 0).Seconds())
@@ -261,7 +432,10 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 // previousSync finds, in the app's sync history, the last successful sync
 // that started before start (Unix seconds): what ran when the operation
 // began. rollback: cur (what the operation deployed) differs from it but
-// is what an earlier sync in the history deployed.
+// is what an earlier sync in the history deployed — `argocd app rollback`,
+// a sync to an old revision, targetRevision moved back, Kargo promoting
+// older freight, a branch reset — unless it is a roll forward: going back
+// to what the last rollback undid.
 func previousSync(history v1alpha1.RevisionHistories, start int64, cur runs) (prevRuns runs, rev string, revisions []string, found, rollback bool) {
 	i := len(history) - 1
 	for ; i >= 0; i-- {
@@ -280,10 +454,30 @@ func previousSync(history v1alpha1.RevisionHistories, start int64, cur runs) (pr
 	}
 	for j := i - 1; j >= 0; j-- {
 		if historyPoint(&history[j]).runs().same(cur) {
-			return prevRuns, rev, revisions, true, true
+			return prevRuns, rev, revisions, true, !rollForward(history, i, cur)
 		}
 	}
 	return prevRuns, rev, revisions, true, false
+}
+
+// rollForward reports whether deploying cur after history entry i goes back
+// to what a rollback undid: the entries up to i (re-syncs of one thing)
+// rolled back from cur to something deployed before it.
+func rollForward(history v1alpha1.RevisionHistories, i int, cur runs) bool {
+	p := historyPoint(&history[i]).runs()
+	first := i // the first of the entries that ran p, up to i
+	for first > 0 && historyPoint(&history[first-1]).runs().same(p) {
+		first--
+	}
+	if first == 0 || !historyPoint(&history[first-1]).runs().same(cur) {
+		return false // what ran before p is not cur
+	}
+	for k := first - 2; k >= 0; k-- {
+		if historyPoint(&history[k]).runs().same(p) {
+			return true // p was a rollback from cur
+		}
+	}
+	return false
 }
 
 // changedSources are the sources whose revision a deployment changed: the

@@ -57,6 +57,12 @@ type argoSim struct {
 	// source is the digest of the source the next operation syncs
 	// (zero: Argo CD writes none).
 	source v1alpha1.SourceDigest
+	// selected are the resources the next operation selects (a
+	// selective sync: no history entry).
+	selected []v1alpha1.SyncOperationResource
+	// whileRunning, if set, runs once the next operation was seen
+	// running (and may observe).
+	whileRunning func()
 }
 
 type opsSeen struct{ list []*model.Operation }
@@ -99,14 +105,26 @@ func (g *argoSim) sync(phase synccommon.OperationPhase, dry bool, initiator stri
 	start := at(g.now + time.Second).Truncate(time.Second)
 	by := v1alpha1.OperationInitiator{Username: initiator, Automated: initiator == "automated"}
 	op := &v1alpha1.OperationState{
-		Operation: v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{DryRun: dry}, InitiatedBy: by},
+		Operation: v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{DryRun: dry, Resources: g.selected}, InitiatedBy: by},
 		Phase:     synccommon.OperationRunning, StartedAt: metav1.NewTime(start),
+		// The controller writes the sync result's revisions and source
+		// when the operation starts (controller/sync.go).
+		SyncResult: &v1alpha1.SyncOperationResult{Source: g.source},
+	}
+	if len(revisions) == 1 {
+		op.SyncResult.Revision = revisions[0]
+	} else {
+		op.SyncResult.Revisions = revisions
 	}
 	if g.selfHeal {
 		op.Operation.Sync.SelfHealAttemptsCount = 1
 	}
 	g.app.Status.OperationState = op
 	g.observe(2 * time.Second)
+	if f := g.whileRunning; f != nil {
+		g.whileRunning = nil
+		f()
+	}
 	if g.terminating != "" {
 		op = op.DeepCopy()
 		op.Phase, op.Message = synccommon.OperationTerminating, g.terminating
@@ -131,7 +149,7 @@ func (g *argoSim) sync(phase synccommon.OperationPhase, dry bool, initiator stri
 	}
 	op.SyncResult.Source = g.source
 	g.app.Status.OperationState = op
-	if phase == synccommon.OperationSucceeded && !dry {
+	if phase == synccommon.OperationSucceeded && !dry && len(g.selected) == 0 {
 		g.app.Status.History = append(g.app.Status.History, v1alpha1.RevisionHistory{
 			ID: int64(len(g.app.Status.History)), Revision: op.SyncResult.Revision, Revisions: op.SyncResult.Revisions,
 			Source: g.source, DeployStartedAt: mtime(start), DeployedAt: *op.FinishedAt, InitiatedBy: by,
@@ -513,4 +531,224 @@ func TestProgress(t *testing.T) {
 	if len(ops.list) != 2 || !ops.list[1].PredictedFinish.Equal(want) {
 		t.Fatalf("second operation's predicted finish %v, want the first prediction %v", ops.list[len(ops.list)-1].PredictedFinish, want)
 	}
+}
+
+// lastDeployment is the deployment of the last operation handed on.
+func (g *argoSim) lastDeployment() *model.Deployment {
+	g.t.Helper()
+	if len(g.ops.list) == 0 {
+		g.t.Fatal("no operation handed on")
+	}
+	return g.ops.list[len(g.ops.list)-1].Deployment
+}
+
+// TestChangeTimeOfSpecOnlyDeployments: a change of the source's settings
+// dates from when Argo CD first compared the app with the new source, as
+// crowsnest saw it (not from its first look at the app, nor from a later
+// re-comparison); a change CI names in the annotations goes to the next
+// successful deployment after it was set, once.
+func TestChangeTimeOfSpecOnlyDeployments(t *testing.T) {
+	tag := func(v string) v1alpha1.SourceDigest {
+		return v1alpha1.DigestOf([]byte(`{"repoURL":"https://git.example.com/deploy.git","path":"web","helm":{"parameters":[{"name":"image.tag","value":"` + v + `"}]}}`))
+	}
+	succeeded := synccommon.OperationSucceeded
+	g := newArgoSim(t, func(a *v1alpha1.Application) {
+		// Already compared with v1 at crowsnest's first look, and a
+		// change annotation left from before.
+		a.Status.Sync.Revision, a.Status.Sync.ComparedTo.Source = "aaa", tag("v1")
+		a.Annotations = map[string]string{model.AnnotationChangeTime: "2026-01-01T00:00:00Z"}
+		a.Status.History = v1alpha1.RevisionHistories{{ID: 0, Revision: "aaa", Source: tag("v0"), DeployStartedAt: mtime(at(-time.Hour)), DeployedAt: metav1.NewTime(at(-time.Hour))}}
+		a.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
+	})
+	g.source = tag("v1")
+	g.sync(succeeded, false, "automated", "aaa")
+	if d := g.lastDeployment(); d == nil || !d.SourceChanged || !d.TargetSeenAt.IsZero() || !d.ChangeTime.IsZero() {
+		t.Fatalf("v1, compared before crowsnest's first look: %+v, want a deployment with no change time known", d)
+	}
+
+	// `argocd app set -p image.tag=v2`: compared at seenAt, synced by hand
+	// 10 min later; the comparisons between keep the time.
+	g.source = tag("v2")
+	g.app.Status.Sync.ComparedTo.Source = g.source
+	g.observe(time.Minute)
+	seenAt := at(g.now)
+	g.observe(5 * time.Minute)
+	g.observe(5 * time.Minute)
+	g.sync(succeeded, false, "alice", "aaa")
+	if d := g.lastDeployment(); d == nil || !d.TargetSeenAt.Equal(seenAt) || !d.ChangeTime.IsZero() || d.ChangeCommit != nil {
+		t.Fatalf("v2: %+v, want a deployment whose change was first compared at %v", d, seenAt)
+	}
+
+	// CI names the change (commit and time) with v3; the deployment takes
+	// them, the next one (v4, no new annotation) does not.
+	g.app.Annotations = map[string]string{model.AnnotationChangeCommit: "c0ffee", model.AnnotationChangeTime: "2026-03-04T08:43:00Z"}
+	g.source = tag("v3")
+	g.app.Status.Sync.ComparedTo.Source = g.source
+	g.sync(synccommon.OperationFailed, false, "automated", "aaa")
+	g.sync(succeeded, false, "automated", "aaa")
+	d := g.lastDeployment()
+	if d == nil || d.Result != model.DeploymentSucceeded || d.ChangeCommit == nil || d.ChangeCommit.Revision != "c0ffee" ||
+		d.ChangeCommit.RepoURL != "https://git.example.com/deploy.git" || !d.ChangeTime.Equal(time.Date(2026, 3, 4, 8, 43, 0, 0, time.UTC)) {
+		t.Fatalf("v3 after a failed try: %+v, want the named change (the failed try does not use it up)", d)
+	}
+	g.source = tag("v4")
+	g.app.Status.Sync.ComparedTo.Source = g.source
+	g.sync(succeeded, false, "automated", "aaa")
+	if d := g.lastDeployment(); d == nil || d.ChangeCommit != nil || !d.ChangeTime.IsZero() {
+		t.Fatalf("v4: %+v, want no named change (the annotation named v3's)", d)
+	}
+
+	// A time that does not parse names no time.
+	g.app.Annotations = map[string]string{model.AnnotationChangeTime: "yesterday"}
+	g.source = tag("v5")
+	g.app.Status.Sync.ComparedTo.Source = g.source
+	g.sync(succeeded, false, "automated", "aaa")
+	if d := g.lastDeployment(); d == nil || !d.ChangeTime.IsZero() || d.TargetSeenAt.IsZero() {
+		t.Fatalf("v5: %+v, want no change time from %q, the comparison's time kept", d, "yesterday")
+	}
+}
+
+// TestDegradedDuringANewerSyncIsItsOwn: an app that turns Degraded while a
+// sync to a new change runs (health waits out progressDeadlineSeconds)
+// fails that change, not the deployment before it: once, whether the sync
+// then fails (a failed deployment, counted as such), is killed for the
+// sync timeout or succeeds (degraded, on it).
+func TestDegradedDuringANewerSyncIsItsOwn(t *testing.T) {
+	g := newArgoSim(t)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	degrade := func() { g.health(health.HealthStatusDegraded, time.Second) }
+
+	g.whileRunning = degrade
+	g.sync(synccommon.OperationFailed, false, "alice", "bbb")
+	g.observe(time.Minute)
+	g.wantCounts("failing sync of bbb, degraded while it ran", map[string]float64{"succeeded": 1, "failed": 1}, map[string]float64{"sync_failed": 1})
+
+	g.health(health.HealthStatusHealthy, time.Minute)
+	g.message, g.terminating = timeoutFailed, timeoutTerminating
+	g.whileRunning = degrade
+	g.sync(synccommon.OperationFailed, false, "automated", "ccc")
+	g.message, g.terminating = "", ""
+	g.observe(time.Minute)
+	g.wantCounts("ccc killed for the sync timeout, degraded while it ran", map[string]float64{"succeeded": 1, "failed": 2}, map[string]float64{"sync_failed": 2})
+
+	g.health(health.HealthStatusHealthy, time.Minute)
+	g.whileRunning = degrade
+	g.sync(synccommon.OperationSucceeded, false, "alice", "ddd")
+	g.observe(time.Minute)
+	g.wantCounts("ddd degraded while it ran, then succeeded", map[string]float64{"succeeded": 2, "failed": 2}, map[string]float64{"sync_failed": 2, "degraded": 1})
+	for _, n := range g.notices.list {
+		if n.Kind == model.NoticeChangeFailed && n.Reason == model.FailureDegraded && n.Deployment.Revision != "ddd" {
+			t.Errorf("degraded failure of %s, want ddd's", n.Deployment.Revision)
+		}
+	}
+
+	// A re-sync of what runs is no newer change: Degraded while it runs is
+	// the last deployment's.
+	g.health(health.HealthStatusHealthy, time.Minute)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "eee")
+	g.whileRunning = degrade
+	g.sync(synccommon.OperationSucceeded, false, "alice", "eee")
+	g.observe(time.Minute)
+	g.wantCounts("eee degraded during its re-sync", map[string]float64{"succeeded": 3, "failed": 2}, map[string]float64{"sync_failed": 2, "degraded": 2})
+}
+
+// TestSelectiveSyncIsNoDeployment: `argocd app sync --resource` (the UI's
+// selection) of a new revision is a step: no deployment, though it leaves
+// the app Synced to the revision; the full sync after it is the one
+// deployment, even when it finds nothing left to change.
+func TestSelectiveSyncIsNoDeployment(t *testing.T) {
+	g := newArgoSim(t)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.selected = []v1alpha1.SyncOperationResource{{Kind: "ConfigMap", Name: "cm"}}
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	g.selected = nil
+	g.wantCounts("selective sync of bbb", map[string]float64{"succeeded": 1}, nil)
+	g.app.Status.Sync.Revision = "bbb" // everything selected: Synced to bbb, idle
+	g.observe(time.Minute)
+	g.unchanged = true
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	g.unchanged = false
+	g.wantCounts("full sync after it", map[string]float64{"succeeded": 2}, nil)
+	if d := g.lastDeployment(); d == nil || d.PreviousRevision != "aaa" {
+		t.Fatalf("full sync: %+v, want the deployment of bbb after aaa", d)
+	}
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	g.wantCounts("a re-sync", map[string]float64{"succeeded": 2}, nil)
+}
+
+// TestRollbackByMovingTheTarget: moving targetRevision back (or Kargo
+// promoting older freight, or a branch reset) deploys what an earlier sync
+// ran: a rollback, though the app ends Synced to it; going back to what
+// the rollback undid is a roll forward, also after re-syncs of the
+// rollback.
+func TestRollbackByMovingTheTarget(t *testing.T) {
+	g := newArgoSim(t)
+	// Argo CD compares with the moved target (OutOfSync), syncs it and
+	// shows the app Synced to it.
+	deploy := func(rev string) {
+		g.app.Status.Sync.Revision, g.app.Status.Sync.Status = rev, v1alpha1.SyncStatusCodeOutOfSync
+		g.observe(time.Minute)
+		g.sync(synccommon.OperationSucceeded, false, "automated", rev)
+		g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
+		g.observe(time.Minute)
+	}
+	deploy("aaa")
+	deploy("bbb")
+	deploy("aaa")
+	g.wantCounts("target moved back to aaa", map[string]float64{"succeeded": 2, "rolled_back": 1}, map[string]float64{"rolled_back": 1})
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	deploy("bbb")
+	g.wantCounts("forward to bbb again", map[string]float64{"succeeded": 3, "rolled_back": 1}, map[string]float64{"rolled_back": 1})
+	if d := g.lastDeployment(); d == nil || d.Result != model.DeploymentSucceeded {
+		t.Errorf("roll forward: %+v, want a succeeded deployment", d)
+	}
+}
+
+// TestRecoveryWithoutSynced: an app restores its service when it is well
+// again after a successful operation, Synced or not: with a perpetual diff
+// it never is; an app whose well state is Suspended (a suspended CronJob)
+// recovers on Suspended; an app well when Healthy does not.
+func TestRecoveryWithoutSynced(t *testing.T) {
+	g := newArgoSim(t)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync // a perpetual diff
+	g.observe(time.Minute)
+	g.health(health.HealthStatusDegraded, time.Minute)
+	g.health(health.HealthStatusSuspended, time.Minute)
+	g.health(health.HealthStatusHealthy, 3*time.Minute)
+	want := []string{"deployed", "healthy", "change_failed/degraded", "recovered"}
+	if got := g.notices.kinds(); !slices.Equal(got, want) {
+		t.Fatalf("notices %v, want %v", got, want)
+	}
+	if n := g.notices.list[3]; n.Time.Sub(n.Onset) != 4*time.Minute {
+		t.Errorf("recovered after %v, want 4m (Suspended is not how this app is well)", n.Time.Sub(n.Onset))
+	}
+
+	s := newArgoSim(t)
+	s.health(health.HealthStatusSuspended, time.Minute)
+	s.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	s.health(health.HealthStatusDegraded, time.Minute)
+	s.health(health.HealthStatusSuspended, 2*time.Minute)
+	if got := s.notices.kinds(); !slices.Equal(got, []string{"deployed", "change_failed/degraded", "recovered"}) {
+		t.Errorf("suspended app: notices %v, want deployed, degraded, recovered", got)
+	}
+}
+
+// TestAppOfAppsParentIsNoDeployment: a parent whose resources are
+// Applications (and AppProjects) ships through its children; its syncs are
+// no deployments. An app with a Rollout (also argoproj.io) beside a child
+// Application is no parent.
+func TestAppOfAppsParentIsNoDeployment(t *testing.T) {
+	g := newArgoSim(t, func(a *v1alpha1.Application) {
+		a.Status.Resources = []v1alpha1.ResourceStatus{
+			{Group: "argoproj.io", Kind: "Application", Namespace: "argocd", Name: "web-prod", Status: v1alpha1.SyncStatusCodeSynced},
+			{Group: "argoproj.io", Kind: "AppProject", Namespace: "argocd", Name: "web", Status: v1alpha1.SyncStatusCodeSynced},
+		}
+	})
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	g.wantCounts("parent", nil, nil)
+	g.app.Status.Resources = append(g.app.Status.Resources, v1alpha1.ResourceStatus{Group: "argoproj.io", Kind: "Rollout", Namespace: "web", Name: "web", Status: v1alpha1.SyncStatusCodeSynced})
+	g.sync(synccommon.OperationSucceeded, false, "alice", "ccc")
+	g.wantCounts("a Rollout beside the child", map[string]float64{"succeeded": 1}, nil)
 }

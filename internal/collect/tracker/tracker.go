@@ -283,7 +283,8 @@ func (t *Tracker) Handle(e model.Event) {
 		return
 	}
 	st := t.apps[key]
-	if st == nil || st.uid != e.App.UID {
+	first := st == nil || st.uid != e.App.UID
+	if first {
 		// New, or deleted and re-created while we were not watching: the
 		// old state belongs to another object.
 		st = &appState{uid: e.App.UID, seen: map[opKey]struct{}{}}
@@ -305,6 +306,7 @@ func (t *Tracker) Handle(e model.Event) {
 	t.observeDriftKind(st, e.Time)
 	t.observeWindow(st)
 	t.observeHydration(st, facts)
+	t.observeTarget(st, e.Time, first)
 	t.countOperations(st, facts, &out)
 	t.observeDeployment(st, e.Time, facts, &out)
 	out.views = append(out.views, t.view(key, st))
