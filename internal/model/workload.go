@@ -28,6 +28,8 @@ type Workload struct {
 	// PruneLast: the object's argocd.argoproj.io/sync-options annotation
 	// holds PruneLast=true.
 	PruneLast bool
+	// Created is the object's creationTimestamp.
+	Created time.Time
 }
 
 // Key identifies the workload among all: kind/namespace/name.

@@ -235,10 +235,12 @@ type SyncStatus struct {
 	Revisions  []string       `json:"revisions,omitempty"`
 }
 
-// AppHealthStatus is the app's health.
+// AppHealthStatus is the app's health, and when it last changed (the v3
+// controller sets lastTransitionTime when it writes a new health status).
 type AppHealthStatus struct {
-	Status  health.HealthStatusCode `json:"status,omitempty"`
-	Message string                  `json:"message,omitempty"`
+	Status             health.HealthStatusCode `json:"status,omitempty"`
+	Message            string                  `json:"message,omitempty"`
+	LastTransitionTime *metav1.Time            `json:"lastTransitionTime,omitempty"`
 }
 
 // HealthStatus is a resource's health.

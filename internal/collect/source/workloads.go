@@ -156,7 +156,7 @@ func (w *Workloads) served(gvr schema.GroupVersionResource) bool {
 
 // ParseWorkload reads what crowsnest keeps from a workload object.
 func ParseWorkload(u *unstructured.Unstructured) model.Workload {
-	wl := model.Workload{Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+	wl := model.Workload{Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName(), Created: u.GetCreationTimestamp().Time}
 	wl.AppNamespace, wl.App = tracking(u)
 	wl.SyncWave, wl.PruneLast = syncWave(u.GetAnnotations())
 	i64 := func(def int64, path ...string) int64 {

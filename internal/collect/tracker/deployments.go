@@ -392,7 +392,13 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 	}
 	h := status.Health.Status
 	if h == health.HealthStatusDegraded && ds.health != health.HealthStatusDegraded {
+		// When Argo CD saw it turn Degraded (lastTransitionTime, whole
+		// seconds), else now: right also when the app turned Degraded
+		// before crowsnest looked.
 		ds.degradedAt, ds.degradedCounted = now, false
+		if lt := status.Health.LastTransitionTime; lt != nil && !lt.Time.After(now) {
+			ds.degradedAt = lt.Time
+		}
 	}
 	ds.health = h
 	d := ds.last

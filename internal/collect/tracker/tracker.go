@@ -94,8 +94,12 @@ type Tracker struct {
 
 	mu         sync.Mutex
 	classifier Classifier
-	since      time.Time // time of the first event: operations that finished before it are not counted
-	apps       map[string]*appState
+	since      time.Time // operations that finished before it are not counted: the first event's time, or the restored watermark
+	// started is the time of the first event of any kind: an object that
+	// existed before it is seen first in a first look, whose state is no
+	// news (no drift_began, sync_started or workload_degraded fact).
+	started time.Time
+	apps    map[string]*appState
 	// children maps an Application (namespace/name) to the wave span of
 	// the app-of-apps operation that last created or changed it, until
 	// an operation of the child links to it.
@@ -118,12 +122,18 @@ type childLink struct {
 
 // appState is what the Tracker remembers about one Application.
 type appState struct {
-	uid        types.UID
-	app        *v1alpha1.Application
-	seenAt     time.Time // when the last event of the app was seen
-	env        string    // the app's env, as of the last event or reload
-	driftSince time.Time
-	syncs      [model.NumResults]uint64
+	uid    types.UID
+	app    *v1alpha1.Application
+	seenAt time.Time // when the last event of the app was seen
+	// firstLook: the event being handled is crowsnest's first look at an
+	// app that existed before it started: what it shows began unseen.
+	firstLook bool
+	// driftUnseen: the drift began before crowsnest's first look, so its
+	// clock runs from that look.
+	driftUnseen bool
+	env         string // the app's env, as of the last event or reload
+	driftSince  time.Time
+	syncs       [model.NumResults]uint64
 	// seen holds the operations already counted, or finished before
 	// crowsnest started. It keeps only what the app's history or
 	// operation state can still show.
@@ -267,6 +277,7 @@ func (t *Tracker) Handle(e model.Event) {
 	if t.since.IsZero() {
 		t.since = e.Time
 	}
+	t.start(e.Time)
 	if e.Type == model.Deleted {
 		delete(t.children, key)
 		if st, ok := t.apps[key]; ok {
@@ -294,6 +305,7 @@ func (t *Tracker) Handle(e model.Event) {
 	}
 	st.app = e.App
 	st.seenAt = e.Time
+	st.firstLook = first && t.existed(e.App.CreationTimestamp.Time)
 	st.env = t.classifier.Env(e.App)
 	facts := factLog{out: &out, app: key, project: e.App.Spec.Project, env: st.env}
 	t.observeDrift(st, e, facts)
@@ -310,6 +322,20 @@ func (t *Tracker) Handle(e model.Event) {
 	t.countOperations(st, facts, &out)
 	t.observeDeployment(st, e.Time, facts, &out)
 	out.views = append(out.views, t.view(key, st))
+}
+
+// start notes the time of the first event of any kind.
+func (t *Tracker) start(now time.Time) {
+	if t.started.IsZero() {
+		t.started = now
+	}
+}
+
+// existed reports whether an object created at created existed before
+// crowsnest started (in an earlier second: Kubernetes keeps whole
+// seconds, and an object of the start's second may be news).
+func (t *Tracker) existed(created time.Time) bool {
+	return !created.IsZero() && created.Unix() < t.started.Unix()
 }
 
 // viewsOfName adds the views of every other app named name: which of them
@@ -608,13 +634,21 @@ func (t *Tracker) observeDrift(st *appState, e model.Event, facts factLog) {
 	case v1alpha1.SyncStatusCodeOutOfSync:
 		if st.driftSince.IsZero() {
 			st.driftSince = e.Time
-			facts.add(model.FactDriftBegan, e.Time, "", "revision", model.JoinRevisions(e.App.Status.Sync.Revision, e.App.Status.Sync.Revisions))
+			st.driftUnseen = st.firstLook
+			if !st.firstLook {
+				facts.add(model.FactDriftBegan, e.Time, "", "revision", model.JoinRevisions(e.App.Status.Sync.Revision, e.App.Status.Sync.Revisions))
+			}
 		}
 	case v1alpha1.SyncStatusCodeSynced:
 		if !st.driftSince.IsZero() {
-			facts.add(model.FactDriftEnded, e.Time, "", "drift_seconds", e.Time.Sub(st.driftSince).Seconds())
+			if st.driftUnseen {
+				// Its drift_seconds run from crowsnest's first look.
+				facts.add(model.FactDriftEnded, e.Time, "", "drift_seconds", e.Time.Sub(st.driftSince).Seconds(), "first_look", true)
+			} else {
+				facts.add(model.FactDriftEnded, e.Time, "", "drift_seconds", e.Time.Sub(st.driftSince).Seconds())
+			}
 		}
-		st.driftSince = time.Time{}
+		st.driftSince, st.driftUnseen = time.Time{}, false
 	}
 }
 
@@ -655,7 +689,7 @@ func (t *Tracker) countOperations(st *appState, facts factLog, out *outbox) {
 				revision: syncRevision(op), revisions: syncRevisions(op), initiator: initiator(op.Operation.InitiatedBy), message: op.Message, state: op,
 			})
 		default:
-			if _, counted := st.seen[key]; !counted && (st.running == nil || *st.running != key) {
+			if _, counted := st.seen[key]; !counted && !st.firstLook && (st.running == nil || *st.running != key) {
 				facts.add(model.FactSyncStarted, op.StartedAt.Time, model.OperationSeqID(string(st.app.UID), op.StartedAt.Time, key.seq),
 					"revision", model.JoinRevisions(syncRevision(op), syncRevisions(op)), "initiator", initiator(op.Operation.InitiatedBy))
 			}

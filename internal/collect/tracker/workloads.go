@@ -13,6 +13,7 @@ func (t *Tracker) HandleWorkload(e model.WorkloadEvent) {
 	var out outbox
 	t.mu.Lock()
 	defer t.unlockAndPublish(&out)
+	t.start(e.Time)
 	key := wl.Key()
 	old, had := t.workloads.byKey[key]
 	if had {
@@ -45,7 +46,9 @@ func (t *Tracker) HandleWorkload(e model.WorkloadEvent) {
 // degraded before crowsnest knows its app reports when it does.
 func (t *Tracker) noteDegraded(w *workloadState, e model.WorkloadEvent, out *outbox) {
 	now := w.Degraded()
-	if w.reported && now == w.degraded || !w.reported && !now {
+	if w.reported && now == w.degraded || !w.reported && (!now || t.existed(w.Created)) {
+		// (Degraded at crowsnest's first look at a workload that existed
+		// before it started is no news: a restart logs no flood.)
 		w.degraded, w.reported = now, true
 		return
 	}
