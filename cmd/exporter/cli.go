@@ -72,6 +72,8 @@ type cli struct {
 
 	leaderElect         *bool
 	leaderNamespace     *string
+	checkpointName      *string
+	checkpointInterval  *time.Duration
 	leaderLease         *string
 	leaderLeaseDuration *time.Duration
 	leaderRetryPeriod   *time.Duration
@@ -160,6 +162,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	c.leaderLeaseDuration = c.serve.Flag("leader-elect.lease-duration", "How long a crashed leader's Lease holds before another replica takes over.").Default("15s").Duration()
 	c.leaderRetryPeriod = c.serve.Flag("leader-elect.retry-period", "How often a replica that does not lead tries to take the Lease: how soon it leads after the leader stops gracefully.").Default("500ms").Duration()
 	c.addShardFlags()
+	c.addCheckpointFlags()
 	c.lokiURL = c.serve.Flag("loki.url", "Loki to push the tracker's facts to as JSON lines, e.g. http://loki:3100. Empty: facts are only logged.").String()
 	c.lokiUsername = c.serve.Flag("loki.username", "User name for basic auth to Loki; the password comes from --loki.password-file.").String()
 	c.lokiPasswordFile = c.serve.Flag("loki.password-file", "File holding the password for basic auth to Loki (with --loki.username). Read at start; never logged.").String()

@@ -72,6 +72,9 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	if *c.leaderElect && (*c.demo || *c.source != "kubernetes") {
 		return errors.New("--leader-elect needs the Kubernetes source")
 	}
+	if *c.checkpointName != "" && (*c.demo || *c.source != "kubernetes") {
+		return errors.New("--checkpoint.configmap needs the Kubernetes source")
+	}
 	if err := c.validateServeFlags(); err != nil {
 		return err
 	}
@@ -165,6 +168,12 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	track.SetFailureWindow(*c.failureWindow)
 	reg.MustRegister(track.WaveDelayCollector())
 	cfg.OnReload(func(conf *config.Config) { track.SetClassifier(conf) })
+	// Before the sources start: what finished while crowsnest was down is
+	// counted from the checkpoint's watermark on.
+	keeper, err := c.newCheckpoint(ctx, track, gate.leading, reg, logger)
+	if err != nil {
+		return err
+	}
 
 	// Sources.
 	src, err := c.newSource(source.NewSourceMetrics(reg), logger)
@@ -238,6 +247,9 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		return nil
 	}, func(error) { cancel() })
 	g.Add(func() error { return deployments.Run(ctx) }, func(error) { cancel() })
+	if keeper != nil {
+		g.Add(func() error { return keeper.Run(ctx) }, func(error) { cancel() })
+	}
 	if pager != nil {
 		g.Add(func() error { pager.Run(ctx); return nil }, func(error) { cancel() })
 	}
@@ -265,6 +277,10 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	flushCtx, done := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer done()
 	var flush sync.WaitGroup
+	if keeper != nil {
+		// Every operation counted is in it now.
+		flush.Go(func() { keeper.Final(flushCtx) })
+	}
 	if shipper != nil {
 		flush.Go(func() {
 			if err := shipper.Close(flushCtx); err != nil {

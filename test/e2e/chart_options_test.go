@@ -297,6 +297,7 @@ func TestHelmChartOptions(t *testing.T) {
 		want := []string{
 			"--config.file=/etc/crowsnest/config/crowsnest.yml", "--web.listen-address=:9829", "--log.level=info", "--source=kubernetes",
 			"--workloads.kinds=deployments,statefulsets,daemonsets,jobs,rollouts,certificates",
+			"--checkpoint.configmap=crowsnest-state",
 			"--deployments.failure-window=1h", "--deployments.commit-timeout=5s",
 		}
 		if !slices.Equal(defArgs, want) {
@@ -646,7 +647,13 @@ func TestHelmChartOptions(t *testing.T) {
 		readOnly := func(kinds map[string][]map[string]any) {
 			for _, k := range []string{"ClusterRole", "Role"} {
 				for _, r := range kinds[k] {
-					if strings.HasSuffix(fmt.Sprint(get(r, "metadata", "name")), "-leader-election") {
+					if name := fmt.Sprint(get(r, "metadata", "name")); strings.HasSuffix(name, "-leader-election") {
+						continue
+					} else if strings.HasSuffix(name, "-checkpoint") {
+						// Its own ConfigMap only, never create.
+						if rules := fmt.Sprint(get(r, "rules")); rules != "[map[apiGroups:[] resourceNames:[crowsnest-state] resources:[configmaps] verbs:[get update]]]" {
+							t.Errorf("Role %s rules %s, want get and update of ConfigMap crowsnest-state only", name, rules)
+						}
 						continue
 					}
 					for _, rule := range get(r, "rules").([]any) {
@@ -661,7 +668,7 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 		// Default: the ClusterRole reads Applications everywhere.
 		readOnly(defaults)
-		if !strings.Contains(fmt.Sprint(get(defaults["ClusterRole"][0], "rules")), "applications appprojects") || len(defaults["Role"]) != 0 {
+		if !strings.Contains(fmt.Sprint(get(defaults["ClusterRole"][0], "rules")), "applications appprojects") || len(defaults["Role"]) != 1 {
 			t.Errorf("default RBAC: ClusterRole %v, Roles %v", get(defaults["ClusterRole"][0], "rules"), defaults["Role"])
 		}
 		// watchNamespaces: a Role and RoleBinding per namespace.
@@ -669,10 +676,14 @@ func TestHelmChartOptions(t *testing.T) {
 		readOnly(kinds)
 		var roles, bindings []string
 		for _, r := range kinds["Role"] {
-			roles = append(roles, fmt.Sprintf("%s/%s:%v", get(r, "metadata", "namespace"), get(r, "metadata", "name"), get(r, "rules")))
+			if get(r, "metadata", "name") != "crowsnest-checkpoint" {
+				roles = append(roles, fmt.Sprintf("%s/%s:%v", get(r, "metadata", "namespace"), get(r, "metadata", "name"), get(r, "rules")))
+			}
 		}
 		for _, b := range kinds["RoleBinding"] {
-			bindings = append(bindings, fmt.Sprintf("%s/%s->%s:%v", get(b, "metadata", "namespace"), get(b, "metadata", "name"), get(b, "roleRef", "name"), get(b, "subjects")))
+			if get(b, "metadata", "name") != "crowsnest-checkpoint" {
+				bindings = append(bindings, fmt.Sprintf("%s/%s->%s:%v", get(b, "metadata", "namespace"), get(b, "metadata", "name"), get(b, "roleRef", "name"), get(b, "subjects")))
+			}
 		}
 		sort.Strings(roles)
 		sort.Strings(bindings)
@@ -693,8 +704,8 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 		// rbac.namespaced=false keeps the ClusterRole.
 		kinds = render(t, "--set", "watchNamespaces={argocd},rbac.namespaced=false")
-		if len(kinds["Role"]) != 0 || !strings.Contains(fmt.Sprint(get(kinds["ClusterRole"][0], "rules")), "applications appprojects") {
-			t.Errorf("rbac.namespaced=false: Roles %v", kinds["Role"])
+		if len(kinds["Role"]) != 1 || !strings.Contains(fmt.Sprint(get(kinds["ClusterRole"][0], "rules")), "applications appprojects") {
+			t.Errorf("rbac.namespaced=false: Roles %v, want the checkpoint's only", kinds["Role"])
 		}
 		// The ClusterRole reads exactly the workload kinds watched.
 		cr = fmt.Sprint(get(render(t, "--set", "workloadKinds=deployments\\,jobs")["ClusterRole"][0], "rules"))
@@ -750,7 +761,8 @@ func TestHelmChartOptions(t *testing.T) {
 		// The dashboards' prod panels follow the environments that page.
 		prodPanels := 0
 		for _, cm := range kinds["ConfigMap"] {
-			for file, body := range cm["data"].(map[string]any) {
+			data, _ := cm["data"].(map[string]any) // the checkpoint's has none
+			for file, body := range data {
 				if !strings.HasSuffix(file, ".json") {
 					continue
 				}
@@ -1075,7 +1087,8 @@ func podOf(t *testing.T, env *Env, name string, rendered []map[string]any, exter
 		data := map[string]string{}
 		switch get(o, "kind") {
 		case "ConfigMap":
-			for k, v := range get(o, "data").(map[string]any) {
+			d, _ := get(o, "data").(map[string]any) // the checkpoint's has none
+			for k, v := range d {
 				data[k] = fmt.Sprint(v)
 			}
 			objects["configmap/"+get(o, "metadata", "name").(string)] = data

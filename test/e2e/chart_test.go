@@ -160,10 +160,21 @@ spec:
 	if f := flagsOf(podRun.Args); f["leader-elect"] != "true" || f["leader-elect.lease-name"] != "crowsnest" || !slices.Contains(podRun.Env, "POD_NAMESPACE=crowsnest") {
 		t.Errorf("two replicas: args %v env %v, want leader election on the release's Lease", podRun.Args, podRun.Env)
 	}
-	cn := podRun.start(env, "crowsnest", "http", &http.Client{Timeout: 5 * time.Second}, "--kubeconfig="+kubeconfig)
+	if f := flagsOf(podRun.Args); f["checkpoint.configmap"] != "crowsnest-state" {
+		t.Errorf("args %v, want the checkpoint in the chart's ConfigMap crowsnest-state", podRun.Args)
+	}
+	cn := podRun.start(env, "crowsnest", "http", &http.Client{Timeout: 5 * time.Second}, "--kubeconfig="+kubeconfig, "--checkpoint.interval=1s")
 	eventually(t, scenarioTimeout, func() error {
 		if err := cn.ExpectStatus("/readyz", 200); err != nil {
 			return err
+		}
+		// The checkpoint Role (get, update of the chart's ConfigMap) is
+		// enough to save it.
+		if err := cn.ExpectSample(0, "crowsnest_checkpoint_saves_total", "result", "failed"); err != nil {
+			return err
+		}
+		if out := kas.Kubectl("", "-n", "crowsnest", "get", "configmap", "crowsnest-state", "-o", "jsonpath={.data.checkpoint\\.json}"); !strings.Contains(out, `"watermark"`) {
+			return fmt.Errorf("ConfigMap crowsnest-state holds %q, want a checkpoint", out)
 		}
 		// The Role reaches the release's Lease only, and that is enough.
 		if err := cn.ExpectSample(1, "crowsnest_leader"); err != nil {

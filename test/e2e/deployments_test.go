@@ -25,6 +25,7 @@ import (
 
 	"github.com/crowsnest/crowsnest/dashboards"
 	"github.com/crowsnest/crowsnest/internal/lokitest"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // The apps of TestDeployments.
@@ -185,6 +186,7 @@ func TestDeployments(t *testing.T) {
 	})
 	t.Run("a changed source is a deployment, also on the revision the app was Synced to", func(t *testing.T) { s.specOnly(ctx, t) })
 	t.Run("argocd app set -p: a deployment dated from the new source, or from the commit CI names", func(t *testing.T) { s.helmParameters(ctx, t) })
+	t.Run("a restart counts what finished while crowsnest was down, once, and logs no first-look events", func(t *testing.T) { s.restart(ctx, t) })
 	t.Logf("TestDeployments took %v", time.Since(start).Round(time.Second))
 }
 
@@ -361,6 +363,120 @@ func (s *deploymentsEnv) helmDeployment(t *testing.T, op *v1alpha1.OperationStat
 	return lead, from
 }
 
+// restart: crowsnest stops (gracefully: its last checkpoint saved in the
+// real API server), Argo CD finishes two syncs of prod while it is down (a
+// new commit, a deployment; then a re-sync), and crowsnest starts again.
+// It counts those two, as Argo CD's history shows them, and one deployment;
+// every sync reached Loki once over the whole test (by trace id), every
+// deployment once as a CloudEvent, and the start logged no drift_began,
+// sync_started or workload_degraded for what it found (prod is OutOfSync,
+// awaiting a merge, at that time).
+func (s *deploymentsEnv) restart(ctx context.Context, t *testing.T) {
+	eventually(t, signalTimeout, func() error {
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return err
+		}
+		if v, err := m.Value("crowsnest_checkpoint_saves_total", "result", "ok"); err != nil || v < 1 {
+			return fmt.Errorf("checkpoint saves %v (%v), want at least one", v, err)
+		}
+		return nil
+	})
+	before, err := s.apps.Get(ctx, appDoraProd, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cn.Stop(); err != nil {
+		t.Fatalf("crowsnest did not stop cleanly: %v", err)
+	}
+	stopped := time.Now()
+	s.commit(t, doraManifests("9", "Healthy"), "prod: version 9", time.Hour)
+	s.sync(ctx, t, synccommon.OperationSucceeded)
+	s.sync(ctx, t, synccommon.OperationSucceeded)
+	after, err := s.apps.Get(ctx, appDoraProd, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Argo CD's own count of what finished while crowsnest was down.
+	var whileDown []v1alpha1.RevisionHistory
+	for _, h := range after.Status.History {
+		if h.ID > before.Status.History.LastRevisionHistory().ID {
+			whileDown = append(whileDown, h)
+		}
+	}
+	if len(whileDown) != 2 {
+		t.Fatalf("%d history entries added while crowsnest was down, want 2", len(whileDown))
+	}
+	// And a merge that prod awaits: OutOfSync when crowsnest looks first.
+	s.commit(t, doraManifests("10", "Healthy"), "prod: version 10", 0)
+	if _, err := s.server.cli(ctx, "app", "get", appDoraProd, "--hard-refresh"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, signalTimeout, func() error {
+		app, err := s.apps.Get(ctx, appDoraProd, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if app.Status.Sync.Status != v1alpha1.SyncStatusCodeOutOfSync {
+			return fmt.Errorf("%s is %s, want OutOfSync awaiting version 10", appDoraProd, app.Status.Sync.Status)
+		}
+		return nil
+	})
+	s.cn.Start()
+	eventually(t, signalTimeout, func() error {
+		return s.cn.ExpectSample(float64(len(whileDown)), "crowsnest_app_syncs_total", "name", appDoraProd, "result", "Succeeded")
+	})
+	s.expectCounts(t, appDoraProd, map[string]float64{"succeeded": 1}, nil)
+
+	uid := string(after.UID)
+	eventually(t, signalTimeout, func() error {
+		perTrace := map[string]int{}
+		for _, e := range s.loki.Entries() {
+			var line map[string]any
+			if json.Unmarshal([]byte(e.Line), &line) != nil {
+				continue
+			}
+			ts, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(line["ts"]))
+			switch ev := e.Labels["event"]; {
+			case ev == "sync_finished" && line["app"] == argoCDNamespace+"/"+appDoraProd:
+				perTrace[fmt.Sprint(line["trace_id"])]++
+			case (ev == "drift_began" || ev == "sync_started" || ev == "workload_degraded") && ts.After(stopped):
+				t.Errorf("first-look event after the restart: %s", e.Line)
+			}
+		}
+		for _, h := range whileDown {
+			id := model.OperationSeqID(uid, h.DeployStartedAt.Time, 0)
+			if perTrace[id] != 1 {
+				return fmt.Errorf("sync %s (started %v, while crowsnest was down) reached Loki %d times, want once", id, h.DeployStartedAt, perTrace[id])
+			}
+		}
+		for id, n := range perTrace {
+			if n != 1 {
+				return fmt.Errorf("sync %s reached Loki %d times", id, n)
+			}
+		}
+		return nil
+	})
+	eventually(t, signalTimeout, func() error {
+		ids := map[string]int{}
+		for _, ev := range s.events.Events() {
+			ids[fmt.Sprint(ev["id"])]++
+		}
+		for id, n := range ids {
+			if n != 1 {
+				return fmt.Errorf("CloudEvent %s sent %d times", id, n)
+			}
+		}
+		id := model.OperationSeqID(uid, whileDown[0].DeployStartedAt.Time, 0)
+		for evID := range ids {
+			if strings.HasPrefix(evID, id) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no CloudEvent of the deployment %s made while crowsnest was down among %v", id, ids)
+	})
+}
+
 func startDeploymentsEnv(t *testing.T) *deploymentsEnv {
 	t.Helper()
 	env := NewEnv(t)
@@ -405,7 +521,10 @@ func startDeploymentsEnv(t *testing.T) *deploymentsEnv {
 	t.Cleanup(ce.Close)
 	s.cn = env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfgPath,
 		"--argocd.server="+s.server.addr, "--argocd.token-file="+tokenFile, "--argocd.plaintext",
-		"--loki.url="+lokiURL, "--cloudevents.url="+ce.URL)
+		"--loki.url="+lokiURL, "--cloudevents.url="+ce.URL,
+		// Its checkpoint, in the API server (namespace default: no
+		// POD_NAMESPACE here), saved every second (restart).
+		"--checkpoint.configmap=crowsnest-state", "--checkpoint.interval=1s")
 	s.cn.Start()
 	s.vlogs = env.StartVictoriaLogs()
 	env.StartCrowsnest(kas.Kubeconfig, "--config.file="+cfgPath,

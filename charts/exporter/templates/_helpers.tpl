@@ -53,6 +53,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/* Whether leader election is on: asked for, or more than one replica. */}}
+{{/* Whether crowsnest keeps a checkpoint ConfigMap (source=kubernetes). */}}
+{{- define "crowsnest.checkpoint" -}}
+{{- if and .Values.checkpoint.enabled (eq .Values.source "kubernetes") -}}true{{- end -}}
+{{- end -}}
+
+{{/* The checkpoint ConfigMaps' names, one per line: <fullname>-state, or
+per shard <fullname>-state-<shard>-of-<total> (--checkpoint.configmap plus
+the shard suffix crowsnest adds). */}}
+{{- define "crowsnest.checkpointNames" -}}
+{{- if include "crowsnest.sharded" . -}}
+{{- $total := int .Values.sharding.totalShards -}}
+{{- range $i := until $total }}
+{{ include "crowsnest.fullname" $ }}-state-{{ $i }}-of-{{ $total }}
+{{- end -}}
+{{- else -}}
+{{ include "crowsnest.fullname" . }}-state
+{{- end -}}
+{{- end -}}
+
 {{- define "crowsnest.leaderElection" -}}
 {{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
 {{- end -}}

@@ -41,6 +41,7 @@ type argoSim struct {
 	s       *exposition.Store
 	notices *noticesSeen
 	ops     *opsSeen
+	facts   *factsSeen
 	now     time.Duration
 	app     *v1alpha1.Application
 	// message is the next operation's final message.
@@ -63,6 +64,8 @@ type argoSim struct {
 	// whileRunning, if set, runs once the next operation was seen
 	// running (and may observe).
 	whileRunning func()
+	// down: crowsnest is not running; observations show nothing.
+	down bool
 }
 
 type opsSeen struct{ list []*model.Operation }
@@ -70,16 +73,24 @@ type opsSeen struct{ list []*model.Operation }
 func (o *opsSeen) Finished(op *model.Operation) { o.list = append(o.list, op) }
 
 func newArgoSim(t *testing.T, mutate ...func(*v1alpha1.Application)) *argoSim {
-	notices, ops := &noticesSeen{}, &opsSeen{}
-	s := exposition.NewStore(false)
-	tr := New(envByLabel{}, Subscribers{Views: []ViewSubscriber{s}, Operations: []OperationSubscriber{ops}, Deployments: []DeploymentSubscriber{notices}}, promslog.NewNopLogger())
 	a := newApp(append([]func(*v1alpha1.Application){func(a *v1alpha1.Application) {
 		a.Status.Health.Status = health.HealthStatusHealthy
 		a.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
 	}}, mutate...)...)
-	sim := &argoSim{t: t, tr: tr, s: s, notices: notices, ops: ops, app: a}
+	sim := &argoSim{t: t, app: a}
+	sim.newTracker()
 	sim.observe(0)
 	return sim
+}
+
+// newTracker gives the sim a new tracker (a restart of crowsnest), with
+// its own store and subscribers.
+func (g *argoSim) newTracker() {
+	g.notices, g.ops, g.facts = &noticesSeen{}, &opsSeen{}, &factsSeen{}
+	g.s = exposition.NewStore(false)
+	g.tr = New(envByLabel{}, Subscribers{
+		Views: []ViewSubscriber{g.s}, Operations: []OperationSubscriber{g.ops}, Deployments: []DeploymentSubscriber{g.notices}, Facts: []FactSubscriber{g.facts},
+	}, promslog.NewNopLogger())
 }
 
 // observe advances the clock by d and shows the app to the tracker, as
@@ -87,6 +98,9 @@ func newArgoSim(t *testing.T, mutate ...func(*v1alpha1.Application)) *argoSim {
 // carries the last reconciliation's time).
 func (g *argoSim) observe(d time.Duration) {
 	g.now += d
+	if g.down {
+		return // crowsnest is not running: Argo CD goes on alone
+	}
 	if !g.stale {
 		g.app.Status.ReconciledAt = mtime(at(g.now))
 	}

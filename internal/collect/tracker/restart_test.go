@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
@@ -56,7 +57,10 @@ func TestFirstLookIsNoNews(t *testing.T) {
 		t.Fatalf("first look: facts %v, want none", got)
 	}
 	// Later events are news.
-	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Minute), App: newApp(func(a *v1alpha1.Application) { a.CreationTimestamp = old; a.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced })})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Minute), App: newApp(func(a *v1alpha1.Application) {
+		a.CreationTimestamp = old
+		a.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
+	})})
 	tr.HandleWorkload(model.WorkloadEvent{Type: model.Modified, Time: at(time.Minute), Workload: func() model.Workload {
 		w := degraded(old.Time).Workload
 		w.Replicas = map[string]int64{"desired": 2, "ready": 2, "updated": 2, "available": 2}
@@ -102,5 +106,116 @@ func TestDegradedDatedByArgoCD(t *testing.T) {
 	}
 	if rec == nil || !rec.Onset.Equal(turned) {
 		t.Fatalf("notices %+v, want a recovery from %v", g.notices.list, turned)
+	}
+}
+
+// restart stops the sim's crowsnest with a checkpoint (through its JSON, as
+// the ConfigMap keeps it), lets Argo CD run while down, and starts a new
+// tracker restored from it.
+func (g *argoSim) restart(whileDown func()) {
+	g.t.Helper()
+	cp, cut := g.tr.Checkpoint()
+	if cut != 0 {
+		g.t.Fatalf("checkpoint left out %d apps", cut)
+	}
+	b, err := json.Marshal(cp)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	var back Checkpoint
+	if err := json.Unmarshal(b, &back); err != nil {
+		g.t.Fatal(err)
+	}
+	g.down = true
+	whileDown()
+	g.down = false
+	g.newTracker()
+	g.tr.Restore(back)
+	g.observe(time.Second)
+}
+
+// oldApp makes the sim's app one created before crowsnest started.
+func oldApp(a *v1alpha1.Application) { a.CreationTimestamp = metav1.NewTime(t0.Add(-24 * time.Hour)) }
+
+// TestRestartCountsWhatFinishedWhileDown: syncs that finished while
+// crowsnest was down are counted after its restart from the checkpoint,
+// each once, with their facts and deployment notices (the same trace ids
+// as without the restart); what was counted before is not counted again,
+// and the first look logs no drift or sync start.
+func TestRestartCountsWhatFinishedWhileDown(t *testing.T) {
+	g := newArgoSim(t, oldApp)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	var traces []string
+	g.restart(func() {
+		g.sync(synccommon.OperationSucceeded, false, "alice", "ccc") // a deployment
+		g.sync(synccommon.OperationSucceeded, false, "alice", "ccc") // a re-sync
+		g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync  // and drift
+		for _, h := range g.app.Status.History[2:] {
+			traces = append(traces, model.OperationSeqID(string(g.app.UID), h.DeployStartedAt.Time, 0))
+		}
+	})
+	if got := g.counter("crowsnest_app_syncs_total", "result", "Succeeded"); got != 2 {
+		t.Errorf("syncs counted after the restart: %v, want the 2 that finished while down", got)
+	}
+	g.wantCounts("after the restart", map[string]float64{"succeeded": 1}, nil)
+	var finished []string
+	for _, f := range g.facts.list {
+		switch f.Name {
+		case model.FactSyncFinished:
+			finished = append(finished, f.TraceID)
+		case model.FactDriftBegan, model.FactSyncStarted:
+			t.Errorf("fact %s at the first look", f.Name)
+		}
+	}
+	slices.Sort(finished)
+	slices.Sort(traces)
+	if !slices.Equal(finished, traces) {
+		t.Errorf("sync_finished trace ids %v, want %v (those of the syncs while down)", finished, traces)
+	}
+	if n := g.notices.kinds(); !slices.Equal(n, []string{"deployed", "healthy"}) || g.notices.list[0].Deployment.Revision != "ccc" || g.notices.list[0].Deployment.PreviousRevision != "bbb" {
+		t.Errorf("notices %v, want ccc deployed after bbb (and Healthy)", n)
+	}
+}
+
+// TestRestartKeepsCountedOperationsOfTheLastSecond: an operation counted
+// in the watermark's second (Argo CD keeps whole seconds) is not counted
+// again after the restart.
+func TestRestartKeepsCountedOperationsOfTheLastSecond(t *testing.T) {
+	tr, _ := newTestTracker()
+	done := newApp(oldApp, operation(synccommon.OperationSucceeded, at(2*time.Second), ptr(at(10*time.Second))))
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(oldApp, operation(synccommon.OperationRunning, at(2*time.Second), nil))})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(10*time.Second + 400*time.Millisecond), App: done})
+	cp, _ := tr.Checkpoint()
+	if len(cp.Recent) != 1 || !cp.Watermark.Equal(at(10*time.Second+400*time.Millisecond)) {
+		t.Fatalf("checkpoint %+v, want the watermark at the last event and its second's operation", cp)
+	}
+	again, s := newTestTracker()
+	again.Restore(cp)
+	again.Handle(model.Event{Type: model.Added, Time: at(time.Minute), App: done})
+	if got := syncs(t, s, "Succeeded"); got != 0 {
+		t.Errorf("syncs counted after the restart: %v, want 0 (counted before it)", got)
+	}
+}
+
+// TestRestartKeepsFailureWindows: a deployment's failure window and an open
+// failed change survive a restart: Degraded after it fails the deployment
+// from before the restart, and the recovery runs from the onset before it.
+func TestRestartKeepsFailureWindows(t *testing.T) {
+	g := newArgoSim(t, oldApp)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	bbb := g.lastDeployment()
+	g.restart(func() {})
+	g.health(health.HealthStatusDegraded, 10*time.Minute)
+	if n := g.notices.list; len(n) != 1 || n[0].Kind != model.NoticeChangeFailed || n[0].Reason != model.FailureDegraded || n[0].Deployment.TraceID != bbb.TraceID {
+		t.Fatalf("notices %+v, want bbb's deployment failed for degraded", n)
+	}
+	degradedAt := at(g.now)
+	g.restart(func() {})
+	g.health(health.HealthStatusHealthy, 5*time.Minute)
+	last := g.notices.list[len(g.notices.list)-1]
+	if last.Kind != model.NoticeRecovered || !last.Onset.Equal(degradedAt) {
+		t.Errorf("notices %+v, want a recovery from %v, the onset before the restart", g.notices.list, degradedAt)
 	}
 }

@@ -95,6 +95,13 @@ type Tracker struct {
 	mu         sync.Mutex
 	classifier Classifier
 	since      time.Time // operations that finished before it are not counted: the first event's time, or the restored watermark
+	// lastEvent is the time of the last Application event handled (the
+	// checkpoint's watermark); recent the operations counted lately, for
+	// the checkpoint; restored what a checkpoint held of apps not seen yet
+	// (checkpoint.go).
+	lastEvent time.Time
+	recent    []recentOp
+	restored  map[string]*restoredApp
 	// started is the time of the first event of any kind: an object that
 	// existed before it is seen first in a first look, whose state is no
 	// news (no drift_began, sync_started or workload_degraded fact).
@@ -278,6 +285,9 @@ func (t *Tracker) Handle(e model.Event) {
 		t.since = e.Time
 	}
 	t.start(e.Time)
+	if e.Time.After(t.lastEvent) {
+		t.lastEvent = e.Time
+	}
 	if e.Type == model.Deleted {
 		delete(t.children, key)
 		if st, ok := t.apps[key]; ok {
@@ -307,6 +317,9 @@ func (t *Tracker) Handle(e model.Event) {
 	st.seenAt = e.Time
 	st.firstLook = first && t.existed(e.App.CreationTimestamp.Time)
 	st.env = t.classifier.Env(e.App)
+	if first {
+		t.restore(key, st, e.App)
+	}
 	facts := factLog{out: &out, app: key, project: e.App.Spec.Project, env: st.env}
 	t.observeDrift(st, e, facts)
 	t.observeHealth(st, e, facts)
@@ -765,6 +778,7 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 	if running {
 		st.running = nil
 	}
+	t.noteCounted(model.Key(st.app.Namespace, st.app.Name), st, op)
 	if ow := st.waves; ow != nil && ow.done && ow.key == key {
 		// Handed off below: what was kept per resource and per wave is
 		// in the operation then. The waves' timings stay in lastWaves.
