@@ -411,6 +411,7 @@ var histogramLabels = map[string][]string{
 	"crowsnest_sync_wave_duration_seconds":  {"project", "env", "phase", "wave"},
 	"crowsnest_change_lead_time_seconds":    {"project", "env", "until"},
 	"crowsnest_deployment_recovery_seconds": {"project", "env"},
+	"crowsnest_release_wait_seconds":        {"project", "env"},
 }
 
 // seriesLabels returns the labels that tell the series of a replicated

@@ -16,11 +16,11 @@ import (
 const (
 	doraBandsIntro = "Colours: the performance clusters of DORA's 2023 Accelerate State of DevOps report"
 	frequencyBands = doraBandsIntro + ". Elite: on demand, several deployments a day (dark green from 1 a day); high: between once a day and once a week (green); medium: between once a week and once a month (yellow); low: less than once a month (red; the report's low cluster deploys about as often as its medium one and differs from it in stability). DORA measures production: pick env prod."
-	leadTimeText   = `DORA's change lead time: from the commit's author date (with Argocd-reference-commit-* trailers, the code commit's) to the end of the deployment that shipped it, p50 and p90 over the last 7 days (crowsnest:change_lead_time_seconds:p50_7d and :p90_7d, from the crowsnest_change_lead_time_seconds histogram, until="deployed"). Needs crowsnest's --argocd.server: without commit metadata there is no lead time. Failed deployments have none. `
+	leadTimeText   = `DORA's change lead time: from the commit's author date (with Argocd-reference-commit-* trailers, the code commit's; the change CI named in the crowsnest.io/change-commit or change-time annotation; for new source settings or a chart version, when Argo CD first compared the app with them) to the end of the deployment that shipped it, p50 and p90 over the last 7 days (crowsnest:change_lead_time_seconds:p50_7d and :p90_7d, from the crowsnest_change_lead_time_seconds histogram, until="deployed"). Needs crowsnest's --argocd.server: without commit metadata there is no lead time. Failed deployments have none. `
 	leadTimeBands  = doraBandsIntro + ". Elite: under a day (dark green); high: a day to a week (green); medium: a week to a month (yellow); low: a month or more (red)."
 	failureText    = "DORA's change failure rate: the share of the last 7 days' deployments that were failed changes: the sync failed, the app turned Degraded within --deployments.failure-window (default 1 h) after it, or a rollback undid it (crowsnest:change_failure_rate:ratio_7d; 0 without failures, nothing without deployments). "
 	failureBands   = doraBandsIntro + ", whose typical rates were 5%, 10%, 15% and 64%. Elite: below 5% (dark green); high: 5% to 10% (green); medium: 10% to 15% (yellow); low: 15% and more (red). CrowsnestChangeFailureRateHigh warns above 30% in prod with at least 5 deployments in the 7 days."
-	recoveryText   = "DORA's failed deployment recovery time: the median over the last 7 days of the time from a failed change's onset (the failed sync's end, the app turning Degraded, the end of the deployment rolled back) to the app Synced and Healthy on a successful deployment (crowsnest:deployment_recovery_seconds:p50_7d). "
+	recoveryText   = "DORA's failed deployment recovery time: the median over the last 7 days of the time from a failed change's onset (the failed sync's end, the app turning Degraded, the end of the deployment rolled back) to the app well again (Healthy, or Suspended when that is how it is well) after a successful sync (crowsnest:deployment_recovery_seconds:p50_7d). "
 	recoveryBands  = doraBandsIntro + ". Elite: under an hour (dark green); high: under a day (green); medium: a day to a week (yellow); low: a week or more (red)."
 	eachPoint      = "Each point covers the 7 days before it. "
 )
@@ -90,6 +90,17 @@ func doraDashboard() *dashboard.DashboardBuilder {
 			Height(8).Span(12).
 			WithTarget(durationQuery("sum by (le) (max by (cluster, shard, project, env, le) (increase(crowsnest_deployment_recovery_seconds_bucket"+sel+"[$__rate_interval])))", "{{le}}").
 				Format(prometheus.PromQueryFormatHeatmap))).
+		WithRow(dashboard.NewRowBuilder("Lead time by stage")).
+		WithPanel(barGaugePanel("Lead time by stage, p50 and p90 in range",
+			`Change lead time of each environment's deployments during the dashboard's time range: for a change that reaches dev, stage and prod, how long from its commit (or the change CI named, or the new source settings) each environment took to deploy it (p50 and p90 of the crowsnest_change_lead_time_seconds histogram, until="deployed", over $__range, each crowsnest replica's copy dropped by the inner max). Needs crowsnest's --argocd.server for commits.`, "s").
+			Thresholds(thresholds(leadTimeSteps()...)).ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdThresholds)).Height(7).Span(12).
+			WithTarget(instantQuery("histogram_quantile(0.5, sum by (env, le) (max by (cluster, shard, project, env, until, le) (increase(crowsnest_change_lead_time_seconds_bucket"+fleetSel(`until="deployed"`)+"[$__range]))))", "p50 {{env}}")).
+			WithTarget(instantQuery("histogram_quantile(0.9, sum by (env, le) (max by (cluster, shard, project, env, until, le) (increase(crowsnest_change_lead_time_seconds_bucket"+fleetSel(`until="deployed"`)+"[$__range]))))", "p90 {{env}}"))).
+		WithPanel(barGaugePanel("Release wait for approval, p50 and p90 in range",
+			"How long releases waited for the sync a person started, per environment, during the dashboard's time range: from the onset of \"awaiting sync\" (a merge or a changed source moved the app's target; crowsnest_app_awaiting_sync_since_timestamp_seconds) to the start of the sync that deployed it — prod's wait for approval (p50 and p90 of the crowsnest_release_wait_seconds histogram over $__range). Auto-synced environments wait for no one and have none.", "s").
+			ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdPaletteClassic)).Height(7).Span(12).
+			WithTarget(instantQuery("histogram_quantile(0.5, sum by (env, le) (max by (cluster, shard, project, env, le) (increase(crowsnest_release_wait_seconds_bucket"+sel+"[$__range]))))", "p50 {{env}}")).
+			WithTarget(instantQuery("histogram_quantile(0.9, sum by (env, le) (max by (cluster, shard, project, env, le) (increase(crowsnest_release_wait_seconds_bucket"+sel+"[$__range]))))", "p90 {{env}}"))).
 		WithRow(dashboard.NewRowBuilder("Deployments")).
 		WithPanel(prodDeploymentsPanel()).
 		WithPanel(barGaugePanel("Deployments in range by result",

@@ -211,6 +211,11 @@ func (d *Deployments) deployed(ctx context.Context, dep *model.Deployment) {
 	} else {
 		from, rec.LeadFrom = time.Time{}, ""
 	}
+	if !dep.AwaitedSince.IsZero() {
+		// (Argo CD keeps whole seconds of the start: a wait that began in
+		// the start's second is 0.)
+		observe(d.metrics.releaseWait, max(dep.StartedAt.Sub(dep.AwaitedSince), 0), dep.TraceID, dep.Project, dep.Env)
+	}
 	d.rememberDeployed(dep, from)
 	f := fact(rec)
 	for _, s := range d.out.Facts {

@@ -587,3 +587,20 @@ func TestRegistersOnRegisterer(t *testing.T) {
 		t.Error("registering twice on one registry did not fail")
 	}
 }
+
+// A release a person synced after it awaited approval observes its wait,
+// with the deployment's trace as exemplar, and says it on its event.
+func TestReleaseWaitObserved(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	dep := deployment("web", model.DeploymentSucceeded, "trace-1", gitSource(0, "abc"))
+	dep.AwaitedSince = dep.StartedAt.Add(-2 * time.Hour)
+	f.d.handle(context.Background(), deployed(dep))
+	s, ok := histogram(t, f.reg, "crowsnest_release_wait_seconds", map[string]string{"project": "shop", "env": "prod"})
+	if !ok || s.count != 1 || s.sum != 7200 || !slices.Equal(s.exemplars, []string{"trace-1"}) {
+		t.Fatalf("release wait %+v (found %v), want one observation of 7200s with exemplar trace-1", s, ok)
+	}
+	facts, _ := f.out.snapshot()
+	if len(facts) != 1 || !slices.Contains(facts[0].Attrs, any("release_wait_seconds")) {
+		t.Errorf("facts %+v, want release_wait_seconds on the event", facts)
+	}
+}

@@ -35,8 +35,9 @@ const (
 // metrics are the aggregated deployment series: few (by project and env),
 // kept in the daemon's own registry like the sync duration histograms.
 type metrics struct {
-	leadTime *prometheus.HistogramVec
-	recovery *prometheus.HistogramVec
+	leadTime    *prometheus.HistogramVec
+	recovery    *prometheus.HistogramVec
+	releaseWait *prometheus.HistogramVec
 	lookups  *prometheus.CounterVec
 	dropped  prometheus.Counter
 }
@@ -45,13 +46,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		leadTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "crowsnest_change_lead_time_seconds",
-			Help:    "Change lead time of deployments that did not fail: from the author date of the commit deployed (or of the code commit it references with Argocd-reference-commit-* trailers; the oldest of the sources it changed) until the deployment finished (until=\"deployed\") or the app was first Healthy after it (until=\"healthy\"), by project and env. Only with commit metadata from argocd-server.",
+			Help:    "Change lead time of deployments that did not fail: from the change (the author date of the commit deployed, or of the code commit it references with Argocd-reference-commit-* trailers, the oldest of the sources it changed; the change CI named in the crowsnest.io/change-commit or change-time annotation; for new source settings or a chart version, when Argo CD first compared the app with them) until the deployment finished (until=\"deployed\") or the app was first Healthy after it (until=\"healthy\"), by project and env: per env, the lead time of each stage.",
 			Buckets: leadTimeBuckets(),
 		}, []string{"project", "env", "until"}),
 		recovery: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "crowsnest_deployment_recovery_seconds",
-			Help:    "Time to recover from a failed change: from the failure's onset until the app was Synced and Healthy on a successful deployment after it, by project and env.",
+			Help:    "Time to recover from a failed change: from the failure's onset until the app was well again (Healthy, or Suspended when that is how it is well) after a successful sync, by project and env.",
 			Buckets: recoveryBuckets(),
+		}, []string{"project", "env"}),
+		releaseWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "crowsnest_release_wait_seconds",
+			Help:    "How long a release waited for the sync a person started (prod synced by hand after approval): from the onset of awaiting sync (a merge, a changed source) to the start of the sync that deployed it, by project and env.",
+			Buckets: leadTimeBuckets(),
 		}, []string{"project", "env"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crowsnest_commit_metadata_lookups_total",
@@ -66,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.lookups.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.leadTime, m.recovery, m.lookups, m.dropped} {
+		for _, c := range []prometheus.Collector{m.leadTime, m.recovery, m.releaseWait, m.lookups, m.dropped} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering deployment metrics: %w", err)
 			}

@@ -44,6 +44,10 @@ func fact(rec *model.DeploymentRecord) *model.Fact {
 		}
 		attrs = append(attrs, "commit_referenced", c.Referenced)
 	}
+	if !dep.AwaitedSince.IsZero() {
+		// How long it waited for the sync a person started (approval).
+		attrs = append(attrs, "release_wait_seconds", max(dep.StartedAt.Sub(dep.AwaitedSince), 0).Seconds())
+	}
 	if rec.LeadFrom != "" {
 		attrs = append(attrs, "lead_time_seconds", rec.LeadTime.Seconds(), "lead_time_from", rec.LeadFrom)
 	}

@@ -94,6 +94,12 @@ type Deployment struct {
 	// source. Nil and zero when none was named.
 	ChangeCommit *DeploymentSource
 	ChangeTime   time.Time
+	// AwaitedSince is, for a sync a person started (prod synced by hand
+	// after approval), when the app began awaiting it: the onset of
+	// "awaiting sync" (its target moved away from what was last synced:
+	// a merge, a changed source) that this deployment ended. Zero for
+	// automated syncs and when crowsnest did not see the app await it.
+	AwaitedSince time.Time
 }
 
 // Annotations on an Application that name the change its next deployment

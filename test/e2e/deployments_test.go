@@ -281,13 +281,32 @@ func (s *deploymentsEnv) helmParameters(ctx context.Context, t *testing.T) {
 		}
 		return nil
 	})
+	// crowsnest judges the release awaiting its sync once Argo CD compared
+	// after the last sync's end (whole seconds: a comparison in the
+	// sync's second judges nothing; the controller compares again every
+	// --app-resync, 5 s here).
+	eventually(t, signalTimeout, func() error {
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return err
+		}
+		if len(m.Find("crowsnest_app_awaiting_sync_since_timestamp_seconds", "name", appDoraHelm)) != 1 {
+			return fmt.Errorf("%s not yet awaiting its sync", appDoraHelm)
+		}
+		return nil
+	})
 	time.Sleep(2 * time.Second) // a wait for approval, part of the lead time
 	second := s.syncApp(ctx, t, appDoraHelm, synccommon.OperationSucceeded)
 	eventually(t, signalTimeout, configTag("v2"))
 	if second.SyncResult.Revision != rev {
 		t.Fatalf("the sync after set -p deployed %s, want the same revision %s", second.SyncResult.Revision, rev)
 	}
-	lead, from := s.helmDeployment(t, second)
+	lead, from, wait := s.helmDeployment(t, second)
+	// It waited for the sync by hand from the comparison after the set
+	// (awaiting sync) to the sync's start: the 2 s wait and the CLI's.
+	if sinceSet := time.Since(set).Seconds(); wait < 1 || wait > sinceSet {
+		t.Errorf("set -p deployment: release_wait_seconds %v, want between 1 and %v", wait, sinceSet)
+	}
 	// From the comparison crowsnest saw after the set (Argo CD keeps whole
 	// seconds of the finish) to the sync's finish.
 	if from != "source_change" || lead < second.FinishedAt.Sub(second.StartedAt.Time).Seconds()+1 || lead > time.Since(set).Seconds()+1 {
@@ -309,7 +328,7 @@ func (s *deploymentsEnv) helmParameters(ctx context.Context, t *testing.T) {
 	}
 	third := s.syncApp(ctx, t, appDoraHelm, synccommon.OperationSucceeded)
 	eventually(t, signalTimeout, configTag("v3"))
-	lead, from = s.helmDeployment(t, third)
+	lead, from, _ = s.helmDeployment(t, third)
 	if want := third.FinishedAt.Sub(s.commits[named]).Seconds(); from != "annotation" || lead != want {
 		t.Errorf("named change: lead time %vs from %q, want %vs from the annotation's commit", lead, from, want)
 	}
@@ -335,10 +354,10 @@ func (s *deploymentsEnv) helmParameters(ctx context.Context, t *testing.T) {
 }
 
 // helmDeployment waits for the helm app's deployment_finished of op in
-// Loki and returns its lead time and what it runs from.
-func (s *deploymentsEnv) helmDeployment(t *testing.T, op *v1alpha1.OperationState) (float64, string) {
+// Loki and returns its lead time, what it runs from and its release wait.
+func (s *deploymentsEnv) helmDeployment(t *testing.T, op *v1alpha1.OperationState) (float64, string, float64) {
 	t.Helper()
-	var lead float64
+	var lead, wait float64
 	var from string
 	eventually(t, signalTimeout, func() error {
 		for _, e := range s.loki.Entries() {
@@ -356,11 +375,12 @@ func (s *deploymentsEnv) helmDeployment(t *testing.T, op *v1alpha1.OperationStat
 			}
 			lead, _ = line["lead_time_seconds"].(float64)
 			from, _ = line["lead_time_from"].(string)
+			wait, _ = line["release_wait_seconds"].(float64)
 			return nil
 		}
 		return fmt.Errorf("no deployment_finished of %s at %v in Loki", appDoraHelm, op.FinishedAt.Time)
 	})
-	return lead, from
+	return lead, from, wait
 }
 
 // restart: crowsnest stops (gracefully: its last checkpoint saved in the

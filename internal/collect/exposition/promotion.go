@@ -134,15 +134,28 @@ func (p *Promotion) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// lastDeployed is the app's last successful sync: the history entry
-// deployed last (Argo CD appends one per successful sync).
+// lastDeployed is the revision of the app's last successful sync (the
+// history entry deployed last; Argo CD appends one per successful sync),
+// dated by when the app first deployed it: re-syncs of the same revision
+// after it do not move the date, or the lag of the next environment would
+// restart at each re-sync.
 func lastDeployed(app *v1alpha1.Application) (deployed, bool) {
-	var d deployed
-	for _, h := range app.Status.History {
-		if !h.DeployedAt.Time.Before(d.at) {
-			// A multi-source app runs all its sources' revisions.
-			d = deployed{revision: model.JoinRevisions(h.Revision, h.Revisions), at: h.DeployedAt.Time}
+	h := app.Status.History
+	last := -1
+	for i := range h {
+		if last < 0 || !h[i].DeployedAt.Time.Before(h[last].DeployedAt.Time) {
+			last = i
 		}
 	}
+	if last < 0 {
+		return deployed{}, false
+	}
+	// A multi-source app runs all its sources' revisions.
+	rev := model.JoinRevisions(h[last].Revision, h[last].Revisions)
+	first := last
+	for first > 0 && model.JoinRevisions(h[first-1].Revision, h[first-1].Revisions) == rev {
+		first--
+	}
+	d := deployed{revision: rev, at: h[first].DeployedAt.Time}
 	return d, !d.at.IsZero()
 }

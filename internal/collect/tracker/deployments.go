@@ -79,6 +79,11 @@ type deployState struct {
 	// last deployment finished since it; the full sync after it is the
 	// deployment, even if the partial left it nothing to change.
 	partial bool
+	// awaitTarget is the target the app was last seen awaiting a sync to
+	// (live drift aside), awaitSince since when (drift.go's awaiting
+	// sync); zero when it awaits none.
+	awaitTarget runs
+	awaitSince  time.Time
 	// newerStart is the start of the newest operation to other revisions
 	// or sources than the last deployment's that started after it (one
 	// running, failed or terminated): a Degraded spell that began after
@@ -195,6 +200,7 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 		Initiator:     op.initiator, StartedAt: op.started, FinishedAt: op.finished, TraceID: o.TraceID(),
 		TargetSeenAt: ds.targetSeenAt(cur),
 	}
+
 	if op.result != model.ResultSucceeded {
 		// A Degraded spell from now on is this change's, however it is
 		// counted.
@@ -220,6 +226,11 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 		// The change CI named is this deployment's.
 		ds.changeNew = false
 		t.namedChange(st, d)
+	}
+	if !rollback && !ds.awaitSince.IsZero() && op.initiator != "automated" && cur.same(ds.awaitTarget) && !ds.awaitSince.Truncate(time.Second).After(op.started) {
+		// A person synced the release the app awaited: prod's wait for
+		// approval.
+		d.AwaitedSince = ds.awaitSince
 	}
 	ds.failedRevisions = runs{}
 	ds.lastRevisions = cur
@@ -377,6 +388,13 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 		// Only while no operation runs: a running sync may show the app
 		// Synced to its new revisions before it ends.
 		ds.syncedRevisions = targetOf(st.app).runs()
+	}
+	switch {
+	case st.drift != nil && !st.drift.awaitingSince.IsZero():
+		ds.awaitTarget, ds.awaitSince = st.drift.target.runs(), st.drift.awaitingSince
+	case st.drift == nil && st.app.Operation == nil && (status.OperationState == nil || status.OperationState.Phase.Completed()):
+		// Synced, and no sync runs that may end what it awaited.
+		ds.awaitTarget, ds.awaitSince = runs{}, time.Time{}
 	}
 	if op := status.OperationState; op != nil && !op.Phase.Completed() && !dryRun(&op.Operation.Sync) {
 		// A running operation to other revisions or sources than the

@@ -766,3 +766,38 @@ func TestAppOfAppsParentIsNoDeployment(t *testing.T) {
 	g.sync(synccommon.OperationSucceeded, false, "alice", "ccc")
 	g.wantCounts("a Rollout beside the child", map[string]float64{"succeeded": 1}, nil)
 }
+
+// TestReleaseWait: a release synced by hand carries when the app began
+// awaiting it (its target moved: a merge); an automated sync, a rollback
+// and an app that awaited nothing carry none.
+func TestReleaseWait(t *testing.T) {
+	g := newArgoSim(t)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	merge := func(rev string) time.Time {
+		g.app.Status.Sync.Revision, g.app.Status.Sync.Status = rev, v1alpha1.SyncStatusCodeOutOfSync
+		g.observe(time.Minute)
+		return at(g.now)
+	}
+	approved := func() {
+		g.observe(2 * time.Hour) // the approval
+	}
+	merged := merge("bbb")
+	approved()
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
+	g.observe(time.Minute)
+	if d := g.lastDeployment(); d == nil || !d.AwaitedSince.Equal(merged) {
+		t.Fatalf("bbb synced by hand: %+v, want it awaited since the merge at %v", d, merged)
+	}
+	merge("ccc")
+	g.sync(synccommon.OperationSucceeded, false, "automated", "ccc")
+	g.app.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
+	g.observe(time.Minute)
+	if d := g.lastDeployment(); d == nil || !d.AwaitedSince.IsZero() {
+		t.Errorf("ccc auto-synced: %+v, want no wait", d)
+	}
+	g.sync(synccommon.OperationSucceeded, false, "alice", "ddd") // never awaited
+	if d := g.lastDeployment(); d == nil || !d.AwaitedSince.IsZero() {
+		t.Errorf("ddd: %+v, want no wait", d)
+	}
+}

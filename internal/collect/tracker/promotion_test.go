@@ -54,6 +54,18 @@ crowsnest_promotion_lag_seconds{from="stage",group="backend",to="prod"} ` + stag
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want("300", "0")), "crowsnest_promotion_lag_seconds"); err != nil {
 		t.Error(err)
 	}
+	// dev re-syncs r2: stage still trails dev since dev first deployed r2.
+	a := newApp(func(a *v1alpha1.Application) {
+		a.Name, a.UID = "dev-backend", types.UID("uid-dev-backend")
+		a.Status.History = v1alpha1.RevisionHistories{
+			{ID: 1, Revision: "r2", DeployedAt: metav1.NewTime(t0.Add(5 * time.Minute))},
+			{ID: 2, Revision: "r2", DeployedAt: metav1.NewTime(t0.Add(8 * time.Minute))},
+		}
+	})
+	tr.Handle(model.Event{Type: model.Modified, Time: t0.Add(8 * time.Minute), App: a})
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want("300", "0")), "crowsnest_promotion_lag_seconds"); err != nil {
+		t.Errorf("after dev's re-sync: %v", err)
+	}
 	if n := testutil.CollectAndCount(c, "crowsnest_promotion_revision_info"); n != 3 {
 		t.Errorf("%d revision series, want one per env", n)
 	}
