@@ -38,8 +38,8 @@ type metrics struct {
 	leadTime    *prometheus.HistogramVec
 	recovery    *prometheus.HistogramVec
 	releaseWait *prometheus.HistogramVec
-	lookups  *prometheus.CounterVec
-	dropped  prometheus.Counter
+	lookups     *prometheus.CounterVec
+	dropped     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
