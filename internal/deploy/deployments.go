@@ -254,6 +254,8 @@ func (d *Deployments) changeOf(ctx context.Context, rec *model.DeploymentRecord)
 		}
 		rec.Commit = c
 		return c.Date, model.LeadFromAnnotation
+	case dep.LeadUnknown != "":
+		return time.Time{}, ""
 	case rec.Commit != nil && !rec.Commit.Date.IsZero():
 		return rec.Commit.Date, model.LeadFromCommit
 	case !dep.TargetSeenAt.IsZero() && (dep.SourceChanged || onlyCharts(dep.Changed)):

@@ -604,3 +604,22 @@ func TestReleaseWaitObserved(t *testing.T) {
 		t.Errorf("facts %+v, want release_wait_seconds on the event", facts)
 	}
 }
+
+// A deployment whose change cannot be resolved (a hydrated revision's dry
+// commit) has no lead time, even with a commit at hand for its revision
+// (the hydrator's own, dated at hydration), and its event says why.
+func TestLeadTimeUnknownIsSaid(t *testing.T) {
+	client := newFakeClient()
+	client.set("hyd", &model.Commit{SHA: "hyd", Date: t0.Add(-3 * time.Second)})
+	f := newFixture(t, Config{}, client)
+	dep := deployment("web", model.DeploymentSucceeded, "trace-1", gitSource(0, "hyd"))
+	dep.DrySHA, dep.LeadUnknown = "dry", "the dry commit is in another repository than the one the app syncs from"
+	f.d.handle(context.Background(), deployed(dep))
+	if _, ok := histogram(t, f.reg, "crowsnest_change_lead_time_seconds", deployedLabels); ok {
+		t.Error("lead time observed though its change is unknown")
+	}
+	facts, _ := f.out.snapshot()
+	if len(facts) != 1 || !slices.Contains(facts[0].Attrs, any("lead_time_unknown")) || !slices.Contains(facts[0].Attrs, any("dry")) {
+		t.Errorf("facts %+v, want dry_sha and lead_time_unknown", facts)
+	}
+}

@@ -48,8 +48,13 @@ func fact(rec *model.DeploymentRecord) *model.Fact {
 		// How long it waited for the sync a person started (approval).
 		attrs = append(attrs, "release_wait_seconds", max(dep.StartedAt.Sub(dep.AwaitedSince), 0).Seconds())
 	}
+	if dep.DrySHA != "" {
+		attrs = append(attrs, "dry_sha", dep.DrySHA)
+	}
 	if rec.LeadFrom != "" {
 		attrs = append(attrs, "lead_time_seconds", rec.LeadTime.Seconds(), "lead_time_from", rec.LeadFrom)
+	} else if dep.LeadUnknown != "" {
+		attrs = append(attrs, "lead_time_unknown", dep.LeadUnknown)
 	}
 	return &model.Fact{
 		Name:    model.FactDeploymentFinished,

@@ -100,6 +100,14 @@ type Deployment struct {
 	// a merge, a changed source) that this deployment ended. Zero for
 	// automated syncs and when crowsnest did not see the app await it.
 	AwaitedSince time.Time
+	// DrySHA is, for an app with a Source Hydrator, the dry commit the
+	// deployed (hydrated) revision renders: the change it ships, whose
+	// commit lead time runs from (Changed names it).
+	DrySHA string
+	// LeadUnknown says why the deployment can have no lead time though it
+	// changed revisions (a hydrated revision whose dry commit cannot be
+	// resolved): no number rather than a wrong one. Empty otherwise.
+	LeadUnknown string
 }
 
 // Annotations on an Application that name the change its next deployment

@@ -21,6 +21,7 @@ import (
 	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	appclient "github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/typed/application/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crowsnest/crowsnest/dashboards"
@@ -186,6 +187,7 @@ func TestDeployments(t *testing.T) {
 	})
 	t.Run("a changed source is a deployment, also on the revision the app was Synced to", func(t *testing.T) { s.specOnly(ctx, t) })
 	t.Run("argocd app set -p: a deployment dated from the new source, or from the commit CI names", func(t *testing.T) { s.helmParameters(ctx, t) })
+	t.Run("a hydrated revision's lead time runs from its dry commit", func(t *testing.T) { s.hydrated(ctx, t) })
 	t.Run("a restart counts what finished while crowsnest was down, once, and logs no first-look events", func(t *testing.T) { s.restart(ctx, t) })
 	t.Logf("TestDeployments took %v", time.Since(start).Round(time.Second))
 }
@@ -381,6 +383,83 @@ func (s *deploymentsEnv) helmDeployment(t *testing.T, op *v1alpha1.OperationStat
 		return fmt.Errorf("no deployment_finished of %s at %v in Loki", appDoraHelm, op.FinishedAt.Time)
 	})
 	return lead, from, wait
+}
+
+// appDoraHydrated is a Source Hydrator app (hydrated).
+const appDoraHydrated = "dora-hydrated"
+
+// hydrated: a Source Hydrator app deploys the hydrator's commits (authored
+// at hydration); its deployments' lead time runs from the dry commit the
+// hydration rendered, looked up through argocd-server's RevisionMetadata
+// in the repository both live in. The second dry commit is authored 2 h
+// ago: its deployment's lead time is those 2 h (exact to the second), not
+// the seconds since the hydrator's commit.
+func (s *deploymentsEnv) hydrated(ctx context.Context, t *testing.T) {
+	dir := s.env.Dir("dora-hydrator-git")
+	repoURL, _ := newManifestRepo(t, dir, map[string]string{"dry/config.yaml": hydratedConfig("one")})
+	if _, err := s.kas.Kubernetes().CoreV1().Secrets(argoCDNamespace).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "dora-hydrator-write", Labels: map[string]string{"argocd.argoproj.io/secret-type": "repository-write"}},
+		StringData: map[string]string{"url": repoURL, "type": "git"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create the write repository Secret: %v", err)
+	}
+	s.kas.CreateNamespace(appDoraHydrated)
+	if _, err := s.apps.Create(ctx, &v1alpha1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: appDoraHydrated, Namespace: argoCDNamespace},
+		Spec: v1alpha1.ApplicationSpec{
+			Project: "default",
+			SourceHydrator: &v1alpha1.SourceHydrator{
+				DrySource:  v1alpha1.DrySource{RepoURL: repoURL, Path: "dry", TargetRevision: "HEAD"},
+				SyncSource: v1alpha1.SyncSource{TargetBranch: hydratedBranch, Path: "hydrated"},
+			},
+			Destination: v1alpha1.ApplicationDestination{Server: s.argo.ClusterURL, Namespace: appDoraHydrated},
+			SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create %s: %v", appDoraHydrated, err)
+	}
+	deployedDry := func(dry string) (map[string]any, error) {
+		for _, e := range s.loki.Entries() {
+			var line map[string]any
+			if e.Labels["event"] != "deployment_finished" || json.Unmarshal([]byte(e.Line), &line) != nil || line["app"] != argoCDNamespace+"/"+appDoraHydrated {
+				continue
+			}
+			if line["dry_sha"] == dry {
+				return line, nil
+			}
+		}
+		return nil, fmt.Errorf("no deployment_finished of %s with dry_sha %s in Loki", appDoraHydrated, dry)
+	}
+	first := gitIn(t, dir, "rev-parse", "HEAD")
+	eventually(t, signalTimeout, func() error { _, err := deployedDry(first); return err })
+
+	if err := os.WriteFile(filepath.Join(dir, "dry", "config.yaml"), []byte(hydratedConfig("two")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	authored := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	cmd := exec.Command("git", "commit", "-qam", "dry: two")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_DATE="+authored.Format(time.RFC3339), "GIT_COMMITTER_DATE="+authored.Format(time.RFC3339))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git commit: %v\n%s", err, out)
+	}
+	second := gitIn(t, dir, "rev-parse", "HEAD")
+	// The hydrator notices the dry source at its own pace: ask it.
+	if _, err := s.server.cli(ctx, "app", "get", appDoraHydrated, "--hard-refresh"); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	eventually(t, signalTimeout, func() error {
+		var err error
+		line, err = deployedDry(second)
+		return err
+	})
+	hydratedSHA := strings.TrimSpace(gitIn(t, dir, "rev-parse", hydratedBranch))
+	finished, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(line["ts"]))
+	want := finished.Sub(authored).Seconds()
+	if line["revision"] != hydratedSHA || line["lead_time_from"] != "commit" || line["commit_sha"] != second || line["lead_time_seconds"] != want {
+		t.Errorf("deployment of the hydrated %s: %v; want the dry commit %s as its change, lead time %vs", hydratedSHA, line, second, want)
+	}
 }
 
 // restart: crowsnest stops (gracefully: its last checkpoint saved in the

@@ -200,6 +200,9 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 		Initiator:     op.initiator, StartedAt: op.started, FinishedAt: op.finished, TraceID: o.TraceID(),
 		TargetSeenAt: ds.targetSeenAt(cur),
 	}
+	if st.app.Spec.SourceHydrator != nil && len(d.Changed) > 0 {
+		d.Changed, d.DrySHA, d.LeadUnknown = hydratedChange(st.app, op.revision)
+	}
 
 	if op.result != model.ResultSucceeded {
 		// A Degraded spell from now on is this change's, however it is
@@ -263,6 +266,28 @@ func parentOnly(app *v1alpha1.Application) bool {
 
 // argoGroup is the API group of Argo CD's objects.
 const argoGroup = "argoproj.io"
+
+// hydratedChange is, for an app with a Source Hydrator, the change a
+// deployment of hydrated revision rev ships: the dry commit it renders
+// (status.sourceHydrator.lastSuccessfulOperation pairs them), in the dry
+// source. Its commit is looked up like a deployed revision's, through
+// argocd-server's RevisionMetadata, which reads the app's (sync) source's
+// repository: that holds the dry commit when the hydrator writes into the
+// dry repository (syncSource.repoURL empty or the same). Otherwise, or
+// when rev is not the last hydration's, there is no lead time, and why is
+// said: the hydrated commit's own date (hydration time) would make it
+// seconds.
+func hydratedChange(app *v1alpha1.Application, rev string) (changed []model.DeploymentSource, drySHA, unknown string) {
+	last := app.Status.SourceHydrator.LastSuccessfulOperation
+	if last == nil || last.DrySHA == "" || last.HydratedSHA != rev {
+		return nil, "", "the dry commit of the hydrated revision is not known (not the last hydration's)"
+	}
+	hy := app.Spec.SourceHydrator
+	if hy.SyncSource.RepoURL != "" && hy.SyncSource.RepoURL != hy.DrySource.RepoURL {
+		return nil, last.DrySHA, "the dry commit is in another repository than the one the app syncs from"
+	}
+	return []model.DeploymentSource{{Index: 0, RepoURL: hy.DrySource.RepoURL, Revision: last.DrySHA}}, last.DrySHA, ""
+}
 
 // later returns the later of a and b.
 func later(a, b time.Time) time.Time {

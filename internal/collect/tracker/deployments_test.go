@@ -801,3 +801,41 @@ func TestReleaseWait(t *testing.T) {
 		t.Errorf("ddd: %+v, want no wait", d)
 	}
 }
+
+// TestHydratedDeploymentShipsTheDryCommit: for a Source Hydrator app the
+// deployed revision is the hydrator's commit; the change it ships is the
+// dry commit the last hydration rendered into it, in the dry source, whose
+// date lead time runs from. When that cannot be resolved, the deployment
+// says why and has no lead time.
+func TestHydratedDeploymentShipsTheDryCommit(t *testing.T) {
+	const dryRepo = "https://git.example.com/dry.git"
+	g := newArgoSim(t, func(a *v1alpha1.Application) {
+		a.Spec.Source = nil
+		a.Spec.SourceHydrator = &v1alpha1.SourceHydrator{
+			DrySource:  v1alpha1.DrySource{RepoURL: dryRepo, TargetRevision: "main", Path: "dry"},
+			SyncSource: v1alpha1.SyncSource{TargetBranch: "env/hydrated", Path: "hydrated"},
+		}
+	})
+	hydrated := func(dry, hyd string) {
+		g.app.Status.SourceHydrator.LastSuccessfulOperation = &v1alpha1.SuccessfulHydrateOperation{DrySHA: dry, HydratedSHA: hyd}
+		g.observe(time.Second)
+	}
+	hydrated("dry0", "hyd0")
+	g.sync(synccommon.OperationSucceeded, false, "automated", "hyd0")
+	hydrated("dry1", "hyd1")
+	g.sync(synccommon.OperationSucceeded, false, "automated", "hyd1")
+	d := g.lastDeployment()
+	if d == nil || d.DrySHA != "dry1" || d.LeadUnknown != "" || len(d.Changed) != 1 || d.Changed[0].Revision != "dry1" || d.Changed[0].RepoURL != dryRepo {
+		t.Fatalf("hyd1: %+v, want the dry commit dry1 of %s as its change", d, dryRepo)
+	}
+	g.sync(synccommon.OperationSucceeded, false, "alice", "hyd0") // an older hydration, by hand
+	if d := g.lastDeployment(); d == nil || d.LeadUnknown == "" || len(d.Changed) != 0 || d.DrySHA != "" {
+		t.Errorf("hyd0 again: %+v, want no change resolved and why", d)
+	}
+	g.app.Spec.SourceHydrator.SyncSource.RepoURL = "https://git.example.com/hydrated.git"
+	hydrated("dry2", "hyd2")
+	g.sync(synccommon.OperationSucceeded, false, "automated", "hyd2")
+	if d := g.lastDeployment(); d == nil || d.LeadUnknown == "" || len(d.Changed) != 0 || d.DrySHA != "dry2" {
+		t.Errorf("hyd2 into another repository: %+v, want the dry SHA said, no change looked up, and why", d)
+	}
+}
