@@ -188,6 +188,7 @@ func TestDeployments(t *testing.T) {
 	t.Run("a changed source is a deployment, also on the revision the app was Synced to", func(t *testing.T) { s.specOnly(ctx, t) })
 	t.Run("argocd app set -p: a deployment dated from the new source, or from the commit CI names", func(t *testing.T) { s.helmParameters(ctx, t) })
 	t.Run("a hydrated revision's lead time runs from its dry commit", func(t *testing.T) { s.hydrated(ctx, t) })
+	t.Run("a selective sync is no deployment; the full sync after it is one", func(t *testing.T) { s.selective(ctx, t) })
 	t.Run("a restart counts what finished while crowsnest was down, once, and logs no first-look events", func(t *testing.T) { s.restart(ctx, t) })
 	t.Logf("TestDeployments took %v", time.Since(start).Round(time.Second))
 }
@@ -383,6 +384,65 @@ func (s *deploymentsEnv) helmDeployment(t *testing.T, op *v1alpha1.OperationStat
 		return fmt.Errorf("no deployment_finished of %s at %v in Loki", appDoraHelm, op.FinishedAt.Time)
 	})
 	return lead, from, wait
+}
+
+// selective: `argocd app sync --resource` of a new commit syncs one
+// ConfigMap; Argo CD writes no history entry for it, and it is no
+// deployment. The full sync after it is one deployment. The counts are
+// Argo CD's: the history entries each sync added.
+func (s *deploymentsEnv) selective(ctx context.Context, t *testing.T) {
+	deployments := func() float64 {
+		t.Helper()
+		m, err := s.cn.Scrape()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := m.Value("crowsnest_app_deployments_total", "name", appDoraProd, "result", "succeeded")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	history := func() int {
+		t.Helper()
+		a, err := s.apps.Get(ctx, appDoraProd, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(a.Status.History)
+	}
+	before, entries := deployments(), history()
+	s.commit(t, doraManifests("8", "Healthy"), "prod: version 8", 30*time.Minute)
+	op := s.sync(ctx, t, synccommon.OperationSucceeded, "--resource", ":ConfigMap:first")
+	if op.Operation.Sync == nil || len(op.Operation.Sync.Resources) != 1 {
+		t.Fatalf("the selective sync's operation selects %+v, want one resource", op.Operation.Sync)
+	}
+	// Counted as a sync (crowsnest saw it finish), not as a deployment.
+	eventually(t, signalTimeout, func() error {
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return err
+		}
+		for _, smp := range m.Find("crowsnest_app_last_sync_finished_timestamp_seconds", "name", appDoraProd) {
+			if float64(smp.Value) >= float64(op.FinishedAt.Unix()) {
+				return nil
+			}
+		}
+		return fmt.Errorf("crowsnest has not seen the selective sync finish")
+	})
+	if added := history() - entries; added != 0 || deployments() != before {
+		t.Errorf("selective sync: %d history entries added, deployments %v → %v; want none", added, before, deployments())
+	}
+	s.sync(ctx, t, synccommon.OperationSucceeded)
+	if added := history() - entries; added != 1 {
+		t.Fatalf("full sync: %d history entries added, want 1", added)
+	}
+	eventually(t, signalTimeout, func() error {
+		if got := deployments(); got != before+1 {
+			return fmt.Errorf("deployments %v, want %v: the full sync's, once", got, before+1)
+		}
+		return nil
+	})
 }
 
 // appDoraHydrated is a Source Hydrator app (hydrated).
