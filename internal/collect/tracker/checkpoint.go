@@ -23,6 +23,11 @@ import (
 //     nothing (its watch broken) moves it no further.
 //   - Recent: the operations counted whose finish (Argo CD's whole
 //     seconds) is not before the watermark's second: not counted again.
+//     They are told by their start and finish seconds, not by their rank
+//     in the start second: the history's rank of an operation (among
+//     history entries) differs from the operation state's (among all
+//     operations) when a selective or failed sync, which Argo CD writes
+//     no history entry for, started in the same second.
 //   - Deployments: the apps whose last deployment may still fail (within
 //     the failure window) or whose failed change is still open: their
 //     failure windows and onsets survive.
@@ -36,10 +41,10 @@ type Checkpoint struct {
 // name, and UID) and its key (start, Unix seconds, and rank in that
 // second).
 type CountedOperation struct {
-	App   string `json:"app"`
-	UID   string `json:"uid"`
-	Start int64  `json:"start"`
-	Seq   int    `json:"seq,omitempty"`
+	App      string `json:"app"`
+	UID      string `json:"uid"`
+	Start    int64  `json:"start"`
+	Finished int64  `json:"finished"`
 }
 
 // DeploymentCheckpoint is an app's last deployment and the state of its
@@ -99,7 +104,7 @@ func (t *Tracker) Checkpoint() (Checkpoint, int) {
 	for _, r := range t.recent {
 		if r.finished >= c.Watermark.Unix() {
 			keep = append(keep, r)
-			c.Recent = append(c.Recent, CountedOperation{App: r.app, UID: r.uid, Start: r.key.start, Seq: r.key.seq})
+			c.Recent = append(c.Recent, CountedOperation{App: r.app, UID: r.uid, Start: r.key.start, Finished: r.finished})
 		}
 	}
 	t.recent = keep
@@ -160,7 +165,7 @@ func (t *Tracker) Restore(c Checkpoint) {
 	}
 	for _, op := range c.Recent {
 		r := get(op.App)
-		r.counted = append(r.counted, CountedOperation{UID: op.UID, Start: op.Start, Seq: op.Seq})
+		r.counted = append(r.counted, CountedOperation{UID: op.UID, Start: op.Start, Finished: op.Finished})
 	}
 	for key, d := range c.Deployments {
 		get(key).deploy = &d
@@ -184,7 +189,7 @@ func (t *Tracker) restore(key string, st *appState, app *v1alpha1.Application) {
 	uid := string(st.uid)
 	for _, op := range r.counted {
 		if op.UID == uid {
-			st.seen[opKey{start: op.Start, seq: op.Seq}] = struct{}{}
+			st.restoredOps = append(st.restoredOps, restoredOp{start: op.Start, finished: op.Finished})
 		}
 	}
 	d := r.deploy
@@ -202,6 +207,22 @@ func (t *Tracker) restore(key string, st *appState, app *v1alpha1.Application) {
 	ds.lastFailed, ds.lastHealthy, ds.onset = d.Failed, d.Healthy, d.Onset
 	ds.health, ds.settled = health.HealthStatusCode(d.Health), health.HealthStatusCode(d.Settled)
 	ds.degradedAt, ds.degradedCounted = d.DegradedAt, d.DegradedCounted
+}
+
+// restoredOp is an operation counted before a restart: its start and
+// finish, Unix seconds.
+type restoredOp struct{ start, finished int64 }
+
+// countedBefore reports whether op was counted before the restart (the
+// checkpoint listed it), and forgets that once said: each listed
+// operation matches one operation.
+func (st *appState) countedBefore(op finishedOp) bool {
+	i := slices.Index(st.restoredOps, restoredOp{start: op.key.start, finished: op.finished.Unix()})
+	if i < 0 {
+		return false
+	}
+	st.restoredOps = slices.Delete(st.restoredOps, i, i+1)
+	return true
 }
 
 // noteCounted remembers a counted operation for the checkpoint.

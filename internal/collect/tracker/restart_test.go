@@ -219,3 +219,35 @@ func TestRestartKeepsFailureWindows(t *testing.T) {
 		t.Errorf("notices %+v, want a recovery from %v, the onset before the restart", g.notices.list, degradedAt)
 	}
 }
+
+// TestRestartKeepsCountedOperationsOfTheLastSecond, when a selective sync
+// and the full sync after it started in one second (seen on the real
+// controller): the full sync is the operation state's second of that
+// second but the history's first (a selective sync writes no history
+// entry). Counted before the restart, it is not counted again after it.
+func TestRestartAfterTwoOperationsInOneSecond(t *testing.T) {
+	tr, _ := newTestTracker()
+	start := at(2 * time.Second)
+	selective := func(phase synccommon.OperationPhase, finished *time.Time) func(*v1alpha1.Application) {
+		return func(a *v1alpha1.Application) {
+			operation(phase, start, finished)(a)
+			a.Status.OperationState.Operation.Sync = &v1alpha1.SyncOperation{Resources: []v1alpha1.SyncOperationResource{{Kind: "ConfigMap", Name: "first"}}}
+		}
+	}
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(oldApp)})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(2*time.Second + 100*time.Millisecond), App: newApp(oldApp, selective(synccommon.OperationRunning, nil))})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(2*time.Second + 300*time.Millisecond), App: newApp(oldApp, selective(synccommon.OperationSucceeded, ptr(start)))})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(2*time.Second + 700*time.Millisecond), App: newApp(oldApp, operation(synccommon.OperationRunning, start, nil))})
+	full := newApp(oldApp, operation(synccommon.OperationSucceeded, start, ptr(at(7*time.Second))), func(a *v1alpha1.Application) {
+		a.Status.History = v1alpha1.RevisionHistories{{ID: 1, DeployStartedAt: mtime(start), DeployedAt: metav1.NewTime(at(7 * time.Second))}}
+	})
+	tr.Handle(model.Event{Type: model.Modified, Time: at(7*time.Second + 400*time.Millisecond), App: full})
+	cp, _ := tr.Checkpoint()
+
+	again, s := newTestTracker()
+	again.Restore(cp)
+	again.Handle(model.Event{Type: model.Added, Time: at(time.Minute), App: full})
+	if got := syncs(t, s, "Succeeded"); got != 0 {
+		t.Errorf("syncs counted after the restart: %v, want 0 (the full sync was counted before it)", got)
+	}
+}

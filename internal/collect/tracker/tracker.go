@@ -135,6 +135,9 @@ type appState struct {
 	// firstLook: the event being handled is crowsnest's first look at an
 	// app that existed before it started: what it shows began unseen.
 	firstLook bool
+	// restoredOps are the operations the checkpoint says were counted
+	// before the restart, by start and finish second (checkpoint.go).
+	restoredOps []restoredOp
 	// driftUnseen: the drift began before crowsnest's first look, so its
 	// clock runs from that look.
 	driftUnseen bool
@@ -764,9 +767,9 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 	running := st.running != nil && *st.running == key
 	// Argo CD keeps whole seconds: compare in seconds so an operation that
 	// finished in the second crowsnest started still counts.
-	if !running && op.finished.Unix() < t.since.Unix() {
-		// Finished before crowsnest was watching: a baseline, not an
-		// event. Nothing is handed off, and nothing of it is needed any
+	if !running && (op.finished.Unix() < t.since.Unix() || st.countedBefore(op)) {
+		// Finished before crowsnest was watching (or counted before its
+		// restart): a baseline, not an event. Nothing is handed off, and nothing of it is needed any
 		// more: what the waves kept per resource goes (at start-up that
 		// is every app's last operation, 19 KiB an app of 50 resources).
 		if ow := st.waves; ow != nil && ow.done && ow.key == key {
