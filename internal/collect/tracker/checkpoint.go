@@ -31,10 +31,24 @@ import (
 //   - Deployments: the apps whose last deployment may still fail (within
 //     the failure window) or whose failed change is still open: their
 //     failure windows and onsets survive.
+//   - Previous: what the apps whose sync history cannot show it
+//     (revisionHistoryLimit 0 or 1) last deployed, so that their first
+//     sync after the restart is compared with it, not taken for a
+//     deployment with no previous revision.
 type Checkpoint struct {
 	Watermark   time.Time                       `json:"watermark"`
 	Recent      []CountedOperation              `json:"recent,omitempty"`
 	Deployments map[string]DeploymentCheckpoint `json:"deployments,omitempty"`
+	Previous    map[string]PreviousRuns         `json:"previous,omitempty"`
+}
+
+// PreviousRuns is what an app last deployed: its revisions and source
+// digests.
+type PreviousRuns struct {
+	UID     string                 `json:"uid"`
+	Runs    string                 `json:"runs"`
+	Source  v1alpha1.SourceDigest  `json:"source,omitzero"`
+	Sources v1alpha1.SourceDigests `json:"sources,omitzero"`
 }
 
 // CountedOperation identifies an operation counted: its app (namespace/
@@ -130,6 +144,18 @@ func (t *Tracker) Checkpoint() (Checkpoint, int) {
 	}
 	slices.SortFunc(all, func(a, b open) int { return b.cp.Finished.Compare(a.cp.Finished) })
 	cut := 0
+	for key, st := range t.apps {
+		if r := st.deploy.lastRevisions; r.revs != "" && len(st.app.Status.History) < 2 {
+			if len(c.Previous) >= MaxCheckpointDeployments {
+				cut++
+				continue
+			}
+			if c.Previous == nil {
+				c.Previous = map[string]PreviousRuns{}
+			}
+			c.Previous[key] = PreviousRuns{UID: string(st.uid), Runs: r.revs, Source: r.source, Sources: r.sources}
+		}
+	}
 	if len(all) > MaxCheckpointDeployments {
 		cut = len(all) - MaxCheckpointDeployments
 		all = all[:MaxCheckpointDeployments]
@@ -170,12 +196,16 @@ func (t *Tracker) Restore(c Checkpoint) {
 	for key, d := range c.Deployments {
 		get(key).deploy = &d
 	}
+	for key, p := range c.Previous {
+		get(key).previous = &p
+	}
 }
 
 // restoredApp is what a checkpoint holds of one app, until its first event.
 type restoredApp struct {
-	counted []CountedOperation
-	deploy  *DeploymentCheckpoint
+	counted  []CountedOperation
+	deploy   *DeploymentCheckpoint
+	previous *PreviousRuns
 }
 
 // restore applies what the checkpoint held of the app st (new, keyed key)
@@ -192,11 +222,14 @@ func (t *Tracker) restore(key string, st *appState, app *v1alpha1.Application) {
 			st.restoredOps = append(st.restoredOps, restoredOp{start: op.Start, finished: op.Finished})
 		}
 	}
+	ds := &st.deploy
+	if p := r.previous; p != nil && p.UID == uid {
+		ds.lastRevisions = runs{revs: p.Runs, source: p.Source, sources: p.Sources}
+	}
 	d := r.deploy
 	if d == nil || d.UID != uid {
 		return
 	}
-	ds := &st.deploy
 	ds.last = &model.Deployment{
 		UID: uid, Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: st.env,
 		Result: d.Result, Revision: d.Revision, Revisions: d.Revisions, PreviousRevision: d.PreviousRevision, PreviousRevisions: d.PreviousRevisions,

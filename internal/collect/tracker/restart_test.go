@@ -251,3 +251,24 @@ func TestRestartAfterTwoOperationsInOneSecond(t *testing.T) {
 		t.Errorf("syncs counted after the restart: %v, want 0 (the full sync was counted before it)", got)
 	}
 }
+
+// TestRestartWithoutHistory: an app whose sync history cannot show what it
+// ran before (revisionHistoryLimit 0) has its last deployment from the
+// checkpoint: its first sync after the restart, a re-sync, is no
+// deployment, and the next one's previous revision is known.
+func TestRestartWithoutHistory(t *testing.T) {
+	g := newArgoSim(t, oldApp)
+	noHistory := func() { g.app.Status.History = nil; g.observe(time.Second) }
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	noHistory()
+	g.observe(2 * time.Hour) // past its failure window: only Previous keeps it
+	g.restart(func() {})
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	noHistory()
+	g.wantCounts("a re-sync after the restart", nil, nil)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "bbb")
+	g.wantCounts("bbb", map[string]float64{"succeeded": 1}, nil)
+	if d := g.lastDeployment(); d == nil || d.PreviousRevision != "aaa" {
+		t.Errorf("bbb: %+v, want aaa as its previous revision", d)
+	}
+}
