@@ -115,13 +115,7 @@ func (c *cli) newLeaderElection(rc *rest.Config, g *leaderGate, logger *slog.Log
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	id := host + "_" + hex.EncodeToString(suffix)
-	ns := *c.leaderNamespace
-	if ns == "" {
-		ns = os.Getenv("POD_NAMESPACE")
-	}
-	if ns == "" {
-		ns = "default"
-	}
+	ns := c.ownNamespace()
 	leases, err := leader.NewRESTLeases(rc, ns)
 	if err != nil {
 		return nil, fmt.Errorf("leader election client: %w", err)

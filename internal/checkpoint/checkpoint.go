@@ -26,10 +26,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
+
+	"github.com/crowsnest/crowsnest/internal/restjson"
 )
 
 // Key is the ConfigMap key the checkpoint is stored under.
@@ -56,18 +56,7 @@ type ConfigMapStore struct {
 
 // NewConfigMapStore returns the store of ConfigMap namespace/name.
 func NewConfigMapStore(c *rest.Config, namespace, name string) (*ConfigMapStore, error) {
-	scheme := runtime.NewScheme()
-	gv := schema.GroupVersion{Version: "v1"}
-	scheme.AddKnownTypes(gv, &corev1.ConfigMap{})
-	metav1.AddToGroupVersion(scheme, gv)
-	cfg := rest.CopyConfig(c)
-	cfg.GroupVersion, cfg.APIPath = &gv, "/api"
-	cfg.ContentType, cfg.AcceptContentTypes = runtime.ContentTypeJSON, runtime.ContentTypeJSON
-	cfg.NegotiatedSerializer = serializer.WithoutConversionCodecFactory{CodecFactory: serializer.NewCodecFactory(scheme)}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = rest.DefaultKubernetesUserAgent()
-	}
-	rc, err := rest.RESTClientFor(cfg)
+	rc, err := restjson.NewClient(c, schema.GroupVersion{Version: "v1"}, "/api", &corev1.ConfigMap{})
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint client: %w", err)
 	}

@@ -20,10 +20,10 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
+
+	"github.com/crowsnest/crowsnest/internal/restjson"
 )
 
 // Leases reads and writes Leases of one namespace.
@@ -231,18 +231,7 @@ type RESTLeases struct {
 
 // NewRESTLeases returns the Leases of namespace on the API server of c.
 func NewRESTLeases(c *rest.Config, namespace string) (*RESTLeases, error) {
-	scheme := runtime.NewScheme()
-	gv := schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
-	scheme.AddKnownTypes(gv, &coordinationv1.Lease{}, &coordinationv1.LeaseList{})
-	metav1.AddToGroupVersion(scheme, gv)
-	cfg := rest.CopyConfig(c)
-	cfg.GroupVersion, cfg.APIPath = &gv, "/apis"
-	cfg.ContentType, cfg.AcceptContentTypes = runtime.ContentTypeJSON, runtime.ContentTypeJSON
-	cfg.NegotiatedSerializer = serializer.WithoutConversionCodecFactory{CodecFactory: serializer.NewCodecFactory(scheme)}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = rest.DefaultKubernetesUserAgent()
-	}
-	rc, err := rest.RESTClientFor(cfg)
+	rc, err := restjson.NewClient(c, schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}, "/apis", &coordinationv1.Lease{}, &coordinationv1.LeaseList{})
 	if err != nil {
 		return nil, fmt.Errorf("lease client: %w", err)
 	}

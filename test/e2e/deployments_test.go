@@ -21,7 +21,6 @@ import (
 	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	appclient "github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/typed/application/v1alpha1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crowsnest/crowsnest/dashboards"
@@ -231,11 +230,7 @@ func (s *deploymentsEnv) specOnly(ctx context.Context, t *testing.T) {
 	})
 	s.expectCounts(t, appDoraDev, map[string]float64{"succeeded": 2}, nil)
 	eventually(t, signalTimeout, func() error {
-		for _, e := range s.loki.Entries() {
-			var line map[string]any
-			if e.Labels["event"] != "deployment_finished" || json.Unmarshal([]byte(e.Line), &line) != nil || line["app"] != argoCDNamespace+"/"+appDoraDev {
-				continue
-			}
+		for _, line := range s.deployedLines(appDoraDev) {
 			if line["source_changed"] == true && line["revision"] == rev {
 				return nil
 			}
@@ -356,6 +351,19 @@ func (s *deploymentsEnv) helmParameters(ctx context.Context, t *testing.T) {
 	s.expectCounts(t, appDoraHelm, map[string]float64{"succeeded": 3, "rolled_back": 1}, map[string]float64{"rolled_back": 1})
 }
 
+// deployedLines returns the deployment_finished lines of app (in
+// argoCDNamespace) that crowsnest pushed to Loki so far, decoded.
+func (s *deploymentsEnv) deployedLines(app string) []map[string]any {
+	var out []map[string]any
+	for _, e := range s.loki.Entries() {
+		var line map[string]any
+		if e.Labels["event"] == "deployment_finished" && json.Unmarshal([]byte(e.Line), &line) == nil && line["app"] == argoCDNamespace+"/"+app {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
 // helmDeployment waits for the helm app's deployment_finished of op in
 // Loki and returns its lead time, what it runs from and its release wait.
 func (s *deploymentsEnv) helmDeployment(t *testing.T, op *v1alpha1.OperationState) (float64, string, float64) {
@@ -363,11 +371,7 @@ func (s *deploymentsEnv) helmDeployment(t *testing.T, op *v1alpha1.OperationStat
 	var lead, wait float64
 	var from string
 	eventually(t, signalTimeout, func() error {
-		for _, e := range s.loki.Entries() {
-			var line map[string]any
-			if e.Labels["event"] != "deployment_finished" || json.Unmarshal([]byte(e.Line), &line) != nil || line["app"] != argoCDNamespace+"/"+appDoraHelm {
-				continue
-			}
+		for _, line := range s.deployedLines(appDoraHelm) {
 			// The line's ts is the fact's time, Argo CD's finishedAt (the
 			// entry's is when it was shipped).
 			if ts, _ := line["ts"].(string); ts != op.FinishedAt.UTC().Format(time.RFC3339Nano) {
@@ -457,33 +461,9 @@ const appDoraHydrated = "dora-hydrated"
 func (s *deploymentsEnv) hydrated(ctx context.Context, t *testing.T) {
 	dir := s.env.Dir("dora-hydrator-git")
 	repoURL, _ := newManifestRepo(t, dir, map[string]string{"dry/config.yaml": hydratedConfig("one")})
-	if _, err := s.kas.Kubernetes().CoreV1().Secrets(argoCDNamespace).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "dora-hydrator-write", Labels: map[string]string{"argocd.argoproj.io/secret-type": "repository-write"}},
-		StringData: map[string]string{"url": repoURL, "type": "git"},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create the write repository Secret: %v", err)
-	}
-	s.kas.CreateNamespace(appDoraHydrated)
-	if _, err := s.apps.Create(ctx, &v1alpha1.Application{
-		ObjectMeta: metav1.ObjectMeta{Name: appDoraHydrated, Namespace: argoCDNamespace},
-		Spec: v1alpha1.ApplicationSpec{
-			Project: "default",
-			SourceHydrator: &v1alpha1.SourceHydrator{
-				DrySource:  v1alpha1.DrySource{RepoURL: repoURL, Path: "dry", TargetRevision: "HEAD"},
-				SyncSource: v1alpha1.SyncSource{TargetBranch: hydratedBranch, Path: "hydrated"},
-			},
-			Destination: v1alpha1.ApplicationDestination{Server: s.argo.ClusterURL, Namespace: appDoraHydrated},
-			SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{}},
-		},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create %s: %v", appDoraHydrated, err)
-	}
+	createHydratedApp(ctx, t, s.kas, s.apps, s.argo, appDoraHydrated, repoURL)
 	deployedDry := func(dry string) (map[string]any, error) {
-		for _, e := range s.loki.Entries() {
-			var line map[string]any
-			if e.Labels["event"] != "deployment_finished" || json.Unmarshal([]byte(e.Line), &line) != nil || line["app"] != argoCDNamespace+"/"+appDoraHydrated {
-				continue
-			}
+		for _, line := range s.deployedLines(appDoraHydrated) {
 			if line["dry_sha"] == dry {
 				return line, nil
 			}

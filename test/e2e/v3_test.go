@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	appclient "github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned/typed/application/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -117,29 +118,7 @@ func (s *signalsEnv) pausedAutoSync(ctx context.Context, t *testing.T) {
 func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
 	dir := s.env.Dir("hydrator-git")
 	repoURL, dryHead := newManifestRepo(t, dir, map[string]string{"dry/config.yaml": hydratedConfig("one")})
-	// The commit server pushes with the credentials of a write repository
-	// Secret: for a file:// repository, none but the URL.
-	if _, err := s.kas.Kubernetes().CoreV1().Secrets(argoCDNamespace).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "hydrator-write", Labels: map[string]string{"argocd.argoproj.io/secret-type": "repository-write"}},
-		StringData: map[string]string{"url": repoURL, "type": "git"},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create the write repository Secret: %v", err)
-	}
-	s.kas.CreateNamespace(appHydrated)
-	if _, err := s.apps.Create(ctx, &v1alpha1.Application{
-		ObjectMeta: metav1.ObjectMeta{Name: appHydrated, Namespace: argoCDNamespace},
-		Spec: v1alpha1.ApplicationSpec{
-			Project: "default",
-			SourceHydrator: &v1alpha1.SourceHydrator{
-				DrySource:  v1alpha1.DrySource{RepoURL: repoURL, Path: "dry", TargetRevision: "HEAD"},
-				SyncSource: v1alpha1.SyncSource{TargetBranch: hydratedBranch, Path: "hydrated"},
-			},
-			Destination: v1alpha1.ApplicationDestination{Server: s.argo.ClusterURL, Namespace: appHydrated},
-			SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{}},
-		},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create %s: %v", appHydrated, err)
-	}
+	createHydratedApp(ctx, t, s.kas, s.apps, s.argo, appHydrated, repoURL)
 	hydrated := func(dry string, count float64) error {
 		hyd, err := exec.Command("git", "-C", dir, "rev-parse", hydratedBranch).Output()
 		if err != nil {
@@ -227,6 +206,36 @@ func (s *signalsEnv) hydrationFailures(name string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// createHydratedApp creates, with the Secret that lets Argo CD's commit
+// server push to repoURL (a file:// repository: no credentials but the
+// URL), the auto-synced Source Hydrator app name (and its namespace),
+// whose hydrator renders repoURL's dry/ into hydratedBranch's hydrated/ of
+// the same repository.
+func createHydratedApp(ctx context.Context, t *testing.T, kas *KubeAPIServer, apps appclient.ApplicationInterface, argo *ArgoCD, name, repoURL string) {
+	t.Helper()
+	if _, err := kas.Kubernetes().CoreV1().Secrets(argoCDNamespace).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-write", Labels: map[string]string{"argocd.argoproj.io/secret-type": "repository-write"}},
+		StringData: map[string]string{"url": repoURL, "type": "git"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create the write repository Secret: %v", err)
+	}
+	kas.CreateNamespace(name)
+	if _, err := apps.Create(ctx, &v1alpha1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: argoCDNamespace},
+		Spec: v1alpha1.ApplicationSpec{
+			Project: "default",
+			SourceHydrator: &v1alpha1.SourceHydrator{
+				DrySource:  v1alpha1.DrySource{RepoURL: repoURL, Path: "dry", TargetRevision: "HEAD"},
+				SyncSource: v1alpha1.SyncSource{TargetBranch: hydratedBranch, Path: "hydrated"},
+			},
+			Destination: v1alpha1.ApplicationDestination{Server: argo.ClusterURL, Namespace: name},
+			SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
 }
 
 // hydratedConfig is the dry source of appHydrated: one ConfigMap.

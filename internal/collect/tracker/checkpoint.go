@@ -42,18 +42,30 @@ type Checkpoint struct {
 	Previous    map[string]PreviousRuns         `json:"previous,omitempty"`
 }
 
-// PreviousRuns is what an app last deployed: its revisions and source
-// digests.
-type PreviousRuns struct {
-	UID     string                 `json:"uid"`
+// RunsCheckpoint is what a deployment made an app run: its revisions and
+// source digests.
+type RunsCheckpoint struct {
 	Runs    string                 `json:"runs"`
 	Source  v1alpha1.SourceDigest  `json:"source,omitzero"`
 	Sources v1alpha1.SourceDigests `json:"sources,omitzero"`
 }
 
+func checkpointOf(r runs) RunsCheckpoint {
+	return RunsCheckpoint{Runs: r.revs, Source: r.source, Sources: r.sources}
+}
+
+func (c RunsCheckpoint) runs() runs {
+	return runs{revs: c.Runs, source: c.Source, sources: c.Sources}
+}
+
+// PreviousRuns is what an app last deployed.
+type PreviousRuns struct {
+	UID string `json:"uid"`
+	RunsCheckpoint
+}
+
 // CountedOperation identifies an operation counted: its app (namespace/
-// name, and UID) and its key (start, Unix seconds, and rank in that
-// second).
+// name, and UID), its start and its finish (Unix seconds).
 type CountedOperation struct {
 	App      string `json:"app"`
 	UID      string `json:"uid"`
@@ -75,10 +87,8 @@ type DeploymentCheckpoint struct {
 	Started           time.Time `json:"started"`
 	Finished          time.Time `json:"finished"`
 	TraceID           string    `json:"traceID"`
-	// Runs is what it deployed: revisions and source digests.
-	Runs    string                 `json:"runs"`
-	Source  v1alpha1.SourceDigest  `json:"source,omitzero"`
-	Sources v1alpha1.SourceDigests `json:"sources,omitzero"`
+	// What it deployed.
+	RunsCheckpoint
 	// Failed: it counted as a failed change; Healthy: its first Healthy
 	// was noticed.
 	Failed  bool `json:"failed,omitempty"`
@@ -93,20 +103,20 @@ type DeploymentCheckpoint struct {
 }
 
 // MaxCheckpointDeployments bounds the apps a checkpoint keeps the failure
-// window of (the newest deployments first), so that it fits a ConfigMap
-// (1 MiB) at any fleet size: about 400 bytes each.
+// window of (the newest deployments first), and those it keeps the previous
+// deployment of, so that it fits a ConfigMap (1 MiB) at any fleet size:
+// about 400 bytes each.
 const MaxCheckpointDeployments = 2000
 
 // recentOp is an operation counted, remembered for the checkpoint while
 // its finish is near the watermark.
 type recentOp struct {
-	app, uid string
-	key      opKey
-	finished int64
+	app, uid        string
+	start, finished int64
 }
 
 // Checkpoint returns what a restarted tracker needs (see Checkpoint), and
-// how many apps' failure windows did not fit.
+// how many apps' failure windows or previous deployments did not fit.
 func (t *Tracker) Checkpoint() (Checkpoint, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -118,7 +128,7 @@ func (t *Tracker) Checkpoint() (Checkpoint, int) {
 	for _, r := range t.recent {
 		if r.finished >= c.Watermark.Unix() {
 			keep = append(keep, r)
-			c.Recent = append(c.Recent, CountedOperation{App: r.app, UID: r.uid, Start: r.key.start, Finished: r.finished})
+			c.Recent = append(c.Recent, CountedOperation{App: r.app, UID: r.uid, Start: r.start, Finished: r.finished})
 		}
 	}
 	t.recent = keep
@@ -127,8 +137,20 @@ func (t *Tracker) Checkpoint() (Checkpoint, int) {
 		cp  DeploymentCheckpoint
 	}
 	var all []open
+	cut := 0
 	for key, st := range t.apps {
 		ds := &st.deploy
+		if r := ds.lastRevisions; r.revs != "" && len(st.app.Status.History) < 2 {
+			// The history cannot show what it ran before its next sync.
+			if len(c.Previous) >= MaxCheckpointDeployments {
+				cut++
+			} else {
+				if c.Previous == nil {
+					c.Previous = map[string]PreviousRuns{}
+				}
+				c.Previous[key] = PreviousRuns{UID: string(st.uid), RunsCheckpoint: checkpointOf(r)}
+			}
+		}
 		d := ds.last
 		if d == nil || ds.onset.IsZero() && c.Watermark.Sub(d.FinishedAt) > t.failureWindow {
 			continue
@@ -137,27 +159,14 @@ func (t *Tracker) Checkpoint() (Checkpoint, int) {
 			UID: string(st.uid), Result: d.Result, Revision: d.Revision, Revisions: d.Revisions,
 			PreviousRevision: d.PreviousRevision, PreviousRevisions: d.PreviousRevisions,
 			SourceChanged: d.SourceChanged, Initiator: d.Initiator, Started: d.StartedAt, Finished: d.FinishedAt, TraceID: d.TraceID,
-			Runs: ds.lastRuns.revs, Source: ds.lastRuns.source, Sources: ds.lastRuns.sources,
-			Failed: ds.lastFailed, Healthy: ds.lastHealthy, Onset: ds.onset,
+			RunsCheckpoint: checkpointOf(ds.lastRuns),
+			Failed:         ds.lastFailed, Healthy: ds.lastHealthy, Onset: ds.onset,
 			Health: string(ds.health), Settled: string(ds.settled), DegradedAt: ds.degradedAt, DegradedCounted: ds.degradedCounted,
 		}})
 	}
 	slices.SortFunc(all, func(a, b open) int { return b.cp.Finished.Compare(a.cp.Finished) })
-	cut := 0
-	for key, st := range t.apps {
-		if r := st.deploy.lastRevisions; r.revs != "" && len(st.app.Status.History) < 2 {
-			if len(c.Previous) >= MaxCheckpointDeployments {
-				cut++
-				continue
-			}
-			if c.Previous == nil {
-				c.Previous = map[string]PreviousRuns{}
-			}
-			c.Previous[key] = PreviousRuns{UID: string(st.uid), Runs: r.revs, Source: r.source, Sources: r.sources}
-		}
-	}
 	if len(all) > MaxCheckpointDeployments {
-		cut = len(all) - MaxCheckpointDeployments
+		cut += len(all) - MaxCheckpointDeployments
 		all = all[:MaxCheckpointDeployments]
 	}
 	if len(all) > 0 {
@@ -224,7 +233,7 @@ func (t *Tracker) restore(key string, st *appState, app *v1alpha1.Application) {
 	}
 	ds := &st.deploy
 	if p := r.previous; p != nil && p.UID == uid {
-		ds.lastRevisions = runs{revs: p.Runs, source: p.Source, sources: p.Sources}
+		ds.lastRevisions = p.runs()
 	}
 	d := r.deploy
 	if d == nil || d.UID != uid {
@@ -235,7 +244,7 @@ func (t *Tracker) restore(key string, st *appState, app *v1alpha1.Application) {
 		Result: d.Result, Revision: d.Revision, Revisions: d.Revisions, PreviousRevision: d.PreviousRevision, PreviousRevisions: d.PreviousRevisions,
 		SourceChanged: d.SourceChanged, Initiator: d.Initiator, StartedAt: d.Started, FinishedAt: d.Finished, TraceID: d.TraceID,
 	}
-	ds.lastRuns = runs{revs: d.Runs, source: d.Source, sources: d.Sources}
+	ds.lastRuns = d.runs()
 	ds.lastRevisions = ds.lastRuns
 	ds.lastFailed, ds.lastHealthy, ds.onset = d.Failed, d.Healthy, d.Onset
 	ds.health, ds.settled = health.HealthStatusCode(d.Health), health.HealthStatusCode(d.Settled)
@@ -260,7 +269,7 @@ func (st *appState) countedBefore(op finishedOp) bool {
 
 // noteCounted remembers a counted operation for the checkpoint.
 func (t *Tracker) noteCounted(key string, st *appState, op finishedOp) {
-	t.recent = append(t.recent, recentOp{app: key, uid: string(st.uid), key: op.key, finished: op.finished.Unix()})
+	t.recent = append(t.recent, recentOp{app: key, uid: string(st.uid), start: op.key.start, finished: op.finished.Unix()})
 	if len(t.recent) > 4096 {
 		// Only those near the watermark matter; keep the newest.
 		slices.SortFunc(t.recent, func(a, b recentOp) int { return cmp.Compare(b.finished, a.finished) })

@@ -125,17 +125,27 @@ func (p syncPoint) runs() runs {
 // opRuns is what op deployed: its revisions, and its sources from its sync
 // result, else from its own history entry (the one it started).
 func opRuns(op finishedOp, history v1alpha1.RevisionHistories) runs {
-	r := runs{revs: model.JoinRevisions(op.revision, op.revisions)}
 	if op.state != nil && op.state.SyncResult != nil {
-		r.source, r.sources = op.state.SyncResult.Source, op.state.SyncResult.Sources
-		return r
+		return stateRuns(op.state) // op.revision(s) are the state's
 	}
+	r := runs{revs: model.JoinRevisions(op.revision, op.revisions)}
 	for i := len(history) - 1; i >= 0; i-- {
 		h := &history[i]
 		if h.DeployStartedAt != nil && h.DeployStartedAt.Unix() == op.started.Unix() {
 			r.source, r.sources = h.Source, h.Sources
 			break
 		}
+	}
+	return r
+}
+
+// stateRuns is what the operation state op syncs: its revisions and the
+// sources of its sync result (which the controller writes when the
+// operation starts; zero while it has none).
+func stateRuns(op *v1alpha1.OperationState) runs {
+	r := runs{revs: model.JoinRevisions(syncRevision(op), syncRevisions(op))}
+	if op.SyncResult != nil {
+		r.source, r.sources = op.SyncResult.Source, op.SyncResult.Sources
 	}
 	return r
 }
@@ -409,7 +419,9 @@ func (t *Tracker) changeFailed(st *appState, d *model.Deployment, reason string,
 func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, out *outbox) {
 	ds := &st.deploy
 	status := &st.app.Status
-	if op := status.OperationState; status.Sync.Status == v1alpha1.SyncStatusCodeSynced && st.app.Operation == nil && (op == nil || op.Phase.Completed()) {
+	// idle: no operation requested or running.
+	idle := st.app.Operation == nil && (status.OperationState == nil || status.OperationState.Phase.Completed())
+	if status.Sync.Status == v1alpha1.SyncStatusCodeSynced && idle {
 		// Only while no operation runs: a running sync may show the app
 		// Synced to its new revisions before it ends.
 		ds.syncedRevisions = targetOf(st.app).runs()
@@ -417,20 +429,15 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 	switch {
 	case st.drift != nil && !st.drift.awaitingSince.IsZero():
 		ds.awaitTarget, ds.awaitSince = st.drift.target.runs(), st.drift.awaitingSince
-	case st.drift == nil && st.app.Operation == nil && (status.OperationState == nil || status.OperationState.Phase.Completed()):
+	case st.drift == nil && idle:
 		// Synced, and no sync runs that may end what it awaited.
 		ds.awaitTarget, ds.awaitSince = runs{}, time.Time{}
 	}
 	if op := status.OperationState; op != nil && !op.Phase.Completed() && !dryRun(&op.Operation.Sync) {
 		// A running operation to other revisions or sources than the
 		// last deployment's: what degrades from now on is its doing.
-		if r := (runs{revs: model.JoinRevisions(syncRevision(op), syncRevisions(op))}); r.revs != "" {
-			if op.SyncResult != nil {
-				r.source, r.sources = op.SyncResult.Source, op.SyncResult.Sources
-			}
-			if !r.same(ds.lastRuns) {
-				ds.newerStart = later(ds.newerStart, op.StartedAt.Time)
-			}
+		if r := stateRuns(op); r.revs != "" && !r.same(ds.lastRuns) {
+			ds.newerStart = later(ds.newerStart, op.StartedAt.Time)
 		}
 	}
 	h := status.Health.Status

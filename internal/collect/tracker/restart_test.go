@@ -190,12 +190,19 @@ func TestRestartKeepsCountedOperationsOfTheLastSecond(t *testing.T) {
 	if len(cp.Recent) != 1 || !cp.Watermark.Equal(at(10*time.Second+400*time.Millisecond)) {
 		t.Fatalf("checkpoint %+v, want the watermark at the last event and its second's operation", cp)
 	}
-	again, s := newTestTracker()
-	again.Restore(cp)
-	again.Handle(model.Event{Type: model.Added, Time: at(time.Minute), App: done})
-	if got := syncs(t, s, "Succeeded"); got != 0 {
+	if got := syncsAfterRestart(t, cp, done); got != 0 {
 		t.Errorf("syncs counted after the restart: %v, want 0 (counted before it)", got)
 	}
+}
+
+// syncsAfterRestart starts a tracker restored from cp, shows it app a
+// minute after t0, and returns the successful syncs it counted.
+func syncsAfterRestart(t *testing.T, cp Checkpoint, app *v1alpha1.Application) float64 {
+	t.Helper()
+	again, s := newTestTracker()
+	again.Restore(cp)
+	again.Handle(model.Event{Type: model.Added, Time: at(time.Minute), App: app})
+	return syncs(t, s, "Succeeded")
 }
 
 // TestRestartKeepsFailureWindows: a deployment's failure window and an open
@@ -244,10 +251,7 @@ func TestRestartAfterTwoOperationsInOneSecond(t *testing.T) {
 	tr.Handle(model.Event{Type: model.Modified, Time: at(7*time.Second + 400*time.Millisecond), App: full})
 	cp, _ := tr.Checkpoint()
 
-	again, s := newTestTracker()
-	again.Restore(cp)
-	again.Handle(model.Event{Type: model.Added, Time: at(time.Minute), App: full})
-	if got := syncs(t, s, "Succeeded"); got != 0 {
+	if got := syncsAfterRestart(t, cp, full); got != 0 {
 		t.Errorf("syncs counted after the restart: %v, want 0 (the full sync was counted before it)", got)
 	}
 }

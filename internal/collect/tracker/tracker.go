@@ -435,7 +435,7 @@ func (t *Tracker) planChildLinks(st *appState, now time.Time) {
 	ow.plannedChildren = true
 	var traceID string
 	for r := range st.app.Status.AllResources() {
-		if r.Group != "argoproj.io" || r.Kind != "Application" || r.Status != v1alpha1.SyncStatusCodeOutOfSync {
+		if r.Group != argoGroup || r.Kind != "Application" || r.Status != v1alpha1.SyncStatusCodeOutOfSync {
 			continue
 		}
 		if traceID == "" {

@@ -488,7 +488,7 @@ func (ow *operationWaves) observeResults(app *v1alpha1.Application, now time.Tim
 			u.entered = append(u.entered, k)
 		}
 		w.resources++
-		if r.Group == "argoproj.io" && r.Kind == "Application" && !unchanged(r) {
+		if r.Group == argoGroup && r.Kind == "Application" && !unchanged(r) {
 			u.children = append(u.children, childTouch{key: r.Namespace + "/" + r.Name, wave: k, at: now})
 		}
 	}
