@@ -44,7 +44,7 @@ func (c *cli) runRecord(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("recording Application, AppProject and workload events", "out", *c.recordOut)
+	logger.Info("recording Application, AppProject, ApplicationSet and workload events", "out", *c.recordOut)
 	// The watches run until ctx ends or one of them fails, which stops
 	// the others; each is joined before returning.
 	ctx, cancel := context.WithCancel(ctx)

@@ -166,7 +166,10 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	track := tracker.New(conf, subs, logger)
 	track.SetWaveDelay(*c.waveDelay)
 	track.SetFailureWindow(*c.failureWindow)
-	reg.MustRegister(track.WaveDelayCollector())
+	reg.MustRegister(track.WaveDelayCollector(), track.RolloutCollector())
+	// Each ApplicationSet's rollout series come from the shard its UID
+	// hashes to, as an app's do.
+	track.SetApplicationSetOwner(c.shardOf().Owns)
 	cfg.OnReload(func(conf *config.Config) { track.SetClassifier(conf) })
 	// Before the sources start: what finished while crowsnest was down is
 	// counted from the checkpoint's watermark on.

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // FuzzLoad feeds any bytes to Load as a config file. Load must not panic;
@@ -59,7 +60,7 @@ func FuzzLoad(f *testing.F) {
 			if env == "" {
 				t.Errorf("app %s: empty env", app.Name)
 			}
-			c.CheckPolicies(app, env)
+			c.CheckPolicies(app, env, model.AutoSyncOf(&app.Spec))
 			c.PromotionOf(app)
 		}
 	})

@@ -84,14 +84,15 @@ func (c *Config) resolved() *defaults {
 // PolicyResult is one policy checked on one app.
 type PolicyResult = model.PolicyResult
 
-// CheckPolicies checks app, in env, against the policies of env.
-func (c *Config) CheckPolicies(app *v1alpha1.Application, env string) []PolicyResult {
+// CheckPolicies checks app, in env, against the policies of env; auto is
+// the app's automated sync policy (model.AutoSyncOf of its spec, or
+// model.RollingSyncPolicy for an app an ApplicationSet's RollingSync syncs).
+func (c *Config) CheckPolicies(app *v1alpha1.Application, env string, auto model.AutoSyncPolicy) []PolicyResult {
 	var out []PolicyResult
 	for _, p := range c.resolved().policies {
 		if p.Env != env {
 			continue
 		}
-		auto := model.AutoSyncOf(&app.Spec)
 		check := func(name string, want *bool, got bool) {
 			if want != nil {
 				out = append(out, PolicyResult{Policy: name, Violated: got != *want})

@@ -35,6 +35,10 @@ type AppStatus struct {
 	// the app's next sync (a change freeze): an automatic one if the app
 	// auto-syncs, a manual one otherwise.
 	HeldByWindow bool
+	// HeldByRollout is set while an ApplicationSet's RollingSync holds
+	// the app's sync back: its step is not reached (Waiting) or its sync
+	// is about to be asked for (Pending).
+	HeldByRollout bool
 }
 
 // Operation results counted per app, in a fixed order so every result's
@@ -136,6 +140,9 @@ type AppView struct {
 	HeldByWindow bool
 	// Hydration is the app's Source Hydrator state; nil without one.
 	Hydration *Hydration
+	// Rollout is where an ApplicationSet's RollingSync has the app; nil
+	// unless one syncs it.
+	Rollout *Rollout
 	// LastSuccessful is when the last successful sync (not a dry run)
 	// finished: the newest of the sync history and the successful
 	// operation states seen. Zero if none.
@@ -176,13 +183,14 @@ func (v *AppView) Status() AppStatus {
 	s := AppStatus{
 		Namespace: a.Namespace, Name: a.Name, Project: a.Spec.Project, Env: v.Env,
 		SyncStatus: string(a.Status.Sync.Status), Health: string(a.Status.Health.Status),
-		AutoSync: AutoSyncOf(&a.Spec).Enabled,
+		AutoSync: v.AutoSync().Enabled,
 	}
 	s.Phase = v.Phase
 	s.Retries = v.Retries
 	s.Labels = a.Labels
 	s.Deleting = a.DeletionTimestamp != nil
 	s.HeldByWindow = v.HeldByWindow
+	s.HeldByRollout = v.Rollout.Holds()
 	if a.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
 		s.LiveDrift, s.AwaitingSync = !v.LiveDriftSince.IsZero(), !v.AwaitingSyncSince.IsZero()
 	}
@@ -213,6 +221,41 @@ func AppLabelNames(keys []string) []string {
 	return out
 }
 
+// AutoSync is the app's automated sync policy: that of its spec, or, for
+// an app an ApplicationSet's RollingSync syncs, RollingSyncPolicy.
+func (v *AppView) AutoSync() AutoSyncPolicy {
+	if v.Rollout != nil {
+		return RollingSyncPolicy(&v.App.Spec)
+	}
+	return AutoSyncOf(&v.App.Spec)
+}
+
+// Rollout is where an ApplicationSet's RollingSync has an app, as the
+// ApplicationSet's status.applicationStatus says.
+type Rollout struct {
+	// ApplicationSet is the name of the ApplicationSet (in the app's
+	// namespace).
+	ApplicationSet string
+	// Step is the app's 1-based step ("0": no step selects it, and the
+	// rollout never syncs it); Status is Waiting, Pending, Progressing or
+	// Healthy (RolloutStatuses).
+	Step, Status string
+	// Since is when Status last changed.
+	Since time.Time
+}
+
+// RolloutStatuses are the statuses of an app in a RollingSync, in the
+// order the ApplicationSet controller moves it through them.
+func RolloutStatuses() [4]string {
+	return [4]string{"Waiting", "Pending", "Progressing", "Healthy"}
+}
+
+// Holds reports whether the rollout holds the app's sync back: Waiting for
+// its step, or Pending its sync. False for nil.
+func (r *Rollout) Holds() bool {
+	return r != nil && (r.Status == "Waiting" || r.Status == "Pending")
+}
+
 // AutoSyncPolicy is an app's automated sync policy as the controller reads it.
 type AutoSyncPolicy struct {
 	// Enabled: the controller syncs the app on its own. False without
@@ -222,6 +265,23 @@ type AutoSyncPolicy struct {
 	// SelfHeal and Prune are the automated block's options; false when
 	// Enabled is false, since the controller then applies neither.
 	SelfHeal, Prune bool
+}
+
+// RollingSyncPolicy is the sync policy of an app an ApplicationSet's
+// RollingSync syncs. The ApplicationSet controller turns the app's own
+// auto-sync off (it writes automated.enabled: false) and syncs the app
+// itself when its step comes, as an automated operation (sync windows
+// judge it as automatic), pruning as the automated block says: the app is
+// auto-synced. SelfHeal and Prune are the block's options, what the
+// ApplicationSet's template asks for. (Argo CD v3.6.1's RollingSync syncs
+// on a new revision or spec only: drift of a Healthy app stays until the
+// next change, which CrowsnestDriftNotHealed reports.)
+func RollingSyncPolicy(spec *v1alpha1.ApplicationSpec) AutoSyncPolicy {
+	out := AutoSyncPolicy{Enabled: true}
+	if p := spec.SyncPolicy; p != nil && p.Automated != nil {
+		out.SelfHeal, out.Prune = p.Automated.GetSelfHeal(), p.Automated.GetPrune()
+	}
+	return out
 }
 
 // AutoSyncOf reads spec's automated sync policy the way Argo CD's

@@ -50,3 +50,13 @@ type ProjectEvent struct {
 	// state. Receivers must not modify it.
 	Project *v1alpha1.AppProject
 }
+
+// ApplicationSetEvent is one observation of an ApplicationSet by a source:
+// its RollingSync strategy and status say which Applications it syncs step
+// by step, and where each is.
+type ApplicationSetEvent struct {
+	Type EventType
+	// ApplicationSet is the ApplicationSet as observed; for Deleted, its
+	// last known state. Receivers must not modify it.
+	ApplicationSet *v1alpha1.ApplicationSet
+}

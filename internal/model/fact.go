@@ -21,6 +21,9 @@ const (
 	// FactHydrationFinished: a Source Hydrator operation ended, Hydrated
 	// or Failed.
 	FactHydrationFinished = "hydration_finished"
+	// FactRolloutStatusChanged: an ApplicationSet's RollingSync moved the
+	// app to another status or step.
+	FactRolloutStatusChanged = "rollout_status_changed"
 )
 
 // Fact is one thing the tracker established about an app, e.g. "sync

@@ -189,6 +189,13 @@ func notHeld(m string) string {
 	return ` unless on (` + appKey + `) ` + selector("crowsnest_app_sync_window_held", m) + ` == 1`
 }
 
+// notRolledOut drops the apps an ApplicationSet's RollingSync holds back
+// (Waiting for their step, or Pending their sync): their drift is a
+// rollout's step not reached yet, which the rollout series show.
+func notRolledOut(m string) string {
+	return ` unless on (` + appKey + `) ` + `crowsnest_app_rollout_status{status=~"Waiting|Pending"` + m + `} == 1`
+}
+
 // prodAndOthers returns a as two alerts: prodName, critical, for prod (in
 // GroupProd), and a's own name, a warning, for every other env (in a's
 // group). One name per severity:
@@ -270,14 +277,14 @@ func Alerts() []Alert {
 			Expr: func(m string) string {
 				return perApp(`crowsnest_app_sync_status{status="OutOfSync"`+m+`} == 1`, "status") +
 					` and on (` + appKey + `) crowsnest_app_info{autosync="true"` + m + `}` +
-					notDeleting(m) + notHeld(m)
+					notDeleting(m) + notHeld(m) + notRolledOut(m)
 			},
 			For:         15 * time.Minute,
 			Variants:    []Variant{{NonProd, Warning}},
 			Summary:     "Auto-sync did not heal drift",
 			Description: appDescription + " auto-syncs but has been OutOfSync for 15 minutes.",
 			Check: func(a AppState) bool {
-				return a.SyncStatus == "OutOfSync" && a.AutoSync && !a.Deleting && !a.HeldByWindow
+				return a.SyncStatus == "OutOfSync" && a.AutoSync && !a.Deleting && !a.HeldByWindow && !a.HeldByRollout
 			},
 		},
 		{

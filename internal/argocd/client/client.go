@@ -1,4 +1,5 @@
-// Package client reads Argo CD's Applications and AppProjects from the
+// Package client reads Argo CD's Applications, AppProjects and
+// ApplicationSets from the
 // Kubernetes API server: list and watch, into the lean types of
 // internal/argocd/v1alpha1. It is the small part of Argo CD's generated
 // clientset crowsnest uses (which would bring Argo CD's whole type
@@ -19,7 +20,7 @@ import (
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 )
 
-// Interface reads Applications and AppProjects.
+// Interface reads Applications, AppProjects and ApplicationSets.
 type Interface interface {
 	ArgoprojV1alpha1() ArgoprojV1alpha1Interface
 }
@@ -28,6 +29,7 @@ type Interface interface {
 type ArgoprojV1alpha1Interface interface {
 	Applications(namespace string) ApplicationInterface
 	AppProjects(namespace string) AppProjectInterface
+	ApplicationSets(namespace string) ApplicationSetInterface
 }
 
 // ApplicationInterface lists and watches Applications of a namespace
@@ -40,12 +42,18 @@ type ApplicationInterface interface {
 	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 }
 
-// AppProjectInterface lists and watches AppProjects of a namespace ("" for
-// all).
-type AppProjectInterface interface {
-	List(ctx context.Context, opts metav1.ListOptions) (*v1alpha1.AppProjectList, error)
+// ListWatcher lists and watches one resource of a namespace ("" for all)
+// into its list type L.
+type ListWatcher[L runtime.Object] interface {
+	List(ctx context.Context, opts metav1.ListOptions) (L, error)
 	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 }
+
+// AppProjectInterface lists and watches AppProjects.
+type AppProjectInterface = ListWatcher[*v1alpha1.AppProjectList]
+
+// ApplicationSetInterface lists and watches ApplicationSets.
+type ApplicationSetInterface = ListWatcher[*v1alpha1.ApplicationSetList]
 
 // Scheme returns a scheme with the argoproj.io/v1alpha1 types crowsnest
 // reads.
@@ -103,7 +111,12 @@ func (c *Clientset) Applications(namespace string) ApplicationInterface {
 
 // AppProjects implements ArgoprojV1alpha1Interface.
 func (c *Clientset) AppProjects(namespace string) AppProjectInterface {
-	return projects{resource{c: c, ns: namespace, name: "appprojects"}}
+	return typed[*v1alpha1.AppProjectList]{resource{c: c, ns: namespace, name: "appprojects"}, func() *v1alpha1.AppProjectList { return &v1alpha1.AppProjectList{} }}
+}
+
+// ApplicationSets implements ArgoprojV1alpha1Interface.
+func (c *Clientset) ApplicationSets(namespace string) ApplicationSetInterface {
+	return typed[*v1alpha1.ApplicationSetList]{resource{c: c, ns: namespace, name: "applicationsets"}, func() *v1alpha1.ApplicationSetList { return &v1alpha1.ApplicationSetList{} }}
 }
 
 // resource lists and watches one resource of a namespace.
@@ -144,16 +157,21 @@ func (a apps) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interfa
 	return a.watch(ctx, opts)
 }
 
-type projects struct{ resource }
+// typed lists a resource into a new L and watches it.
+type typed[L runtime.Object] struct {
+	resource
+	newList func() L
+}
 
-func (p projects) List(ctx context.Context, opts metav1.ListOptions) (*v1alpha1.AppProjectList, error) {
-	l := &v1alpha1.AppProjectList{}
-	if err := p.list(ctx, opts, l); err != nil {
-		return nil, err
+func (t typed[L]) List(ctx context.Context, opts metav1.ListOptions) (L, error) {
+	l := t.newList()
+	if err := t.list(ctx, opts, l); err != nil {
+		var none L
+		return none, err
 	}
 	return l, nil
 }
 
-func (p projects) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-	return p.watch(ctx, opts)
+func (t typed[L]) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	return t.watch(ctx, opts)
 }

@@ -9,10 +9,10 @@ import (
 // SchemeGroupVersion is argoproj.io/v1alpha1.
 var SchemeGroupVersion = schema.GroupVersion{Group: "argoproj.io", Version: "v1alpha1"}
 
-// AddToScheme registers Application, AppProject and their lists (and the
+// AddToScheme registers Application, AppProject, ApplicationSet and their lists (and the
 // meta types list and watch options need) in scheme.
 func AddToScheme(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &Application{}, &ApplicationList{}, &AppProject{}, &AppProjectList{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &Application{}, &ApplicationList{}, &AppProject{}, &AppProjectList{}, &ApplicationSet{}, &ApplicationSetList{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
 }

@@ -34,7 +34,7 @@ func appFamilies() []family {
 				spec := &v.App.Spec
 				src := primarySource(spec)
 				path := sourcePath(&src)
-				auto := model.AutoSyncOf(spec)
+				auto := v.AutoSync()
 				emit(1,
 					"repo", StripCredentials(src.RepoURL),
 					"path", path,
@@ -120,6 +120,21 @@ func appFamilies() []family {
 			typ:  typeGauge,
 			generate: func(v *model.AppView, emit sampleFunc) {
 				emit(boolValue(v.HeldByWindow))
+			},
+		},
+		{
+			name: "crowsnest_app_rollout_status",
+			help: "Where an ApplicationSet's RollingSync has the Application, one series per status (1 for the current one): Waiting (its step not reached), Pending (sync asked for), Progressing (synced, not Healthy yet), Healthy; with the ApplicationSet and the app's step. Only apps a RollingSync syncs; ApplicationSets are read with the Kubernetes source.",
+			typ:  typeGauge,
+			generate: func(v *model.AppView, emit sampleFunc) {
+				r := v.Rollout
+				if r == nil {
+					return
+				}
+				statuses := model.RolloutStatuses()
+				stateSet(func(value float64, labels ...string) {
+					emit(value, append([]string{"applicationset", r.ApplicationSet, "step", r.Step}, labels...)...)
+				}, "status", statuses[:], r.Status, "")
 			},
 		},
 		{

@@ -93,6 +93,17 @@ func (r *Recorder) HandleProject(e model.ProjectEvent) {
 	r.write(recordLine{Type: e.Type, Time: time.Now(), Project: p})
 }
 
+// HandleApplicationSet writes an ApplicationSet event as a line with
+// "applicationSet": its RollingSync says where its apps are.
+func (r *Recorder) HandleApplicationSet(e model.ApplicationSetEvent) {
+	if e.ApplicationSet == nil {
+		return
+	}
+	a := e.ApplicationSet.DeepCopy()
+	trimMeta(&a.ObjectMeta)
+	r.write(recordLine{Type: e.Type, Time: time.Now(), ApplicationSet: a})
+}
+
 // HandleWorkload writes a workload event as a line with "workload": what
 // crowsnest kept of it (model.Workload, no credentials), so a replay
 // knows the workloads and the waves of hook Jobs.
@@ -105,19 +116,21 @@ func (r *Recorder) HandleWorkload(e model.WorkloadEvent) {
 }
 
 // recordLine is one line of a recording: an Application event (object),
-// an AppProject event (project) or a workload event (workload).
+// an AppProject event (project), an ApplicationSet event (applicationSet)
+// or a workload event (workload).
 type recordLine struct {
-	Type     model.EventType       `json:"type"`
-	Time     time.Time             `json:"time"`
-	App      *v1alpha1.Application `json:"object,omitempty"`
-	Project  *v1alpha1.AppProject  `json:"project,omitempty"`
-	Workload *model.Workload       `json:"workload,omitempty"`
+	Type           model.EventType          `json:"type"`
+	Time           time.Time                `json:"time"`
+	App            *v1alpha1.Application    `json:"object,omitempty"`
+	Project        *v1alpha1.AppProject     `json:"project,omitempty"`
+	ApplicationSet *v1alpha1.ApplicationSet `json:"applicationSet,omitempty"`
+	Workload       *model.Workload          `json:"workload,omitempty"`
 }
 
 // kinds counts the kinds of object the line holds: one is right.
 func (l *recordLine) kinds() int {
 	n := 0
-	for _, set := range []bool{l.App != nil, l.Project != nil, l.Workload != nil} {
+	for _, set := range []bool{l.App != nil, l.Project != nil, l.ApplicationSet != nil, l.Workload != nil} {
 		if set {
 			n++
 		}
@@ -162,10 +175,12 @@ func (s *ReplaySource) Ready() bool { return s.ready.Load() }
 
 // Run replays the recording, then keeps the state it built until ctx is
 // done. A line that does not parse is logged with its position and skipped.
-// AppProject lines go to sink when it is a ProjectSink too, workload
-// lines when it is a WorkloadSink.
+// AppProject lines go to sink when it is a ProjectSink too,
+// ApplicationSet lines when it is an ApplicationSetSink, workload lines
+// when it is a WorkloadSink.
 func (s *ReplaySource) Run(ctx context.Context, sink Sink) error {
 	projects, _ := sink.(ProjectSink)
+	appsets, _ := sink.(ApplicationSetSink)
 	workloads, _ := sink.(WorkloadSink)
 	rc, err := s.open()
 	if err != nil {
@@ -196,7 +211,7 @@ func (s *ReplaySource) Run(ctx context.Context, sink Sink) error {
 		var e recordLine
 		if err := json.Unmarshal(line, &e); err != nil || e.kinds() != 1 || !validType(e.Type) {
 			if err == nil {
-				err = fmt.Errorf("want an object with type ADDED, MODIFIED or DELETED and one of an Application in object, an AppProject in project or a workload in workload")
+				err = fmt.Errorf("want an object with type ADDED, MODIFIED or DELETED and one of an Application in object, an AppProject in project, an ApplicationSet in applicationSet or a workload in workload")
 			}
 			s.logger.Warn("skipping bad recording line", "file", s.name, "line", lineNo, "err", err)
 			continue
@@ -220,6 +235,8 @@ func (s *ReplaySource) Run(ctx context.Context, sink Sink) error {
 			sink.Handle(model.Event{Type: e.Type, Time: e.Time, App: e.App})
 		case e.Project != nil && projects != nil:
 			projects.HandleProject(model.ProjectEvent{Type: e.Type, Project: e.Project})
+		case e.ApplicationSet != nil && appsets != nil:
+			appsets.HandleApplicationSet(model.ApplicationSetEvent{Type: e.Type, ApplicationSet: e.ApplicationSet})
 		case e.Workload != nil && workloads != nil:
 			workloads.HandleWorkload(model.WorkloadEvent{Type: e.Type, Time: e.Time, Workload: *e.Workload})
 		}

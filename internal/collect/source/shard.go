@@ -94,9 +94,10 @@ func (s Shard) ownsObject(obj any) bool {
 }
 
 // Sink passes on only the events of this shard's apps; unsharded, sink
-// itself. Workload and AppProject events (which a replay delivers through
-// the same sink) pass whole when sink takes them: every shard watches every
-// AppProject, and workloads join only apps their tracker knows.
+// itself. Workload, AppProject and ApplicationSet events (which a replay
+// delivers through the same sink) pass whole when sink takes them: every
+// shard watches every AppProject and ApplicationSet (a rollout's apps are
+// in many shards), and workloads join only apps their tracker knows.
 func (s Shard) Sink(sink Sink) Sink {
 	if !s.Sharded() {
 		return sink
@@ -124,6 +125,12 @@ func (f shardSink) HandleWorkload(e model.WorkloadEvent) {
 func (f shardSink) HandleProject(e model.ProjectEvent) {
 	if p, ok := f.inner.(ProjectSink); ok {
 		p.HandleProject(e)
+	}
+}
+
+func (f shardSink) HandleApplicationSet(e model.ApplicationSetEvent) {
+	if s, ok := f.inner.(ApplicationSetSink); ok {
+		s.HandleApplicationSet(e)
 	}
 }
 

@@ -214,6 +214,16 @@ func trimAppProject(obj any) (any, error) {
 	return p, nil
 }
 
+// trimApplicationSet is the ApplicationSet informer's transform: it drops
+// the metadata's managed fields and last-applied annotation (the lean type
+// keeps only the strategy and the rollout's status).
+func trimApplicationSet(obj any) (any, error) {
+	if s, ok := obj.(*v1alpha1.ApplicationSet); ok {
+		trimMeta(&s.ObjectMeta)
+	}
+	return obj, nil
+}
+
 // trimWorkload is the workload informers' transform. It keeps apiVersion,
 // kind, the metadata (every label and annotation but last-applied: the
 // tracking id and instance label name the app, the sync-wave and hook

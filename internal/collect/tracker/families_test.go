@@ -36,8 +36,8 @@ func (envByLabel) Env(app *v1alpha1.Application) string {
 }
 
 // CheckPolicies checks the default policies (the deployment model's).
-func (envByLabel) CheckPolicies(app *v1alpha1.Application, env string) []model.PolicyResult {
-	return (&config.Config{}).CheckPolicies(app, env)
+func (envByLabel) CheckPolicies(app *v1alpha1.Application, env string, auto model.AutoSyncPolicy) []model.PolicyResult {
+	return (&config.Config{}).CheckPolicies(app, env, auto)
 }
 
 func newTestTracker() (*Tracker, *exposition.Store) {
@@ -335,6 +335,8 @@ func TestExpositionParses(t *testing.T) {
 			continue // only while the live state drifts; see TestDriftKinds (the OutOfSync app here was never synced: awaiting sync)
 		case strings.Contains(name, "hydration"):
 			continue // only for apps with a source hydrator; see TestHydration
+		case name == "crowsnest_app_rollout_status":
+			continue // only for apps a RollingSync syncs; see TestRollingSync
 		case strings.HasPrefix(name, "crowsnest_app_sync_") && name != "crowsnest_app_sync_status" && name != "crowsnest_app_sync_window_held":
 			continue // only while an operation runs; see TestProgress
 		}

@@ -32,7 +32,7 @@ type Classifier interface {
 // PolicyChecker is a Classifier that also knows the policies of each
 // environment.
 type PolicyChecker interface {
-	CheckPolicies(app *v1alpha1.Application, env string) []model.PolicyResult
+	CheckPolicies(app *v1alpha1.Application, env string, auto model.AutoSyncPolicy) []model.PolicyResult
 }
 
 // PromotionGrouper is a Classifier that also groups apps for promotion.
@@ -119,6 +119,8 @@ type Tracker struct {
 	// badWindows names those whose windows did not parse (logged once).
 	projects   map[string]*v1alpha1.AppProject
 	badWindows map[string]bool
+	// rollouts are the ApplicationSets' RollingSyncs (rollouts.go).
+	rollouts rollouts
 }
 
 // childLink is the parent wave span that touched a child Application.
@@ -198,7 +200,7 @@ func New(classifier Classifier, subs Subscribers, logger *slog.Logger) *Tracker 
 	return &Tracker{
 		subs: subs, classifier: classifier, logger: logger, waveDelay: DefaultWaveDelay, failureWindow: DefaultFailureWindow,
 		apps: map[string]*appState{}, children: map[string]childLink{}, workloads: newWorkloadIndex(),
-		projects: map[string]*v1alpha1.AppProject{}, badWindows: map[string]bool{},
+		projects: map[string]*v1alpha1.AppProject{}, badWindows: map[string]bool{}, rollouts: newRollouts(),
 	}
 }
 
@@ -479,7 +481,7 @@ func (t *Tracker) view(key string, st *appState) *model.AppView {
 	v := &model.AppView{Deployments: st.deploy.counts, ChangeFailures: st.deploy.failures, Progress: st.progress(st.seenAt), App: st.app, Env: st.env, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
 		Workloads: t.workloads.of(st.app.Namespace, st.app.Name), Phase: st.phase, PendingSince: st.pendingSince,
 		LastFinished: st.lastFinished, DryRuns: st.dryRuns, LastSuccessful: st.lastSuccessful,
-		HeldByWindow: st.held, Hydration: hydrationView(st.app, st.hydration)}
+		HeldByWindow: st.held, Hydration: hydrationView(st.app, st.hydration), Rollout: t.rollouts.of(st.app.Namespace, st.app.Name)}
 	if d := st.drift; d != nil {
 		v.LiveDriftSince, v.AwaitingSyncSince = d.liveSince, d.awaitingSince
 	}
@@ -491,7 +493,7 @@ func (t *Tracker) view(key string, st *appState) *model.AppView {
 		v.LastDeployment = d.FinishedAt
 	}
 	if pc, ok := t.classifier.(PolicyChecker); ok {
-		v.Policies = pc.CheckPolicies(st.app, st.env)
+		v.Policies = pc.CheckPolicies(st.app, st.env, v.AutoSync())
 	}
 	if pg, ok := t.classifier.(PromotionGrouper); ok {
 		v.Promotion = pg.PromotionOf(st.app)

@@ -53,7 +53,8 @@ func (t *Tracker) Tick() {
 func (t *Tracker) observeWindow(st *appState) bool {
 	held := false
 	if p := t.projects[st.app.Spec.Project]; p != nil {
-		manual := !model.AutoSyncOf(&st.app.Spec).Enabled
+		// An app a RollingSync syncs is synced by automated operations.
+		manual := !model.AutoSyncOf(&st.app.Spec).Enabled && t.rollouts.of(st.app.Namespace, st.app.Name) == nil
 		held = t.heldByWindows(p.Spec.SyncWindows.Matches(st.app), manual, p.Name)
 	}
 	changed := held != st.held

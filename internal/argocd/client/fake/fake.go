@@ -17,8 +17,9 @@ import (
 
 // The resources of the fake's object tracker.
 var (
-	ApplicationsResource = v1alpha1.SchemeGroupVersion.WithResource("applications")
-	AppProjectsResource  = v1alpha1.SchemeGroupVersion.WithResource("appprojects")
+	ApplicationsResource    = v1alpha1.SchemeGroupVersion.WithResource("applications")
+	AppProjectsResource     = v1alpha1.SchemeGroupVersion.WithResource("appprojects")
+	ApplicationSetsResource = v1alpha1.SchemeGroupVersion.WithResource("applicationsets")
 )
 
 // Clientset is an in-memory client.Interface for unit tests, on client-go's object
@@ -66,7 +67,11 @@ func (g fakeGroup) Applications(ns string) client.ApplicationInterface {
 }
 
 func (g fakeGroup) AppProjects(ns string) client.AppProjectInterface {
-	return fakeProjects{fakeResource{f: g.f, ns: ns, gvr: AppProjectsResource, kind: "AppProject"}}
+	return fakeTyped[*v1alpha1.AppProjectList]{fakeResource{f: g.f, ns: ns, gvr: AppProjectsResource, kind: "AppProject"}}
+}
+
+func (g fakeGroup) ApplicationSets(ns string) client.ApplicationSetInterface {
+	return fakeTyped[*v1alpha1.ApplicationSetList]{fakeResource{f: g.f, ns: ns, gvr: ApplicationSetsResource, kind: "ApplicationSet"}}
 }
 
 type fakeResource struct {
@@ -119,16 +124,18 @@ func (a fakeApps) Watch(_ context.Context, opts metav1.ListOptions) (watch.Inter
 	return a.watch(opts)
 }
 
-type fakeProjects struct{ fakeResource }
+// fakeTyped lists a resource into its list type L and watches it.
+type fakeTyped[L runtime.Object] struct{ fakeResource }
 
-func (p fakeProjects) List(_ context.Context, opts metav1.ListOptions) (*v1alpha1.AppProjectList, error) {
-	obj, err := p.list(opts)
+func (t fakeTyped[L]) List(_ context.Context, opts metav1.ListOptions) (L, error) {
+	obj, err := t.list(opts)
 	if obj == nil {
-		return nil, err
+		var none L
+		return none, err
 	}
-	return obj.(*v1alpha1.AppProjectList), err
+	return obj.(L), err
 }
 
-func (p fakeProjects) Watch(_ context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-	return p.watch(opts)
+func (t fakeTyped[L]) Watch(_ context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	return t.watch(opts)
 }
