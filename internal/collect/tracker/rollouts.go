@@ -38,7 +38,7 @@ type rollouts struct {
 	apps map[string]*model.Rollout // by app key; never modified once set
 	// owns tells whether this process exposes an ApplicationSet's series
 	// (its shard's); nil: all.
-	owns func(types.UID) bool
+	owns           func(types.UID) bool
 	wait, duration *prometheus.HistogramVec
 }
 
