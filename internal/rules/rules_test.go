@@ -191,10 +191,22 @@ func promtoolCases() []promtoolCase {
 				{app("crowsnest_app_sync_status", "prod-backend", "prod", "status", "OutOfSync"), "1x20"},
 				{app("crowsnest_app_live_drift_since_timestamp_seconds", "prod-backend", "prod"), "1x20"},
 				{app("crowsnest_app_info", "prod-backend", "prod", "autosync", "true"), "1x20"},
+				// Apps an ApplicationSet's RollingSync syncs: one Waiting
+				// for its step (quiet: the rollout holds it), one the
+				// rollout left Healthy and that drifted since (RollingSync
+				// heals nothing: it pages).
+				{app("crowsnest_app_sync_status", "stage-waiting", "stage", "status", "OutOfSync"), "1x20"},
+				{app("crowsnest_app_info", "stage-waiting", "stage", "autosync", "true"), "1x20"},
+				{app("crowsnest_app_rollout_status", "stage-waiting", "stage", "applicationset", "shop", "step", "2", "status", "Waiting"), "1x20"},
+				{app("crowsnest_app_rollout_status", "stage-waiting", "stage", "applicationset", "shop", "step", "2", "status", "Healthy"), "0x20"},
+				{app("crowsnest_app_sync_status", "stage-drifted", "stage", "status", "OutOfSync"), "1x20"},
+				{app("crowsnest_app_info", "stage-drifted", "stage", "autosync", "true"), "1x20"},
+				{app("crowsnest_app_rollout_status", "stage-drifted", "stage", "applicationset", "shop", "step", "2", "status", "Waiting"), "0x20"},
+				{app("crowsnest_app_rollout_status", "stage-drifted", "stage", "applicationset", "shop", "step", "2", "status", "Healthy"), "1x20"},
 			},
 			checks: []check{
 				{"14m", "CrowsnestDriftNotHealed", nil},
-				{"16m", "CrowsnestDriftNotHealed", []map[string]string{want("dev-backend", "dev", "warning")}},
+				{"16m", "CrowsnestDriftNotHealed", []map[string]string{want("dev-backend", "dev", "warning"), want("stage-drifted", "stage", "warning")}},
 			},
 		},
 		{ // an app being deleted does not page its drift; a deletion hanging for 30 minutes does

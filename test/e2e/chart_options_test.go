@@ -668,7 +668,7 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 		// Default: the ClusterRole reads Applications everywhere.
 		readOnly(defaults)
-		if !strings.Contains(fmt.Sprint(get(defaults["ClusterRole"][0], "rules")), "applications appprojects") || len(defaults["Role"]) != 1 {
+		if !strings.Contains(fmt.Sprint(get(defaults["ClusterRole"][0], "rules")), "applications appprojects applicationsets") || len(defaults["Role"]) != 1 {
 			t.Errorf("default RBAC: ClusterRole %v, Roles %v", get(defaults["ClusterRole"][0], "rules"), defaults["Role"])
 		}
 		// watchNamespaces: a Role and RoleBinding per namespace.
@@ -699,12 +699,12 @@ func TestHelmChartOptions(t *testing.T) {
 			t.Errorf("Roles\n%v\nwant\n%v\nRoleBindings\n%v\nwant\n%v", roles, wantRoles, bindings, wantBindings)
 		}
 		cr := fmt.Sprint(get(kinds["ClusterRole"][0], "rules"))
-		if strings.Contains(cr, "applications") || !strings.Contains(cr, "appprojects") {
-			t.Errorf("namespaced RBAC: ClusterRole %s, want AppProjects and no Applications", cr)
+		if strings.Contains(cr, "applications ") || !strings.Contains(cr, "appprojects applicationsets") {
+			t.Errorf("namespaced RBAC: ClusterRole %s, want AppProjects, ApplicationSets and no Applications", cr)
 		}
 		// rbac.namespaced=false keeps the ClusterRole.
 		kinds = render(t, "--set", "watchNamespaces={argocd},rbac.namespaced=false")
-		if len(kinds["Role"]) != 1 || !strings.Contains(fmt.Sprint(get(kinds["ClusterRole"][0], "rules")), "applications appprojects") {
+		if len(kinds["Role"]) != 1 || !strings.Contains(fmt.Sprint(get(kinds["ClusterRole"][0], "rules")), "applications appprojects applicationsets") {
 			t.Errorf("rbac.namespaced=false: Roles %v, want the checkpoint's only", kinds["Role"])
 		}
 		// The ClusterRole reads exactly the workload kinds watched.
@@ -1642,6 +1642,7 @@ links: {argocdURL: "https://argocd.example.com", grafanaURL: "https://grafana.ex
 		{[]string{"list", "applications.argoproj.io", "-n", "team-b"}, "no"},
 		{[]string{"list", "applications.argoproj.io", "--all-namespaces"}, "no"},
 		{[]string{"watch", "appprojects.argoproj.io", "--all-namespaces"}, "yes"},
+		{[]string{"watch", "applicationsets.argoproj.io", "--all-namespaces"}, "yes"},
 		{[]string{"watch", "deployments.apps", "--all-namespaces"}, "yes"},
 		{[]string{"list", "daemonsets.apps", "--all-namespaces"}, "no"}, // not in workloadKinds
 		{[]string{"update", "applications.argoproj.io", "-n", "argocd"}, "no"},

@@ -199,7 +199,7 @@ spec:
 
 	// Without list on Applications, crowsnest with the same token cannot
 	// become ready: the ClusterRole is what lets it work.
-	crippled := strings.Replace(helmTemplate(t), "resources: [applications, appprojects]\n    verbs: [get, list, watch]", "resources: [applications, appprojects]\n    verbs: [get, watch]", 1)
+	crippled := strings.Replace(helmTemplate(t), "resources: [applications, appprojects, applicationsets]\n    verbs: [get, list, watch]", "resources: [applications, appprojects, applicationsets]\n    verbs: [get, watch]", 1)
 	if crippled == helmTemplate(t) {
 		t.Fatal("could not take list away from the rendered ClusterRole")
 	}
