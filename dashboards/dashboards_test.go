@@ -412,6 +412,9 @@ var histogramLabels = map[string][]string{
 	"crowsnest_change_lead_time_seconds":    {"project", "env", "until"},
 	"crowsnest_deployment_recovery_seconds": {"project", "env"},
 	"crowsnest_release_wait_seconds":        {"project", "env"},
+	// Per ApplicationSet, from the shard that owns it.
+	"crowsnest_applicationset_rollout_step_wait_seconds":     {"namespace", "applicationset", "step"},
+	"crowsnest_applicationset_rollout_step_duration_seconds": {"namespace", "applicationset", "step"},
 }
 
 // seriesLabels returns the labels that tell the series of a replicated

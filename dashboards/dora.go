@@ -111,6 +111,17 @@ func doraDashboard() *dashboard.DashboardBuilder {
 			"Deployments counted as failed changes during the dashboard's time range per env and reason: sync_failed, degraded (Degraded within the failure window), rolled_back (increase of crowsnest_app_change_failures_total over $__range).", "short").
 			Decimals(0).ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdPaletteClassic)).Height(7).Span(12).
 			WithTarget(instantQuery("sum by (env, reason) (max by ("+by("reason")+") (increase(crowsnest_app_change_failures_total"+sel+"[$__range])))", "{{env}} {{reason}}"))).
+		WithRow(dashboard.NewRowBuilder("ApplicationSet rollouts")).
+		WithPanel(barGaugePanel("Rollouts: current step",
+			"The step each ApplicationSet's RollingSync is in now: the lowest step with an app not Healthy, 0 once the rollout is complete (crowsnest_applicationset_rollout_step). Apps waiting for their step are in crowsnest_applicationset_rollout_apps{status=\"Waiting\"}. Empty without ApplicationSets that roll out step by step (Kubernetes source).", "none").
+			Decimals(0).ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdPaletteClassic)).Height(7).Span(8).
+			WithTarget(instantQuery("max by (cluster, namespace, applicationset) (crowsnest_applicationset_rollout_step"+selector()+")", "{{applicationset}}")).
+			WithTarget(instantQuery("sum by (cluster, namespace, applicationset) (max by (cluster, namespace, applicationset, step) (crowsnest_applicationset_rollout_apps"+selector(`status="Waiting"`)+"))", "{{applicationset}} apps waiting"))).
+		WithPanel(barGaugePanel("Rollout steps: wait and duration, p90 in range",
+			"How long the apps of each RollingSync step waited for it (first Waiting to first Pending: the steps before it, Argo CD's refresh grace period) and how long the step ran (first Pending to last Healthy), p90 over the dashboard's time range (crowsnest_applicationset_rollout_step_wait_seconds and _step_duration_seconds). A step whose apps needed no sync is not timed.", "s").
+			ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdPaletteClassic)).Height(7).Span(16).
+			WithTarget(instantQuery("histogram_quantile(0.9, sum by (applicationset, step, le) (max by (cluster, namespace, applicationset, step, le) (increase(crowsnest_applicationset_rollout_step_wait_seconds_bucket"+selector()+"[$__range]))))", "{{applicationset}} step {{step}} wait")).
+			WithTarget(instantQuery("histogram_quantile(0.9, sum by (applicationset, step, le) (max by (cluster, namespace, applicationset, step, le) (increase(crowsnest_applicationset_rollout_step_duration_seconds_bucket"+selector()+"[$__range]))))", "{{applicationset}} step {{step}} ran"))).
 		WithRow(dashboard.NewRowBuilder("Running syncs")).
 		WithPanel(tablePanel("Running syncs: wave and ETA",
 			"Sync operations running now: the phase and wave each is in (crowsnest_app_sync_current_wave), how many waves it is expected to run after the current one (crowsnest_app_sync_remaining_waves) and the expected time left (crowsnest_app_sync_expected_finish_timestamp_seconds - time(); negative: later than predicted). The prediction takes each wave left as the median of its durations in the app's last 5 successful syncs crowsnest watched whole; an app without such a sync has a wave but no prediction. Empty when no sync runs. Click an application to open its dashboard.", promDS).

@@ -170,7 +170,9 @@ func TestDeployments(t *testing.T) {
 			during = append(during, at)
 		}
 		vars := map[string]string{"app": appDoraProd, "env": ".*", "project": "default"}
-		checkDashboardQueries(t, s.prom, nil, vars, func(q dashboards.Query) bool { return !running(q) }, "crowsnest-dora")
+		// The rollout panels need an ApplicationSet's RollingSync:
+		// TestRollingSync checks them.
+		checkDashboardQueries(t, s.prom, nil, vars, func(q dashboards.Query) bool { return !running(q) && !rolloutPanel(q) }, "crowsnest-dora")
 		checkDashboardQueries(t, s.prom, during, vars, running, "crowsnest-dora")
 		prod := argoCDNamespace + "/" + appDoraProd
 		checkDashboardLogQueries(t.Context(), t, s.vlogs, vars, map[string][]logFact{

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	"github.com/crowsnest/crowsnest/dashboards"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
@@ -89,7 +91,13 @@ func TestRollingSync(t *testing.T) {
 	}
 	cn := env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfgPath)
 	cn.Start()
-	eventually(t, signalTimeout, func() error { return cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes") })
+	prom := env.StartPrometheus([]string{strings.TrimPrefix(cn.URL, "http://")}, nil)
+	eventually(t, signalTimeout, func() error {
+		if err := cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes"); err != nil {
+			return err
+		}
+		return prom.ExpectValue(`up{job="crowsnest"}`, 1)
+	})
 
 	kas.Kubectl(`apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet
@@ -205,8 +213,8 @@ spec:
 
 	// Settled: crowsnest's apps per step and status equal the controller's
 	// own gauge, the rollout is complete (step 0), and each step was timed
-	// once per round the controller rolled it out (moved its app to
-	// Pending). Not once per operation: the controller asks again for a
+	// once per round the controller rolled it out (its app Pending, then
+	// Healthy). Not once per operation: the controller asks again for a
 	// sync on each reconcile while the app is Pending, so one round may
 	// sync an app several times (Argo CD's Events count them).
 	eventually(t, signalTimeout, func() error {
@@ -231,9 +239,9 @@ spec:
 			return err
 		}
 		for step, app := range map[string]string{"1": "rollout-dev", "2": "rollout-stage"} {
-			n := rounds.pendings(app)
+			n := rounds.of(app)
 			if n != 2 {
-				return fmt.Errorf("the ApplicationSet controller moved %s to Pending %d times, want once per rollout (2)", app, n)
+				return fmt.Errorf("the ApplicationSet controller rolled %s out %d times, want once per commit (2)", app, n)
 			}
 			succeeded, failed, err := completedOperations(ctx, kas, app)
 			if err != nil {
@@ -266,28 +274,43 @@ spec:
 	if min := 2 * (jobRunTime.Seconds() - 1); sum < min || wait2 < min {
 		t.Errorf("step 1 took %.0f s over two rounds and stage waited %.0f s for step 2, want each at least %.0f s (dev's hook Job runs %v)", sum, wait2, min, jobRunTime)
 	}
-	t.Logf("step 1 took %.0f s over 2 rounds, stage waited %.0f s for it; TestRollingSync took %v", sum, wait2, time.Since(start).Round(time.Second))
+	t.Logf("step 1 took %.0f s over 2 rounds, stage waited %.0f s for it", sum, wait2)
+
+	// The DORA dashboard's rollout panels have data (Prometheus scraped
+	// the settled state).
+	eventually(t, signalTimeout, func() error {
+		return prom.ExpectValue(`crowsnest_applicationset_rollout_step_duration_seconds_count{applicationset="`+rollingSyncSet+`",step="2"}`, 2)
+	})
+	checkDashboardQueries(t, prom, nil, map[string]string{"env": ".*", "project": ".*"}, rolloutPanel, "crowsnest-dora")
+	t.Logf("TestRollingSync took %v", time.Since(start).Round(time.Second))
 }
 
-// rolloutRounds counts, per app, the distinct times the ApplicationSet
-// controller moved it to Pending, as a watch of the ApplicationSet saw its
-// status.
+// rolloutPanel picks the dashboards' ApplicationSet rollout panels.
+func rolloutPanel(q dashboards.Query) bool { return strings.HasPrefix(q.Panel, "Rollout") }
+
+// rolloutRounds counts, per app, the rounds the ApplicationSet controller
+// rolled it out in: its moves to Healthy after a move to Pending, as a
+// watch of the ApplicationSet saw its status. Not its moves to Pending:
+// an app created without a revision yet goes Pending, back to Waiting once
+// Argo CD compared it ("pending changes"), and Pending again, in one round.
 type rolloutRounds struct {
 	mu      sync.Mutex
-	pending map[string]map[time.Time]bool
+	pending map[string]bool // moved to Pending since its last Healthy
+	rounds  map[string]int
+	last    map[string]string // status and transition time last seen
 }
 
-func (r *rolloutRounds) pendings(app string) int {
+func (r *rolloutRounds) of(app string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.pending[app])
+	return r.rounds[app]
 }
 
 // watchRollout watches the ApplicationSet rollingSyncSet until the test
 // ends.
 func watchRollout(t *testing.T, sets appsetInterface) *rolloutRounds {
 	t.Helper()
-	r := &rolloutRounds{pending: map[string]map[time.Time]bool{}}
+	r := &rolloutRounds{pending: map[string]bool{}, rounds: map[string]int{}, last: map[string]string{}}
 	w, err := sets.Watch(t.Context(), metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", rollingSyncSet).String()})
 	if err != nil {
 		t.Fatalf("watch ApplicationSet %s: %v", rollingSyncSet, err)
@@ -301,11 +324,19 @@ func watchRollout(t *testing.T, sets appsetInterface) *rolloutRounds {
 			}
 			r.mu.Lock()
 			for _, a := range s.Status.ApplicationStatus {
-				if a.Status == v1alpha1.ProgressiveSyncPending && a.LastTransitionTime != nil {
-					if r.pending[a.Application] == nil {
-						r.pending[a.Application] = map[time.Time]bool{}
+				state := fmt.Sprint(a.Status, a.LastTransitionTime)
+				if r.last[a.Application] == state {
+					continue
+				}
+				r.last[a.Application] = state
+				switch a.Status {
+				case v1alpha1.ProgressiveSyncPending:
+					r.pending[a.Application] = true
+				case v1alpha1.ProgressiveSyncHealthy:
+					if r.pending[a.Application] {
+						r.rounds[a.Application]++
 					}
-					r.pending[a.Application][a.LastTransitionTime.Time] = true
+					r.pending[a.Application] = false
 				}
 			}
 			r.mu.Unlock()
