@@ -58,8 +58,10 @@ func doraManifests(version, health string) map[string]string {
 	return map[string]string{
 		"prod/first.yaml":  cm("first", 0, fmt.Sprintf("  version: %q\n", version)),
 		"prod/second.yaml": cm("second", 1, fmt.Sprintf("  version: %q\n", version)),
-		"prod/third.yaml":  cm("third", 2, fmt.Sprintf("  version: %q\n  health: %s\n", version, health)),
-		"dev/config.yaml":  cm("dev-config", 0, "  greeting: hello\n"),
+		// Read by the server-side apply app only (serverSideApply).
+		"ssa/config.yaml": ssaConfig("one"),
+		"prod/third.yaml": cm("third", 2, fmt.Sprintf("  version: %q\n  health: %s\n", version, health)),
+		"dev/config.yaml": cm("dev-config", 0, "  greeting: hello\n"),
 		// Read only with the source's directory.recurse (specOnly).
 		"dev/extra/extra.yaml": cm("dev-extra", 0, "  greeting: hello\n"),
 		// A Helm chart the real repo-server renders with helm
@@ -118,6 +120,29 @@ type deploymentsEnv struct {
 	commits map[string]time.Time // commit → its author date
 	// resync is the prod app's re-sync, watched for its expected finish.
 	resync *v1alpha1.OperationState
+	// rec records the run with -update-recordings (crowsnest record).
+	rec     *Process
+	recPath string
+}
+
+// saveRecording stops the recorder and writes its recording to
+// testdata/<version>/argocd-deployments.jsonl, which the tracker's unit
+// tests replay (TestRecordedDeployments).
+func (s *deploymentsEnv) saveRecording(t *testing.T) {
+	t.Helper()
+	time.Sleep(2 * time.Second)
+	if err := s.rec.Stop(); err != nil {
+		t.Errorf("crowsnest record: %v", err)
+	}
+	b, err := os.ReadFile(s.recPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(recordingsDir(), "argocd-deployments.jsonl")
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", to, len(b))
 }
 
 // TestDeployments checks deployments, DORA's four keys and a sync's
@@ -191,6 +216,10 @@ func TestDeployments(t *testing.T) {
 	t.Run("a hydrated revision's lead time runs from its dry commit", func(t *testing.T) { s.hydrated(ctx, t) })
 	t.Run("a selective sync is no deployment; the full sync after it is one", func(t *testing.T) { s.selective(ctx, t) })
 	t.Run("a restart counts what finished while crowsnest was down, once, and logs no first-look events", func(t *testing.T) { s.restart(ctx, t) })
+	t.Run("server-side apply: a sync of a commit that changed nothing of the app is no deployment", func(t *testing.T) { s.serverSideApply(ctx, t) })
+	if *updateRecordings {
+		s.saveRecording(t)
+	}
 	t.Logf("TestDeployments took %v", time.Since(start).Round(time.Second))
 }
 
@@ -451,6 +480,101 @@ func (s *deploymentsEnv) selective(ctx context.Context, t *testing.T) {
 	})
 }
 
+// appDoraSSA syncs by hand with ServerSideApply=true (serverSideApply).
+const appDoraSSA = "dora-ssa"
+
+// ssaConfig is the server-side apply app's ConfigMap.
+func ssaConfig(greeting string) string {
+	return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa-config\ndata:\n  greeting: " + greeting + "\n"
+}
+
+// serverSideApply: with ServerSideApply=true gitops-engine reports every
+// resource "serverside-applied" whether it changed or not, so "every
+// resource applied unchanged" never says that a sync changed nothing. A
+// commit that changes nothing of the app leaves Argo CD showing it Synced
+// to the new revision; a person's sync of it after that is a sync (Argo CD
+// writes a history entry) but no deployment. A commit that changes the
+// app's ConfigMap is one. Argo CD's history grows by one per sync: 3
+// entries, 2 deployments.
+func (s *deploymentsEnv) serverSideApply(ctx context.Context, t *testing.T) {
+	s.kas.CreateNamespace(appDoraSSA)
+	spec := v1alpha1.ApplicationSpec{
+		Project:     "default",
+		Source:      &v1alpha1.ApplicationSource{RepoURL: "file://" + s.gitDir, Path: "ssa", TargetRevision: "main"},
+		Destination: v1alpha1.ApplicationDestination{Server: s.argo.ClusterURL, Namespace: appDoraSSA},
+		SyncPolicy:  &v1alpha1.SyncPolicy{SyncOptions: v1alpha1.SyncOptions{"ServerSideApply=true"}},
+	}
+	if _, err := s.apps.Create(ctx, &v1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Name: appDoraSSA, Namespace: argoCDNamespace}, Spec: spec}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create %s: %v", appDoraSSA, err)
+	}
+	counts := func() (deployments, syncs float64, err error) {
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return 0, 0, err
+		}
+		if deployments, err = m.Value("crowsnest_app_deployments_total", "name", appDoraSSA, "result", "succeeded"); err != nil {
+			return 0, 0, err
+		}
+		syncs, err = m.Value("crowsnest_app_syncs_total", "name", appDoraSSA, "result", "Succeeded")
+		return deployments, syncs, err
+	}
+	expect := func(wantDeployments, wantSyncs float64) {
+		t.Helper()
+		eventually(t, signalTimeout, func() error {
+			d, n, err := counts()
+			if err != nil {
+				return err
+			}
+			if d != wantDeployments || n != wantSyncs {
+				return fmt.Errorf("%s: %v deployments and %v syncs, want %v and %v", appDoraSSA, d, n, wantDeployments, wantSyncs)
+			}
+			return nil
+		})
+	}
+	history := func() int {
+		t.Helper()
+		a, err := s.apps.Get(ctx, appDoraSSA, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(a.Status.History)
+	}
+	op := s.syncApp(ctx, t, appDoraSSA, synccommon.OperationSucceeded)
+	for _, r := range op.SyncResult.Resources {
+		if !strings.Contains(r.Message, "serverside-applied") {
+			t.Fatalf("Argo CD applied %s/%s with %q, want server-side apply's \"serverside-applied\"", r.Kind, r.Name, r.Message)
+		}
+	}
+	expect(1, 1)
+
+	// A commit that changes only prod: Argo CD shows the SSA app Synced
+	// to it; a sync of it applies the same ConfigMap, "serverside-applied".
+	head := s.commit(t, doraManifests("9", "Healthy"), "prod: version 9", time.Minute)
+	eventually(t, signalTimeout, func() error {
+		a, err := s.apps.Get(ctx, appDoraSSA, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if a.Status.Sync.Status != v1alpha1.SyncStatusCodeSynced || a.Status.Sync.Revision != head {
+			return fmt.Errorf("%s: %s at %s, want Argo CD to show it Synced to %s", appDoraSSA, a.Status.Sync.Status, a.Status.Sync.Revision, head)
+		}
+		return nil
+	})
+	op = s.syncApp(ctx, t, appDoraSSA, synccommon.OperationSucceeded)
+	if op.SyncResult.Revision != head || len(op.SyncResult.Resources) == 0 || !strings.Contains(op.SyncResult.Resources[0].Message, "serverside-applied") {
+		t.Fatalf("the no-op sync: revision %s, results %+v; want %s, serverside-applied", op.SyncResult.Revision, op.SyncResult.Resources, head)
+	}
+	expect(1, 2)
+
+	// A commit that changes the app's ConfigMap: a deployment.
+	s.commit(t, map[string]string{"ssa/config.yaml": ssaConfig("two")}, "ssa: greeting two", time.Minute)
+	s.syncApp(ctx, t, appDoraSSA, synccommon.OperationSucceeded)
+	expect(2, 3)
+	if n := history(); n != 3 {
+		t.Errorf("Argo CD's history of %s has %d entries, want one per sync (3)", appDoraSSA, n)
+	}
+}
+
 // appDoraHydrated is a Source Hydrator app (hydrated).
 const appDoraHydrated = "dora-hydrated"
 
@@ -634,6 +758,11 @@ func startDeploymentsEnv(t *testing.T) *deploymentsEnv {
 		commits: map[string]time.Time{},
 	}
 	s.server = startArgoCDServer(t.Context(), t, env, kas, argo)
+	if *updateRecordings {
+		s.recPath = filepath.Join(env.Dir("recordings"), "deployments.jsonl")
+		s.rec = env.NewProcess("crowsnest-record", bin.crowsnest, "record", "--kubeconfig="+kas.Kubeconfig, "--out="+s.recPath)
+		s.rec.Start()
+	}
 
 	// The repository: an old commit, then the one prod deploys first,
 	// authored 3 h ago.

@@ -22,11 +22,15 @@ import (
 // replayFile feeds a recording through a fresh tracker, as fast as it can,
 // and returns the store, the registry of its histograms, the last snapshot
 // of every app still present, and the times of the first and last events.
-func replayFile(t *testing.T, path string, ops OperationSubscriber) (*exposition.Store, *prometheus.Registry, map[string]*v1alpha1.Application, time.Time, time.Time) {
+// setup runs on the tracker before the first event.
+func replayFile(t *testing.T, path string, ops OperationSubscriber, setup ...func(*Tracker)) (*exposition.Store, *prometheus.Registry, map[string]*v1alpha1.Application, time.Time, time.Time) {
 	t.Helper()
 	tr, store, reg := newTrackerWithRegistry(false)
 	if ops != nil {
 		tr.addOperationSubscriber(ops)
+	}
+	for _, f := range setup {
+		f(tr)
 	}
 	open := func() (io.ReadCloser, error) { return os.Open(path) }
 	src := source.NewReplaySource(path, open, 0, source.NewSourceMetrics(prometheus.NewRegistry()), promslog.NewNopLogger())

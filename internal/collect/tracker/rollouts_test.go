@@ -55,17 +55,28 @@ func (t *Tracker) viewOf(tb testing.TB, name string) *model.AppView {
 	return t.view(key, st)
 }
 
-// factRecorder collects facts.
-type factRecorder struct {
+// collected is what a test subscriber collected, safe for concurrent use.
+type collected[T any] struct {
 	mu    sync.Mutex
-	facts []*model.Fact
+	items []T
 }
 
-func (r *factRecorder) Fact(f *model.Fact) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.facts = append(r.facts, f)
+func (c *collected[T]) add(x T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.items = append(c.items, x)
 }
+
+func (c *collected[T]) all() []T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]T(nil), c.items...)
+}
+
+// factRecorder collects facts.
+type factRecorder struct{ collected[*model.Fact] }
+
+func (r *factRecorder) Fact(f *model.Fact) { r.add(f) }
 
 // gathered returns the value of the one sample of a family c collects
 // with the given labels (histograms: their sample count), and whether
@@ -176,7 +187,7 @@ func TestRollingSync(t *testing.T) {
 	expect("no sync needed", 1, "crowsnest_applicationset_rollout_step_wait_seconds", "applicationset", "shop", "step", "2")
 
 	var changed []string
-	for _, f := range facts.facts {
+	for _, f := range facts.all() {
 		if f.Name == model.FactRolloutStatusChanged && f.App == "argocd/web" {
 			changed = append(changed, f.Attrs[5].(string))
 		}
