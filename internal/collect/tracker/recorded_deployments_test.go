@@ -33,7 +33,9 @@ func recordedEvents(t *testing.T, path string) []model.Event {
 }
 
 // noticeLog collects deployment notices.
-type noticeLog struct{ collected[*model.DeploymentNotice] }
+type noticeLog struct {
+	collected[*model.DeploymentNotice]
+}
 
 func (l *noticeLog) Deployment(n *model.DeploymentNotice) { l.add(n) }
 
