@@ -217,6 +217,7 @@ func TestDeployments(t *testing.T) {
 	t.Run("a selective sync is no deployment; the full sync after it is one", func(t *testing.T) { s.selective(ctx, t) })
 	t.Run("a restart counts what finished while crowsnest was down, once, and logs no first-look events", func(t *testing.T) { s.restart(ctx, t) })
 	t.Run("server-side apply: a sync of a commit that changed nothing of the app is no deployment", func(t *testing.T) { s.serverSideApply(ctx, t) })
+	t.Run("a change whose sync fails on a Degraded wave fails once", func(t *testing.T) { s.degradedDuringSync(ctx, t) })
 	if *updateRecordings {
 		s.saveRecording(t)
 	}
@@ -573,6 +574,133 @@ func (s *deploymentsEnv) serverSideApply(ctx context.Context, t *testing.T) {
 	if n := history(); n != 3 {
 		t.Errorf("Argo CD's history of %s has %d entries, want one per sync (3)", appDoraSSA, n)
 	}
+}
+
+// degradedDuringSync: a commit whose wave-0 ConfigMap is Degraded.
+// gitops-engine fails a multi-wave sync's running task whose resource
+// turns Degraded before the next wave (a last wave's Degraded resource
+// does not fail the sync: tried, it Succeeded), so Argo CD's sync fails on
+// wave 0, and the app turns
+// Degraded while or right after the sync runs — within the failure window
+// of prod's last deployment, which did nothing wrong. One bad change is
+// one failed change: sync_failed once, no degraded blamed on the deployment
+// before. Deltas: crowsnest restarted in an earlier subtest.
+func (s *deploymentsEnv) degradedDuringSync(ctx context.Context, t *testing.T) {
+	read := func() ([4]float64, error) {
+		var out [4]float64
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return out, err
+		}
+		for i, q := range [][2]string{{"crowsnest_app_deployments_total", "failed"}, {"crowsnest_app_change_failures_total", "sync_failed"},
+			{"crowsnest_app_change_failures_total", "degraded"}, {"crowsnest_app_deployments_total", "succeeded"}} {
+			label := "result"
+			if q[0] == "crowsnest_app_change_failures_total" {
+				label = "reason"
+			}
+			if out[i], err = m.Value(q[0], "name", appDoraProd, label, q[1]); err != nil {
+				return out, err
+			}
+		}
+		return out, nil
+	}
+	before, err := read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, failedBefore, err := completedOperations(ctx, s.kas, appDoraProd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := doraManifests("10", "Healthy")
+	broken["prod/first.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n  annotations:\n    argocd.argoproj.io/sync-wave: \"0\"\ndata:\n  version: \"10\"\n  health: Degraded\n"
+	s.commit(t, broken, "prod: version 10, broken in its first wave", 10*time.Minute)
+	op := s.sync(ctx, t, synccommon.OperationFailed)
+	t.Logf("Argo CD ended the sync %s: %q", op.Phase, op.Message)
+	eventually(t, signalTimeout, func() error {
+		a, err := s.apps.Get(ctx, appDoraProd, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if a.Status.Health.Status != "Degraded" {
+			return fmt.Errorf("%s is %s, want Argo CD to show it Degraded", appDoraProd, a.Status.Health.Status)
+		}
+		return nil
+	})
+	var want [4]float64
+	eventually(t, signalTimeout, func() error {
+		_, failed, err := completedOperations(ctx, s.kas, appDoraProd)
+		if err != nil {
+			return err
+		}
+		n := float64(failed - failedBefore)
+		if n < 1 {
+			return fmt.Errorf("Argo CD reported %d failed operations of %s since, want the sync's", failed-failedBefore, appDoraProd)
+		}
+		// Failed operations of one change are one failed deployment and
+		// one failed change; the deployment before is not blamed.
+		want = [4]float64{before[0] + 1, before[1] + 1, before[2], before[3]}
+		got, err := read()
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("deployments failed, change failures sync_failed and degraded, deployments succeeded: %v, want %v (before %v)", got, want, before)
+		}
+		return nil
+	})
+	// And so it stays while the app is Degraded.
+	time.Sleep(5 * time.Second)
+	if got, err := read(); err != nil || got != want {
+		t.Errorf("5 s later: %v (%v), want %v", got, err, want)
+	}
+
+	// Recovery without Synced: the fix also drops prod's second ConfigMap
+	// from Git. The sync (no prune) leaves it live, so Argo CD shows the
+	// app Healthy and OutOfSync for good (the ConfigMap requires pruning):
+	// a perpetual diff. The failed change recovers all the same.
+	recoveries := func() (float64, error) {
+		m, err := s.cn.Scrape()
+		if err != nil {
+			return 0, err
+		}
+		return m.Value("crowsnest_deployment_recovery_seconds_count", "env", "prod", "project", "default")
+	}
+	recovered, _ := recoveries() // absent (0) if none since the restart
+	fix := doraManifests("11", "Healthy")
+	delete(fix, "prod/second.yaml")
+	if err := os.Remove(filepath.Join(s.gitDir, "prod", "second.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	s.commit(t, fix, "prod: version 11, fixed, without its second ConfigMap", 5*time.Minute)
+	s.sync(ctx, t, synccommon.OperationSucceeded)
+	eventually(t, signalTimeout, func() error {
+		a, err := s.apps.Get(ctx, appDoraProd, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if a.Status.Health.Status != "Healthy" || a.Status.Sync.Status != v1alpha1.SyncStatusCodeOutOfSync {
+			return fmt.Errorf("%s is %s and %s, want Argo CD to show it Healthy and OutOfSync (a ConfigMap to prune)", appDoraProd, a.Status.Health.Status, a.Status.Sync.Status)
+		}
+		n, err := recoveries()
+		if err != nil {
+			return err
+		}
+		if n != recovered+1 {
+			return fmt.Errorf("crowsnest_deployment_recovery_seconds_count = %v, want %v: recovered while OutOfSync", n, recovered+1)
+		}
+		// The fix started while the app was still Degraded from the
+		// failed sync: the spell stays that sync's, still one failed
+		// change and no degraded one.
+		got, err := read()
+		if err != nil {
+			return err
+		}
+		if got[1] != want[1] || got[2] != want[2] {
+			return fmt.Errorf("after the fix: change failures sync_failed %v and degraded %v, want %v and %v", got[1], got[2], want[1], want[2])
+		}
+		return nil
+	})
 }
 
 // appDoraHydrated is a Source Hydrator app (hydrated).

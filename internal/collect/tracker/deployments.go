@@ -58,6 +58,12 @@ type deployState struct {
 	health          health.HealthStatusCode
 	degradedAt      time.Time
 	degradedCounted bool
+	// degradedOwner is the start of the newer operation (to other
+	// revisions or sources than the last deployment's) that had started
+	// when this Degraded spell began, once seen: the spell is that
+	// operation's for good, whichever operation starts next (a fix after
+	// a failed sync must not hand the spell back to the deployment before).
+	degradedOwner time.Time
 	// settled is the app's last Healthy or Suspended health seen while no
 	// failed change was open: Suspended is how an app with a suspended
 	// CronJob (or a paused workload) is well.
@@ -445,10 +451,13 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 		// When Argo CD saw it turn Degraded (lastTransitionTime, whole
 		// seconds), else now: right also when the app turned Degraded
 		// before crowsnest looked.
-		ds.degradedAt, ds.degradedCounted = now, false
+		ds.degradedAt, ds.degradedCounted, ds.degradedOwner = now, false, time.Time{}
 		if lt := status.Health.LastTransitionTime; lt != nil && !lt.Time.After(now) {
 			ds.degradedAt = lt.Time
 		}
+	}
+	if h == health.HealthStatusDegraded && ds.degradedOwner.IsZero() && !ds.newerStart.IsZero() && !ds.degradedAt.Before(ds.newerStart) {
+		ds.degradedOwner = ds.newerStart
 	}
 	ds.health = h
 	d := ds.last
@@ -467,7 +476,7 @@ func (t *Tracker) observeDeployment(st *appState, now time.Time, facts factLog, 
 	// A spell that began once a newer operation to another change had
 	// started is that operation's: a failed one counted it already, a
 	// successful one is the last deployment by the time it ends.
-	newer := !ds.newerStart.IsZero() && !ds.degradedAt.Before(ds.newerStart)
+	newer := !ds.degradedOwner.IsZero() && d.StartedAt.Before(ds.degradedOwner)
 	if h == health.HealthStatusDegraded && !ds.lastFailed && !ds.degradedCounted && !newer && !ds.degradedAt.Before(d.StartedAt.Truncate(time.Second)) &&
 		ds.degradedAt.Sub(d.FinishedAt) <= t.failureWindow {
 		ds.degradedCounted = true

@@ -666,6 +666,34 @@ func TestDegradedDuringANewerSyncIsItsOwn(t *testing.T) {
 	g.wantCounts("eee degraded during its re-sync", map[string]float64{"succeeded": 3, "failed": 2}, map[string]float64{"sync_failed": 2, "degraded": 2})
 }
 
+// TestDegradedSpellStaysWithItsFailedSync: a sync of a new change fails
+// with the app turning Degraded while it ran, and the fix is synced while
+// the app is still Degraded (the e2e's recording of v3.6.1 does this). The
+// fix's start must not hand the spell back to the deployment before the
+// failed sync: one failed change (sync_failed), and the fix recovers it.
+func TestDegradedSpellStaysWithItsFailedSync(t *testing.T) {
+	g := newArgoSim(t)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "aaa")
+	g.whileRunning = func() { g.health(health.HealthStatusDegraded, time.Second) }
+	g.sync(synccommon.OperationFailed, false, "alice", "bbb")
+	g.whileRunning = nil
+	g.observe(5 * time.Second)
+	g.sync(synccommon.OperationSucceeded, false, "alice", "ccc")
+	g.observe(5 * time.Second)
+	g.health(health.HealthStatusHealthy, time.Second)
+	g.observe(time.Second)
+	g.wantCounts("fix synced while still Degraded", map[string]float64{"succeeded": 2, "failed": 1}, map[string]float64{"sync_failed": 1})
+	recovered := 0
+	for _, n := range g.notices.list {
+		if n.Kind == model.NoticeRecovered {
+			recovered++
+		}
+	}
+	if recovered != 1 {
+		t.Errorf("%d recoveries, want the fix's one", recovered)
+	}
+}
+
 // TestSelectiveSyncIsNoDeployment: `argocd app sync --resource` (the UI's
 // selection) of a new revision is a step: no deployment, though it leaves
 // the app Synced to the revision; the full sync after it is the one

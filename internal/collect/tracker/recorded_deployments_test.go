@@ -135,8 +135,9 @@ func TestRecordedDeployments(t *testing.T) {
 		healthy := true
 		for _, at := range degradedAt {
 			// A spell begun between the undone change's sync and the
-			// rollback: its recovery is counted above.
-			if at.After(r[0]) && at.Before(r[1]) {
+			// rollback (Argo CD keeps whole seconds of the start): its
+			// recovery is counted above.
+			if at.Unix() > r[0].Unix() && at.Before(r[1]) {
 				healthy = false
 			}
 		}
@@ -149,6 +150,44 @@ func TestRecordedDeployments(t *testing.T) {
 	}
 	if g := notices.count(model.NoticeRecovered, "dora-prod"); g != recoveries {
 		t.Errorf("dora-prod: %d recoveries, want %d from its health and history in the recording", g, recoveries)
+	}
+
+	// One bad change fails once. A Degraded spell is the "degraded"
+	// failure of the deployment before it only if the last operation that
+	// started before the spell began succeeded; one begun after a failed
+	// operation started is that operation's, a sync_failed change (one per
+	// revision tried).
+	final := map[int64]string{} // operation start → its last phase seen
+	failedRevisions := map[string]bool{}
+	for _, e := range events {
+		op := e.App.Status.OperationState
+		if e.App.Name != "dora-prod" || op == nil || op.Operation.Sync == nil || op.Operation.Sync.DryRun || op.StartedAt.Unix() < since.Unix() {
+			continue
+		}
+		final[op.StartedAt.Unix()] = string(op.Phase)
+		if (op.Phase == "Failed" || op.Phase == "Error") && op.SyncResult != nil {
+			failedRevisions[op.SyncResult.Revision] = true
+		}
+	}
+	degradedWant := 0.0
+	for _, b := range degradedAt {
+		var last int64 = -1
+		for start := range final {
+			if start <= b.Unix() && start > last {
+				last = start
+			}
+		}
+		if last >= 0 && final[last] == "Succeeded" {
+			degradedWant++
+		}
+	}
+	if len(failedRevisions) == 0 || len(degradedAt) < 2 {
+		t.Fatalf("the recording has %d failed revisions and %d Degraded spells of prod, want a failed sync and two spells", len(failedRevisions), len(degradedAt))
+	}
+	for reason, want := range map[string]float64{model.FailureDegraded: degradedWant, model.FailureSyncFailed: float64(len(failedRevisions))} {
+		if g, _ := value(t, store, "crowsnest_app_change_failures_total", "name", "dora-prod", "reason", reason); g != want {
+			t.Errorf("dora-prod: %v failed changes for %s, want %v from the recording's operations and health", g, reason, want)
+		}
 	}
 
 	// Server-side apply: history entries less those Argo CD showed Synced
