@@ -157,6 +157,9 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer closeMetadata()
 	subs.Views = append(subs.Views, deployments)
+	rollouts := exposition.NewRollouts()
+	reg.MustRegister(rollouts)
+	subs.Rollouts = append(subs.Rollouts, rollouts)
 	subs.Deployments = append(subs.Deployments, deployments)
 	if emitter != nil {
 		// The trace gets the deployed commit when it is at hand.
@@ -166,7 +169,7 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	track := tracker.New(conf, subs, logger)
 	track.SetWaveDelay(*c.waveDelay)
 	track.SetFailureWindow(*c.failureWindow)
-	reg.MustRegister(track.WaveDelayCollector(), track.RolloutCollector())
+	reg.MustRegister(track.WaveDelayCollector())
 	// Each ApplicationSet's rollout series come from the shard its UID
 	// hashes to, as an app's do.
 	track.SetApplicationSetOwner(c.shardOf().Owns)

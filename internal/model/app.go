@@ -293,3 +293,28 @@ func AutoSyncOf(spec *v1alpha1.ApplicationSpec) AutoSyncPolicy {
 	}
 	return AutoSyncPolicy{Enabled: true, SelfHeal: p.Automated.GetSelfHeal(), Prune: p.Automated.GetPrune()}
 }
+
+// ApplicationSetRollout is where an ApplicationSet's RollingSync is: the
+// tracker publishes one on every change of the ApplicationSet's status.
+type ApplicationSetRollout struct {
+	Namespace, Name string
+	// Steps is how many steps the RollingSync has; Current the lowest
+	// step with an app not Healthy, 0 when the rollout is complete.
+	Steps, Current int
+	// Apps counts the apps per step ("0": no step selects them) and
+	// status, in the order of RolloutStatuses. Steps 1..Steps are always
+	// present.
+	Apps map[string][4]int
+}
+
+// Key returns the ApplicationSet's key, namespace/name.
+func (r *ApplicationSetRollout) Key() string { return Key(r.Namespace, r.Name) }
+
+// RolloutStepTiming is one round of a RollingSync step, timed once every
+// app of the step is Healthy: how long its apps waited for it (zero with
+// Waited false when none was seen Waiting) and how long it ran.
+type RolloutStepTiming struct {
+	Namespace, ApplicationSet, Step string
+	Wait, Duration                  time.Duration
+	Waited                          bool
+}

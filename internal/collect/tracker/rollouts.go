@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
@@ -28,18 +27,22 @@ import (
 // the wait (Waiting → first Pending) and the step (first Pending → last
 // Healthy) once every app of the step is Healthy.
 
-// rolloutBuckets are the step wait and duration histograms' buckets: a step
-// takes seconds to hours, a wait (steps before it, approvals) up to days.
-var rolloutBuckets = []float64{5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400, 259200}
-
 // rollouts is what the tracker knows of ApplicationSets' RollingSyncs.
 type rollouts struct {
 	sets map[string]*rolloutSet    // by ApplicationSet namespace/name
 	apps map[string]*model.Rollout // by app key; never modified once set
 	// owns tells whether this process exposes an ApplicationSet's series
 	// (its shard's); nil: all.
-	owns           func(types.UID) bool
-	wait, duration *prometheus.HistogramVec
+	owns func(types.UID) bool
+}
+
+// RolloutSubscriber receives the state of every ApplicationSet with a
+// RollingSync this process exposes, on each change, its deletion, and
+// each step's round once timed.
+type RolloutSubscriber interface {
+	SetRollout(r *model.ApplicationSetRollout)
+	DeleteRollout(namespace, name string)
+	RolloutStepTimed(s model.RolloutStepTiming)
 }
 
 // rolloutSet is one ApplicationSet with a RollingSync.
@@ -62,19 +65,12 @@ type stepRound struct {
 }
 
 func newRollouts() rollouts {
-	return rollouts{
-		sets: map[string]*rolloutSet{}, apps: map[string]*model.Rollout{},
-		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "crowsnest_applicationset_rollout_step_wait_seconds",
-			Help:    "How long the apps of a RollingSync step waited for it: from the first of them going Waiting (a new revision or spec) to the step's first sync asked for (Pending), per ApplicationSet and step. Observed when every app of the step is Healthy; not for a step whose apps needed no sync.",
-			Buckets: rolloutBuckets,
-		}, []string{"namespace", "applicationset", "step"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "crowsnest_applicationset_rollout_step_duration_seconds",
-			Help:    "How long a RollingSync step took: from its first app going Pending to its last app Healthy, per ApplicationSet and step.",
-			Buckets: rolloutBuckets,
-		}, []string{"namespace", "applicationset", "step"}),
-	}
+	return rollouts{sets: map[string]*rolloutSet{}, apps: map[string]*model.Rollout{}}
+}
+
+// exposed reports whether this process exposes set's series.
+func (r *rollouts) exposed(set *rolloutSet) bool {
+	return r.owns == nil || r.owns(set.uid)
 }
 
 // of returns where a RollingSync has the app namespace/name; nil if none.
@@ -109,7 +105,7 @@ func (t *Tracker) HandleApplicationSet(e model.ApplicationSetEvent) {
 	r := &t.rollouts
 	old := r.sets[key]
 	if old != nil && old.uid != s.UID {
-		r.drop(old)
+		t.dropRollout(old, &out)
 		old = nil
 	}
 	var set *rolloutSet
@@ -119,19 +115,46 @@ func (t *Tracker) HandleApplicationSet(e model.ApplicationSetEvent) {
 			set.rounds = old.rounds
 		}
 		r.sets[key] = set
-		t.observeRounds(set, old == nil && t.existed(s.CreationTimestamp.Time))
+		t.observeRounds(set, old == nil && t.existed(s.CreationTimestamp.Time), &out)
+		if r.exposed(set) {
+			out.rollouts = append(out.rollouts, set.state())
+		}
 	} else if old != nil {
-		r.drop(old)
+		t.dropRollout(old, &out)
 		delete(r.sets, key)
 	}
 	t.placeApps(old, set, &out)
 }
 
-// drop forgets set's step histograms.
-func (r *rollouts) drop(set *rolloutSet) {
-	labels := prometheus.Labels{"namespace": set.namespace, "applicationset": set.name}
-	r.wait.DeletePartialMatch(labels)
-	r.duration.DeletePartialMatch(labels)
+// dropRollout publishes that set's series go.
+func (t *Tracker) dropRollout(set *rolloutSet, out *outbox) {
+	if t.rollouts.exposed(set) {
+		out.rolloutsDeleted = append(out.rolloutsDeleted, [2]string{set.namespace, set.name})
+	}
+}
+
+// state is set's current step and apps per step and status.
+func (set *rolloutSet) state() *model.ApplicationSetRollout {
+	out := &model.ApplicationSetRollout{Namespace: set.namespace, Name: set.name, Steps: set.steps, Apps: map[string][4]int{}}
+	for step := 1; step <= set.steps; step++ {
+		out.Apps[strconv.Itoa(step)] = [4]int{}
+	}
+	for _, a := range set.apps {
+		n := out.Apps[a.Step]
+		for i, s := range model.RolloutStatuses() {
+			if a.Status == s {
+				n[i]++
+			}
+		}
+		out.Apps[a.Step] = n
+	}
+	for step := 1; step <= set.steps; step++ {
+		if n := out.Apps[strconv.Itoa(step)]; n[0]+n[1]+n[2] > 0 {
+			out.Current = step
+			break
+		}
+	}
+	return out
 }
 
 // placeApps updates the apps' places from old's to set's (either may be
@@ -180,7 +203,7 @@ func (t *Tracker) placeApps(old, set *rolloutSet, out *outbox) {
 // observeRounds opens, times and closes the rounds of set's steps. At
 // crowsnest's first look at an ApplicationSet (firstLook), a step already
 // past Waiting began before crowsnest could see it: its round is not timed.
-func (t *Tracker) observeRounds(set *rolloutSet, firstLook bool) {
+func (t *Tracker) observeRounds(set *rolloutSet, firstLook bool, out *outbox) {
 	type stepApps struct{ waiting, started, healthy, all int }
 	byStep := map[string]*stepApps{}
 	earliest := map[string]time.Time{} // per step: first Waiting
@@ -234,94 +257,19 @@ func (t *Tracker) observeRounds(set *rolloutSet, firstLook bool) {
 			continue
 		}
 		delete(set.rounds, step)
-		if rd.untimed || rd.started.IsZero() || t.rollouts.owns != nil && !t.rollouts.owns(set.uid) {
+		if rd.untimed || rd.started.IsZero() || !t.rollouts.exposed(set) {
 			continue // no sync was needed, or its start is unknown
 		}
-		labels := []string{set.namespace, set.name, step}
-		if !rd.waiting.IsZero() {
-			t.rollouts.wait.WithLabelValues(labels...).Observe(max(rd.started.Sub(rd.waiting), 0).Seconds())
+		timing := model.RolloutStepTiming{Namespace: set.namespace, ApplicationSet: set.name, Step: step,
+			Duration: max(last[step].Sub(rd.started), 0), Waited: !rd.waiting.IsZero()}
+		if timing.Waited {
+			timing.Wait = max(rd.started.Sub(rd.waiting), 0)
 		}
-		t.rollouts.duration.WithLabelValues(labels...).Observe(max(last[step].Sub(rd.started), 0).Seconds())
+		out.rolloutSteps = append(out.rolloutSteps, timing)
 	}
 	for step := range set.rounds {
 		if byStep[step] == nil {
 			delete(set.rounds, step) // the step lost its apps
 		}
 	}
-}
-
-// rolloutCollector exposes each RollingSync's current step, its apps per
-// step and status, and its steps' timing.
-type rolloutCollector struct {
-	t                   *Tracker
-	current, steps, per *prometheus.Desc
-}
-
-// RolloutCollector returns the collector of the ApplicationSets'
-// RollingSync series, for the daemon's registry.
-func (t *Tracker) RolloutCollector() prometheus.Collector {
-	labels := []string{"namespace", "applicationset"}
-	return &rolloutCollector{
-		t: t,
-		current: prometheus.NewDesc("crowsnest_applicationset_rollout_step",
-			"The step an ApplicationSet's RollingSync is in: the lowest step with an app not Healthy (Argo CD's RolloutProgressing condition), 0 when the rollout is complete.", labels, nil),
-		steps: prometheus.NewDesc("crowsnest_applicationset_rollout_steps",
-			"How many steps an ApplicationSet's RollingSync has.", labels, nil),
-		per: prometheus.NewDesc("crowsnest_applicationset_rollout_apps",
-			"Apps of an ApplicationSet's RollingSync per step and status (Waiting: step not reached; Pending: sync asked for; Progressing: synced, not Healthy yet; Healthy). Step 0 holds apps no step selects, which the rollout never syncs.", append(labels, "step", "status"), nil),
-	}
-}
-
-// Describe implements prometheus.Collector.
-func (c *rolloutCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.current
-	ch <- c.steps
-	ch <- c.per
-	c.t.rollouts.wait.Describe(ch)
-	c.t.rollouts.duration.Describe(ch)
-}
-
-// Collect implements prometheus.Collector.
-func (c *rolloutCollector) Collect(ch chan<- prometheus.Metric) {
-	c.t.mu.Lock()
-	defer c.t.mu.Unlock()
-	r := &c.t.rollouts
-	for _, set := range r.sets {
-		if r.owns != nil && !r.owns(set.uid) {
-			continue
-		}
-		counts := map[string]*[4]int{}
-		for step := 1; step <= set.steps; step++ {
-			counts[strconv.Itoa(step)] = &[4]int{}
-		}
-		for _, a := range set.apps {
-			n := counts[a.Step]
-			if n == nil {
-				n = &[4]int{}
-				counts[a.Step] = n
-			}
-			for i, s := range model.RolloutStatuses() {
-				if a.Status == s {
-					n[i]++
-				}
-			}
-		}
-		current := 0
-		for step := 1; step <= set.steps; step++ {
-			n := counts[strconv.Itoa(step)]
-			if n[0]+n[1]+n[2] > 0 {
-				current = step
-				break
-			}
-		}
-		ch <- prometheus.MustNewConstMetric(c.current, prometheus.GaugeValue, float64(current), set.namespace, set.name)
-		ch <- prometheus.MustNewConstMetric(c.steps, prometheus.GaugeValue, float64(set.steps), set.namespace, set.name)
-		for step, n := range counts {
-			for i, s := range model.RolloutStatuses() {
-				ch <- prometheus.MustNewConstMetric(c.per, prometheus.GaugeValue, float64(n[i]), set.namespace, set.name, step, s)
-			}
-		}
-	}
-	r.wait.Collect(ch)
-	r.duration.Collect(ch)
 }

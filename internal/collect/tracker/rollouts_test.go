@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -78,6 +79,16 @@ type factRecorder struct{ collected[*model.Fact] }
 
 func (r *factRecorder) Fact(f *model.Fact) { r.add(f) }
 
+// subscribeRollouts subscribes the exposition of RollingSyncs to tr, as
+// the daemon does, and returns it.
+func subscribeRollouts(tr *Tracker) *exposition.Rollouts {
+	x := exposition.NewRollouts()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.subs.Rollouts = append(tr.subs.Rollouts, x)
+	return x
+}
+
 // gathered returns the value of the one sample of a family c collects
 // with the given labels (histograms: their sample count), and whether
 // there is one.
@@ -114,7 +125,7 @@ func TestRollingSync(t *testing.T) {
 	tr, s := newTestTracker()
 	facts := &factRecorder{}
 	tr.subs.Facts = append(tr.subs.Facts, facts)
-	col := tr.RolloutCollector()
+	col := subscribeRollouts(tr)
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: rolloutApp("web", "dev")})
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: rolloutApp("api", "stage")})
 	expect := func(desc string, want float64, metric string, labels ...string) {
@@ -214,7 +225,7 @@ func TestRollingSync(t *testing.T) {
 // series but still judges this shard's apps.
 func TestRollingSyncFirstLookAndShards(t *testing.T) {
 	tr, _ := newTestTracker()
-	col := tr.RolloutCollector()
+	col := subscribeRollouts(tr)
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: rolloutApp("web", "dev")})
 	old := t0.Add(-time.Hour)
 	tr.HandleApplicationSet(model.ApplicationSetEvent{Type: model.Added, ApplicationSet: appSet(old, [4]any{"web", "1", "Progressing", -5}, [4]any{"api", "2", "Waiting", -60})})
@@ -229,7 +240,7 @@ func TestRollingSyncFirstLookAndShards(t *testing.T) {
 
 	tr2, s2 := newTestTracker()
 	tr2.SetApplicationSetOwner(func(types.UID) bool { return false })
-	col2 := tr2.RolloutCollector()
+	col2 := subscribeRollouts(tr2)
 	tr2.Handle(model.Event{Type: model.Added, Time: t0, App: rolloutApp("web", "dev")})
 	tr2.HandleApplicationSet(model.ApplicationSetEvent{Type: model.Added, ApplicationSet: appSet(t0, [4]any{"web", "1", "Pending", 1})})
 	tr2.HandleApplicationSet(model.ApplicationSetEvent{Type: model.Modified, ApplicationSet: appSet(t0, [4]any{"web", "1", "Healthy", 3})})

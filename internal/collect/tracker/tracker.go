@@ -67,6 +67,8 @@ type Subscribers struct {
 	Facts      []FactSubscriber
 	// Deployments receive what the tracker decides about deployments.
 	Deployments []DeploymentSubscriber
+	// Rollouts receive the ApplicationSets' RollingSyncs (rollouts.go).
+	Rollouts []RolloutSubscriber
 }
 
 // DefaultWaveDelay is Argo CD's default delay after a sync wave.
@@ -242,6 +244,10 @@ type outbox struct {
 	ops     []*model.Operation
 	facts   []*model.Fact
 	notices []*model.DeploymentNotice
+	// The RollingSync states, deletions and step timings to publish.
+	rollouts        []*model.ApplicationSetRollout
+	rolloutsDeleted [][2]string
+	rolloutSteps    []model.RolloutStepTiming
 }
 
 // unlockAndPublish releases mu and hands out's contents to the
@@ -268,6 +274,17 @@ func (t *Tracker) unlockAndPublish(out *outbox) {
 	for _, k := range out.deleted {
 		for _, s := range t.subs.Views {
 			s.DeleteApp(k)
+		}
+	}
+	for _, s := range t.subs.Rollouts {
+		for _, k := range out.rolloutsDeleted {
+			s.DeleteRollout(k[0], k[1])
+		}
+		for _, r := range out.rollouts {
+			s.SetRollout(r)
+		}
+		for _, st := range out.rolloutSteps {
+			s.RolloutStepTimed(st)
 		}
 	}
 	for _, v := range out.views {
