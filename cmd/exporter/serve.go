@@ -157,9 +157,10 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer closeMetadata()
 	subs.Views = append(subs.Views, deployments)
-	rollouts := exposition.NewRollouts()
-	reg.MustRegister(rollouts)
+	rollouts, waveDelay := exposition.NewRollouts(), exposition.NewWaveDelay()
+	reg.MustRegister(rollouts, waveDelay)
 	subs.Rollouts = append(subs.Rollouts, rollouts)
+	subs.WaveDelay = append(subs.WaveDelay, waveDelay)
 	subs.Deployments = append(subs.Deployments, deployments)
 	if emitter != nil {
 		// The trace gets the deployed commit when it is at hand.
@@ -169,7 +170,6 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	track := tracker.New(conf, subs, logger)
 	track.SetWaveDelay(*c.waveDelay)
 	track.SetFailureWindow(*c.failureWindow)
-	reg.MustRegister(track.WaveDelayCollector())
 	// Each ApplicationSet's rollout series come from the shard its UID
 	// hashes to, as an app's do.
 	track.SetApplicationSetOwner(c.shardOf().Owns)

@@ -318,3 +318,14 @@ type RolloutStepTiming struct {
 	Wait, Duration                  time.Duration
 	Waited                          bool
 }
+
+// WaveDelayCheck is how the gaps observed between sync waves compare with
+// the wave delay crowsnest was told (--argocd.sync-wave-delay).
+type WaveDelayCheck struct {
+	// Configured is the delay crowsnest assumes; ShortestGap the shortest
+	// of the last Gaps observed gaps (Gaps 0: none yet).
+	Configured, ShortestGap time.Duration
+	Gaps                    int
+	// Mismatch: the gaps disagree with Configured.
+	Mismatch bool
+}

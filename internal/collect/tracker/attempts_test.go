@@ -9,6 +9,7 @@ import (
 
 	synccommon "github.com/crowsnest/crowsnest/internal/argocd/synccommon"
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+	"github.com/crowsnest/crowsnest/internal/collect/exposition"
 
 	"github.com/crowsnest/crowsnest/internal/model"
 )
@@ -221,8 +222,9 @@ func TestHookAndPruneWaves(t *testing.T) {
 // waits less than crowsnest assumes: a warning and a self metric say so.
 func TestWaveDelayMismatch(t *testing.T) {
 	tr, _, _ := newTrackerWithRegistry(false)
+	c := exposition.NewWaveDelay()
+	tr.subs.WaveDelay = append(tr.subs.WaveDelay, c)
 	tr.SetWaveDelay(5 * time.Second)
-	c := tr.WaveDelayCollector()
 	cm := result("Sync", "ConfigMap", "cm", synccommon.ResultCodeSynced, "created", "")
 	web := result("Sync", "Deployment", "web", synccommon.ResultCodeSynced, "created", "")
 	svc := result("Sync", "Service", "svc", synccommon.ResultCodeSynced, "created", "")

@@ -69,6 +69,14 @@ type Subscribers struct {
 	Deployments []DeploymentSubscriber
 	// Rollouts receive the ApplicationSets' RollingSyncs (rollouts.go).
 	Rollouts []RolloutSubscriber
+	// WaveDelay receive the wave delay check whenever it changes.
+	WaveDelay []WaveDelaySubscriber
+}
+
+// WaveDelaySubscriber receives how the gaps observed between sync waves
+// compare with the configured wave delay.
+type WaveDelaySubscriber interface {
+	WaveDelay(model.WaveDelayCheck)
 }
 
 // DefaultWaveDelay is Argo CD's default delay after a sync wave.
@@ -210,9 +218,16 @@ func New(classifier Classifier, subs Subscribers, logger *slog.Logger) *Tracker 
 // wave but the last (its ARGOCD_SYNC_WAVE_DELAY). Call it before the first
 // event.
 func (t *Tracker) SetWaveDelay(d time.Duration) {
+	var out outbox
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlockAndPublish(&out)
 	t.waveDelay = d
+	out.waveDelay = t.waveDelayCheck()
+}
+
+// waveDelayCheck is the wave delay check now.
+func (t *Tracker) waveDelayCheck() *model.WaveDelayCheck {
+	return &model.WaveDelayCheck{Configured: t.waveDelay, ShortestGap: t.gaps.min, Gaps: len(t.gaps.last), Mismatch: t.gaps.mismatch}
 }
 
 // SetOnRelease sets f, which the tracker calls when it will never read the
@@ -248,6 +263,8 @@ type outbox struct {
 	rollouts        []*model.ApplicationSetRollout
 	rolloutsDeleted [][2]string
 	rolloutSteps    []model.RolloutStepTiming
+	// waveDelay is the wave delay check, when it changed.
+	waveDelay *model.WaveDelayCheck
 }
 
 // unlockAndPublish releases mu and hands out's contents to the
@@ -274,6 +291,11 @@ func (t *Tracker) unlockAndPublish(out *outbox) {
 	for _, k := range out.deleted {
 		for _, s := range t.subs.Views {
 			s.DeleteApp(k)
+		}
+	}
+	if out.waveDelay != nil {
+		for _, s := range t.subs.WaveDelay {
+			s.WaveDelay(*out.waveDelay)
 		}
 	}
 	for _, s := range t.subs.Rollouts {
@@ -397,7 +419,10 @@ func containsView(views []*model.AppView, key string) bool {
 // touched, and keeps the waves of an operation seen to finish.
 func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 	u := st.observeWaves(now, t.waveDelay, t.workloads.live)
-	t.gaps.observe(u.gaps, t.waveDelay, t.logger)
+	if len(u.gaps) > 0 {
+		t.gaps.observe(u.gaps, t.waveDelay, t.logger)
+		facts.out.waveDelay = t.waveDelayCheck()
+	}
 	t.planChildLinks(st, now)
 	if len(u.entered) > 0 {
 		op := st.app.Status.OperationState
