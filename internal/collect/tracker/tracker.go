@@ -236,8 +236,9 @@ func (t *Tracker) waveDelayCheck() *model.WaveDelayCheck {
 // start and end; with zero times when the app is gone. The Kubernetes
 // source then drops those results from the cached app at its next update,
 // so a finished operation's per-resource detail does not stay in memory
-// until the next operation. f is called with the tracker's lock held: it
-// must be quick and must not call the tracker. Call it before the first
+// until the next operation. f is called after the tracker's lock is
+// released, in order with the publications (its publication lock held):
+// it must be quick and must not call the tracker. Call it before the first
 // event.
 func (t *Tracker) SetOnRelease(f func(uid types.UID, started, finished time.Time)) {
 	t.mu.Lock()
@@ -245,11 +246,18 @@ func (t *Tracker) SetOnRelease(f func(uid types.UID, started, finished time.Time
 	t.onRelease = f
 }
 
-// released tells onRelease that op's results are not needed any more.
-func (t *Tracker) released(st *appState, op finishedOp) {
-	if t.onRelease != nil && op.state != nil {
-		t.onRelease(st.uid, op.started, op.finished)
+// released tells onRelease, once the lock is released, that op's results
+// are not needed any more.
+func (t *Tracker) released(st *appState, op finishedOp, out *outbox) {
+	if op.state != nil {
+		out.released = append(out.released, release{st.uid, op.started, op.finished})
 	}
+}
+
+// release is a call of onRelease to make.
+type release struct {
+	uid               types.UID
+	started, finished time.Time
 }
 
 // outbox collects what one call decided, to publish after the lock.
@@ -265,14 +273,23 @@ type outbox struct {
 	rolloutSteps    []model.RolloutStepTiming
 	// waveDelay is the wave delay check, when it changed.
 	waveDelay *model.WaveDelayCheck
+	// released are the calls of onRelease to make (not under the lock:
+	// onRelease is the Kubernetes source's).
+	released []release
 }
 
 // unlockAndPublish releases mu and hands out's contents to the
 // subscribers, in order with every other call's.
 func (t *Tracker) unlockAndPublish(out *outbox) {
 	t.publishMu.Lock()
+	onRelease := t.onRelease
 	t.mu.Unlock()
 	defer t.publishMu.Unlock()
+	if onRelease != nil {
+		for _, r := range out.released {
+			onRelease(r.uid, r.started, r.finished)
+		}
+	}
 	for _, f := range out.facts {
 		for _, s := range t.subs.Facts {
 			s.Fact(f)
@@ -335,9 +352,7 @@ func (t *Tracker) Handle(e model.Event) {
 	if e.Type == model.Deleted {
 		delete(t.children, key)
 		if st, ok := t.apps[key]; ok {
-			if t.onRelease != nil {
-				t.onRelease(st.uid, time.Time{}, time.Time{})
-			}
+			out.released = append(out.released, release{uid: st.uid})
 			delete(t.apps, key)
 			t.workloads.removeApp(e.App.Name, key)
 			out.deleted = append(out.deleted, key)
@@ -819,7 +834,7 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 		if ow := st.waves; ow != nil && ow.done && ow.key == key {
 			ow.release()
 		}
-		t.released(st, op)
+		t.released(st, op, out)
 		return
 	}
 	if running {
@@ -831,7 +846,7 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 		// in the operation then. The waves' timings stay in lastWaves.
 		defer ow.release()
 	}
-	defer t.released(st, op)
+	defer t.released(st, op, out)
 	if op.dryRun {
 		// Not a deployment: no count, no duration, no trace, no page.
 		st.dryRuns++
