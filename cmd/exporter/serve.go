@@ -587,7 +587,7 @@ func (c *cli) newDeployments(facts []tracker.FactSubscriber, sink *cdevents.Sink
 		ac, err := deploy.NewArgoCDClient(source.ArgoCDAPIConfig{
 			Address: *c.argoAddr, TokenFile: *c.argoTokenFile, CAFile: *c.argoCAFile,
 			PlainText: *c.argoPlainText, Insecure: *c.argoInsecure, GRPCWeb: *c.argoGRPCWeb,
-		})
+		}.APIConfig())
 		if err != nil {
 			return nil, nil, err
 		}

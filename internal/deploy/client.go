@@ -10,7 +10,6 @@ import (
 
 	"github.com/crowsnest/crowsnest/internal/argocd/api"
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
-	"github.com/crowsnest/crowsnest/internal/collect/source"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -62,13 +61,13 @@ type ArgoCDClient struct {
 }
 
 // NewArgoCDClient returns a client for the Argo CD API server of cfg (its
-// address, token or token file and TLS options; the rest is unused). It
-// checks the token file and the CA file but does not connect.
-func NewArgoCDClient(cfg source.ArgoCDAPIConfig) (*ArgoCDClient, error) {
+// address, token or token file and TLS options). It checks the token file
+// and the CA file but does not connect.
+func NewArgoCDClient(cfg api.Config) (*ArgoCDClient, error) {
 	if cfg.Address == "" {
 		return nil, errors.New("commit metadata: no argo cd api server address")
 	}
-	c, err := api.New(cfg.APIConfig())
+	c, err := api.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("commit metadata: %w", err)
 	}

@@ -26,7 +26,6 @@ import (
 
 	"github.com/crowsnest/crowsnest/internal/argocd/api"
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
-	"github.com/crowsnest/crowsnest/internal/collect/source"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -95,7 +94,7 @@ func serveArgoCD(t *testing.T, f *fakeArgoCD) (*ArgoCDClient, string) {
 	if err := os.WriteFile(tokenFile, []byte("token-1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewArgoCDClient(source.ArgoCDAPIConfig{Address: srv.Listener.Addr().String(), TokenFile: tokenFile, PlainText: true})
+	c, err := NewArgoCDClient(api.Config{Address: srv.Listener.Addr().String(), TokenFile: tokenFile, PlainText: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,12 +240,12 @@ func TestArgoCDClientTLS(t *testing.T) {
 
 	for _, tc := range []struct {
 		desc string
-		cfg  source.ArgoCDAPIConfig
+		cfg  api.Config
 		ok   bool
 	}{
-		{"verified with the CA file", source.ArgoCDAPIConfig{CAFile: caFile}, true},
-		{"unverified without it", source.ArgoCDAPIConfig{}, false},
-		{"not verified with insecure", source.ArgoCDAPIConfig{Insecure: true}, true},
+		{"verified with the CA file", api.Config{CAFile: caFile}, true},
+		{"unverified without it", api.Config{}, false},
+		{"not verified with insecure", api.Config{Insecure: true}, true},
 	} {
 		tc.cfg.Address, tc.cfg.Token = srv.Listener.Addr().String(), "secret"
 		c, err := NewArgoCDClient(tc.cfg)
@@ -297,7 +296,7 @@ func TestArgoCDClientBoundedByContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	c, err := NewArgoCDClient(source.ArgoCDAPIConfig{Address: l.Addr().String(), Token: "t"})
+	c, err := NewArgoCDClient(api.Config{Address: l.Addr().String(), Token: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +311,7 @@ func TestArgoCDClientBoundedByContext(t *testing.T) {
 }
 
 func TestNewArgoCDClientChecksTokenFile(t *testing.T) {
-	_, err := NewArgoCDClient(source.ArgoCDAPIConfig{Address: "localhost:1", TokenFile: filepath.Join(t.TempDir(), "missing")})
+	_, err := NewArgoCDClient(api.Config{Address: "localhost:1", TokenFile: filepath.Join(t.TempDir(), "missing")})
 	if err == nil || !strings.Contains(err.Error(), "--argocd.token-file") {
 		t.Errorf("err = %v, want the token file's error", err)
 	}

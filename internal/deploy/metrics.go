@@ -2,13 +2,11 @@ package deploy
 
 import (
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crowsnest/crowsnest/internal/collect/exposition"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // Results of a commit metadata lookup, the values of the result label of
@@ -118,22 +116,7 @@ func observe(h *prometheus.HistogramVec, d time.Duration, traceID string, labels
 	o.(prometheus.ExemplarObserver).ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": traceID})
 }
 
-// truncatedMark ends a label value cut to size, as the exposition's do.
-const truncatedMark = "...(truncated)"
-
-// labelValue makes value safe for a label as the exposition does: valid
-// UTF-8 (a bad byte would panic WithLabelValues) and at most
-// exposition.MaxLabelValueBytes, cut at a character boundary and marked.
-func labelValue(value string) string {
-	if !utf8.ValidString(value) {
-		value = strings.ToValidUTF8(value, "\uFFFD")
-	}
-	if len(value) <= exposition.MaxLabelValueBytes {
-		return value
-	}
-	cut := exposition.MaxLabelValueBytes - len(truncatedMark)
-	for cut > 0 && !utf8.RuneStart(value[cut]) {
-		cut--
-	}
-	return value[:cut] + truncatedMark
-}
+// labelValue makes value safe for a label as the exposition does
+// (model.LabelValue): valid UTF-8 (a bad byte would panic WithLabelValues)
+// and cut to model.MaxLabelValueBytes.
+func labelValue(value string) string { return model.LabelValue(value) }

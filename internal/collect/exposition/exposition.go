@@ -4,7 +4,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // Metric types as written in the text exposition format.
@@ -14,31 +15,15 @@ const (
 	typeHistogram = "histogram"
 )
 
-// MaxLabelValueBytes caps every label value crowsnest renders. Argo CD's
-// CRD sets no maxLength: anyone who may create an Application could put a
-// 50 MB spec.project on some 25 series of it. Kubernetes names are at most
-// 253 bytes and repository URLs rarely pass 200, so 1 KiB cuts nothing real.
-const MaxLabelValueBytes = 1024
+// MaxLabelValueBytes caps every label value crowsnest renders
+// (model.LabelValue).
+const MaxLabelValueBytes = model.MaxLabelValueBytes
 
 // truncatedMark ends a label value cut to MaxLabelValueBytes.
-const truncatedMark = "...(truncated)"
+const truncatedMark = model.TruncatedMark
 
-// labelValue makes value safe for a label: valid UTF-8 (a bad byte would
-// fail the whole scrape; it becomes U+FFFD) and at most MaxLabelValueBytes,
-// cut at a character boundary and marked.
-func labelValue(value string) string {
-	if !utf8.ValidString(value) {
-		value = strings.ToValidUTF8(value, "\uFFFD")
-	}
-	if len(value) <= MaxLabelValueBytes {
-		return value
-	}
-	cut := MaxLabelValueBytes - len(truncatedMark)
-	for cut > 0 && !utf8.RuneStart(value[cut]) {
-		cut--
-	}
-	return value[:cut] + truncatedMark
-}
+// labelValue makes value safe for a label (model.LabelValue).
+func labelValue(value string) string { return model.LabelValue(value) }
 
 // appendLabel appends `name="value"` to b, with a leading comma unless b
 // ends in '{'. The value goes through labelValue.
