@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
@@ -130,6 +131,18 @@ func (c *Crowsnest) ExpectSample(want float64, name string, labels ...string) er
 		return err
 	}
 	return m.Expect(want, name, labels...)
+}
+
+// waitScraped waits until cn's Kubernetes source is up and prom scrapes
+// cn (job crowsnest).
+func waitScraped(t *testing.T, cn *Crowsnest, prom *Prometheus) {
+	t.Helper()
+	eventually(t, signalTimeout, func() error {
+		if err := cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes"); err != nil {
+			return err
+		}
+		return prom.ExpectValue(`up{job="crowsnest"}`, 1)
+	})
 }
 
 // Metrics is one parsed scrape: every sample, histograms and summaries

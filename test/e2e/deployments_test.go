@@ -929,12 +929,7 @@ func startDeploymentsEnv(t *testing.T) *deploymentsEnv {
 		"--argocd.server="+s.server.addr, "--argocd.token-file="+tokenFile, "--argocd.plaintext",
 		"--loki.url="+s.vlogs.LokiURL)
 	s.prom = env.StartPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, nil)
-	eventually(t, signalTimeout, func() error {
-		if err := s.cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes"); err != nil {
-			return err
-		}
-		return s.prom.ExpectValue(`up{job="crowsnest"}`, 1)
-	})
+	waitScraped(t, s.cn, s.prom)
 
 	for name, auto := range map[string]bool{appDoraProd: false, appDoraDev: true, appDoraHelm: false} {
 		kas.CreateNamespace(name)

@@ -92,12 +92,7 @@ func TestRollingSync(t *testing.T) {
 	cn := env.NewCrowsnest(kas.Kubeconfig, "--config.file="+cfgPath)
 	cn.Start()
 	prom := env.StartPrometheus([]string{strings.TrimPrefix(cn.URL, "http://")}, nil)
-	eventually(t, signalTimeout, func() error {
-		if err := cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes"); err != nil {
-			return err
-		}
-		return prom.ExpectValue(`up{job="crowsnest"}`, 1)
-	})
+	waitScraped(t, cn, prom)
 
 	kas.Kubectl(`apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet

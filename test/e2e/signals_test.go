@@ -233,12 +233,7 @@ func startSignalsEnv(t *testing.T) *signalsEnv {
 		"--alertmanager.external-label=prometheus="+operatorPrometheus)
 	s.cn.Start()
 	s.prom = env.StartOperatorPrometheus([]string{strings.TrimPrefix(s.cn.URL, "http://")}, s.amBoth)
-	eventually(t, signalTimeout, func() error {
-		if err := s.cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes"); err != nil {
-			return err
-		}
-		return s.prom.ExpectValue(`up{job="crowsnest"}`, 1)
-	})
+	waitScraped(t, s.cn, s.prom)
 	s.obs = observe(t, s.cn, s.am)
 	t.Logf("signals environment up in %v", time.Since(start).Round(time.Millisecond))
 	return s

@@ -63,12 +63,7 @@ func TestSyncTimeout(t *testing.T) {
 		"--alertmanager.url="+am.URL, "--alertmanager.evaluation-interval=250ms")
 	cn.Start()
 	prom := env.StartPrometheus([]string{strings.TrimPrefix(cn.URL, "http://")}, nil)
-	eventually(t, signalTimeout, func() error {
-		if err := cn.ExpectSample(1, "crowsnest_source_up", "source", "kubernetes"); err != nil {
-			return err
-		}
-		return prom.ExpectValue(`up{job="crowsnest"}`, 1)
-	})
+	waitScraped(t, cn, prom)
 	obs := observe(t, cn, am)
 
 	kas.CreateNamespace(appTimedOut)

@@ -45,9 +45,8 @@ func NewRecorder(w io.Writer) *Recorder {
 func (r *Recorder) Handle(e model.Event) {
 	if e.App != nil {
 		app := e.App.DeepCopy()
-		app.ManagedFields = nil
+		trimMeta(&app.ObjectMeta)
 		app.Status.UnpackResources()
-		delete(app.Annotations, "kubectl.kubernetes.io/last-applied-configuration")
 		if app.Spec.Source != nil {
 			app.Spec.Source.RepoURL = redact.URL(app.Spec.Source.RepoURL)
 		}
@@ -88,8 +87,7 @@ func (r *Recorder) HandleProject(e model.ProjectEvent) {
 		return
 	}
 	p := e.Project.DeepCopy()
-	p.ManagedFields = nil
-	delete(p.Annotations, "kubectl.kubernetes.io/last-applied-configuration")
+	trimMeta(&p.ObjectMeta)
 	r.write(recordLine{Type: e.Type, Time: time.Now(), Project: p})
 }
 
