@@ -106,7 +106,7 @@ func seconds(ds ...time.Duration) []float64 {
 // trace.
 func observe(h *prometheus.HistogramVec, d time.Duration, traceID string, labels ...string) {
 	for i := range labels {
-		labels[i] = labelValue(labels[i])
+		labels[i] = model.LabelValue(labels[i])
 	}
 	o := h.WithLabelValues(labels...)
 	if traceID == "" {
@@ -115,8 +115,3 @@ func observe(h *prometheus.HistogramVec, d time.Duration, traceID string, labels
 	}
 	o.(prometheus.ExemplarObserver).ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": traceID})
 }
-
-// labelValue makes value safe for a label as the exposition does
-// (model.LabelValue): valid UTF-8 (a bad byte would panic WithLabelValues)
-// and cut to model.MaxLabelValueBytes.
-func labelValue(value string) string { return model.LabelValue(value) }

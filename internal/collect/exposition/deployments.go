@@ -56,7 +56,7 @@ func (c *DeploymentCounters) SetApp(v *model.AppView) {
 func (c *DeploymentCounters) DeleteApp(string) {}
 
 func (c *DeploymentCounters) ensure(project, env string) (string, string) {
-	project, env = labelValue(project), labelValue(env)
+	project, env = model.LabelValue(project), model.LabelValue(env)
 	k := [2]string{project, env}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -81,9 +81,9 @@ func (c *DeploymentCounters) Deployment(n *model.DeploymentNotice) {
 	switch n.Kind {
 	case model.NoticeDeployed:
 		project, env := c.ensure(d.Project, d.Env)
-		c.deployments.WithLabelValues(project, env, labelValue(d.Result)).Inc()
+		c.deployments.WithLabelValues(project, env, model.LabelValue(d.Result)).Inc()
 	case model.NoticeChangeFailed:
 		project, env := c.ensure(d.Project, d.Env)
-		c.failures.WithLabelValues(project, env, labelValue(n.Reason)).Inc()
+		c.failures.WithLabelValues(project, env, model.LabelValue(n.Reason)).Inc()
 	}
 }

@@ -40,13 +40,13 @@ func NewDurations(reg prometheus.Registerer) *Durations {
 func (d *Durations) Finished(op *model.Operation) {
 	s := op.Duration().Seconds()
 	exemplar := prometheus.Labels{"trace_id": op.TraceID()}
-	// The values go through labelValue as the per-app series' do: a
+	// The values go through model.LabelValue as the per-app series' do: a
 	// spec.project of invalid UTF-8 would panic here, a huge one would
 	// swell every scrape.
-	project, env := labelValue(op.Project), labelValue(op.Env)
-	d.duration.WithLabelValues(project, env, labelValue(op.Result)).(prometheus.ExemplarObserver).ObserveWithExemplar(s, exemplar)
+	project, env := model.LabelValue(op.Project), model.LabelValue(op.Env)
+	d.duration.WithLabelValues(project, env, model.LabelValue(op.Result)).(prometheus.ExemplarObserver).ObserveWithExemplar(s, exemplar)
 	for i := range op.TimedWaves {
 		w := &op.TimedWaves[i]
-		d.waveDuration.WithLabelValues(project, env, labelValue(w.Phase), w.WaveLabel()).Observe(w.Duration().Seconds())
+		d.waveDuration.WithLabelValues(project, env, model.LabelValue(w.Phase), w.WaveLabel()).Observe(w.Duration().Seconds())
 	}
 }

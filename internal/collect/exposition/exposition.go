@@ -15,23 +15,13 @@ const (
 	typeHistogram = "histogram"
 )
 
-// MaxLabelValueBytes caps every label value crowsnest renders
-// (model.LabelValue).
-const MaxLabelValueBytes = model.MaxLabelValueBytes
-
-// truncatedMark ends a label value cut to MaxLabelValueBytes.
-const truncatedMark = model.TruncatedMark
-
-// labelValue makes value safe for a label (model.LabelValue).
-func labelValue(value string) string { return model.LabelValue(value) }
-
 // appendLabel appends `name="value"` to b, with a leading comma unless b
-// ends in '{'. The value goes through labelValue.
+// ends in '{'. The value goes through model.LabelValue.
 func appendLabel(b []byte, name, value string) []byte {
 	if len(b) > 0 && b[len(b)-1] != '{' {
 		b = append(b, ',')
 	}
-	value = labelValue(value)
+	value = model.LabelValue(value)
 	b = append(b, name...)
 	b = append(b, '=', '"')
 	for i := 0; i < len(value); i++ {

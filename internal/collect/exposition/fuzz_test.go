@@ -29,8 +29,8 @@ import (
 // (invalid UTF-8, quotes, backslashes, newlines, very long) through the
 // outputs /metrics is made of, wired as cmd/exporter wires them, and
 // scrapes it in both formats. Each scrape must parse; every label value
-// must be valid UTF-8 and at most MaxLabelValueBytes; and the app's
-// identity labels must read back as labelValue made them.
+// must be valid UTF-8 and at most model.MaxLabelValueBytes; and the app's
+// identity labels must read back as model.LabelValue made them.
 //
 // The view and the operation are built here as the tracker builds them
 // (it copies these strings from the Application unchanged), so that every
@@ -42,15 +42,15 @@ func FuzzRender(f *testing.F) {
 		// long picks a field to blow up past the cap, so every run of
 		// the fuzzer tries the cut on each label in turn.
 		if p := fields[int(long)%len(fields)]; long >= uint8(len(fields)) && *p != "" {
-			*p = strings.Repeat(*p, MaxLabelValueBytes/len(*p)+1)
+			*p = strings.Repeat(*p, model.MaxLabelValueBytes/len(*p)+1)
 		}
 		app, view, op := fuzzedApp(name, namespace, project, repo, revision, syncStatus, healthStatus, message, destServer, destNamespace, env, extra)
 		handler := metricsOf(t, view, prodView(extra), op)
 
 		want := map[string]string{
-			"namespace": labelValue(namespace), "name": labelValue(name), "project": labelValue(project), "env": labelValue(env),
-			"repo": labelValue(StripCredentials(repo)), "path": labelValue(extra), "target_revision": labelValue(revision),
-			"dest_server": labelValue(destServer), "dest_namespace": labelValue(destNamespace),
+			"namespace": model.LabelValue(namespace), "name": model.LabelValue(name), "project": model.LabelValue(project), "env": model.LabelValue(env),
+			"repo": model.LabelValue(StripCredentials(repo)), "path": model.LabelValue(extra), "target_revision": model.LabelValue(revision),
+			"dest_server": model.LabelValue(destServer), "dest_namespace": model.LabelValue(destNamespace),
 		}
 		for _, accept := range []string{"text/plain", "application/openmetrics-text; version=1.0.0"} {
 			families := scrape(t, handler, accept)
@@ -224,7 +224,7 @@ func scrape(t *testing.T, h http.Handler, accept string) map[string]*dto.MetricF
 	for _, mf := range families {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if v := l.GetValue(); !utf8.ValidString(v) || len(v) > MaxLabelValueBytes {
+				if v := l.GetValue(); !utf8.ValidString(v) || len(v) > model.MaxLabelValueBytes {
 					t.Errorf("%s: %s label %s: %d bytes, valid UTF-8 %v: %q", format, mf.GetName(), l.GetName(), len(v), utf8.ValidString(v), trim(v))
 				}
 			}

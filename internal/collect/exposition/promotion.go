@@ -71,14 +71,14 @@ func (p *Promotion) SetApp(v *model.AppView) {
 		return
 	}
 	// Label values are made safe once per change, as the per-app series'
-	// are (labelValue): invalid UTF-8 would panic in Collect.
+	// are (model.LabelValue): invalid UTF-8 would panic in Collect.
 	d, _ := lastDeployed(v.App)
-	d.revision = labelValue(d.revision)
+	d.revision = model.LabelValue(d.revision)
 	order := make([]string, len(v.Promotion.Order))
 	for i, env := range v.Promotion.Order {
-		order[i] = labelValue(env)
+		order[i] = model.LabelValue(env)
 	}
-	p.apps[key] = promotedApp{group: labelValue(v.Promotion.Group), env: labelValue(v.Env), order: order, deployed: d}
+	p.apps[key] = promotedApp{group: model.LabelValue(v.Promotion.Group), env: model.LabelValue(v.Env), order: order, deployed: d}
 }
 
 // DeleteApp implements the tracker's view subscriber.
