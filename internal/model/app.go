@@ -221,13 +221,17 @@ func AppLabelNames(keys []string) []string {
 	return out
 }
 
-// AutoSync is the app's automated sync policy: that of its spec, or, for
-// an app an ApplicationSet's RollingSync syncs, RollingSyncPolicy.
-func (v *AppView) AutoSync() AutoSyncPolicy {
-	if v.Rollout != nil {
-		return RollingSyncPolicy(&v.App.Spec)
+// AutoSync is the app's automated sync policy (SyncPolicyOf).
+func (v *AppView) AutoSync() AutoSyncPolicy { return SyncPolicyOf(&v.App.Spec, v.Rollout) }
+
+// SyncPolicyOf is the automated sync policy of an app of spec: that of its
+// spec, or, for an app an ApplicationSet's RollingSync syncs (rollout not
+// nil), RollingSyncPolicy.
+func SyncPolicyOf(spec *v1alpha1.ApplicationSpec, rollout *Rollout) AutoSyncPolicy {
+	if rollout != nil {
+		return RollingSyncPolicy(spec)
 	}
-	return AutoSyncOf(&v.App.Spec)
+	return AutoSyncOf(spec)
 }
 
 // Rollout is where an ApplicationSet's RollingSync has an app, as the

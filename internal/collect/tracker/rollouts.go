@@ -204,11 +204,20 @@ func (t *Tracker) placeApps(old, set *rolloutSet, out *outbox) {
 // crowsnest's first look at an ApplicationSet (firstLook), a step already
 // past Waiting began before crowsnest could see it: its round is not timed.
 func (t *Tracker) observeRounds(set *rolloutSet, firstLook bool, out *outbox) {
-	type stepApps struct{ waiting, started, healthy, all int }
+	// Per step: how many apps in all, Waiting, Pending or Progressing
+	// (started) and Healthy; the first Waiting, the first started and the
+	// last Healthy transition.
+	type stepApps struct {
+		waiting, started, healthy, all     int
+		firstWaiting, firstStarted, lastOK time.Time
+	}
+	// earliest keeps in *t the earliest of the n times seen so far.
+	earliest := func(t *time.Time, n int, at time.Time) {
+		if n == 1 || at.Before(*t) {
+			*t = at
+		}
+	}
 	byStep := map[string]*stepApps{}
-	earliest := map[string]time.Time{} // per step: first Waiting
-	pending := map[string]time.Time{}  // per step: first Pending or Progressing
-	last := map[string]time.Time{}     // per step: last Healthy
 	for _, a := range set.apps {
 		c := byStep[a.Step]
 		if c == nil {
@@ -223,18 +232,14 @@ func (t *Tracker) observeRounds(set *rolloutSet, firstLook bool, out *outbox) {
 		switch a.Status {
 		case "Waiting":
 			c.waiting++
-			if e, ok := earliest[a.Step]; !ok || at.Before(e) {
-				earliest[a.Step] = at
-			}
+			earliest(&c.firstWaiting, c.waiting, at)
 		case "Pending", "Progressing":
 			c.started++
-			if p, ok := pending[a.Step]; !ok || at.Before(p) {
-				pending[a.Step] = at
-			}
+			earliest(&c.firstStarted, c.started, at)
 		case "Healthy":
 			c.healthy++
-			if at.After(last[a.Step]) {
-				last[a.Step] = at
+			if at.After(c.lastOK) {
+				c.lastOK = at
 			}
 		}
 	}
@@ -247,11 +252,11 @@ func (t *Tracker) observeRounds(set *rolloutSet, firstLook bool, out *outbox) {
 		if rd == nil {
 			continue
 		}
-		if w, ok := earliest[step]; ok && (rd.waiting.IsZero() || w.Before(rd.waiting)) && rd.started.IsZero() {
-			rd.waiting = w
+		if c.waiting > 0 && (rd.waiting.IsZero() || c.firstWaiting.Before(rd.waiting)) && rd.started.IsZero() {
+			rd.waiting = c.firstWaiting
 		}
-		if p, ok := pending[step]; ok && rd.started.IsZero() {
-			rd.started = p
+		if c.started > 0 && rd.started.IsZero() {
+			rd.started = c.firstStarted
 		}
 		if c.healthy < c.all {
 			continue
@@ -261,7 +266,7 @@ func (t *Tracker) observeRounds(set *rolloutSet, firstLook bool, out *outbox) {
 			continue // no sync was needed, or its start is unknown
 		}
 		timing := model.RolloutStepTiming{Namespace: set.namespace, ApplicationSet: set.name, Step: step,
-			Duration: max(last[step].Sub(rd.started), 0), Waited: !rd.waiting.IsZero()}
+			Duration: max(c.lastOK.Sub(rd.started), 0), Waited: !rd.waiting.IsZero()}
 		if timing.Waited {
 			timing.Wait = max(rd.started.Sub(rd.waiting), 0)
 		}

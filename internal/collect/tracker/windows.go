@@ -53,8 +53,7 @@ func (t *Tracker) Tick() {
 func (t *Tracker) observeWindow(st *appState) bool {
 	held := false
 	if p := t.projects[st.app.Spec.Project]; p != nil {
-		// An app a RollingSync syncs is synced by automated operations.
-		manual := !model.AutoSyncOf(&st.app.Spec).Enabled && t.rollouts.of(st.app.Namespace, st.app.Name) == nil
+		manual := !model.SyncPolicyOf(&st.app.Spec, t.rollouts.of(st.app.Namespace, st.app.Name)).Enabled
 		held = t.heldByWindows(p.Spec.SyncWindows.Matches(st.app), manual, p.Name)
 	}
 	changed := held != st.held
