@@ -44,7 +44,7 @@ func NewProjects(client versioned.Interface, logger *slog.Logger) *Projects {
 // have stopped.
 func (p *Projects) Run(ctx context.Context, sink ProjectSink) error {
 	projects := p.client.ArgoprojV1alpha1().AppProjects(metav1.NamespaceAll)
-	pinf, err := informer(projects, p.logger, "AppProjects", "sync windows are not read until it works", trimAppProject,
+	pinf, err := informer(projects, p.logger, "AppProjects", "sync windows are not read until it works", trimObjectMeta,
 		func(t model.EventType, proj *v1alpha1.AppProject) {
 			sink.HandleProject(model.ProjectEvent{Type: t, Project: proj})
 		})
@@ -57,7 +57,7 @@ func (p *Projects) Run(ctx context.Context, sink ProjectSink) error {
 		return nil
 	}
 	appsets := p.client.ArgoprojV1alpha1().ApplicationSets(metav1.NamespaceAll)
-	sinf, err := informer(appsets, p.logger, "ApplicationSets", "RollingSync rollouts are not read until it works", trimApplicationSet,
+	sinf, err := informer(appsets, p.logger, "ApplicationSets", "RollingSync rollouts are not read until it works", trimObjectMeta,
 		func(t model.EventType, s *v1alpha1.ApplicationSet) {
 			sets.HandleApplicationSet(model.ApplicationSetEvent{Type: t, ApplicationSet: s})
 		})

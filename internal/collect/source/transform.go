@@ -202,24 +202,15 @@ func trimSyncOperation(s *v1alpha1.SyncOperation) {
 	}
 }
 
-// trimAppProject is the AppProject informer's transform: it drops the
-// metadata's managed fields and last-applied annotation (the lean type
-// keeps only the spec's sync windows).
-func trimAppProject(obj any) (any, error) {
-	p, ok := obj.(*v1alpha1.AppProject)
-	if !ok {
-		return obj, nil
-	}
-	trimMeta(&p.ObjectMeta)
-	return p, nil
-}
-
-// trimApplicationSet is the ApplicationSet informer's transform: it drops
-// the metadata's managed fields and last-applied annotation (the lean type
-// keeps only the strategy and the rollout's status).
-func trimApplicationSet(obj any) (any, error) {
-	if s, ok := obj.(*v1alpha1.ApplicationSet); ok {
-		trimMeta(&s.ObjectMeta)
+// trimObjectMeta is the AppProject and ApplicationSet informers'
+// transform: it drops the metadata's managed fields and last-applied
+// annotation (their lean types keep the rest small: a project's sync
+// windows, an ApplicationSet's strategy and rollout status).
+func trimObjectMeta(obj any) (any, error) {
+	if o, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		if m, ok := o.GetObjectMeta().(*metav1.ObjectMeta); ok {
+			trimMeta(m)
+		}
 	}
 	return obj, nil
 }

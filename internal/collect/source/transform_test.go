@@ -531,7 +531,7 @@ func TestTrimmedApplicationsTrackTheSame(t *testing.T) {
 					full.track.Handle(model.Event{Type: l.Type, Time: l.Time, App: l.App})
 					trimmed.track.Handle(model.Event{Type: l.Type, Time: l.Time, App: cp.(*v1alpha1.Application)})
 				case l.Project != nil:
-					cp, _ := trimAppProject(l.Project.DeepCopy())
+					cp, _ := trimObjectMeta(l.Project.DeepCopy())
 					full.track.HandleProject(model.ProjectEvent{Type: l.Type, Project: l.Project})
 					trimmed.track.HandleProject(model.ProjectEvent{Type: l.Type, Project: cp.(*v1alpha1.AppProject)})
 				}
@@ -749,5 +749,27 @@ func TestListTrimmedTrimsPageByPage(t *testing.T) {
 	}
 	if strings.Join(names, "") != "abcde" || l.ResourceVersion != "10" || l.Continue != "" {
 		t.Errorf("list: items %v, resourceVersion %q, continue %q; want abcde at 10, no continue", names, l.ResourceVersion, l.Continue)
+	}
+}
+
+// TestTrimObjectMeta: the AppProject and ApplicationSet informers drop the
+// managed fields and the last-applied annotation, and keep the rest.
+func TestTrimObjectMeta(t *testing.T) {
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: "x", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+			Annotations: map[string]string{lastAppliedAnnotation: "{}", "keep": "me"}}
+	}
+	for _, obj := range []metav1.ObjectMetaAccessor{
+		&v1alpha1.AppProject{ObjectMeta: meta()},
+		&v1alpha1.ApplicationSet{ObjectMeta: meta()},
+	} {
+		out, err := trimObjectMeta(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := out.(metav1.ObjectMetaAccessor).GetObjectMeta()
+		if m.GetManagedFields() != nil || m.GetAnnotations()[lastAppliedAnnotation] != "" || m.GetAnnotations()["keep"] != "me" || m.GetName() != "x" {
+			t.Errorf("%T trimmed to %+v", obj, m)
+		}
 	}
 }
