@@ -76,7 +76,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzURL$$' -fuzztime $(FUZZTIME) ./internal/redact/
 
 ## rules: promtool checks the generated alert rules and runs their unit tests
-## (alerts/ is rendered from internal/rules: go test ./internal/rules -update)
+## (alerts/ is rendered from internal/rules: go test ./internal/rules ./internal/pager -update)
 rules: tools
 	promtool check rules alerts/*.yaml
 	promtool test rules alerts/tests/*.yaml

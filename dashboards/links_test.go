@@ -84,7 +84,7 @@ var dataField = regexp.MustCompile(`\$\{__data\.fields\.([A-Za-z0-9_]+)\}`)
 var byLabels = regexp.MustCompile(`\bby \(([^)]*)\)`)
 
 // fixedLineKeys are the keys every line crowsnest pushes to Loki starts
-// with (internal/events), and stream labels are fields too.
+// with (internal/loki), and stream labels are fields too.
 func fixedLineKeys() []string {
 	return []string{"ts", "event", "app", "project", "env", "trace_id", "job"}
 }

@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/crowsnest/crowsnest/internal/collect/tracker"
-	"github.com/crowsnest/crowsnest/internal/deploy"
+	"github.com/crowsnest/crowsnest/internal/dora"
 	"github.com/crowsnest/crowsnest/internal/leader"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
@@ -68,13 +68,13 @@ func (g *leaderGate) facts(s tracker.FactSubscriber) tracker.FactSubscriber {
 }
 
 // records gates a deployment record sink.
-func (g *leaderGate) records(s deploy.RecordSink) deploy.RecordSink {
+func (g *leaderGate) records(s dora.RecordSink) dora.RecordSink {
 	return gatedRecords{g: g, inner: s}
 }
 
 type gatedRecords struct {
 	g     *leaderGate
-	inner deploy.RecordSink
+	inner dora.RecordSink
 }
 
 func (r gatedRecords) Send(rec *model.DeploymentRecord) {

@@ -26,6 +26,7 @@ import (
 	"k8s.io/klog/v2"
 
 	versioned "github.com/crowsnest/crowsnest/internal/argocd/client"
+	"github.com/crowsnest/crowsnest/internal/pager"
 
 	"github.com/crowsnest/crowsnest/internal/cdevents"
 	"github.com/crowsnest/crowsnest/internal/collect/exposition"
@@ -33,8 +34,8 @@ import (
 	"github.com/crowsnest/crowsnest/internal/collect/tracker"
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/demo"
-	"github.com/crowsnest/crowsnest/internal/deploy"
-	"github.com/crowsnest/crowsnest/internal/events"
+	"github.com/crowsnest/crowsnest/internal/dora"
+	"github.com/crowsnest/crowsnest/internal/loki"
 	"github.com/crowsnest/crowsnest/internal/redact"
 	"github.com/crowsnest/crowsnest/internal/rules"
 	"github.com/crowsnest/crowsnest/internal/trace"
@@ -97,32 +98,32 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	subs := tracker.Subscribers{
 		Views:       []tracker.ViewSubscriber{store, promotion, counters},
 		Operations:  []tracker.OperationSubscriber{exposition.NewDurations(aggregated), store},
-		Facts:       []tracker.FactSubscriber{events.NewLogger(logger)},
+		Facts:       []tracker.FactSubscriber{loki.NewLogger(logger)},
 		Deployments: []tracker.DeploymentSubscriber{counters},
 	}
 	emitter, err := c.newEmitter(ctx, reg, logger)
 	if err != nil {
 		return err
 	}
-	var shipper *events.Shipper
+	var shipper *loki.Shipper
 	if *c.lokiURL != "" {
-		lc := events.DefaultConfig()
+		lc := loki.DefaultConfig()
 		lc.URL, lc.Tenant, lc.Job = *c.lokiURL, *c.lokiTenant, *c.lokiJob
 		lc.BufferSize, lc.Timeout, lc.MaxRetries, lc.MaxLineBytes = *c.lokiBuffer, *c.lokiTimeout, *c.lokiRetries, *c.lokiMaxLine
 		if lc.Username, lc.Password, lc.BearerToken, err = c.lokiCredentials(); err != nil {
 			return err
 		}
-		if shipper, err = events.New(lc, reg, logger.With("component", "loki")); err != nil {
+		if shipper, err = loki.New(lc, reg, logger.With("component", "loki")); err != nil {
 			return err
 		}
 		subs.Facts = append(subs.Facts, gate.facts(shipper))
 		logger.Info("pushing events to Loki", "url", redact.URL(lc.URL), "auth", lc.AuthKind())
 	}
-	var pager *rules.Pager
+	var pg *pager.Pager
 	if len(*c.alertmanagerURLs) > 0 {
-		states := rules.NewStates()
+		states := pager.NewStates()
 		subs.Views = append(subs.Views, states)
-		pager, err = rules.NewPager(rules.PagerConfig{
+		pg, err = pager.NewPager(pager.PagerConfig{
 			URLs: *c.alertmanagerURLs, Interval: *c.alertmanagerInterval, Resend: *c.alertmanagerResend,
 			Timeout: *c.alertmanagerTimeout, ForScale: *c.alertForScale, Links: links,
 			ExternalLabels: *c.alertmanagerLabels, RunbookURL: *c.alertmanagerRunbook,
@@ -132,11 +133,11 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		pager.SetGate(gate.leading)
+		pg.SetGate(gate.leading)
 		// A reload's prod_environments; the rules' matchers follow it
 		// where they are rendered again (the chart).
 		cfg.OnReload(func(conf *config.Config) {
-			if err := pager.SetProdEnvironments(conf.Prod()); err != nil {
+			if err := pg.SetProdEnvironments(conf.Prod()); err != nil {
 				logger.Warn("prod_environments of the reloaded configuration not applied", "err", err)
 			}
 		})
@@ -256,8 +257,8 @@ func (c *cli) runServe(ctx context.Context, logger *slog.Logger) error {
 	if keeper != nil {
 		g.Add(func() error { return keeper.Run(ctx) }, func(error) { cancel() })
 	}
-	if pager != nil {
-		g.Add(func() error { pager.Run(ctx); return nil }, func(error) { cancel() })
+	if pg != nil {
+		g.Add(func() error { pg.Run(ctx); return nil }, func(error) { cancel() })
 	}
 	if *c.leaderElect {
 		rc, err := c.restConfig()
@@ -577,14 +578,14 @@ func (c *cli) workloadsOf(kinds []string, logger *slog.Logger) (*source.Workload
 // --argocd.server (for the argocd-api source, the same server), its facts
 // to facts (fact subscribers already gated as needed) and its records to
 // the CloudEvents sink. The returned func closes the Argo CD connection.
-func (c *cli) newDeployments(facts []tracker.FactSubscriber, sink *cdevents.Sink, gate *leaderGate, reg prometheus.Registerer, logger *slog.Logger) (*deploy.Deployments, func(), error) {
-	var client deploy.MetadataClient
+func (c *cli) newDeployments(facts []tracker.FactSubscriber, sink *cdevents.Sink, gate *leaderGate, reg prometheus.Registerer, logger *slog.Logger) (*dora.Deployments, func(), error) {
+	var client dora.MetadataClient
 	closeClient := func() {}
 	if *c.argoAddr != "" && !*c.demo {
 		if *c.argoTokenFile == "" {
 			return nil, nil, errors.New("--argocd.server needs --argocd.token-file")
 		}
-		ac, err := deploy.NewArgoCDClient(source.ArgoCDAPIConfig{
+		ac, err := dora.NewArgoCDClient(source.ArgoCDAPIConfig{
 			Address: *c.argoAddr, TokenFile: *c.argoTokenFile, CAFile: *c.argoCAFile,
 			PlainText: *c.argoPlainText, Insecure: *c.argoInsecure, GRPCWeb: *c.argoGRPCWeb,
 		}.APIConfig())
@@ -599,14 +600,14 @@ func (c *cli) newDeployments(facts []tracker.FactSubscriber, sink *cdevents.Sink
 		}
 		logger.Info("reading deployed commits from argocd-server", "server", *c.argoAddr)
 	}
-	var out deploy.Outputs
+	var out dora.Outputs
 	for _, f := range facts {
 		out.Facts = append(out.Facts, f)
 	}
 	if sink != nil {
 		out.Records = append(out.Records, gate.records(sink))
 	}
-	d, err := deploy.New(deploy.Config{FetchTimeout: *c.commitTimeout}, client, out, reg, logger)
+	d, err := dora.New(dora.Config{FetchTimeout: *c.commitTimeout}, client, out, reg, logger)
 	if err != nil {
 		closeClient()
 		return nil, nil, err

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crowsnest/crowsnest/internal/rules/promtest"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -419,21 +421,21 @@ func renderDoraTests(t *testing.T) []byte {
 		t.Fatal("no alert CrowsnestChangeFailureRateHigh")
 	}
 	doc := struct {
-		RuleFiles []string   `yaml:"rule_files"`
-		Interval  string     `yaml:"evaluation_interval"`
-		Tests     []testYAML `yaml:"tests"`
+		RuleFiles []string         `yaml:"rule_files"`
+		Interval  string           `yaml:"evaluation_interval"`
+		Tests     []promtest.Group `yaml:"tests"`
 	}{RuleFiles: []string{"../crowsnest.rules.yaml"}, Interval: promDuration(doraStep)}
 	valued := map[string]bool{}
 	fires, quiet := false, false
 	for _, c := range doraCases() {
-		ty := testYAML{Interval: promDuration(doraStep)}
+		ty := promtest.Group{Interval: promDuration(doraStep)}
 		for _, s := range c.series {
-			ty.Input = append(ty.Input, seriesYAML(s))
+			ty.Input = append(ty.Input, promtest.Series(s))
 		}
 		for _, v := range c.values {
-			et := exprTest{Expr: v.record, EvalTime: evalTime(v.at), ExpSamples: []expSample{}}
+			et := promtest.ExprTest{Expr: v.record, EvalTime: evalTime(v.at), ExpSamples: []promtest.ExpSample{}}
 			for _, w := range v.want {
-				et.ExpSamples = append(et.ExpSamples, expSample{fmt.Sprintf("%s{env=%q,project=%q}", v.record, w.env, w.project), w.v})
+				et.ExpSamples = append(et.ExpSamples, promtest.ExpSample{Labels: fmt.Sprintf("%s{env=%q,project=%q}", v.record, w.env, w.project), Value: w.v})
 			}
 			if len(v.want) > 0 {
 				valued[v.record] = true
@@ -441,9 +443,9 @@ func renderDoraTests(t *testing.T) []byte {
 			ty.ExprTest = append(ty.ExprTest, et)
 		}
 		for _, v := range c.exprs {
-			et := exprTest{Expr: v.expr, EvalTime: evalTime(v.at), ExpSamples: []expSample{}}
+			et := promtest.ExprTest{Expr: v.expr, EvalTime: evalTime(v.at), ExpSamples: []promtest.ExpSample{}}
 			for _, w := range v.want {
-				et.ExpSamples = append(et.ExpSamples, expSample{fmt.Sprintf("{env=%q,project=%q}", w.env, w.project), w.v})
+				et.ExpSamples = append(et.ExpSamples, promtest.ExpSample{Labels: fmt.Sprintf("{env=%q,project=%q}", w.env, w.project), Value: w.v})
 			}
 			if len(v.want) > 0 {
 				valued[v.record] = true
@@ -451,9 +453,9 @@ func renderDoraTests(t *testing.T) []byte {
 			ty.ExprTest = append(ty.ExprTest, et)
 		}
 		for _, a := range c.alerts {
-			rt := ruleTest{EvalTime: evalTime(a.at), Alertname: alert.Name, ExpAlerts: []expAlert{}}
+			rt := promtest.AlertTest{EvalTime: evalTime(a.at), Alertname: alert.Name, ExpAlerts: []promtest.ExpAlert{}}
 			for _, f := range a.firing {
-				rt.ExpAlerts = append(rt.ExpAlerts, expAlert{
+				rt.ExpAlerts = append(rt.ExpAlerts, promtest.ExpAlert{
 					Labels: map[string]string{"env": f.env, "project": f.project, "severity": string(Warning)},
 					Annotations: map[string]string{
 						"summary":       alert.Summary,

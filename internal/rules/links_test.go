@@ -4,10 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/promslog"
 )
 
 func TestParseLinks(t *testing.T) {
@@ -69,32 +67,6 @@ func TestAlertDashboards(t *testing.T) {
 	for _, a := range Alerts() {
 		if w, ok := want[a.Name]; ok && a.Dashboard() != w {
 			t.Errorf("%s links to %s, want %s", a.Name, a.Dashboard(), w)
-		}
-	}
-}
-
-// The daemon's pages carry the same links as the rules' alerts (the
-// promtool cases check those against DashboardURL and AppURL).
-func TestPagerLinks(t *testing.T) {
-	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Project: "shop", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"}}
-	for _, c := range []struct {
-		links             Links
-		dashboard, argocd string
-	}{
-		{testLinks, "https://grafana.example.com/grafana/d/crowsnest-app/crowsnest-app?var-app=prod-backend&var-env=prod&var-project=shop", "https://argocd.example.com/applications/argocd/prod-backend"},
-		{Links{}, "/d/crowsnest-app/crowsnest-app?var-app=prod-backend&var-env=prod&var-project=shop", ""},
-	} {
-		p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, Links: c.links},
-			Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := p.Evaluate(t0)
-		if len(got) != 1 {
-			t.Fatalf("posted %v, want the sync failure", got)
-		}
-		if d, a := got[0].Annotations["dashboard_url"], got[0].Annotations["argocd_url"]; d != c.dashboard || a != c.argocd {
-			t.Errorf("links %+v: dashboard_url %q, argocd_url %q; want %q, %q", c.links, d, a, c.dashboard, c.argocd)
 		}
 	}
 }

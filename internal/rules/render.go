@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -76,4 +77,14 @@ func RenderWith(alerts []Alert, forScale float64, links Links) ([]byte, error) {
 // whole milliseconds and at least a second.
 func scaleInterval(d time.Duration, forScale float64) time.Duration {
 	return max(time.Duration(float64(d)*forScale).Truncate(time.Millisecond), time.Second)
+}
+
+var labelRef = regexp.MustCompile(`\{\{ \$labels\.([a-z_]+) \}\}`)
+
+// Expand fills {{ $labels.x }} in an annotation template, as Prometheus
+// does for these templates.
+func Expand(tmpl string, labels map[string]string) string {
+	return labelRef.ReplaceAllStringFunc(tmpl, func(m string) string {
+		return labels[labelRef.FindStringSubmatch(m)[1]]
+	})
 }

@@ -149,6 +149,17 @@ const RunbookURL = "https://github.com/crowsnest/crowsnest/blob/main/docs/runboo
 // are the same).
 const scrapeLabels = "job, instance, pod, container, endpoint, service, shard"
 
+// VariantFor is the alert's severity for env, if the alert covers it; prod
+// matches the environments that page.
+func (a *Alert) VariantFor(env string, prod *regexp.Regexp) (Variant, bool) {
+	for _, v := range a.Variants {
+		if v.Scope.Covers(env, prod) {
+			return v, true
+		}
+	}
+	return Variant{}, false
+}
+
 // perApp aggregates expr to one series per app: the max over the copies,
 // without the scrape's labels and the state labels drop (a state set's
 // status or phase). expr carries the alert's condition on the raw series

@@ -6,37 +6,26 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/crowsnest/crowsnest/internal/rules/promtest"
+
 	"gopkg.in/yaml.v3"
 )
 
-var update = flag.Bool("update", false, "rewrite alerts/crowsnest.rules.yaml and alerts/tests/crowsnest.test.yaml")
-
-// repoFile is a path relative to the repository root.
-func repoFile(rel string) string { return filepath.Join("..", "..", rel) }
+var update = flag.Bool("update", false, "rewrite alerts/crowsnest.rules.yaml and the promtool tests in alerts/tests/ (but agreement.yaml: internal/pager)")
 
 // checkGenerated compares a checked-in generated file with what it must
 // be, or rewrites it with -update.
 func checkGenerated(t *testing.T, rel string, want []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(repoFile(rel), want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	got, err := os.ReadFile(repoFile(rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s is stale: run go test ./internal/rules -update", rel)
-	}
+	promtest.CheckGenerated(t, "internal/rules", rel, want, *update)
 }
+
+// repoFile is a path relative to the repository root.
+func repoFile(rel string) string { return promtest.RepoFile(rel) }
 
 func TestRulesFileUpToDate(t *testing.T) {
 	out, err := Render(Alerts(), 1)
@@ -527,15 +516,15 @@ func renderPromtoolTests(t *testing.T) []byte {
 		byName[a.Name] = a
 	}
 	doc := struct {
-		RuleFiles []string   `yaml:"rule_files"`
-		Interval  string     `yaml:"evaluation_interval"`
-		Tests     []testYAML `yaml:"tests"`
+		RuleFiles []string         `yaml:"rule_files"`
+		Interval  string           `yaml:"evaluation_interval"`
+		Tests     []promtest.Group `yaml:"tests"`
 	}{RuleFiles: []string{"../crowsnest.rules.yaml"}, Interval: "1m"}
 	covered := map[string]bool{}
 	for _, c := range promtoolCases() {
-		ty := testYAML{Interval: cmp.Or(c.interval, "1m")}
+		ty := promtest.Group{Interval: cmp.Or(c.interval, "1m")}
 		for _, s := range c.series {
-			ty.Input = append(ty.Input, seriesYAML(s))
+			ty.Input = append(ty.Input, promtest.Series(s))
 		}
 		// The rule file has no base URLs: dashboard_url is relative,
 		// argocd_url absent (TestRenderWithLinks covers them).
@@ -548,7 +537,7 @@ func renderPromtoolTests(t *testing.T) []byte {
 			if len(ch.want) > 0 {
 				covered[ch.alert] = true
 			}
-			rt := ruleTest{EvalTime: ch.at, Alertname: ch.alert, ExpAlerts: []expAlert{}}
+			rt := promtest.AlertTest{EvalTime: ch.at, Alertname: ch.alert, ExpAlerts: []promtest.ExpAlert{}}
 			for _, l := range ch.want {
 				ann := map[string]string{
 					"summary":       a.Summary,
@@ -559,7 +548,7 @@ func renderPromtoolTests(t *testing.T) []byte {
 				if u := links.AppURL(l["namespace"], l["name"]); a.Dashboard() == DashboardApp && u != "" {
 					ann["argocd_url"] = u
 				}
-				rt.ExpAlerts = append(rt.ExpAlerts, expAlert{Labels: l, Annotations: ann})
+				rt.ExpAlerts = append(rt.ExpAlerts, promtest.ExpAlert{Labels: l, Annotations: ann})
 			}
 			ty.AlertTest = append(ty.AlertTest, rt)
 		}

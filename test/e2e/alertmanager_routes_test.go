@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/promslog"
 	"gopkg.in/yaml.v3"
 
+	"github.com/crowsnest/crowsnest/internal/pager"
 	crowsnestrules "github.com/crowsnest/crowsnest/internal/rules"
 )
 
@@ -115,7 +116,7 @@ func (n webhookNote) alertnames() []string {
 // url until the test ends, its for durations scaled by alertForScale.
 func startPager(t *testing.T, url string, apps []crowsnestrules.AppState) {
 	t.Helper()
-	p, err := crowsnestrules.NewPager(crowsnestrules.PagerConfig{
+	p, err := pager.NewPager(pager.PagerConfig{
 		URLs: []string{url}, Interval: 200 * time.Millisecond, Resend: time.Minute, Timeout: 5 * time.Second, ForScale: alertForScale,
 	}, crowsnestrules.Alerts(), func() []crowsnestrules.AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
 	if err != nil {

@@ -25,7 +25,7 @@ import (
 	oteltrace "go.opentelemetry.io/otel/trace"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/crowsnest/crowsnest/internal/events"
+	"github.com/crowsnest/crowsnest/internal/loki"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -148,7 +148,7 @@ const realStoresTimeout = 30 * time.Second
 // TestRealStores checks the Jaeger and VictoriaLogs helpers: a trace
 // exported with OpenTelemetry's OTLP/HTTP exporter is read back from
 // Jaeger's query API, and lines pushed in crowsnest's wire format (the
-// events package's pusher: protobuf+snappy) are found by LogsQL queries
+// loki package's pusher: protobuf+snappy) are found by LogsQL queries
 // that stand for Loki's stream selectors and JSON field filters.
 func TestRealStores(t *testing.T) {
 	ctx := t.Context()
@@ -227,21 +227,21 @@ func TestRealStores(t *testing.T) {
 
 	// Two lines in crowsnest's wire format, in streams labelled as
 	// crowsnest labels them.
-	pusher, err := events.NewHTTPPusher(events.Config{URL: vl.LokiURL}, nil)
+	pusher, err := loki.NewHTTPPusher(loki.Config{URL: vl.LokiURL}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	line := func(app, project, env, traceID string) events.Stream {
-		e := events.Event{Time: now.Add(-time.Minute), Event: model.FactSyncFinished, App: app, Project: project, Env: env, TraceID: traceID,
+	line := func(app, project, env, traceID string) loki.Stream {
+		e := loki.Event{Time: now.Add(-time.Minute), Event: model.FactSyncFinished, App: app, Project: project, Env: env, TraceID: traceID,
 			Fields: map[string]any{"result": "Succeeded", "duration_seconds": 3.5, "wave": 2, "resources": []string{"a", "b"}}}
-		return events.Stream{
+		return loki.Stream{
 			Labels:  map[string]string{"job": "crowsnest", "env": env, "project": project, "event": e.Event},
-			Entries: []events.Entry{{Time: now, Line: e.Line()}},
+			Entries: []loki.Entry{{Time: now, Line: e.Line()}},
 		}
 	}
 	pushed := time.Now()
-	if err := pusher.Push(ctx, []events.Stream{line("argocd/guestbook", "shop", "prod", traceID), line("argocd/billing", "billing", "dev", "")}); err != nil {
+	if err := pusher.Push(ctx, []loki.Stream{line("argocd/guestbook", "shop", "prod", traceID), line("argocd/billing", "billing", "dev", "")}); err != nil {
 		t.Fatalf("push to VictoriaLogs: %v", err)
 	}
 	// Without the flush, the lines show within about 2 s.

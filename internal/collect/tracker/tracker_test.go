@@ -20,7 +20,7 @@ import (
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/collect/exposition"
-	"github.com/crowsnest/crowsnest/internal/events"
+	"github.com/crowsnest/crowsnest/internal/loki"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -354,7 +354,7 @@ func TestSyncDurationsObservedOncePerCountedOperation(t *testing.T) {
 // the trace id.
 func TestFactsAreLogged(t *testing.T) {
 	var buf bytes.Buffer
-	logFacts := events.NewLogger(slog.New(slog.NewJSONHandler(&buf, nil)))
+	logFacts := loki.NewLogger(slog.New(slog.NewJSONHandler(&buf, nil)))
 	tr := New(envByLabel{}, Subscribers{Facts: []FactSubscriber{logFacts}}, promslog.NewNopLogger())
 	healthy := func(a *v1alpha1.Application) { a.Status.Health.Status = "Healthy" }
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(healthy)})

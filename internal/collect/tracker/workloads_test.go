@@ -13,7 +13,7 @@ import (
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/collect/exposition"
-	"github.com/crowsnest/crowsnest/internal/events"
+	"github.com/crowsnest/crowsnest/internal/loki"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -87,7 +87,7 @@ func TestDeletingOneOfTwoSameNamedAppsKeepsTheOthersWorkloads(t *testing.T) {
 // app is known, once.
 func TestWorkloadDegradedFacts(t *testing.T) {
 	var buf bytes.Buffer
-	tr := New(envByLabel{}, Subscribers{Views: []ViewSubscriber{exposition.NewStore(false)}, Facts: []FactSubscriber{events.NewLogger(slog.New(slog.NewTextHandler(&buf, nil)))}}, promslog.NewNopLogger())
+	tr := New(envByLabel{}, Subscribers{Views: []ViewSubscriber{exposition.NewStore(false)}, Facts: []FactSubscriber{loki.NewLogger(slog.New(slog.NewTextHandler(&buf, nil)))}}, promslog.NewNopLogger())
 	tr.HandleWorkload(deployment("backend", "", "dev-backend", 2, 1))
 	if buf.Len() != 0 {
 		t.Fatalf("facts for an app crowsnest does not know: %s", buf.String())

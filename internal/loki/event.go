@@ -1,4 +1,4 @@
-// Package events ships crowsnest's tracker events (sync started/finished,
+// Package loki ships crowsnest's tracker events (sync started/finished,
 // drift, health changes...) to Loki as JSON log lines, without ever
 // blocking the caller: a bounded buffer in front of a single batching,
 // retrying pusher, with drops counted in Prometheus.
@@ -20,7 +20,7 @@
 // the one backoff library of crowsnest's retry loops, with loki-client-go's
 // schedule kept: waits from MinBackoff doubling to MaxBackoff, with jitter.
 // Neither forces an upgrade of any module crowsnest already uses.
-package events
+package loki
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package rules
+package pager
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crowsnest/crowsnest/internal/rules"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
@@ -23,7 +25,7 @@ import (
 
 var t0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 
-func newTestPager(t *testing.T, urls []string, apps *[]AppState) *Pager {
+func newTestPager(t *testing.T, urls []string, apps *[]rules.AppState) *Pager {
 	t.Helper()
 	p, _ := newTestPagerRegistry(t, urls, apps)
 	return p
@@ -31,11 +33,11 @@ func newTestPager(t *testing.T, urls []string, apps *[]AppState) *Pager {
 
 // newTestPagerRegistry is newTestPager, also returning the registry of the
 // pager's counters.
-func newTestPagerRegistry(t *testing.T, urls []string, apps *[]AppState) (*Pager, *prometheus.Registry) {
+func newTestPagerRegistry(t *testing.T, urls []string, apps *[]rules.AppState) (*Pager, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	p, err := NewPager(PagerConfig{URLs: urls, Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1},
-		Alerts(), func() []AppState { return *apps }, reg, promslog.NewNopLogger())
+		rules.Alerts(), func() []rules.AppState { return *apps }, reg, promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +68,7 @@ func counterOf(t *testing.T, reg *prometheus.Registry, name, am string) float64 
 }
 
 func TestPagerFiresResolvesAndResends(t *testing.T) {
-	apps := []AppState{
+	apps := []rules.AppState{
 		{Namespace: "argocd", Name: "prod-backend", Project: "default", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"},
 		{Namespace: "argocd", Name: "dev-backend", Project: "default", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true, LiveDrift: true},
 	}
@@ -82,7 +84,7 @@ func TestPagerFiresResolvesAndResends(t *testing.T) {
 	if want := map[string]string{"alertname": "CrowsnestProdSyncFailed", "severity": "critical", "namespace": "argocd", "name": "prod-backend", "project": "default", "env": "prod"}; fmt.Sprint(map[string]string(got[0].Labels)) != fmt.Sprint(want) {
 		t.Errorf("labels %v, want exactly %v", got[0].Labels, want)
 	}
-	if d := got[0].Annotations["description"]; d == "" || d != Expand(Alerts()[0].Description, got[0].Labels) {
+	if d := got[0].Annotations["description"]; d == "" || d != rules.Expand(rules.Alerts()[0].Description, got[0].Labels) {
 		t.Errorf("description %q", d)
 	}
 	if got := p.Evaluate(t0.Add(time.Second)); len(got) != 0 {
@@ -131,7 +133,7 @@ func TestPagerCountsFailedPosts(t *testing.T) {
 	}))
 	defer hang.Close()
 	defer close(stop)
-	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	apps := []rules.AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
 	p := newTestPager(t, []string{hang.URL}, &apps)
 	done := make(chan struct{})
 	go func() {
@@ -149,8 +151,8 @@ func TestPagerCountsFailedPosts(t *testing.T) {
 }
 
 func TestPagerRejectsBadURL(t *testing.T) {
-	var apps []AppState
-	if _, err := NewPager(PagerConfig{URLs: []string{"alertmanager:9093"}}, Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger()); err == nil {
+	var apps []rules.AppState
+	if _, err := NewPager(PagerConfig{URLs: []string{"alertmanager:9093"}}, rules.Alerts(), func() []rules.AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger()); err == nil {
 		t.Error("a URL without scheme was accepted")
 	}
 }
@@ -159,7 +161,7 @@ func TestPagerRejectsBadURL(t *testing.T) {
 // outside its state set, or none yet (before Argo CD's first comparison),
 // is Unknown, so CrowsnestAppUnknown fires on it as the PromQL rule does.
 func TestPagerJudgesStatesAsExposed(t *testing.T) {
-	apps := []AppState{
+	apps := []rules.AppState{
 		{Namespace: "argocd", Name: "sync-unset", Env: "dev", SyncStatus: "", Health: "Healthy", Phase: "Succeeded"},
 		{Namespace: "argocd", Name: "health-unset", Env: "dev", SyncStatus: "Synced", Health: "", Phase: "Succeeded"},
 		{Namespace: "argocd", Name: "sync-new", Env: "dev", SyncStatus: "Comparing", Health: "Healthy", Phase: "Succeeded"},
@@ -206,7 +208,7 @@ func TestAsExposed(t *testing.T) {
 		{"synced", "healthy", "Unknown", "Unknown"}, // case matters, as in the series' labels
 		{"Comparing", "Hibernating", "Unknown", "Unknown"},
 	} {
-		in := AppState{Namespace: "ns", Name: "app", SyncStatus: tc.sync, Health: tc.health, Phase: "Pending"}
+		in := rules.AppState{Namespace: "ns", Name: "app", SyncStatus: tc.sync, Health: tc.health, Phase: "Pending"}
 		got := asExposed(in)
 		if got.SyncStatus != tc.wantSync || got.Health != tc.wantHealth {
 			t.Errorf("asExposed(sync %q, health %q) = sync %q, health %q; want %q, %q",
@@ -224,12 +226,12 @@ func TestAsExposed(t *testing.T) {
 		}
 	}
 	for _, st := range exposedSyncStatuses() {
-		if got := asExposed(AppState{SyncStatus: st, Health: "Healthy"}).SyncStatus; got != st {
+		if got := asExposed(rules.AppState{SyncStatus: st, Health: "Healthy"}).SyncStatus; got != st {
 			t.Errorf("exposed sync status %q judged as %q", st, got)
 		}
 	}
 	for _, st := range exposedHealthStatuses() {
-		if got := asExposed(AppState{SyncStatus: "Synced", Health: st}).Health; got != st {
+		if got := asExposed(rules.AppState{SyncStatus: "Synced", Health: st}).Health; got != st {
 			t.Errorf("exposed health status %q judged as %q", st, got)
 		}
 	}
@@ -243,7 +245,7 @@ func TestAsExposed(t *testing.T) {
 // starts is stuck; an app being deleted does not page its drift, and a
 // drift alert resolves when the deletion begins.
 func TestPagerPendingTerminatedDeleting(t *testing.T) {
-	apps := []AppState{
+	apps := []rules.AppState{
 		{Namespace: "argocd", Name: "terminated", Project: "default", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Terminated"},
 		{Namespace: "argocd", Name: "pending", Project: "default", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Pending"},
 		{Namespace: "argocd", Name: "drift", Project: "default", Env: "prod", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", LiveDrift: true},
@@ -302,7 +304,7 @@ func TestPagerRetriesUntilAccepted(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer am.Close()
-	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	apps := []rules.AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
 	p := newTestPager(t, []string{am.URL}, &apps)
 	p.cfg.Timeout = 10 * time.Second // room for the waits on a loaded machine
 	p.post(context.Background(), p.Evaluate(t0))
@@ -337,7 +339,7 @@ func TestPagerGivesUpAtTimeout(t *testing.T) {
 		_, _ = w.Write([]byte(`"down"`))
 	}))
 	defer am.Close()
-	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	apps := []rules.AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
 	p := newTestPager(t, []string{am.URL}, &apps)
 	start := time.Now()
 	p.post(context.Background(), p.Evaluate(t0))
@@ -429,7 +431,7 @@ func TestPagerRejectionsAreNotRetried(t *testing.T) {
 		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
 			am := newFakeAM(t)
 			am.answer(tc.status)
-			apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+			apps := []rules.AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
 			p, reg := newTestPagerRegistry(t, []string{am.URL}, &apps)
 			p.cfg.Timeout = 600 * time.Millisecond // room for a retry after 250 ms
 			p.post(context.Background(), p.Evaluate(t0))
@@ -457,7 +459,7 @@ func TestPagerRejectionsAreNotRetried(t *testing.T) {
 func TestPagerRetriesFailedPageAtNextEvaluation(t *testing.T) {
 	up, down := newFakeAM(t), newFakeAM(t)
 	down.answer(http.StatusInternalServerError)
-	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	apps := []rules.AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
 	p := newTestPager(t, []string{up.URL, down.URL}, &apps)
 	p.cfg.Timeout = 300 * time.Millisecond
 	p.post(context.Background(), p.Evaluate(t0))
@@ -483,7 +485,7 @@ func TestPagerRetriesFailedPageAtNextEvaluation(t *testing.T) {
 // is delivered, or dropped when its alert fires again.
 func TestPagerRetriesFailedResolve(t *testing.T) {
 	am := newFakeAM(t)
-	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	apps := []rules.AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
 	p := newTestPager(t, []string{am.URL}, &apps)
 	p.cfg.Timeout = 300 * time.Millisecond
 	p.post(context.Background(), p.Evaluate(t0))
@@ -535,7 +537,7 @@ func TestPagerBasicAuthFromURL(t *testing.T) {
 	}))
 	defer am.Close()
 	withAuth := strings.Replace(am.URL, "://", "://pager:s3cret-pw@", 1)
-	apps := []AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
+	apps := []rules.AppState{{Namespace: "argocd", Name: "prod-backend", Env: "prod", Phase: "Failed"}}
 	p := newTestPager(t, []string{withAuth}, &apps)
 	p.post(context.Background(), p.Evaluate(t0))
 	if a := <-got; a != "true pager:s3cret-pw" {
@@ -551,7 +553,7 @@ func TestPagerBasicAuthFromURL(t *testing.T) {
 		t.Errorf("target shown as %q, want it without the user name", got)
 	}
 	for _, bad := range []string{"pager:s3cret-pw@alertmanager:9093", "ftp://pager:s3cret-pw@alertmanager:9093"} {
-		_, err := NewPager(PagerConfig{URLs: []string{bad}}, Alerts(), func() []AppState { return nil }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		_, err := NewPager(PagerConfig{URLs: []string{bad}}, rules.Alerts(), func() []rules.AppState { return nil }, prometheus.NewRegistry(), promslog.NewNopLogger())
 		if err == nil || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("bad URL: error %v, want one without the password", err)
 		}
@@ -563,11 +565,11 @@ func TestPagerBasicAuthFromURL(t *testing.T) {
 // for both paths; an external label never replaces one of the alert's own,
 // as in Prometheus. A bad label name is an error that names the flag.
 func TestPagerExternalLabels(t *testing.T) {
-	apps := []AppState{{Namespace: "argocd", Name: "web", Project: "shop", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"}}
+	apps := []rules.AppState{{Namespace: "argocd", Name: "web", Project: "shop", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"}}
 	external := map[string]string{"prometheus": "monitoring/kube-prometheus-stack-prometheus", "cluster": "eu-1", "env": "not-this"}
 	p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, ExternalLabels: external,
 		RunbookURL: "https://wiki.example.com/crowsnest"},
-		Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		rules.Alerts(), func() []rules.AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,7 +588,7 @@ func TestPagerExternalLabels(t *testing.T) {
 	}
 	for _, bad := range []map[string]string{{"0cluster": "x"}, {"__name__": "x"}, {"cluster": ""}} {
 		_, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, ExternalLabels: bad},
-			Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+			rules.Alerts(), func() []rules.AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
 		if err == nil || !strings.Contains(err.Error(), "--alertmanager.external-label") {
 			t.Errorf("external labels %v: error %v, want one naming --alertmanager.external-label", bad, err)
 		}
@@ -597,14 +599,14 @@ func TestPagerExternalLabels(t *testing.T) {
 // matches, as the rules rendered for it match them (env=~, anchored): prod
 // itself is then an env like any other.
 func TestPagerProdEnvironments(t *testing.T) {
-	apps := []AppState{
+	apps := []rules.AppState{
 		{Namespace: "argocd", Name: "eu", Project: "shop", Env: "prod-eu", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"},
 		{Namespace: "argocd", Name: "main", Project: "shop", Env: "production", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"},
 		{Namespace: "argocd", Name: "old", Project: "shop", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"},
 		{Namespace: "argocd", Name: "pre", Project: "shop", Env: "preproduction", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"},
 	}
 	p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, ProdEnvironments: "production|prod-.*"},
-		Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		rules.Alerts(), func() []rules.AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,7 +619,7 @@ func TestPagerProdEnvironments(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("pages %v, want %v", got, want)
 	}
-	for _, r := range RulesFor(Alerts(), 1, "production|prod-.*", Links{}) {
+	for _, r := range rules.RulesFor(rules.Alerts(), 1, "production|prod-.*", rules.Links{}) {
 		switch r.Alert {
 		case "CrowsnestProdSyncFailed":
 			if !strings.Contains(r.Expr, `env=~"production|prod-.*"`) {
@@ -645,7 +647,7 @@ func TestPagerProdEnvironments(t *testing.T) {
 	if err := p.SetProdEnvironments("prod|(eu"); err == nil {
 		t.Error("an invalid reloaded prod_environments was accepted")
 	}
-	if _, err := NewPager(PagerConfig{ProdEnvironments: "prod|(eu"}, Alerts(), func() []AppState { return nil }, prometheus.NewRegistry(), promslog.NewNopLogger()); err == nil {
+	if _, err := NewPager(PagerConfig{ProdEnvironments: "prod|(eu"}, rules.Alerts(), func() []rules.AppState { return nil }, prometheus.NewRegistry(), promslog.NewNopLogger()); err == nil {
 		t.Error("an invalid prod_environments was accepted")
 	}
 }
@@ -654,7 +656,7 @@ func TestPagerProdEnvironments(t *testing.T) {
 // app has, named label_<name>, as the rule alerts joined with
 // crowsnest_app_labels do; without one, none.
 func TestPagerAppLabels(t *testing.T) {
-	apps := []AppState{{Namespace: "argocd", Name: "web", Project: "shop", Env: "dev", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed",
+	apps := []rules.AppState{{Namespace: "argocd", Name: "web", Project: "shop", Env: "dev", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed",
 		Labels: map[string]string{"team": "payments", "app.kubernetes.io/part-of": "shop", "other": "x"}}}
 	for _, tc := range []struct {
 		allow []string
@@ -664,7 +666,7 @@ func TestPagerAppLabels(t *testing.T) {
 		{nil, map[string]string{}},
 	} {
 		p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, AppLabels: tc.allow},
-			Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+			rules.Alerts(), func() []rules.AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -680,6 +682,32 @@ func TestPagerAppLabels(t *testing.T) {
 		}
 		if !maps.Equal(got, tc.want) {
 			t.Errorf("allowlist %v: labels %v, want %v", tc.allow, got, tc.want)
+		}
+	}
+}
+
+// The daemon's pages carry the same links as the rules' alerts (the
+// promtool cases check those against DashboardURL and AppURL).
+func TestPagerLinks(t *testing.T) {
+	apps := []rules.AppState{{Namespace: "argocd", Name: "prod-backend", Project: "shop", Env: "prod", SyncStatus: "Synced", Health: "Healthy", Phase: "Failed"}}
+	for _, c := range []struct {
+		links             rules.Links
+		dashboard, argocd string
+	}{
+		{rules.Links{ArgoCD: "https://argocd.example.com", Grafana: "https://grafana.example.com/grafana"}, "https://grafana.example.com/grafana/d/crowsnest-app/crowsnest-app?var-app=prod-backend&var-env=prod&var-project=shop", "https://argocd.example.com/applications/argocd/prod-backend"},
+		{rules.Links{}, "/d/crowsnest-app/crowsnest-app?var-app=prod-backend&var-env=prod&var-project=shop", ""},
+	} {
+		p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, Links: c.links},
+			rules.Alerts(), func() []rules.AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := p.Evaluate(t0)
+		if len(got) != 1 {
+			t.Fatalf("posted %v, want the sync failure", got)
+		}
+		if d, a := got[0].Annotations["dashboard_url"], got[0].Annotations["argocd_url"]; d != c.dashboard || a != c.argocd {
+			t.Errorf("links %+v: dashboard_url %q, argocd_url %q; want %q, %q", c.links, d, a, c.dashboard, c.argocd)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package rules
+package pager
 
 import (
 	"cmp"
@@ -26,6 +26,7 @@ import (
 
 	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/crowsnest/crowsnest/internal/redact"
+	"github.com/crowsnest/crowsnest/internal/rules"
 )
 
 // PagerConfig configures direct paging.
@@ -43,7 +44,7 @@ type PagerConfig struct {
 	ForScale float64
 	// Links are the base URLs of the pages' dashboard_url and argocd_url
 	// annotations, as the rules' templates render them.
-	Links Links
+	Links rules.Links
 	// ExternalLabels are added to every alert, as Prometheus adds its
 	// external labels to the alerts of its rules (the Prometheus
 	// Operator's prometheus="<namespace>/<name>", often cluster): with
@@ -77,8 +78,8 @@ type PagerConfig struct {
 // themselves: it is not retried.
 type Pager struct {
 	cfg      PagerConfig
-	alerts   []Alert
-	apps     func() []AppState
+	alerts   []rules.Alert
+	apps     func() []rules.AppState
 	targets  []*target
 	sent     *prometheus.CounterVec
 	failed   *prometheus.CounterVec
@@ -98,7 +99,7 @@ type Pager struct {
 // that page from the next evaluation on (a reloaded configuration's
 // prod_environments); an invalid one is an error and changes nothing.
 func (p *Pager) SetProdEnvironments(prod string) error {
-	re, err := ProdMatcher(cmp.Or(prod, ProdEnv))
+	re, err := rules.ProdMatcher(cmp.Or(prod, rules.ProdEnv))
 	if err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ type activeAlert struct {
 
 // NewPager returns a pager for the Alertmanagers in cfg, judging the apps
 // that apps returns, or an error naming a bad URL.
-func NewPager(cfg PagerConfig, alerts []Alert, apps func() []AppState, reg prometheus.Registerer, logger *slog.Logger) (*Pager, error) {
+func NewPager(cfg PagerConfig, alerts []rules.Alert, apps func() []rules.AppState, reg prometheus.Registerer, logger *slog.Logger) (*Pager, error) {
 	p := &Pager{
 		cfg: cfg, alerts: alerts, apps: apps, logger: logger, active: map[string]*activeAlert{},
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -160,7 +161,7 @@ func NewPager(cfg PagerConfig, alerts []Alert, apps func() []AppState, reg prome
 			Help: "Alerts an Alertmanager rejected with a 4xx answer other than 429, by Alertmanager; not retried.",
 		}, []string{"alertmanager"}),
 	}
-	prod, err := ProdMatcher(cmp.Or(cfg.ProdEnvironments, ProdEnv))
+	prod, err := rules.ProdMatcher(cmp.Or(cfg.ProdEnvironments, rules.ProdEnv))
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +236,7 @@ func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 			if a.Check == nil || !a.Check(app) {
 				continue
 			}
-			v, ok := a.variant(app.Env, prod)
+			v, ok := a.VariantFor(app.Env, prod)
 			if !ok {
 				continue
 			}
@@ -256,10 +257,10 @@ func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 					}
 				}
 				st = &activeAlert{labels: labels, since: now, annotations: map[string]string{
-					"summary": a.Summary, "description": Expand(a.Description, labels), "runbook_url": cmp.Or(p.cfg.RunbookURL, RunbookURL) + "#" + a.Anchor(),
+					"summary": a.Summary, "description": rules.Expand(a.Description, labels), "runbook_url": cmp.Or(p.cfg.RunbookURL, rules.RunbookURL) + "#" + a.Anchor(),
 					"dashboard_url": p.cfg.Links.DashboardURL(a, labels),
 				}}
-				if u := p.cfg.Links.AppURL(app.Namespace, app.Name); a.Dashboard() == DashboardApp && u != "" {
+				if u := p.cfg.Links.AppURL(app.Namespace, app.Name); a.Dashboard() == rules.DashboardApp && u != "" {
 					// None without --argocd.url, as the rules' (RenderWith).
 					st.annotations["argocd_url"] = u
 				}
@@ -311,21 +312,10 @@ func (st *activeAlert) postable(endsAt time.Time) *models.PostableAlert {
 // its first comparison, is "Unknown". The Go checks thus judge what the
 // PromQL rules see. The operation phase is left as is: the metrics expose
 // an unknown phase as no phase set, and the checks only ask for known ones.
-func asExposed(a AppState) AppState {
+func asExposed(a rules.AppState) rules.AppState {
 	a.SyncStatus = model.ExposedSync(a.SyncStatus)
 	a.Health = model.ExposedHealth(a.Health)
 	return a
-}
-
-// variant is the alert's severity for env, if the alert covers it; prod
-// matches the environments that page.
-func (a *Alert) variant(env string, prod *regexp.Regexp) (Variant, bool) {
-	for _, v := range a.Variants {
-		if v.Scope.Covers(env, prod) {
-			return v, true
-		}
-	}
-	return Variant{}, false
 }
 
 // post sends the batch, with what each Alertmanager is owed (see owed), to
@@ -477,15 +467,5 @@ func alertKey(labels models.LabelSet) string {
 	return labels["alertname"] + "/" + labels["namespace"] + "/" + labels["name"]
 }
 
-// Expand fills {{ $labels.x }} in an annotation template, as Prometheus
-// does for these templates.
-func Expand(tmpl string, labels map[string]string) string {
-	return labelRef.ReplaceAllStringFunc(tmpl, func(m string) string {
-		return labels[labelRef.FindStringSubmatch(m)[1]]
-	})
-}
-
 // labelName matches a Prometheus label name.
 var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
-var labelRef = regexp.MustCompile(`\{\{ \$labels\.([a-z_]+) \}\}`)

@@ -1,8 +1,10 @@
-package rules
+package pager
 
 import (
 	"sort"
 	"sync"
+
+	"github.com/crowsnest/crowsnest/internal/rules"
 
 	"github.com/crowsnest/crowsnest/internal/model"
 )
@@ -12,11 +14,11 @@ import (
 // taking the tracker's lock.
 type States struct {
 	mu   sync.Mutex
-	apps map[string]AppState
+	apps map[string]rules.AppState
 }
 
 // NewStates returns an empty set of app states.
-func NewStates() *States { return &States{apps: map[string]AppState{}} }
+func NewStates() *States { return &States{apps: map[string]rules.AppState{}} }
 
 // SetApp records the app's current state.
 func (s *States) SetApp(v *model.AppView) {
@@ -34,9 +36,9 @@ func (s *States) DeleteApp(key string) {
 }
 
 // List returns every app's state, sorted by namespace and name.
-func (s *States) List() []AppState {
+func (s *States) List() []rules.AppState {
 	s.mu.Lock()
-	out := make([]AppState, 0, len(s.apps))
+	out := make([]rules.AppState, 0, len(s.apps))
 	for _, a := range s.apps {
 		out = append(out, a)
 	}

@@ -1,4 +1,4 @@
-// Package deploy turns the tracker's deployment notices into what DORA's
+// Package dora turns the tracker's deployment notices into what DORA's
 // keys are measured with: the change lead time (from the commit to the
 // deployment's finish, and to the first Healthy after it), the time to
 // recover from a failed change, and one record per deployment with its
@@ -16,4 +16,4 @@
 // Without an Argo CD API server (a nil MetadataClient) there is no commit
 // metadata: no lead time is observed, and records carry no commit.
 // Recovery times are observed either way.
-package deploy
+package dora

@@ -1,7 +1,8 @@
-package rules
+package pager
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"regexp"
@@ -10,6 +11,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	prommodel "github.com/prometheus/common/model"
+
+	"github.com/crowsnest/crowsnest/internal/rules"
+	"github.com/crowsnest/crowsnest/internal/rules/promtest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
@@ -38,13 +44,13 @@ const agreementInterval = time.Minute
 // app's AppState. Every other alert must have a Check and is checked.
 func agreementSkipped() map[string]string {
 	return map[string]string{
-		"CrowsnestDeletionStuck":         "judges the time elapsed since the Application's deletionTimestamp (time() - crowsnest_app_deletion_timestamp_seconds); AppState carries only whether the app is deleting, not since when",
-		"CrowsnestSelfHealLoop":          "counts self-heals over an hour (increase of crowsnest_app_self_heals_total); AppState carries no history; alerts/tests/crowsnest.test.yaml tests it",
-		"CrowsnestAppNotReconciled":      "judges the time since status.reconciledAt against the fleet's (time() - crowsnest_app_reconciled_timestamp_seconds); AppState carries neither; alerts/tests/crowsnest.test.yaml tests it",
-		"CrowsnestProdReleaseWaiting":    "its for is a day (ReleaseWaitingFor), which would make this test's timeline a day of one-minute evaluations; it has no Go check, and alerts/tests/crowsnest.test.yaml tests it, quiet cases included",
-		"CrowsnestHydrationLagging":      "judges the time elapsed since the hydrated branch began to lag (time() - crowsnest_app_hydration_lagging_since_timestamp_seconds); AppState does not carry the Source Hydrator",
+		"CrowsnestDeletionStuck":         "judges the time elapsed since the Application's deletionTimestamp (time() - crowsnest_app_deletion_timestamp_seconds); rules.AppState carries only whether the app is deleting, not since when",
+		"CrowsnestSelfHealLoop":          "counts self-heals over an hour (increase of crowsnest_app_self_heals_total); rules.AppState carries no history; alerts/tests/crowsnest.test.yaml tests it",
+		"CrowsnestAppNotReconciled":      "judges the time since status.reconciledAt against the fleet's (time() - crowsnest_app_reconciled_timestamp_seconds); rules.AppState carries neither; alerts/tests/crowsnest.test.yaml tests it",
+		"CrowsnestProdReleaseWaiting":    "its for is a day (rules.ReleaseWaitingFor), which would make this test's timeline a day of one-minute evaluations; it has no Go check, and alerts/tests/crowsnest.test.yaml tests it, quiet cases included",
+		"CrowsnestHydrationLagging":      "judges the time elapsed since the hydrated branch began to lag (time() - crowsnest_app_hydration_lagging_since_timestamp_seconds); rules.AppState does not carry the Source Hydrator",
 		"CrowsnestSyncSlow":              "histogram-based: compares the last sync's duration with the day's p90 (rate, histogram_quantile) of its project and env",
-		"CrowsnestPolicyViolated":        "reads crowsnest_app_policy_violation, which crowsnest computes from the env's configured policies; AppState does not carry them",
+		"CrowsnestPolicyViolated":        "reads crowsnest_app_policy_violation, which crowsnest computes from the env's configured policies; rules.AppState does not carry them",
 		"CrowsnestDown":                  "judges Prometheus's scrape of crowsnest (up), not an app",
 		"CrowsnestChangeFailureRateHigh": "fleet-level: judges a project's change failure rate in an env over 7 days (increase() of every app's deployment and failure counters, recorded by env and project), not one app's AppState",
 		"CrowsnestWatchStale":            "judges crowsnest's source (fleet-wide), not an app",
@@ -69,12 +75,12 @@ func exposedPhases() []string {
 
 // agreementEnvs are the envs the table covers: production, two other envs
 // and the default env of apps no env rule matches.
-func agreementEnvs() []string { return []string{ProdEnv, "stage", "dev", "unknown"} }
+func agreementEnvs() []string { return []string{rules.ProdEnv, "stage", "dev", "unknown"} }
 
 // agreementApp is one app of the agreement table.
 type agreementApp struct {
 	// state is what the pager judges.
-	state AppState
+	state rules.AppState
 	// replicas is how many crowsnest replicas expose the app: every
 	// replica serves metrics and Prometheus scrapes each, so alerts must
 	// not fire twice.
@@ -184,15 +190,15 @@ func agreementApps() []agreementApp {
 	}
 	var out []agreementApp
 	for _, env := range agreementEnvs() {
-		envAuto := env != ProdEnv // the default policies: prod syncs by hand, the others auto-sync
+		envAuto := env != rules.ProdEnv // the default policies: prod syncs by hand, the others auto-sync
 		for _, r := range rows {
-			if !r.everyEnv && env != ProdEnv && env != "dev" {
+			if !r.everyEnv && env != rules.ProdEnv && env != "dev" {
 				continue
 			}
 			auto := map[autoSyncOf]bool{autoSyncEnvDefault: envAuto, autoSyncFlipped: !envAuto, autoSyncOn: true, autoSyncOff: false}[r.auto]
 			drifted := r.sync == "OutOfSync"
 			out = append(out, agreementApp{
-				state: AppState{Namespace: "argocd", Name: env + "-" + r.name, Project: "shop", Env: env,
+				state: rules.AppState{Namespace: "argocd", Name: env + "-" + r.name, Project: "shop", Env: env,
 					SyncStatus: r.sync, Health: r.health, Phase: r.phase, AutoSync: auto, Deleting: r.deleting, HeldByWindow: r.held,
 					LiveDrift: drifted && (!r.awaiting || r.both), AwaitingSync: drifted && r.awaiting, Retries: r.retries},
 				replicas:    max(r.replicas, 1),
@@ -202,7 +208,7 @@ func agreementApps() []agreementApp {
 	}
 	// One name in two namespaces (apps in any namespace), both drifted,
 	// only one auto-syncing: DriftNotHealed joins on namespace and name.
-	for _, s := range []AppState{
+	for _, s := range []rules.AppState{
 		{Namespace: "team-a", Name: "dev-shared", Project: "team-a", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true, LiveDrift: true},
 		{Namespace: "team-b", Name: "dev-shared", Project: "team-b", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: false, LiveDrift: true},
 	} {
@@ -213,7 +219,7 @@ func agreementApps() []agreementApp {
 
 // exposedState is s with sync and health mapped into their state sets, as
 // crowsnest's series show it.
-func exposedState(s AppState) AppState {
+func exposedState(s rules.AppState) rules.AppState {
 	if !slices.Contains(exposedSyncStatuses(), s.SyncStatus) {
 		s.SyncStatus = "Unknown"
 	}
@@ -231,7 +237,7 @@ type agreementSample struct {
 
 // exposeApp returns the series one crowsnest replica at instance exposes
 // for s, as Prometheus stores them (with job and instance).
-func exposeApp(s AppState, instance string) []agreementSample {
+func exposeApp(s rules.AppState, instance string) []agreementSample {
 	s = exposedState(s)
 	labels := func(extra ...string) string {
 		l := fmt.Sprintf(`namespace=%q,name=%q,project=%q,env=%q,job="crowsnest",instance=%q`, s.Namespace, s.Name, s.Project, s.Env, instance)
@@ -290,11 +296,11 @@ type agreementFiring struct {
 
 // pagerFiring runs the pager on apps, unchanged since t0, and returns the
 // alerts firing at t0+at by alertname/namespace/name.
-func pagerFiring(t *testing.T, apps []AppState, at time.Duration) map[string]agreementFiring {
+func pagerFiring(t *testing.T, apps []rules.AppState, at time.Duration) map[string]agreementFiring {
 	t.Helper()
 	// Resend every evaluation, so the second returns every firing alert.
 	p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Nanosecond, Timeout: time.Second, ForScale: 1},
-		Alerts(), func() []AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
+		rules.Alerts(), func() []rules.AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,8 +341,8 @@ type agreementCheck struct {
 // pager does not miss, or on a divergence the table does not declare.
 func agreementExpect(t *testing.T, table []agreementApp) []agreementCheck {
 	t.Helper()
-	raw := make([]AppState, len(table))
-	exposed := make([]AppState, len(table))
+	raw := make([]rules.AppState, len(table))
+	exposed := make([]rules.AppState, len(table))
 	misses := map[string]bool{}
 	for i, a := range table {
 		raw[i], exposed[i] = a.state, exposedState(a.state)
@@ -345,7 +351,7 @@ func agreementExpect(t *testing.T, table []agreementApp) []agreementCheck {
 		}
 	}
 	var last time.Duration
-	for _, a := range Alerts() {
+	for _, a := range rules.Alerts() {
 		if a.For%agreementInterval != 0 {
 			t.Fatalf("%s: for %v is not a whole number of evaluation intervals (%v)", a.Name, a.For, agreementInterval)
 		}
@@ -356,7 +362,7 @@ func agreementExpect(t *testing.T, table []agreementApp) []agreementCheck {
 	skipped := agreementSkipped()
 	var out []agreementCheck
 	byTime := map[time.Duration][2]map[string]agreementFiring{}
-	for _, a := range Alerts() {
+	for _, a := range rules.Alerts() {
 		if a.Check == nil {
 			if _, ok := skipped[a.Name]; !ok {
 				t.Errorf("%s has no Go check: add it to agreementSkipped with the reason", a.Name)
@@ -403,7 +409,7 @@ func agreementExpect(t *testing.T, table []agreementApp) []agreementCheck {
 		}
 	}
 	for name := range skipped {
-		if !slices.ContainsFunc(Alerts(), func(a Alert) bool { return a.Name == name }) {
+		if !slices.ContainsFunc(rules.Alerts(), func(a rules.Alert) bool { return a.Name == name }) {
 			t.Errorf("agreementSkipped names %s, which is no alert", name)
 		}
 	}
@@ -418,16 +424,16 @@ func renderAgreement(t *testing.T, table []agreementApp, checks []agreementCheck
 		last = max(last, c.at)
 	}
 	steps := int((last + agreementInterval) / agreementInterval)
-	ty := testYAML{Interval: promDuration(agreementInterval)}
+	ty := promtest.Group{Interval: prommodel.Duration(agreementInterval).String()}
 	for _, a := range table {
 		for r := range a.replicas {
 			for _, s := range exposeApp(a.state, fmt.Sprintf("crowsnest-%d:9829", r)) {
-				ty.Input = append(ty.Input, seriesYAML{s.series, fmt.Sprintf("%dx%d", s.value, steps)})
+				ty.Input = append(ty.Input, promtest.Series{Series: s.series, Values: fmt.Sprintf("%dx%d", s.value, steps)})
 			}
 		}
 	}
 	for _, c := range checks {
-		rt := ruleTest{EvalTime: promDuration(c.at), Alertname: c.alert, ExpAlerts: []expAlert{}}
+		rt := promtest.AlertTest{EvalTime: prommodel.Duration(c.at).String(), Alertname: c.alert, ExpAlerts: []promtest.ExpAlert{}}
 		if c.at == 0 {
 			rt.EvalTime = "0m"
 		}
@@ -438,17 +444,17 @@ func renderAgreement(t *testing.T, table []agreementApp, checks []agreementCheck
 					l[k] = v
 				}
 			}
-			rt.ExpAlerts = append(rt.ExpAlerts, expAlert{Labels: l, Annotations: f.annotations})
+			rt.ExpAlerts = append(rt.ExpAlerts, promtest.ExpAlert{Labels: l, Annotations: f.annotations})
 		}
 		ty.AlertTest = append(ty.AlertTest, rt)
 	}
 	doc := struct {
-		RuleFiles []string   `yaml:"rule_files"`
-		Interval  string     `yaml:"evaluation_interval"`
-		Tests     []testYAML `yaml:"tests"`
-	}{RuleFiles: []string{"../crowsnest.rules.yaml"}, Interval: promDuration(agreementInterval), Tests: []testYAML{ty}}
+		RuleFiles []string         `yaml:"rule_files"`
+		Interval  string           `yaml:"evaluation_interval"`
+		Tests     []promtest.Group `yaml:"tests"`
+	}{RuleFiles: []string{"../crowsnest.rules.yaml"}, Interval: prommodel.Duration(agreementInterval).String(), Tests: []promtest.Group{ty}}
 	var b bytes.Buffer
-	b.WriteString("# Generated from internal/rules/agreement_test.go by `go test ./internal/rules -update`. DO NOT EDIT.\n" +
+	b.WriteString("# Generated from internal/pager/agreement_test.go by `go test ./internal/pager -update`. DO NOT EDIT.\n" +
 		"# Each app alert's PromQL must fire exactly where its Go check (direct paging) does.\n" +
 		"# Run: promtool test rules alerts/tests/*.yaml\n")
 	var missed []string
@@ -477,7 +483,7 @@ func renderAgreement(t *testing.T, table []agreementApp, checks []agreementCheck
 // The generated promtool test matches the table and the pager.
 func TestAgreementPromtoolUpToDate(t *testing.T) {
 	table := agreementApps()
-	checkGenerated(t, agreementFile, renderAgreement(t, table, agreementExpect(t, table)))
+	promtest.CheckGenerated(t, "internal/pager", agreementFile, renderAgreement(t, table, agreementExpect(t, table)), *update)
 }
 
 // The table covers every state, env and auto-sync setting, and every
@@ -526,7 +532,7 @@ func TestAgreementTableCoverage(t *testing.T) {
 	}
 
 	checks := agreementExpect(t, table)
-	for _, a := range Alerts() {
+	for _, a := range rules.Alerts() {
 		if a.Check == nil {
 			continue
 		}
@@ -540,7 +546,7 @@ func TestAgreementTableCoverage(t *testing.T) {
 			t.Errorf("%s: not checked", a.Name)
 			continue
 		}
-		prod, err := ProdMatcher(ProdEnv)
+		prod, err := rules.ProdMatcher(rules.ProdEnv)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -559,7 +565,7 @@ func TestAgreementTableCoverage(t *testing.T) {
 
 // The exposition the test models matches README's metric table.
 func TestAgreementStateSetsDocumented(t *testing.T) {
-	readme, err := os.ReadFile(repoFile("README.md"))
+	readme, err := os.ReadFile(promtest.RepoFile("README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,3 +587,5 @@ func TestAgreementStateSetsDocumented(t *testing.T) {
 		}
 	}
 }
+
+var update = flag.Bool("update", false, "rewrite alerts/tests/agreement.yaml")
