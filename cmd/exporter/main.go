@@ -1,5 +1,7 @@
 // Command crowsnest (built from cmd/exporter) watches Argo CD Applications and
-// serves Prometheus metrics about their sync state, health and drift.
+// serves Prometheus metrics about their sync state, health and drift. This
+// package is the command line only: flags parse into daemon.Options, and
+// internal/daemon builds and runs the pipeline.
 package main
 
 import (
@@ -9,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/crowsnest/crowsnest/internal/daemon"
 )
 
 func main() {
@@ -33,9 +37,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger := cli.logger()
 	switch cmd {
 	case cli.record.FullCommand():
-		err = cli.runRecord(ctx, logger)
+		err = daemon.Record(ctx, cli.recordOptions(), stdout, logger)
 	default:
-		err = cli.runServe(ctx, logger)
+		err = daemon.Run(ctx, cli.options(), stdout, logger)
 	}
 	if err != nil {
 		logger.Error("crowsnest stopped", "err", err)

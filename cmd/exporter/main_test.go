@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 
+	"github.com/crowsnest/crowsnest/internal/daemon"
 	"github.com/crowsnest/crowsnest/internal/demo"
 	"github.com/crowsnest/crowsnest/internal/logtest"
 	"github.com/crowsnest/crowsnest/internal/lokitest"
@@ -40,8 +41,8 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// daemon runs the command in the background until the test ends.
-type daemon struct {
+// running is the command, run in the background until the test ends.
+type running struct {
 	addr   string
 	stdout *logtest.Buffer
 	stderr *logtest.Buffer
@@ -49,9 +50,9 @@ type daemon struct {
 	done   chan int
 }
 
-func startDaemon(t *testing.T, args ...string) *daemon {
+func startDaemon(t *testing.T, args ...string) *running {
 	t.Helper()
-	d := &daemon{stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan int, 1)}
+	d := &running{stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	// Port 0: the kernel picks a free port for the daemon itself, so no
@@ -76,7 +77,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 
 // listeningOn waits for the daemon's "Listening on" log line and returns
 // the address it names.
-func listeningOn(t *testing.T, d *daemon) string {
+func listeningOn(t *testing.T, d *running) string {
 	t.Helper()
 	re := regexp.MustCompile(`msg="Listening on" address=(127\.0\.0\.1:[0-9]+)`)
 	deadline := time.Now().Add(30 * time.Second)
@@ -95,7 +96,7 @@ func listeningOn(t *testing.T, d *daemon) string {
 	return ""
 }
 
-func (d *daemon) get(t *testing.T, path string) (int, string) {
+func (d *running) get(t *testing.T, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + d.addr + path)
 	if err != nil {
@@ -106,7 +107,7 @@ func (d *daemon) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-func (d *daemon) eventually(t *testing.T, what string, cond func() error) {
+func (d *running) eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -121,7 +122,7 @@ func (d *daemon) eventually(t *testing.T, what string, cond func() error) {
 	}
 }
 
-func (d *daemon) families(t *testing.T) map[string]int {
+func (d *running) families(t *testing.T) map[string]int {
 	t.Helper()
 	code, body := d.get(t, "/metrics")
 	if code != http.StatusOK {
@@ -156,7 +157,7 @@ func recordingEvents() int {
 
 // startDemo runs --demo without waiting and returns once the whole
 // recording has been replayed.
-func startDemo(t *testing.T, args ...string) *daemon {
+func startDemo(t *testing.T, args ...string) *running {
 	t.Helper()
 	d := startDaemon(t, append([]string{"--demo", "--replay.speed=0"}, args...)...)
 	want := recordingEvents()
@@ -394,8 +395,8 @@ func TestShutdownOnCancel(t *testing.T) {
 		if code != 0 {
 			t.Errorf("exit code %d after a clean shutdown", code)
 		}
-	case <-time.After(shutdownTimeout + 2*time.Second):
-		t.Fatalf("no shutdown within %v", shutdownTimeout)
+	case <-time.After(daemon.ShutdownTimeout + 2*time.Second):
+		t.Fatalf("no shutdown within %v", daemon.ShutdownTimeout)
 	}
 	t.Logf("shut down in %v", time.Since(start))
 }
@@ -462,7 +463,7 @@ func TestBlackholedCollectorLeavesMetricsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	stateLines := func(d *daemon) []string {
+	stateLines := func(d *running) []string {
 		_, body := d.get(t, "/metrics")
 		var out []string
 		for _, l := range strings.Split(body, "\n") {
@@ -653,7 +654,7 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 	// servers.
 	ignore := goleak.IgnoreCurrent()
 
-	d := &daemon{stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan int, 1)}
+	d := &running{stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan int, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		d.done <- run(ctx, []string{"--demo", "--web.listen-address=127.0.0.1:0", "--replay.speed=0",
@@ -678,7 +679,7 @@ func TestNoGoroutineLeftAfterShutdown(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit code %d:\n%s", code, stderr.String())
 		}
-	case <-time.After(shutdownTimeout + 5*time.Second):
+	case <-time.After(daemon.ShutdownTimeout + 5*time.Second):
 		t.Fatal("no shutdown")
 	}
 	stopLoki()

@@ -15,7 +15,7 @@ import (
 )
 
 // scrapeSamples parses the daemon's /metrics into its samples.
-func (d *daemon) scrapeSamples(t *testing.T) model.Vector {
+func (d *running) scrapeSamples(t *testing.T) model.Vector {
 	t.Helper()
 	code, body := d.get(t, "/metrics")
 	if code != http.StatusOK {
@@ -50,7 +50,7 @@ func appSeries(v model.Vector) map[string]float64 {
 }
 
 // traceIDs are the ids of the sync traces the demo printed.
-func (d *daemon) traceIDs() map[string]bool {
+func (d *running) traceIDs() map[string]bool {
 	out := map[string]bool{}
 	for _, l := range strings.Split(d.stdout.String(), "\n") {
 		var s struct {
@@ -70,7 +70,7 @@ func (d *daemon) traceIDs() map[string]bool {
 func TestShardedDemoSplitsAppsSeriesAndTraces(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100") // export traces within 0.1 s
 	whole := startDemo(t)
-	shards := []*daemon{startDemo(t, "--shard=0", "--total-shards=2"), startDemo(t, "--shard=1", "--total-shards=2")}
+	shards := []*running{startDemo(t, "--shard=0", "--total-shards=2"), startDemo(t, "--shard=1", "--total-shards=2")}
 	time.Sleep(2 * time.Second) // the last traces' export
 
 	want := appSeries(whole.scrapeSamples(t))
@@ -145,25 +145,5 @@ func TestShardedDemoSplitsAppsSeriesAndTraces(t *testing.T) {
 	}
 	if len(wantTraces) == 0 || !maps.Equal(gotTraces, wantTraces) {
 		t.Errorf("traces of the shards: %d, unsharded: %d, want the same ids", len(gotTraces), len(wantTraces))
-	}
-}
-
-func TestShardLeaseName(t *testing.T) {
-	for _, tt := range []struct {
-		args []string
-		want string
-	}{
-		{nil, "crowsnest"},
-		{[]string{"--shard=0", "--total-shards=1"}, "crowsnest"},
-		{[]string{"--shard=1", "--total-shards=3"}, "crowsnest-1-of-3"},
-		{[]string{"--leader-elect.lease-name=cn", "--shard=0", "--total-shards=2"}, "cn-0-of-2"},
-	} {
-		c := newCLI(nil, nil)
-		if _, err := c.app.Parse(tt.args); err != nil {
-			t.Fatal(err)
-		}
-		if got := c.leaseName(); got != tt.want {
-			t.Errorf("%v: Lease %q, want %q", tt.args, got, tt.want)
-		}
 	}
 }

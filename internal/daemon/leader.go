@@ -1,16 +1,14 @@
-package main
+package daemon
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"os"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/rest"
 
 	"github.com/crowsnest/crowsnest/internal/collect/tracker"
 	"github.com/crowsnest/crowsnest/internal/dora"
@@ -105,45 +103,54 @@ func (f gatedFacts) Fact(fact *model.Fact) {
 	}
 }
 
-// newLeaderElection returns a function that campaigns for the Lease until
-// its context ends, keeping g up to date, and returns only once it has
-// released the Lease: a graceful stop hands over at once (another replica
-// takes it within --leader-elect.retry-period); a crashed leader's Lease
-// expires after --leader-elect.lease-duration.
-func (c *cli) newLeaderElection(rc *rest.Config, g *leaderGate, logger *slog.Logger) (func(context.Context), error) {
+// leaderElection adds the campaign for the Lease to the group, with
+// --leader-elect: it keeps the gate up to date and returns only once it
+// has released the Lease, so a graceful stop hands over at once (another
+// replica takes it within --leader-elect.retry-period); a crashed leader's
+// Lease expires after --leader-elect.lease-duration.
+func (d *daemon) leaderElection() error {
+	if !d.o.Leader.Elect {
+		return nil
+	}
+	rc, err := d.kube.config()
+	if err != nil {
+		return err
+	}
 	host, _ := os.Hostname()
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	id := host + "_" + hex.EncodeToString(suffix)
-	ns := c.ownNamespace()
+	ns, name := d.o.ownNamespace(), d.o.perShard(d.o.Leader.LeaseName)
 	leases, err := leader.NewRESTLeases(rc, ns)
 	if err != nil {
-		return nil, fmt.Errorf("leader election client: %w", err)
+		return fmt.Errorf("leader election client: %w", err)
 	}
-	log := logger.With("component", "leader-election")
+	log := d.log.With("component", "leader-election")
 	le, err := leader.New(leader.Config{
-		Leases: leases, Name: c.leaseName(), Namespace: ns, Identity: id,
-		LeaseDuration: *c.leaderLeaseDuration,
-		RenewDeadline: *c.leaderLeaseDuration * 2 / 3,
-		RetryPeriod:   *c.leaderRetryPeriod,
+		Leases: leases, Name: name, Namespace: ns, Identity: id,
+		LeaseDuration: d.o.Leader.LeaseDuration,
+		RenewDeadline: d.o.Leader.LeaseDuration * 2 / 3,
+		RetryPeriod:   d.o.Leader.RetryPeriod,
 		OnStarted: func() {
-			log.Info("leading: sending traces, events and pages", "identity", id, "lease", ns+"/"+c.leaseName())
-			g.set(true)
+			log.Info("leading: sending traces, events and pages", "identity", id, "lease", ns+"/"+name)
+			d.gate.set(true)
 		},
 		OnStopped: func() {
 			log.Info("no longer leading", "identity", id)
-			g.set(false)
+			d.gate.set(false)
 		},
 		Logger: log,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return func(ctx context.Context) {
+	d.actors = append(d.actors, actor{"leader-election", func(ctx context.Context) error {
 		// Run returns when leadership is lost (after releasing the Lease
 		// if ctx ended); campaign again until shutdown.
 		for ctx.Err() == nil {
 			le.Run(ctx)
 		}
-	}, nil
+		return nil
+	}})
+	return nil
 }
