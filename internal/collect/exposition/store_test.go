@@ -1,4 +1,4 @@
-package tracker
+package exposition
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -22,18 +21,19 @@ import (
 	"github.com/crowsnest/crowsnest/internal/argocd/health"
 	synccommon "github.com/crowsnest/crowsnest/internal/argocd/synccommon"
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
-
-	"github.com/crowsnest/crowsnest/internal/collect/exposition"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
+
+// at is d after t0.
+func at(d time.Duration) time.Time { return t0.Add(d) }
 
 func TestMetricsHandler(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	self := prometheus.NewGauge(prometheus.GaugeOpts{Name: "crowsnest_test_self", Help: "A self metric."})
 	reg.MustRegister(self)
-	tr, store := newTestTracker()
-	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
-	h := exposition.NewMetricsHandler(reg, store, promslog.NewNopLogger())
+	store := NewStore(false)
+	store.SetApp(&model.AppView{App: webApp(), Env: "unknown"})
+	h := NewMetricsHandler(reg, store, promslog.NewNopLogger())
 
 	for _, gz := range []bool{false, true} {
 		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
@@ -80,11 +80,13 @@ func TestMetricsHandler(t *testing.T) {
 // after apps were added, changed (series, operations with per-app
 // histograms, workloads), deleted and added again into freed slots.
 func TestMetricsHandlerGzipIsIdentity(t *testing.T) {
-	tr, store, reg := newTrackerWithRegistry(true)
+	store := NewStore(true)
+	reg := prometheus.NewRegistry()
+	durations := NewDurations(reg)
 	self := prometheus.NewGauge(prometheus.GaugeOpts{Name: "crowsnest_test_self", Help: "A self metric."})
 	self.Set(42)
 	reg.MustRegister(self)
-	h := exposition.NewMetricsHandler(reg, store, promslog.NewNopLogger())
+	h := NewMetricsHandler(reg, store, promslog.NewNopLogger())
 
 	scrape := func(t *testing.T, accept, encoding string) *httptest.ResponseRecorder {
 		t.Helper()
@@ -161,17 +163,33 @@ func TestMetricsHandlerGzipIsIdentity(t *testing.T) {
 	// for compression (a scrape compresses them), the others are kept
 	// compressed.
 	const apps = 150
-	workload := func(i int, typ model.EventType, ready int64) {
-		a := benchApp(i)
-		tr.HandleWorkload(model.WorkloadEvent{Type: typ, Time: t0, Workload: model.Workload{
-			Kind: "Deployment", Namespace: a.Spec.Destination.Namespace, Name: a.Name, App: a.Name, AppNamespace: a.Namespace,
-			Replicas: map[string]int64{"desired": 3, "ready": ready},
-		}})
+	views := map[int]*model.AppView{}
+	set := func(i int, change func(v *model.AppView)) {
+		v := views[i]
+		if v == nil {
+			v = benchView(i)
+		} else {
+			c := *v
+			v = &c
+		}
+		if change != nil {
+			change(v)
+		}
+		views[i] = v
+		store.SetApp(v)
+	}
+	workload := func(ready int64) func(*model.AppView) {
+		return func(v *model.AppView) {
+			v.Workloads = []model.Workload{{
+				Kind: "Deployment", Namespace: v.App.Spec.Destination.Namespace, Name: v.App.Name, App: v.App.Name, AppNamespace: v.App.Namespace,
+				Replicas: map[string]int64{"desired": 3, "ready": ready},
+			}}
+		}
 	}
 	for i := 0; i < apps; i++ {
-		tr.Handle(model.Event{Type: model.Added, Time: t0, App: benchApp(i)})
+		set(i, nil)
 		if i%3 == 0 {
-			workload(i, model.Added, 3)
+			set(i, workload(3))
 		}
 	}
 	check(t, "added", apps)
@@ -179,23 +197,34 @@ func TestMetricsHandlerGzipIsIdentity(t *testing.T) {
 	// Changes spread over every block: health, operations that finish
 	// (the per-app histograms), workloads.
 	for i := 0; i < apps; i += 7 {
-		a := benchApp(i)
-		a.Status.Health.Status = health.HealthStatusDegraded
-		tr.Handle(model.Event{Type: model.Modified, Time: at(time.Minute), App: a})
+		set(i, func(v *model.AppView) {
+			v.App = v.App.DeepCopy()
+			v.App.Status.Health.Status = health.HealthStatusDegraded
+		})
 		if i%2 == 0 {
-			a = a.DeepCopy()
-			operation(synccommon.OperationRunning, at(2*time.Minute), nil)(a)
-			tr.Handle(model.Event{Type: model.Modified, Time: at(2 * time.Minute), App: a})
-			a = a.DeepCopy()
-			operation(synccommon.OperationFailed, at(2*time.Minute), ptr(at(3*time.Minute)))(a)
-			tr.Handle(model.Event{Type: model.Modified, Time: at(3 * time.Minute), App: a})
+			set(i, func(v *model.AppView) {
+				v.Phase, v.Progress = "Running", &model.SyncProgress{Wave: model.UnknownWave}
+			})
+			op := &model.Operation{UID: string(views[i].App.UID), Namespace: "argocd", Name: views[i].App.Name, Project: views[i].App.Spec.Project, Env: views[i].Env,
+				Result: model.ResultFailed, StartedAt: at(2 * time.Minute), FinishedAt: at(3 * time.Minute)}
+			durations.Finished(op)
+			store.Finished(op)
+			set(i, func(v *model.AppView) {
+				v.Phase, v.Progress = "Failed", nil
+				v.LastFinished = &model.FinishedOperation{Result: model.ResultFailed, Started: op.StartedAt, Finished: op.FinishedAt}
+				v.Syncs[model.ResultIndex(model.ResultFailed)]++
+			})
 		}
 		if i%3 == 0 {
-			workload(i, model.Modified, 1)
+			set(i, workload(1))
 		}
 	}
 	check(t, "changed", apps)
-	if n := strings.Count(samples(t, store), "crowsnest_app_sync_duration_seconds_count{"); n == 0 {
+	var text bytes.Buffer
+	if _, err := store.WriteTo(&text); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(text.String(), "crowsnest_app_sync_duration_seconds_count{"); n == 0 {
 		t.Fatal("no per-app histogram: the operations did not finish")
 	}
 
@@ -203,7 +232,7 @@ func TestMetricsHandlerGzipIsIdentity(t *testing.T) {
 	deleted := 0
 	for i := 0; i < apps; i++ {
 		if i%3 == 1 || i < 32 {
-			tr.Handle(model.Event{Type: model.Deleted, Time: at(4 * time.Minute), App: benchApp(i)})
+			store.DeleteApp(views[i].Key())
 			deleted++
 		}
 	}
@@ -211,7 +240,7 @@ func TestMetricsHandlerGzipIsIdentity(t *testing.T) {
 
 	// New apps take the freed slots.
 	for i := apps; i < apps+60; i++ {
-		tr.Handle(model.Event{Type: model.Added, Time: at(5 * time.Minute), App: benchApp(i)})
+		set(i, nil)
 	}
 	check(t, "added again", apps-deleted+60)
 }
@@ -219,25 +248,25 @@ func TestMetricsHandlerGzipIsIdentity(t *testing.T) {
 // Scrapes run while apps change (run with -race): each gzip scrape decodes
 // and parses whole, whichever blocks were being compressed again meanwhile.
 func TestMetricsHandlerGzipWhileUpdating(t *testing.T) {
-	tr, store := newTestTracker()
-	h := exposition.NewMetricsHandler(prometheus.NewRegistry(), store, promslog.NewNopLogger())
+	store := NewStore(false)
+	h := NewMetricsHandler(prometheus.NewRegistry(), store, promslog.NewNopLogger())
 	const apps = 100
 	for i := 0; i < apps; i++ {
-		tr.Handle(model.Event{Type: model.Added, Time: t0, App: benchApp(i)})
+		store.SetApp(benchView(i))
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for k := 0; k < 300; k++ {
-			a := benchApp(k * 7 % apps)
+			v := benchView(k * 7 % apps)
 			if k%2 == 0 {
-				a.Status.Health.Status = health.HealthStatusDegraded
+				v.App.Status.Health.Status = health.HealthStatusDegraded
 			}
-			typ := model.Modified
 			if k%10 == 9 {
-				typ = model.Deleted
+				store.DeleteApp(v.Key())
+				continue
 			}
-			tr.Handle(model.Event{Type: typ, Time: at(time.Duration(k) * time.Second), App: a})
+			store.SetApp(v)
 		}
 	}()
 	for scrapes := 0; ; scrapes++ {
@@ -305,6 +334,23 @@ func benchApp(i int) *v1alpha1.Application {
 	return a
 }
 
+// benchView returns the view of benchApp(i) as the tracker hands it on
+// after its first look at t0: its env label, its last operation finished
+// and successful, drift since t0 if it is OutOfSync.
+func benchView(i int) *model.AppView {
+	a := benchApp(i)
+	v := &model.AppView{
+		App: a, Env: a.Labels["env"], Phase: "Succeeded",
+		Policies:       []model.PolicyResult{{Policy: "auto_sync"}, {Policy: "self_heal"}, {Policy: "prune"}},
+		LastFinished:   &model.FinishedOperation{Result: model.ResultSucceeded, Started: t0.Add(-11 * time.Minute), Finished: t0.Add(-10 * time.Minute)},
+		LastSuccessful: t0.Add(-10 * time.Minute),
+	}
+	if a.Status.Sync.Status == v1alpha1.SyncStatusCodeOutOfSync {
+		v.DriftSince, v.LiveDriftSince = t0, t0
+	}
+	return v
+}
+
 // discard is a ResponseWriter that drops the body, so the benchmark
 // measures crowsnest, not a buffer growing.
 type discard struct {
@@ -317,28 +363,27 @@ func (d *discard) Write(b []byte) (int, error) { d.n += len(b); return len(b), n
 func (d *discard) WriteHeader(int)             {}
 
 // BenchmarkScrape measures one /metrics request over 10,000 Applications
-// with two workloads each. It holds the tracker's lock throughout: a scrape
-// only copies the store's bytes, so it completes all the same.
+// with two workloads each. A scrape only copies the store's bytes: no
+// tracker takes part.
 func BenchmarkScrape(b *testing.B) {
 	const apps = 10000
 	for _, workloads := range []int{0, 2} {
-		tr, store := newTestTracker()
+		store := NewStore(false)
 		for i := 0; i < apps; i++ {
-			a := benchApp(i)
-			tr.Handle(model.Event{Type: model.Added, Time: t0, App: a})
+			v := benchView(i)
 			for _, kind := range []string{"Deployment", "StatefulSet"}[:workloads] {
-				tr.HandleWorkload(model.WorkloadEvent{Type: model.Added, Time: t0, Workload: model.Workload{
-					Kind: kind, Namespace: a.Spec.Destination.Namespace, Name: a.Name, App: a.Name, AppNamespace: a.Namespace,
+				v.Workloads = append(v.Workloads, model.Workload{
+					Kind: kind, Namespace: v.App.Spec.Destination.Namespace, Name: v.App.Name, App: v.App.Name, AppNamespace: v.App.Namespace,
 					Replicas: map[string]int64{"desired": 3, "ready": 3, "updated": 3, "available": 3},
-				}})
+				})
 			}
+			store.SetApp(v)
 		}
-		h := exposition.NewMetricsHandler(prometheus.NewRegistry(), store, promslog.NewNopLogger())
+		h := NewMetricsHandler(prometheus.NewRegistry(), store, promslog.NewNopLogger())
 		size, err := store.WriteTo(io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}
-		tr.mu.Lock() // a scrape must not need it
 		for _, format := range []struct{ name, accept string }{
 			{"text", ""},
 			{"openmetrics", "application/openmetrics-text; version=1.0.0"},
@@ -359,52 +404,24 @@ func BenchmarkScrape(b *testing.B) {
 				})
 			}
 		}
-		tr.mu.Unlock()
-	}
-}
-
-// BenchmarkHandle measures the work done per Application update, which is
-// where crowsnest renders an app's series.
-func BenchmarkHandle(b *testing.B) {
-	tr, _ := newTestTracker()
-	app := benchApp(1)
-	for b.Loop() {
-		tr.Handle(model.Event{Type: model.Modified, Time: t0, App: app})
-	}
-}
-
-// BenchmarkHandleChange measures an update that changes an app's series
-// (its health flips between Healthy and Degraded) in a store of 10,000
-// apps, each update to another app than the one before, as when many apps
-// change: the store re-renders the app and re-encodes what changed.
-func BenchmarkHandleChange(b *testing.B) {
-	const apps, flipped = 10000, 1024
-	tr, _ := newTestTracker()
-	var versions [2][]*v1alpha1.Application
-	for i := 0; i < apps; i++ {
-		a := benchApp(i)
-		tr.Handle(model.Event{Type: model.Added, Time: t0, App: a})
-		if i%(apps/flipped) == 0 && len(versions[0]) < flipped {
-			degraded := a.DeepCopy()
-			degraded.Status.Health.Status = health.HealthStatusDegraded
-			versions[0], versions[1] = append(versions[0], degraded), append(versions[1], a)
-		}
-	}
-	k := 0
-	for b.Loop() {
-		tr.Handle(model.Event{Type: model.Modified, Time: t0, App: versions[k/flipped%2][k%flipped]})
-		k++
 	}
 }
 
 // Prometheus asks for OpenMetrics, the one format that carries exemplars:
 // the sync duration histogram's exemplar is the operation's trace id.
 func TestMetricsHandlerOpenMetrics(t *testing.T) {
-	tr, store, reg := newTrackerWithRegistry(false)
-	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
-	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Minute), App: newApp(
-		operation(synccommon.OperationSucceeded, at(10*time.Second), ptr(at(40*time.Second))))})
-	h := exposition.NewMetricsHandler(reg, store, promslog.NewNopLogger())
+	store := NewStore(false)
+	reg := prometheus.NewRegistry()
+	durations := NewDurations(reg)
+	op := &model.Operation{UID: "uid-web", Namespace: "argocd", Name: "web", Project: "shop", Env: "unknown",
+		Result: model.ResultSucceeded, StartedAt: at(10 * time.Second), FinishedAt: at(40 * time.Second)}
+	view := &model.AppView{App: webApp(), Env: "unknown", Phase: "Succeeded",
+		LastFinished: &model.FinishedOperation{Result: model.ResultSucceeded, Started: op.StartedAt, Finished: op.FinishedAt}}
+	view.Syncs[model.ResultIndex(model.ResultSucceeded)] = 1
+	store.SetApp(view)
+	durations.Finished(op)
+	store.Finished(op)
+	h := NewMetricsHandler(reg, store, promslog.NewNopLogger())
 
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	// What Prometheus 2.42 sends.
@@ -437,39 +454,29 @@ func TestMetricsHandlerOpenMetrics(t *testing.T) {
 	}
 }
 
-// BenchmarkMemoryPerApp reports the heap crowsnest keeps per app (tracker
-// state, views, rendered series) after each of 2,000 apps ran one sync of
-// 50 resources in two waves, watched from its start.
-func BenchmarkMemoryPerApp(b *testing.B) {
-	const apps, resources = 2000, 50
-	for b.Loop() {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		tr, store := newTestTracker()
-		for i := 0; i < apps; i++ {
-			a := benchApp(i)
-			a.Status.OperationState = &v1alpha1.OperationState{Phase: synccommon.OperationRunning, StartedAt: metav1.NewTime(t0)}
-			tr.Handle(model.Event{Type: model.Modified, Time: t0, App: a})
-			results := make(v1alpha1.ResourceResults, 0, resources)
-			for r := 0; r < resources; r++ {
-				results = append(results, &v1alpha1.ResourceResult{Kind: "ConfigMap", Namespace: "web", Name: fmt.Sprintf("cm-%03d", r),
-					SyncPhase: synccommon.SyncPhaseSync, Status: synccommon.ResultCodeSynced, Message: "configmap/cm created"})
-			}
-			a = a.DeepCopy()
-			a.Status.OperationState.SyncResult = &v1alpha1.SyncOperationResult{Resources: results[:resources/2]}
-			tr.Handle(model.Event{Type: model.Modified, Time: t0.Add(2 * time.Second), App: a})
-			a = a.DeepCopy()
-			a.Status.OperationState.SyncResult.Resources = results
-			tr.Handle(model.Event{Type: model.Modified, Time: t0.Add(4 * time.Second), App: a})
-			a = a.DeepCopy()
-			a.Status.OperationState.Phase, a.Status.OperationState.FinishedAt = synccommon.OperationSucceeded, mtime(t0.Add(5*time.Second))
-			tr.Handle(model.Event{Type: model.Modified, Time: t0.Add(5 * time.Second), App: a})
+// DeleteApp drops every series of the app, and only its.
+func TestDeleteAppDropsItsSeries(t *testing.T) {
+	s := NewStore(true)
+	web := &model.AppView{App: webApp(), Env: "unknown", Phase: "Failed", DriftSince: t0}
+	web.App.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
+	api := &model.AppView{App: webApp(func(a *v1alpha1.Application) { a.Name, a.UID = "api", "uid-api" }), Env: "unknown"}
+	s.SetApp(web)
+	s.SetApp(api)
+	s.Finished(&model.Operation{UID: "uid-web", Namespace: "argocd", Name: "web", Result: model.ResultFailed, StartedAt: t0, FinishedAt: at(time.Second)})
+	s.DeleteApp(web.Key())
+	if s.Len() != 1 {
+		t.Fatalf("store holds %d apps, want 1", s.Len())
+	}
+	var text bytes.Buffer
+	if _, err := s.WriteTo(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(text.String(), "\n") {
+		if strings.Contains(line, `name="web"`) {
+			t.Errorf("a series of the deleted app: %s", line)
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/apps, "heap-B/app")
-		runtime.KeepAlive(tr)
-		runtime.KeepAlive(store)
+	}
+	if !strings.Contains(text.String(), `crowsnest_app_info{namespace="argocd",name="api",`) {
+		t.Error("the other app's series went too")
 	}
 }
