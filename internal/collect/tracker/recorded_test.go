@@ -19,7 +19,8 @@ import (
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
-// replayFile feeds a recording through a fresh tracker, as fast as it can,
+// replayFile (pipeline test: tracker and exposition together, on purpose)
+// feeds a recording through a fresh tracker, as fast as it can,
 // and returns the store, the registry of its histograms, the last snapshot
 // of every app still present, and the times of the first and last events.
 // setup runs on the tracker before the first event.

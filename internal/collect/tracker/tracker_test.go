@@ -2,9 +2,7 @@ package tracker
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +18,6 @@ import (
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/collect/exposition"
-	"github.com/crowsnest/crowsnest/internal/loki"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -58,6 +55,18 @@ func value(t *testing.T, s *exposition.Store, metric string, labels ...string) (
 	return v, found == 1
 }
 
+// syncsOf returns the count of web's operations that finished with result,
+// from the last view of it handed on.
+func syncsOf(t *testing.T, views *viewsSeen, result string) float64 {
+	t.Helper()
+	v := views.last("web")
+	if v == nil {
+		t.Fatal("no view of web")
+	}
+	return float64(v.Syncs[model.ResultIndex(result)])
+}
+
+// syncs returns crowsnest_app_syncs_total of web for result in the store.
 func syncs(t *testing.T, s *exposition.Store, result string) float64 {
 	t.Helper()
 	v, ok := value(t, s, "crowsnest_app_syncs_total", "name", "web", "result", result)
@@ -93,7 +102,7 @@ func history(startFinish ...time.Time) func(*v1alpha1.Application) {
 }
 
 func TestOperationCountedOnceAcrossResyncsAndRelists(t *testing.T) {
-	tr, s := newTestTracker()
+	tr, views := newViewTracker()
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
 	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Second), App: newApp(operation(synccommon.OperationRunning, at(time.Second), nil))})
 	done := newApp(operation(synccommon.OperationSucceeded, at(time.Second), ptr(at(30*time.Second))), history(at(time.Second), at(30*time.Second)))
@@ -102,21 +111,21 @@ func TestOperationCountedOnceAcrossResyncsAndRelists(t *testing.T) {
 	}
 	// A relist delivers it as an add again after an API server outage.
 	tr.Handle(model.Event{Type: model.Added, Time: at(2 * time.Minute), App: done.DeepCopy()})
-	if got := syncs(t, s, "Succeeded"); got != 1 {
+	if got := syncsOf(t, views, "Succeeded"); got != 1 {
 		t.Errorf("syncs_total{Succeeded} = %v, want 1", got)
 	}
-	if got := syncs(t, s, "Failed"); got != 0 {
+	if got := syncsOf(t, views, "Failed"); got != 0 {
 		t.Errorf("syncs_total{Failed} = %v, want 0", got)
 	}
 }
 
 func TestOperationsFinishedBeforeStartAreBaseline(t *testing.T) {
-	tr, s := newTestTracker()
+	tr, views := newViewTracker()
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(
 		operation(synccommon.OperationFailed, at(-time.Hour), ptr(at(-59*time.Minute))),
 		history(at(-2*time.Hour), at(-2*time.Hour+time.Minute)),
 	)})
-	if got := syncs(t, s, "Failed") + syncs(t, s, "Succeeded"); got != 0 {
+	if got := syncsOf(t, views, "Failed") + syncsOf(t, views, "Succeeded"); got != 0 {
 		t.Fatalf("operations finished before crowsnest started were counted: %v", got)
 	}
 	// The next operation is new: counted, though crowsnest never saw it running.
@@ -124,7 +133,7 @@ func TestOperationsFinishedBeforeStartAreBaseline(t *testing.T) {
 		operation(synccommon.OperationError, at(10*time.Second), ptr(at(20*time.Second))),
 		history(at(-2*time.Hour), at(-2*time.Hour+time.Minute)),
 	)})
-	if got := syncs(t, s, "Error"); got != 1 {
+	if got := syncsOf(t, views, "Error"); got != 1 {
 		t.Errorf("syncs_total{Error} = %v, want 1", got)
 	}
 }
@@ -132,11 +141,11 @@ func TestOperationsFinishedBeforeStartAreBaseline(t *testing.T) {
 // An operation seen running is counted when it finishes even if its
 // finishedAt, in whole seconds, precedes the first event.
 func TestOperationSeenRunningIsCounted(t *testing.T) {
-	tr, s := newTestTracker()
+	tr, views := newViewTracker()
 	start := t0.Add(500 * time.Millisecond)
 	tr.Handle(model.Event{Type: model.Added, Time: start, App: newApp(operation(synccommon.OperationRunning, at(-time.Minute), nil))})
 	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Second), App: newApp(operation(synccommon.OperationFailed, at(-time.Minute), ptr(at(-time.Second))))})
-	if got := syncs(t, s, "Failed"); got != 1 {
+	if got := syncsOf(t, views, "Failed"); got != 1 {
 		t.Errorf("syncs_total{Failed} = %v, want 1", got)
 	}
 }
@@ -144,7 +153,7 @@ func TestOperationSeenRunningIsCounted(t *testing.T) {
 // Two syncs while the watch was down: the first is visible only in the
 // history, the second in the operation state. Both count, once.
 func TestMissedSuccessfulSyncRecoveredFromHistory(t *testing.T) {
-	tr, s := newTestTracker()
+	tr, views := newViewTracker()
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
 	after := newApp(
 		operation(synccommon.OperationFailed, at(3*time.Minute), ptr(at(4*time.Minute))),
@@ -152,10 +161,10 @@ func TestMissedSuccessfulSyncRecoveredFromHistory(t *testing.T) {
 	)
 	tr.Handle(model.Event{Type: model.Modified, Time: at(5 * time.Minute), App: after})
 	tr.Handle(model.Event{Type: model.Modified, Time: at(6 * time.Minute), App: after})
-	if got := syncs(t, s, "Succeeded"); got != 1 {
+	if got := syncsOf(t, views, "Succeeded"); got != 1 {
 		t.Errorf("syncs_total{Succeeded} = %v, want 1", got)
 	}
-	if got := syncs(t, s, "Failed"); got != 1 {
+	if got := syncsOf(t, views, "Failed"); got != 1 {
 		t.Errorf("syncs_total{Failed} = %v, want 1", got)
 	}
 }
@@ -163,19 +172,19 @@ func TestMissedSuccessfulSyncRecoveredFromHistory(t *testing.T) {
 // Argo CD writes the history entry before it marks the operation Succeeded;
 // seeing both must count one sync.
 func TestHistoryBeforeOperationStateCountsOnce(t *testing.T) {
-	tr, s := newTestTracker()
+	tr, views := newViewTracker()
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(operation(synccommon.OperationRunning, at(time.Second), nil))})
 	tr.Handle(model.Event{Type: model.Modified, Time: at(20 * time.Second), App: newApp(
 		operation(synccommon.OperationRunning, at(time.Second), nil), history(at(time.Second), at(19*time.Second)))})
 	tr.Handle(model.Event{Type: model.Modified, Time: at(21 * time.Second), App: newApp(
 		operation(synccommon.OperationSucceeded, at(time.Second), ptr(at(20*time.Second))), history(at(time.Second), at(19*time.Second)))})
-	if got := syncs(t, s, "Succeeded"); got != 1 {
+	if got := syncsOf(t, views, "Succeeded"); got != 1 {
 		t.Errorf("syncs_total{Succeeded} = %v, want 1", got)
 	}
 }
 
 func TestSeenOperationsStayBounded(t *testing.T) {
-	tr, s := newTestTracker()
+	tr, views := newViewTracker()
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
 	const n = 200
 	for i := 1; i <= n; i++ {
@@ -187,7 +196,7 @@ func TestSeenOperationsStayBounded(t *testing.T) {
 		tr.Handle(model.Event{Type: model.Modified, Time: start.Add(time.Minute), App: newApp(
 			operation(synccommon.OperationSucceeded, start, ptr(start.Add(30*time.Second))), history(hist...))})
 	}
-	if got := syncs(t, s, "Succeeded"); got != n {
+	if got := syncsOf(t, views, "Succeeded"); got != n {
 		t.Errorf("syncs_total{Succeeded} = %v, want %d", got, n)
 	}
 	if got := len(tr.apps["argocd/web"].seen); got > 10 {
@@ -196,84 +205,88 @@ func TestSeenOperationsStayBounded(t *testing.T) {
 }
 
 func TestRecreatedAppStartsAfresh(t *testing.T) {
-	tr, s := newTestTracker()
+	tr, views := newViewTracker()
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
 	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Minute), App: newApp(operation(synccommon.OperationFailed, at(10*time.Second), ptr(at(20*time.Second))))})
-	if got := syncs(t, s, "Failed"); got != 1 {
+	if got := syncsOf(t, views, "Failed"); got != 1 {
 		t.Fatalf("syncs_total{Failed} = %v, want 1", got)
 	}
 	// model.Deleted and re-created under the same name while the watch was down:
 	// the relist shows a new UID.
 	again := newApp(func(a *v1alpha1.Application) { a.UID = "uid-web-2" })
 	tr.Handle(model.Event{Type: model.Modified, Time: at(2 * time.Minute), App: again})
-	if got := syncs(t, s, "Failed"); got != 0 {
+	if got := syncsOf(t, views, "Failed"); got != 0 {
 		t.Errorf("syncs_total{Failed} of the new app = %v, want 0", got)
 	}
 }
 
-func TestDeletedAppSeriesVanish(t *testing.T) {
-	tr, s := newTestTracker()
+// A deleted app is handed on as deleted, once, and the other app stays
+// (the exposition's TestDeleteAppDropsItsSeries drops its series).
+func TestDeletedAppIsHandedOn(t *testing.T) {
+	tr, views := newViewTracker()
 	keep := newApp(func(a *v1alpha1.Application) { a.Name, a.UID = "api", "uid-api" })
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: keep})
+	before := len(views.all())
 	tr.Handle(model.Event{Type: model.Deleted, Time: at(time.Second), App: newApp()})
-	if s.Len() != 1 {
-		t.Fatalf("store holds %d apps, want 1", s.Len())
+	if got := views.deleted.all(); len(got) != 1 || got[0] != "argocd/web" {
+		t.Fatalf("deleted %v, want [argocd/web]", got)
 	}
-	for name := range s.Families() {
-		if _, ok := value(t, s, name, "name", "web"); ok {
-			t.Errorf("%s still has a series of the deleted app", name)
-		}
+	if n := len(views.all()); n != before {
+		t.Errorf("%d views handed on with the delete", n-before)
 	}
-	if _, ok := value(t, s, "crowsnest_app_info", "name", "api"); !ok {
-		t.Error("the other app's series went too")
+	if views.last("api") == nil {
+		t.Error("no view of the other app")
 	}
 }
 
+// The drift clock starts when the app turns OutOfSync and stops when it is
+// Synced again; Unknown (a failed comparison) keeps it (the exposition
+// shows it only while OutOfSync: TestAppDriftSinceTimestampSeconds).
 func TestDriftSince(t *testing.T) {
-	tr, s := newTestTracker()
+	tr, views := newViewTracker()
 	withSync := func(status v1alpha1.SyncStatusCode) *v1alpha1.Application {
 		return newApp(func(a *v1alpha1.Application) { a.Status.Sync.Status = status })
-	}
-	driftSince := func() (float64, bool) {
-		return value(t, s, "crowsnest_app_drift_since_timestamp_seconds", "name", "web")
 	}
 	steps := []struct {
 		at     time.Duration
 		status v1alpha1.SyncStatusCode
-		want   time.Duration // -1: absent
+		want   time.Duration // -1: none
 	}{
 		{0, v1alpha1.SyncStatusCodeSynced, -1},
 		{time.Minute, v1alpha1.SyncStatusCodeOutOfSync, time.Minute},
 		{2 * time.Minute, v1alpha1.SyncStatusCodeOutOfSync, time.Minute},
-		{3 * time.Minute, v1alpha1.SyncStatusCodeUnknown, -1}, // not exposed, but remembered
+		{3 * time.Minute, v1alpha1.SyncStatusCodeUnknown, time.Minute}, // not exposed, but remembered
 		{4 * time.Minute, v1alpha1.SyncStatusCodeOutOfSync, time.Minute},
 		{5 * time.Minute, v1alpha1.SyncStatusCodeSynced, -1},
 		{6 * time.Minute, v1alpha1.SyncStatusCodeOutOfSync, 6 * time.Minute},
 	}
 	for _, st := range steps {
 		tr.Handle(model.Event{Type: model.Modified, Time: at(st.at), App: withSync(st.status)})
-		got, ok := driftSince()
-		switch {
-		case st.want < 0 && ok:
-			t.Errorf("at +%v (%s): drift since %v, want absent", st.at, st.status, got)
-		case st.want >= 0 && !ok:
-			t.Errorf("at +%v (%s): drift since absent, want +%v", st.at, st.status, st.want)
-		case st.want >= 0 && got != unixSeconds(at(st.want)):
-			t.Errorf("at +%v (%s): drift since %v, want %v", st.at, st.status, got, unixSeconds(at(st.want)))
+		v := views.last("web")
+		if v == nil || v.App.Status.Sync.Status != st.status {
+			t.Fatalf("at +%v: no view of web %s", st.at, st.status)
+		}
+		want := time.Time{}
+		if st.want >= 0 {
+			want = at(st.want)
+		}
+		if !v.DriftSince.Equal(want) {
+			t.Errorf("at +%v (%s): drift since %v, want %v", st.at, st.status, v.DriftSince, want)
 		}
 	}
 }
 
 func TestSetClassifierRerendersEveryApp(t *testing.T) {
-	tr, s := newTestTracker()
+	tr, views := newViewTracker()
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp()})
-	if _, ok := value(t, s, "crowsnest_app_info", "name", "web", "env", "unknown"); !ok {
+	if v := views.last("web"); v == nil || v.Env != "unknown" {
 		t.Fatal("app not in env unknown before the reload")
 	}
+	n := len(views.all())
 	tr.SetClassifier(constEnv("prod"))
-	if _, ok := value(t, s, "crowsnest_app_info", "name", "web", "env", "prod"); !ok {
-		t.Error("app not in env prod after the reload")
+	if v := views.last("web"); len(views.all()) != n+1 || v.Env != "prod" {
+		t.Error("app not handed on in env prod after the reload")
 	}
 }
 
@@ -350,12 +363,13 @@ func TestSyncDurationsObservedOncePerCountedOperation(t *testing.T) {
 	}
 }
 
-// Each fact is one structured log line with the app's identity; syncs carry
-// the trace id.
-func TestFactsAreLogged(t *testing.T) {
-	var buf bytes.Buffer
-	logFacts := loki.NewLogger(slog.New(slog.NewJSONHandler(&buf, nil)))
-	tr := New(envByLabel{}, Subscribers{Facts: []FactSubscriber{logFacts}}, promslog.NewNopLogger())
+// Each fact reaches the fact subscribers once, in order, with the app's
+// identity; syncs carry the trace id, and sync_finished its result and
+// duration. (Each becomes one structured log line in the daemon's fact
+// logger, which writes these fields.)
+func TestFactsAreHandedOn(t *testing.T) {
+	facts := &factRecorder{}
+	tr := New(envByLabel{}, Subscribers{Facts: []FactSubscriber{facts}}, promslog.NewNopLogger())
 	healthy := func(a *v1alpha1.Application) { a.Status.Health.Status = "Healthy" }
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: newApp(healthy)})
 	tr.Handle(model.Event{Type: model.Modified, Time: at(time.Second), App: newApp(healthy, operation(synccommon.OperationRunning, at(time.Second), nil))})
@@ -365,20 +379,13 @@ func TestFactsAreLogged(t *testing.T) {
 	tr.Handle(model.Event{Type: model.Modified, Time: at(20 * time.Second), App: newApp(operation(synccommon.OperationFailed, at(time.Second), ptr(at(8*time.Second))),
 		func(a *v1alpha1.Application) { a.Status.Sync.Status, a.Status.Health.Status = "Synced", "Degraded" })})
 
-	var events []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		events = append(events, m)
-	}
+	events := facts.all()
 	want := []string{"sync_started", "drift_began", "health_changed", "sync_finished", "drift_ended"}
 	var got []string
 	for _, e := range events {
-		got = append(got, fmt.Sprint(e["event"]))
-		if e["app"] != "argocd/web" || e["project"] != "shop" || e["env"] != "unknown" {
-			t.Errorf("fact %v lacks the app's identity", e)
+		got = append(got, e.Name)
+		if e.App != "argocd/web" || e.Project != "shop" || e.Env != "unknown" {
+			t.Errorf("fact %+v lacks the app's identity", *e)
 		}
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
@@ -386,12 +393,16 @@ func TestFactsAreLogged(t *testing.T) {
 	}
 	id := model.OperationID("uid-web", at(time.Second))
 	for _, e := range events {
-		if strings.HasPrefix(fmt.Sprint(e["event"]), "sync_") && e["trace_id"] != id {
-			t.Errorf("%s has trace_id %v, want %s", e["event"], e["trace_id"], id)
+		if strings.HasPrefix(e.Name, "sync_") && e.TraceID != id {
+			t.Errorf("%s has trace_id %v, want %s", e.Name, e.TraceID, id)
 		}
 	}
-	if f := events[3]; f["result"] != "Failed" || f["duration_seconds"] != 7.0 {
-		t.Errorf("sync_finished = %v, want result Failed after 7 s", f)
+	attrs := map[string]any{}
+	for i := 0; i+1 < len(events[3].Attrs); i += 2 {
+		attrs[fmt.Sprint(events[3].Attrs[i])] = events[3].Attrs[i+1]
+	}
+	if attrs["result"] != "Failed" || attrs["duration_seconds"] != 7.0 {
+		t.Errorf("sync_finished attrs %v, want result Failed after 7 s", events[3].Attrs)
 	}
 }
 
