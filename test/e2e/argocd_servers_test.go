@@ -38,6 +38,10 @@ type ArgoCD struct {
 	// RedisAddr and RepoServerAddr are host:port of Redis and the repo
 	// server, for argocd-server.
 	RedisAddr, RepoServerAddr string
+	// ControllerMetrics is the URL of the application controller's
+	// metrics (argocd_app_sync_total: see argoCDSyncs). They start from
+	// nothing each time the controller starts.
+	ControllerMetrics string
 }
 
 // StartArgoCD configures namespace argocd on k (ConfigMap, Secret, default
@@ -86,11 +90,13 @@ func (e *Env) StartArgoCD(k *KubeAPIServer, controllerArgs ...string) *ArgoCD {
 	a.CommitServer.Start()
 	waitListening(e.t, a.CommitServer, commitPort)
 
+	controllerMetricsPort := e.Port()
+	a.ControllerMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", controllerMetricsPort)
 	a.Controller = e.NewProcess("argocd-application-controller", bin.argoCD("argocd-application-controller"),
 		"--kubeconfig", k.Kubeconfig, "--namespace", argoCDNamespace,
 		"--repo-server", fmt.Sprintf("127.0.0.1:%d", repoPort),
 		"--redis", redisAddr,
-		"--metrics-port", strconv.Itoa(e.Port()),
+		"--metrics-port", strconv.Itoa(controllerMetricsPort),
 		// Notice new commits within seconds, as a webhook would make it.
 		"--app-resync", "5",
 		// v3 spreads each app's resync over up to 60 s more by default

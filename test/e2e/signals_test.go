@@ -326,7 +326,11 @@ func phaseIs(phase string) []sampleWant {
 	return out
 }
 
-// syncsAre expects the app's syncs_total per result.
+// syncsAre expects the app's syncs_total per result. The scenarios' literal
+// counts are exact: their apps (createApp) have no automated sync and no
+// retry, so each operation is one the test asked for with requestSync and
+// waited for, which Argo CD does not repeat by itself (pausedAutoSync,
+// whose app auto-syncs, takes its count from Argo CD's Events).
 func syncsAre(succeeded, failed, errored, terminated float64) []sampleWant {
 	return []sampleWant{
 		{"crowsnest_app_syncs_total", []string{"result", "Succeeded"}, succeeded},

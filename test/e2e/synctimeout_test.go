@@ -122,7 +122,10 @@ func TestSyncTimeout(t *testing.T) {
 	}
 
 	// crowsnest: phase Failed, one failed sync per failed operation Argo
-	// CD reported, a failed deployment, and a page both ways.
+	// CD reported, a failed deployment, and a page both ways. Argo CD's
+	// count is exactly 1: the app has no automated sync, the test asked
+	// for one sync, and the timeout ended it without a retry (checked
+	// above); so is the one failed deployment, of that sync's revision.
 	var failed int
 	took := eventually(t, signalTimeout, func() (err error) {
 		if _, failed, err = completedOperations(ctx, kas, appTimedOut); err != nil {
@@ -162,9 +165,9 @@ func TestSyncTimeout(t *testing.T) {
 			t.Errorf("crowsnest exposed phase %s for the timed-out sync (phases seen: %v)", p, phases)
 		}
 	}
-	// Counted once: still one after a few more reconciliations.
+	// Counted once: still Argo CD's one after a few more reconciliations.
 	time.Sleep(5 * time.Second)
-	if err := expect(append(syncsAre(0, 1, 0, 0), phaseIs("Failed")...)); err != nil {
+	if err := expect(append(syncsAre(0, float64(failed), 0, 0), phaseIs("Failed")...)); err != nil {
 		t.Errorf("5 s later: %v", err)
 	}
 	t.Logf("TestSyncTimeout took %v", time.Since(start).Round(time.Second))
@@ -206,22 +209,34 @@ func (s *opStates) saw(phase synccommon.OperationPhase, message string) bool {
 // records each operation state written to it.
 func watchOperationStates(ctx context.Context, t *testing.T, kas *KubeAPIServer, name string) *opStates {
 	t.Helper()
+	s := &opStates{}
+	watchApplication(ctx, t, kas, name, func(a *v1alpha1.Application) {
+		if a.Status.OperationState != nil {
+			s.add(a.Status.OperationState)
+		}
+	})
+	return s
+}
+
+// watchApplication watches the Application name (which need not exist
+// yet) until ctx or t ends and calls seen with each version of it written,
+// in order.
+func watchApplication(ctx context.Context, t *testing.T, kas *KubeAPIServer, name string, seen func(*v1alpha1.Application)) {
+	t.Helper()
 	w, err := kas.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace).Watch(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String(),
 	})
 	if err != nil {
 		t.Fatalf("watch Application %s: %v", name, err)
 	}
-	s := &opStates{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for e := range w.ResultChan() {
-			if a, ok := e.Object.(*v1alpha1.Application); ok && e.Type != watch.Error && a.Status.OperationState != nil {
-				s.add(a.Status.OperationState)
+			if a, ok := e.Object.(*v1alpha1.Application); ok && e.Type != watch.Error {
+				seen(a)
 			}
 		}
 	}()
 	t.Cleanup(func() { w.Stop(); <-done })
-	return s
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,26 +114,37 @@ func (s *signalsEnv) pausedAutoSync(ctx context.Context, t *testing.T) {
 // hydrator: an app whose manifests Argo CD's Source Hydrator renders from a
 // dry source into a branch of the same repository (pushed by the real
 // commit server) shows the hydration's phase, its SHAs (checked against
-// git), each hydration counted once, and failed ones, as many as the
-// controller logged, with a lag that lasts until the next success.
+// git), each hydration counted once, as many as Argo CD wrote to the app
+// (watchHydrations), and failed ones, as many as the controller logged,
+// with a lag that lasts until the next success.
 func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
 	dir := s.env.Dir("hydrator-git")
 	repoURL, dryHead := newManifestRepo(t, dir, map[string]string{"dry/config.yaml": hydratedConfig("one")})
+	ops := watchHydrations(ctx, t, s.kas, appHydrated)
 	createHydratedApp(ctx, t, s.kas, s.apps, s.argo, appHydrated, repoURL)
-	hydrated := func(dry string, count float64) error {
+	// hydrated: Argo CD hydrated dry (at least once), and crowsnest shows
+	// it, with as many hydrations as Argo CD's.
+	hydrated := func(dry string) error {
+		total, ofDry := ops.hydrated(dry)
+		if ofDry == 0 {
+			return fmt.Errorf("Argo CD has not hydrated %s yet (%d hydrations of other dry commits)", dry, total)
+		}
 		hyd, err := exec.Command("git", "-C", dir, "rev-parse", hydratedBranch).Output()
 		if err != nil {
 			return fmt.Errorf("no branch %s yet: %w", hydratedBranch, err)
 		}
-		return s.expectAll(appHydrated, []sampleWant{
+		if err := s.expectAll(appHydrated, []sampleWant{
 			{"crowsnest_app_hydration_phase", []string{"phase", "Hydrated"}, 1},
 			{"crowsnest_app_hydration_info", []string{"dry_sha", dry, "hydrated_sha", strings.TrimSpace(string(hyd)), "sync_branch", hydratedBranch, "dry_path", "dry"}, 1},
-			{"crowsnest_app_hydrations_total", []string{"result", "Hydrated"}, count},
+			{"crowsnest_app_hydrations_total", []string{"result", "Hydrated"}, float64(total)},
 			{"crowsnest_app_hydrations_total", []string{"result", "Failed"}, 0},
 			{"crowsnest_app_sync_status", []string{"status", "Synced"}, 1},
-		})
+		}); err != nil {
+			return fmt.Errorf("Argo CD hydrated %d times, %s %d times: %w", total, dry, ofDry, err)
+		}
+		return nil
 	}
-	eventually(t, signalTimeout, func() error { return hydrated(dryHead, 1) })
+	eventually(t, signalTimeout, func() error { return hydrated(dryHead) })
 	if err := s.absent(appHydrated, "crowsnest_app_hydration_lagging_since_timestamp_seconds"); err != nil {
 		t.Error(err)
 	}
@@ -143,7 +155,7 @@ func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
 	}
 	gitIn(t, dir, "commit", "-qam", "dry: two")
 	dryHead = gitIn(t, dir, "rev-parse", "HEAD")
-	eventually(t, signalTimeout, func() error { return hydrated(dryHead, 2) })
+	eventually(t, signalTimeout, func() error { return hydrated(dryHead) })
 
 	// A dry path that does not exist fails the hydration: a failure, and
 	// the hydrated branch lags the dry source from then on.
@@ -171,12 +183,13 @@ func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
 		if err != nil {
 			return err
 		}
+		total, _ := ops.hydrated("")
 		if err := expectOn(m, appHydrated, []sampleWant{
 			{"crowsnest_app_hydration_phase", []string{"phase", "Failed"}, 1},
 			{"crowsnest_app_hydrations_total", []string{"result", "Failed"}, float64(failures)},
-			{"crowsnest_app_hydrations_total", []string{"result", "Hydrated"}, 2},
+			{"crowsnest_app_hydrations_total", []string{"result", "Hydrated"}, float64(total)},
 		}); err != nil {
-			return fmt.Errorf("the controller logged %d failures: %w", failures, err)
+			return fmt.Errorf("the controller logged %d failures, Argo CD wrote %d hydrations: %w", failures, total, err)
 		}
 		since, err := m.Value("crowsnest_app_hydration_lagging_since_timestamp_seconds", "name", appHydrated)
 		if err != nil {
@@ -187,6 +200,62 @@ func (s *signalsEnv) hydrator(ctx context.Context, t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// hydrations counts the hydrate operations Argo CD's hydrator ended
+// Hydrated for an Application, as a watch of it saw them written to
+// status.sourceHydrator.currentOperation: one per startedAt (set when the
+// hydrator marks the app Hydrating, kept while that operation runs), the
+// hydrator's own identity of an operation. It may hydrate a dry commit
+// more than once: its queue item can fire again for the commit it is
+// hydrating (argo-cd#27926), which is a new operation, a new startedAt,
+// unless it finds the app still Hydrating; then it writes the same one
+// Hydrated twice. Having seen it Hydrating again tells a new operation
+// started in the second the last one did.
+type hydrations struct {
+	mu      sync.Mutex
+	running bool   // the last version seen had an operation Hydrating
+	last    string // the finished operation last counted: startedAt and phase
+	ofDry   map[string]int
+	total   int
+}
+
+// watchHydrations watches the Application name (which need not exist yet)
+// until t ends and counts its hydrations.
+func watchHydrations(ctx context.Context, t *testing.T, kas *KubeAPIServer, name string) *hydrations {
+	t.Helper()
+	h := &hydrations{ofDry: map[string]int{}}
+	watchApplication(ctx, t, kas, name, func(a *v1alpha1.Application) {
+		op := a.Status.SourceHydrator.CurrentOperation
+		if op == nil {
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		switch op.Phase {
+		case v1alpha1.HydrateOperationPhaseHydrating:
+			h.running = true
+		case v1alpha1.HydrateOperationPhaseHydrated, v1alpha1.HydrateOperationPhaseFailed:
+			key := fmt.Sprint(op.StartedAt.Unix(), op.Phase)
+			if key != h.last || h.running {
+				h.last = key
+				if op.Phase == v1alpha1.HydrateOperationPhaseHydrated {
+					h.ofDry[op.DrySHA]++
+					h.total++
+				}
+			}
+			h.running = false
+		}
+	})
+	return h
+}
+
+// hydrated returns how many hydrations Argo CD ended Hydrated, in all and
+// of the dry commit dry.
+func (h *hydrations) hydrated(dry string) (total, ofDry int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.total, h.ofDry[dry]
 }
 
 // hydrationFailures counts the hydrate operations of app name the

@@ -199,8 +199,10 @@ func retriedSync(ctx context.Context, t *testing.T, apps appclient.ApplicationIn
 	traceID := cnmodel.OperationID(string(a.UID), op.StartedAt.Time)
 	t.Logf("Argo CD synced %s in %v with %d retries; trace %s", appRetry, op.FinishedAt.Sub(op.StartedAt.Time), op.RetryCount, traceID)
 
-	// One operation; every wave of the last attempt in the gauges, the
-	// hooks in the waves of their weights; each attempt's waves observed
+	// One operation (exact: the app has no automated sync, the test asked
+	// for one, and Argo CD's retries are attempts of it, not operations);
+	// every wave of the last attempt in the gauges, the hooks in the waves
+	// of their weights; each attempt's waves observed
 	// on their own: the hook waves of the first and the last attempt at
 	// least, the Sync waves, which only the last reached, once.
 	eventually(t, signalTimeout, func() error {
@@ -343,6 +345,8 @@ func twoSyncsInOneSecond(ctx context.Context, t *testing.T, apps appclient.Appli
 	if same == 0 {
 		t.Fatalf("Argo CD never started two syncs of %s in one second in %d tries", appTwice, tries)
 	}
+	// Exact: the app has no automated sync; these are the syncs the test
+	// asked for, each waited for until Argo CD finished it.
 	eventually(t, signalTimeout, func() error {
 		return cn.ExpectSample(float64(syncs), "crowsnest_app_syncs_total", "name", appTwice, "result", "Succeeded")
 	})
