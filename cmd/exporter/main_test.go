@@ -556,7 +556,7 @@ func TestLokiEvents(t *testing.T) {
 	}
 	h.eventually(t, "dropped events counted", func() error {
 		_, body := h.get(t, "/metrics")
-		for _, reason := range []string{"buffer_full", "push_failed"} {
+		for _, reason := range []string{"queue_full", "push_failed"} {
 			if !regexp.MustCompile(`crowsnest_events_dropped_total\{reason="` + reason + `"\} [1-9]`).MatchString(body) {
 				return fmt.Errorf("no %s drops counted yet", reason)
 			}

@@ -20,6 +20,8 @@ const (
 	DefaultMaxRetries = 5
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
+	// DefaultFlushTimeout bounds the flush at shutdown.
+	DefaultFlushTimeout = 10 * time.Second
 )
 
 // Config configures a Sink. Each field names the command-line flag it is
@@ -53,17 +55,23 @@ type Config struct {
 	// Headers are added to each request, e.g. Authorization
 	// (--cloudevents.header). Content-Type is the sink's own.
 	Headers map[string]string
+	// FlushTimeout bounds the flush when the sink stops; default
+	// DefaultFlushTimeout.
+	FlushTimeout time.Duration
+	// Gate reports whether this replica sends (leads); nil: always.
+	Gate func() bool
 }
 
 // DefaultConfig returns a Config with every default set and no URL.
 func DefaultConfig() Config {
 	return Config{
-		Source:     DefaultSource,
-		BufferSize: DefaultBufferSize,
-		Timeout:    DefaultTimeout,
-		MaxRetries: DefaultMaxRetries,
-		MinBackoff: DefaultMinBackoff,
-		MaxBackoff: DefaultMaxBackoff,
+		Source:       DefaultSource,
+		BufferSize:   DefaultBufferSize,
+		Timeout:      DefaultTimeout,
+		MaxRetries:   DefaultMaxRetries,
+		MinBackoff:   DefaultMinBackoff,
+		MaxBackoff:   DefaultMaxBackoff,
+		FlushTimeout: DefaultFlushTimeout,
 	}
 }
 
@@ -91,6 +99,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = max(d.MaxBackoff, c.MinBackoff)
+	}
+	if c.FlushTimeout == 0 {
+		c.FlushTimeout = d.FlushTimeout
 	}
 	return c
 }

@@ -22,10 +22,11 @@
 // cause: delivery is at least once while the sink runs, and only from the
 // leading replica.
 //
-// A Sink never blocks its caller: events wait in a bounded buffer, and
-// when it is full they are dropped and counted. A POST is retried with
-// backoff on 429, 5xx and transport errors, each attempt bounded by a
-// timeout; any other non-2xx answer drops the event as rejected. Close
-// flushes. Counters: crowsnest_cloudevents_sent_total and
+// A Sink never blocks its caller: events wait in the bounded queue every
+// output shares (internal/queue), and when it is full they are dropped and
+// counted. A POST is retried with backoff on 429, 5xx and transport
+// errors, each attempt bounded by a timeout; any other non-2xx answer
+// drops the event as rejected. Run is the worker; when its context ends
+// it flushes within the flush timeout. Counters: crowsnest_cloudevents_sent_total and
 // crowsnest_cloudevents_dropped_total{reason} (see the Reason constants).
 package cdevents

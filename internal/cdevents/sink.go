@@ -12,58 +12,53 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/queue"
 	"github.com/crowsnest/crowsnest/internal/redact"
 	"github.com/crowsnest/crowsnest/internal/retry"
 )
 
 // Drop reasons, the values of the reason label of
-// crowsnest_cloudevents_dropped_total.
+// crowsnest_cloudevents_dropped_total: the queue's (queue.ReasonQueueFull,
+// queue.ReasonShutdown) and the sink's own.
 const (
-	// ReasonBufferFull: Send found the buffer full.
-	ReasonBufferFull = "buffer_full"
+	// ReasonQueueFull: Send found the queue full.
+	ReasonQueueFull = queue.ReasonQueueFull
 	// ReasonPushFailed: the POST failed for good: retries exhausted on
 	// 429, 5xx or transport errors (timeouts included).
 	ReasonPushFailed = "push_failed"
 	// ReasonRejected: the receiver answered a non-2xx status other than
 	// 429 and 5xx (400, 401, 404, 413...), which no retry changes.
 	ReasonRejected = "rejected"
-	// ReasonShutdown: sent after Close, or still unsent when Close's
-	// context ended.
-	ReasonShutdown = "shutdown"
+	// ReasonShutdown: sent once the sink stopped taking events, or still
+	// unsent when the flush ran out of time.
+	ReasonShutdown = queue.ReasonShutdown
 )
 
 // Reasons returns the drop reasons, in a fixed order.
 func Reasons() [4]string {
-	return [4]string{ReasonBufferFull, ReasonPushFailed, ReasonRejected, ReasonShutdown}
+	return [4]string{ReasonQueueFull, ReasonPushFailed, ReasonRejected, ReasonShutdown}
 }
 
-// Sink posts the CloudEvent of each deployment record in the background.
-// Send never blocks; Close flushes. It is safe for concurrent use.
+// Sink posts the CloudEvent of each deployment record: Send queues it and
+// never blocks; Run is the worker that posts (see package queue). It is
+// safe for concurrent use.
 type Sink struct {
 	cfg    Config
 	url    string // cfg.URL redacted, for logs
 	client *http.Client
 	log    *slog.Logger
+	q      *queue.Queue[item]
 
 	sent    prometheus.Counter
-	dropped *prometheus.CounterVec
+	dropped *prometheus.CounterVec // the queue's
 
-	mu     sync.RWMutex // guards closed against the close of in
-	closed bool
-	in     chan item
-
-	ctx    context.Context // canceled when Close gives up waiting
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	// Owned by the run goroutine.
+	// Owned by the worker.
 	failing      bool // posts fail since the last accepted one
 	failedPosts  int  // attempts that failed in this streak
 	failedEvents int  // events dropped in this streak
@@ -77,9 +72,9 @@ type item struct {
 }
 
 // New returns a Sink posting to cfg.URL, its counters registered on reg
-// (nil: not registered) and logging to logger (nil: discarded), and starts
-// its worker; Close stops it. Zero fields of cfg take their defaults; an
-// invalid cfg is an error naming the flag at fault.
+// (nil: not registered) and logging to logger (nil: discarded); nothing
+// is posted until Run. Zero fields of cfg take their defaults; an invalid
+// cfg is an error naming the flag at fault.
 func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cloudevents config: %w", err)
@@ -88,25 +83,23 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Sink, err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	dropped := queue.NewDropCounter("cloudevents", "CloudEvents of deployments dropped before the receiver accepted them, by reason (queue_full, push_failed, rejected, shutdown).", ReasonPushFailed, ReasonRejected)
+	q, err := queue.New(queue.Config[item]{Size: cfg.BufferSize, Dropped: dropped, Gate: cfg.Gate, FlushTimeout: cfg.FlushTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("cloudevents queue: %w", err)
+	}
 	s := &Sink{
 		cfg: cfg,
 		url: redact.URL(cfg.URL),
 		// Each attempt's deadline comes from its context.
-		client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
-		log:    logger,
+		client:  &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		log:     logger,
+		q:       q,
+		dropped: dropped,
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "crowsnest_cloudevents_sent_total",
 			Help: "CloudEvents of deployments the receiver accepted (answered 2xx).",
 		}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "crowsnest_cloudevents_dropped_total",
-			Help: "CloudEvents of deployments dropped before the receiver accepted them, by reason (buffer_full, push_failed, rejected, shutdown).",
-		}, []string{"reason"}),
-		in:   make(chan item, cfg.BufferSize),
-		done: make(chan struct{}),
-	}
-	for _, r := range Reasons() {
-		s.dropped.WithLabelValues(r)
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{s.sent, s.dropped} {
@@ -115,15 +108,14 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Sink, err
 			}
 		}
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	go s.run()
 	return s, nil
 }
 
 // Send queues the CloudEvent of r for posting and returns at once; it
 // implements the deployment record sink. A failed deployment sends
-// nothing (see the package doc). When the buffer is full, or after Close,
-// the event is dropped and counted. The event is encoded here, so r may
+// nothing (see the package doc). When the queue is full, or once the sink
+// stopped, the event is dropped and counted; while this replica does not
+// lead (Config.Gate), it is not sent. The event is encoded here, so r may
 // change once Send returns.
 func (s *Sink) Send(r *model.DeploymentRecord) {
 	ev, ok := NewEvent(r, s.cfg.Source)
@@ -133,67 +125,41 @@ func (s *Sink) Send(r *model.DeploymentRecord) {
 	body, err := json.Marshal(ev)
 	if err != nil { // not expected of these types
 		s.log.Error("encoding a CloudEvent", "id", ev.ID, "err", err)
-		s.dropped.WithLabelValues(ReasonRejected).Inc()
+		s.q.DropN(ReasonRejected, 1)
 		return
 	}
-	it := item{id: ev.ID, typ: ev.Type, app: ev.Subject, body: body}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		s.dropped.WithLabelValues(ReasonShutdown).Inc()
-		return
-	}
-	select {
-	case s.in <- it:
-	default:
-		s.dropped.WithLabelValues(ReasonBufferFull).Inc()
+	s.q.Send(item{id: ev.ID, typ: ev.Type, app: ev.Subject, body: body})
+}
+
+// Run is the worker: it posts the queued events one at a time, retrying as
+// configured, until ctx ends, then flushes what is queued within
+// FlushTimeout and returns.
+func (s *Sink) Run(ctx context.Context) error { return s.q.Run(ctx, (*worker)(s)) }
+
+// worker is the Sink as the queue's worker.
+type worker Sink
+
+// Deliver posts the batch's one event.
+func (w *worker) Deliver(ctx context.Context, batch []item) {
+	for _, it := range batch {
+		(*Sink)(w).post(ctx, it)
 	}
 }
 
-// Close stops accepting events and posts what is buffered, retrying as
-// configured, until done or ctx ends; then the POST in flight is abandoned
-// and what is left is counted as dropped (reason shutdown). It returns
-// ctx's error, wrapped, when the flush did not complete. Close may be
-// called more than once.
-func (s *Sink) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.in)
-	}
-	s.mu.Unlock()
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		s.cancel()
-		<-s.done
-		return fmt.Errorf("flushing cloudevents: %w", ctx.Err())
-	}
-}
-
-// run posts the queued events one at a time until Close.
-func (s *Sink) run() {
-	defer close(s.done)
-	defer s.cancel()
-	defer s.client.CloseIdleConnections()
-	for it := range s.in {
-		s.post(it)
-	}
+// Flush closes the idle connections once the last event is posted.
+func (w *worker) Flush(context.Context) error {
+	w.client.CloseIdleConnections()
+	return nil
 }
 
 // post delivers one event, retrying retryable failures with exponential
 // backoff, and counts it as sent or dropped.
-func (s *Sink) post(it item) {
-	if s.ctx.Err() != nil {
-		s.dropped.WithLabelValues(ReasonShutdown).Inc()
-		return
-	}
+func (s *Sink) post(ctx context.Context, it item) {
 	var lastErr error // the last attempt's own error, not Retry's
 	attempts := 0
-	_, err := backoff.Retry(s.ctx, func() (struct{}, error) {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		attempts++
-		err := s.attempt(it.body)
+		err := s.attempt(ctx, it.body)
 		if err == nil {
 			return struct{}{}, nil
 		}
@@ -203,7 +169,7 @@ func (s *Sink) post(it item) {
 			return struct{}{}, backoff.Permanent(err) // the receiver is fine; the event is not
 		}
 		s.failedPosts++
-		if !s.failing && s.ctx.Err() == nil {
+		if !s.failing && ctx.Err() == nil {
 			s.failing = true
 			s.log.Warn("posting CloudEvents failing; retrying with backoff, dropping events that exhaust retries",
 				"url", s.url, "err", err, "id", it.id)
@@ -222,7 +188,7 @@ func (s *Sink) post(it item) {
 	}
 	var se *StatusError
 	if errors.As(lastErr, &se) && !se.Retryable() {
-		s.dropped.WithLabelValues(ReasonRejected).Inc()
+		s.q.DropN(ReasonRejected, 1)
 		s.recovered() // the receiver answered
 		level := slog.LevelDebug
 		if !s.rejecting {
@@ -233,11 +199,11 @@ func (s *Sink) post(it item) {
 		return
 	}
 	reason := ReasonPushFailed
-	if s.ctx.Err() != nil {
+	if ctx.Err() != nil {
 		reason = ReasonShutdown
 	}
 	s.failedEvents++
-	s.dropped.WithLabelValues(reason).Inc()
+	s.q.DropN(reason, 1)
 	s.log.Debug("dropped a CloudEvent", "reason", reason, "id", it.id, "attempts", attempts, "err", lastErr)
 }
 
@@ -251,8 +217,8 @@ func (s *Sink) recovered() {
 }
 
 // attempt POSTs body once, within the configured timeout.
-func (s *Sink) attempt(body []byte) error {
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
+func (s *Sink) attempt(ctx context.Context, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -128,27 +127,26 @@ func fast(url string) Config {
 	}
 }
 
-func newSink(t *testing.T, cfg Config, logger *slog.Logger) *Sink {
+// newSink returns a running sink and what stops it and waits for its
+// flush (also at the test's end).
+func newSink(t *testing.T, cfg Config, logger *slog.Logger) (*Sink, func()) {
 	t.Helper()
 	s, err := New(cfg, prometheus.NewRegistry(), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
-	return s
-}
-
-func closeSink(t *testing.T, s *Sink) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Run(ctx)
+	}()
+	stop := func() {
+		cancel()
+		<-done
 	}
+	t.Cleanup(stop)
+	return s, stop
 }
 
 // counts are a sink's counters.
@@ -158,7 +156,7 @@ func countsOf(s *Sink) counts {
 	d := func(r string) int { return int(testutil.ToFloat64(s.dropped.WithLabelValues(r))) }
 	return counts{
 		sent:       int(testutil.ToFloat64(s.sent)),
-		bufferFull: d(ReasonBufferFull),
+		bufferFull: d(ReasonQueueFull),
 		pushFailed: d(ReasonPushFailed),
 		rejected:   d(ReasonRejected),
 		shutdown:   d(ReasonShutdown),
@@ -329,9 +327,9 @@ func TestEventsOfBothTypes(t *testing.T) {
 	rcv := &receiver{}
 	cfg := fast(rcv.start(t))
 	cfg.Headers = map[string]string{"Authorization": "Bearer t0ken", "X-Team": "platform"}
-	s := newSink(t, cfg, nil)
+	s, stop := newSink(t, cfg, nil)
 	sendAll(t, s, 5*time.Second, deployed(0), rolledBack())
-	closeSink(t, s)
+	stop()
 
 	reqs := rcv.requests()
 	if len(reqs) != 2 {
@@ -390,9 +388,9 @@ func TestEventRoundTrip(t *testing.T) {
 // records without a deployment.
 func TestFailedDeploymentSendsNothing(t *testing.T) {
 	rcv := &receiver{}
-	s := newSink(t, fast(rcv.start(t)), nil)
+	s, stop := newSink(t, fast(rcv.start(t)), nil)
 	sendAll(t, s, 5*time.Second, failed(), nil, &model.DeploymentRecord{}, deployed(1))
-	closeSink(t, s)
+	stop()
 	reqs := rcv.requests()
 	if len(reqs) != 1 {
 		t.Fatalf("%d requests, want 1: the succeeded deployment's alone", len(reqs))
@@ -411,7 +409,7 @@ func TestFailedDeploymentSendsNothing(t *testing.T) {
 // Each record is one POST carrying one event.
 func TestOnePostPerRecord(t *testing.T) {
 	rcv := &receiver{}
-	s := newSink(t, fast(rcv.start(t)), nil)
+	s, stop := newSink(t, fast(rcv.start(t)), nil)
 	var recs []*model.DeploymentRecord
 	want := map[string]bool{}
 	for i := range 10 {
@@ -419,7 +417,7 @@ func TestOnePostPerRecord(t *testing.T) {
 		want["0af7651916cd43dd8448eb211c80319"+strconv.Itoa(i)+"-"+TypeServiceDeployed] = true
 	}
 	sendAll(t, s, 5*time.Second, recs...)
-	closeSink(t, s)
+	stop()
 	reqs := rcv.requests()
 	if len(reqs) != len(recs) {
 		t.Fatalf("%d requests for %d records", len(reqs), len(recs))
@@ -437,14 +435,15 @@ func TestOnePostPerRecord(t *testing.T) {
 }
 
 // A receiver that hangs forever: Send returns at once every time, the
-// buffer fills and drops are counted, and Close returns within its
-// context, counting what it could not post.
+// queue fills and drops are counted, and the worker stops within its
+// flush timeout, counting what it could not post.
 func TestHangingReceiverNeverBlocks(t *testing.T) {
 	rcv := &receiver{gate: make(chan struct{})}
 	cfg := fast(rcv.start(t))
 	cfg.BufferSize = 4
 	cfg.Timeout = time.Hour
-	s := newSink(t, cfg, nil)
+	cfg.FlushTimeout = 100 * time.Millisecond
+	s, stop := newSink(t, cfg, nil)
 
 	s.Send(deployed(0))
 	rcv.waitArrivals(t, 1) // the worker holds it, the buffer is empty
@@ -454,22 +453,17 @@ func TestHangingReceiverNeverBlocks(t *testing.T) {
 	}
 	sendAll(t, s, 5*time.Second, more...)
 	if c := countsOf(s); c != (counts{bufferFull: 1000 - cfg.BufferSize}) {
-		t.Errorf("counters %+v, want %d buffer_full: the buffer holds %d", c, 1000-cfg.BufferSize, cfg.BufferSize)
+		t.Errorf("counters %+v, want %d queue_full: the buffer holds %d", c, 1000-cfg.BufferSize, cfg.BufferSize)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close(ctx) }()
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
 	select {
-	case err := <-closed:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("Close = %v, want the deadline exceeded", err)
-		}
+	case <-stopped:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not return after its context ended")
+		t.Fatal("the sink did not stop after its flush timeout")
 	}
-	sendAll(t, s, time.Second, deployed(1)) // after Close
+	sendAll(t, s, time.Second, deployed(1)) // after the stop
 	want := counts{bufferFull: 1000 - cfg.BufferSize, shutdown: 1 + cfg.BufferSize + 1}
 	if c := countsOf(s); c != want {
 		t.Errorf("counters %+v, want %+v: the one in flight, the buffered ones and the one after Close as shutdown", c, want)
@@ -486,9 +480,9 @@ func TestAttemptTimeoutRetriedThenDropped(t *testing.T) {
 	cfg := fast(rcv.start(t))
 	cfg.Timeout = 20 * time.Millisecond
 	cfg.MaxRetries = 2
-	s := newSink(t, cfg, nil)
+	s, stop := newSink(t, cfg, nil)
 	s.Send(deployed(0))
-	closeSink(t, s)
+	stop()
 	if n := len(rcv.requests()); n != 3 {
 		t.Errorf("%d attempts, want 3", n)
 	}
@@ -501,9 +495,9 @@ func TestAttemptTimeoutRetriedThenDropped(t *testing.T) {
 // backoff bounds and delivered once, the same event each time.
 func TestRetriesThenDelivers(t *testing.T) {
 	rcv := &receiver{answers: []answer{{code: 500}, {code: 429, retryAfter: "3600"}}}
-	s := newSink(t, fast(rcv.start(t)), nil)
+	s, stop := newSink(t, fast(rcv.start(t)), nil)
 	s.Send(deployed(0))
-	closeSink(t, s) // within 10s: the Retry-After is capped at MaxBackoff
+	stop() // within 10s: the Retry-After is capped at MaxBackoff
 	reqs := rcv.requests()
 	if len(reqs) != 3 {
 		t.Fatalf("%d requests, want 3 (two retries)", len(reqs))
@@ -524,9 +518,9 @@ func TestRejectedNotRetried(t *testing.T) {
 	for _, code := range []int{400, 401, 404, 413} {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
 			rcv := &receiver{answers: []answer{{code: code}}}
-			s := newSink(t, fast(rcv.start(t)), nil)
+			s, stop := newSink(t, fast(rcv.start(t)), nil)
 			sendAll(t, s, time.Second, deployed(0), deployed(1))
-			closeSink(t, s)
+			stop()
 			if n := len(rcv.requests()); n != 2 {
 				t.Errorf("%d requests, want 2: no retry of the rejected one", n)
 			}
@@ -586,9 +580,9 @@ func TestFailureStreakLoggedOnce(t *testing.T) {
 	cfg := fast(strings.Replace(url, "http://", "http://bot:s3cret@", 1))
 	cfg.MaxRetries = 2
 	logs := &logRecorder{}
-	s := newSink(t, cfg, slog.New(logs))
+	s, stop := newSink(t, cfg, slog.New(logs))
 	sendAll(t, s, time.Second, deployed(0), deployed(1), deployed(2), deployed(3))
-	closeSink(t, s)
+	stop()
 
 	if n := len(rcv.requests()); n != 10 {
 		t.Errorf("%d requests, want 10: 3 attempts of 3 events, then 1", n)
@@ -618,9 +612,9 @@ func TestTransportErrorDropped(t *testing.T) {
 	srv.Close() // nothing listens there now
 	cfg := fast(strings.Replace(url, "http://", "http://bot:s3cret@", 1))
 	logs := &logRecorder{}
-	s := newSink(t, cfg, slog.New(logs))
+	s, stop := newSink(t, cfg, slog.New(logs))
 	s.Send(deployed(0))
-	closeSink(t, s)
+	stop()
 	if c := countsOf(s); c != (counts{pushFailed: 1}) {
 		t.Errorf("counters %+v, want 1 push_failed", c)
 	}
@@ -633,10 +627,10 @@ func TestTransportErrorDropped(t *testing.T) {
 	}
 }
 
-// Close posts what is queued before it returns.
+// A stop posts what is queued before the worker returns.
 func TestCloseFlushes(t *testing.T) {
 	rcv := &receiver{gate: make(chan struct{})}
-	s := newSink(t, fast(rcv.start(t)), nil)
+	s, stop := newSink(t, fast(rcv.start(t)), nil)
 	s.Send(deployed(0))
 	rcv.waitArrivals(t, 1) // in flight, held
 	var recs []*model.DeploymentRecord
@@ -645,35 +639,24 @@ func TestCloseFlushes(t *testing.T) {
 	}
 	sendAll(t, s, time.Second, recs...)
 
-	closed := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		closed <- s.Close(ctx)
-	}()
-	// Let the receiver answer once Close has begun: the 49 are still queued.
-	for deadline := time.Now().Add(10 * time.Second); !s.isClosed(); {
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	// Let the receiver answer once the stop has begun: the 49 are still
+	// queued.
+	for deadline := time.Now().Add(10 * time.Second); !s.q.Stopped(); {
 		if time.Now().After(deadline) {
-			t.Fatal("Close did not begin")
+			t.Fatal("the stop did not begin")
 		}
 		time.Sleep(time.Millisecond)
 	}
 	rcv.open()
-	if err := <-closed; err != nil {
-		t.Fatal(err)
-	}
+	<-stopped
 	if n := len(rcv.requests()); n != 50 {
-		t.Errorf("%d requests after Close, want 50", n)
+		t.Errorf("%d requests after the stop, want 50", n)
 	}
 	if c := countsOf(s); c != (counts{sent: 50}) {
 		t.Errorf("counters %+v, want 50 sent", c)
 	}
-}
-
-func (s *Sink) isClosed() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.closed
 }
 
 // Both counters exist from the start, every drop reason's series at 0.
@@ -683,11 +666,11 @@ func TestMetricsFromStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = s.Close(context.Background()) }()
+	_ = s
 	want := `
-# HELP crowsnest_cloudevents_dropped_total CloudEvents of deployments dropped before the receiver accepted them, by reason (buffer_full, push_failed, rejected, shutdown).
+# HELP crowsnest_cloudevents_dropped_total CloudEvents of deployments dropped before the receiver accepted them, by reason (queue_full, push_failed, rejected, shutdown).
 # TYPE crowsnest_cloudevents_dropped_total counter
-crowsnest_cloudevents_dropped_total{reason="buffer_full"} 0
+crowsnest_cloudevents_dropped_total{reason="queue_full"} 0
 crowsnest_cloudevents_dropped_total{reason="push_failed"} 0
 crowsnest_cloudevents_dropped_total{reason="rejected"} 0
 crowsnest_cloudevents_dropped_total{reason="shutdown"} 0

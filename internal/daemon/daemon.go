@@ -42,21 +42,38 @@ type daemon struct {
 	// shard label when sharded).
 	aggregated prometheus.Registerer
 
-	actors   []actor   // run in the group
-	flushers []flusher // called once the group has returned
+	actors []actor // run in the group
 }
 
-// actor is one goroutine of the group: it runs until ctx ends.
+// actor is one goroutine of the group: it runs until its stage's context
+// ends.
 type actor struct {
-	name string
-	run  func(ctx context.Context) error
+	name  string
+	stage stage
+	run   func(ctx context.Context) error
 }
 
-// flusher hands on what an output still holds, within ctx, at shutdown.
-type flusher struct {
-	name  string
-	flush func(ctx context.Context) error
-}
+// stage orders the shutdown: each stage's context ends once every actor
+// of the stage before has returned, so what a stage hands on at its end
+// still reaches the next, which flushes it.
+type stage int
+
+const (
+	// stageInputs: the sources, the tracker's tick, the configuration,
+	// the pager; they stop at once.
+	stageInputs stage = iota
+	// stageDeployments: the deployment worker (its facts and records go
+	// to the outputs) and the checkpoint (final once nothing is counted).
+	stageDeployments
+	// stageOutputs: the queues of Loki, CloudEvents and traces, and the
+	// Lease, released once they have flushed.
+	stageOutputs
+	stages
+)
+
+// flushTimeout bounds each stage's flush: two stages flush, one after the
+// other, within ShutdownTimeout.
+const flushTimeout = ShutdownTimeout / 2
 
 // Run builds the pipeline o describes and runs it until ctx ends (SIGTERM,
 // SIGINT), then flushes the outputs within the shutdown timeout. Logs go
@@ -77,7 +94,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer, logger *slog.Logger) 
 	if err != nil {
 		return err
 	}
-	d.actors = append(d.actors, actor{"config", cfg.Run})
+	d.actors = append(d.actors, actor{"config", stageInputs, cfg.Run})
 	d.aggregated = registerShard(d.shard(), d.reg)
 	if d.links, err = rules.ParseLinks(o.ArgoCD.URL, o.GrafanaURL); err != nil {
 		return err
@@ -85,7 +102,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer, logger *slog.Logger) 
 	d.reg.MustRegister(d.links.Collector())
 	d.gate = newLeaderGate(o.Leader.Elect, d.reg)
 
-	out, err := d.outputs(ctx, conf, cfg)
+	out, err := d.outputs(conf, cfg)
 	if err != nil {
 		return err
 	}
@@ -102,7 +119,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer, logger *slog.Logger) 
 	if err != nil {
 		return err
 	}
-	d.actors = append(d.actors, actor{"startup", func(ctx context.Context) error {
+	d.actors = append(d.actors, actor{"startup", stageInputs, func(ctx context.Context) error {
 		waitReady(ctx, start, src, out.store.Len, d.reg, logger, gcReady)
 		<-ctx.Done()
 		return nil
@@ -127,32 +144,43 @@ func newRegistry() *prometheus.Registry {
 }
 
 // run runs the actors and the HTTP server in one group until ctx ends or
-// one of them fails, then flushes the outputs: the sources have stopped,
-// so nothing more is queued.
+// one of them fails; the stages then stop one after the other, the outputs
+// flushing what the stages before handed them.
 func (d *daemon) run(ctx context.Context, srv *httpServer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var ctxs [stages]context.Context
+	var ends [stages]context.CancelFunc
+	ctxs[stageInputs] = ctx
+	for s := stageInputs + 1; s < stages; s++ {
+		ctxs[s], ends[s] = context.WithCancel(context.WithoutCancel(ctx))
+		defer ends[s]()
+	}
+	var running [stages]sync.WaitGroup
+	for _, a := range d.actors {
+		running[a.stage].Add(1)
+	}
 	var g oklogrun.Group
 	// Stop on the signal's context (SIGTERM, SIGINT).
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	for _, a := range d.actors {
-		g.Add(func() error { return a.run(ctx) }, func(error) { cancel() })
+		g.Add(func() error {
+			defer running[a.stage].Done()
+			return a.run(ctxs[a.stage])
+		}, func(error) { cancel() })
 	}
+	g.Add(func() error {
+		<-ctx.Done()
+		for s := stageInputs + 1; s < stages; s++ {
+			running[s-1].Wait()
+			ends[s]()
+		}
+		return nil
+	}, func(error) { cancel() })
 	g.Add(srv.serve, srv.shutdown)
-	runErr := g.Run()
-	if runErr == nil {
+	err := g.Run()
+	if err == nil {
 		d.log.Info("shutting down")
 	}
-	flushCtx, done := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer done()
-	var flush sync.WaitGroup
-	for _, f := range d.flushers {
-		flush.Go(func() {
-			if err := f.flush(flushCtx); err != nil {
-				d.log.Warn(f.name+" not flushed", "err", err)
-			}
-		})
-	}
-	flush.Wait()
-	return runErr
+	return err
 }

@@ -27,7 +27,7 @@ func (d *daemon) inputs(track *tracker.Tracker) (source.Source, error) {
 		ks.SetShard(shard)              // other shards' apps: metadata only
 		track.SetOnRelease(ks.Released) // finished operations' results leave the cache
 	}
-	d.actors = append(d.actors, actor{"source", func(ctx context.Context) error { return src.Run(ctx, shard.Sink(track)) }})
+	d.actors = append(d.actors, actor{"source", stageInputs, func(ctx context.Context) error { return src.Run(ctx, shard.Sink(track)) }})
 	if !d.o.kubernetes() {
 		return src, nil
 	}
@@ -40,7 +40,7 @@ func (d *daemon) inputs(track *tracker.Tracker) (source.Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.actors = append(d.actors, actor{"workloads", func(ctx context.Context) error { return workloads.Run(ctx, track) }})
+		d.actors = append(d.actors, actor{"workloads", stageInputs, func(ctx context.Context) error { return workloads.Run(ctx, track) }})
 	}
 	client, err := d.kube.argoClient()
 	if err != nil {
@@ -48,8 +48,8 @@ func (d *daemon) inputs(track *tracker.Tracker) (source.Source, error) {
 	}
 	projects := source.NewProjects(client, d.log)
 	d.actors = append(d.actors,
-		actor{"projects", func(ctx context.Context) error { return projects.Run(ctx, track) }},
-		actor{"windows", func(ctx context.Context) error { tickWindows(ctx, track); return nil }})
+		actor{"projects", stageInputs, func(ctx context.Context) error { return projects.Run(ctx, track) }},
+		actor{"windows", stageInputs, func(ctx context.Context) error { tickWindows(ctx, track); return nil }})
 	return src, nil
 }
 

@@ -10,18 +10,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crowsnest/crowsnest/internal/collect/tracker"
-	"github.com/crowsnest/crowsnest/internal/dora"
 	"github.com/crowsnest/crowsnest/internal/leader"
-	"github.com/crowsnest/crowsnest/internal/model"
 )
 
-// leaderGate says whether this replica sends traces, Loki events and
-// pages. Without --leader-elect it always does; with it, only while it
-// holds the Lease. Every replica tracks and serves /metrics either way, so
-// a new leader has the state at once, and deterministic trace ids keep a
-// handover from producing two different traces of one operation. It is
-// applied once, where the tracker's subscribers are wired.
+// leaderGate says whether this replica sends traces, Loki events,
+// CloudEvents and pages, and saves the checkpoint. Without --leader-elect
+// it always does; with it, only while it holds the Lease. Every replica
+// tracks and serves /metrics either way, so a new leader has the state at
+// once, and deterministic trace ids keep a handover from producing two
+// different traces of one operation. Its leading method is handed to each
+// output's queue (internal/queue gates Send), the pager and the
+// checkpoint: one gate, applied where things leave the process.
 type leaderGate struct {
 	on    atomic.Bool
 	gauge prometheus.Gauge // nil without leader election
@@ -54,54 +53,6 @@ func (g *leaderGate) set(v bool) {
 
 // leading reports whether the gate is open.
 func (g *leaderGate) leading() bool { return g.on.Load() }
-
-// operations gates an operation subscriber.
-func (g *leaderGate) operations(s tracker.OperationSubscriber) tracker.OperationSubscriber {
-	return gatedOps{g: g, inner: s}
-}
-
-// facts gates a fact subscriber.
-func (g *leaderGate) facts(s tracker.FactSubscriber) tracker.FactSubscriber {
-	return gatedFacts{g: g, inner: s}
-}
-
-// records gates a deployment record sink.
-func (g *leaderGate) records(s dora.RecordSink) dora.RecordSink {
-	return gatedRecords{g: g, inner: s}
-}
-
-type gatedRecords struct {
-	g     *leaderGate
-	inner dora.RecordSink
-}
-
-func (r gatedRecords) Send(rec *model.DeploymentRecord) {
-	if r.g.leading() {
-		r.inner.Send(rec)
-	}
-}
-
-type gatedOps struct {
-	g     *leaderGate
-	inner tracker.OperationSubscriber
-}
-
-func (o gatedOps) Finished(op *model.Operation) {
-	if o.g.leading() {
-		o.inner.Finished(op)
-	}
-}
-
-type gatedFacts struct {
-	g     *leaderGate
-	inner tracker.FactSubscriber
-}
-
-func (f gatedFacts) Fact(fact *model.Fact) {
-	if f.g.leading() {
-		f.inner.Fact(fact)
-	}
-}
 
 // leaderElection adds the campaign for the Lease to the group, with
 // --leader-elect: it keeps the gate up to date and returns only once it
@@ -144,7 +95,9 @@ func (d *daemon) leaderElection() error {
 	if err != nil {
 		return err
 	}
-	d.actors = append(d.actors, actor{"leader-election", func(ctx context.Context) error {
+	// In the last stage: the Lease is released once the outputs have
+	// flushed, so what they send at shutdown is still the leader's.
+	d.actors = append(d.actors, actor{"leader-election", stageOutputs, func(ctx context.Context) error {
 		// Run returns when leadership is lost (after releasing the Lease
 		// if ctx ended); campaign again until shutdown.
 		for ctx.Err() == nil {

@@ -29,9 +29,9 @@ type outputs struct {
 }
 
 // outputs builds the exposition and every output, adding their workers to
-// the group and their flushes to the shutdown. What leaves the process
-// (Loki, CloudEvents, traces) is gated by leadership here, once.
-func (d *daemon) outputs(ctx context.Context, conf *config.Config, cfg *config.Reloader) (*outputs, error) {
+// the group. What leaves the process (Loki, CloudEvents, traces) goes
+// through a queue gated by leadership (internal/queue).
+func (d *daemon) outputs(conf *config.Config, cfg *config.Reloader) (*outputs, error) {
 	store := exposition.NewStore(d.o.PerAppHistograms)
 	store.ExposeAppLabels(d.o.AppLabels)
 	promotion := exposition.NewPromotion(nil)
@@ -64,14 +64,14 @@ func (d *daemon) outputs(ctx context.Context, conf *config.Config, cfg *config.R
 	out.close = closeClient
 	out.subs.Views = append(out.subs.Views, deployments)
 	out.subs.Deployments = append(out.subs.Deployments, deployments)
-	emitter, err := d.traces(ctx)
+	emitter, err := d.traces()
 	if err != nil {
 		out.close()
 		return nil, err
 	}
 	if emitter != nil {
 		// The trace gets the deployed commit when it is at hand.
-		out.subs.Operations = append(out.subs.Operations, deployments.Operations(d.gate.operations(emitter)))
+		out.subs.Operations = append(out.subs.Operations, deployments.Operations(emitter))
 	}
 	return out, nil
 }
@@ -85,6 +85,7 @@ func (d *daemon) loki(subs *tracker.Subscribers) error {
 	lc := loki.DefaultConfig()
 	lc.URL, lc.Tenant, lc.Job = o.URL, o.Tenant, o.Job
 	lc.BufferSize, lc.Timeout, lc.MaxRetries, lc.MaxLineBytes = o.BufferSize, o.Timeout, o.MaxRetries, o.MaxLineBytes
+	lc.Gate, lc.FlushTimeout = d.gate.leading, flushTimeout
 	var err error
 	if lc.Username, lc.Password, lc.BearerToken, err = o.credentials(); err != nil {
 		return err
@@ -93,8 +94,8 @@ func (d *daemon) loki(subs *tracker.Subscribers) error {
 	if err != nil {
 		return err
 	}
-	subs.Facts = append(subs.Facts, d.gate.facts(shipper))
-	d.flushers = append(d.flushers, flusher{"events to Loki", shipper.Close})
+	subs.Facts = append(subs.Facts, shipper)
+	d.actors = append(d.actors, actor{"loki", stageOutputs, shipper.Run})
 	d.log.Info("pushing events to Loki", "url", redact.URL(lc.URL), "auth", lc.AuthKind())
 	return nil
 }
@@ -164,7 +165,7 @@ func (d *daemon) pager(conf *config.Config, cfg *config.Reloader, subs *tracker.
 			d.log.Warn("prod_environments of the reloaded configuration not applied", "err", err)
 		}
 	})
-	d.actors = append(d.actors, actor{"pager", func(ctx context.Context) error { p.Run(ctx); return nil }})
+	d.actors = append(d.actors, actor{"pager", stageInputs, func(ctx context.Context) error { p.Run(ctx); return nil }})
 	d.log.Info("paging Alertmanager directly", "alertmanagers", len(o.URLs))
 	return nil
 }
@@ -176,19 +177,19 @@ func (d *daemon) cloudEvents() (*cdevents.Sink, error) {
 	if o.URL == "" {
 		return nil, nil
 	}
-	sink, err := cdevents.New(cdevents.Config{URL: o.URL, Source: o.Source, BufferSize: o.BufferSize}, d.reg, d.log.With("component", "cloudevents"))
+	sink, err := cdevents.New(cdevents.Config{URL: o.URL, Source: o.Source, BufferSize: o.BufferSize, Gate: d.gate.leading, FlushTimeout: flushTimeout}, d.reg, d.log.With("component", "cloudevents"))
 	if err != nil {
 		return nil, err
 	}
-	d.flushers = append(d.flushers, flusher{"CloudEvents", sink.Close})
+	d.actors = append(d.actors, actor{"cloudevents", stageOutputs, sink.Run})
 	d.log.Info("posting a CloudEvent per deployment", "url", redact.URL(o.URL))
 	return sink, nil
 }
 
 // traces returns the emitter of sync traces, nil when tracing is off.
-func (d *daemon) traces(ctx context.Context) (*trace.Emitter, error) {
+func (d *daemon) traces() (*trace.Emitter, error) {
 	o := d.o.Traces
-	tc := trace.Config{Exporter: o.Exporter, Endpoint: o.Endpoint, Protocol: o.Protocol, Stdout: d.stdout, Version: version.Version}
+	tc := trace.Config{Exporter: o.Exporter, Endpoint: o.Endpoint, Protocol: o.Protocol, Stdout: d.stdout, Version: version.Version, Gate: d.gate.leading, FlushTimeout: flushTimeout}
 	chosen := tc.Exporter != "" || os.Getenv("OTEL_TRACES_EXPORTER") != ""
 	tc, err := trace.ResolveConfig(tc, os.Getenv)
 	if err != nil {
@@ -197,11 +198,11 @@ func (d *daemon) traces(ctx context.Context) (*trace.Emitter, error) {
 	if !chosen && tc.Exporter == trace.ExporterNone && o.Default != "" {
 		tc.Exporter = o.Default
 	}
-	e, err := trace.NewEmitter(ctx, tc, trace.NewMetrics(d.reg), d.log)
+	e, err := trace.NewEmitter(tc, trace.NewMetrics(d.reg), d.log)
 	if err != nil || e == nil {
 		return nil, err
 	}
-	d.flushers = append(d.flushers, flusher{"traces", e.Shutdown})
+	d.actors = append(d.actors, actor{"traces", stageOutputs, e.Run})
 	if tc.Exporter == trace.ExporterOTLP {
 		d.log.Info("sending traces of sync operations", "exporter", tc.Exporter, "protocol", tc.Protocol, "endpoint", redact.URL(tc.Endpoint))
 	} else {
@@ -238,13 +239,13 @@ func (d *daemon) deployments(facts []tracker.FactSubscriber, sink *cdevents.Sink
 		out.Facts = append(out.Facts, f)
 	}
 	if sink != nil {
-		out.Records = append(out.Records, d.gate.records(sink))
+		out.Records = append(out.Records, sink)
 	}
-	deps, err := dora.New(dora.Config{FetchTimeout: d.o.Deployments.CommitTimeout}, client, out, d.aggregated, d.log)
+	deps, err := dora.New(dora.Config{FetchTimeout: d.o.Deployments.CommitTimeout, FlushTimeout: flushTimeout}, client, out, d.aggregated, d.log)
 	if err != nil {
 		closeClient()
 		return nil, nil, err
 	}
-	d.actors = append(d.actors, actor{"deployments", deps.Run})
+	d.actors = append(d.actors, actor{"deployments", stageDeployments, deps.Run})
 	return deps, closeClient, nil
 }

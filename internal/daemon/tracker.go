@@ -24,9 +24,15 @@ func (d *daemon) tracker(ctx context.Context, conf *config.Config, cfg *config.R
 		return nil, err
 	}
 	if keeper != nil {
-		d.actors = append(d.actors, actor{"checkpoint", keeper.Run})
-		// Every operation counted is in it once the sources stop.
-		d.flushers = append(d.flushers, flusher{"checkpoint", func(ctx context.Context) error { keeper.Final(ctx); return nil }})
+		// Saved a last time once the sources have stopped: every
+		// operation counted is in it then.
+		d.actors = append(d.actors, actor{"checkpoint", stageDeployments, func(ctx context.Context) error {
+			err := keeper.Run(ctx)
+			final, done := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+			defer done()
+			keeper.Final(final)
+			return err
+		}})
 	}
 	return track, nil
 }

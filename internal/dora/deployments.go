@@ -2,6 +2,7 @@ package dora
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/queue"
 )
 
 // Defaults of the Config fields left zero.
@@ -17,6 +19,7 @@ const (
 	DefaultFetchTimeout = 5 * time.Second
 	DefaultCacheSize    = 4096
 	DefaultFailedTTL    = time.Minute
+	DefaultFlushTimeout = 5 * time.Second
 )
 
 // prefetchQueueSize bounds the prefetches waiting for the worker. One
@@ -35,6 +38,9 @@ type Config struct {
 	// FailedTTL is how long a failed lookup is remembered, so that a
 	// broken repository is not asked again for every notice.
 	FailedTTL time.Duration
+	// FlushTimeout bounds the handling of the notices still queued when
+	// Run's context ends.
+	FlushTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -49,6 +55,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FailedTTL <= 0 {
 		c.FailedTTL = DefaultFailedTTL
+	}
+	if c.FlushTimeout <= 0 {
+		c.FlushTimeout = DefaultFlushTimeout
 	}
 	return c
 }
@@ -87,8 +96,9 @@ type Deployments struct {
 	cache   *commitCache
 	now     func() time.Time
 
-	notices    chan *model.DeploymentNotice
+	notices    *queue.Queue[*model.DeploymentNotice]
 	prefetches chan prefetch
+	fetching   sync.Mutex // one lookup at a time: the notices' and the prefetches'
 
 	mu   sync.Mutex // guards apps
 	apps map[string]*appState
@@ -121,6 +131,10 @@ func New(cfg Config, client MetadataClient, out Outputs, reg prometheus.Register
 	if err != nil {
 		return nil, err
 	}
+	notices, err := queue.New(queue.Config[*model.DeploymentNotice]{Size: cfg.QueueSize, Dropped: m.dropped, FlushTimeout: cfg.FlushTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("deployment notices queue: %w", err)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -129,7 +143,7 @@ func New(cfg Config, client MetadataClient, out Outputs, reg prometheus.Register
 		log:        logger.With("component", "deployments"),
 		cache:      newCommitCache(cfg.CacheSize),
 		now:        time.Now,
-		notices:    make(chan *model.DeploymentNotice, cfg.QueueSize),
+		notices:    notices,
 		prefetches: make(chan prefetch, prefetchQueueSize),
 		apps:       map[string]*appState{},
 	}, nil
@@ -138,34 +152,43 @@ func New(cfg Config, client MetadataClient, out Outputs, reg prometheus.Register
 // Deployment queues n for the worker and returns at once; when the queue
 // is full, n is dropped and counted. It implements the tracker's
 // deployment subscriber.
-func (d *Deployments) Deployment(n *model.DeploymentNotice) {
-	select {
-	case d.notices <- n:
-	default:
-		d.metrics.dropped.Inc()
-	}
+func (d *Deployments) Deployment(n *model.DeploymentNotice) { d.notices.Send(n) }
+
+// Run is the worker: it handles the queued notices in order until ctx
+// ends, then those still queued within the flush timeout (see package
+// queue), and returns nil. Beside it, one goroutine of its own prefetches
+// the commits of revisions about to be deployed, until ctx ends; lookups
+// take turns, so a notice waits for at most one prefetch's fetch. Run must
+// be called once.
+func (d *Deployments) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	prefetchCtx, stop := context.WithCancel(ctx)
+	wg.Go(func() { d.prefetch(prefetchCtx) })
+	err := d.notices.Run(ctx, (*worker)(d))
+	stop()
+	wg.Wait()
+	return err
 }
 
-// Run is the worker: it handles the queued notices in order, and
-// prefetches when none waits, until ctx ends; then it returns nil. Notices
-// still queued are abandoned. Run must be called once.
-func (d *Deployments) Run(ctx context.Context) error {
+// prefetch looks up the queued prefetches until ctx ends.
+func (d *Deployments) prefetch(ctx context.Context) {
 	for {
-		// Notices first: prefetches only save time.
-		select {
-		case n := <-d.notices:
-			d.handle(ctx, n)
-			continue
-		default:
-		}
 		select {
 		case <-ctx.Done():
-			return nil
-		case n := <-d.notices:
-			d.handle(ctx, n)
+			return
 		case p := <-d.prefetches:
 			d.lookup(ctx, p.namespace, p.name, p.src)
 		}
+	}
+}
+
+// worker is Deployments as the notice queue's worker.
+type worker Deployments
+
+// Deliver handles the batch's notice.
+func (w *worker) Deliver(ctx context.Context, batch []*model.DeploymentNotice) {
+	for _, n := range batch {
+		(*Deployments)(w).handle(ctx, n)
 	}
 }
 

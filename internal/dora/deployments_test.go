@@ -14,6 +14,7 @@ import (
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/queue"
 )
 
 var (
@@ -364,7 +365,7 @@ func TestQueueFullDropsWithoutBlocking(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Deployment blocked on a full queue")
 	}
-	if got := testutil.ToFloat64(f.d.metrics.dropped); got != 3 {
+	if got := testutil.ToFloat64(f.d.metrics.dropped.WithLabelValues(queue.ReasonQueueFull)); got != 3 {
 		t.Errorf("dropped = %v, want 3", got)
 	}
 	f.run(t)
@@ -580,8 +581,8 @@ func TestPrefetchFillsTheCache(t *testing.T) {
 func TestRegistersOnRegisterer(t *testing.T) {
 	f := newFixture(t, Config{}, nil)
 	n, err := testutil.GatherAndCount(f.reg, "crowsnest_commit_metadata_lookups_total", "crowsnest_deployment_notices_dropped_total")
-	if err != nil || n != 5 {
-		t.Errorf("gathered %d series (%v), want 4 lookup results and the drop counter", n, err)
+	if err != nil || n != 6 {
+		t.Errorf("gathered %d series (%v), want 4 lookup results and the drop counter's 2 reasons", n, err)
 	}
 	if _, err := New(Config{}, nil, Outputs{}, f.reg, nil); err == nil {
 		t.Error("registering twice on one registry did not fail")

@@ -42,6 +42,8 @@ func (d *Deployments) lookup(ctx context.Context, namespace, name string, src mo
 		d.metrics.lookups.WithLabelValues(LookupUnsupported).Inc()
 		return nil
 	}
+	d.fetching.Lock()
+	defer d.fetching.Unlock()
 	key := cacheKey{src.RepoURL, src.Revision}
 	e, known, fresh := d.cache.get(key, d.now())
 	if fresh {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crowsnest/crowsnest/internal/queue"
+
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -37,7 +39,7 @@ type metrics struct {
 	recovery    *prometheus.HistogramVec
 	releaseWait *prometheus.HistogramVec
 	lookups     *prometheus.CounterVec
-	dropped     prometheus.Counter
+	dropped     *prometheus.CounterVec // the notice queue's
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -61,10 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "crowsnest_commit_metadata_lookups_total",
 			Help: "Lookups of the commit metadata of a deployed or prefetched revision, by result (cached, fetched, failed, unsupported).",
 		}, []string{"result"}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "crowsnest_deployment_notices_dropped_total",
-			Help: "Deployment notices dropped because the queue in front of the deployment worker was full: their lead time, recovery time or record is lost.",
-		}),
+		dropped: queue.NewDropCounter("deployment_notices", "Deployment notices dropped, by reason: queue_full (the deployment worker fell behind) or shutdown (still queued when the flush at shutdown ran out of time): their lead time, recovery time or record is lost."),
 	}
 	for _, r := range []string{LookupCached, LookupFetched, LookupFailed, LookupUnsupported} {
 		m.lookups.WithLabelValues(r)

@@ -16,10 +16,12 @@ const (
 	DefaultBatchSize  = 1000
 	DefaultBatchBytes = 1 << 20
 	DefaultBatchWait  = time.Second
-	DefaultTimeout    = 10 * time.Second
-	DefaultMinBackoff = 500 * time.Millisecond
-	DefaultMaxBackoff = 30 * time.Second
-	DefaultMaxRetries = 10
+	// DefaultFlushTimeout bounds the flush at shutdown.
+	DefaultFlushTimeout = 10 * time.Second
+	DefaultTimeout      = 10 * time.Second
+	DefaultMinBackoff   = 500 * time.Millisecond
+	DefaultMaxBackoff   = 30 * time.Second
+	DefaultMaxRetries   = 10
 	// DefaultMaxLineBytes caps a line at 64 KiB: a quarter of Loki's own
 	// default max_line_size (256 KB), above which Loki rejects the line
 	// (its max_line_size_truncate is off by default), and 1/16 of a batch
@@ -73,6 +75,11 @@ type Config struct {
 	// (--loki.max-retries). Unlike the other fields, 0 is not replaced by
 	// the default: use DefaultConfig.
 	MaxRetries int
+	// FlushTimeout bounds the flush when the shipper stops; default
+	// DefaultFlushTimeout.
+	FlushTimeout time.Duration
+	// Gate reports whether this replica sends (leads); nil: always.
+	Gate func() bool
 }
 
 // AuthKind names how the Shipper authenticates, for logs: "basic", "bearer",
@@ -92,15 +99,16 @@ func (c Config) AuthKind() string {
 // DefaultConfig returns a Config with every default set and no URL.
 func DefaultConfig() Config {
 	return Config{
-		Job:        DefaultJob,
-		BufferSize: DefaultBufferSize,
-		BatchSize:  DefaultBatchSize,
-		BatchBytes: DefaultBatchBytes,
-		BatchWait:  DefaultBatchWait,
-		Timeout:    DefaultTimeout,
-		MinBackoff: DefaultMinBackoff,
-		MaxBackoff: DefaultMaxBackoff,
-		MaxRetries: DefaultMaxRetries,
+		Job:          DefaultJob,
+		BufferSize:   DefaultBufferSize,
+		BatchSize:    DefaultBatchSize,
+		BatchBytes:   DefaultBatchBytes,
+		BatchWait:    DefaultBatchWait,
+		Timeout:      DefaultTimeout,
+		MinBackoff:   DefaultMinBackoff,
+		MaxBackoff:   DefaultMaxBackoff,
+		MaxRetries:   DefaultMaxRetries,
+		FlushTimeout: DefaultFlushTimeout,
 
 		MaxLineBytes: DefaultMaxLineBytes,
 	}
@@ -123,6 +131,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchWait == 0 {
 		c.BatchWait = d.BatchWait
+	}
+	if c.FlushTimeout == 0 {
+		c.FlushTimeout = d.FlushTimeout
 	}
 	if c.Timeout == 0 {
 		c.Timeout = d.Timeout

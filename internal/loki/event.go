@@ -1,7 +1,8 @@
 // Package loki ships crowsnest's tracker events (sync started/finished,
 // drift, health changes...) to Loki as JSON log lines, without ever
-// blocking the caller: a bounded buffer in front of a single batching,
-// retrying pusher, with drops counted in Prometheus.
+// blocking the caller: the bounded queue every output shares
+// (internal/queue) in front of a batching, retrying pusher, with drops
+// counted in Prometheus.
 //
 // # Why not loki-client-go's client
 //
@@ -11,7 +12,7 @@
 // the global Prometheus registry in an init function (package-level state,
 // and a conflict risk), its only shutdown is Stop without a deadline, and
 // importing it drags in github.com/prometheus/prometheus for one label
-// parser. So this package keeps its own buffer, batching and counters and
+// parser. So this package keeps its own queue, batching and counters and
 // does the HTTP POST itself. It takes only the wire type it pushes:
 // push.PushRequest from github.com/grafana/loki/pkg/push (the module
 // loki-client-go pins), marshalled with gogo protobuf and snappy block

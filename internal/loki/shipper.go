@@ -6,21 +6,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/queue"
 	"github.com/crowsnest/crowsnest/internal/retry"
 )
 
 // Drop reasons, the values of the reason label of
-// crowsnest_events_dropped_total.
+// crowsnest_events_dropped_total: the queue's (queue.ReasonQueueFull,
+// queue.ReasonShutdown) and the shipper's own.
 const (
-	// ReasonBufferFull: Send found the buffer full.
-	ReasonBufferFull = "buffer_full"
+	// ReasonQueueFull: Send found the queue full.
+	ReasonQueueFull = queue.ReasonQueueFull
 	// ReasonPushFailed: the batch's push failed for good (a non-retryable
 	// answer other than 400, or retries exhausted; each attempt bounded by
 	// Timeout).
@@ -30,31 +31,25 @@ const (
 	// refused ("total ignored: N out of M"), only those N lines are
 	// counted so, the rest of the batch as sent; else the whole batch.
 	ReasonRejected = "rejected"
-	// ReasonShutdown: sent after Close, or still unsent when Close's
-	// context ended.
-	ReasonShutdown = "shutdown"
+	// ReasonShutdown: sent once the shipper stopped taking events, or
+	// still unsent when the flush ran out of time.
+	ReasonShutdown = queue.ReasonShutdown
 )
 
-// Shipper ships events to Loki in the background. Send never blocks;
-// Close flushes. It is safe for concurrent use.
+// Shipper ships events to Loki: Send queues them and never blocks; Run is
+// the worker that batches and pushes them (see package queue). It is safe
+// for concurrent use.
 type Shipper struct {
 	cfg    Config
 	pusher Pusher
 	log    *slog.Logger
+	q      *queue.Queue[item]
 
 	sent      prometheus.Counter
-	dropped   *prometheus.CounterVec
+	dropped   *prometheus.CounterVec // the queue's
 	truncated prometheus.Counter
 
-	mu     sync.RWMutex // guards closed against the close of in
-	closed bool
-	in     chan item
-
-	ctx    context.Context // canceled when Close gives up waiting
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	// Owned by the run goroutine.
+	// Owned by the worker.
 	failing      bool
 	failedLines  int
 	failedPushes int
@@ -71,7 +66,8 @@ type item struct {
 
 // New returns a Shipper pushing to cfg.URL over HTTP, with its counters
 // registered on reg (nil: not registered) and logging to logger (nil:
-// discarded). Zero fields of cfg take their defaults.
+// discarded). Zero fields of cfg take their defaults. Nothing is pushed
+// until Run.
 func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*Shipper, error) {
 	p, err := NewHTTPPusher(cfg, nil)
 	if err != nil {
@@ -93,42 +89,43 @@ func NewWithPusher(cfg Config, p Pusher, reg prometheus.Registerer, logger *slog
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	dropped := queue.NewDropCounter("events", "Event lines dropped before Loki accepted them, by reason (queue_full, push_failed, rejected, shutdown).", ReasonPushFailed, ReasonRejected)
+	q, err := queue.New(queue.Config[item]{
+		Size: cfg.BufferSize, Dropped: dropped,
+		MaxItems: cfg.BatchSize, MaxBytes: cfg.BatchBytes, Bytes: func(it item) int { return len(it.line) }, Wait: cfg.BatchWait,
+		Gate: cfg.Gate, FlushTimeout: cfg.FlushTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events queue: %w", err)
+	}
 	s := &Shipper{
-		cfg:    cfg,
-		pusher: p,
-		log:    logger,
+		cfg:     cfg,
+		pusher:  p,
+		log:     logger,
+		q:       q,
+		dropped: dropped,
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "crowsnest_events_sent_total",
 			Help: "Event lines Loki accepted.",
 		}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "crowsnest_events_dropped_total",
-			Help: "Event lines dropped before Loki accepted them, by reason (buffer_full, push_failed, rejected, shutdown).",
-		}, []string{"reason"}),
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "crowsnest_events_truncated_total",
 			Help: "Event lines longer than the line size limit, whose largest field values were cut to fit.",
 		}),
-		in:   make(chan item, cfg.BufferSize),
-		done: make(chan struct{}),
-	}
-	for _, r := range []string{ReasonBufferFull, ReasonPushFailed, ReasonRejected, ReasonShutdown} {
-		s.dropped.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.sent, s.dropped, s.truncated} {
+		for _, c := range []prometheus.Collector{s.sent, dropped, s.truncated} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering events metrics: %w", err)
 			}
 		}
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	go s.run()
 	return s, nil
 }
 
-// Send queues e for shipping and returns at once. When the buffer is full,
-// or after Close, e is dropped and counted.
+// Send queues e for shipping and returns at once. When the queue is full,
+// or once the shipper stopped, e is dropped and counted; while this
+// replica does not lead (Config.Gate), it is not sent.
 //
 // The Loki entry is stamped with now, when crowsnest observed the fact,
 // not with e.Time: facts carry Argo CD's times (an operation's startedAt,
@@ -146,44 +143,28 @@ func (s *Shipper) Send(e Event) {
 		s.truncated.Inc()
 		s.log.Debug("cut an event line to size", "event", e.Event, "app", e.App, "fields", cut, "max_bytes", s.cfg.MaxLineBytes)
 	}
-	it := item{key: streamKey{e.Env, e.Project, e.Event}, time: now, line: line}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		s.dropped.WithLabelValues(ReasonShutdown).Inc()
-		return
-	}
-	select {
-	case s.in <- it:
-	default:
-		s.dropped.WithLabelValues(ReasonBufferFull).Inc()
-	}
+	s.q.Send(item{key: streamKey{e.Env, e.Project, e.Event}, time: now, line: line})
 }
 
 // Fact sends the tracker's fact f as an event; it implements the tracker's
 // fact subscriber.
 func (s *Shipper) Fact(f *model.Fact) { s.Send(FromFact(f)) }
 
-// Close stops accepting events and pushes what is buffered, retrying as
-// configured, until done or ctx ends; then in-flight pushes are abandoned
-// and what is left is counted as dropped (reason shutdown). It returns
-// ctx's error, wrapped, when the flush did not complete. Close may be
-// called more than once.
-func (s *Shipper) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.in)
+// Run is the worker: it pushes the queued events in batches, retrying as
+// configured, until ctx ends, then flushes what is queued within
+// FlushTimeout and returns.
+func (s *Shipper) Run(ctx context.Context) error { return s.q.Run(ctx, (*worker)(s)) }
+
+// worker is the Shipper as the queue's worker.
+type worker Shipper
+
+// Deliver pushes one batch.
+func (w *worker) Deliver(ctx context.Context, items []item) {
+	var b batch
+	for _, it := range items {
+		b.add(it)
 	}
-	s.mu.Unlock()
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		s.cancel()
-		<-s.done
-		return fmt.Errorf("flushing events to loki: %w", ctx.Err())
-	}
+	(*Shipper)(w).push(ctx, &b)
 }
 
 // batch accumulates lines per stream.
@@ -206,49 +187,9 @@ func (b *batch) add(it item) {
 	b.bytes += len(it.line)
 }
 
-func (s *Shipper) run() {
-	defer close(s.done)
-	defer s.cancel()
-	var b batch
-	timer := time.NewTimer(s.cfg.BatchWait)
-	timer.Stop()
-	flush := func() {
-		timer.Stop()
-		if b.lines > 0 {
-			s.push(&b)
-		}
-		b = batch{}
-	}
-	for {
-		select {
-		case it, ok := <-s.in:
-			if !ok {
-				flush()
-				return
-			}
-			if b.lines > 0 && b.bytes+len(it.line) > s.cfg.BatchBytes {
-				flush()
-			}
-			if b.lines == 0 {
-				timer.Reset(s.cfg.BatchWait)
-			}
-			b.add(it)
-			if b.lines >= s.cfg.BatchSize || b.bytes >= s.cfg.BatchBytes {
-				flush()
-			}
-		case <-timer.C:
-			flush()
-		}
-	}
-}
-
 // push delivers one batch, retrying retryable failures with exponential
 // backoff (see newBackOff), and counts its lines as sent or dropped.
-func (s *Shipper) push(b *batch) {
-	if s.ctx.Err() != nil {
-		s.dropped.WithLabelValues(ReasonShutdown).Add(float64(b.lines))
-		return
-	}
+func (s *Shipper) push(ctx context.Context, b *batch) {
 	streams := make([]Stream, 0, len(b.order))
 	for _, k := range b.order {
 		streams = append(streams, Stream{
@@ -258,10 +199,10 @@ func (s *Shipper) push(b *batch) {
 	}
 	var lastErr error // the last attempt's own error, not Retry's
 	attempts := 0
-	_, err := backoff.Retry(s.ctx, func() (struct{}, error) {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		attempts++
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
-		err := s.pusher.Push(ctx, streams)
+		actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		err := s.pusher.Push(actx, streams)
 		cancel()
 		if err == nil {
 			return struct{}{}, nil
@@ -296,11 +237,11 @@ func (s *Shipper) push(b *batch) {
 		return
 	}
 	reason := ReasonPushFailed
-	if s.ctx.Err() != nil {
+	if ctx.Err() != nil {
 		reason = ReasonShutdown
 	}
 	s.failedLines += b.lines
-	s.dropped.WithLabelValues(reason).Add(float64(b.lines))
+	s.q.DropN(reason, b.lines)
 	s.log.Debug("dropped a batch of events", "reason", reason, "lines", b.lines, "attempts", attempts, "err", lastErr)
 }
 
@@ -323,7 +264,7 @@ func (s *Shipper) rejected(b *batch, se *StatusError, err error) {
 		refused = se.Ignored
 	}
 	s.sent.Add(float64(b.lines - refused))
-	s.dropped.WithLabelValues(ReasonRejected).Add(float64(refused))
+	s.q.DropN(ReasonRejected, refused)
 	s.recovered() // Loki answered
 	level := slog.LevelDebug
 	if !s.rejecting {

@@ -39,19 +39,33 @@ func start(t *testing.T) (*lokitest.Receiver, Config) {
 	return rcv, cfg
 }
 
-func newShipper(t *testing.T, cfg Config) (*Shipper, *prometheus.Registry) {
+// newShipper returns a running shipper, its registry, and what stops it
+// and waits for its flush.
+func newShipper(t *testing.T, cfg Config) (*Shipper, *prometheus.Registry, func()) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	s, err := New(cfg, reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
-	return s, reg
+	return s, reg, run(t, s)
+}
+
+// run starts s's worker; the func returned stops it and waits for its
+// flush (also at the test's end).
+func run(t *testing.T, s *Shipper) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Run(ctx)
+	}()
+	stop := func() {
+		cancel()
+		<-done
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -99,7 +113,7 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 	rcv, cfg := start(t)
 	cfg.Tenant = "team-a"
 	cfg.Job = "crowsnest-test"
-	s, reg := newShipper(t, cfg)
+	s, reg, stop := newShipper(t, cfg)
 
 	at := time.Date(2025, 6, 7, 8, 9, 10, 123456789, time.UTC)
 	before := time.Now()
@@ -158,9 +172,7 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 			t.Errorf("content type = %q", r.ContentType)
 		}
 	}
-	if err := s.Close(ctxT(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP crowsnest_events_sent_total Event lines Loki accepted.
 # TYPE crowsnest_events_sent_total counter
@@ -173,7 +185,7 @@ crowsnest_events_sent_total 2
 func TestBasicAuth(t *testing.T) {
 	rcv, cfg := start(t)
 	cfg.Username, cfg.Password = "u", "p"
-	s, _ := newShipper(t, cfg)
+	s, _, _ := newShipper(t, cfg)
 	s.Send(ev(1))
 	if _, err := rcv.WaitEntries(ctxT(t, 5*time.Second), 1); err != nil {
 		t.Fatal(err)
@@ -186,7 +198,7 @@ func TestBasicAuth(t *testing.T) {
 func TestRetries429ThenSucceeds(t *testing.T) {
 	rcv, cfg := start(t)
 	rcv.FailNext(2, 429)
-	s, _ := newShipper(t, cfg)
+	s, _, stop := newShipper(t, cfg)
 	sendAll(t, s, 5, 5*time.Second)
 
 	got, err := rcv.WaitEntries(ctxT(t, 10*time.Second), 5)
@@ -208,9 +220,7 @@ func TestRetries429ThenSucceeds(t *testing.T) {
 	if gap := reqs[2].Time.Sub(reqs[1].Time); gap < 2*cfg.MinBackoff {
 		t.Errorf("second retry after %s, want >= %s", gap, 2*cfg.MinBackoff)
 	}
-	if err := s.Close(ctxT(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if sent(s) != 5 || dropped(s, ReasonPushFailed) != 0 {
 		t.Errorf("sent=%d push_failed=%d, want 5 and 0", sent(s), dropped(s, ReasonPushFailed))
 	}
@@ -219,11 +229,9 @@ func TestRetries429ThenSucceeds(t *testing.T) {
 func TestNoRetryOn400(t *testing.T) {
 	rcv, cfg := start(t)
 	rcv.FailNext(1, 400)
-	s, _ := newShipper(t, cfg)
+	s, _, stop := newShipper(t, cfg)
 	s.Send(ev(1))
-	if err := s.Close(ctxT(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if n := len(rcv.Requests()); n != 1 {
 		t.Errorf("%d requests, want 1: a 400 is not retried", n)
 	}
@@ -237,11 +245,9 @@ func TestServerErrorForeverDropsBatch(t *testing.T) {
 	rcv, cfg := start(t)
 	rcv.FailNext(-1, 500)
 	cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 10*time.Millisecond
-	s, _ := newShipper(t, cfg)
+	s, _, stop := newShipper(t, cfg)
 	sendAll(t, s, 7, 5*time.Second)
-	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if n := len(rcv.Requests()); n != cfg.MaxRetries+1 {
 		t.Errorf("%d requests, want %d (1 + MaxRetries)", n, cfg.MaxRetries+1)
 	}
@@ -251,7 +257,7 @@ func TestServerErrorForeverDropsBatch(t *testing.T) {
 	// Send still returns at once after the failures.
 	sendAll(t, s, 1000, 5*time.Second)
 	if dropped(s, ReasonShutdown) != 1000 {
-		t.Errorf("sends after Close: shutdown drops = %d, want 1000", dropped(s, ReasonShutdown))
+		t.Errorf("sends after the stop: shutdown drops = %d, want 1000", dropped(s, ReasonShutdown))
 	}
 }
 
@@ -263,7 +269,7 @@ func TestHangingReceiverNeverBlocksSend(t *testing.T) {
 	cfg.Timeout = 100 * time.Millisecond
 	cfg.MaxRetries = 1
 	cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 10*time.Millisecond
-	s, _ := newShipper(t, cfg)
+	s, _, stop := newShipper(t, cfg)
 
 	// The first batch goes out and hangs.
 	s.Send(ev(-1))
@@ -272,8 +278,8 @@ func TestHangingReceiverNeverBlocksSend(t *testing.T) {
 	}
 	const n = 100000
 	sendAll(t, s, n, 20*time.Second)
-	if dropped(s, ReasonBufferFull) == 0 {
-		t.Error("no buffer_full drops while Loki hangs")
+	if dropped(s, ReasonQueueFull) == 0 {
+		t.Error("no queue_full drops while Loki hangs")
 	}
 	// Push timeouts end up as push_failed.
 	deadline := time.Now().Add(10 * time.Second)
@@ -283,16 +289,14 @@ func TestHangingReceiverNeverBlocksSend(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// Close while Loki still hangs: the rest of the buffer times out too.
-	if err := s.Close(ctxT(t, 20*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	// Stop while Loki still hangs: the rest of the buffer times out too.
+	stop()
 
 	// Every event is accounted for, exactly once, and none was delivered.
 	total := n + 1
-	full, failed, shut := dropped(s, ReasonBufferFull), dropped(s, ReasonPushFailed), dropped(s, ReasonShutdown)
+	full, failed, shut := dropped(s, ReasonQueueFull), dropped(s, ReasonPushFailed), dropped(s, ReasonShutdown)
 	if full+failed+shut != total || sent(s) != 0 || len(rcv.Entries()) != 0 {
-		t.Errorf("sent=%d entries=%d buffer_full=%d push_failed=%d shutdown=%d, want drops summing to %d, nothing sent",
+		t.Errorf("sent=%d entries=%d queue_full=%d push_failed=%d shutdown=%d, want drops summing to %d, nothing sent",
 			sent(s), len(rcv.Entries()), full, failed, shut, total)
 	}
 	// The buffer stayed bounded: what got past Send fits in the buffer plus
@@ -310,13 +314,11 @@ func TestHangingReceiverNeverBlocksSend(t *testing.T) {
 func TestCloseFlushes(t *testing.T) {
 	rcv, cfg := start(t)
 	cfg.BatchWait = time.Hour
-	s, _ := newShipper(t, cfg)
+	s, _, stop := newShipper(t, cfg)
 	sendAll(t, s, 2500, 5*time.Second)
-	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if n := len(rcv.Entries()); n != 2500 {
-		t.Errorf("%d entries after Close, want 2500", n)
+		t.Errorf("%d entries after the stop, want 2500", n)
 	}
 	if n := len(rcv.Requests()); n != 3 {
 		t.Errorf("%d requests, want 3 (batches of %d)", n, cfg.BatchSize)
@@ -327,19 +329,15 @@ func TestCloseGivesUpAtDeadline(t *testing.T) {
 	rcv, cfg := start(t)
 	rcv.Hang()
 	cfg.Timeout = time.Minute
-	s, _ := newShipper(t, cfg)
+	cfg.FlushTimeout = 200 * time.Millisecond
+	s, _, stop := newShipper(t, cfg)
 	sendAll(t, s, 10, 5*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close(ctx) }()
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
 	select {
-	case err := <-closed:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("Close = %v, want deadline exceeded", err)
-		}
+	case <-stopped:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not return after its context ended")
+		t.Fatal("the shipper did not stop after its flush timeout")
 	}
 	if dropped(s, ReasonShutdown) != 10 {
 		t.Errorf("shutdown drops = %d, want 10", dropped(s, ReasonShutdown))
@@ -387,7 +385,7 @@ func TestMetricsRegisteredTwiceFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = s.Close(context.Background()) }()
+	_ = s
 	if _, err := New(cfg, reg, nil); err == nil {
 		t.Error("second New on the same registry succeeded")
 	}
@@ -444,10 +442,9 @@ func TestRetriesNetworkErrorsEachAttemptBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stop := run(t, s)
 	s.Send(ev(1))
-	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	budgets := f.attempts()
 	if len(budgets) != 3 || sent(s) != 1 || dropped(s, ReasonPushFailed) != 0 {
 		t.Fatalf("%d attempts, sent=%d push_failed=%d; want 3 attempts, 1 sent, 0 dropped", len(budgets), sent(s), dropped(s, ReasonPushFailed))
@@ -466,10 +463,9 @@ func TestPermanentErrorNotRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stop := run(t, s)
 	sendAll(t, s, 3, 5*time.Second)
-	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if n := len(f.attempts()); n != 1 || dropped(s, ReasonPushFailed) != 3 || sent(s) != 0 {
 		t.Errorf("%d attempts, push_failed=%d, sent=%d; want 1, 3, 0", n, dropped(s, ReasonPushFailed), sent(s))
 	}
@@ -480,11 +476,9 @@ func TestMaxRetriesZero(t *testing.T) {
 	rcv, cfg := start(t)
 	rcv.FailNext(-1, 500)
 	cfg.MaxRetries = 0
-	s, _ := newShipper(t, cfg)
+	s, _, stop := newShipper(t, cfg)
 	s.Send(ev(1))
-	if err := s.Close(ctxT(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if n := len(rcv.Requests()); n != 1 || dropped(s, ReasonPushFailed) != 1 {
 		t.Errorf("%d requests, push_failed=%d; want 1 and 1", n, dropped(s, ReasonPushFailed))
 	}
@@ -511,7 +505,7 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // observed the fact (Send), and the line's ts keeps the fact's time.
 func TestEntriesStampedWhenObserved(t *testing.T) {
 	rcv, cfg := start(t)
-	s, _ := newShipper(t, cfg)
+	s, _, _ := newShipper(t, cfg)
 	startedAt := time.Now().Add(-6 * time.Hour).Truncate(time.Second).UTC()
 	before := time.Now()
 	s.Send(Event{Time: startedAt, Event: model.FactSyncStarted, App: "argocd/shop", Env: "prod"})
@@ -543,7 +537,7 @@ func TestEntriesStampedWhenObserved(t *testing.T) {
 // cut to fit, marked, still valid JSON, and is counted.
 func TestLongLinesCutToSize(t *testing.T) {
 	rcv, cfg := start(t)
-	s, reg := newShipper(t, cfg)
+	s, reg, _ := newShipper(t, cfg)
 	const limit = 64 << 10
 	// "<" is 6 bytes in JSON (\u003c), "é" 2: the cut must count encoded bytes.
 	message := strings.Repeat("<é", 100<<10)
@@ -621,15 +615,14 @@ func TestPartialRejectionCountsPerEntry(t *testing.T) {
 			defer srv.Close()
 			cfg := fastConfig()
 			cfg.URL = srv.URL
-			cfg.BatchWait = time.Hour // one batch, pushed by Close
+			cfg.BatchWait = time.Hour // one batch, pushed by the flush
 			s, err := New(cfg, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			stop := run(t, s)
 			sendAll(t, s, 20, 5*time.Second)
-			if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
-				t.Fatal(err)
-			}
+			stop()
 			mu.Lock()
 			defer mu.Unlock()
 			if requests != 1 {

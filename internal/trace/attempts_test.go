@@ -1,7 +1,6 @@
 package trace
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -39,13 +38,9 @@ func TestRetriedOperationTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	e, _ := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: ProtocolHTTP, Version: "test"})
+	e, _, stopEmitter := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: ProtocolHTTP, Version: "test"})
 	e.Finished(op)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stopEmitter()
 	spans := r.Spans()
 	traceID := op.TraceID()
 	byID := map[string]otlptest.Span{}

@@ -7,8 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-
-	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // BenchmarkRecord turns one finished operation (3 waves, 3 resources, a
@@ -30,8 +28,13 @@ func BenchmarkRecord(b *testing.B) {
 // send and a count.
 func BenchmarkFinishedQueueFull(b *testing.B) {
 	m := NewMetrics(prometheus.NewRegistry())
-	e := &Emitter{metrics: m, queue: make(chan *model.Operation)}
+	q, err := newQueue(Config{QueueSize: 1}, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &Emitter{metrics: m, q: q}
 	op := sampleOperation()
+	e.Finished(op) // the queue is full from now on
 	b.ReportAllocs()
 	for b.Loop() {
 		e.Finished(op)

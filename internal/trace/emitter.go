@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/queue"
 	"github.com/crowsnest/crowsnest/internal/redact"
 )
 
@@ -58,11 +58,19 @@ type Config struct {
 	QueueSize int
 	// Version goes into the service.version resource attribute.
 	Version string
+	// FlushTimeout bounds the flush when the emitter stops; 0 means
+	// DefaultFlushTimeout.
+	FlushTimeout time.Duration
+	// Gate reports whether this replica sends (leads); nil: always.
+	Gate func() bool
 }
 
 // DefaultQueueSize is the default bound on operations waiting to become
 // spans.
 const DefaultQueueSize = 256
+
+// DefaultFlushTimeout bounds the flush at shutdown.
+const DefaultFlushTimeout = 10 * time.Second
 
 // ResolveConfig fills what the flags left empty from the standard
 // OpenTelemetry environment variables, looked up with getenv:
@@ -120,59 +128,53 @@ func ResolveConfig(c Config, getenv func(string) string) (Config, error) {
 
 // Metrics count what happened to the spans.
 type Metrics struct {
-	dropped  *prometheus.CounterVec
+	dropped  *prometheus.CounterVec // the queue's
 	exported prometheus.Counter
 }
+
+// Drop reasons of crowsnest_spans_dropped_total beside the queue's
+// (queue_full, shutdown).
+const (
+	// ReasonExportFailed: the collector did not take the spans.
+	ReasonExportFailed = "export_failed"
+	// ReasonRejected: the collector answered a partial success refusing
+	// them.
+	ReasonRejected = "rejected"
+)
 
 // NewMetrics creates the span counters and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "crowsnest_spans_dropped_total",
-			Help: "Spans of sync traces dropped, by reason: queue_full (the exporter fell behind), export_failed (the collector did not take them) or rejected (the collector answered a partial success refusing them).",
-		}, []string{"reason"}),
+		dropped: queue.NewDropCounter("spans", "Spans of sync traces dropped, by reason: queue_full (the exporter fell behind), export_failed (the collector did not take them), rejected (the collector answered a partial success refusing them) or shutdown (not exported within the flush at shutdown).",
+			ReasonExportFailed, ReasonRejected),
 		exported: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "crowsnest_spans_exported_total",
 			Help: "Spans of sync traces the collector accepted.",
 		}),
 	}
-	m.dropped.WithLabelValues("queue_full")
-	m.dropped.WithLabelValues("export_failed")
-	m.dropped.WithLabelValues("rejected")
 	reg.MustRegister(m.dropped, m.exported)
 	return m
 }
 
-// Emitter turns finished operations into traces and exports them in the
-// background. Finished never blocks: when the exporter falls behind, the
-// bounded queue fills and operations are dropped, their spans counted.
+// Emitter turns finished operations into traces and exports them: Finished
+// queues an operation and never blocks (see package queue); Run is the
+// worker that records its spans, which the batch span processor exports.
+// When the exporter falls behind, the bounded queue fills and operations
+// are dropped, their spans counted.
 type Emitter struct {
-	metrics  *Metrics
-	logger   *slog.Logger
-	provider *sdktrace.TracerProvider
-	tracer   oteltrace.Tracer
-	queue    chan *model.Operation
-	done     chan struct{}
-
-	mu     sync.Mutex // guards closed and sends on queue
-	closed bool
+	cfg     Config
+	metrics *Metrics
+	logger  *slog.Logger
+	res     *resource.Resource
+	q       *queue.Queue[*model.Operation]
 }
 
 // NewEmitter returns an emitter exporting as c says (c must have been
-// through ResolveConfig), or nil when the exporter is none.
-func NewEmitter(ctx context.Context, c Config, m *Metrics, logger *slog.Logger) (*Emitter, error) {
-	var exp sdktrace.SpanExporter
-	var err error
-	switch c.Exporter {
-	case ExporterNone:
+// through ResolveConfig), or nil when the exporter is none. It starts
+// nothing: the exporter and the batch span processor live in Run.
+func NewEmitter(c Config, m *Metrics, logger *slog.Logger) (*Emitter, error) {
+	if c.Exporter == ExporterNone {
 		return nil, nil
-	case ExporterStdout:
-		exp, err = stdouttrace.New(stdouttrace.WithWriter(c.Stdout))
-	case ExporterOTLP:
-		exp, err = otlpExporter(ctx, c)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("creating the %s span exporter: %w", c.Exporter, err)
 	}
 	res, err := resource.Merge(
 		resource.NewSchemaless(attribute.String("service.name", "crowsnest"), attribute.String("service.version", c.Version)),
@@ -181,28 +183,53 @@ func NewEmitter(ctx context.Context, c Config, m *Metrics, logger *slog.Logger) 
 	if err != nil {
 		return nil, fmt.Errorf("reading OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
+	q, err := newQueue(c, m)
+	if err != nil {
+		return nil, err
+	}
+	return &Emitter{cfg: c, metrics: m, logger: logger, res: res, q: q}, nil
+}
+
+// provider builds the exporter and the tracer provider with its batch
+// span processor, which exports in goroutines of its own until Shutdown.
+func (e *Emitter) provider(ctx context.Context) (*sdktrace.TracerProvider, error) {
+	var exp sdktrace.SpanExporter
+	var err error
+	switch e.cfg.Exporter {
+	case ExporterStdout:
+		exp, err = stdouttrace.New(stdouttrace.WithWriter(e.cfg.Stdout))
+	default:
+		exp, err = otlpExporter(ctx, e.cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating the %s span exporter: %w", e.cfg.Exporter, err)
+	}
 	// The processor blocks the emitter's own goroutine, never the
 	// tracker: the bounded queue in front of it is where spans drop.
-	provider := sdktrace.NewTracerProvider(
-		sdktrace.WithResource(res),
+	return sdktrace.NewTracerProvider(
+		sdktrace.WithResource(e.res),
 		sdktrace.WithIDGenerator(idGenerator{}),
 		sdktrace.WithSampler(sdktrace.AlwaysSample()),
-		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, metrics: m, logger: logger}, sdktrace.WithBlocking())),
-	)
+		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, metrics: e.metrics, logger: e.logger}, sdktrace.WithBlocking())),
+	), nil
+}
+
+// newQueue returns the queue of finished operations, its drops weighed in
+// spans.
+func newQueue(c Config, m *Metrics) (*queue.Queue[*model.Operation], error) {
 	size := c.QueueSize
 	if size <= 0 {
 		size = DefaultQueueSize
 	}
-	e := &Emitter{
-		metrics:  m,
-		logger:   logger,
-		provider: provider,
-		tracer:   provider.Tracer("github.com/crowsnest/crowsnest/internal/trace"),
-		queue:    make(chan *model.Operation, size),
-		done:     make(chan struct{}),
+	flush := c.FlushTimeout
+	if flush <= 0 {
+		flush = DefaultFlushTimeout
 	}
-	go e.run()
-	return e, nil
+	q, err := queue.New(queue.Config[*model.Operation]{Size: size, Dropped: m.dropped, Weight: spanCount, Gate: c.Gate, FlushTimeout: flush})
+	if err != nil {
+		return nil, fmt.Errorf("traces queue: %w", err)
+	}
+	return q, nil
 }
 
 // retryFor bounds how long an export retries: spans of a sync are worth
@@ -235,46 +262,42 @@ func otlpExporter(ctx context.Context, c Config) (sdktrace.SpanExporter, error) 
 }
 
 // Finished queues the trace of op, or drops it when the queue is full.
-func (e *Emitter) Finished(op *model.Operation) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return
-	}
-	select {
-	case e.queue <- op:
-	default:
-		e.metrics.dropped.WithLabelValues("queue_full").Add(float64(spanCount(op)))
-	}
-}
+func (e *Emitter) Finished(op *model.Operation) { e.q.Send(op) }
 
-func (e *Emitter) run() {
-	defer close(e.done)
-	for op := range e.queue {
-		record(context.Background(), e.tracer, op)
-	}
-}
-
-// Shutdown stops taking operations, turns the queued ones into spans and
-// flushes them, giving up when ctx ends.
-func (e *Emitter) Shutdown(ctx context.Context) error {
-	e.mu.Lock()
-	if !e.closed {
-		e.closed = true
-		close(e.queue)
-	}
-	e.mu.Unlock()
-	stop := make(chan error, 1)
-	go func() {
-		<-e.done
-		stop <- e.provider.Shutdown(ctx)
-	}()
-	select {
-	case err := <-stop:
+// Run is the worker: it starts the exporter, records the queued
+// operations' spans until ctx ends, then flushes them (the batch span
+// processor's too) within the flush timeout, shuts the exporter down and
+// returns.
+func (e *Emitter) Run(ctx context.Context) error {
+	p, err := e.provider(context.WithoutCancel(ctx)) // the exporter outlives ctx until the flush ends
+	if err != nil {
 		return err
-	case <-ctx.Done():
-		return fmt.Errorf("flushing spans: %w", ctx.Err())
 	}
+	return e.q.Run(ctx, &worker{provider: p, tracer: p.Tracer("github.com/crowsnest/crowsnest/internal/trace"), logger: e.logger})
+}
+
+// worker records spans and flushes them.
+type worker struct {
+	provider *sdktrace.TracerProvider
+	tracer   oteltrace.Tracer
+	logger   *slog.Logger
+}
+
+// Deliver records the spans of the batch's operation.
+func (w *worker) Deliver(ctx context.Context, ops []*model.Operation) {
+	for _, op := range ops {
+		record(ctx, w.tracer, op)
+	}
+}
+
+// Flush exports what the batch span processor holds and shuts the
+// provider down.
+func (w *worker) Flush(ctx context.Context) error {
+	if err := w.provider.Shutdown(ctx); err != nil {
+		w.logger.Warn("traces not flushed", "err", err)
+		return err
+	}
+	return nil
 }
 
 // spanCount is how many spans op makes.
@@ -311,7 +334,7 @@ func (c *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Rea
 	err := c.SpanExporter.ExportSpans(ctx, spans)
 	rejected, partial := rejectedSpans(err)
 	if err != nil && !partial {
-		c.metrics.dropped.WithLabelValues("export_failed").Add(float64(len(spans)))
+		c.metrics.dropped.WithLabelValues(ReasonExportFailed).Add(float64(len(spans)))
 		if !c.failing.Swap(true) {
 			c.logger.Warn("exporting spans failed; dropping them until the collector answers", "spans", len(spans), "err", err)
 		}
@@ -319,7 +342,7 @@ func (c *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Rea
 	}
 	rejected = min(rejected, int64(len(spans)))
 	c.metrics.exported.Add(float64(int64(len(spans)) - rejected))
-	c.metrics.dropped.WithLabelValues("rejected").Add(float64(rejected))
+	c.metrics.dropped.WithLabelValues(ReasonRejected).Add(float64(rejected))
 	if c.failing.Swap(false) {
 		c.logger.Info("exporting spans works again")
 	}

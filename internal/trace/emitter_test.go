@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,18 +51,34 @@ func sampleOperation() *model.Operation {
 	}
 }
 
-func newEmitter(t *testing.T, c Config) (*Emitter, *Metrics) {
+// newEmitter returns a running emitter, its metrics, and what stops it
+// and waits for its flush (also at the test's end).
+func newEmitter(t *testing.T, c Config) (*Emitter, *Metrics, func()) {
 	t.Helper()
 	c, err := ResolveConfig(c, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := NewMetrics(prometheus.NewRegistry())
-	e, err := NewEmitter(context.Background(), c, m, promslog.NewNopLogger())
+	e, err := NewEmitter(c, m, promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e, m
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.Run(ctx)
+	}()
+	var once sync.Once
+	stopRun := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(stopRun)
+	return e, m, stopRun
 }
 
 func TestTraceOverOTLP(t *testing.T) {
@@ -77,14 +94,10 @@ func TestTraceOverOTLP(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer stop()
-			e, m := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: proto, Version: "test"})
+			e, m, stopEmitter := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: proto, Version: "test"})
 			op := sampleOperation()
 			e.Finished(op)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := e.Shutdown(ctx); err != nil {
-				t.Fatal(err)
-			}
+			stopEmitter()
 			checkSampleTrace(t, r.Spans(), op)
 			if got := testutil.ToFloat64(m.exported); got != 6 {
 				t.Errorf("spans_exported_total = %v, want 6", got)
@@ -187,15 +200,11 @@ func TestPartialOperationTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	e, _ := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: ProtocolGRPC})
+	e, _, stopEmitter := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: ProtocolGRPC})
 	op := &model.Operation{UID: "u", Namespace: "argocd", Name: "prod-backend", Result: "Succeeded", StartedAt: t0, FinishedAt: at(3 * time.Second), Partial: true,
 		Resources: []model.Resource{{Kind: "ConfigMap", Name: "cfg", Status: "Synced", Seen: at(time.Hour)}}}
 	e.Finished(op)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stopEmitter()
 	spans := r.Spans()
 	if len(spans) != 1 {
 		t.Fatalf("got %d spans, want 1", len(spans))
@@ -220,7 +229,7 @@ func TestBlackholedCollectorNeverBlocks(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer stop()
-			e, m := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: proto, QueueSize: 4})
+			e, m, stopEmitter := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: proto, QueueSize: 4, FlushTimeout: 3 * time.Second})
 			const ops = 2000
 			done := make(chan struct{})
 			go func() {
@@ -240,9 +249,7 @@ func TestBlackholedCollectorNeverBlocks(t *testing.T) {
 			if max := float64(ops*6 - (4+1)*6 - 16 - 16 - 6); queued < max {
 				t.Errorf("spans_dropped_total{queue_full} = %v, want at least %v", queued, max)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			_ = e.Shutdown(ctx) // gives up with the collector still hung
+			stopEmitter() // gives up with the collector still hung
 			if failed := testutil.ToFloat64(m.dropped.WithLabelValues("export_failed")); failed == 0 {
 				t.Errorf("spans_dropped_total{export_failed} = 0 after the export timed out")
 			}
@@ -275,7 +282,8 @@ func TestResolveConfig(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got != c.want {
+		resolved := func(c Config) [4]any { return [4]any{c.Exporter, c.Endpoint, c.Protocol, c.QueueSize} }
+		if err != nil || resolved(got) != resolved(c.want) {
 			t.Errorf("%s: got %+v, %v; want %+v", c.desc, got, err, c.want)
 		}
 	}
@@ -347,13 +355,9 @@ func TestPartialSuccessCountsRejectedSpans(t *testing.T) {
 		} {
 			t.Run(protocol+"/"+tc.name, func(t *testing.T) {
 				c := &partialCollector{rejected: tc.rejected, msg: tc.msg}
-				e, m := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: c.serve(t, protocol), Protocol: protocol})
+				e, m, stopEmitter := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: c.serve(t, protocol), Protocol: protocol})
 				e.Finished(sampleOperation()) // 6 spans
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				if err := e.Shutdown(ctx); err != nil {
-					t.Fatal(err)
-				}
+				stopEmitter()
 				exported := testutil.ToFloat64(m.exported)
 				rejected := testutil.ToFloat64(m.dropped.WithLabelValues("rejected"))
 				failed := testutil.ToFloat64(m.dropped.WithLabelValues("export_failed"))
@@ -396,7 +400,7 @@ func TestDeploymentAttributes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	e, _ := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: ProtocolGRPC})
+	e, _, stopEmitter := newEmitter(t, Config{Exporter: ExporterOTLP, Endpoint: endpoint, Protocol: ProtocolGRPC})
 	plain := &model.Operation{UID: "u", Namespace: "argocd", Name: "prod-web", Result: "Succeeded", StartedAt: t0, FinishedAt: at(3 * time.Second), Revision: "aaa"}
 	deployed := *plain
 	deployed.StartedAt, deployed.FinishedAt = at(time.Minute), at(time.Minute+40*time.Second)
@@ -406,11 +410,7 @@ func TestDeploymentAttributes(t *testing.T) {
 	deployed.Commit = &model.Commit{SHA: "c0de", RepoURL: "https://git.example.com/app.git", Author: "Alice <alice@example.com>", Date: at(-time.Hour), Referenced: true}
 	e.Finished(plain)
 	e.Finished(&deployed)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stopEmitter()
 	byRev := map[string]otlptest.Span{}
 	for _, s := range r.Spans() {
 		byRev[s.Attrs[AttrRevision]] = s
