@@ -57,7 +57,8 @@ func (g *leaderGate) leading() bool { return g.on.Load() }
 // leaderElection adds the campaign for the Lease to the group, with
 // --leader-elect: it keeps the gate up to date and returns only once it
 // has released the Lease, so a graceful stop hands over at once (another
-// replica takes it within --leader-elect.retry-period); a crashed leader's
+// replica takes it within 1 to 2.2 times --leader-elect.retry-period,
+// client-go's jitter); a crashed leader's
 // Lease expires after --leader-elect.lease-duration.
 func (d *daemon) leaderElection() error {
 	if !d.o.Leader.Elect {

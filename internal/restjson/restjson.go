@@ -1,7 +1,7 @@
 // Package restjson builds REST clients of the API server that speak JSON
-// for a few known types, without the typed clientset (client-go's
-// kubernetes package is most of a binary's size): the leader election's
-// Leases and the checkpoint's ConfigMap.
+// for a few known types, without the typed clientset: the checkpoint's
+// ConfigMap. (The leader election uses client-go's typed coordination
+// client, as tools/leaderelection does.)
 package restjson
 
 import (
