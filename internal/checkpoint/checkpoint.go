@@ -185,8 +185,9 @@ func (k *Keeper) Run(ctx context.Context) error {
 
 // Final saves the checkpoint once more, after Run returned and the sources
 // stopped (so that it holds every operation counted), if this replica led
-// at Run's last tick or leads now (a graceful stop releases the Lease
-// before this). ctx bounds it.
+// at Run's last tick or leads now (the daemon releases the Lease only
+// after this, but Run's last tick may have seen another leader). ctx
+// bounds it.
 func (k *Keeper) Final(ctx context.Context) {
 	if k.led || k.leading() {
 		k.save(ctx)

@@ -65,14 +65,18 @@ const (
 	// stageDeployments: the deployment worker (its facts and records go
 	// to the outputs) and the checkpoint (final once nothing is counted).
 	stageDeployments
-	// stageOutputs: the queues of Loki, CloudEvents and traces, and the
-	// Lease, released once they have flushed.
+	// stageOutputs: the queues of Loki, CloudEvents and traces.
 	stageOutputs
+	// stageLease: the leader election, which releases the Lease once the
+	// outputs have flushed, so what they send at shutdown is still the
+	// leader's.
+	stageLease
 	stages
 )
 
 // flushTimeout bounds each stage's flush: two stages flush, one after the
-// other, within ShutdownTimeout.
+// other, within ShutdownTimeout (the Lease's release is bounded by
+// client-go's renew deadline).
 const flushTimeout = ShutdownTimeout / 2
 
 // Run builds the pipeline o describes and runs it until ctx ends (SIGTERM,

@@ -98,7 +98,7 @@ func (d *daemon) leaderElection() error {
 	}
 	// In the last stage: the Lease is released once the outputs have
 	// flushed, so what they send at shutdown is still the leader's.
-	d.actors = append(d.actors, actor{"leader-election", stageOutputs, func(ctx context.Context) error {
+	d.actors = append(d.actors, actor{"leader-election", stageLease, func(ctx context.Context) error {
 		// Run returns when leadership is lost (after releasing the Lease
 		// if ctx ended); campaign again until shutdown.
 		for ctx.Err() == nil {

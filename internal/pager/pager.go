@@ -1,3 +1,9 @@
+// Package pager pages Alertmanager directly (API v2): it evaluates the
+// alerts of internal/rules that judge one app's present state on
+// crowsnest's own app states (States, a view subscriber), with the labels,
+// annotations and for durations of the Prometheus rules, so Alertmanager
+// deduplicates the two paths into one notification; it resends firing
+// alerts and resolves them, retrying each Alertmanager with backoff.
 package pager
 
 import (

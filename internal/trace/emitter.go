@@ -1,3 +1,10 @@
+// Package trace turns each finished sync operation into an OpenTelemetry
+// trace: a root span for the operation, a span per phase and per wave (per
+// attempt, with the backoff between attempts), resources as events, with
+// deterministic ids so that two replicas or a restart never make two
+// traces of one operation. The Emitter exports them over OTLP (gRPC or
+// HTTP) or to standard output behind the queue every output shares
+// (internal/queue).
 package trace
 
 import (

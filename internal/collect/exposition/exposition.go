@@ -1,3 +1,9 @@
+// Package exposition renders what the tracker hands its subscribers as
+// Prometheus metrics: the per-app families (Store, pre-rendered per app and
+// served by NewMetricsHandler without taking the tracker's lock), the
+// aggregated histograms and counters (Durations, DeploymentCounters), the
+// promotion groups, the ApplicationSet rollouts and the wave delay. It
+// imports no source and no tracker: its input is internal/model's values.
 package exposition
 
 import (
