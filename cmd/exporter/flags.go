@@ -46,6 +46,7 @@ type cli struct {
 func newCLI(stdout, stderr io.Writer) *cli {
 	c := &cli{stderr: stderr, log: &promslog.Config{}}
 	o := &c.opts
+	o.Alertmanager.ExternalLabels = map[string]string{} // kingpin's StringMapVar adds to it
 	a := kingpin.New("crowsnest", "Watches Argo CD Applications and serves Prometheus metrics about their sync state, health, drift and sync operations.")
 	a.UsageWriter(stdout)
 	a.ErrorWriter(stderr)
