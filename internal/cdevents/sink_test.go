@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/queue/queuetest"
 )
 
 // TestMain checks that every test leaves no goroutine behind: the sink
@@ -135,18 +136,7 @@ func newSink(t *testing.T, cfg Config, logger *slog.Logger) (*Sink, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Run(ctx)
-	}()
-	stop := func() {
-		cancel()
-		<-done
-	}
-	t.Cleanup(stop)
-	return s, stop
+	return s, queuetest.Start(t, s.Run)
 }
 
 // counts are a sink's counters.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/crowsnest/crowsnest/internal/lokitest"
 	"github.com/crowsnest/crowsnest/internal/model"
+	"github.com/crowsnest/crowsnest/internal/queue/queuetest"
 )
 
 // start serves a lokitest receiver and returns it with a config pointing at
@@ -53,20 +54,7 @@ func newShipper(t *testing.T, cfg Config) (*Shipper, *prometheus.Registry, func(
 
 // run starts s's worker; the func returned stops it and waits for its
 // flush (also at the test's end).
-func run(t *testing.T, s *Shipper) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Run(ctx)
-	}()
-	stop := func() {
-		cancel()
-		<-done
-	}
-	t.Cleanup(stop)
-	return stop
-}
+func run(t *testing.T, s *Shipper) func() { return queuetest.Start(t, s.Run) }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

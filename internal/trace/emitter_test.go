@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 
 	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/crowsnest/crowsnest/internal/otlptest"
+	"github.com/crowsnest/crowsnest/internal/queue/queuetest"
 )
 
 var t0 = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
@@ -64,21 +64,7 @@ func newEmitter(t *testing.T, c Config) (*Emitter, *Metrics, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = e.Run(ctx)
-	}()
-	var once sync.Once
-	stopRun := func() {
-		once.Do(func() {
-			cancel()
-			<-done
-		})
-	}
-	t.Cleanup(stopRun)
-	return e, m, stopRun
+	return e, m, queuetest.Start(t, e.Run)
 }
 
 func TestTraceOverOTLP(t *testing.T) {
