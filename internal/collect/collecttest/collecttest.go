@@ -15,6 +15,26 @@ import (
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 )
 
+// WebApp returns the Application "web" in namespace argocd, of project
+// shop, from one Git source to the local cluster, changed by mutate: the
+// app the unit tests of the collect packages start from.
+func WebApp(mutate ...func(*v1alpha1.Application)) *v1alpha1.Application {
+	a := &v1alpha1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "argocd", UID: types.UID("uid-web")},
+		Spec: v1alpha1.ApplicationSpec{
+			Project: "shop",
+			Source: &v1alpha1.ApplicationSource{
+				RepoURL: "https://git.example.com/deploy.git", Path: "apps/web", TargetRevision: "main",
+			},
+			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: "web"},
+		},
+	}
+	for _, m := range mutate {
+		m(a)
+	}
+	return a
+}
+
 // BenchApp returns a realistic Application, the i-th of a fleet: 30
 // resources in 5 waves, a few drifted, conditions, a finished operation
 // (ten minutes before t0) and a full history, as the benchmarks of the

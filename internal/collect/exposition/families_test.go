@@ -14,26 +14,14 @@ import (
 	"github.com/crowsnest/crowsnest/internal/argocd/health"
 	synccommon "github.com/crowsnest/crowsnest/internal/argocd/synccommon"
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+	"github.com/crowsnest/crowsnest/internal/collect/collecttest"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // webApp returns the Application "web" in namespace argocd, of project
 // shop, as the tracker tests' newApp does.
 func webApp(mutate ...func(*v1alpha1.Application)) *v1alpha1.Application {
-	a := &v1alpha1.Application{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "argocd", UID: types.UID("uid-web")},
-		Spec: v1alpha1.ApplicationSpec{
-			Project: "shop",
-			Source: &v1alpha1.ApplicationSource{
-				RepoURL: "https://git.example.com/deploy.git", Path: "apps/web", TargetRevision: "main",
-			},
-			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: "web"},
-		},
-	}
-	for _, m := range mutate {
-		m(a)
-	}
-	return a
+	return collecttest.WebApp(mutate...)
 }
 
 func mtime(t time.Time) *metav1.Time {

@@ -4,30 +4,15 @@ import (
 	"sync"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+	"github.com/crowsnest/crowsnest/internal/collect/collecttest"
 
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // newApp returns an Application named web, changed by mutate.
 func newApp(mutate ...func(*v1alpha1.Application)) *v1alpha1.Application {
-	a := &v1alpha1.Application{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "argocd", UID: types.UID("uid-web")},
-		Spec: v1alpha1.ApplicationSpec{
-			Project: "shop",
-			Source: &v1alpha1.ApplicationSource{
-				RepoURL: "https://git.example.com/deploy.git", Path: "apps/web", TargetRevision: "main",
-			},
-			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: "web"},
-		},
-	}
-	for _, m := range mutate {
-		m(a)
-	}
-	return a
+	return collecttest.WebApp(mutate...)
 }
 
 // appsSink keeps the last state of every app it was handed, as the

@@ -7,10 +7,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
+	"github.com/crowsnest/crowsnest/internal/collect/collecttest"
 	"github.com/crowsnest/crowsnest/internal/collect/exposition"
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/model"
@@ -68,20 +68,7 @@ func mtime(t time.Time) *metav1.Time {
 
 // newApp returns a minimal Application "web" in namespace argocd.
 func newApp(mutate ...func(*v1alpha1.Application)) *v1alpha1.Application {
-	a := &v1alpha1.Application{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "argocd", UID: types.UID("uid-web")},
-		Spec: v1alpha1.ApplicationSpec{
-			Project: "shop",
-			Source: &v1alpha1.ApplicationSource{
-				RepoURL: "https://git.example.com/deploy.git", Path: "apps/web", TargetRevision: "main",
-			},
-			Destination: v1alpha1.ApplicationDestination{Server: "https://kubernetes.default.svc", Namespace: "web"},
-		},
-	}
-	for _, m := range mutate {
-		m(a)
-	}
-	return a
+	return collecttest.WebApp(mutate...)
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
