@@ -13,6 +13,7 @@ import (
 	"github.com/crowsnest/crowsnest/internal/argocd/health"
 	"github.com/crowsnest/crowsnest/internal/argocd/synccommon"
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // WebApp returns the Application "web" in namespace argocd, of project
@@ -83,4 +84,91 @@ func BenchApp(i int, t0 time.Time) *v1alpha1.Application {
 func mtime(t time.Time) *metav1.Time {
 	m := metav1.NewTime(t)
 	return &m
+}
+
+// FamilyCase is an Application first seen at t0 (View.App) and the view the
+// tracker hands on for it. The tracker's TestFamilyViews checks that view;
+// the exposition's family tests render it and want each family's samples
+// literally: the two halves of one test, joined here on the same inputs.
+type FamilyCase struct {
+	Name string
+	View *model.AppView
+}
+
+// FamilyCases returns the cases, fresh each time, the Applications first
+// seen at t0.
+func FamilyCases(t0 time.Time) []FamilyCase {
+	return []FamilyCase{
+		// No status at all.
+		{"no status", &model.AppView{App: WebApp(), Env: "unknown"}},
+		// Synced and healthy, last operation finished before crowsnest started.
+		{"synced", &model.AppView{
+			App: WebApp(func(a *v1alpha1.Application) {
+				a.Labels = map[string]string{"env": "prod"}
+				a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: new(true)}}
+				a.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
+				a.Status.Health.Status = health.HealthStatusHealthy
+				a.Status.History = v1alpha1.RevisionHistories{
+					{ID: 1, DeployedAt: metav1.NewTime(t0.Add(-time.Hour)), DeployStartedAt: mtime(t0.Add(-time.Hour - time.Minute))},
+				}
+				a.Status.OperationState = &v1alpha1.OperationState{
+					Phase:      synccommon.OperationFailed,
+					StartedAt:  metav1.NewTime(t0.Add(-10 * time.Minute)),
+					FinishedAt: mtime(t0.Add(-9 * time.Minute)),
+				}
+			}),
+			Env:            "prod",
+			Policies:       []model.PolicyResult{{Policy: "auto_sync", Violated: true}, {Policy: "images_by_digest"}},
+			Phase:          "Failed",
+			LastFinished:   &model.FinishedOperation{Result: model.ResultFailed, Started: t0.Add(-10 * time.Minute), Finished: t0.Add(-9 * time.Minute)},
+			LastSuccessful: t0.Add(-time.Hour),
+		}},
+		// Out of sync: drifted resources by group and kind, drift since the event; never synced, so awaiting its first sync.
+		{"out of sync", &model.AppView{
+			App: WebApp(func(a *v1alpha1.Application) {
+				a.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
+				a.Status.Health.Status = health.HealthStatusDegraded
+				a.Status.Resources = []v1alpha1.ResourceStatus{
+					{Group: "apps", Kind: "Deployment", Name: "a", Status: v1alpha1.SyncStatusCodeOutOfSync},
+					{Group: "apps", Kind: "Deployment", Name: "b", Status: v1alpha1.SyncStatusCodeOutOfSync},
+					{Group: "apps", Kind: "Deployment", Name: "c", Status: v1alpha1.SyncStatusCodeSynced},
+					{Kind: "ConfigMap", Name: "d", Status: v1alpha1.SyncStatusCodeOutOfSync},
+					{Kind: "Service", Name: "e", Status: v1alpha1.SyncStatusCodeSynced},
+				}
+				a.Status.Conditions = []v1alpha1.ApplicationCondition{
+					{Type: v1alpha1.ApplicationConditionSyncError},
+					{Type: v1alpha1.ApplicationConditionComparisonError},
+					{Type: v1alpha1.ApplicationConditionSyncError},
+				}
+			}),
+			Env:               "unknown",
+			DriftSince:        t0,
+			AwaitingSyncSince: t0,
+		}},
+		// Statuses and phases crowsnest does not know.
+		{"unknown states", &model.AppView{
+			App: WebApp(func(a *v1alpha1.Application) {
+				a.Status.Sync.Status = "Drifting"
+				a.Status.Health.Status = "Exploded"
+				a.Status.OperationState = &v1alpha1.OperationState{Phase: "Pausing", StartedAt: metav1.NewTime(t0)}
+			}),
+			Env:      "unknown",
+			Phase:    "Pausing",
+			Progress: &model.SyncProgress{Wave: model.UnknownWave},
+		}},
+		// Credentials in the repo URL, odd characters in label values, multi-source, named cluster.
+		{"odd labels", &model.AppView{
+			App: WebApp(func(a *v1alpha1.Application) {
+				a.Spec.Source = nil
+				// The values source comes first, as is common: crowsnest_app_info
+				// shows the chart's source all the same.
+				a.Spec.Sources = v1alpha1.ApplicationSources{
+					{RepoURL: "https://other.example.com/values.git", Ref: "values"},
+					{RepoURL: "https://deploy-bot:glpat-s3cr3t@gitlab.example.com/platform/charts.git", Chart: `we"ird\chart`, TargetRevision: "1.2.*"},
+				}
+				a.Spec.Destination = v1alpha1.ApplicationDestination{Name: "prod-eu", Namespace: "web"}
+			}),
+			Env: "unknown",
+		}},
+	}
 }

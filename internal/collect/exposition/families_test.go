@@ -11,8 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/crowsnest/crowsnest/internal/argocd/health"
-	synccommon "github.com/crowsnest/crowsnest/internal/argocd/synccommon"
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 	"github.com/crowsnest/crowsnest/internal/collect/collecttest"
 	"github.com/crowsnest/crowsnest/internal/model"
@@ -29,97 +27,6 @@ func mtime(t time.Time) *metav1.Time {
 	return &m
 }
 
-// familyViews are the views TestFamilyViews in the tracker package wants
-// the tracker to hand on for each of these Applications, first seen at t0.
-// Each family test below renders its family alone from every one of them,
-// and wants its literal samples (none: "").
-var familyViews = []struct {
-	name string
-	view func() *model.AppView
-}{
-	// No status at all.
-	{"no status", func() *model.AppView {
-		return &model.AppView{App: webApp(), Env: "unknown"}
-	}},
-	// Synced and healthy, last operation finished before crowsnest started.
-	{"synced", func() *model.AppView {
-		return &model.AppView{
-			App: webApp(func(a *v1alpha1.Application) {
-				a.Labels = map[string]string{"env": "prod"}
-				a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: new(true)}}
-				a.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
-				a.Status.Health.Status = health.HealthStatusHealthy
-				a.Status.History = v1alpha1.RevisionHistories{
-					{ID: 1, DeployedAt: metav1.NewTime(t0.Add(-time.Hour)), DeployStartedAt: mtime(t0.Add(-time.Hour - time.Minute))},
-				}
-				a.Status.OperationState = &v1alpha1.OperationState{
-					Phase:      synccommon.OperationFailed,
-					StartedAt:  metav1.NewTime(t0.Add(-10 * time.Minute)),
-					FinishedAt: mtime(t0.Add(-9 * time.Minute)),
-				}
-			}),
-			Env:            "prod",
-			Policies:       []model.PolicyResult{{Policy: "auto_sync", Violated: true}, {Policy: "images_by_digest"}},
-			Phase:          "Failed",
-			LastFinished:   &model.FinishedOperation{Result: model.ResultFailed, Started: t0.Add(-10 * time.Minute), Finished: t0.Add(-9 * time.Minute)},
-			LastSuccessful: t0.Add(-time.Hour),
-		}
-	}},
-	// Out of sync: drifted resources by group and kind, drift since the event; never synced, so awaiting its first sync.
-	{"out of sync", func() *model.AppView {
-		return &model.AppView{
-			App: webApp(func(a *v1alpha1.Application) {
-				a.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
-				a.Status.Health.Status = health.HealthStatusDegraded
-				a.Status.Resources = []v1alpha1.ResourceStatus{
-					{Group: "apps", Kind: "Deployment", Name: "a", Status: v1alpha1.SyncStatusCodeOutOfSync},
-					{Group: "apps", Kind: "Deployment", Name: "b", Status: v1alpha1.SyncStatusCodeOutOfSync},
-					{Group: "apps", Kind: "Deployment", Name: "c", Status: v1alpha1.SyncStatusCodeSynced},
-					{Kind: "ConfigMap", Name: "d", Status: v1alpha1.SyncStatusCodeOutOfSync},
-					{Kind: "Service", Name: "e", Status: v1alpha1.SyncStatusCodeSynced},
-				}
-				a.Status.Conditions = []v1alpha1.ApplicationCondition{
-					{Type: v1alpha1.ApplicationConditionSyncError},
-					{Type: v1alpha1.ApplicationConditionComparisonError},
-					{Type: v1alpha1.ApplicationConditionSyncError},
-				}
-			}),
-			Env:               "unknown",
-			DriftSince:        t0,
-			AwaitingSyncSince: t0,
-		}
-	}},
-	// Statuses and phases crowsnest does not know.
-	{"unknown states", func() *model.AppView {
-		return &model.AppView{
-			App: webApp(func(a *v1alpha1.Application) {
-				a.Status.Sync.Status = "Drifting"
-				a.Status.Health.Status = "Exploded"
-				a.Status.OperationState = &v1alpha1.OperationState{Phase: "Pausing", StartedAt: metav1.NewTime(t0)}
-			}),
-			Env:      "unknown",
-			Phase:    "Pausing",
-			Progress: &model.SyncProgress{Wave: model.UnknownWave},
-		}
-	}},
-	// Credentials in the repo URL, odd characters in label values, multi-source, named cluster.
-	{"odd labels", func() *model.AppView {
-		return &model.AppView{
-			App: webApp(func(a *v1alpha1.Application) {
-				a.Spec.Source = nil
-				// The values source comes first, as is common: crowsnest_app_info
-				// shows the chart's source all the same.
-				a.Spec.Sources = v1alpha1.ApplicationSources{
-					{RepoURL: "https://other.example.com/values.git", Ref: "values"},
-					{RepoURL: "https://deploy-bot:glpat-s3cr3t@gitlab.example.com/platform/charts.git", Chart: `we"ird\chart`, TargetRevision: "1.2.*"},
-				}
-				a.Spec.Destination = v1alpha1.ApplicationDestination{Name: "prod-eu", Namespace: "web"}
-			}),
-			Env: "unknown",
-		}
-	}},
-}
-
 // renderFamily renders the samples of the family name alone for v, as the
 // store renders them: the identity labels, then the family's own.
 func renderFamily(t *testing.T, name string, v *model.AppView) string {
@@ -134,22 +41,24 @@ func renderFamily(t *testing.T, name string, v *model.AppView) string {
 	return ""
 }
 
-// testFamily checks the samples family renders from each of familyViews,
+// testFamily checks the samples family renders from each of
+// collecttest.FamilyCases,
 // literally and in order; want has an entry for every view (a leading
 // newline is dropped).
 func testFamily(t *testing.T, family string, want map[string]string) {
 	t.Helper()
-	for _, fv := range familyViews {
-		w, ok := want[fv.name]
+	cases := collecttest.FamilyCases(t0)
+	for _, fc := range cases {
+		w, ok := want[fc.Name]
 		if !ok {
-			t.Fatalf("%s: no want for the view %q", family, fv.name)
+			t.Fatalf("%s: no want for the view %q", family, fc.Name)
 		}
-		if got, w := renderFamily(t, family, fv.view()), strings.TrimPrefix(w, "\n"); got != w {
-			t.Errorf("%s of %q:\n got:\n%s\nwant:\n%s", family, fv.name, got, w)
+		if got, w := renderFamily(t, family, fc.View), strings.TrimPrefix(w, "\n"); got != w {
+			t.Errorf("%s of %q:\n got:\n%s\nwant:\n%s", family, fc.Name, got, w)
 		}
 	}
-	if len(want) != len(familyViews) {
-		t.Errorf("%s: %d wants for %d views", family, len(want), len(familyViews))
+	if len(want) != len(cases) {
+		t.Errorf("%s: %d wants for %d views", family, len(want), len(cases))
 	}
 }
 

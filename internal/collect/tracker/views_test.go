@@ -3,13 +3,9 @@ package tracker
 import (
 	"reflect"
 	"testing"
-	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/crowsnest/crowsnest/internal/argocd/health"
-	synccommon "github.com/crowsnest/crowsnest/internal/argocd/synccommon"
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+	"github.com/crowsnest/crowsnest/internal/collect/collecttest"
 	"github.com/crowsnest/crowsnest/internal/model"
 )
 
@@ -47,94 +43,17 @@ func checkView(t *testing.T, got *model.AppView, app *v1alpha1.Application, want
 }
 
 // TestFamilyViews feeds one Application to a fresh tracker and checks the
-// view it hands on, whole. The exposition's family tests render these
-// views (familyViews there) and want each family's samples literally.
+// view it hands on, whole: collecttest.FamilyCases, whose views the
+// exposition's family tests render.
 func TestFamilyViews(t *testing.T) {
-	for _, tc := range []struct {
-		desc string
-		app  *v1alpha1.Application
-		want *model.AppView // but its App, the Application handled
-	}{
-		{
-			desc: "no status at all",
-			app:  newApp(),
-			want: &model.AppView{Env: "unknown"},
-		},
-		{
-			desc: "synced and healthy, last operation finished before crowsnest started",
-			app: newApp(func(a *v1alpha1.Application) {
-				a.Labels = map[string]string{"env": "prod"}
-				a.Spec.SyncPolicy = &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: new(true)}}
-				a.Status.Sync.Status = v1alpha1.SyncStatusCodeSynced
-				a.Status.Health.Status = health.HealthStatusHealthy
-				a.Status.History = v1alpha1.RevisionHistories{
-					{ID: 1, DeployedAt: metav1.NewTime(t0.Add(-time.Hour)), DeployStartedAt: mtime(t0.Add(-time.Hour - time.Minute))},
-				}
-				a.Status.OperationState = &v1alpha1.OperationState{
-					Phase:      synccommon.OperationFailed,
-					StartedAt:  metav1.NewTime(t0.Add(-10 * time.Minute)),
-					FinishedAt: mtime(t0.Add(-9 * time.Minute)),
-				}
-			}),
-			want: &model.AppView{
-				Env:            "prod",
-				Policies:       []model.PolicyResult{{Policy: "auto_sync", Violated: true}, {Policy: "images_by_digest"}},
-				Phase:          "Failed",
-				LastFinished:   &model.FinishedOperation{Result: model.ResultFailed, Started: t0.Add(-10 * time.Minute), Finished: t0.Add(-9 * time.Minute)},
-				LastSuccessful: t0.Add(-time.Hour),
-			},
-		},
-		{
-			desc: "out of sync: drifted resources by group and kind, drift since the event; never synced, so awaiting its first sync",
-			app: newApp(func(a *v1alpha1.Application) {
-				a.Status.Sync.Status = v1alpha1.SyncStatusCodeOutOfSync
-				a.Status.Health.Status = health.HealthStatusDegraded
-				a.Status.Resources = []v1alpha1.ResourceStatus{
-					{Group: "apps", Kind: "Deployment", Name: "a", Status: v1alpha1.SyncStatusCodeOutOfSync},
-					{Group: "apps", Kind: "Deployment", Name: "b", Status: v1alpha1.SyncStatusCodeOutOfSync},
-					{Group: "apps", Kind: "Deployment", Name: "c", Status: v1alpha1.SyncStatusCodeSynced},
-					{Kind: "ConfigMap", Name: "d", Status: v1alpha1.SyncStatusCodeOutOfSync},
-					{Kind: "Service", Name: "e", Status: v1alpha1.SyncStatusCodeSynced},
-				}
-				a.Status.Conditions = []v1alpha1.ApplicationCondition{
-					{Type: v1alpha1.ApplicationConditionSyncError},
-					{Type: v1alpha1.ApplicationConditionComparisonError},
-					{Type: v1alpha1.ApplicationConditionSyncError},
-				}
-			}),
-			want: &model.AppView{Env: "unknown", DriftSince: t0, AwaitingSyncSince: t0},
-		},
-		{
-			desc: "statuses and phases crowsnest does not know",
-			app: newApp(func(a *v1alpha1.Application) {
-				a.Status.Sync.Status = "Drifting"
-				a.Status.Health.Status = "Exploded"
-				a.Status.OperationState = &v1alpha1.OperationState{Phase: "Pausing", StartedAt: metav1.NewTime(t0)}
-			}),
-			want: &model.AppView{Env: "unknown", Phase: "Pausing", Progress: &model.SyncProgress{Wave: model.UnknownWave}},
-		},
-		{
-			desc: "credentials in the repo URL, odd characters in label values, multi-source, named cluster",
-			app: newApp(func(a *v1alpha1.Application) {
-				a.Spec.Source = nil
-				// The values source comes first, as is common: crowsnest_app_info
-				// shows the chart's source all the same.
-				a.Spec.Sources = v1alpha1.ApplicationSources{
-					{RepoURL: "https://other.example.com/values.git", Ref: "values"},
-					{RepoURL: "https://deploy-bot:glpat-s3cr3t@gitlab.example.com/platform/charts.git", Chart: `we"ird\chart`, TargetRevision: "1.2.*"},
-				}
-				a.Spec.Destination = v1alpha1.ApplicationDestination{Name: "prod-eu", Namespace: "web"}
-			}),
-			want: &model.AppView{Env: "unknown"},
-		},
-	} {
-		t.Run(tc.desc, func(t *testing.T) {
+	for _, tc := range collecttest.FamilyCases(t0) {
+		t.Run(tc.Name, func(t *testing.T) {
 			tr, views := newViewTracker()
-			tr.Handle(model.Event{Type: model.Added, Time: t0, App: tc.app})
+			tr.Handle(model.Event{Type: model.Added, Time: t0, App: tc.View.App})
 			if n := len(views.all()); n != 1 {
 				t.Errorf("%d views handed on, want 1", n)
 			}
-			checkView(t, views.last("web"), tc.app, tc.want)
+			checkView(t, views.last("web"), tc.View.App, tc.View)
 		})
 	}
 }
