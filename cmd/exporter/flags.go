@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/version"
 	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 	"github.com/crowsnest/crowsnest/internal/checkpoint"
 	"github.com/crowsnest/crowsnest/internal/collect/source"
 	"github.com/crowsnest/crowsnest/internal/daemon"
@@ -60,6 +61,7 @@ func newCLI(stdout, stderr io.Writer) *cli {
 
 	a.Flag("kubeconfig", "Path to a kubeconfig file. Empty: the in-cluster service account, else $KUBECONFIG or ~/.kube/config.").StringVar(&o.Kubeconfig)
 	a.Flag("namespaces", "Namespaces whose Applications to watch, comma-separated or repeated. Empty: all namespaces.").StringsVar(&c.namespaces)
+	trackingFlags(a, &o.ArgoCD.Tracking)
 	c.serve.Flag("demo", "Replay the demo recording built into the binary, then keep serving its final state.").BoolVar(&c.demo)
 	c.record.Flag("out", "File to write the recording to; - for standard output.").Required().StringVar(&c.rec.Out)
 	c.record.Flag("duration", "Stop recording after this long; 0 records until interrupted.").Default("0").DurationVar(&c.rec.Duration)
@@ -87,7 +89,7 @@ func (c *cli) options() daemon.Options {
 // recordOptions returns the recorder's options from the parsed flags.
 func (c *cli) recordOptions() daemon.RecordOptions {
 	r := c.rec
-	r.Kubeconfig, r.Namespaces = c.opts.Kubeconfig, c.watchedNamespaces()
+	r.Kubeconfig, r.Namespaces, r.Tracking = c.opts.Kubeconfig, c.watchedNamespaces(), c.opts.ArgoCD.Tracking
 	return r
 }
 
@@ -145,6 +147,7 @@ func (c *cli) sourceFlags(o *daemon.Options) {
 	c.serve.Flag("replay.file", "Recording to replay with --source=replay.").StringVar(&o.Replay.File)
 	c.serve.Flag("replay.speed", "Replay speed factor: 2 replays twice as fast as recorded, 0 without waiting. Default 1, or 10 with --demo.").IsSetByUser(&c.speedSet).Default("1").Float64Var(&o.Replay.Speed)
 	c.serve.Flag("argocd.sync-wave-delay", "The delay Argo CD's application controller waits after each sync wave but the last (its ARGOCD_SYNC_WAVE_DELAY): Argo CD writes a wave's results only after it, so crowsnest dates the wave's start back by it.").Default("2s").DurationVar(&o.ArgoCD.SyncWaveDelay)
+	c.serve.Flag("workloads.cluster", "The name Argo CD gives the cluster crowsnest runs in (its in-cluster cluster, or the cluster Secret naming it). The workloads crowsnest watches join only apps deployed there: destination name this, or server "+v1alpha1.KubernetesInternalAPIServerAddr+" or the URL crowsnest reaches the API server at. Apps deployed to other clusters get no workload series, events or hook waves.").Default(v1alpha1.InClusterName).StringVar(&o.WorkloadsCluster)
 	c.serve.Flag("workloads.kinds", "Workload kinds to watch and join to their Application (Kubernetes source only), comma-separated: "+source.DefaultWorkloadKinds+". Rollouts and certificates are watched only when their CRDs exist. Empty: none.").Default(source.DefaultWorkloadKinds).StringVar(&o.WorkloadKinds)
 }
 
@@ -196,4 +199,14 @@ func (c *cli) outputFlags(o *daemon.Options) {
 	c.serve.Flag("cloudevents.url", "HTTP endpoint to post a CloudEvent (a CDEvents service.deployed or service.rolledback) to for each deployment, in structured mode. Empty: none.").StringVar(&o.CloudEvents.URL)
 	c.serve.Flag("cloudevents.source", "The source URI of crowsnest's CloudEvents.").Default("/crowsnest").StringVar(&o.CloudEvents.Source)
 	c.serve.Flag("cloudevents.buffer-size", "CloudEvents waiting to be posted; when full, new ones are dropped and counted.").Default("1000").IntVar(&o.CloudEvents.BufferSize)
+}
+
+// trackingFlags bind how the watched Argo CD names the app that owns a
+// live object: its argocd-cm settings, which crowsnest does not read (that
+// would need RBAC on Argo CD's ConfigMaps), so they are given here.
+func trackingFlags(a *kingpin.Application, t *source.Tracking) {
+	a.Flag("argocd.tracking-method", "Argo CD's resource tracking method, as its argocd-cm application.resourceTrackingMethod sets it (Argo CD v3's default: annotation; v2's: label). The instance label names an app only with label: Helm charts set app.kubernetes.io/instance themselves.").
+		Default(source.TrackingAnnotation).EnumVar(&t.Method, source.TrackingAnnotation, source.TrackingAnnotationAndLabel, source.TrackingLabel)
+	a.Flag("argocd.instance-label-key", "The label Argo CD tracks apps by with --argocd.tracking-method=label (argocd-cm application.instanceLabelKey).").Default(source.DefaultInstanceLabelKey).StringVar(&t.LabelKey)
+	a.Flag("argocd.installation-id", "argocd-cm installationID of the watched Argo CD, if set: objects with another installation's id (another Argo CD deploying to the same cluster) join none of its apps, as Argo CD ignores them.").StringVar(&t.InstallationID)
 }

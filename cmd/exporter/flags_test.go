@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crowsnest/crowsnest/internal/collect/source"
 	"github.com/crowsnest/crowsnest/internal/daemon"
 )
 
@@ -23,7 +24,8 @@ func TestFlagsParseIntoOptions(t *testing.T) {
 		"--metrics.per-app-histograms", "--metrics.app-labels-allowlist=team, app.kubernetes.io/part-of",
 		"--runtime.gomemlimit-ratio=0.5", "--runtime.gogc=75",
 		"--traces.exporter=otlp", "--traces.otlp.endpoint=https://tempo:4317", "--traces.otlp.protocol=grpc",
-		"--workloads.kinds=deployments,jobs",
+		"--workloads.kinds=deployments,jobs", "--workloads.cluster=hub",
+		"--argocd.tracking-method=label", "--argocd.instance-label-key=example.com/app", "--argocd.installation-id=hub-a",
 		"--leader-elect", "--leader-elect.namespace=obs", "--leader-elect.lease-name=cn",
 		"--leader-elect.lease-duration=20s", "--leader-elect.retry-period=2s",
 		"--checkpoint.configmap=cn-state", "--checkpoint.interval=45s", "--shard=1", "--total-shards=3",
@@ -46,14 +48,15 @@ func TestFlagsParseIntoOptions(t *testing.T) {
 		HTTP:   daemon.HTTPTimeouts{ReadHeader: time.Second, Read: 2 * time.Second, Write: 3 * time.Second, Idle: 4 * time.Second},
 		Source: "argocd-api", Replay: daemon.ReplayOptions{File: "/rec.jsonl", Speed: 3},
 		ArgoCD: daemon.ArgoCDOptions{Server: "argocd:443", TokenFile: "/token", CAFile: "/ca.crt", PlainText: true, Insecure: true, GRPCWeb: true,
-			ResyncPeriod: 7 * time.Minute, URL: "https://argocd.example.com", SyncWaveDelay: 3 * time.Second},
+			ResyncPeriod: 7 * time.Minute, URL: "https://argocd.example.com", SyncWaveDelay: 3 * time.Second,
+			Tracking: source.Tracking{Method: "label", LabelKey: "example.com/app", InstallationID: "hub-a"}},
 		GrafanaURL: "https://grafana.example.com", PerAppHistograms: true, AppLabels: []string{"team", "app.kubernetes.io/part-of"},
 		MemLimitRatio: 0.5, GCPercent: 75,
 		Traces:        daemon.TraceOptions{Exporter: "otlp", Endpoint: "https://tempo:4317", Protocol: "grpc"},
-		WorkloadKinds: "deployments,jobs",
-		Leader:        daemon.LeaderOptions{Elect: true, Namespace: "obs", LeaseName: "cn", LeaseDuration: 20 * time.Second, RetryPeriod: 2 * time.Second},
-		Checkpoint:    daemon.CheckpointOptions{ConfigMap: "cn-state", Interval: 45 * time.Second},
-		Shard:         daemon.ShardOptions{Index: "1", Total: 3},
+		WorkloadKinds: "deployments,jobs", WorkloadsCluster: "hub",
+		Leader:     daemon.LeaderOptions{Elect: true, Namespace: "obs", LeaseName: "cn", LeaseDuration: 20 * time.Second, RetryPeriod: 2 * time.Second},
+		Checkpoint: daemon.CheckpointOptions{ConfigMap: "cn-state", Interval: 45 * time.Second},
+		Shard:      daemon.ShardOptions{Index: "1", Total: 3},
 		Loki: daemon.LokiOptions{URL: "http://loki:3100", Username: "u", PasswordFile: "/pw", BearerTokenFile: "/bt", Tenant: "t", Job: "j",
 			BufferSize: 5, MaxRetries: 7, MaxLineBytes: 2048, Timeout: 6 * time.Second},
 		Alertmanager: daemon.AlertmanagerOptions{URLs: []string{"http://am1:9093", "http://am2:9093"},

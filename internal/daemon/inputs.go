@@ -36,7 +36,7 @@ func (d *daemon) inputs(track *tracker.Tracker) (source.Source, error) {
 		return nil, err
 	}
 	if len(kinds) > 0 {
-		workloads, err := d.kube.workloads(kinds)
+		workloads, err := d.kube.workloads(kinds, d.o.ArgoCD.Tracking)
 		if err != nil {
 			return nil, err
 		}

@@ -77,8 +77,9 @@ func (k *kube) argoClient() (versioned.Interface, error) {
 	return client, nil
 }
 
-// workloads returns the watch of the workload kinds.
-func (k *kube) workloads(kinds []string) (*source.Workloads, error) {
+// workloads returns the watch of the workload kinds, each joined to its
+// app by tracking.
+func (k *kube) workloads(kinds []string, tracking source.Tracking) (*source.Workloads, error) {
 	rc, err := k.config()
 	if err != nil {
 		return nil, err
@@ -93,7 +94,7 @@ func (k *kube) workloads(kinds []string) (*source.Workloads, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery client: %w", err)
 	}
-	return source.NewWorkloads(dyn, disc, kinds, k.log.With("component", "workloads")), nil
+	return source.NewWorkloads(dyn, disc, kinds, tracking, k.log.With("component", "workloads")), nil
 }
 
 // ownNamespace is where crowsnest keeps its own objects (the Lease, the

@@ -49,6 +49,9 @@ type Options struct {
 
 	Traces        TraceOptions
 	WorkloadKinds string // comma-separated (source.ParseWorkloadKinds); Kubernetes source only
+	// WorkloadsCluster is Argo CD's name for the cluster crowsnest runs in:
+	// apps deployed there join its workloads. Empty: v1alpha1.InClusterName.
+	WorkloadsCluster string
 
 	Leader     LeaderOptions
 	Checkpoint CheckpointOptions
@@ -78,9 +81,10 @@ type ReplayOptions struct {
 type ArgoCDOptions struct {
 	Server, TokenFile, CAFile    string
 	PlainText, Insecure, GRPCWeb bool
-	ResyncPeriod                 time.Duration // argocd-api source: full list compared this often
-	URL                          string        // the UI's base URL, for links
-	SyncWaveDelay                time.Duration // the controller's ARGOCD_SYNC_WAVE_DELAY
+	ResyncPeriod                 time.Duration   // argocd-api source: full list compared this often
+	URL                          string          // the UI's base URL, for links
+	SyncWaveDelay                time.Duration   // the controller's ARGOCD_SYNC_WAVE_DELAY
+	Tracking                     source.Tracking // how Argo CD names the app owning a live object
 }
 
 // TraceOptions choose where traces of sync operations go; empty fields
@@ -217,6 +221,9 @@ func (o *Options) Validate() error {
 	}
 	if o.GCPercent < -1 {
 		errs = append(errs, fmt.Errorf("--runtime.gogc: %d is neither a percentage nor -1 (off)", o.GCPercent))
+	}
+	if err := o.ArgoCD.Tracking.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := o.shardError(); err != nil {
 		errs = append(errs, err)

@@ -17,13 +17,17 @@ import (
 type RecordOptions struct {
 	Kubeconfig string
 	Namespaces []string
-	Out        string        // a file, or - for stdout
-	Duration   time.Duration // 0: until ctx ends
+	Tracking   source.Tracking // how Argo CD names the app owning a workload
+	Out        string          // a file, or - for stdout
+	Duration   time.Duration   // 0: until ctx ends
 }
 
 // Record writes the Application, AppProject, ApplicationSet and workload
 // watch events to o.Out until ctx ends or o.Duration has passed.
 func Record(ctx context.Context, o RecordOptions, stdout io.Writer, logger *slog.Logger) error {
+	if err := o.Tracking.Validate(); err != nil {
+		return err
+	}
 	out := stdout
 	if o.Out != "-" {
 		// Recordings hold whole Applications (repo URLs, annotations):
@@ -55,7 +59,7 @@ func Record(ctx context.Context, o RecordOptions, stdout io.Writer, logger *slog
 	}
 	// Every kind crowsnest knows: a replay then shows the workloads and
 	// the waves of hook Jobs.
-	workloads, err := k.workloads(kinds)
+	workloads, err := k.workloads(kinds, o.Tracking)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,17 @@ import (
 func (d *daemon) tracker(ctx context.Context, conf *config.Config, cfg *config.Reloader, subs tracker.Subscribers) (*tracker.Tracker, error) {
 	track := tracker.New(conf, subs, d.log)
 	track.SetWaveDelay(d.o.ArgoCD.SyncWaveDelay)
+	local := tracker.LocalCluster{Name: d.o.WorkloadsCluster, Any: d.o.Source == SourceReplay}
+	if d.o.kubernetes() {
+		// The workloads come from this API server: an app whose
+		// destination is its URL (Argo CD outside the cluster) is local.
+		rc, err := d.kube.config()
+		if err != nil {
+			return nil, err
+		}
+		local.Servers = []string{rc.Host}
+	}
+	track.SetLocalCluster(local)
 	track.SetFailureWindow(d.o.Deployments.FailureWindow)
 	// Each ApplicationSet's rollout series come from the shard its UID
 	// hashes to, as an app's do.

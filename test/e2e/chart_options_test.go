@@ -431,6 +431,24 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 	})
 
+	t.Run("tracking and the local cluster", func(t *testing.T) {
+		_, ctr := container(t, render(t, "--set", "workloadsCluster=hub,argocd.trackingMethod=label,argocd.instanceLabelKey=example.com/app,argocd.installationID=hub-a"))
+		flags := flagsOf(strs(get(ctr, "args")))
+		for k, v := range map[string]string{"workloads.cluster": "hub", "argocd.tracking-method": "label",
+			"argocd.instance-label-key": "example.com/app", "argocd.installation-id": "hub-a"} {
+			if flags[k] != v {
+				t.Errorf("--%s=%q, want %q (args %v)", k, flags[k], v, flags)
+			}
+		}
+		// The argocd-api source watches no workloads: none of them.
+		_, ctr = container(t, render(t, "--set", "source=argocd-api,argocd.server=a:443,argocd.tokenSecret.name=t,workloadsCluster=hub,argocd.trackingMethod=label"))
+		for k := range flagsOf(strs(get(ctr, "args"))) {
+			if k == "workloads.cluster" || strings.HasPrefix(k, "argocd.tracking") {
+				t.Errorf("the argocd-api source passes --%s", k)
+			}
+		}
+	})
+
 	t.Run("argocd.server beside the Kubernetes source", func(t *testing.T) {
 		for _, c := range []struct {
 			sets      []string
@@ -1014,6 +1032,7 @@ func TestHelmChartFlags(t *testing.T) {
 	renders := map[string][]string{
 		"argocd-api, insecure":  {"--set", "source=argocd-api,argocd.server=a:443,argocd.tokenSecret.name=t,argocd.insecure=true,argocd.grpcWeb=true"},
 		"argocd-api, plaintext": {"--set", "source=argocd-api,argocd.server=a:80,argocd.tokenSecret.name=t,argocd.plaintext=true"},
+		"tracking":              {"--set", "workloadsCluster=hub,argocd.trackingMethod=label,argocd.instanceLabelKey=k,argocd.installationID=i"},
 	}
 	for _, f := range ciValues(t) {
 		renders[filepath.Base(f)] = []string{"-f", f}

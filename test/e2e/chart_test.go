@@ -144,7 +144,7 @@ spec:
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: web, namespace: shop, labels: {app.kubernetes.io/instance: rbac-probe}}
+metadata: {name: web, namespace: shop, annotations: {argocd.argoproj.io/tracking-id: "rbac-probe:apps/Deployment:shop/web"}}
 spec:
   replicas: 2
   selector: {matchLabels: {app: web}}

@@ -147,11 +147,20 @@ func (spec *ApplicationSpec) HasMultipleSources() bool {
 }
 
 // ApplicationDestination is the cluster and namespace the app deploys to.
+// The cluster is named by Server or, without one, by Name.
 type ApplicationDestination struct {
 	Server    string `json:"server,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name,omitempty"`
 }
+
+// The cluster Argo CD runs in, as its destinations name it: Argo CD's
+// KubernetesInternalAPIServerAddr and the name of its built-in in-cluster
+// cluster (a cluster Secret for that server may rename it).
+const (
+	KubernetesInternalAPIServerAddr = "https://kubernetes.default.svc"
+	InClusterName                   = "in-cluster"
+)
 
 // SyncPolicy is how the app syncs.
 type SyncPolicy struct {

@@ -311,8 +311,9 @@ func workloadObjects() []*unstructured.Unstructured {
 	template := map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "web"}},
 		"spec": map[string]any{"containers": []any{map[string]any{"name": "web", "image": "web:v1", "env": []any{map[string]any{"name": "A", "value": strings.Repeat("x", 2000)}}}}}}
 	mk := func(apiVersion, kind, name string, spec, status map[string]any) *unstructured.Unstructured {
+		group, _, _ := strings.Cut(apiVersion, "/")
 		m := meta(name, 3, map[string]any{
-			"argocd.argoproj.io/tracking-id": "dev-backend:" + apiVersion + "/" + kind + ":shop-dev/" + name,
+			"argocd.argoproj.io/tracking-id": "dev-backend:" + group + "/" + kind + ":shop-dev/" + name,
 			"argocd.argoproj.io/sync-wave":   "2", "helm.sh/hook": "pre-install", "helm.sh/hook-weight": "-1",
 			lastAppliedAnnotation: `{"kind":"` + kind + `"}`,
 		}, map[string]any{"app.kubernetes.io/instance": "dev-backend"})
@@ -347,8 +348,12 @@ func workloadObjects() []*unstructured.Unstructured {
 func checkTrimmedWorkload(t *testing.T, full, trimmed *unstructured.Unstructured) {
 	t.Helper()
 	kind := full.GetKind()
-	if want, got := ParseWorkload(full), ParseWorkload(trimmed); !reflect.DeepEqual(want, got) {
+	want, got := ParseWorkload(full, DefaultTracking()), ParseWorkload(trimmed, DefaultTracking())
+	if !reflect.DeepEqual(want, got) {
 		t.Errorf("%s: ParseWorkload of the trimmed object = %+v, want %+v", kind, got, want)
+	}
+	if want.App == "" {
+		t.Errorf("%s: the fixture's tracking id joins no app", kind)
 	}
 	if trimmed.GetManagedFields() != nil {
 		t.Errorf("%s: managed fields kept", kind)
@@ -415,7 +420,7 @@ func TestWorkloadInformersCacheTrimmedObjects(t *testing.T) {
 	}
 	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds, runtimeObjects...)
 	disc := &discoveryfake.FakeDiscovery{Fake: &k8stesting.Fake{Resources: resources}}
-	w := NewWorkloads(client, disc, names, promslog.NewNopLogger())
+	w := NewWorkloads(client, disc, names, DefaultTracking(), promslog.NewNopLogger())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	informers, err := w.informers(ctx, workloadSinkFunc(func(model.WorkloadEvent) {}))

@@ -3,7 +3,7 @@ package source
 // The workload source watches the workloads Argo CD deploys — Deployments,
 // StatefulSets, DaemonSets, Jobs and, when their CRDs exist, Argo Rollouts
 // and cert-manager Certificates — and names the Application each belongs
-// to by Argo CD's tracking annotation or instance label. An app can be
+// to as Argo CD's controller does (Tracking.Owner). An app can be
 // Synced and Healthy in Argo CD's eyes (v3 no longer stores per-resource
 // health) and still not serve; the tracker joins workloads to their apps.
 
@@ -66,12 +66,14 @@ type Workloads struct {
 	client    dynamic.Interface
 	discovery discovery.DiscoveryInterface
 	kinds     []string
+	tracking  Tracking
 	logger    *slog.Logger
 }
 
-// NewWorkloads returns a source of the workloads of the given kinds.
-func NewWorkloads(client dynamic.Interface, disc discovery.DiscoveryInterface, kindList []string, logger *slog.Logger) *Workloads {
-	return &Workloads{client: client, discovery: disc, kinds: kindList, logger: logger}
+// NewWorkloads returns a source of the workloads of the given kinds, each
+// joined to the app that owns it by tracking.
+func NewWorkloads(client dynamic.Interface, disc discovery.DiscoveryInterface, kindList []string, tracking Tracking, logger *slog.Logger) *Workloads {
+	return &Workloads{client: client, discovery: disc, kinds: kindList, tracking: tracking, logger: logger}
 }
 
 // Run starts the informers of the kinds the API server serves (a CRD
@@ -120,9 +122,9 @@ func (w *Workloads) informers(ctx context.Context, sink WorkloadSink) ([]cache.S
 			return nil, fmt.Errorf("set %s transform: %w", k, err)
 		}
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { deliverWorkload(sink, model.Added, obj) },
-			UpdateFunc: func(_, obj any) { deliverWorkload(sink, model.Modified, obj) },
-			DeleteFunc: func(obj any) { deliverWorkload(sink, model.Deleted, obj) },
+			AddFunc:    func(obj any) { deliverWorkload(sink, w.tracking, model.Added, obj) },
+			UpdateFunc: func(_, obj any) { deliverWorkload(sink, w.tracking, model.Modified, obj) },
+			DeleteFunc: func(obj any) { deliverWorkload(sink, w.tracking, model.Deleted, obj) },
 		})
 		out = append(out, inf)
 	}
@@ -130,7 +132,7 @@ func (w *Workloads) informers(ctx context.Context, sink WorkloadSink) ([]cache.S
 }
 
 // deliverWorkload hands one informer notification to sink.
-func deliverWorkload(sink WorkloadSink, t model.EventType, obj any) {
+func deliverWorkload(sink WorkloadSink, tr Tracking, t model.EventType, obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
@@ -138,7 +140,7 @@ func deliverWorkload(sink WorkloadSink, t model.EventType, obj any) {
 	if !ok {
 		return
 	}
-	sink.HandleWorkload(model.WorkloadEvent{Type: t, Time: time.Now(), Workload: ParseWorkload(u)})
+	sink.HandleWorkload(model.WorkloadEvent{Type: t, Time: time.Now(), Workload: ParseWorkload(u, tr)})
 }
 
 func (w *Workloads) served(gvr schema.GroupVersionResource) bool {
@@ -154,10 +156,11 @@ func (w *Workloads) served(gvr schema.GroupVersionResource) bool {
 	return false
 }
 
-// ParseWorkload reads what crowsnest keeps from a workload object.
-func ParseWorkload(u *unstructured.Unstructured) model.Workload {
+// ParseWorkload reads what crowsnest keeps from a workload object; tr
+// names the app that owns it.
+func ParseWorkload(u *unstructured.Unstructured, tr Tracking) model.Workload {
 	wl := model.Workload{Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName(), Created: u.GetCreationTimestamp().Time}
-	wl.AppNamespace, wl.App = tracking(u)
+	wl.AppNamespace, wl.App = tr.Owner(u)
 	wl.SyncWave, wl.PruneLast = syncWave(u.GetAnnotations())
 	i64 := func(def int64, path ...string) int64 {
 		v, ok, _ := unstructured.NestedInt64(u.Object, path...)
@@ -237,21 +240,4 @@ func condition(u *unstructured.Unstructured, t string) string {
 		}
 	}
 	return ""
-}
-
-// tracking returns the Application an object belongs to: Argo CD's
-// tracking id annotation "<app>:<group>/<kind>:<namespace>/<name>", else
-// the app.kubernetes.io/instance label (Argo CD's label tracking). In both,
-// <app> is "<app namespace>_<app name>" for apps outside Argo CD's own
-// namespace (Argo CD's instance name for apps in any namespace), else the
-// app's name.
-func tracking(u *unstructured.Unstructured) (appNamespace, app string) {
-	app = u.GetLabels()["app.kubernetes.io/instance"]
-	if id := u.GetAnnotations()["argocd.argoproj.io/tracking-id"]; id != "" {
-		app, _, _ = strings.Cut(id, ":")
-	}
-	if ns, name, ok := strings.Cut(app, "_"); ok && ns != "" && name != "" {
-		return ns, name
-	}
-	return "", app
 }

@@ -14,8 +14,14 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
+// apiVersions are the workload kinds' API versions, as served.
+var apiVersions = map[string]string{
+	"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1", "Job": "batch/v1",
+	"Rollout": "argoproj.io/v1alpha1", "Certificate": "cert-manager.io/v1",
+}
+
 func obj(kind string, meta map[string]any, spec, status map[string]any) *unstructured.Unstructured {
-	m := map[string]any{"kind": kind, "metadata": meta}
+	m := map[string]any{"apiVersion": apiVersions[kind], "kind": kind, "metadata": meta}
 	if spec != nil {
 		m["spec"] = spec
 	}
@@ -36,8 +42,13 @@ func meta(name string, gen int64, annotations, labels map[string]any) map[string
 	return m
 }
 
+// trackedBy is the tracking id annotation Argo CD writes on the object
+// group/kind shop-dev/name of app.
+func trackedBy(app, groupKind, name string) map[string]any {
+	return map[string]any{"argocd.argoproj.io/tracking-id": app + ":" + groupKind + ":shop-dev/" + name}
+}
+
 func TestParseWorkload(t *testing.T) {
-	tracked := map[string]any{"argocd.argoproj.io/tracking-id": "dev-backend:apps/Deployment:shop-dev/backend"}
 	for _, tc := range []struct {
 		desc              string
 		u                 *unstructured.Unstructured
@@ -46,28 +57,28 @@ func TestParseWorkload(t *testing.T) {
 		rolling, degraded bool
 		job               string
 	}{
-		{"deployment short of ready replicas", obj("Deployment", meta("backend", 2, tracked, nil), map[string]any{"replicas": int64(3)},
+		{"deployment short of ready replicas", obj("Deployment", meta("backend", 2, trackedBy("dev-backend", "apps/Deployment", "backend"), nil), map[string]any{"replicas": int64(3)},
 			map[string]any{"observedGeneration": int64(2), "replicas": int64(3), "readyReplicas": int64(1), "updatedReplicas": int64(3), "availableReplicas": int64(1)}),
 			"dev-backend", "", 1, 3, false, true, ""},
-		{"deployment rolling out", obj("Deployment", meta("backend", 3, tracked, nil), map[string]any{"replicas": int64(2)},
+		{"deployment rolling out", obj("Deployment", meta("backend", 3, trackedBy("dev-backend", "apps/Deployment", "backend"), nil), map[string]any{"replicas": int64(2)},
 			map[string]any{"observedGeneration": int64(2), "replicas": int64(2), "readyReplicas": int64(2), "updatedReplicas": int64(2), "availableReplicas": int64(2)}),
 			"dev-backend", "", 2, 2, true, false, ""},
-		{"statefulset by instance label, revisions differ", obj("StatefulSet", meta("cache", 1, nil, map[string]any{"app.kubernetes.io/instance": "dev-backend"}), map[string]any{"replicas": int64(1)},
+		{"statefulset, revisions differ", obj("StatefulSet", meta("cache", 1, trackedBy("dev-backend", "apps/StatefulSet", "cache"), nil), map[string]any{"replicas": int64(1)},
 			map[string]any{"observedGeneration": int64(1), "readyReplicas": int64(1), "updatedReplicas": int64(1), "availableReplicas": int64(1), "currentRevision": "a", "updateRevision": "b"}),
 			"dev-backend", "", 1, 1, true, false, ""},
 		{"app in another namespace", obj("DaemonSet", meta("agent", 1, map[string]any{"argocd.argoproj.io/tracking-id": "team-a_agent:apps/DaemonSet:shop-dev/agent"}, nil), nil,
 			map[string]any{"observedGeneration": int64(1), "desiredNumberScheduled": int64(4), "numberReady": int64(4), "updatedNumberScheduled": int64(4), "numberAvailable": int64(4)}),
 			"agent", "team-a", 4, 4, false, false, ""},
-		{"argo rollout mid-canary", obj("Rollout", meta("api", 1, tracked, nil), map[string]any{"replicas": int64(4)},
+		{"argo rollout mid-canary", obj("Rollout", meta("api", 1, trackedBy("dev-backend", "argoproj.io/Rollout", "api"), nil), map[string]any{"replicas": int64(4)},
 			map[string]any{"observedGeneration": int64(1), "phase": "Paused", "readyReplicas": int64(4), "updatedReplicas": int64(1), "availableReplicas": int64(4)}),
 			"dev-backend", "", 4, 4, true, false, ""},
-		{"failed job", obj("Job", meta("backend-migrate", 1, tracked, nil), nil,
+		{"failed job", obj("Job", meta("backend-migrate", 1, trackedBy("dev-backend", "batch/Job", "backend-migrate"), nil), nil,
 			map[string]any{"conditions": []any{map[string]any{"type": "Failed", "status": "True"}}}),
 			"dev-backend", "", 0, 0, false, true, "Failed"},
-		{"running job", obj("Job", meta("backend-migrate", 1, tracked, nil), nil, nil), "dev-backend", "", 0, 0, false, false, "Running"},
+		{"running job", obj("Job", meta("backend-migrate", 1, trackedBy("dev-backend", "batch/Job", "backend-migrate"), nil), nil, nil), "dev-backend", "", 0, 0, false, false, "Running"},
 		{"not Argo CD's", obj("Deployment", meta("other", 1, nil, nil), nil, nil), "", "", 0, 1, true, true, ""},
 	} {
-		w := ParseWorkload(tc.u)
+		w := ParseWorkload(tc.u, DefaultTracking())
 		if w.App != tc.app || w.AppNamespace != tc.appNS || w.Replicas["ready"] != tc.ready || w.Replicas["desired"] != tc.desired && tc.u.GetKind() != "Job" ||
 			w.RolloutInProgress != tc.rolling || w.Degraded() != tc.degraded || w.JobStatus != tc.job {
 			t.Errorf("%s: got %+v (degraded %v)", tc.desc, w, w.Degraded())
@@ -87,7 +98,7 @@ func TestParseWorkloadKinds(t *testing.T) {
 func TestParseWorkloadCertificate(t *testing.T) {
 	u := obj("Certificate", meta("backend-tls", 1, map[string]any{"argocd.argoproj.io/tracking-id": "dev-backend:cert-manager.io/Certificate:shop-dev/backend-tls"}, nil), nil,
 		map[string]any{"notAfter": "2027-01-02T03:04:05Z", "conditions": []any{map[string]any{"type": "Ready", "status": "False"}}})
-	w := ParseWorkload(u)
+	w := ParseWorkload(u, DefaultTracking())
 	if w.CertReady == nil || *w.CertReady || w.CertExpiry.Unix() != 1798859045 || !w.Degraded() {
 		t.Errorf("certificate: ready %v expiry %v degraded %v", w.CertReady, w.CertExpiry, w.Degraded())
 	}
@@ -98,7 +109,7 @@ func TestParseWorkloadCertificate(t *testing.T) {
 // would end the daemon.
 func TestWorkloadsRunBlocksWithNoKindServed(t *testing.T) {
 	disc := &fakediscovery.FakeDiscovery{Fake: &k8stesting.Fake{}}
-	w := NewWorkloads(dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()), disc, []string{"deployments", "jobs"}, promslog.NewNopLogger())
+	w := NewWorkloads(dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()), disc, []string{"deployments", "jobs"}, DefaultTracking(), promslog.NewNopLogger())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx, nil) }()

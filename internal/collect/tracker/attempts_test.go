@@ -170,10 +170,14 @@ func TestHookAndPruneWaves(t *testing.T) {
 	for _, tc := range []struct {
 		desc      string
 		pruneLast bool
+		remote    bool              // the app deploys to another cluster than the jobs'
 		want      map[string]string // result name -> wave
 	}{
-		{"reverse prune order", false, map[string]string{"migrate": "-1", "seed": "3", "check": "unknown", "old-a": "5", "old-b": "1"}},
-		{"PruneLast", true, map[string]string{"old-a": "6", "old-b": "6"}},
+		{"reverse prune order", false, false, map[string]string{"migrate": "-1", "seed": "3", "check": "unknown", "old-a": "5", "old-b": "1"}},
+		{"PruneLast", true, false, map[string]string{"old-a": "6", "old-b": "6"}},
+		// The watched cluster's jobs of the same names are not the app's:
+		// its hooks ran in its own cluster.
+		{"an app in another cluster", false, true, map[string]string{"migrate": "unknown", "seed": "unknown", "check": "unknown", "old-a": "unknown", "old-b": "unknown"}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			tr, _, _ := newTrackerWithRegistry(false)
@@ -188,6 +192,9 @@ func TestHookAndPruneWaves(t *testing.T) {
 					v1alpha1.ResourceStatus{Group: "batch", Kind: "Job", Name: "old-b", RequiresPruning: true})
 				if tc.pruneLast {
 					a.Status.OperationState.Operation.Sync = &v1alpha1.SyncOperation{SyncOptions: v1alpha1.SyncOptions{"PruneLast=true"}}
+				}
+				if tc.remote {
+					a.Spec.Destination = v1alpha1.ApplicationDestination{Name: "prod-eu", Namespace: "web"}
 				}
 				return a
 			}

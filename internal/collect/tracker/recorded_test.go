@@ -27,6 +27,10 @@ import (
 func replayFile(t *testing.T, path string, ops OperationSubscriber, setup ...func(*Tracker)) (*exposition.Store, *prometheus.Registry, map[string]*v1alpha1.Application, time.Time, time.Time) {
 	t.Helper()
 	tr, store, reg := newTrackerWithRegistry(false)
+	// As the daemon replays: the recording's workloads are those of the
+	// one cluster it was recorded in (its apps deploy to that API
+	// server's URL).
+	tr.SetLocalCluster(LocalCluster{Any: true})
 	if ops != nil {
 		tr.addOperationSubscriber(ops)
 	}

@@ -89,6 +89,11 @@ type Tracker struct {
 	// waveDelay is Argo CD's delay after each wave
 	// (ARGOCD_SYNC_WAVE_DELAY), to tell when a wave began.
 	waveDelay time.Duration
+	// localName and localServers name the cluster whose workloads are
+	// watched (SetLocalCluster).
+	localName    string
+	localServers map[string]bool
+	localAny     bool
 	// onRelease, if set, is told when the resource results of an app's
 	// operation will not be read again (SetOnRelease).
 	onRelease func(uid types.UID, started, finished time.Time)
@@ -154,8 +159,11 @@ type appState struct {
 	// clock runs from that look.
 	driftUnseen bool
 	env         string // the app's env, as of the last event or reload
-	driftSince  time.Time
-	syncs       [model.NumResults]uint64
+	// local: the app deploys to the cluster whose workloads crowsnest
+	// watches (Tracker.local), so they join it.
+	local      bool
+	driftSince time.Time
+	syncs      [model.NumResults]uint64
 	// seen holds the operations already counted, or finished before
 	// crowsnest started. It keeps only what the app's history or
 	// operation state can still show.
@@ -207,11 +215,69 @@ type appState struct {
 // New returns a tracker that classifies apps with classifier and publishes
 // to subs.
 func New(classifier Classifier, subs Subscribers, logger *slog.Logger) *Tracker {
-	return &Tracker{
+	t := &Tracker{
 		subs: subs, classifier: classifier, logger: logger, waveDelay: DefaultWaveDelay, failureWindow: DefaultFailureWindow,
 		apps: map[string]*appState{}, children: map[string]childLink{}, workloads: newWorkloadIndex(),
 		projects: map[string]*v1alpha1.AppProject{}, badWindows: map[string]bool{}, rollouts: newRollouts(),
 	}
+	t.SetLocalCluster(LocalCluster{})
+	return t
+}
+
+// LocalCluster is the cluster whose workloads crowsnest watches, as Argo
+// CD's destinations name it: by name, or by server URL. Argo CD itself
+// calls the cluster it runs in v1alpha1.KubernetesInternalAPIServerAddr
+// and, unless a cluster Secret renames it, v1alpha1.InClusterName.
+type LocalCluster struct {
+	Name    string   // Argo CD's name for the cluster; empty: v1alpha1.InClusterName
+	Servers []string // its API server URLs besides KubernetesInternalAPIServerAddr, e.g. the one crowsnest reaches
+	// Any makes every destination local: a replay's workloads are those
+	// the recorder joined to their apps in the one cluster it watched.
+	Any bool
+}
+
+// SetLocalCluster sets the cluster whose workloads crowsnest watches: apps
+// deployed there join those workloads; apps deployed to other clusters
+// join none, however their objects are named. Call it before the first
+// event.
+func (t *Tracker) SetLocalCluster(c LocalCluster) {
+	if c.Name == "" {
+		c.Name = v1alpha1.InClusterName
+	}
+	servers := map[string]bool{normalServer(v1alpha1.KubernetesInternalAPIServerAddr): true}
+	for _, s := range c.Servers {
+		servers[normalServer(s)] = true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.localName, t.localServers, t.localAny = c.Name, servers, c.Any
+}
+
+// local reports whether app deploys to the cluster whose workloads
+// crowsnest watches. A destination names its cluster by server URL or,
+// without one, by name (Argo CD's ApplicationDestination).
+func (t *Tracker) local(app *v1alpha1.Application) bool {
+	d := app.Spec.Destination
+	if t.localAny {
+		return true
+	}
+	if d.Server != "" {
+		return t.localServers[normalServer(d.Server)]
+	}
+	return d.Name != "" && d.Name == t.localName
+}
+
+// normalServer is a server URL as compared: without a trailing slash, in
+// lower case (Argo CD compares them as written; a host is case-blind).
+func normalServer(s string) string { return strings.ToLower(strings.TrimRight(s, "/")) }
+
+// workloadsOf returns the workloads of the app st, none for an app in
+// another cluster.
+func (t *Tracker) workloadsOf(st *appState) []model.Workload {
+	if !st.local {
+		return nil
+	}
+	return t.workloads.of(st.app.Namespace, st.app.Name)
 }
 
 // SetWaveDelay sets the delay Argo CD's controller waits after each sync
@@ -369,7 +435,17 @@ func (t *Tracker) Handle(e model.Event) {
 		// old state belongs to another object.
 		st = &appState{uid: e.App.UID, seen: map[opKey]struct{}{}}
 		t.apps[key] = st
-		t.workloads.addApp(e.App.Name, key)
+		t.workloads.removeApp(e.App.Name, key) // a re-created app's
+	}
+	// Only apps deployed to the cluster whose workloads crowsnest watches
+	// join them; an app's destination may change.
+	if local := t.local(e.App); first || local != st.local {
+		st.local = local
+		if local {
+			t.workloads.addApp(e.App.Name, key)
+		} else {
+			t.workloads.removeApp(e.App.Name, key)
+		}
 		defer t.viewsOfName(e.App.Name, &out) // runs before the publication
 	}
 	st.app = e.App
@@ -433,7 +509,13 @@ func containsView(views []*model.AppView, key string) bool {
 // waves it enters, remembers the child Applications an app-of-apps wave
 // touched, and keeps the waves of an operation seen to finish.
 func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
-	u := st.observeWaves(now, t.waveDelay, t.workloads.live)
+	// A hook's wave is only on its live object: known for apps in the
+	// watched cluster alone.
+	var live liveObjects
+	if st.local {
+		live = t.workloads.live
+	}
+	u := st.observeWaves(now, t.waveDelay, live)
 	if len(u.gaps) > 0 {
 		t.gaps.observe(u.gaps, t.waveDelay, t.logger)
 		facts.out.waveDelay = t.waveDelayCheck()
@@ -536,7 +618,7 @@ func (t *Tracker) SetClassifier(c Classifier) {
 // view assembles the app's view for the subscribers.
 func (t *Tracker) view(key string, st *appState) *model.AppView {
 	v := &model.AppView{Deployments: st.deploy.counts, ChangeFailures: st.deploy.failures, Progress: st.progress(st.seenAt), App: st.app, Env: st.env, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
-		Workloads: t.workloads.of(st.app.Namespace, st.app.Name), Phase: st.phase, PendingSince: st.pendingSince,
+		Workloads: t.workloadsOf(st), Phase: st.phase, PendingSince: st.pendingSince,
 		LastFinished: st.lastFinished, DryRuns: st.dryRuns, LastSuccessful: st.lastSuccessful,
 		HeldByWindow: st.held, Hydration: hydrationView(st.app, st.hydration), Rollout: t.rollouts.of(st.app.Namespace, st.app.Name)}
 	if d := st.drift; d != nil {

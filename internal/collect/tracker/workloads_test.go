@@ -110,3 +110,65 @@ func TestWorkloadDegradedFacts(t *testing.T) {
 		t.Errorf("%d workload_recovered facts, want 1", n)
 	}
 }
+
+// Only apps deployed to the watched cluster join its workloads: Argo CD's
+// tracking id names no cluster, so a local object whose id names a remote
+// app's name is not that app's. The cluster is matched by the server URL
+// Argo CD gives its own cluster, the configured name, or the URL crowsnest
+// reaches the API server at; an app moving between clusters gains or
+// loses the workloads at once.
+func TestOnlyAppsInTheWatchedClusterJoinItsWorkloads(t *testing.T) {
+	at := func(server, name string) *v1alpha1.Application {
+		a := namedApp("argocd", "web")
+		a.Spec.Destination = v1alpha1.ApplicationDestination{Server: server, Name: name, Namespace: "shop-dev"}
+		return a
+	}
+	for _, tc := range []struct {
+		desc  string
+		local LocalCluster
+		app   *v1alpha1.Application
+		join  bool
+	}{
+		{"Argo CD's own cluster by server", LocalCluster{}, at("https://kubernetes.default.svc", ""), true},
+		{"Argo CD's own cluster by server, trailing slash", LocalCluster{}, at("https://kubernetes.default.svc/", ""), true},
+		{"in-cluster by name", LocalCluster{}, at("", "in-cluster"), true},
+		{"a renamed local cluster", LocalCluster{Name: "hub"}, at("", "hub"), true},
+		{"in-cluster, renamed away", LocalCluster{Name: "hub"}, at("", "in-cluster"), false},
+		{"the API server crowsnest reaches", LocalCluster{Servers: []string{"https://10.0.0.1:6443"}}, at("https://10.0.0.1:6443", ""), true},
+		{"another cluster by server", LocalCluster{}, at("https://prod-eu.example.com", ""), false},
+		{"another cluster by name", LocalCluster{}, at("", "prod-eu"), false},
+		{"a replay: every destination", LocalCluster{Any: true}, at("https://prod-eu.example.com", ""), true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			facts := &factRecorder{}
+			s := exposition.NewStore(false)
+			tr := New(envByLabel{}, Subscribers{Views: []ViewSubscriber{s}, Facts: []FactSubscriber{facts}}, promslog.NewNopLogger())
+			tr.SetLocalCluster(tc.local)
+			tr.Handle(model.Event{Type: model.Added, Time: t0, App: tc.app})
+			tr.HandleWorkload(deployment("web", "", "web", 2, 2))
+			tr.HandleWorkload(deployment("web", "", "web", 2, 1)) // degraded
+			_, joined := value(t, s, "crowsnest_app_workload_replicas", "name", "web", "workload", "shop-dev/web", "state", "ready")
+			if joined != tc.join {
+				t.Errorf("workload series on the app: %v, want %v", joined, tc.join)
+			}
+			if n := len(facts.all()); n != map[bool]int{true: 1, false: 0}[tc.join] {
+				t.Errorf("%d workload facts %v, want one only when it joins", n, facts.all())
+			}
+		})
+	}
+
+	// The app moves to another cluster and back.
+	s := exposition.NewStore(false)
+	tr := New(envByLabel{}, Subscribers{Views: []ViewSubscriber{s}}, promslog.NewNopLogger())
+	tr.Handle(model.Event{Type: model.Added, Time: t0, App: at("https://kubernetes.default.svc", "")})
+	tr.HandleWorkload(deployment("web", "", "web", 2, 2))
+	for i, c := range []struct {
+		app  *v1alpha1.Application
+		join bool
+	}{{at("", "prod-eu"), false}, {at("", "in-cluster"), true}} {
+		tr.Handle(model.Event{Type: model.Modified, Time: t0.Add(time.Duration(i+1) * time.Second), App: c.app})
+		if _, ok := value(t, s, "crowsnest_app_workload_replicas", "name", "web", "workload", "shop-dev/web", "state", "ready"); ok != c.join {
+			t.Errorf("after moving to %+v: workload series %v, want %v", c.app.Spec.Destination, ok, c.join)
+		}
+	}
+}
