@@ -18,6 +18,9 @@ import (
 
 	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crowsnest/crowsnest/internal/lokitest"
@@ -938,6 +941,28 @@ func (s *scenarioEnv) workloadsAndPolicy(ctx context.Context, t *testing.T) {
 	replicas := func(state string) string {
 		return `crowsnest_app_workload_replicas{name="dev-backend",kind="Deployment",workload="shop-dev/backend",state="` + state + `"}`
 	}
+	// Two Deployments beside dev-backend's that Argo CD (annotation
+	// tracking, v3's default) does not count as its own: a Helm release
+	// labelled app.kubernetes.io/instance=dev-backend, and one with
+	// dev-backend's tracking id copied onto it. Neither joins the app: no
+	// series, no event, though both stay short of ready replicas.
+	strangers := []string{"helm-release", "copied-id"}
+	for _, name := range strangers {
+		one := int32(1)
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop-dev", Labels: map[string]string{"app.kubernetes.io/instance": "dev-backend"},
+				Annotations: map[string]string{annotationReadyReplicas: "0"}},
+			Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/app:v1"}}}}},
+		}
+		if name == "copied-id" {
+			d.Annotations["argocd.argoproj.io/tracking-id"] = "dev-backend:apps/Deployment:shop-dev/backend"
+		}
+		if _, err := s.kas.Kubernetes().AppsV1().Deployments("shop-dev").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	zero := "0"
 	setReady(&zero)
 	took := eventually(t, scenarioTimeout, func() error {
@@ -956,6 +981,21 @@ func (s *scenarioEnv) workloadsAndPolicy(ctx context.Context, t *testing.T) {
 		return fmt.Errorf("no workload_degraded event for shop-dev/backend in Loki")
 	})
 	t.Logf("Deployment held at 0 ready replicas: in Prometheus and Loki %v later", took.Round(time.Second))
+	// By now crowsnest has seen the strangers (created before backend's
+	// change, on the same watch) and Prometheus has scraped since.
+	if v, err := s.prom.Query(`crowsnest_app_workload_replicas{workload=~"shop-dev/(helm-release|copied-id)"}`); err != nil || len(v) != 0 {
+		t.Errorf("Deployments Argo CD does not track joined an app: %v (%v)", v, err)
+	}
+	for _, e := range s.loki.Entries() {
+		if e.Labels["event"] == "workload_degraded" && (strings.Contains(e.Line, "shop-dev/helm-release") || strings.Contains(e.Line, "shop-dev/copied-id")) {
+			t.Errorf("a workload Argo CD does not track was reported degraded: %s", e.Line)
+		}
+	}
+	for _, name := range strangers {
+		if err := s.kas.Kubernetes().AppsV1().Deployments("shop-dev").Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Error(err)
+		}
+	}
 	setReady(nil)
 	eventually(t, scenarioTimeout, func() error {
 		v, err := s.prom.Query(replicas("ready"))
