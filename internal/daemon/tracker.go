@@ -13,7 +13,7 @@ import (
 func (d *daemon) tracker(ctx context.Context, conf *config.Config, cfg *config.Reloader, subs tracker.Subscribers) (*tracker.Tracker, error) {
 	track := tracker.New(conf, subs, d.log)
 	track.SetWaveDelay(d.o.ArgoCD.SyncWaveDelay)
-	local := tracker.LocalCluster{Name: d.o.WorkloadsCluster, Any: d.o.Source == SourceReplay}
+	clusters := tracker.Clusters{Local: tracker.LocalCluster{Name: d.o.WorkloadsCluster}, AnyLocal: d.o.Source == SourceReplay}
 	if d.o.kubernetes() {
 		// The workloads come from this API server: an app whose
 		// destination is its URL (Argo CD outside the cluster) is local.
@@ -21,9 +21,9 @@ func (d *daemon) tracker(ctx context.Context, conf *config.Config, cfg *config.R
 		if err != nil {
 			return nil, err
 		}
-		local.Servers = []string{rc.Host}
+		clusters.Local.Servers = []string{rc.Host}
 	}
-	track.SetLocalCluster(local)
+	track.SetClusters(clusters)
 	track.SetFailureWindow(d.o.Deployments.FailureWindow)
 	// Each ApplicationSet's rollout series come from the shard its UID
 	// hashes to, as an app's do.

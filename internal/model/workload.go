@@ -1,13 +1,21 @@
 package model
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Workload is what crowsnest keeps of one workload an Application deployed.
 type Workload struct {
-	// App is the Argo CD Application that deployed it, from its tracking
-	// annotation (AppNamespace set when the id names it) or instance label
-	// (AppNamespace set when the label has the "<namespace>_<name>" form).
-	App, AppNamespace     string
+	// App is the Argo CD Application that deployed it, as Argo CD's
+	// controller reads its tracking annotation or instance label
+	// (source.Tracking.Owner); AppNamespace is set when the
+	// "<namespace>_<name>" form names it.
+	App, AppNamespace string
+	// Cluster is the API server URL of the cluster it was read from, as
+	// Argo CD's cluster Secret names it; empty for the cluster crowsnest
+	// runs in. It joins only apps deployed to that cluster.
+	Cluster               string
 	Kind, Namespace, Name string
 	// Replicas by state (desired, ready, updated, available), for kinds
 	// that have them.
@@ -32,8 +40,15 @@ type Workload struct {
 	Created time.Time
 }
 
-// Key identifies the workload among all: kind/namespace/name.
-func (w *Workload) Key() string { return w.Kind + "/" + w.Namespace + "/" + w.Name }
+// Key identifies the workload among all: kind/namespace/name, after
+// "<cluster> " for a workload of another cluster.
+func (w *Workload) Key() string {
+	k := w.Kind + "/" + w.Namespace + "/" + w.Name
+	if w.Cluster != "" {
+		return strings.ToLower(strings.TrimRight(w.Cluster, "/")) + " " + k
+	}
+	return k
+}
 
 // Degraded reports whether the workload is not serving as it should:
 // fewer replicas ready or available than desired, a failed Job, a

@@ -30,7 +30,7 @@ func replayFile(t *testing.T, path string, ops OperationSubscriber, setup ...fun
 	// As the daemon replays: the recording's workloads are those of the
 	// one cluster it was recorded in (its apps deploy to that API
 	// server's URL).
-	tr.SetLocalCluster(LocalCluster{Any: true})
+	tr.SetClusters(Clusters{AnyLocal: true})
 	if ops != nil {
 		tr.addOperationSubscriber(ops)
 	}

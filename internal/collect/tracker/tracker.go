@@ -89,11 +89,9 @@ type Tracker struct {
 	// waveDelay is Argo CD's delay after each wave
 	// (ARGOCD_SYNC_WAVE_DELAY), to tell when a wave began.
 	waveDelay time.Duration
-	// localName and localServers name the cluster whose workloads are
-	// watched (SetLocalCluster).
-	localName    string
-	localServers map[string]bool
-	localAny     bool
+	// clusters names the clusters whose workloads are watched
+	// (SetClusters).
+	clusters clusterIndex
 	// onRelease, if set, is told when the resource results of an app's
 	// operation will not be read again (SetOnRelease).
 	onRelease func(uid types.UID, started, finished time.Time)
@@ -159,9 +157,10 @@ type appState struct {
 	// clock runs from that look.
 	driftUnseen bool
 	env         string // the app's env, as of the last event or reload
-	// local: the app deploys to the cluster whose workloads crowsnest
-	// watches (Tracker.local), so they join it.
-	local      bool
+	// joined: the app deploys to a cluster whose workloads crowsnest
+	// watches, cluster (clusterIndex.of), so they join it.
+	joined     bool
+	cluster    string
 	driftSince time.Time
 	syncs      [model.NumResults]uint64
 	// seen holds the operations already counted, or finished before
@@ -220,64 +219,8 @@ func New(classifier Classifier, subs Subscribers, logger *slog.Logger) *Tracker 
 		apps: map[string]*appState{}, children: map[string]childLink{}, workloads: newWorkloadIndex(),
 		projects: map[string]*v1alpha1.AppProject{}, badWindows: map[string]bool{}, rollouts: newRollouts(),
 	}
-	t.SetLocalCluster(LocalCluster{})
+	t.clusters = newClusterIndex(Clusters{})
 	return t
-}
-
-// LocalCluster is the cluster whose workloads crowsnest watches, as Argo
-// CD's destinations name it: by name, or by server URL. Argo CD itself
-// calls the cluster it runs in v1alpha1.KubernetesInternalAPIServerAddr
-// and, unless a cluster Secret renames it, v1alpha1.InClusterName.
-type LocalCluster struct {
-	Name    string   // Argo CD's name for the cluster; empty: v1alpha1.InClusterName
-	Servers []string // its API server URLs besides KubernetesInternalAPIServerAddr, e.g. the one crowsnest reaches
-	// Any makes every destination local: a replay's workloads are those
-	// the recorder joined to their apps in the one cluster it watched.
-	Any bool
-}
-
-// SetLocalCluster sets the cluster whose workloads crowsnest watches: apps
-// deployed there join those workloads; apps deployed to other clusters
-// join none, however their objects are named. Call it before the first
-// event.
-func (t *Tracker) SetLocalCluster(c LocalCluster) {
-	if c.Name == "" {
-		c.Name = v1alpha1.InClusterName
-	}
-	servers := map[string]bool{normalServer(v1alpha1.KubernetesInternalAPIServerAddr): true}
-	for _, s := range c.Servers {
-		servers[normalServer(s)] = true
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.localName, t.localServers, t.localAny = c.Name, servers, c.Any
-}
-
-// local reports whether app deploys to the cluster whose workloads
-// crowsnest watches. A destination names its cluster by server URL or,
-// without one, by name (Argo CD's ApplicationDestination).
-func (t *Tracker) local(app *v1alpha1.Application) bool {
-	d := app.Spec.Destination
-	if t.localAny {
-		return true
-	}
-	if d.Server != "" {
-		return t.localServers[normalServer(d.Server)]
-	}
-	return d.Name != "" && d.Name == t.localName
-}
-
-// normalServer is a server URL as compared: without a trailing slash, in
-// lower case (Argo CD compares them as written; a host is case-blind).
-func normalServer(s string) string { return strings.ToLower(strings.TrimRight(s, "/")) }
-
-// workloadsOf returns the workloads of the app st, none for an app in
-// another cluster.
-func (t *Tracker) workloadsOf(st *appState) []model.Workload {
-	if !st.local {
-		return nil
-	}
-	return t.workloads.of(st.app.Namespace, st.app.Name)
 }
 
 // SetWaveDelay sets the delay Argo CD's controller waits after each sync
@@ -420,34 +363,31 @@ func (t *Tracker) Handle(e model.Event) {
 		if st, ok := t.apps[key]; ok {
 			out.released = append(out.released, release{uid: st.uid})
 			delete(t.apps, key)
-			t.workloads.removeApp(e.App.Name, key)
 			out.deleted = append(out.deleted, key)
-			// Another app of the same name may now join this one's
-			// workloads.
-			t.viewsOfName(e.App.Name, &out)
+			if st.joined {
+				t.workloads.removeApp(st.cluster, e.App.Name, key)
+				// Another app of the same name may now join this
+				// one's workloads.
+				t.viewsOfName(st.cluster, e.App.Name, &out)
+			}
 		}
 		return
 	}
-	st := t.apps[key]
-	first := st == nil || st.uid != e.App.UID
+	old := t.apps[key]
+	first := old == nil || old.uid != e.App.UID
+	st := old
 	if first {
 		// New, or deleted and re-created while we were not watching: the
 		// old state belongs to another object.
 		st = &appState{uid: e.App.UID, seen: map[opKey]struct{}{}}
 		t.apps[key] = st
-		t.workloads.removeApp(e.App.Name, key) // a re-created app's
 	}
-	// Only apps deployed to the cluster whose workloads crowsnest watches
-	// join them; an app's destination may change.
-	if local := t.local(e.App); first || local != st.local {
-		st.local = local
-		if local {
-			t.workloads.addApp(e.App.Name, key)
-		} else {
-			t.workloads.removeApp(e.App.Name, key)
+	// Runs before the publication, after the app's own view.
+	defer func(clusters []string) {
+		for _, c := range clusters {
+			t.viewsOfName(c, e.App.Name, &out)
 		}
-		defer t.viewsOfName(e.App.Name, &out) // runs before the publication
-	}
+	}(t.joinCluster(key, old, st, e.App))
 	st.app = e.App
 	st.seenAt = e.Time
 	st.firstLook = first && t.existed(e.App.CreationTimestamp.Time)
@@ -486,10 +426,10 @@ func (t *Tracker) existed(created time.Time) bool {
 	return !created.IsZero() && created.Unix() < t.started.Unix()
 }
 
-// viewsOfName adds the views of every other app named name: which of them
-// an unqualified workload reference joins may have changed.
-func (t *Tracker) viewsOfName(name string, out *outbox) {
-	for _, key := range t.workloads.appsNamed(name) {
+// viewsOfName adds the views of every other app named name in cluster:
+// which of them an unqualified workload reference joins may have changed.
+func (t *Tracker) viewsOfName(cluster, name string, out *outbox) {
+	for _, key := range t.workloads.appsNamed(cluster, name) {
 		if st, ok := t.apps[key]; ok && !containsView(out.views, key) {
 			out.views = append(out.views, t.view(key, st))
 		}
@@ -512,8 +452,10 @@ func (t *Tracker) observeWaves(st *appState, now time.Time, facts factLog) {
 	// A hook's wave is only on its live object: known for apps in the
 	// watched cluster alone.
 	var live liveObjects
-	if st.local {
-		live = t.workloads.live
+	if st.joined {
+		live = func(kind, namespace, name string) (*model.Workload, bool) {
+			return t.workloads.live(st.cluster, kind, namespace, name)
+		}
 	}
 	u := st.observeWaves(now, t.waveDelay, live)
 	if len(u.gaps) > 0 {

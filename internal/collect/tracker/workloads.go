@@ -67,11 +67,17 @@ func (t *Tracker) noteDegraded(w *workloadState, e model.WorkloadEvent, out *out
 	w.degraded, w.reported = now, true
 }
 
-// workloadRef is how a workload names its Application: namespace may be
-// empty when its tracking id or label does not say.
-type workloadRef struct{ namespace, name string }
+// workloadRef is how a workload names its Application, in the cluster it
+// was read from: namespace may be empty when its tracking id or label does
+// not say.
+type workloadRef struct{ cluster, namespace, name string }
 
-func refOf(w *model.Workload) workloadRef { return workloadRef{w.AppNamespace, w.App} }
+func refOf(w *model.Workload) workloadRef {
+	return workloadRef{normalServer(w.Cluster), w.AppNamespace, w.App}
+}
+
+// appName is an app's name in the cluster it deploys to.
+type appName struct{ cluster, name string }
 
 // workloadState is a workload and what was last reported of it.
 type workloadState struct {
@@ -79,16 +85,16 @@ type workloadState struct {
 	degraded, reported bool
 }
 
-// workloadIndex joins workloads to apps by namespace and name, and by name
-// alone for references without a namespace.
+// workloadIndex joins workloads to the apps of their cluster by namespace
+// and name, and by name alone for references without a namespace.
 type workloadIndex struct {
-	byKey map[string]*workloadState           // kind/namespace/name
+	byKey map[string]*workloadState           // Workload.Key
 	byRef map[workloadRef]map[string]struct{} // ref -> workload keys
-	named map[string]map[string]struct{}      // app name -> app keys
+	named map[appName]map[string]struct{}     // app name in its cluster -> app keys
 }
 
 func newWorkloadIndex() workloadIndex {
-	return workloadIndex{byKey: map[string]*workloadState{}, byRef: map[workloadRef]map[string]struct{}{}, named: map[string]map[string]struct{}{}}
+	return workloadIndex{byKey: map[string]*workloadState{}, byRef: map[workloadRef]map[string]struct{}{}, named: map[appName]map[string]struct{}{}}
 }
 
 func (x *workloadIndex) add(w *workloadState) {
@@ -114,33 +120,37 @@ func (x *workloadIndex) remove(key string) {
 	}
 }
 
-// addApp and removeApp keep the apps of each name, to resolve references
-// without a namespace.
-func (x *workloadIndex) addApp(name, appKey string) {
-	if x.named[name] == nil {
-		x.named[name] = map[string]struct{}{}
+// addApp and removeApp keep the apps of each name in each watched
+// cluster: only they join that cluster's workloads.
+func (x *workloadIndex) addApp(cluster, name, appKey string) {
+	n := appName{cluster, name}
+	if x.named[n] == nil {
+		x.named[n] = map[string]struct{}{}
 	}
-	x.named[name][appKey] = struct{}{}
+	x.named[n][appKey] = struct{}{}
 }
 
-func (x *workloadIndex) removeApp(name, appKey string) {
-	delete(x.named[name], appKey)
-	if len(x.named[name]) == 0 {
-		delete(x.named, name)
+func (x *workloadIndex) removeApp(cluster, name, appKey string) {
+	n := appName{cluster, name}
+	delete(x.named[n], appKey)
+	if len(x.named[n]) == 0 {
+		delete(x.named, n)
 	}
 }
 
-// appsNamed returns the keys of the apps called name, sorted.
-func (x *workloadIndex) appsNamed(name string) []string {
-	keys := make([]string, 0, len(x.named[name]))
-	for k := range x.named[name] {
+// appsNamed returns the keys of the apps called name in cluster, sorted.
+func (x *workloadIndex) appsNamed(cluster, name string) []string {
+	n := appName{cluster, name}
+	keys := make([]string, 0, len(x.named[n]))
+	for k := range x.named[n] {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	return keys
 }
 
-// resolve returns the key of the app ref names. A reference without a
+// resolve returns the key of the app ref names, among the apps deployed
+// to the cluster the workload was read from. A reference without a
 // namespace (Argo CD's tracking id leaves out the namespace of apps in its
 // own) goes to the app of that name; when several namespaces have one, to
 // the first by key, so every replica picks the same.
@@ -148,31 +158,34 @@ func (x *workloadIndex) resolve(ref workloadRef) (string, bool) {
 	if ref.name == "" {
 		return "", false
 	}
+	n := appName{ref.cluster, ref.name}
 	if ref.namespace != "" {
 		k := model.Key(ref.namespace, ref.name)
-		_, ok := x.named[ref.name][k]
+		_, ok := x.named[n][k]
 		return k, ok
 	}
-	apps := x.named[ref.name]
+	apps := x.named[n]
 	if len(apps) <= 1 { // the usual case, without sorting
 		for k := range apps {
 			return k, true
 		}
 		return "", false
 	}
-	return x.appsNamed(ref.name)[0], true
+	return x.appsNamed(ref.cluster, ref.name)[0], true
 }
 
-// of returns the workloads of the app namespace/name, sorted by key.
-func (x *workloadIndex) of(namespace, name string) []model.Workload {
+// of returns the workloads of the app namespace/name deployed to cluster,
+// sorted by key.
+func (x *workloadIndex) of(cluster, namespace, name string) []model.Workload {
 	appKey := model.Key(namespace, name)
 	var keys []string
-	if first, _ := x.resolve(workloadRef{"", name}); first == appKey {
-		for k := range x.byRef[workloadRef{"", name}] {
+	unqualified := workloadRef{cluster, "", name}
+	if first, _ := x.resolve(unqualified); first == appKey {
+		for k := range x.byRef[unqualified] {
 			keys = append(keys, k)
 		}
 	}
-	for k := range x.byRef[workloadRef{namespace, name}] {
+	for k := range x.byRef[workloadRef{cluster, namespace, name}] {
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
@@ -186,10 +199,10 @@ func (x *workloadIndex) of(namespace, name string) []model.Workload {
 	return out
 }
 
-// live finds a watched workload by kind, namespace and name: the live
-// object of a hook or of a resource to prune, for its wave.
-func (x *workloadIndex) live(kind, namespace, name string) (*model.Workload, bool) {
-	w, ok := x.byKey[kind+"/"+namespace+"/"+name]
+// live finds a workload watched in cluster by kind, namespace and name:
+// the live object of a hook or of a resource to prune, for its wave.
+func (x *workloadIndex) live(cluster, kind, namespace, name string) (*model.Workload, bool) {
+	w, ok := x.byKey[(&model.Workload{Cluster: cluster, Kind: kind, Namespace: namespace, Name: name}).Key()]
 	if !ok {
 		return nil, false
 	}

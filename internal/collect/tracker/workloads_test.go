@@ -111,42 +111,52 @@ func TestWorkloadDegradedFacts(t *testing.T) {
 	}
 }
 
-// Only apps deployed to the watched cluster join its workloads: Argo CD's
-// tracking id names no cluster, so a local object whose id names a remote
-// app's name is not that app's. The cluster is matched by the server URL
-// Argo CD gives its own cluster, the configured name, or the URL crowsnest
-// reaches the API server at; an app moving between clusters gains or
-// loses the workloads at once.
+// Only apps deployed to a watched cluster join its workloads: Argo CD's
+// tracking id names no cluster, so an object whose id names an app deployed
+// elsewhere is not that app's. The local cluster is matched by the server
+// URL Argo CD gives its own cluster, the configured name, or the URL
+// crowsnest reaches the API server at; a remote one by its cluster
+// Secret's name or server. An app moving between clusters gains or loses
+// the workloads at once.
 func TestOnlyAppsInTheWatchedClusterJoinItsWorkloads(t *testing.T) {
 	at := func(server, name string) *v1alpha1.Application {
 		a := namedApp("argocd", "web")
 		a.Spec.Destination = v1alpha1.ApplicationDestination{Server: server, Name: name, Namespace: "shop-dev"}
 		return a
 	}
+	spoke := Clusters{Remote: []RemoteCluster{{Name: "prod-eu", Server: "https://prod-eu.example.com:6443"}}}
 	for _, tc := range []struct {
-		desc  string
-		local LocalCluster
-		app   *v1alpha1.Application
-		join  bool
+		desc     string
+		clusters Clusters
+		app      *v1alpha1.Application
+		from     string // the workload's cluster
+		join     bool
 	}{
-		{"Argo CD's own cluster by server", LocalCluster{}, at("https://kubernetes.default.svc", ""), true},
-		{"Argo CD's own cluster by server, trailing slash", LocalCluster{}, at("https://kubernetes.default.svc/", ""), true},
-		{"in-cluster by name", LocalCluster{}, at("", "in-cluster"), true},
-		{"a renamed local cluster", LocalCluster{Name: "hub"}, at("", "hub"), true},
-		{"in-cluster, renamed away", LocalCluster{Name: "hub"}, at("", "in-cluster"), false},
-		{"the API server crowsnest reaches", LocalCluster{Servers: []string{"https://10.0.0.1:6443"}}, at("https://10.0.0.1:6443", ""), true},
-		{"another cluster by server", LocalCluster{}, at("https://prod-eu.example.com", ""), false},
-		{"another cluster by name", LocalCluster{}, at("", "prod-eu"), false},
-		{"a replay: every destination", LocalCluster{Any: true}, at("https://prod-eu.example.com", ""), true},
+		{"Argo CD's own cluster by server", Clusters{}, at("https://kubernetes.default.svc", ""), "", true},
+		{"Argo CD's own cluster by server, trailing slash", Clusters{}, at("https://kubernetes.default.svc/", ""), "", true},
+		{"in-cluster by name", Clusters{}, at("", "in-cluster"), "", true},
+		{"a renamed local cluster", Clusters{Local: LocalCluster{Name: "hub"}}, at("", "hub"), "", true},
+		{"in-cluster, renamed away", Clusters{Local: LocalCluster{Name: "hub"}}, at("", "in-cluster"), "", false},
+		{"the API server crowsnest reaches", Clusters{Local: LocalCluster{Servers: []string{"https://10.0.0.1:6443"}}}, at("https://10.0.0.1:6443", ""), "", true},
+		{"another cluster by server", Clusters{}, at("https://prod-eu.example.com", ""), "", false},
+		{"another cluster by name", Clusters{}, at("", "prod-eu"), "", false},
+		{"a replay: every destination", Clusters{AnyLocal: true}, at("https://prod-eu.example.com", ""), "", true},
+		{"a watched spoke by server: its workload", spoke, at("https://prod-eu.example.com:6443/", ""), "https://prod-eu.example.com:6443", true},
+		{"a watched spoke by name: its workload", spoke, at("", "prod-eu"), "https://PROD-EU.example.com:6443", true},
+		{"a watched spoke: the hub's workload of that name", spoke, at("", "prod-eu"), "", false},
+		{"the hub's app: a spoke's workload of that name", spoke, at("https://kubernetes.default.svc", ""), "https://prod-eu.example.com:6443", false},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			facts := &factRecorder{}
 			s := exposition.NewStore(false)
 			tr := New(envByLabel{}, Subscribers{Views: []ViewSubscriber{s}, Facts: []FactSubscriber{facts}}, promslog.NewNopLogger())
-			tr.SetLocalCluster(tc.local)
+			tr.SetClusters(tc.clusters)
 			tr.Handle(model.Event{Type: model.Added, Time: t0, App: tc.app})
-			tr.HandleWorkload(deployment("web", "", "web", 2, 2))
-			tr.HandleWorkload(deployment("web", "", "web", 2, 1)) // degraded
+			for _, ready := range []int64{2, 1} { // then degraded
+				e := deployment("web", "", "web", 2, ready)
+				e.Workload.Cluster = tc.from
+				tr.HandleWorkload(e)
+			}
 			_, joined := value(t, s, "crowsnest_app_workload_replicas", "name", "web", "workload", "shop-dev/web", "state", "ready")
 			if joined != tc.join {
 				t.Errorf("workload series on the app: %v, want %v", joined, tc.join)
@@ -157,18 +167,24 @@ func TestOnlyAppsInTheWatchedClusterJoinItsWorkloads(t *testing.T) {
 		})
 	}
 
-	// The app moves to another cluster and back.
+	// The app moves to another cluster and back; the same name's workload
+	// in each cluster.
 	s := exposition.NewStore(false)
 	tr := New(envByLabel{}, Subscribers{Views: []ViewSubscriber{s}}, promslog.NewNopLogger())
+	tr.SetClusters(spoke)
 	tr.Handle(model.Event{Type: model.Added, Time: t0, App: at("https://kubernetes.default.svc", "")})
 	tr.HandleWorkload(deployment("web", "", "web", 2, 2))
+	remote := deployment("web", "", "web", 3, 3)
+	remote.Workload.Cluster = "https://prod-eu.example.com:6443"
+	tr.HandleWorkload(remote)
 	for i, c := range []struct {
-		app  *v1alpha1.Application
-		join bool
-	}{{at("", "prod-eu"), false}, {at("", "in-cluster"), true}} {
+		app     *v1alpha1.Application
+		desired float64 // 0: no workload
+	}{{at("", "elsewhere"), 0}, {at("", "prod-eu"), 3}, {at("", "in-cluster"), 2}} {
 		tr.Handle(model.Event{Type: model.Modified, Time: t0.Add(time.Duration(i+1) * time.Second), App: c.app})
-		if _, ok := value(t, s, "crowsnest_app_workload_replicas", "name", "web", "workload", "shop-dev/web", "state", "ready"); ok != c.join {
-			t.Errorf("after moving to %+v: workload series %v, want %v", c.app.Spec.Destination, ok, c.join)
+		v, ok := value(t, s, "crowsnest_app_workload_replicas", "name", "web", "workload", "shop-dev/web", "state", "desired")
+		if c.desired == 0 && ok || c.desired != 0 && v != c.desired {
+			t.Errorf("after moving to %+v: desired %v (present %v), want %v", c.app.Spec.Destination, v, ok, c.desired)
 		}
 	}
 }

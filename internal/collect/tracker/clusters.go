@@ -1,0 +1,128 @@
+package tracker
+
+import (
+	"strings"
+
+	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
+	"github.com/crowsnest/crowsnest/internal/model"
+)
+
+// Clusters are the clusters whose workloads crowsnest watches, as Argo CD's
+// destinations name them. A tracking id names no cluster: a workload joins
+// only apps deployed to the cluster it was read from.
+type Clusters struct {
+	Local LocalCluster
+	// Remote are other clusters watched with credentials of their own
+	// (hub and spoke); a workload read from one has Cluster set to its
+	// Server.
+	Remote []RemoteCluster
+	// AnyLocal makes every destination the local cluster: a replay's
+	// workloads are those the recorder joined to their apps in the one
+	// cluster it watched.
+	AnyLocal bool
+}
+
+// LocalCluster is the cluster crowsnest runs in (its workloads have an
+// empty Cluster). Argo CD calls the cluster it runs in
+// v1alpha1.KubernetesInternalAPIServerAddr and, unless a cluster Secret
+// renames it, v1alpha1.InClusterName.
+type LocalCluster struct {
+	Name    string   // Argo CD's name for the cluster; empty: v1alpha1.InClusterName
+	Servers []string // its API server URLs besides KubernetesInternalAPIServerAddr, e.g. the one crowsnest reaches
+}
+
+// RemoteCluster is another destination cluster, by the name and server URL
+// of its Argo CD cluster Secret.
+type RemoteCluster struct {
+	Name, Server string
+}
+
+// SetClusters sets the clusters whose workloads crowsnest watches: apps
+// deployed to one join its workloads; apps deployed elsewhere join none,
+// however their objects are named. Call it before the first event.
+func (t *Tracker) SetClusters(c Clusters) {
+	x := newClusterIndex(c)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.clusters = x
+}
+
+// clusterIndex resolves an app's destination to the cluster its workloads
+// are read from: "" for the local cluster, else the remote's normalized
+// server URL.
+type clusterIndex struct {
+	anyLocal bool
+	byServer map[string]string // normalized server URL -> cluster
+	byName   map[string]string // Argo CD's cluster name -> cluster
+}
+
+func newClusterIndex(c Clusters) clusterIndex {
+	name := c.Local.Name
+	if name == "" {
+		name = v1alpha1.InClusterName
+	}
+	x := clusterIndex{anyLocal: c.AnyLocal, byServer: map[string]string{normalServer(v1alpha1.KubernetesInternalAPIServerAddr): ""}, byName: map[string]string{}}
+	for _, r := range c.Remote {
+		x.byServer[normalServer(r.Server)] = normalServer(r.Server)
+		if r.Name != "" {
+			x.byName[r.Name] = normalServer(r.Server)
+		}
+	}
+	// The local cluster's names win: its workloads are always watched.
+	for _, s := range c.Local.Servers {
+		x.byServer[normalServer(s)] = ""
+	}
+	x.byName[name] = ""
+	return x
+}
+
+// of returns the cluster app deploys to, and whether its workloads are
+// watched. A destination names its cluster by server URL or, without one,
+// by name (Argo CD's ApplicationDestination).
+func (x clusterIndex) of(app *v1alpha1.Application) (cluster string, watched bool) {
+	if x.anyLocal {
+		return "", true
+	}
+	d := app.Spec.Destination
+	if d.Server != "" {
+		cluster, watched = x.byServer[normalServer(d.Server)]
+		return cluster, watched
+	}
+	cluster, watched = x.byName[d.Name]
+	return cluster, watched && d.Name != ""
+}
+
+// normalServer is a server URL as compared: without a trailing slash, in
+// lower case (Argo CD compares them as written; a host is case-blind).
+func normalServer(s string) string { return strings.ToLower(strings.TrimRight(s, "/")) }
+
+// joinCluster files the app key (st; old before this event, nil when new)
+// under the cluster it deploys to now, so that cluster's workloads join
+// it; an app may change destination, or be re-created with another. It
+// returns the clusters whose apps of this name need their views again once
+// the event is applied: which of them an unqualified workload reference
+// joins may have changed.
+func (t *Tracker) joinCluster(key string, old, st *appState, app *v1alpha1.Application) (refresh []string) {
+	cluster, joined := t.clusters.of(app)
+	first := old != st
+	was := old != nil && old.joined
+	if was && (first || !joined || old.cluster != cluster) {
+		t.workloads.removeApp(old.cluster, app.Name, key)
+		refresh = append(refresh, old.cluster)
+	}
+	if joined && (first || !was || old.cluster != cluster) {
+		t.workloads.addApp(cluster, app.Name, key)
+		refresh = append(refresh, cluster)
+	}
+	st.cluster, st.joined = cluster, joined
+	return refresh
+}
+
+// workloadsOf returns the workloads of the app st, none for an app in a
+// cluster crowsnest does not watch.
+func (t *Tracker) workloadsOf(st *appState) []model.Workload {
+	if !st.joined {
+		return nil
+	}
+	return t.workloads.of(st.cluster, st.app.Namespace, st.app.Name)
+}
