@@ -423,9 +423,9 @@ func TestWorkloadInformersCacheTrimmedObjects(t *testing.T) {
 	w := NewWorkloads(client, disc, names, DefaultTracking(), promslog.NewNopLogger())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	informers, err := w.informers(ctx, workloadSinkFunc(func(model.WorkloadEvent) {}))
-	if err != nil {
-		t.Fatal(err)
+	informers, failed, err := w.informers(workloadSinkFunc(func(model.WorkloadEvent) {}), names)
+	if err != nil || len(failed) != 0 {
+		t.Fatal(err, failed)
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -67,8 +68,14 @@ type Workloads struct {
 	discovery discovery.DiscoveryInterface
 	kinds     []string
 	tracking  Tracking
+	cluster   string // model.Workload.Cluster of every workload; empty: the local cluster
 	logger    *slog.Logger
 }
+
+// SetCluster names the cluster the workloads are read from, by the server
+// URL of its Argo CD cluster Secret: they join only apps deployed there.
+// Call it before Run; not called, the cluster is the local one.
+func (w *Workloads) SetCluster(server string) { w.cluster = server }
 
 // NewWorkloads returns a source of the workloads of the given kinds, each
 // joined to the app that owns it by tracking.
@@ -78,33 +85,61 @@ func NewWorkloads(client dynamic.Interface, disc discovery.DiscoveryInterface, k
 
 // Run starts the informers of the kinds the API server serves (a CRD
 // installed later needs a restart), delivers their events to sink, and
-// blocks until ctx is done and the informers have stopped.
+// blocks until ctx is done and the informers have stopped. A kind whose
+// discovery fails (the API server unreachable: a spoke cluster down) is
+// asked again, 1 s after the first failure and up to every
+// maxDiscoveryDelay, and watched once it answers; the other kinds and
+// sinks do not wait for it.
 func (w *Workloads) Run(ctx context.Context, sink WorkloadSink) error {
-	informers, err := w.informers(ctx, sink)
-	if err != nil {
-		return err
-	}
 	var wg sync.WaitGroup
-	for _, inf := range informers {
-		wg.Go(func() { inf.Run(ctx.Done()) })
+	defer wg.Wait()
+	pending := w.kinds
+	for delay := time.Second; ; delay = min(2*delay, maxDiscoveryDelay) {
+		informers, failed, err := w.informers(sink, pending)
+		if err != nil {
+			return err
+		}
+		for _, inf := range informers {
+			wg.Go(func() { inf.Run(ctx.Done()) })
+		}
+		if len(failed) == 0 {
+			break
+		}
+		if len(failed) < len(pending) || delay == time.Second {
+			w.logger.Warn("cannot ask the API server which workload kinds it serves; asking again", "kinds", strings.Join(failed, ","), "every", maxDiscoveryDelay.String())
+		}
+		pending = failed
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
 	}
-	// With no kind served (none installed, or the API server down at
-	// start) there is no informer to wait for: returning early would end
-	// the daemon.
+	// With no kind served (none installed) there is no informer to wait
+	// for: returning early would end the daemon.
 	<-ctx.Done()
-	wg.Wait()
 	return nil
 }
 
-// informers returns an informer, not started yet, per served kind, each
-// delivering to sink. They list in trimmed pages (listTrimmed) and cache
+// maxDiscoveryDelay is the longest wait between two discovery requests of
+// kinds whose discovery failed.
+const maxDiscoveryDelay = time.Minute
+
+// informers returns an informer, not started yet, per kind of kinds the
+// API server serves, each delivering to sink, and the kinds whose
+// discovery failed. They list in trimmed pages (listTrimmed) and cache
 // trimmed objects (trimWorkload).
-func (w *Workloads) informers(ctx context.Context, sink WorkloadSink) ([]cache.SharedIndexInformer, error) {
-	var out []cache.SharedIndexInformer
+func (w *Workloads) informers(sink WorkloadSink, kindList []string) (out []cache.SharedIndexInformer, failed []string, err error) {
 	kinds := workloadKinds()
-	for _, k := range w.kinds {
+	for _, k := range kindList {
 		gvr := kinds[k]
-		if !w.served(gvr) {
+		served, err := w.served(gvr)
+		if err != nil {
+			failed = append(failed, k)
+			w.logger.Debug("workload discovery failed", "kind", k, "err", err)
+			continue
+		}
+		if !served {
 			w.logger.Info("not watching workloads: the API server does not serve them", "kind", k, "group_version", gvr.GroupVersion().String())
 			continue
 		}
@@ -119,20 +154,21 @@ func (w *Workloads) informers(ctx context.Context, sink WorkloadSink) ([]cache.S
 		}
 		inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, noWatchList{}), &unstructured.Unstructured{}, 0, cache.Indexers{})
 		if err := inf.SetTransform(trimWorkload); err != nil {
-			return nil, fmt.Errorf("set %s transform: %w", k, err)
+			return nil, nil, fmt.Errorf("set %s transform: %w", k, err)
 		}
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { deliverWorkload(sink, w.tracking, model.Added, obj) },
-			UpdateFunc: func(_, obj any) { deliverWorkload(sink, w.tracking, model.Modified, obj) },
-			DeleteFunc: func(obj any) { deliverWorkload(sink, w.tracking, model.Deleted, obj) },
+			AddFunc:    func(obj any) { w.deliver(sink, model.Added, obj) },
+			UpdateFunc: func(_, obj any) { w.deliver(sink, model.Modified, obj) },
+			DeleteFunc: func(obj any) { w.deliver(sink, model.Deleted, obj) },
 		})
 		out = append(out, inf)
 	}
-	return out, nil
+	return out, failed, nil
 }
 
-// deliverWorkload hands one informer notification to sink.
-func deliverWorkload(sink WorkloadSink, tr Tracking, t model.EventType, obj any) {
+// deliver hands one informer notification to sink: the workload, its app
+// as tracking names it, and its cluster.
+func (w *Workloads) deliver(sink WorkloadSink, t model.EventType, obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
@@ -140,20 +176,27 @@ func deliverWorkload(sink WorkloadSink, tr Tracking, t model.EventType, obj any)
 	if !ok {
 		return
 	}
-	sink.HandleWorkload(model.WorkloadEvent{Type: t, Time: time.Now(), Workload: ParseWorkload(u, tr)})
+	wl := ParseWorkload(u, w.tracking)
+	wl.Cluster = w.cluster
+	sink.HandleWorkload(model.WorkloadEvent{Type: t, Time: time.Now(), Workload: wl})
 }
 
-func (w *Workloads) served(gvr schema.GroupVersionResource) bool {
+// served reports whether the API server serves gvr; an error when it
+// could not say.
+func (w *Workloads) served(gvr schema.GroupVersionResource) (bool, error) {
 	list, err := w.discovery.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
 	if err != nil {
-		return false
+		return false, fmt.Errorf("discover %s: %w", gvr.GroupVersion(), err)
 	}
 	for _, r := range list.APIResources {
 		if r.Name == gvr.Resource {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // ParseWorkload reads what crowsnest keeps from a workload object; tr

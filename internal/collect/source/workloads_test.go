@@ -2,16 +2,23 @@ package source
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/common/promslog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/crowsnest/crowsnest/internal/model"
 )
 
 // apiVersions are the workload kinds' API versions, as served.
@@ -124,4 +131,67 @@ func TestWorkloadsRunBlocksWithNoKindServed(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after ctx was done")
 	}
+}
+
+// A spoke down when crowsnest starts: discovery fails, Run asks again and
+// watches the kind once the API server answers, stamping each workload
+// with its cluster. Not served (NotFound) is not asked again.
+func TestWorkloadsRetryDiscoveryUntilTheClusterAnswers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gvr := workloadKinds()["deployments"]
+		fake := &k8stesting.Fake{Resources: []*metav1.APIResourceList{{GroupVersion: "apps/v1", APIResources: []metav1.APIResource{{Name: "deployments", Kind: "Deployment"}}}}}
+		var asked, jobsAsked atomic.Int32
+		fake.PrependReactor("get", "resource", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if asked.Add(1) <= 3 {
+				return true, nil, errors.New("dial tcp 10.0.0.1:6443: connect: connection refused")
+			}
+			return false, nil, nil
+		})
+		d := obj("Deployment", meta("web", 1, trackedBy("web", "apps/Deployment", "web"), nil), map[string]any{"replicas": int64(1)}, nil)
+		client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{gvr: "DeploymentList"}, d)
+		disc := &countingDiscovery{FakeDiscovery: &fakediscovery.FakeDiscovery{Fake: fake}, jobs: &jobsAsked}
+		w := NewWorkloads(client, disc, []string{"deployments", "jobs"}, DefaultTracking(), promslog.NewNopLogger())
+		w.SetCluster("https://prod-eu.example.com:6443")
+		got := make(chan model.Workload, 1)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			done <- w.Run(ctx, workloadSinkFunc(func(e model.WorkloadEvent) { got <- e.Workload }))
+		}()
+		select {
+		case wl := <-got:
+			if wl.Cluster != "https://prod-eu.example.com:6443" || wl.App != "web" {
+				t.Errorf("workload %+v, want web's, of prod-eu", wl)
+			}
+		case <-time.After(10 * time.Minute):
+			t.Fatal("no workload after the cluster answered")
+		}
+		if n := asked.Load(); n < 4 {
+			t.Errorf("discovery asked %d times, want again after each of 3 failures", n)
+		}
+		// batch/v1 answered NotFound in the second round: not served, not
+		// asked again.
+		time.Sleep(10 * time.Minute)
+		if n := jobsAsked.Load(); n != 2 {
+			t.Errorf("batch/v1 asked %d times, want 2: failed, then not served", n)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// countingDiscovery counts the requests for batch/v1, which the fake does
+// not serve.
+type countingDiscovery struct {
+	*fakediscovery.FakeDiscovery
+	jobs *atomic.Int32
+}
+
+func (c *countingDiscovery) ServerResourcesForGroupVersion(gv string) (*metav1.APIResourceList, error) {
+	if gv == "batch/v1" {
+		c.jobs.Add(1)
+	}
+	return c.FakeDiscovery.ServerResourcesForGroupVersion(gv)
 }
