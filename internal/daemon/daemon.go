@@ -21,6 +21,7 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 
+	"github.com/crowsnest/crowsnest/internal/clusters"
 	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/rules"
 )
@@ -43,6 +44,8 @@ type daemon struct {
 	aggregated prometheus.Registerer
 
 	actors []actor // run in the group
+
+	remote []clusters.Cluster // --clusters.dir's, once loaded
 }
 
 // actor is one goroutine of the group: it runs until its stage's context

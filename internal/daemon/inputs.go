@@ -41,6 +41,9 @@ func (d *daemon) inputs(track *tracker.Tracker) (source.Source, error) {
 			return nil, err
 		}
 		d.actors = append(d.actors, actor{"workloads", stageInputs, func(ctx context.Context) error { return workloads.Run(ctx, track) }})
+		if err := d.spokes(kinds, track); err != nil {
+			return nil, err
+		}
 	}
 	client, err := d.kube.argoClient()
 	if err != nil {

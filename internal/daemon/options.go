@@ -52,6 +52,9 @@ type Options struct {
 	// WorkloadsCluster is Argo CD's name for the cluster crowsnest runs in:
 	// apps deployed there join its workloads. Empty: v1alpha1.InClusterName.
 	WorkloadsCluster string
+	// ClustersDir holds Argo CD cluster Secrets, one directory each, of the
+	// other clusters whose workloads to watch (clusters.Load); empty: none.
+	ClustersDir string
 
 	Leader     LeaderOptions
 	Checkpoint CheckpointOptions
@@ -233,6 +236,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Leader.Elect && !o.kubernetes() {
 		errs = append(errs, errors.New("--leader-elect needs the Kubernetes source"))
+	}
+	if o.ClustersDir != "" && !o.kubernetes() {
+		errs = append(errs, errors.New("--clusters.dir needs the Kubernetes source"))
 	}
 	if o.Checkpoint.ConfigMap != "" && !o.kubernetes() {
 		errs = append(errs, errors.New("--checkpoint.configmap needs the Kubernetes source"))

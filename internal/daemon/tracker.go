@@ -13,15 +13,9 @@ import (
 func (d *daemon) tracker(ctx context.Context, conf *config.Config, cfg *config.Reloader, subs tracker.Subscribers) (*tracker.Tracker, error) {
 	track := tracker.New(conf, subs, d.log)
 	track.SetWaveDelay(d.o.ArgoCD.SyncWaveDelay)
-	clusters := tracker.Clusters{Local: tracker.LocalCluster{Name: d.o.WorkloadsCluster}, AnyLocal: d.o.Source == SourceReplay}
-	if d.o.kubernetes() {
-		// The workloads come from this API server: an app whose
-		// destination is its URL (Argo CD outside the cluster) is local.
-		rc, err := d.kube.config()
-		if err != nil {
-			return nil, err
-		}
-		clusters.Local.Servers = []string{rc.Host}
+	clusters, err := d.trackerClusters()
+	if err != nil {
+		return nil, err
 	}
 	track.SetClusters(clusters)
 	track.SetFailureWindow(d.o.Deployments.FailureWindow)

@@ -440,10 +440,31 @@ func TestHelmChartOptions(t *testing.T) {
 				t.Errorf("--%s=%q, want %q (args %v)", k, flags[k], v, flags)
 			}
 		}
+		// Spoke clusters' Secrets, each mounted in a directory of its own.
+		pod, ctr := container(t, render(t, "--set", "clusterSecrets={prod-eu,prod-us}"))
+		if f := flagsOf(strs(get(ctr, "args"))); f["clusters.dir"] != "/etc/crowsnest/clusters" {
+			t.Errorf("--clusters.dir=%q, want /etc/crowsnest/clusters", f["clusters.dir"])
+		}
+		mounts := map[string]string{}
+		for _, m := range get(ctr, "volumeMounts").([]any) {
+			mounts[fmt.Sprint(get(m, "name"))] = fmt.Sprint(get(m, "mountPath"))
+		}
+		secrets := map[string]string{}
+		for _, v := range get(pod, "volumes").([]any) {
+			if name := get(v, "secret", "secretName"); name != nil {
+				secrets[fmt.Sprint(get(v, "name"))] = fmt.Sprint(name)
+			}
+		}
+		for i, name := range []string{"prod-eu", "prod-us"} {
+			vol := fmt.Sprintf("cluster-%d", i)
+			if mounts[vol] != "/etc/crowsnest/clusters/"+name || secrets[vol] != name {
+				t.Errorf("%s: mounted at %q from Secret %q, want /etc/crowsnest/clusters/%s from %s", vol, mounts[vol], secrets[vol], name, name)
+			}
+		}
 		// The argocd-api source watches no workloads: none of them.
-		_, ctr = container(t, render(t, "--set", "source=argocd-api,argocd.server=a:443,argocd.tokenSecret.name=t,workloadsCluster=hub,argocd.trackingMethod=label"))
+		_, ctr = container(t, render(t, "--set", "source=argocd-api,argocd.server=a:443,argocd.tokenSecret.name=t,workloadsCluster=hub,argocd.trackingMethod=label,clusterSecrets={prod-eu}"))
 		for k := range flagsOf(strs(get(ctr, "args"))) {
-			if k == "workloads.cluster" || strings.HasPrefix(k, "argocd.tracking") {
+			if k == "workloads.cluster" || k == "clusters.dir" || strings.HasPrefix(k, "argocd.tracking") {
 				t.Errorf("the argocd-api source passes --%s", k)
 			}
 		}
@@ -1032,7 +1053,7 @@ func TestHelmChartFlags(t *testing.T) {
 	renders := map[string][]string{
 		"argocd-api, insecure":  {"--set", "source=argocd-api,argocd.server=a:443,argocd.tokenSecret.name=t,argocd.insecure=true,argocd.grpcWeb=true"},
 		"argocd-api, plaintext": {"--set", "source=argocd-api,argocd.server=a:80,argocd.tokenSecret.name=t,argocd.plaintext=true"},
-		"tracking":              {"--set", "workloadsCluster=hub,argocd.trackingMethod=label,argocd.instanceLabelKey=k,argocd.installationID=i"},
+		"tracking":              {"--set", "workloadsCluster=hub,argocd.trackingMethod=label,argocd.instanceLabelKey=k,argocd.installationID=i,clusterSecrets={s}"},
 	}
 	for _, f := range ciValues(t) {
 		renders[filepath.Base(f)] = []string{"-f", f}
