@@ -54,6 +54,7 @@ func agreementSkipped() map[string]string {
 		"CrowsnestDown":                  "judges Prometheus's scrape of crowsnest (up), not an app",
 		"CrowsnestChangeFailureRateHigh": "fleet-level: judges a project's change failure rate in an env over 7 days (increase() of every app's deployment and failure counters, recorded by env and project), not one app's AppState",
 		"CrowsnestWatchStale":            "judges crowsnest's source (fleet-wide), not an app",
+		"CrowsnestClusterDown":           "judges crowsnest's reach of a destination cluster (crowsnest_cluster_up), not an app",
 	}
 }
 

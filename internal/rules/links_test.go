@@ -63,6 +63,7 @@ func TestAlertDashboards(t *testing.T) {
 		"CrowsnestChangeFailureRateHigh": DashboardDORA,
 		"CrowsnestDown":                  DashboardFleet,
 		"CrowsnestWatchStale":            DashboardFleet,
+		"CrowsnestClusterDown":           DashboardFleet,
 	}
 	for _, a := range Alerts() {
 		if w, ok := want[a.Name]; ok && a.Dashboard() != w {

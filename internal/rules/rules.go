@@ -488,6 +488,20 @@ func Alerts() []Alert {
 			Summary:     "crowsnest's watch of Argo CD is stale",
 			Description: "crowsnest's source {{ $labels.source }} has failed or has had no event for 15 minutes (Argo CD refreshes every app every 3 minutes): its metrics are stale.",
 		},
+		{
+			Name:  "CrowsnestClusterDown",
+			Group: GroupSelf,
+			// Per destination cluster of each installation (cluster),
+			// over crowsnest's replicas and shards (each watches every
+			// spoke): one alert per cluster, only when none reaches it.
+			Expr: func(string) string {
+				return `max by (cluster, dest_server, dest_name) (crowsnest_cluster_up) == 0`
+			},
+			For:         10 * time.Minute,
+			Variants:    []Variant{{AllEnvs, Warning}},
+			Summary:     "crowsnest cannot read a destination cluster",
+			Description: "crowsnest has not reached the API server of cluster {{ $labels.dest_name }} ({{ $labels.dest_server }}) for 10 minutes, or cannot authenticate to it: the workload series, events and hook waves of apps deployed there are stale or missing.",
+		},
 	})
 }
 

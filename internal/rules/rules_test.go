@@ -506,6 +506,21 @@ func promtoolCases() []promtoolCase {
 				{"22m", "CrowsnestWatchStale", []map[string]string{{"source": "kubernetes", "job": "crowsnest", "instance": "b:9829", "severity": "warning"}}},
 			},
 		},
+		{ // a spoke down for both replicas: one alert; one replica cut off
+			// from another spoke: none (the other still reads it); a
+			// spoke down for 5 minutes only: none
+			series: []series{
+				{`crowsnest_cluster_up{dest_server="https://eu:6443",dest_name="prod-eu",job="crowsnest",instance="a:9829"}`, "1 0x20"},
+				{`crowsnest_cluster_up{dest_server="https://eu:6443",dest_name="prod-eu",job="crowsnest",instance="b:9829"}`, "1 1 0x20"},
+				{`crowsnest_cluster_up{dest_server="https://us:6443",dest_name="prod-us",job="crowsnest",instance="a:9829"}`, "0x20"},
+				{`crowsnest_cluster_up{dest_server="https://us:6443",dest_name="prod-us",job="crowsnest",instance="b:9829"}`, "1x20"},
+				{`crowsnest_cluster_up{dest_server="https://ap:6443",dest_name="prod-ap",job="crowsnest",instance="a:9829"}`, "1 0x5 1x15"},
+			},
+			checks: []check{
+				{"8m", "CrowsnestClusterDown", nil},
+				{"13m", "CrowsnestClusterDown", []map[string]string{{"dest_server": "https://eu:6443", "dest_name": "prod-eu", "severity": "warning"}}},
+			},
+		},
 	}
 }
 
