@@ -26,9 +26,10 @@ func (e *Env) NewEtcd() *Etcd {
 	e.t.Helper()
 	client := fmt.Sprintf("http://127.0.0.1:%d", e.Port())
 	peer := fmt.Sprintf("http://127.0.0.1:%d", e.Port())
-	p := e.NewProcess("etcd", bin.etcd,
+	name := e.instance("etcd")
+	p := e.NewProcess(name, bin.etcd,
 		"--name=e2e",
-		"--data-dir="+e.Dir("etcd"),
+		"--data-dir="+e.Dir(name),
 		"--listen-client-urls="+client,
 		"--advertise-client-urls="+client,
 		"--listen-peer-urls="+peer,

@@ -70,8 +70,9 @@ type KubeAPIServer struct {
 // runs, and restarts keep it.
 func (e *Env) NewKubeAPIServer(etcd *Etcd) *KubeAPIServer {
 	e.t.Helper()
-	dir := e.Dir("kube-apiserver")
-	certDir := e.Dir("kube-apiserver/certs")
+	name := e.instance("kube-apiserver")
+	dir := e.Dir(name)
+	certDir := e.Dir(name + "/certs")
 	saKey := filepath.Join(dir, "sa.key")
 	if err := writeRSAKey(saKey); err != nil {
 		e.t.Fatalf("service account key: %v", err)
@@ -92,7 +93,7 @@ func (e *Env) NewKubeAPIServer(etcd *Etcd) *KubeAPIServer {
 	if err := writeKubeconfig(k.Kubeconfig, k.URL, token); err != nil {
 		e.t.Fatalf("write kubeconfig: %v", err)
 	}
-	k.Process = e.NewProcess("kube-apiserver", bin.kubeAPIServer,
+	k.Process = e.NewProcess(name, bin.kubeAPIServer,
 		"--etcd-servers="+etcd.ClientURL,
 		"--cert-dir="+certDir,
 		fmt.Sprintf("--secure-port=%d", port),

@@ -49,6 +49,23 @@ type Env struct {
 	ports    map[int]bool // ports handed out, so no two processes get the same
 	procs    []*Process
 	metricsN int // /metrics snapshots kept so far
+	named    map[string]int // instances of each server kind so far (instance)
+}
+
+// instance names the next server of a kind in this test: kind for the
+// first, then kind-2, kind-3…, so two etcds or two API servers (a hub and
+// a spoke) get data directories and logs of their own.
+func (e *Env) instance(kind string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.named == nil {
+		e.named = map[string]int{}
+	}
+	e.named[kind]++
+	if n := e.named[kind]; n > 1 {
+		return fmt.Sprintf("%s-%d", kind, n)
+	}
+	return kind
 }
 
 // NewEnv creates the environment of t. Its cleanup is registered first, so
