@@ -48,7 +48,7 @@ type Env struct {
 	mu       sync.Mutex
 	ports    map[int]bool // ports handed out, so no two processes get the same
 	procs    []*Process
-	metricsN int // /metrics snapshots kept so far
+	metricsN int            // /metrics snapshots kept so far
 	named    map[string]int // instances of each server kind so far (instance)
 }
 
