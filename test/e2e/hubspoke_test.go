@@ -218,6 +218,58 @@ spec:
 	if log := cn.LogTail(500); strings.Contains(log, "level=ERROR") || strings.Contains(log, "forbidden") {
 		t.Errorf("crowsnest logged errors reading the spoke with its read-only token:\n%s", lastLines(log, 10))
 	}
+	// And it is the least that works: without watch on jobs, the same
+	// crowsnest cannot follow the hook Jobs, and says so.
+	spoke.Kubectl(`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: crowsnest-no-job-watch}
+rules:
+  - apiGroups: [apps]
+    resources: [deployments, statefulsets, daemonsets]
+    verbs: [get, list, watch]
+  - apiGroups: [batch]
+    resources: [jobs]
+    verbs: [get, list]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: no-job-watch, namespace: crowsnest}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: crowsnest-no-job-watch}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: crowsnest-no-job-watch}
+subjects: [{kind: ServiceAccount, name: no-job-watch, namespace: crowsnest}]
+`, "apply", "-f", "-")
+	narrowToken := strings.TrimSpace(spoke.Kubectl("", "-n", "crowsnest", "create", "token", "no-job-watch"))
+	env.RegisterSecret("spoke-narrow-token", narrowToken)
+	narrowDir := env.Dir("clusters-narrow")
+	narrowConfig, err := json.Marshal(map[string]any{"bearerToken": narrowToken, "tlsClientConfig": map[string]any{"insecure": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(narrowDir, "cluster-spoke"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"name": "spoke", "server": spoke.URL, "config": string(narrowConfig)} {
+		if err := os.WriteFile(filepath.Join(narrowDir, "cluster-spoke", k), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	narrow := env.NewCrowsnest(hub.Kubeconfig, "--clusters.dir="+narrowDir)
+	// A log of its own: the first crowsnest's is "crowsnest.log".
+	narrow.LogPath = filepath.Join(env.LogDir, "crowsnest-narrow.log")
+	secrets.AddFile(narrow.LogPath, "crowsnest", true)
+	narrow.Start()
+	eventually(t, signalTimeout, func() error {
+		if log := narrow.LogTail(500); !strings.Contains(log, "forbidden") || !strings.Contains(log, "jobs") {
+			return fmt.Errorf("crowsnest without watch on jobs logged no forbidden watch of jobs")
+		}
+		return nil
+	})
+	if err := narrow.Stop(); err != nil {
+		t.Logf("crowsnest without watch on jobs: %v", err)
+	}
 
 	// The spoke's Deployment short of ready replicas: an event of the app.
 	d, err := spoke.Kubernetes().AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
