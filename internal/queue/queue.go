@@ -97,6 +97,9 @@ type Queue[T any] struct {
 	mu     sync.RWMutex // guards closed against the close of ch
 	closed bool
 	ch     chan T
+	// full counts the drops of a full queue: its label looked up once,
+	// not on every drop of a backlog.
+	full prometheus.Counter
 }
 
 // New returns a queue configured by cfg.
@@ -108,7 +111,7 @@ func New[T any](cfg Config[T]) (*Queue[T], error) {
 		return nil, fmt.Errorf("queue without a drop counter")
 	}
 	cfg.MaxItems = max(cfg.MaxItems, 1)
-	return &Queue[T]{cfg: cfg, ch: make(chan T, cfg.Size)}, nil
+	return &Queue[T]{cfg: cfg, ch: make(chan T, cfg.Size), full: cfg.Dropped.WithLabelValues(ReasonQueueFull)}, nil
 }
 
 // Send queues v and returns at once: nothing while this replica does not
@@ -127,7 +130,13 @@ func (q *Queue[T]) Send(v T) {
 	select {
 	case q.ch <- v:
 	default:
-		q.Drop(ReasonQueueFull, v)
+		n := 1
+		if q.cfg.Weight != nil {
+			n = q.cfg.Weight(v)
+		}
+		if n > 0 {
+			q.full.Add(float64(n))
+		}
 	}
 }
 
