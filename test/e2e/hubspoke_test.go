@@ -125,19 +125,7 @@ func TestHubAndSpoke(t *testing.T) {
 	spoke.Kubectl(spokeReader, "apply", "-f", "-")
 	token := strings.TrimSpace(spoke.Kubectl("", "-n", "crowsnest", "create", "token", "crowsnest"))
 	env.RegisterSecret("spoke-serviceaccount-token", token)
-	clustersDir := env.Dir("clusters")
-	readerConfig, err := json.Marshal(map[string]any{"bearerToken": token, "tlsClientConfig": map[string]any{"insecure": true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range map[string]string{"name": "spoke", "server": spoke.URL, "config": string(readerConfig)} {
-		if err := os.MkdirAll(filepath.Join(clustersDir, "cluster-spoke"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(clustersDir, "cluster-spoke", k), []byte(v), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	clustersDir := writeClusterSecret(t, env.Dir("clusters"), "spoke", spoke.URL, token)
 
 	// In the hub, a Deployment of the same namespace and name with the
 	// spoke app's tracking id: Argo CD's id names no cluster.
@@ -243,19 +231,7 @@ subjects: [{kind: ServiceAccount, name: no-job-watch, namespace: crowsnest}]
 `, "apply", "-f", "-")
 	narrowToken := strings.TrimSpace(spoke.Kubectl("", "-n", "crowsnest", "create", "token", "no-job-watch"))
 	env.RegisterSecret("spoke-narrow-token", narrowToken)
-	narrowDir := env.Dir("clusters-narrow")
-	narrowConfig, err := json.Marshal(map[string]any{"bearerToken": narrowToken, "tlsClientConfig": map[string]any{"insecure": true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(narrowDir, "cluster-spoke"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range map[string]string{"name": "spoke", "server": spoke.URL, "config": string(narrowConfig)} {
-		if err := os.WriteFile(filepath.Join(narrowDir, "cluster-spoke", k), []byte(v), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	narrowDir := writeClusterSecret(t, env.Dir("clusters-narrow"), "spoke", spoke.URL, narrowToken)
 	narrow := env.NewCrowsnest(hub.Kubeconfig, "--clusters.dir="+narrowDir)
 	// A log of its own: the first crowsnest's is "crowsnest.log".
 	narrow.LogPath = filepath.Join(env.LogDir, "crowsnest-narrow.log")
@@ -321,4 +297,26 @@ subjects: [{kind: ServiceAccount, name: no-job-watch, namespace: crowsnest}]
 		return m.Expect(2, "crowsnest_app_workload_replicas", "name", spokeApp, "workload", "shop/web", "state", "desired")
 	})
 	t.Logf("spoke back: crowsnest_cluster_up 1 after %v", time.Since(up).Round(time.Second))
+}
+
+// writeClusterSecret lays out, under dir, the cluster Secret crowsnest
+// reads for the cluster name at server with a bearer token, as the chart
+// mounts one (a directory with the keys name, server and config), and
+// returns dir, for --clusters.dir.
+func writeClusterSecret(t *testing.T, dir, name, server, token string) string {
+	t.Helper()
+	config, err := json.Marshal(map[string]any{"bearerToken": token, "tlsClientConfig": map[string]any{"insecure": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "cluster-"+name)
+	if err := os.MkdirAll(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"name": name, "server": server, "config": string(config)} {
+		if err := os.WriteFile(filepath.Join(sub, k), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
