@@ -4,13 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/prometheus/common/version"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
-
-	"github.com/crowsnest/crowsnest/internal/argocd/client"
 	"github.com/crowsnest/crowsnest/internal/clusters"
-	"github.com/crowsnest/crowsnest/internal/collect/source"
 	"github.com/crowsnest/crowsnest/internal/collect/tracker"
 )
 
@@ -74,18 +68,11 @@ func (d *daemon) spokes(kinds []string, track *tracker.Tracker) error {
 		}
 		log.Info("watching the cluster's workloads", "server", c.Server, "auth", c.Auth)
 		rc := c.RESTConfig()
-		rc.UserAgent = "crowsnest/" + version.Version
-		lists := *rc
-		lists.DisableCompression = client.UncompressedLists // see there
-		dyn, err := dynamic.NewForConfig(&lists)
+		rc.UserAgent = userAgent()
+		w, err := workloadsOf(rc, kinds, d.o.ArgoCD.Tracking, log)
 		if err != nil {
-			return fmt.Errorf("cluster %s: workload client: %w", c.Name, err)
+			return fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
-		disc, err := discovery.NewDiscoveryClientForConfig(rc)
-		if err != nil {
-			return fmt.Errorf("cluster %s: discovery client: %w", c.Name, err)
-		}
-		w := source.NewWorkloads(dyn, disc, kinds, d.o.ArgoCD.Tracking, log)
 		w.SetCluster(c.Server)
 		d.actors = append(d.actors,
 			actor{"workloads " + c.Name, stageInputs, func(ctx context.Context) error { return w.Run(ctx, track) }},

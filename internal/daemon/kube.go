@@ -58,7 +58,7 @@ func loadRestConfig(kubeconfig string) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
-	cfg.UserAgent = "crowsnest/" + version.Version
+	cfg.UserAgent = userAgent()
 	return cfg, nil
 }
 
@@ -84,6 +84,15 @@ func (k *kube) workloads(kinds []string, tracking source.Tracking) (*source.Work
 	if err != nil {
 		return nil, err
 	}
+	return workloadsOf(rc, kinds, tracking, k.log.With("component", "workloads"))
+}
+
+// userAgent is how crowsnest names itself to every API server.
+func userAgent() string { return "crowsnest/" + version.Version }
+
+// workloadsOf returns the watch of the workload kinds of the API server of
+// rc (crowsnest's own, or a spoke's), each joined to its app by tracking.
+func workloadsOf(rc *rest.Config, kinds []string, tracking source.Tracking, logger *slog.Logger) (*source.Workloads, error) {
 	lists := rest.CopyConfig(rc)
 	lists.DisableCompression = versioned.UncompressedLists // see there
 	dyn, err := dynamic.NewForConfig(lists)
@@ -94,7 +103,7 @@ func (k *kube) workloads(kinds []string, tracking source.Tracking) (*source.Work
 	if err != nil {
 		return nil, fmt.Errorf("discovery client: %w", err)
 	}
-	return source.NewWorkloads(dyn, disc, kinds, tracking, k.log.With("component", "workloads")), nil
+	return source.NewWorkloads(dyn, disc, kinds, tracking, logger), nil
 }
 
 // ownNamespace is where crowsnest keeps its own objects (the Lease, the
