@@ -1,9 +1,6 @@
 package model
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // Workload is what crowsnest keeps of one workload an Application deployed.
 type Workload struct {
@@ -45,7 +42,7 @@ type Workload struct {
 func (w *Workload) Key() string {
 	k := w.Kind + "/" + w.Namespace + "/" + w.Name
 	if w.Cluster != "" {
-		return strings.ToLower(strings.TrimRight(w.Cluster, "/")) + " " + k
+		return w.Cluster + " " + k
 	}
 	return k
 }

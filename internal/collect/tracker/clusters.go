@@ -88,8 +88,8 @@ func (x clusterIndex) of(app *v1alpha1.Application) (cluster string, watched boo
 		cluster, watched = x.byServer[normalServer(d.Server)]
 		return cluster, watched
 	}
-	cluster, watched = x.byName[d.Name]
-	return cluster, watched && d.Name != ""
+	cluster, watched = x.byName[d.Name] // no key is "": the local name is defaulted, nameless remotes skipped
+	return cluster, watched
 }
 
 // normalServer is a server URL as compared: without a trailing slash, in

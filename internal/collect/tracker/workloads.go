@@ -10,6 +10,8 @@ import (
 // Application's view, and turning degraded or recovering is a fact.
 func (t *Tracker) HandleWorkload(e model.WorkloadEvent) {
 	wl := e.Workload
+	// Compared with destinations as clusterIndex compares them.
+	wl.Cluster = normalServer(wl.Cluster)
 	var out outbox
 	t.mu.Lock()
 	defer t.unlockAndPublish(&out)
@@ -72,9 +74,7 @@ func (t *Tracker) noteDegraded(w *workloadState, e model.WorkloadEvent, out *out
 // not say.
 type workloadRef struct{ cluster, namespace, name string }
 
-func refOf(w *model.Workload) workloadRef {
-	return workloadRef{normalServer(w.Cluster), w.AppNamespace, w.App}
-}
+func refOf(w *model.Workload) workloadRef { return workloadRef{w.Cluster, w.AppNamespace, w.App} }
 
 // appName is an app's name in the cluster it deploys to.
 type appName struct{ cluster, name string }
