@@ -519,7 +519,7 @@ func TestLokiEvents(t *testing.T) {
 		}
 		return fmt.Errorf("%d entries, no sync_finished of root", len(r.Entries()))
 	})
-	if want := map[string]string{"job": "crowsnest", "env": "mgmt", "project": "default", "event": "sync_finished"}; fmt.Sprint(root.Labels) != fmt.Sprint(want) || root.Tenant != "platform" {
+	if want := map[string]string{"job": "crowsnest", "env": "mgmt", "project": "default", "dest_cluster": "in-cluster", "event": "sync_finished"}; fmt.Sprint(root.Labels) != fmt.Sprint(want) || root.Tenant != "platform" {
 		t.Errorf("stream %v tenant %q, want %v and platform", root.Labels, root.Tenant, want)
 	}
 	var line map[string]any

@@ -92,6 +92,7 @@ type Reference struct {
 type CustomData struct {
 	Project           string    `json:"project"`
 	Env               string    `json:"env"`
+	DestCluster       string    `json:"dest_cluster,omitempty"` // the cluster deployed to (model.AppView.Dest)
 	Result            string    `json:"result"`
 	Revision          string    `json:"revision,omitempty"`
 	Revisions         []string  `json:"revisions,omitempty"`
@@ -180,6 +181,7 @@ func customData(r *model.DeploymentRecord) *CustomData {
 	cd := &CustomData{
 		Project:           d.Project,
 		Env:               d.Env,
+		DestCluster:       d.Dest,
 		Result:            d.Result,
 		Revision:          d.Revision,
 		Revisions:         d.Revisions,

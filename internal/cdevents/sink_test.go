@@ -180,7 +180,7 @@ var (
 func deployed(i int) *model.DeploymentRecord {
 	return &model.DeploymentRecord{
 		Deployment: &model.Deployment{
-			UID: "uid-1", Namespace: "argocd", Name: "web", Project: "shop", Env: "prod",
+			UID: "uid-1", Namespace: "argocd", Name: "web", Project: "shop", Env: "prod", Dest: "prod-eu",
 			Result:   model.DeploymentSucceeded,
 			Revision: "b2c3d4e", PreviousRevision: "a1b2c3d",
 			Initiator: "alice", StartedAt: started, FinishedAt: finished,
@@ -241,6 +241,7 @@ const wantDeployed = `{
     "customData": {
       "project": "shop",
       "env": "prod",
+      "dest_cluster": "prod-eu",
       "result": "succeeded",
       "revision": "b2c3d4e",
       "previous_revision": "a1b2c3d",

@@ -53,7 +53,7 @@ func TestLeadTimeObservedWithExemplar(t *testing.T) {
 		t.Fatalf("got %d facts, want 1", len(facts))
 	}
 	fc := facts[0]
-	if fc.Name != model.FactDeploymentFinished || fc.App != "argocd/cart" || fc.Project != "shop" || fc.Env != "prod" ||
+	if fc.Name != model.FactDeploymentFinished || fc.App != "argocd/cart" || fc.Project != "shop" || fc.Env != "prod" || fc.Dest != "prod-eu" ||
 		fc.TraceID != "trace-1" || !fc.Time.Equal(t0) {
 		t.Errorf("fact = %+v", fc)
 	}

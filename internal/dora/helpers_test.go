@@ -225,7 +225,7 @@ func deployment(name, result, trace string, changed ...model.DeploymentSource) *
 		revs[i] = c.Revision
 	}
 	return &model.Deployment{
-		UID: "uid-" + name, Namespace: "argocd", Name: name, Project: "shop", Env: "prod",
+		UID: "uid-" + name, Namespace: "argocd", Name: name, Project: "shop", Env: "prod", Dest: "prod-eu",
 		Result: result, Revision: strings.Join(revs, ","), PreviousRevision: "prev",
 		Changed: changed, Initiator: "automated",
 		StartedAt: t0.Add(-time.Minute), FinishedAt: t0, TraceID: trace,

@@ -62,6 +62,7 @@ func fact(rec *model.DeploymentRecord) *model.Fact {
 		App:     model.Key(dep.Namespace, dep.Name),
 		Project: dep.Project,
 		Env:     dep.Env,
+		Dest:    dep.Dest,
 		TraceID: dep.TraceID,
 		Attrs:   attrs,
 	}

@@ -37,7 +37,7 @@ import (
 // FromFact turns a tracker fact into a Loki event: its key/value pairs
 // become the line's fields.
 func FromFact(f *model.Fact) Event {
-	e := Event{Time: f.Time, Event: f.Name, App: f.App, Project: f.Project, Env: f.Env, TraceID: f.TraceID, Fields: make(map[string]any, len(f.Attrs)/2)}
+	e := Event{Time: f.Time, Event: f.Name, App: f.App, Project: f.Project, Env: f.Env, DestCluster: f.Dest, TraceID: f.TraceID, Fields: make(map[string]any, len(f.Attrs)/2)}
 	for i := 0; i+1 < len(f.Attrs); i += 2 {
 		if k, ok := f.Attrs[i].(string); ok {
 			e.Fields[k] = f.Attrs[i+1]
@@ -61,6 +61,8 @@ type Event struct {
 	Project string
 	// Env is the environment the app belongs to.
 	Env string
+	// DestCluster names the cluster the app deploys to (model.AppView.Dest).
+	DestCluster string
 	// TraceID is the trace of the sync it belongs to, or empty.
 	TraceID string
 	// Fields holds extra details (result, duration_seconds, revision,
@@ -72,7 +74,7 @@ type Event struct {
 // fixedKey reports whether k is one of the keys every line starts with.
 func fixedKey(k string) bool {
 	switch k {
-	case "ts", "event", "app", "project", "env", "trace_id", truncatedKey:
+	case "ts", "event", "app", "project", "env", "dest_cluster", "trace_id", truncatedKey:
 		return true
 	}
 	return false
@@ -86,7 +88,7 @@ const truncatedKey = "truncated"
 const ellipsis = "…"
 
 // Line renders the event as one JSON object: ts (RFC 3339 with
-// nanoseconds, UTC), event, app, project, env, trace_id, then the fields in
+// nanoseconds, UTC), event, app, project, env, dest_cluster, trace_id, then the fields in
 // key order. A field value that cannot be marshalled is written as its
 // fmt %v text.
 func (e Event) Line() string {
@@ -162,7 +164,7 @@ func (e Event) render(keys []string, vals [][]byte, cutKeys []string) string {
 	b.Grow(n)
 	b.WriteString(`{"ts":`)
 	writeJSON(&b, e.Time.UTC().Format(time.RFC3339Nano))
-	for _, kv := range [...][2]string{{"event", e.Event}, {"app", e.App}, {"project", e.Project}, {"env", e.Env}, {"trace_id", e.TraceID}} {
+	for _, kv := range [...][2]string{{"event", e.Event}, {"app", e.App}, {"project", e.Project}, {"env", e.Env}, {"dest_cluster", e.DestCluster}, {"trace_id", e.TraceID}} {
 		b.WriteString(`,"` + kv[0] + `":`)
 		writeJSON(&b, kv[1])
 	}
@@ -223,7 +225,9 @@ func writeJSON(b *bytes.Buffer, s string) {
 }
 
 // streamLabels returns the low-cardinality labels of the event's stream:
-// job, env, project and event. Empty values are left out, as Loki would.
+// job, env, project, dest_cluster and event. Empty values are left out,
+// as Loki would. The destination cluster keeps two clusters' apps of one
+// name apart; like env and project, there are few of them.
 func streamLabels(job string, e Event) map[string]string {
 	m := map[string]string{"job": job}
 	if e.Env != "" {
@@ -231,6 +235,9 @@ func streamLabels(job string, e Event) map[string]string {
 	}
 	if e.Project != "" {
 		m["project"] = e.Project
+	}
+	if e.DestCluster != "" {
+		m["dest_cluster"] = e.DestCluster
 	}
 	if e.Event != "" {
 		m["event"] = e.Event

@@ -56,7 +56,7 @@ type Shipper struct {
 	rejecting    bool // Loki rejected lines since the last batch it took whole
 }
 
-type streamKey struct{ env, project, event string }
+type streamKey struct{ env, project, dest, event string }
 
 type item struct {
 	key  streamKey
@@ -143,7 +143,7 @@ func (s *Shipper) Send(e Event) {
 		s.truncated.Inc()
 		s.log.Debug("cut an event line to size", "event", e.Event, "app", e.App, "fields", cut, "max_bytes", s.cfg.MaxLineBytes)
 	}
-	s.q.Send(item{key: streamKey{e.Env, e.Project, e.Event}, time: now, line: line})
+	s.q.Send(item{key: streamKey{e.Env, e.Project, e.DestCluster, e.Event}, time: now, line: line})
 }
 
 // Fact sends the tracker's fact f as an event; it implements the tracker's
@@ -193,7 +193,7 @@ func (s *Shipper) push(ctx context.Context, b *batch) {
 	streams := make([]Stream, 0, len(b.order))
 	for _, k := range b.order {
 		streams = append(streams, Stream{
-			Labels:  streamLabels(s.cfg.Job, Event{Env: k.env, Project: k.project, Event: k.event}),
+			Labels:  streamLabels(s.cfg.Job, Event{Env: k.env, Project: k.project, DestCluster: k.dest, Event: k.event}),
 			Entries: b.streams[k],
 		})
 	}

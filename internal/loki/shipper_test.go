@@ -106,11 +106,12 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 	at := time.Date(2025, 6, 7, 8, 9, 10, 123456789, time.UTC)
 	before := time.Now()
 	s.Send(Event{
-		Time: at, Event: model.FactSyncFinished, App: "argocd/shop", Project: "payments", Env: "prod",
+		Time: at, Event: model.FactSyncFinished, App: "argocd/shop", Project: "payments", Env: "prod", DestCluster: "prod-eu",
 		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
 		Fields:  map[string]any{"result": "Succeeded", "duration_seconds": 12.5, "revision": "abc123", "ts": "collides"},
 	})
-	s.Send(Event{Time: at.Add(time.Second), Event: model.FactDriftBegan, App: "argocd/shop", Project: "payments", Env: "prod"})
+	// An app of the same name in another cluster: its own stream.
+	s.Send(Event{Time: at.Add(time.Second), Event: model.FactDriftBegan, App: "argocd/shop", Project: "payments", Env: "prod", DestCluster: "prod-us"})
 
 	after := time.Now()
 	got, err := rcv.WaitEntries(ctxT(t, 5*time.Second), 2)
@@ -128,7 +129,7 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 	if !ok {
 		t.Fatalf("no sync_finished entry in %+v", got)
 	}
-	wantLabels := map[string]string{"job": "crowsnest-test", "env": "prod", "project": "payments", "event": model.FactSyncFinished}
+	wantLabels := map[string]string{"job": "crowsnest-test", "env": "prod", "project": "payments", "dest_cluster": "prod-eu", "event": model.FactSyncFinished}
 	if fmt.Sprint(sf.Labels) != fmt.Sprint(wantLabels) {
 		t.Errorf("labels = %v, want %v", sf.Labels, wantLabels)
 	}
@@ -142,7 +143,7 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 	}
 	want := map[string]any{
 		"ts": "2025-06-07T08:09:10.123456789Z", "event": model.FactSyncFinished, "app": "argocd/shop", "project": "payments",
-		"env": "prod", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "result": "Succeeded",
+		"env": "prod", "dest_cluster": "prod-eu", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "result": "Succeeded",
 		"duration_seconds": 12.5, "revision": "abc123", "field_ts": "collides",
 	}
 	if fmt.Sprint(line) != fmt.Sprint(want) {
@@ -152,7 +153,7 @@ func TestDeliversLabelsLinesTenant(t *testing.T) {
 		t.Errorf("line does not start with the fixed keys: %s", sf.Line)
 	}
 	db := byEvent[model.FactDriftBegan]
-	if db.Labels["event"] != model.FactDriftBegan || !strings.Contains(db.Line, `"trace_id":""`) {
+	if db.Labels["event"] != model.FactDriftBegan || db.Labels["dest_cluster"] != "prod-us" || !strings.Contains(db.Line, `"trace_id":""`) {
 		t.Errorf("drift entry = %+v", db)
 	}
 	for _, r := range rcv.Requests() {

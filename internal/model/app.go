@@ -13,6 +13,7 @@ func Key(namespace, name string) string { return namespace + "/" + name }
 // AppStatus is an Application's state as alerts judge it.
 type AppStatus struct {
 	Namespace, Name, Project, Env string
+	Dest                          string // the destination cluster's name, AppView.Dest
 	SyncStatus, Health            string
 	// Phase is the exposed phase of the app's operation: Pending (asked
 	// for, not started), Running, Terminating, Succeeded, Failed, Error,
@@ -102,8 +103,13 @@ type Promotion struct {
 // publishes a new view on every change; a published view, and everything
 // it points to, is never modified again.
 type AppView struct {
-	App        *v1alpha1.Application
-	Env        string
+	App *v1alpha1.Application
+	Env string
+	// Dest is the name of the cluster the app deploys to: the
+	// destination's name, or the name crowsnest knows for its server
+	// (in-cluster for the one it runs in, a spoke's), or else the server
+	// URL. It is the dest_cluster label of the app's series.
+	Dest       string
 	DriftSince time.Time // zero while not drifted
 	// LiveDriftSince is when the live state began to differ from what was
 	// last synced (a hand edit); AwaitingSyncSince when the target moved
@@ -181,7 +187,7 @@ func (v *AppView) Key() string { return Key(v.App.Namespace, v.App.Name) }
 func (v *AppView) Status() AppStatus {
 	a := v.App
 	s := AppStatus{
-		Namespace: a.Namespace, Name: a.Name, Project: a.Spec.Project, Env: v.Env,
+		Namespace: a.Namespace, Name: a.Name, Project: a.Spec.Project, Env: v.Env, Dest: v.Dest,
 		SyncStatus: string(a.Status.Sync.Status), Health: string(a.Status.Health.Status),
 		AutoSync: v.AutoSync().Enabled,
 	}

@@ -60,7 +60,9 @@ type DeploymentSource struct {
 
 // Deployment is one deployment of an app, as the tracker decided it.
 type Deployment struct {
-	UID, Namespace, Name, Project, Env string
+	// Identity of the app; Dest names its destination cluster
+	// (AppView.Dest).
+	UID, Namespace, Name, Project, Env, Dest string
 	// Result is one of DeploymentResults.
 	Result string
 	// Revision (single source) or Revisions (one per source) deployed;

@@ -33,8 +33,9 @@ type Fact struct {
 	Name string
 	// Time is when it happened, as far as crowsnest can tell.
 	Time time.Time
-	// App is the app's key (namespace/name); Project and Env its labels.
-	App, Project, Env string
+	// App is the app's key (namespace/name); Project and Env its labels,
+	// Dest the name of its destination cluster (AppView.Dest).
+	App, Project, Env, Dest string
 	// TraceID is the trace of the operation the fact belongs to, if any.
 	TraceID string
 	// Attrs are further key/value pairs, keys strings, in a fixed order.

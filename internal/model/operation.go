@@ -8,8 +8,9 @@ import (
 // Operation is a finished sync operation of one Application, as the tracker
 // observed it: what traces and duration histograms are made of.
 type Operation struct {
-	// Identity of the app.
-	UID, Namespace, Name, Project, Env string
+	// Identity of the app; Dest names its destination cluster
+	// (AppView.Dest).
+	UID, Namespace, Name, Project, Env, Dest string
 	// Revision synced to, who started the operation ("automated" or a
 	// user name), its result (Succeeded, Failed, Error) and Argo CD's
 	// message.

@@ -199,7 +199,7 @@ func agreementApps() []agreementApp {
 			auto := map[autoSyncOf]bool{autoSyncEnvDefault: envAuto, autoSyncFlipped: !envAuto, autoSyncOn: true, autoSyncOff: false}[r.auto]
 			drifted := r.sync == "OutOfSync"
 			out = append(out, agreementApp{
-				state: rules.AppState{Namespace: "argocd", Name: env + "-" + r.name, Project: "shop", Env: env,
+				state: rules.AppState{Namespace: "argocd", Name: env + "-" + r.name, Project: "shop", Env: env, Dest: "in-cluster",
 					SyncStatus: r.sync, Health: r.health, Phase: r.phase, AutoSync: auto, Deleting: r.deleting, HeldByWindow: r.held,
 					LiveDrift: drifted && (!r.awaiting || r.both), AwaitingSync: drifted && r.awaiting, Retries: r.retries},
 				replicas:    max(r.replicas, 1),
@@ -208,10 +208,12 @@ func agreementApps() []agreementApp {
 		}
 	}
 	// One name in two namespaces (apps in any namespace), both drifted,
-	// only one auto-syncing: DriftNotHealed joins on namespace and name.
+	// only one auto-syncing, each deployed to a cluster of its own:
+	// DriftNotHealed joins on namespace and name, and each alert names its
+	// destination cluster.
 	for _, s := range []rules.AppState{
-		{Namespace: "team-a", Name: "dev-shared", Project: "team-a", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true, LiveDrift: true},
-		{Namespace: "team-b", Name: "dev-shared", Project: "team-b", Env: "dev", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: false, LiveDrift: true},
+		{Namespace: "team-a", Name: "dev-shared", Project: "team-a", Env: "dev", Dest: "dev-eu", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: true, LiveDrift: true},
+		{Namespace: "team-b", Name: "dev-shared", Project: "team-b", Env: "dev", Dest: "https://dev-us.example.com:6443", SyncStatus: "OutOfSync", Health: "Healthy", Phase: "Succeeded", AutoSync: false, LiveDrift: true},
 	} {
 		out = append(out, agreementApp{state: s, replicas: 1})
 	}
@@ -241,7 +243,7 @@ type agreementSample struct {
 func exposeApp(s rules.AppState, instance string) []agreementSample {
 	s = exposedState(s)
 	labels := func(extra ...string) string {
-		l := fmt.Sprintf(`namespace=%q,name=%q,project=%q,env=%q,job="crowsnest",instance=%q`, s.Namespace, s.Name, s.Project, s.Env, instance)
+		l := fmt.Sprintf(`namespace=%q,name=%q,project=%q,env=%q,dest_cluster=%q,job="crowsnest",instance=%q`, s.Namespace, s.Name, s.Project, s.Env, s.Dest, instance)
 		for i := 0; i+1 < len(extra); i += 2 {
 			l += fmt.Sprintf(",%s=%q", extra[i], extra[i+1])
 		}

@@ -72,7 +72,7 @@ type PagerConfig struct {
 // Pager evaluates the alerts that can be judged on one app's state
 // directly on crowsnest's state and posts them to Alertmanager API v2, with
 // the labels the Prometheus rules give them (alertname, severity and the
-// app's namespace, name, project, env), so Alertmanager deduplicates the
+// app's namespace, name, project, env, dest_cluster), so Alertmanager deduplicates the
 // two paths. Alerts resolve by endsAt. It runs in its own goroutine and
 // never blocks the tracker.
 //
@@ -252,6 +252,9 @@ func (p *Pager) Evaluate(now time.Time) models.PostableAlerts {
 			if st == nil {
 				labels := map[string]string{"alertname": a.Name, "severity": string(v.Severity),
 					"namespace": app.Namespace, "name": app.Name, "project": app.Project, "env": app.Env}
+				if app.Dest != "" { // an empty label is no label, in Prometheus' alerts too
+					labels["dest_cluster"] = app.Dest
+				}
 				for i, key := range p.cfg.AppLabels {
 					if value, ok := app.Labels[key]; ok {
 						labels[p.appLabelNames[i]] = value

@@ -33,7 +33,7 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 // the last attempt).
 func sampleOperation() *model.Operation {
 	return &model.Operation{
-		UID: "uid-1", Namespace: "argocd", Name: "dev-backend", Project: "platform", Env: "dev",
+		UID: "uid-1", Namespace: "argocd", Name: "dev-backend", Project: "platform", Env: "dev", Dest: "prod-eu",
 		Revision: "abc123", Initiator: "automated", Result: "Failed", Message: "one or more objects failed to apply",
 		StartedAt: t0, FinishedAt: at(9 * time.Second), RetryCount: 1,
 		Waves: []model.Wave{
@@ -114,7 +114,7 @@ func checkSampleTrace(t *testing.T, spans []otlptest.Span, op *model.Operation) 
 		t.Errorf("root span [%v, %v], want [%v, %v]", root.Start, root.End, t0, at(9500*time.Millisecond))
 	}
 	for k, want := range map[string]string{
-		AttrApp: "argocd/dev-backend", AttrProject: "platform", AttrEnv: "dev", AttrRevision: "abc123",
+		AttrApp: "argocd/dev-backend", AttrProject: "platform", AttrEnv: "dev", AttrDestCluster: "prod-eu", AttrRevision: "abc123",
 		AttrInitiator: "automated", AttrResult: "Failed", AttrRetryCount: "1", AttrPartial: "false",
 		// OpenTelemetry's CI/CD and VCS conventions.
 		"cicd.pipeline.name": "argocd/dev-backend", "cicd.pipeline.action.name": "SYNC",

@@ -22,19 +22,22 @@ const (
 	AttrAppNamespace = "argocd.app.namespace" //
 	AttrProject      = "argocd.app.project"
 	AttrEnv          = string(semconv.DeploymentEnvironmentNameKey)
-	AttrRevision     = "argocd.sync.revision"
-	AttrRevisions    = "argocd.sync.revisions"   // one per source of a multi-source app
-	AttrDrySHA       = "argocd.hydrator.dry_sha" // the dry commit a hydrated revision renders
-	AttrInitiator    = "argocd.sync.initiator"
-	AttrResult       = "argocd.sync.result"
-	AttrMessage      = "argocd.sync.message"
-	AttrRetryCount   = "argocd.sync.retry_count"
-	AttrAttempt      = "argocd.sync.attempt" // 0 for the first run, n for the nth retry
-	AttrPartial      = "crowsnest.partial"
-	AttrPhase        = "argocd.sync.phase"
-	AttrWave         = "argocd.sync.wave"
-	AttrResources    = "argocd.sync.resources"
-	AttrBlocked      = "crowsnest.blocked_seconds" // time a sync window held the wave
+	// AttrDestCluster names the cluster the app deploys to
+	// (model.AppView.Dest: in-cluster, a spoke's name, or a server URL).
+	AttrDestCluster = "argocd.app.destination.cluster"
+	AttrRevision    = "argocd.sync.revision"
+	AttrRevisions   = "argocd.sync.revisions"   // one per source of a multi-source app
+	AttrDrySHA      = "argocd.hydrator.dry_sha" // the dry commit a hydrated revision renders
+	AttrInitiator   = "argocd.sync.initiator"
+	AttrResult      = "argocd.sync.result"
+	AttrMessage     = "argocd.sync.message"
+	AttrRetryCount  = "argocd.sync.retry_count"
+	AttrAttempt     = "argocd.sync.attempt" // 0 for the first run, n for the nth retry
+	AttrPartial     = "crowsnest.partial"
+	AttrPhase       = "argocd.sync.phase"
+	AttrWave        = "argocd.sync.wave"
+	AttrResources   = "argocd.sync.resources"
+	AttrBlocked     = "crowsnest.blocked_seconds" // time a sync window held the wave
 
 	// Deployments (see model.Deployment): set on the root span of an
 	// operation that changed the revisions the app runs.
@@ -133,6 +136,7 @@ func record(ctx context.Context, tracer oteltrace.Tracer, op *model.Operation) {
 			attribute.String(AttrAppName, op.Name),
 			attribute.String(AttrProject, op.Project),
 			attribute.String(AttrEnv, op.Env),
+			attribute.String(AttrDestCluster, op.Dest),
 			attribute.String(AttrRevision, op.RevisionText()),
 			attribute.StringSlice(AttrRevisions, op.Revisions),
 			attribute.String(AttrInitiator, op.Initiator),

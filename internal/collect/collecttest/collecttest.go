@@ -100,7 +100,7 @@ type FamilyCase struct {
 func FamilyCases(t0 time.Time) []FamilyCase {
 	return []FamilyCase{
 		// No status at all.
-		{"no status", &model.AppView{App: WebApp(), Env: "unknown"}},
+		{"no status", &model.AppView{App: WebApp(), Env: "unknown", Dest: "in-cluster"}},
 		// Synced and healthy, last operation finished before crowsnest started.
 		{"synced", &model.AppView{
 			App: WebApp(func(a *v1alpha1.Application) {
@@ -118,6 +118,7 @@ func FamilyCases(t0 time.Time) []FamilyCase {
 				}
 			}),
 			Env:            "prod",
+			Dest:           "in-cluster",
 			Policies:       []model.PolicyResult{{Policy: "auto_sync", Violated: true}, {Policy: "images_by_digest"}},
 			Phase:          "Failed",
 			LastFinished:   &model.FinishedOperation{Result: model.ResultFailed, Started: t0.Add(-10 * time.Minute), Finished: t0.Add(-9 * time.Minute)},
@@ -142,6 +143,7 @@ func FamilyCases(t0 time.Time) []FamilyCase {
 				}
 			}),
 			Env:               "unknown",
+			Dest:              "in-cluster",
 			DriftSince:        t0,
 			AwaitingSyncSince: t0,
 		}},
@@ -153,6 +155,7 @@ func FamilyCases(t0 time.Time) []FamilyCase {
 				a.Status.OperationState = &v1alpha1.OperationState{Phase: "Pausing", StartedAt: metav1.NewTime(t0)}
 			}),
 			Env:      "unknown",
+			Dest:     "in-cluster",
 			Phase:    "Pausing",
 			Progress: &model.SyncProgress{Wave: model.UnknownWave},
 		}},
@@ -168,7 +171,8 @@ func FamilyCases(t0 time.Time) []FamilyCase {
 				}
 				a.Spec.Destination = v1alpha1.ApplicationDestination{Name: "prod-eu", Namespace: "web"}
 			}),
-			Env: "unknown",
+			Env:  "unknown",
+			Dest: "prod-eu",
 		}},
 	}
 }

@@ -65,19 +65,19 @@ func testFamily(t *testing.T, family string, want map[string]string) {
 func TestAppInfo(t *testing.T) {
 	testFamily(t, "crowsnest_app_info", map[string]string{
 		"no status": `
-crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
+crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
 `,
 		"synced": `
-crowsnest_app_info{namespace="argocd",name="web",project="shop",env="prod",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="true",self_heal="false",prune="true"} 1
+crowsnest_app_info{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="true",self_heal="false",prune="true"} 1
 `,
 		"out of sync": `
-crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
+crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
 `,
 		"unknown states": `
-crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
+crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
 `,
 		"odd labels": `
-crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",repo="https://gitlab.example.com/platform/charts.git",path="we\"ird\\chart",target_revision="1.2.*",dest_server="prod-eu",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
+crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",repo="https://gitlab.example.com/platform/charts.git",path="we\"ird\\chart",target_revision="1.2.*",dest_server="prod-eu",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
 `,
 	})
 }
@@ -85,20 +85,20 @@ crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",re
 func TestAppSourceInfo(t *testing.T) {
 	testFamily(t, "crowsnest_app_source_info", map[string]string{
 		"no status": `
-crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",source="0",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",ref=""} 1
+crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",source="0",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",ref=""} 1
 `,
 		"synced": `
-crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="prod",source="0",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",ref=""} 1
+crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",source="0",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",ref=""} 1
 `,
 		"out of sync": `
-crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",source="0",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",ref=""} 1
+crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",source="0",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",ref=""} 1
 `,
 		"unknown states": `
-crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",source="0",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",ref=""} 1
+crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",source="0",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",ref=""} 1
 `,
 		"odd labels": `
-crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",source="0",repo="https://other.example.com/values.git",path="",target_revision="",ref="values"} 1
-crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",source="1",repo="https://gitlab.example.com/platform/charts.git",path="we\"ird\\chart",target_revision="1.2.*",ref=""} 1
+crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",source="0",repo="https://other.example.com/values.git",path="",target_revision="",ref="values"} 1
+crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",source="1",repo="https://gitlab.example.com/platform/charts.git",path="we\"ird\\chart",target_revision="1.2.*",ref=""} 1
 `,
 	})
 }
@@ -106,29 +106,29 @@ crowsnest_app_source_info{namespace="argocd",name="web",project="shop",env="unkn
 func TestAppSyncStatus(t *testing.T) {
 	testFamily(t, "crowsnest_app_sync_status", map[string]string{
 		"no status": `
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="Synced"} 0
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="OutOfSync"} 0
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="Unknown"} 1
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Synced"} 0
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="OutOfSync"} 0
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Unknown"} 1
 `,
 		"synced": `
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="prod",status="Synced"} 1
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="prod",status="OutOfSync"} 0
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="prod",status="Unknown"} 0
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",status="Synced"} 1
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",status="OutOfSync"} 0
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",status="Unknown"} 0
 `,
 		"out of sync": `
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="Synced"} 0
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="OutOfSync"} 1
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="Unknown"} 0
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Synced"} 0
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="OutOfSync"} 1
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Unknown"} 0
 `,
 		"unknown states": `
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="Synced"} 0
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="OutOfSync"} 0
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="Unknown"} 1
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Synced"} 0
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="OutOfSync"} 0
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Unknown"} 1
 `,
 		"odd labels": `
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="Synced"} 0
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="OutOfSync"} 0
-crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",status="Unknown"} 1
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",status="Synced"} 0
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",status="OutOfSync"} 0
+crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",status="Unknown"} 1
 `,
 	})
 }
@@ -136,44 +136,44 @@ crowsnest_app_sync_status{namespace="argocd",name="web",project="shop",env="unkn
 func TestAppHealthStatus(t *testing.T) {
 	testFamily(t, "crowsnest_app_health_status", map[string]string{
 		"no status": `
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Healthy"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Progressing"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Degraded"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Suspended"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Missing"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Unknown"} 1
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Healthy"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Progressing"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Degraded"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Suspended"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Missing"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Unknown"} 1
 `,
 		"synced": `
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",status="Healthy"} 1
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",status="Progressing"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",status="Degraded"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",status="Suspended"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",status="Missing"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",status="Unknown"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",status="Healthy"} 1
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",status="Progressing"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",status="Degraded"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",status="Suspended"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",status="Missing"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",status="Unknown"} 0
 `,
 		"out of sync": `
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Healthy"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Progressing"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Degraded"} 1
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Suspended"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Missing"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Unknown"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Healthy"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Progressing"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Degraded"} 1
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Suspended"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Missing"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Unknown"} 0
 `,
 		"unknown states": `
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Healthy"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Progressing"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Degraded"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Suspended"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Missing"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Unknown"} 1
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Healthy"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Progressing"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Degraded"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Suspended"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Missing"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",status="Unknown"} 1
 `,
 		"odd labels": `
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Healthy"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Progressing"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Degraded"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Suspended"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Missing"} 0
-crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",status="Unknown"} 1
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",status="Healthy"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",status="Progressing"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",status="Degraded"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",status="Suspended"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",status="Missing"} 0
+crowsnest_app_health_status{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",status="Unknown"} 1
 `,
 	})
 }
@@ -182,23 +182,23 @@ func TestAppOperationPhase(t *testing.T) {
 	testFamily(t, "crowsnest_app_operation_phase", map[string]string{
 		"no status": "",
 		"synced": `
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Pending"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Running"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Terminating"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Succeeded"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Failed"} 1
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Error"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",phase="Terminated"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",phase="Pending"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",phase="Running"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",phase="Terminating"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",phase="Succeeded"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",phase="Failed"} 1
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",phase="Error"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",phase="Terminated"} 0
 `,
 		"out of sync": "",
 		"unknown states": `
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",phase="Pending"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",phase="Running"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",phase="Terminating"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",phase="Succeeded"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",phase="Failed"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",phase="Error"} 0
-crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",phase="Terminated"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",phase="Pending"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",phase="Running"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",phase="Terminating"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",phase="Succeeded"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",phase="Failed"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",phase="Error"} 0
+crowsnest_app_operation_phase{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",phase="Terminated"} 0
 `,
 		"odd labels": "",
 	})
@@ -237,19 +237,19 @@ func TestAppReconciledTimestampSeconds(t *testing.T) {
 func TestAppSyncWindowHeld(t *testing.T) {
 	testFamily(t, "crowsnest_app_sync_window_held", map[string]string{
 		"no status": `
-crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 0
 `,
 		"synced": `
-crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="prod"} 0
+crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster"} 0
 `,
 		"out of sync": `
-crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 0
 `,
 		"unknown states": `
-crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 0
 `,
 		"odd labels": `
-crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_sync_window_held{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu"} 0
 `,
 	})
 	// Held by a window.
@@ -285,8 +285,8 @@ func TestAppOutOfSyncResources(t *testing.T) {
 		"no status": "",
 		"synced":    "",
 		"out of sync": `
-crowsnest_app_out_of_sync_resources{namespace="argocd",name="web",project="shop",env="unknown",group="",kind="ConfigMap"} 1
-crowsnest_app_out_of_sync_resources{namespace="argocd",name="web",project="shop",env="unknown",group="apps",kind="Deployment"} 2
+crowsnest_app_out_of_sync_resources{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",group="",kind="ConfigMap"} 1
+crowsnest_app_out_of_sync_resources{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",group="apps",kind="Deployment"} 2
 `,
 		"unknown states": "",
 		"odd labels":     "",
@@ -298,7 +298,7 @@ func TestAppDriftSinceTimestampSeconds(t *testing.T) {
 		"no status": "",
 		"synced":    "",
 		"out of sync": `
-crowsnest_app_drift_since_timestamp_seconds{namespace="argocd",name="web",project="shop",env="unknown"} 1.7956836e+09
+crowsnest_app_drift_since_timestamp_seconds{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 1.7956836e+09
 `,
 		"unknown states": "",
 		"odd labels":     "",
@@ -326,7 +326,7 @@ func TestAppAwaitingSyncSinceTimestampSeconds(t *testing.T) {
 		"no status": "",
 		"synced":    "",
 		"out of sync": `
-crowsnest_app_awaiting_sync_since_timestamp_seconds{namespace="argocd",name="web",project="shop",env="unknown"} 1.7956836e+09
+crowsnest_app_awaiting_sync_since_timestamp_seconds{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 1.7956836e+09
 `,
 		"unknown states": "",
 		"odd labels":     "",
@@ -337,8 +337,8 @@ func TestAppPolicyViolation(t *testing.T) {
 	testFamily(t, "crowsnest_app_policy_violation", map[string]string{
 		"no status": "",
 		"synced": `
-crowsnest_app_policy_violation{namespace="argocd",name="web",project="shop",env="prod",policy="auto_sync"} 1
-crowsnest_app_policy_violation{namespace="argocd",name="web",project="shop",env="prod",policy="images_by_digest"} 0
+crowsnest_app_policy_violation{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",policy="auto_sync"} 1
+crowsnest_app_policy_violation{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",policy="images_by_digest"} 0
 `,
 		"out of sync":    "",
 		"unknown states": "",
@@ -351,8 +351,8 @@ func TestAppConditions(t *testing.T) {
 		"no status": "",
 		"synced":    "",
 		"out of sync": `
-crowsnest_app_conditions{namespace="argocd",name="web",project="shop",env="unknown",type="ComparisonError"} 1
-crowsnest_app_conditions{namespace="argocd",name="web",project="shop",env="unknown",type="SyncError"} 2
+crowsnest_app_conditions{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",type="ComparisonError"} 1
+crowsnest_app_conditions{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",type="SyncError"} 2
 `,
 		"unknown states": "",
 		"odd labels":     "",
@@ -363,7 +363,7 @@ func TestAppLastSyncFinishedTimestampSeconds(t *testing.T) {
 	testFamily(t, "crowsnest_app_last_sync_finished_timestamp_seconds", map[string]string{
 		"no status": "",
 		"synced": `
-crowsnest_app_last_sync_finished_timestamp_seconds{namespace="argocd",name="web",project="shop",env="prod",result="Failed"} 1.79568306e+09
+crowsnest_app_last_sync_finished_timestamp_seconds{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",result="Failed"} 1.79568306e+09
 `,
 		"out of sync":    "",
 		"unknown states": "",
@@ -375,7 +375,7 @@ func TestAppLastSyncDurationSeconds(t *testing.T) {
 	testFamily(t, "crowsnest_app_last_sync_duration_seconds", map[string]string{
 		"no status": "",
 		"synced": `
-crowsnest_app_last_sync_duration_seconds{namespace="argocd",name="web",project="shop",env="prod"} 60
+crowsnest_app_last_sync_duration_seconds{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster"} 60
 `,
 		"out of sync":    "",
 		"unknown states": "",
@@ -397,7 +397,7 @@ func TestAppLastSuccessfulSyncTimestampSeconds(t *testing.T) {
 	testFamily(t, "crowsnest_app_last_successful_sync_timestamp_seconds", map[string]string{
 		"no status": "",
 		"synced": `
-crowsnest_app_last_successful_sync_timestamp_seconds{namespace="argocd",name="web",project="shop",env="prod"} 1.79568e+09
+crowsnest_app_last_successful_sync_timestamp_seconds{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster"} 1.79568e+09
 `,
 		"out of sync":    "",
 		"unknown states": "",
@@ -408,34 +408,34 @@ crowsnest_app_last_successful_sync_timestamp_seconds{namespace="argocd",name="we
 func TestAppSyncsTotal(t *testing.T) {
 	testFamily(t, "crowsnest_app_syncs_total", map[string]string{
 		"no status": `
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Succeeded"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Failed"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Error"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Terminated"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Succeeded"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Failed"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Error"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Terminated"} 0
 `,
 		"synced": `
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Succeeded"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Failed"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Error"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",result="Terminated"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",result="Succeeded"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",result="Failed"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",result="Error"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",result="Terminated"} 0
 `,
 		"out of sync": `
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Succeeded"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Failed"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Error"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Terminated"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Succeeded"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Failed"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Error"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Terminated"} 0
 `,
 		"unknown states": `
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Succeeded"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Failed"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Error"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Terminated"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Succeeded"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Failed"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Error"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="Terminated"} 0
 `,
 		"odd labels": `
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Succeeded"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Failed"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Error"} 0
-crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",result="Terminated"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",result="Succeeded"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",result="Failed"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",result="Error"} 0
+crowsnest_app_syncs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",result="Terminated"} 0
 `,
 	})
 }
@@ -493,19 +493,19 @@ func TestAppHydrationsTotal(t *testing.T) {
 func TestAppDryRunsTotal(t *testing.T) {
 	testFamily(t, "crowsnest_app_dry_runs_total", map[string]string{
 		"no status": `
-crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 0
 `,
 		"synced": `
-crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="prod"} 0
+crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster"} 0
 `,
 		"out of sync": `
-crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 0
 `,
 		"unknown states": `
-crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 0
 `,
 		"odd labels": `
-crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu"} 0
 `,
 	})
 }
@@ -513,19 +513,19 @@ crowsnest_app_dry_runs_total{namespace="argocd",name="web",project="shop",env="u
 func TestAppSelfHealsTotal(t *testing.T) {
 	testFamily(t, "crowsnest_app_self_heals_total", map[string]string{
 		"no status": `
-crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 0
 `,
 		"synced": `
-crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="prod"} 0
+crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster"} 0
 `,
 		"out of sync": `
-crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 0
 `,
 		"unknown states": `
-crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster"} 0
 `,
 		"odd labels": `
-crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="unknown"} 0
+crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu"} 0
 `,
 	})
 }
@@ -533,29 +533,29 @@ crowsnest_app_self_heals_total{namespace="argocd",name="web",project="shop",env=
 func TestAppDeploymentsTotal(t *testing.T) {
 	testFamily(t, "crowsnest_app_deployments_total", map[string]string{
 		"no status": `
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="succeeded"} 0
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="failed"} 0
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="rolled_back"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="succeeded"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="failed"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="rolled_back"} 0
 `,
 		"synced": `
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="prod",result="succeeded"} 0
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="prod",result="failed"} 0
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="prod",result="rolled_back"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",result="succeeded"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",result="failed"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",result="rolled_back"} 0
 `,
 		"out of sync": `
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="succeeded"} 0
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="failed"} 0
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="rolled_back"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="succeeded"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="failed"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="rolled_back"} 0
 `,
 		"unknown states": `
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="succeeded"} 0
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="failed"} 0
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="rolled_back"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="succeeded"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="failed"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",result="rolled_back"} 0
 `,
 		"odd labels": `
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="succeeded"} 0
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="failed"} 0
-crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",result="rolled_back"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",result="succeeded"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",result="failed"} 0
+crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",result="rolled_back"} 0
 `,
 	})
 }
@@ -563,29 +563,29 @@ crowsnest_app_deployments_total{namespace="argocd",name="web",project="shop",env
 func TestAppChangeFailuresTotal(t *testing.T) {
 	testFamily(t, "crowsnest_app_change_failures_total", map[string]string{
 		"no status": `
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="sync_failed"} 0
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="degraded"} 0
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="rolled_back"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",reason="sync_failed"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",reason="degraded"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",reason="rolled_back"} 0
 `,
 		"synced": `
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="prod",reason="sync_failed"} 0
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="prod",reason="degraded"} 0
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="prod",reason="rolled_back"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",reason="sync_failed"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",reason="degraded"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="prod",dest_cluster="in-cluster",reason="rolled_back"} 0
 `,
 		"out of sync": `
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="sync_failed"} 0
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="degraded"} 0
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="rolled_back"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",reason="sync_failed"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",reason="degraded"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",reason="rolled_back"} 0
 `,
 		"unknown states": `
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="sync_failed"} 0
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="degraded"} 0
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="rolled_back"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",reason="sync_failed"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",reason="degraded"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",reason="rolled_back"} 0
 `,
 		"odd labels": `
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="sync_failed"} 0
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="degraded"} 0
-crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",reason="rolled_back"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",reason="sync_failed"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",reason="degraded"} 0
+crowsnest_app_change_failures_total{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",reason="rolled_back"} 0
 `,
 	})
 }

@@ -267,6 +267,9 @@ func (s *Store) render(key string, v *model.AppView, h *appHistograms) *renderin
 	r.identity = appendLabel(r.identity, "name", v.App.Name)
 	r.identity = appendLabel(r.identity, "project", v.App.Spec.Project)
 	r.identity = appendLabel(r.identity, "env", v.Env)
+	if v.Dest != "" { // empty is absent in Prometheus: an app whose destination names no cluster
+		r.identity = appendLabel(r.identity, "dest_cluster", v.Dest)
+	}
 	emit := r.emit // one func value for every family: no allocation per family
 
 	ends := make([]uint32, len(s.families))

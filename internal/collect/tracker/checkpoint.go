@@ -240,7 +240,7 @@ func (t *Tracker) restore(key string, st *appState, app *v1alpha1.Application) {
 		return
 	}
 	ds.last = &model.Deployment{
-		UID: uid, Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: st.env,
+		UID: uid, Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: st.env, Dest: st.dest,
 		Result: d.Result, Revision: d.Revision, Revisions: d.Revisions, PreviousRevision: d.PreviousRevision, PreviousRevisions: d.PreviousRevisions,
 		SourceChanged: d.SourceChanged, Initiator: d.Initiator, StartedAt: d.Started, FinishedAt: d.Finished, TraceID: d.TraceID,
 	}

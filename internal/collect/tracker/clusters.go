@@ -54,6 +54,7 @@ type clusterIndex struct {
 	anyLocal bool
 	byServer map[string]string // normalized server URL -> cluster
 	byName   map[string]string // Argo CD's cluster name -> cluster
+	names    map[string]string // cluster -> its name, as model.AppView.Dest carries it
 }
 
 func newClusterIndex(c Clusters) clusterIndex {
@@ -61,11 +62,15 @@ func newClusterIndex(c Clusters) clusterIndex {
 	if name == "" {
 		name = v1alpha1.InClusterName
 	}
-	x := clusterIndex{anyLocal: c.AnyLocal, byServer: map[string]string{normalServer(v1alpha1.KubernetesInternalAPIServerAddr): ""}, byName: map[string]string{}}
+	x := clusterIndex{anyLocal: c.AnyLocal, byServer: map[string]string{normalServer(v1alpha1.KubernetesInternalAPIServerAddr): ""}, byName: map[string]string{},
+		names: map[string]string{"": name}}
 	for _, r := range c.Remote {
-		x.byServer[normalServer(r.Server)] = normalServer(r.Server)
+		server := normalServer(r.Server)
+		x.byServer[server] = server
+		x.names[server] = server
 		if r.Name != "" {
-			x.byName[r.Name] = normalServer(r.Server)
+			x.byName[r.Name] = server
+			x.names[server] = r.Name
 		}
 	}
 	// The local cluster's names win: its workloads are always watched.
@@ -92,6 +97,25 @@ func (x clusterIndex) of(app *v1alpha1.Application) (cluster string, watched boo
 	return cluster, watched
 }
 
+// dest returns the name of the cluster app deploys to, as its series,
+// alerts, facts and traces carry it (model.AppView.Dest): the
+// destination's name; for a destination by server URL, the name crowsnest
+// knows for that server (the local cluster's, a watched spoke's) or else
+// the URL itself, normalized; in a replay (AnyLocal), the local name. A label of names rather than URLs lets
+// Alertmanager route a cluster's alerts and CrowsnestClusterDown inhibit
+// them. Empty only when the destination names neither.
+func (x clusterIndex) dest(app *v1alpha1.Application) string {
+	d := app.Spec.Destination
+	if d.Server == "" {
+		return d.Name
+	}
+	server := normalServer(d.Server)
+	if c, ok := x.byServer[server]; ok || x.anyLocal {
+		return x.names[c] // c is "" when not found: the local cluster
+	}
+	return server
+}
+
 // normalServer is a server URL as compared: without a trailing slash, in
 // lower case (Argo CD compares them as written; a host is case-blind).
 func normalServer(s string) string { return strings.ToLower(strings.TrimRight(s, "/")) }
@@ -114,7 +138,7 @@ func (t *Tracker) joinCluster(key string, old, st *appState, app *v1alpha1.Appli
 		t.workloads.addApp(cluster, app.Name, key)
 		refresh = append(refresh, cluster)
 	}
-	st.cluster, st.joined = cluster, joined
+	st.cluster, st.joined, st.dest = cluster, joined, t.clusters.dest(app)
 	return refresh
 }
 

@@ -209,7 +209,7 @@ func (t *Tracker) deployment(st *appState, op finishedOp, o *model.Operation, fa
 		return
 	}
 	d := &model.Deployment{
-		UID: o.UID, Namespace: o.Namespace, Name: o.Name, Project: o.Project, Env: o.Env,
+		UID: o.UID, Namespace: o.Namespace, Name: o.Name, Project: o.Project, Env: o.Env, Dest: o.Dest,
 		Revision: op.revision, Revisions: op.revisions, PreviousRevision: prev, PreviousRevisions: prevRevs,
 		Changed:       changedSources(&st.app.Spec, op.revision, op.revisions, prev, prevRevs),
 		SourceChanged: !cur.sameSources(prevRuns),

@@ -193,7 +193,7 @@ func (t *Tracker) placeApps(old, set *rolloutSet, out *outbox) {
 		}
 		t.observeWindow(st)
 		if p != nil && (prev == nil || prev.Status != p.Status || prev.Step != p.Step) && !p.Since.Before(t.started) {
-			facts := factLog{out: out, app: key, project: st.app.Spec.Project, env: st.env}
+			facts := factLog{out: out, app: key, project: st.app.Spec.Project, env: st.env, dest: st.dest}
 			facts.add(model.FactRolloutStatusChanged, p.Since, "", "applicationset", p.ApplicationSet, "step", p.Step, "status", p.Status)
 		}
 		out.views = append(out.views, t.view(key, st))

@@ -159,8 +159,11 @@ type appState struct {
 	env         string // the app's env, as of the last event or reload
 	// joined: the app deploys to a cluster whose workloads crowsnest
 	// watches, cluster (clusterIndex.of), so they join it.
-	joined     bool
-	cluster    string
+	joined  bool
+	cluster string
+	// dest is the name of the cluster the app deploys to
+	// (clusterIndex.dest), as of the last event.
+	dest       string
 	driftSince time.Time
 	syncs      [model.NumResults]uint64
 	// seen holds the operations already counted, or finished before
@@ -395,7 +398,7 @@ func (t *Tracker) Handle(e model.Event) {
 	if first {
 		t.restore(key, st, e.App)
 	}
-	facts := factLog{out: &out, app: key, project: e.App.Spec.Project, env: st.env}
+	facts := factLog{out: &out, app: key, project: e.App.Spec.Project, env: st.env, dest: st.dest}
 	t.observeDrift(st, e, facts)
 	t.observeHealth(st, e, facts)
 	if op := e.App.Status.OperationState; op != nil {
@@ -534,14 +537,14 @@ func (t *Tracker) planChildLinks(st *appState, now time.Time) {
 
 // factLog collects the facts of one app for publication.
 type factLog struct {
-	out               *outbox
-	app, project, env string
+	out                     *outbox
+	app, project, env, dest string
 }
 
 // add records the fact name at time at, of the trace traceID (may be
 // empty), with further key/value pairs.
 func (f factLog) add(name string, at time.Time, traceID string, attrs ...any) {
-	f.out.facts = append(f.out.facts, &model.Fact{Name: name, Time: at, App: f.app, Project: f.project, Env: f.env, TraceID: traceID, Attrs: attrs})
+	f.out.facts = append(f.out.facts, &model.Fact{Name: name, Time: at, App: f.app, Project: f.project, Env: f.env, Dest: f.dest, TraceID: traceID, Attrs: attrs})
 }
 
 // SetClassifier replaces the environment rules (on config reload) and
@@ -559,7 +562,7 @@ func (t *Tracker) SetClassifier(c Classifier) {
 
 // view assembles the app's view for the subscribers.
 func (t *Tracker) view(key string, st *appState) *model.AppView {
-	v := &model.AppView{Deployments: st.deploy.counts, ChangeFailures: st.deploy.failures, Progress: st.progress(st.seenAt), App: st.app, Env: st.env, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
+	v := &model.AppView{Deployments: st.deploy.counts, ChangeFailures: st.deploy.failures, Progress: st.progress(st.seenAt), App: st.app, Env: st.env, Dest: st.dest, DriftSince: st.driftSince, Syncs: st.syncs, LastWaves: st.lastWaves,
 		Workloads: t.workloadsOf(st), Phase: st.phase, PendingSince: st.pendingSince,
 		LastFinished: st.lastFinished, DryRuns: st.dryRuns, LastSuccessful: st.lastSuccessful,
 		HeldByWindow: st.held, Hydration: hydrationView(st.app, st.hydration), Rollout: t.rollouts.of(st.app.Namespace, st.app.Name)}
@@ -902,7 +905,7 @@ func (t *Tracker) count(st *appState, facts factLog, out *outbox, op finishedOp)
 func (t *Tracker) operation(st *appState, op finishedOp) *model.Operation {
 	app := st.app
 	o := &model.Operation{
-		UID: string(app.UID), Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: st.env,
+		UID: string(app.UID), Namespace: app.Namespace, Name: app.Name, Project: app.Spec.Project, Env: st.env, Dest: st.dest,
 		Revision: op.revision, Revisions: op.revisions, Initiator: op.initiator, Result: op.result, Message: op.message,
 		StartedAt: op.started, FinishedAt: op.finished, Seq: op.key.seq, Partial: true,
 	}

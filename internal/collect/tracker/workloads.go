@@ -65,7 +65,7 @@ func (t *Tracker) noteDegraded(w *workloadState, e model.WorkloadEvent, out *out
 	if now {
 		name = model.FactWorkloadDegraded
 	}
-	out.facts = append(out.facts, &model.Fact{Name: name, Time: e.Time, App: appKey, Project: st.app.Spec.Project, Env: st.env, Attrs: w.Describe()})
+	out.facts = append(out.facts, &model.Fact{Name: name, Time: e.Time, App: appKey, Project: st.app.Spec.Project, Env: st.env, Dest: st.dest, Attrs: w.Describe()})
 	w.degraded, w.reported = now, true
 }
 

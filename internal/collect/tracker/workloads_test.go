@@ -131,20 +131,21 @@ func TestOnlyAppsInTheWatchedClusterJoinItsWorkloads(t *testing.T) {
 		app      *v1alpha1.Application
 		from     string // the workload's cluster
 		join     bool
+		dest     string // the dest_cluster label of its series, alerts and facts
 	}{
-		{"Argo CD's own cluster by server", Clusters{}, at("https://kubernetes.default.svc", ""), "", true},
-		{"Argo CD's own cluster by server, trailing slash", Clusters{}, at("https://kubernetes.default.svc/", ""), "", true},
-		{"in-cluster by name", Clusters{}, at("", "in-cluster"), "", true},
-		{"a renamed local cluster", Clusters{Local: LocalCluster{Name: "hub"}}, at("", "hub"), "", true},
-		{"in-cluster, renamed away", Clusters{Local: LocalCluster{Name: "hub"}}, at("", "in-cluster"), "", false},
-		{"the API server crowsnest reaches", Clusters{Local: LocalCluster{Servers: []string{"https://10.0.0.1:6443"}}}, at("https://10.0.0.1:6443", ""), "", true},
-		{"another cluster by server", Clusters{}, at("https://prod-eu.example.com", ""), "", false},
-		{"another cluster by name", Clusters{}, at("", "prod-eu"), "", false},
-		{"a replay: every destination", Clusters{AnyLocal: true}, at("https://prod-eu.example.com", ""), "", true},
-		{"a watched spoke by server: its workload", spoke, at("https://prod-eu.example.com:6443/", ""), "https://prod-eu.example.com:6443", true},
-		{"a watched spoke by name: its workload", spoke, at("", "prod-eu"), "https://PROD-EU.example.com:6443", true},
-		{"a watched spoke: the hub's workload of that name", spoke, at("", "prod-eu"), "", false},
-		{"the hub's app: a spoke's workload of that name", spoke, at("https://kubernetes.default.svc", ""), "https://prod-eu.example.com:6443", false},
+		{"Argo CD's own cluster by server", Clusters{}, at("https://kubernetes.default.svc", ""), "", true, "in-cluster"},
+		{"Argo CD's own cluster by server, trailing slash", Clusters{}, at("https://kubernetes.default.svc/", ""), "", true, "in-cluster"},
+		{"in-cluster by name", Clusters{}, at("", "in-cluster"), "", true, "in-cluster"},
+		{"a renamed local cluster", Clusters{Local: LocalCluster{Name: "hub"}}, at("", "hub"), "", true, "hub"},
+		{"in-cluster, renamed away", Clusters{Local: LocalCluster{Name: "hub"}}, at("", "in-cluster"), "", false, "in-cluster"},
+		{"the API server crowsnest reaches", Clusters{Local: LocalCluster{Servers: []string{"https://10.0.0.1:6443"}}}, at("https://10.0.0.1:6443", ""), "", true, "in-cluster"},
+		{"another cluster by server", Clusters{}, at("https://prod-eu.example.com", ""), "", false, "https://prod-eu.example.com"},
+		{"another cluster by name", Clusters{}, at("", "prod-eu"), "", false, "prod-eu"},
+		{"a replay: every destination", Clusters{AnyLocal: true}, at("https://prod-eu.example.com", ""), "", true, "in-cluster"},
+		{"a watched spoke by server: its workload", spoke, at("https://prod-eu.example.com:6443/", ""), "https://prod-eu.example.com:6443", true, "prod-eu"},
+		{"a watched spoke by name: its workload", spoke, at("", "prod-eu"), "https://PROD-EU.example.com:6443", true, "prod-eu"},
+		{"a watched spoke: the hub's workload of that name", spoke, at("", "prod-eu"), "", false, "prod-eu"},
+		{"the hub's app: a spoke's workload of that name", spoke, at("https://kubernetes.default.svc", ""), "https://prod-eu.example.com:6443", false, "in-cluster"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			facts := &factRecorder{}
@@ -163,6 +164,14 @@ func TestOnlyAppsInTheWatchedClusterJoinItsWorkloads(t *testing.T) {
 			}
 			if n := len(facts.all()); n != map[bool]int{true: 1, false: 0}[tc.join] {
 				t.Errorf("%d workload facts %v, want one only when it joins", n, facts.all())
+			}
+			if _, ok := value(t, s, "crowsnest_app_info", "name", "web", "dest_cluster", tc.dest); !ok {
+				t.Errorf("no crowsnest_app_info with dest_cluster=%q", tc.dest)
+			}
+			for _, f := range facts.all() {
+				if f.Dest != tc.dest {
+					t.Errorf("fact %s names the cluster %q, want %q", f.Name, f.Dest, tc.dest)
+				}
 			}
 		})
 	}
