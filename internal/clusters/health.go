@@ -21,8 +21,8 @@ type Health struct {
 func NewHealth(reg prometheus.Registerer) *Health {
 	h := &Health{up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "crowsnest_cluster_up",
-		Help: "Whether the API server of a destination cluster crowsnest watches workloads in (--clusters.dir) answered its last probe (1) or not (0); 0 for a cluster whose authentication crowsnest does not support. dest_server and dest_name are its Argo CD cluster Secret's server and name.",
-	}, []string{"dest_server", "dest_name"}), interval: ProbeInterval}
+		Help: "Whether the API server of a destination cluster crowsnest watches workloads in (--clusters.dir) answered its last probe (1) or not (0); 0 for a cluster whose authentication crowsnest does not support. dest_server and dest_cluster are its Argo CD cluster Secret's server and name (the server when it has none): the dest_cluster of the apps deployed to it.",
+	}, []string{"dest_server", "dest_cluster"}), interval: ProbeInterval}
 	reg.MustRegister(h.up)
 	return h
 }

@@ -495,12 +495,12 @@ func Alerts() []Alert {
 			// over crowsnest's replicas and shards (each watches every
 			// spoke): one alert per cluster, only when none reaches it.
 			Expr: func(string) string {
-				return `max by (cluster, dest_server, dest_name) (crowsnest_cluster_up) == 0`
+				return `max by (cluster, dest_server, dest_cluster) (crowsnest_cluster_up) == 0`
 			},
 			For:         10 * time.Minute,
 			Variants:    []Variant{{AllEnvs, Warning}},
 			Summary:     "crowsnest cannot read a destination cluster",
-			Description: "crowsnest has not reached the API server of cluster {{ $labels.dest_name }} ({{ $labels.dest_server }}) for 10 minutes, or cannot authenticate to it: the workload series, events and hook waves of apps deployed there are stale or missing.",
+			Description: "crowsnest has not reached the API server of cluster {{ $labels.dest_cluster }} ({{ $labels.dest_server }}) for 10 minutes, or cannot authenticate to it: the workload series, events and hook waves of apps deployed there are stale or missing.",
 		},
 	})
 }

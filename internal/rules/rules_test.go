@@ -96,6 +96,21 @@ func replica2(series string) string {
 	return strings.Replace(series, `instance="crowsnest:9829"`, `instance="crowsnest-2:9829"`, 1)
 }
 
+// hubApp is a series of argocd/prod-web, deployed to prod-eu, as the
+// crowsnest replica (instance) of the installation cluster serves it.
+func hubApp(metric, cluster, instance string, extra ...string) string {
+	l := fmt.Sprintf(`cluster=%q,namespace="argocd",name="prod-web",project="shop",env="prod",dest_cluster="prod-eu",job="crowsnest",instance="%s:9829"`, cluster, instance)
+	for i := 0; i+1 < len(extra); i += 2 {
+		l += fmt.Sprintf(",%s=%q", extra[i], extra[i+1])
+	}
+	return metric + "{" + l + "}"
+}
+
+// hubWant is the labels of an alert on hubApp's app of cluster.
+func hubWant(cluster, severity string) map[string]string {
+	return map[string]string{"cluster": cluster, "namespace": "argocd", "name": "prod-web", "project": "shop", "env": "prod", "dest_cluster": "prod-eu", "severity": severity}
+}
+
 func want(name, env, severity string) map[string]string {
 	return map[string]string{"namespace": "argocd", "name": name, "project": "default", "env": env, "severity": severity}
 }
@@ -506,19 +521,66 @@ func promtoolCases() []promtoolCase {
 				{"22m", "CrowsnestWatchStale", []map[string]string{{"source": "kubernetes", "job": "crowsnest", "instance": "b:9829", "severity": "warning"}}},
 			},
 		},
+		{ // two installations (hubs) scraped by one Prometheus, each with an
+			// argocd/prod-web deployed to a spoke both name prod-eu: every
+			// alert and join keeps the cluster apart. hub-a's app drifts
+			// (two replicas: one alert); hub-b's drifts too but is being
+			// deleted, which silences hub-b's alone; both are Degraded:
+			// one alert per hub; both hubs lose their prod-eu: one
+			// CrowsnestClusterDown each.
+			series: []series{
+				{hubApp("crowsnest_app_sync_status", "hub-a", "a", "status", "OutOfSync"), "1x10"},
+				{hubApp("crowsnest_app_live_drift_since_timestamp_seconds", "hub-a", "a"), "1x10"},
+				{hubApp("crowsnest_app_health_status", "hub-a", "a", "status", "Degraded"), "1x10"},
+				{hubApp("crowsnest_app_sync_status", "hub-a", "b", "status", "OutOfSync"), "1x10"},
+				{hubApp("crowsnest_app_live_drift_since_timestamp_seconds", "hub-a", "b"), "1x10"},
+				{hubApp("crowsnest_app_health_status", "hub-a", "b", "status", "Degraded"), "1x10"},
+				{hubApp("crowsnest_app_sync_status", "hub-b", "a", "status", "OutOfSync"), "1x10"},
+				{hubApp("crowsnest_app_live_drift_since_timestamp_seconds", "hub-b", "a"), "1x10"},
+				{hubApp("crowsnest_app_deletion_timestamp_seconds", "hub-b", "a"), "0x10"},
+				{hubApp("crowsnest_app_health_status", "hub-b", "a", "status", "Degraded"), "1x10"},
+				{`crowsnest_cluster_up{cluster="hub-a",dest_server="https://eu:6443",dest_cluster="prod-eu",job="crowsnest",instance="a:9829"}`, "0x20"},
+				{`crowsnest_cluster_up{cluster="hub-b",dest_server="https://eu:6443",dest_cluster="prod-eu",job="crowsnest",instance="a:9829"}`, "0x20"},
+			},
+			checks: []check{
+				{"6m", "CrowsnestProdDrift", []map[string]string{hubWant("hub-a", "critical")}},
+				{"6m", "CrowsnestProdAppDegraded", []map[string]string{hubWant("hub-a", "critical"), hubWant("hub-b", "critical")}},
+				{"11m", "CrowsnestClusterDown", []map[string]string{
+					{"cluster": "hub-a", "dest_server": "https://eu:6443", "dest_cluster": "prod-eu", "severity": "warning"},
+					{"cluster": "hub-b", "dest_server": "https://eu:6443", "dest_cluster": "prod-eu", "severity": "warning"},
+				}},
+			},
+		},
+		{ // one installation, apps in any namespace: two apps named web in
+			// team-a and team-b, deployed to two clusters; only team-a's
+			// is being deleted and only team-b's sync failed. Each alert
+			// is its own app's, naming its cluster.
+			series: []series{
+				{`crowsnest_app_sync_status{namespace="team-a",name="web",project="a",env="prod",dest_cluster="prod-eu",job="crowsnest",instance="a:9829",status="OutOfSync"}`, "1x10"},
+				{`crowsnest_app_live_drift_since_timestamp_seconds{namespace="team-a",name="web",project="a",env="prod",dest_cluster="prod-eu",job="crowsnest",instance="a:9829"}`, "1x10"},
+				{`crowsnest_app_deletion_timestamp_seconds{namespace="team-a",name="web",project="a",env="prod",dest_cluster="prod-eu",job="crowsnest",instance="a:9829"}`, "0x10"},
+				{`crowsnest_app_sync_status{namespace="team-b",name="web",project="b",env="prod",dest_cluster="prod-us",job="crowsnest",instance="a:9829",status="OutOfSync"}`, "1x10"},
+				{`crowsnest_app_live_drift_since_timestamp_seconds{namespace="team-b",name="web",project="b",env="prod",dest_cluster="prod-us",job="crowsnest",instance="a:9829"}`, "1x10"},
+				{`crowsnest_app_operation_phase{namespace="team-b",name="web",project="b",env="prod",dest_cluster="prod-us",job="crowsnest",instance="a:9829",phase="Failed"}`, "0 1x10"},
+			},
+			checks: []check{
+				{"6m", "CrowsnestProdDrift", []map[string]string{{"namespace": "team-b", "name": "web", "project": "b", "env": "prod", "dest_cluster": "prod-us", "severity": "critical"}}},
+				{"2m", "CrowsnestProdSyncFailed", []map[string]string{{"namespace": "team-b", "name": "web", "project": "b", "env": "prod", "dest_cluster": "prod-us", "severity": "critical"}}},
+			},
+		},
 		{ // a spoke down for both replicas: one alert; one replica cut off
 			// from another spoke: none (the other still reads it); a
 			// spoke down for 5 minutes only: none
 			series: []series{
-				{`crowsnest_cluster_up{dest_server="https://eu:6443",dest_name="prod-eu",job="crowsnest",instance="a:9829"}`, "1 0x20"},
-				{`crowsnest_cluster_up{dest_server="https://eu:6443",dest_name="prod-eu",job="crowsnest",instance="b:9829"}`, "1 1 0x20"},
-				{`crowsnest_cluster_up{dest_server="https://us:6443",dest_name="prod-us",job="crowsnest",instance="a:9829"}`, "0x20"},
-				{`crowsnest_cluster_up{dest_server="https://us:6443",dest_name="prod-us",job="crowsnest",instance="b:9829"}`, "1x20"},
-				{`crowsnest_cluster_up{dest_server="https://ap:6443",dest_name="prod-ap",job="crowsnest",instance="a:9829"}`, "1 0x5 1x15"},
+				{`crowsnest_cluster_up{dest_server="https://eu:6443",dest_cluster="prod-eu",job="crowsnest",instance="a:9829"}`, "1 0x20"},
+				{`crowsnest_cluster_up{dest_server="https://eu:6443",dest_cluster="prod-eu",job="crowsnest",instance="b:9829"}`, "1 1 0x20"},
+				{`crowsnest_cluster_up{dest_server="https://us:6443",dest_cluster="prod-us",job="crowsnest",instance="a:9829"}`, "0x20"},
+				{`crowsnest_cluster_up{dest_server="https://us:6443",dest_cluster="prod-us",job="crowsnest",instance="b:9829"}`, "1x20"},
+				{`crowsnest_cluster_up{dest_server="https://ap:6443",dest_cluster="prod-ap",job="crowsnest",instance="a:9829"}`, "1 0x5 1x15"},
 			},
 			checks: []check{
 				{"8m", "CrowsnestClusterDown", nil},
-				{"13m", "CrowsnestClusterDown", []map[string]string{{"dest_server": "https://eu:6443", "dest_name": "prod-eu", "severity": "warning"}}},
+				{"13m", "CrowsnestClusterDown", []map[string]string{{"dest_server": "https://eu:6443", "dest_cluster": "prod-eu", "severity": "warning"}}},
 			},
 		},
 	}

@@ -145,28 +145,32 @@ func TestAlertmanagerRoutes(t *testing.T) {
 	hook := httptest.NewServer(sink)
 	t.Cleanup(hook.Close)
 
-	prod := crowsnestrules.AppState{Namespace: argoCDNamespace, Name: "shop-prod", Project: "shop", Env: "prod",
+	prod := crowsnestrules.AppState{Namespace: argoCDNamespace, Name: "shop-prod", Project: "shop", Env: "prod", Dest: "prod-eu",
 		SyncStatus: "OutOfSync", Health: "Degraded", Phase: "Failed", LiveDrift: true}
-	dev := crowsnestrules.AppState{Namespace: argoCDNamespace, Name: "shop-dev", Project: "shop", Env: "dev",
+	dev := crowsnestrules.AppState{Namespace: argoCDNamespace, Name: "shop-dev", Project: "shop", Env: "dev", Dest: "in-cluster",
 		SyncStatus: "Synced", Health: "Healthy", Phase: "Failed", AutoSync: true}
-
-	t.Run("the README's example: one notification per incident", func(t *testing.T) {
+	// readmeConfig is the README's example with its timing shortened for
+	// the test and its app receiver sending to the webhook url; everything
+	// else is the README's.
+	readmeConfig := func(t *testing.T, url string) string {
 		cfg := readmeAlertmanagerExample(t)
-		// The example's timing, shortened for the test; its receiver
-		// sends to the webhook. Everything else is the README's.
 		route := cfg["route"].(map[string]any)["routes"].([]any)[0].(map[string]any)
 		route["group_wait"], route["group_interval"] = "1s", "2s"
 		for _, r := range cfg["receivers"].([]any) {
 			r := r.(map[string]any)
 			if r["name"] == route["receiver"] {
-				r["webhook_configs"] = []any{map[string]any{"url": hook.URL, "send_resolved": false}}
+				r["webhook_configs"] = []any{map[string]any{"url": url, "send_resolved": false}}
 			}
 		}
 		b, err := yaml.Marshal(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		am := env.StartAlertmanagerWith(env.Dir("alertmanager-readme"), string(b))
+		return string(b)
+	}
+
+	t.Run("the README's example: one notification per incident", func(t *testing.T) {
+		am := env.StartAlertmanagerWith(env.Dir("alertmanager-readme"), readmeConfig(t, hook.URL))
 		startPager(t, am.URL, []crowsnestrules.AppState{prod, dev})
 		ctx := t.Context()
 
@@ -202,6 +206,55 @@ func TestAlertmanagerRoutes(t *testing.T) {
 			}
 		}
 		t.Logf("notifications: %s %v, %s %v", prod.Name, len(sink.of(prod.Name)), dev.Name, len(sink.of(dev.Name)))
+	})
+
+	t.Run("the README's example: a destination cluster down holds back its apps' alerts", func(t *testing.T) {
+		sink := &webhookSink{}
+		hook := httptest.NewServer(sink)
+		t.Cleanup(hook.Close)
+		am := env.StartAlertmanagerWith(env.Dir("alertmanager-readme-cluster"), readmeConfig(t, hook.URL))
+		// CrowsnestClusterDown of prod's cluster, as Prometheus posts it,
+		// before the apps' alerts.
+		body := `[{"labels":{"alertname":"CrowsnestClusterDown","dest_cluster":"prod-eu","dest_server":"https://prod-eu.example.com:6443","severity":"warning"}}]`
+		resp, err := http.Post(am.URL+"/api/v2/alerts", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("post CrowsnestClusterDown: %s", resp.Status)
+		}
+		startPager(t, am.URL, []crowsnestrules.AppState{prod, dev})
+		ctx := t.Context()
+		// Every alert of prod's app is inhibited (its failed sync too);
+		// the dev app, in another cluster, is not.
+		eventually(t, signalTimeout, func() error {
+			all, err := am.active(ctx, true)
+			if err != nil {
+				return err
+			}
+			state := map[string]bool{} // alertname/name: inhibited
+			for _, a := range all {
+				if a.Labels["name"] != "" {
+					state[a.Labels["alertname"]+"/"+a.Labels["name"]] = len(a.Status.InhibitedBy) > 0
+				}
+			}
+			want := map[string]bool{
+				"CrowsnestProdSyncFailed/" + prod.Name: true, "CrowsnestProdAppDegraded/" + prod.Name: true, "CrowsnestProdDrift/" + prod.Name: true,
+				"CrowsnestSyncFailed/" + dev.Name: false,
+			}
+			if fmt.Sprint(state) != fmt.Sprint(want) {
+				return fmt.Errorf("alertname/name: inhibited: %v, want %v", state, want)
+			}
+			return nil
+		})
+		time.Sleep(5 * time.Second) // two group intervals: a notification would have come
+		if notes := sink.of(prod.Name); len(notes) != 0 {
+			t.Errorf("%d notifications for %s with its cluster down, want none: %+v", len(notes), prod.Name, notes)
+		}
+		if notes := sink.of(dev.Name); len(notes) != 1 {
+			t.Errorf("%d notifications for %s, want 1: %+v", len(notes), dev.Name, notes)
+		}
 	})
 
 	t.Run("kube-prometheus-stack's default inhibition: a prod page silences no dev warning", func(t *testing.T) {

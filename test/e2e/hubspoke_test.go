@@ -187,7 +187,7 @@ spec:
 		if err := m.Expect(1, "crowsnest_app_workload_job_status", "name", spokeApp, "workload", "shop/migrate", "status", "Complete"); err != nil {
 			return err
 		}
-		if err := m.Expect(1, "crowsnest_cluster_up", "dest_name", "spoke", "dest_server", spoke.URL); err != nil {
+		if err := m.Expect(1, "crowsnest_cluster_up", "dest_cluster", "spoke", "dest_server", spoke.URL); err != nil {
 			return err
 		}
 		// The hook ran in wave -1: its wave is on the live Job in the
@@ -281,7 +281,7 @@ subjects: [{kind: ServiceAccount, name: no-job-watch, namespace: crowsnest}]
 		if err := m.Expect(1, "crowsnest_app_info", "name", spokeApp); err != nil {
 			return err
 		}
-		return m.Expect(0, "crowsnest_cluster_up", "dest_name", "spoke")
+		return m.Expect(0, "crowsnest_cluster_up", "dest_cluster", "spoke")
 	})
 	t.Logf("spoke down: crowsnest_cluster_up 0 after %v", time.Since(down).Round(time.Second))
 	spoke.Start()
@@ -291,7 +291,7 @@ subjects: [{kind: ServiceAccount, name: no-job-watch, namespace: crowsnest}]
 		if err != nil {
 			return err
 		}
-		if err := m.Expect(1, "crowsnest_cluster_up", "dest_name", "spoke"); err != nil {
+		if err := m.Expect(1, "crowsnest_cluster_up", "dest_cluster", "spoke"); err != nil {
 			return err
 		}
 		return m.Expect(2, "crowsnest_app_workload_replicas", "name", spokeApp, "workload", "shop/web", "state", "desired")

@@ -7,7 +7,6 @@ import (
 
 	"github.com/crowsnest/crowsnest/internal/argocd/v1alpha1"
 
-	"github.com/crowsnest/crowsnest/internal/config"
 	"github.com/crowsnest/crowsnest/internal/model"
 	"github.com/crowsnest/crowsnest/internal/redact"
 )
@@ -39,7 +38,8 @@ func appFamilies() []family {
 					"repo", StripCredentials(src.RepoURL),
 					"path", path,
 					"target_revision", src.TargetRevision,
-					"dest_server", config.DestinationServer(v.App),
+					"dest_server", spec.Destination.Server, // "" for a destination by name: dest_cluster names it
+
 					"dest_namespace", spec.Destination.Namespace,
 					"autosync", strconv.FormatBool(auto.Enabled),
 					"self_heal", strconv.FormatBool(auto.SelfHeal),

@@ -77,7 +77,7 @@ crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",de
 crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="in-cluster",repo="https://git.example.com/deploy.git",path="apps/web",target_revision="main",dest_server="https://kubernetes.default.svc",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
 `,
 		"odd labels": `
-crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",repo="https://gitlab.example.com/platform/charts.git",path="we\"ird\\chart",target_revision="1.2.*",dest_server="prod-eu",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
+crowsnest_app_info{namespace="argocd",name="web",project="shop",env="unknown",dest_cluster="prod-eu",repo="https://gitlab.example.com/platform/charts.git",path="we\"ird\\chart",target_revision="1.2.*",dest_server="",dest_namespace="web",autosync="false",self_heal="false",prune="false"} 1
 `,
 	})
 }

@@ -52,6 +52,9 @@ func FuzzRender(f *testing.F) {
 			"repo": model.LabelValue(StripCredentials(repo)), "path": model.LabelValue(extra), "target_revision": model.LabelValue(revision),
 			"dest_server": model.LabelValue(destServer), "dest_namespace": model.LabelValue(destNamespace),
 		}
+		if destServer != "" { // an empty label is none
+			want["dest_cluster"] = model.LabelValue(destServer)
+		}
 		for _, accept := range []string{"text/plain", "application/openmetrics-text; version=1.0.0"} {
 			families := scrape(t, handler, accept)
 			info := families["crowsnest_app_info"]
@@ -153,7 +156,7 @@ func fuzzedApp(name, namespace, project, repo, revision, syncStatus, healthStatu
 	waves := []model.WaveTiming{{Phase: extra, Wave: -1, Start: t0, End: t0.Add(time.Minute)}}
 	truth := true
 	view := &model.AppView{
-		App: app, Env: env, DriftSince: t0, LastWaves: waves,
+		App: app, Env: env, Dest: destServer, DriftSince: t0, LastWaves: waves,
 		Policies:  []model.PolicyResult{{Policy: extra, Violated: true}},
 		Promotion: &model.Promotion{Group: extra, Order: promotionOrder(env)},
 		Workloads: []model.Workload{{
