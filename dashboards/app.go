@@ -10,8 +10,10 @@ import (
 )
 
 // appFactsQuery selects the facts crowsnest pushed to Loki about the app
-// of the app variable: the line's app is namespace/name.
-const appFactsQuery = `{job="crowsnest", env=~"$env", project=~"$project"} | json | app=~".+/$app"`
+// of the namespace and app variables, in the stream of its destination
+// cluster (a stream label; =~ so that "" matches the streams of a crowsnest
+// that had none): the line's app is namespace/name.
+const appFactsQuery = `{job="crowsnest", env=~"$env", project=~"$project", dest_cluster=~"$dest_cluster"} | json | app="$namespace/$app"`
 
 // appDashboard shows one Application: state, operations, failures and
 // drift, its sync traces and facts, workloads and policies.
@@ -19,11 +21,13 @@ func appDashboard() *dashboard.DashboardBuilder {
 	sel := appSel()
 	argo := links(argoCDSelectedAppLink())
 	return newDashboard(uidApp, "crowsnest / Application",
-		"One Argo CD Application through crowsnest: state, operation timeline, sync and wave durations, failures, drift, conditions, its sync traces (Tempo) and the facts crowsnest pushed to Loki, linked to Argo CD, to the traces and to the commits.").
+		"One Argo CD Application, picked by installation (cluster), name and namespace, through crowsnest: state, operation timeline, sync and wave durations, failures, drift, conditions, its sync traces (Tempo) and the facts crowsnest pushed to Loki, linked to Argo CD, to the traces and to the commits.", clusterVariable(false)).
 		Time("now-24h", "now").Refresh("30s").
 		WithVariable(queryVariable("app", "Application", `label_values(crowsnest_app_info`+fleetSel()+`, name)`, "").Multi(false).IncludeAll(false)).
-		WithVariable(hiddenVariable("namespace", `label_values(crowsnest_app_info`+sel+`, namespace)`,
-			"The Application's namespace, for the links to Argo CD.")).
+		WithVariable(queryVariable("namespace", "Namespace", `label_values(crowsnest_app_info`+fleetSel(`name="$app"`)+`, namespace)`,
+			"The Application's namespace: Argo CD's apps in any namespace may have two apps of one name.").Multi(false).IncludeAll(false)).
+		WithVariable(hiddenVariable("dest_cluster", `label_values(crowsnest_app_info`+sel+`, dest_cluster)`,
+			"The cluster the Application deploys to, for its Loki stream.")).
 		Link(dashboardLink("Fleet", "/d/"+uidFleet+"/"+uidFleet+"?${cluster:queryparam}", "crowsnest fleet overview", false)).
 		Link(dashboardLink("DORA", "/d/"+uidDORA+"/"+uidDORA+"?${cluster:queryparam}&${env:queryparam}&${project:queryparam}", "DORA's four keys of the selected environments and projects", false)).
 		Link(dashboardLink("Argo CD", "${argocd_url}/applications/${namespace}/${app}", "The Application in the Argo CD UI (crowsnest's --argocd.url)", true)).
@@ -55,7 +59,7 @@ func appDashboard() *dashboard.DashboardBuilder {
 			OverrideByName("repo", []dashboard.DynamicConfigValue{prop("mappings", repoWebMappings()),
 				links(link{title: "Open the repository", url: "${__value.text}", newTab: true})}).
 			WithTransformation(organize([]string{"Time", "Value"}, nil,
-				[]string{"name", "namespace", "project", "env", "cluster", "repo", "path", "target_revision", "dest_server", "dest_namespace", "autosync", "self_heal", "prune"})).
+				[]string{"name", "namespace", "project", "env", "cluster", "dest_cluster", "repo", "path", "target_revision", "dest_server", "dest_namespace", "autosync", "self_heal", "prune"})).
 			Height(4).Span(24).
 			WithTarget(tableQuery("max by (" + by("repo", "path", "target_revision", "dest_server", "dest_namespace", "autosync", "self_heal", "prune") + ") (crowsnest_app_info" + sel + ")"))).
 		WithRow(dashboard.NewRowBuilder("Operations")).
@@ -115,10 +119,10 @@ func appDashboard() *dashboard.DashboardBuilder {
 			WithTarget(tableQuery("sum by (type) (max by (" + by("type") + ") (crowsnest_app_conditions" + sel + ")) > 0"))).
 		WithRow(dashboard.NewRowBuilder("Traces and facts")).
 		WithPanel(tablePanel("Sync traces",
-			"The Application's sync operations as traces in Tempo. The root span of each trace is 'sync <namespace>/<name>' and carries argocd.app, argocd.app.name, argocd.app.project, deployment.environment.name and argocd.sync.result. Click a trace ID to open it.", tempoDS).
+			"The Application's sync operations as traces in Tempo. The root span of each trace is 'sync <namespace>/<name>' and carries argocd.app, argocd.app.namespace, argocd.app.name, argocd.app.project, deployment.environment.name, argocd.app.destination.cluster and argocd.sync.result. Click a trace ID to open it.", tempoDS).
 			Height(8).Span(24).
 			WithTarget(tempo.NewDataqueryBuilder().Datasource(ds(tempoDS)).QueryType("traceql").Limit(50).TableType(tempo.SearchTableTypeTraces).
-				Query(`{ resource.service.name = "crowsnest" && span.argocd.app.name = "$app" }`))).
+				Query(`{ resource.service.name = "crowsnest" && span.argocd.app.namespace = "$namespace" && span.argocd.app.name = "$app" }`))).
 		WithPanel(tablePanel("Recent facts",
 			"The last 500 facts crowsnest pushed to Loki about the Application, newest first (--loki.url; one JSON line per fact: "+
 				"sync_requested, sync_started, phase_entered, wave_entered, sync_finished, dry_run_finished, drift_began, drift_ended, health_changed, "+
@@ -132,7 +136,7 @@ func appDashboard() *dashboard.DashboardBuilder {
 			OverrideByName("duration_seconds", []dashboard.DynamicConfigValue{rename("Took"), prop("unit", "s"), prop("decimals", 0)}).
 			SortBy(sortBy("Time")).
 			Transformations(append(lokiColumns("duration_seconds"),
-				organize(append(lokiNoise(), "app", "env", "project", "previous_revision", "commit_time", "commit_referenced", "lead_time_seconds",
+				organize(append(lokiNoise(), "app", "env", "project", "dest_cluster", "dest_cluster_extracted", "previous_revision", "commit_time", "commit_referenced", "lead_time_seconds",
 					"after_finish_seconds", "recovery_seconds", "drift_seconds", "attempt", "dry_run", "truncated"),
 					map[string]string{"event": "Event", "revision": "Revision", "phase": "Phase", "wave": "Wave", "from": "From", "to": "To",
 						"reason": "Reason", "message": "Message", "initiator": "Initiator", "author": "Author", "commit_subject": "Subject"},

@@ -123,8 +123,11 @@ func lintVariables(t *testing.T, d *Dashboard) {
 		}
 	}
 	c, ok := seen["cluster"]
-	if !ok || c.QueryString() != "label_values(crowsnest_build_info, cluster)" || !c.Multi || !c.IncludeAll || c.AllValue != ".*" {
-		t.Errorf("want a cluster variable label_values(crowsnest_build_info, cluster), multi, with All as .*: %+v", c)
+	// One installation on the application dashboard (an app is of one;
+	// two may have apps of one namespace and name), any on the others.
+	multi := d.UID != uidApp
+	if !ok || c.QueryString() != "label_values(crowsnest_build_info, cluster)" || c.Multi != multi || !c.IncludeAll || c.AllValue != ".*" {
+		t.Errorf("want a cluster variable label_values(crowsnest_build_info, cluster), multi %v, with All as .*: %+v", multi, c)
 	}
 	if a, ok := seen["argocd_url"]; !ok || a.Hide != 2 || !strings.HasPrefix(a.QueryString(), "label_values(crowsnest_links_info{") {
 		t.Errorf("want a hidden argocd_url variable from crowsnest_links_info: %+v", a)
@@ -294,7 +297,7 @@ func TestPrometheusQueries(t *testing.T) {
 		if strings.Contains(q.Expr, "| json") || strings.Contains(q.Expr, "| logfmt") {
 			t.Errorf("%s: a LogQL query was taken for PromQL", q)
 		}
-		e := Expand(q.Expr, map[string]string{"env": ".*", "project": ".*", "app": "dev-backend"})
+		e := Expand(q.Expr, map[string]string{"env": ".*", "project": ".*", "app": "dev-backend", "namespace": "argocd", "dest_cluster": "in-cluster"})
 		if strings.Contains(e, "$") || strings.Contains(e, "[[") {
 			t.Errorf("%s: variables left after Expand: %s", q, e)
 		}
@@ -307,7 +310,7 @@ func TestPrometheusQueries(t *testing.T) {
 }
 
 func TestExpand(t *testing.T) {
-	vars := map[string]string{"app": "dev-backend", "env": "dev|stage", "__rate_interval": "2m"}
+	vars := map[string]string{"app": "dev-backend", "namespace": "argocd", "dest_cluster": "in-cluster", "env": "dev|stage", "__rate_interval": "2m"}
 	for in, want := range map[string]string{
 		`rate(x{name="$app"}[$__rate_interval])`:     `rate(x{name="dev-backend"}[2m])`,
 		`increase(x{env=~"${env:regex}"}[$__range])`: `increase(x{env=~"dev|stage"}[1h])`,
@@ -812,5 +815,50 @@ func TestReplicaProblems(t *testing.T) {
 		if p := replicaProblems(e); len(p) != 0 {
 			t.Errorf("%s: %v", e, p)
 		}
+	}
+}
+
+// The application dashboard shows one app: every Prometheus and Loki
+// query of its panels selects the app by namespace and name (apps in any
+// namespace may have two of one name), in the installation its cluster
+// variable picks, and the traces by namespace and name too.
+func TestAppDashboardSelectsOneApp(t *testing.T) {
+	prom, err := PrometheusQueries(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := LogQueries(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, q := range append(prom, logs...) {
+		if q.Dashboard != uidApp || strings.HasPrefix(q.Panel, "variable ") {
+			continue
+		}
+		n++
+		for _, m := range [][]string{{`namespace="$namespace"`, `app="$namespace/$app"`}, {`name="$app"`, `app="$namespace/$app"`}, {clusterMatcher, `dest_cluster=~"$dest_cluster"`}} {
+			if !strings.Contains(q.Expr, m[0]) && !strings.Contains(q.Expr, m[1]) {
+				t.Errorf("%s: selects no %s", q, m[0])
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("%d queries of the application dashboard, want its panels' (20 or more)", n)
+	}
+	d := loadAll(t)[uidApp+".json"]
+	traces := 0
+	for _, p := range d.AllPanels() {
+		for _, tg := range p.Targets {
+			if strings.Contains(tg.Query, "span.argocd.app.name") {
+				traces++
+				if !strings.Contains(tg.Query, `span.argocd.app.namespace = "$namespace"`) || !strings.Contains(tg.Query, `span.argocd.app.name = "$app"`) {
+					t.Errorf("%s: the TraceQL %s does not select the app by namespace and name", p.Title, tg.Query)
+				}
+			}
+		}
+	}
+	if traces == 0 {
+		t.Error("no TraceQL query of the app's traces")
 	}
 }

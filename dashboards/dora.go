@@ -48,7 +48,7 @@ func recoverySteps() []step {
 func doraDashboard() *dashboard.DashboardBuilder {
 	sel := fleetSel()
 	return newDashboard(uidDORA, "crowsnest / DORA",
-		"DORA's four keys per env and project from crowsnest's recording rules (deployment frequency, change lead time, change failure rate, failed deployment recovery time) with the 2023 report's performance bands, the distributions of lead and recovery times with exemplars linking to traces, the recent prod deployments with their traces and commits, and the progress of running syncs.").
+		"DORA's four keys per env and project from crowsnest's recording rules (deployment frequency, change lead time, change failure rate, failed deployment recovery time) with the 2023 report's performance bands, the distributions of lead and recovery times with exemplars linking to traces, the recent prod deployments with their traces and commits, and the progress of running syncs.", clusterVariable(true)).
 		Time("now-7d", "now").Refresh("1m").
 		Link(otherDashboards()).
 		Annotation(deploymentAnnotation(sel)).
@@ -128,13 +128,13 @@ func doraDashboard() *dashboard.DashboardBuilder {
 			Unit("none").
 			OverrideByName("Time left", []dashboard.DynamicConfigValue{prop("unit", "s"), prop("decimals", 0), colorText(),
 				prop("thresholds", thresholdsValue(base("red"), from(0, "text")))}).
-			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name"), argoCDAppLink())}).
+			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name", true), argoCDAppLink())}).
 			SortBy(sortBy("Time left")).
 			WithTransformation(dashboard.DataTransformerConfig{Id: "merge", Options: map[string]any{}}).
 			WithTransformation(organize([]string{"Time"},
-				map[string]string{"name": "Application", "namespace": "Namespace", "project": "Project", "env": "Environment", "cluster": "Cluster", "phase": "Phase",
+				map[string]string{"name": "Application", "namespace": "Namespace", "project": "Project", "env": "Environment", "cluster": "Cluster", "dest_cluster": "Destination cluster", "phase": "Phase",
 					"Value #A": "Current wave", "Value #B": "Waves left", "Value #C": "Time left"},
-				[]string{"name", "namespace", "project", "env", "cluster", "phase", "Value #A", "Value #B", "Value #C"})).
+				[]string{"name", "namespace", "project", "env", "cluster", "dest_cluster", "phase", "Value #A", "Value #B", "Value #C"})).
 			Height(8).Span(12).
 			WithTarget(tableQuery("max by (" + by("phase") + ") (crowsnest_app_sync_current_wave" + sel + ")")).
 			WithTarget(tableQuery("max by (" + appKey + ") (crowsnest_app_sync_remaining_waves" + sel + ")")).
@@ -175,7 +175,7 @@ func prodDeploymentsPanel() *table.PanelBuilder {
 			"Click an application to open its dashboard, a trace id to open the deployment's sync trace, a commit to open it in its repository "+
 			"(the repository's web URL + /commit/<sha>, as GitHub, GitLab, Gitea and Azure DevOps serve it; /commits/<sha> on Bitbucket). "+
 			"Author, commit and lead time need --argocd.server. With another --loki.job, change the job matcher.", lokiDS).
-		OverrideByName("app", []dashboard.DynamicConfigValue{rename("Application"), prop("mappings", appNameMappings()), links(appDashboardLink("app"))}).
+		OverrideByName("app", []dashboard.DynamicConfigValue{rename("Application"), prop("mappings", appNameMappings()), links(appDashboardLink("app", false))}).
 		OverrideByName("trace_id", []dashboard.DynamicConfigValue{rename("Trace"), links(traceLink())}).
 		OverrideByName("commit_sha", []dashboard.DynamicConfigValue{rename("Commit"), links(commitLink("commit_repo"))}).
 		OverrideByName("commit_repo", []dashboard.DynamicConfigValue{hidden(), prop("mappings", commitBaseMappings())}).

@@ -17,7 +17,7 @@ func fleetDashboard() *dashboard.DashboardBuilder {
 	sel := fleetSel()
 	failed := fleetSel(`result=~"Failed|Error"`)
 	return newDashboard(uidFleet, "crowsnest / Fleet",
-		"Argo CD fleet overview from crowsnest: sync and health state, failed syncs, drift, sync and wave durations (with exemplars linking to traces), recent failures from Loki, workloads, policies and crowsnest's own health. Every table row opens its Application's dashboard.").
+		"Argo CD fleet overview from crowsnest: sync and health state, failed syncs, drift, sync and wave durations (with exemplars linking to traces), recent failures from Loki, workloads, policies and crowsnest's own health. Every table row opens its Application's dashboard.", clusterVariable(true)).
 		Time("now-6h", "now").Refresh("30s").
 		Link(otherDashboards()).
 		Link(dashboardLink("Argo CD", "${argocd_url}/applications", "The Argo CD UI (crowsnest's --argocd.url)", true)).
@@ -55,30 +55,30 @@ func fleetDashboard() *dashboard.DashboardBuilder {
 			"Applications that are OutOfSync, with how long they have been drifting: time() - crowsnest_app_drift_since_timestamp_seconds (the series is absent when an app is synced). Empty means the fleet is in sync. Click an application to open its dashboard.", promDS).
 			Unit("s").Thresholds(thresholds(base("green"), from(600, "orange"), from(3600, "red"))).
 			OverrideByName("Drift age", []dashboard.DynamicConfigValue{colorText()}).
-			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name"), argoCDAppLink())}).
+			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name", true), argoCDAppLink())}).
 			SortBy(sortBy("Drift age")).
 			WithTransformation(organize([]string{"Time"},
-				map[string]string{"Value": "Drift age", "namespace": "Namespace", "name": "Application", "project": "Project", "env": "Environment", "cluster": "Cluster"},
-				[]string{"name", "namespace", "project", "env", "cluster", "Value"})).
+				map[string]string{"Value": "Drift age", "namespace": "Namespace", "name": "Application", "project": "Project", "env": "Environment", "cluster": "Cluster", "dest_cluster": "Destination cluster"},
+				[]string{"name", "namespace", "project", "env", "cluster", "dest_cluster", "Value"})).
 			Height(8).Span(12).
 			WithTarget(tableQuery("time() - min by (" + appKey + ") (crowsnest_app_drift_since_timestamp_seconds" + sel + ")"))).
 		WithPanel(tablePanel("Out-of-sync resources by kind",
 			"Resources Argo CD reports as OutOfSync, per application, group and kind (crowsnest_app_out_of_sync_resources). Empty means nothing drifted. Click an application to open its dashboard.", promDS).
 			Unit("short").
-			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name"), argoCDAppLink())}).
+			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name", true), argoCDAppLink())}).
 			WithTransformation(organize([]string{"Time"},
-				map[string]string{"Value": "Resources", "name": "Application", "namespace": "Namespace", "project": "Project", "env": "Environment", "cluster": "Cluster", "group": "Group", "kind": "Kind"},
-				[]string{"name", "namespace", "project", "env", "cluster", "group", "kind", "Value"})).
+				map[string]string{"Value": "Resources", "name": "Application", "namespace": "Namespace", "project": "Project", "env": "Environment", "cluster": "Cluster", "dest_cluster": "Destination cluster", "group": "Group", "kind": "Kind"},
+				[]string{"name", "namespace", "project", "env", "cluster", "dest_cluster", "group", "kind", "Value"})).
 			Height(7).Span(12).
 			WithTarget(tableQuery("max by (" + by("group", "kind") + ") (crowsnest_app_out_of_sync_resources" + sel + ") > 0"))).
 		WithPanel(tablePanel("Applications whose last sync failed",
 			`Applications whose most recent sync operation ended Failed or Error, with when it finished (crowsnest_app_last_sync_finished_timestamp_seconds{result=~"Failed|Error"}). Click an application to open its dashboard.`, promDS).
 			Unit("dateTimeAsIso").
-			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name"), argoCDAppLink())}).
+			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name", true), argoCDAppLink())}).
 			SortBy(sortBy("Finished")).
 			WithTransformation(organize([]string{"Time"},
-				map[string]string{"Value": "Finished", "name": "Application", "namespace": "Namespace", "project": "Project", "env": "Environment", "cluster": "Cluster", "result": "Result"},
-				[]string{"name", "namespace", "project", "env", "cluster", "result", "Value"})).
+				map[string]string{"Value": "Finished", "name": "Application", "namespace": "Namespace", "project": "Project", "env": "Environment", "cluster": "Cluster", "dest_cluster": "Destination cluster", "result": "Result"},
+				[]string{"name", "namespace", "project", "env", "cluster", "dest_cluster", "result", "Value"})).
 			Height(7).Span(12).
 			WithTarget(tableQuery("max by (" + by("result") + ") (crowsnest_app_last_sync_finished_timestamp_seconds" + failed + ") * 1000"))).
 		WithRow(dashboard.NewRowBuilder("Sync durations")).
@@ -123,11 +123,11 @@ func fleetDashboard() *dashboard.DashboardBuilder {
 			"Desired minus ready replicas of each workload of each Application (crowsnest_app_workload_replicas; Kubernetes source only), the most replicas missing first. Click an application to open its dashboard.", promDS).
 			Unit("short").Decimals(0).Thresholds(thresholds(base("green"), from(1, "red"))).
 			OverrideByName("Not ready", []dashboard.DynamicConfigValue{colorText()}).
-			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name"), argoCDAppLink())}).
+			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name", true), argoCDAppLink())}).
 			SortBy(sortBy("Not ready")).
 			WithTransformation(organize([]string{"Time"},
-				map[string]string{"Value": "Not ready", "name": "Application", "namespace": "Namespace", "project": "Project", "env": "Environment", "cluster": "Cluster", "kind": "Kind", "workload": "Workload"},
-				[]string{"name", "namespace", "project", "env", "cluster", "kind", "workload", "Value"})).
+				map[string]string{"Value": "Not ready", "name": "Application", "namespace": "Namespace", "project": "Project", "env": "Environment", "cluster": "Cluster", "dest_cluster": "Destination cluster", "kind": "Kind", "workload": "Workload"},
+				[]string{"name", "namespace", "project", "env", "cluster", "dest_cluster", "kind", "workload", "Value"})).
 			Height(8).Span(12).
 			WithTarget(tableQuery("max by (" + by("kind", "workload") + ") (crowsnest_app_workload_replicas" + fleetSel(`state="desired"`) + ") - max by (" + by("kind", "workload") + ") (crowsnest_app_workload_replicas" + fleetSel(`state="ready"`) + ")"))).
 		WithPanel(tablePanel("Policies by application",
@@ -135,11 +135,11 @@ func fleetDashboard() *dashboard.DashboardBuilder {
 			Unit("none").
 			Mappings(valueMappings(valueText{"0", "kept", "green"}, valueText{"1", "broken", "red"})).
 			OverrideByName("Policy", []dashboard.DynamicConfigValue{colorText()}).
-			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name"), argoCDAppLink())}).
+			OverrideByName("Application", []dashboard.DynamicConfigValue{links(appDashboardLink("name", true), argoCDAppLink())}).
 			SortBy(sortBy("Policy")).
 			WithTransformation(organize([]string{"Time"},
-				map[string]string{"Value": "Policy", "name": "Application", "namespace": "Namespace", "project": "Project", "env": "Environment", "cluster": "Cluster", "policy": "Rule"},
-				[]string{"name", "namespace", "project", "env", "cluster", "policy", "Value"})).
+				map[string]string{"Value": "Policy", "name": "Application", "namespace": "Namespace", "project": "Project", "env": "Environment", "cluster": "Cluster", "dest_cluster": "Destination cluster", "policy": "Rule"},
+				[]string{"name", "namespace", "project", "env", "cluster", "dest_cluster", "policy", "Value"})).
 			Height(8).Span(12).
 			WithTarget(tableQuery("max by (" + by("policy") + ") (crowsnest_app_policy_violation" + sel + ")"))).
 		WithRow(dashboard.NewRowBuilder("crowsnest self-health")).
@@ -193,7 +193,7 @@ func recentFailuresPanel() *table.PanelBuilder {
 	return tablePanel("Recent failed syncs and drift",
 		"The last 200 failed syncs (sync_finished with result Failed or Error) and drift events (drift_began, drift_ended; they have no result) of the selected environments and projects, newest first: the facts crowsnest pushes to Loki ("+
 			"--loki.url; one JSON line per fact, stream labels job, env, project and event). Click an application to open its dashboard, a trace id to open the sync's trace. With another --loki.job, change the job matcher.", lokiDS).
-		OverrideByName("app", []dashboard.DynamicConfigValue{rename("Application"), prop("mappings", appNameMappings()), links(appDashboardLink("app"))}).
+		OverrideByName("app", []dashboard.DynamicConfigValue{rename("Application"), prop("mappings", appNameMappings()), links(appDashboardLink("app", false))}).
 		OverrideByName("trace_id", []dashboard.DynamicConfigValue{rename("Trace"), links(traceLink())}).
 		OverrideByName("ts", []dashboard.DynamicConfigValue{rename("Time"), prop("unit", "dateTimeAsIso")}).
 		OverrideByName("result", []dashboard.DynamicConfigValue{rename("Result"), colorText(),

@@ -9,7 +9,7 @@ import (
 // logVars are the values of the variables the log queries are translated
 // with: a multi-value env, All projects, one app.
 func logVars() map[string]string {
-	return map[string]string{"env": "dev|stage", "project": ".*", "app": "dev-backend"}
+	return map[string]string{"env": "dev|stage", "project": ".*", "app": "dev-backend", "namespace": "argocd", "dest_cluster": "in-cluster"}
 }
 
 // Every LogQL query of the dashboards translates into LogsQL; the
@@ -24,8 +24,8 @@ func TestLogQueriesTranslate(t *testing.T) {
 		t.Error("LogQueries(\".\") differs from the queries of the builders: go test ./dashboards -update")
 	}
 	want := map[string]string{
-		"crowsnest-app / Recent facts":                    `{job="crowsnest",env=~"dev|stage",project=~".*"} | unpack_json | filter app:~"^(?:.+/dev-backend)$"`,
-		"crowsnest-app / Fact log":                        `{job="crowsnest",env=~"dev|stage",project=~".*"} | unpack_json | filter app:~"^(?:.+/dev-backend)$"`,
+		"crowsnest-app / Recent facts":                    `{job="crowsnest",env=~"dev|stage",project=~".*",dest_cluster=~"in-cluster"} | unpack_json | filter app:="argocd/dev-backend"`,
+		"crowsnest-app / Fact log":                        `{job="crowsnest",env=~"dev|stage",project=~".*",dest_cluster=~"in-cluster"} | unpack_json | filter app:="argocd/dev-backend"`,
 		"crowsnest-dora / Recent prod deployments":        `{job="crowsnest",event="deployment_finished",env="prod",project=~".*"} | unpack_json`,
 		"crowsnest-dora / annotation Failed changes":      `{job="crowsnest",event="change_failed",env=~"dev|stage",project=~".*"} | unpack_json`,
 		"crowsnest-fleet / Recent failed syncs and drift": `{job="crowsnest",env=~"dev|stage",project=~".*",event=~"sync_finished|drift_began|drift_ended"} | unpack_json | filter result:~"^(?:Failed|Error|)$"`,

@@ -41,8 +41,9 @@ const clusterMatcher = `cluster=~"$cluster"`
 // appKey are the labels that tell one Application's series from another's
 // across installations: the first aggregation of a per-app series keeps
 // them (and the metric's own labels), which drops only the copies of each
-// crowsnest replica.
-const appKey = "cluster, namespace, name, project, env"
+// crowsnest replica. dest_cluster (the cluster the app deploys to) is one
+// per app: kept so that tables show it.
+const appKey = "cluster, namespace, name, project, env, dest_cluster"
 
 // selector is a PromQL label selector: the cluster matcher, then ms.
 func selector(ms ...string) string {
@@ -55,10 +56,11 @@ func fleetSel(ms ...string) string {
 	return selector(append([]string{`env=~"$env"`, `project=~"$project"`}, ms...)...)
 }
 
-// appSel selects the series of the application picked by the app
-// variable, then ms.
+// appSel selects the series of the application picked by the app and
+// namespace variables (two apps of one name in two namespaces are two
+// apps), then ms.
 func appSel(ms ...string) string {
-	return fleetSel(append([]string{`name="$app"`}, ms...)...)
+	return fleetSel(append([]string{`namespace="$namespace"`, `name="$app"`}, ms...)...)
 }
 
 // by returns the labels of a by (...) clause: appKey followed by extra.
@@ -230,11 +232,18 @@ func links(ls ...link) dashboard.DynamicConfigValue {
 // appDashboardLink opens the application dashboard on the app of a table
 // row, keeping the row's env and project, the cluster selection and the
 // time range. The row has the fields name, env and project (the labels, or
-// the Loki stream labels and the line's app, rewritten to its name).
-func appDashboardLink(nameField string) link {
+// the Loki stream labels and the line's app, rewritten to its name), and
+// with withNamespace the field namespace: the app dashboard then opens
+// that namespace's app of the name (without it, the first namespace with
+// an app of the name, which its namespace picker changes).
+func appDashboardLink(nameField string, withNamespace bool) link {
+	ns := ""
+	if withNamespace {
+		ns = "&var-namespace=${__data.fields.namespace}"
+	}
 	return link{
 		title: "Open ${__data.fields." + nameField + "} in the application dashboard",
-		url: "/d/" + uidApp + "/" + uidApp + "?var-app=${__data.fields." + nameField + "}" +
+		url: "/d/" + uidApp + "/" + uidApp + "?var-app=${__data.fields." + nameField + "}" + ns +
 			"&var-env=${__data.fields.env}&var-project=${__data.fields.project}&${cluster:queryparam}&${__url_time_range}",
 	}
 }

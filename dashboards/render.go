@@ -130,8 +130,9 @@ func withRefID(q variants.Dataquery, ref string) variants.Dataquery {
 // newDashboard starts a dashboard with what all of crowsnest's share:
 // tags, the shared crosshair, the datasource, cluster, env and project
 // variables and the deployment annotation (covering the series of
-// selector, whose matchers follow the dashboard's variables).
-func newDashboard(uid, title, description string) *dashboard.DashboardBuilder {
+// selector, whose matchers follow the dashboard's variables). cluster is
+// the installation variable: clusterVariable's.
+func newDashboard(uid, title, description string, cluster *dashboard.QueryVariableBuilder) *dashboard.DashboardBuilder {
 	return dashboard.NewDashboardBuilder(title).Uid(uid).Description(description).
 		Tags([]string{"crowsnest", "argocd"}).Editable().Tooltip(dashboard.DashboardCursorSyncCrosshair).
 		Timezone(common.TimeZoneBrowser).FiscalYearStartMonth(0).LiveNow(false).WeekStart("").Version(1).
@@ -140,8 +141,7 @@ func newDashboard(uid, title, description string) *dashboard.DashboardBuilder {
 		WithVariable(datasourceVariable(promDS, "Prometheus")).
 		WithVariable(datasourceVariable(tempoDS, "Tempo")).
 		WithVariable(datasourceVariable(lokiDS, "Loki")).
-		WithVariable(multiVariable("cluster", "Cluster", "label_values(crowsnest_build_info, cluster)",
-			"The crowsnest installations shown: the cluster label of their series, added by the scrape's relabelling or Prometheus' external labels. One installation without the label: All.")).
+		WithVariable(cluster).
 		WithVariable(multiVariable("env", "Environment", `label_values(crowsnest_app_info`+selector()+`, env)`, "")).
 		WithVariable(multiVariable("project", "Project", `label_values(crowsnest_app_info`+selector(`env=~"$env"`)+`, project)`, "")).
 		WithVariable(hiddenVariable("argocd_url", `label_values(crowsnest_links_info`+selector()+`, argocd_url)`,
@@ -200,6 +200,22 @@ func queryVariable(name, label, query, description string) *dashboard.QueryVaria
 // matches a series without the label).
 func multiVariable(name, label, query, description string) *dashboard.QueryVariableBuilder {
 	return queryVariable(name, label, query, description).Multi(true).IncludeAll(true).AllValue(".*")
+}
+
+// clusterVariable picks the crowsnest installations shown: the cluster
+// label of their series, added by the scrape's relabelling or Prometheus'
+// external labels. With multi, any number of them; without, one (the
+// application dashboard: an app is of one installation), All being .* for
+// one installation without the label.
+func clusterVariable(multi bool) *dashboard.QueryVariableBuilder {
+	const query = "label_values(crowsnest_build_info, cluster)"
+	if multi {
+		return multiVariable("cluster", "Cluster", query,
+			"The crowsnest installations shown: the cluster label of their series, added by the scrape's relabelling or Prometheus' external labels. One installation without the label: All.")
+	}
+	return queryVariable("cluster", "Cluster", query,
+		"The crowsnest installation of the application: the cluster label of its series, added by the scrape's relabelling or Prometheus' external labels. Pick one where several installations are scraped (two may have apps of one namespace and name); All with one installation without the label.").
+		Multi(false).IncludeAll(true).AllValue(".*")
 }
 
 // hiddenVariable holds one value for links; it is not shown.

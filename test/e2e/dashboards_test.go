@@ -29,6 +29,8 @@ var dashboardVars = map[string]string{
 	"env":             ".*",
 	"project":         "default",
 	"app":             "dev-backend",
+	"namespace":       "argocd",
+	"dest_cluster":    "in-cluster", // the e2e's Argo CD deploys to the cluster it runs in
 }
 
 // checkDashboardQueries runs every Prometheus query of the Grafana
