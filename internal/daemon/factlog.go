@@ -13,8 +13,12 @@ type factLogger struct{ logger *slog.Logger }
 
 // Fact logs f at info level.
 func (l factLogger) Fact(f *model.Fact) {
-	args := make([]any, 0, 10+len(f.Attrs))
-	args = append(args, "event", f.Name, "app", f.App, "project", f.Project, "env", f.Env, "at", f.Time)
+	args := make([]any, 0, 14+len(f.Attrs))
+	args = append(args, "event", f.Name, "app", f.App, "project", f.Project, "env", f.Env)
+	if f.Dest != "" {
+		args = append(args, "dest_cluster", f.Dest)
+	}
+	args = append(args, "at", f.Time)
 	args = append(args, f.Attrs...)
 	if f.TraceID != "" {
 		args = append(args, "trace_id", f.TraceID)

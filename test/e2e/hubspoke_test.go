@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
 // spokeApp is the app the hub's Argo CD deploys into the spoke.
@@ -145,7 +148,9 @@ spec:
 `, "apply", "-f", "-")
 	spoke.CreateNamespace("shop")
 
-	cn := env.StartCrowsnest(hub.Kubeconfig, "--clusters.dir="+clustersDir)
+	jaeger := env.StartJaeger()
+	cn := env.StartCrowsnest(hub.Kubeconfig, "--clusters.dir="+clustersDir,
+		"--traces.otlp.endpoint="+jaeger.OTLPEndpoint, "--traces.otlp.protocol=http/protobuf")
 	repoURL, revision := newManifestRepo(t, env.Dir("git"), spokeManifests())
 	apps := hub.ArgoCD().ArgoprojV1alpha1().Applications(argoCDNamespace)
 	if _, err := apps.Create(ctx, &v1alpha1.Application{
@@ -180,7 +185,7 @@ spec:
 			want           float64
 			kind, workload string
 		}{{2, "Deployment", "shop/web"}, {1, "StatefulSet", "shop/db"}} {
-			if err := m.Expect(w.want, "crowsnest_app_workload_replicas", "name", spokeApp, "kind", w.kind, "workload", w.workload, "state", "desired"); err != nil {
+			if err := m.Expect(w.want, "crowsnest_app_workload_replicas", "name", spokeApp, "dest_cluster", "spoke", "kind", w.kind, "workload", w.workload, "state", "desired"); err != nil {
 				return err
 			}
 		}
@@ -201,6 +206,7 @@ spec:
 		return nil
 	})
 	t.Logf("the spoke's workloads and hook wave on %s %v after the sync", spokeApp, took.Round(time.Millisecond))
+	checkSpokeTrace(t, cn, jaeger)
 	// Least privilege: every list and watch of the read-only token went
 	// through (a missing verb shows as an error in the log).
 	if log := cn.LogTail(500); strings.Contains(log, "level=ERROR") || strings.Contains(log, "forbidden") {
@@ -261,7 +267,7 @@ subjects: [{kind: ServiceAccount, name: no-job-watch, namespace: crowsnest}]
 	}
 	eventually(t, signalTimeout, func() error {
 		for _, l := range strings.Split(cn.LogTail(500), "\n") {
-			if strings.Contains(l, "event=workload_degraded") && strings.Contains(l, "app=argocd/"+spokeApp) && strings.Contains(l, "shop/web") {
+			if strings.Contains(l, "event=workload_degraded") && strings.Contains(l, "app=argocd/"+spokeApp) && strings.Contains(l, "dest_cluster=spoke") && strings.Contains(l, "shop/web") {
 				return nil
 			}
 		}
@@ -303,6 +309,47 @@ subjects: [{kind: ServiceAccount, name: no-job-watch, namespace: crowsnest}]
 // reads for the cluster name at server with a bearer token, as the chart
 // mounts one (a directory with the keys name, server and config), and
 // returns dir, for --clusters.dir.
+// checkSpokeTrace reads the trace of the spoke app's sync from Jaeger: its
+// root names the destination cluster, and the PreSync hook that ran in the
+// spoke is a wave -1 span under the PreSync phase, timed from the live Job
+// crowsnest read in the spoke.
+func checkSpokeTrace(t *testing.T, cn *Crowsnest, jaeger *Jaeger) {
+	t.Helper()
+	var traceID string
+	eventually(t, signalTimeout, func() error {
+		for _, l := range strings.Split(cn.LogTail(2000), "\n") {
+			if strings.Contains(l, "event=sync_finished") && strings.Contains(l, "app=argocd/"+spokeApp) {
+				if _, id, ok := strings.Cut(l, "trace_id="); ok {
+					traceID = strings.Fields(id)[0]
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no sync_finished of %s with a trace id in crowsnest's log", spokeApp)
+	})
+	var tr *JaegerTrace
+	eventually(t, signalTimeout, func() (err error) {
+		tr, err = jaeger.Trace(t.Context(), traceID)
+		return err
+	})
+	roots := tr.Root()
+	if len(roots) != 1 {
+		t.Fatalf("trace %s has roots %v, want one", traceID, roots)
+	}
+	if got := roots[0].Attrs[trace.AttrDestCluster]; got != "spoke" {
+		t.Errorf("the root span's %s = %q, want spoke", trace.AttrDestCluster, got)
+	}
+	var waves []string
+	for _, p := range tr.Children(roots[0].SpanID) {
+		for _, w := range tr.Children(p.SpanID) {
+			waves = append(waves, p.Name+" "+w.Name)
+		}
+	}
+	if !slices.Contains(waves, "PreSync wave -1") || slices.Contains(waves, "PreSync wave unknown") {
+		t.Errorf("the trace's phases and waves are %v, want PreSync wave -1 (the spoke's hook) and none unknown", waves)
+	}
+}
+
 func writeClusterSecret(t *testing.T, dir, name, server, token string) string {
 	t.Helper()
 	config, err := json.Marshal(map[string]any{"bearerToken": token, "tlsClientConfig": map[string]any{"insecure": true}})
