@@ -96,6 +96,8 @@ chart: tools
 		echo "$(HELM) template crowsnest charts/exporter --namespace observability -f $$f"; \
 		$(HELM) template crowsnest charts/exporter --namespace observability -f $$f >/dev/null; \
 	done
+	$(HELM) lint --strict charts/exporter --set mode=spoke
+	$(HELM) template crowsnest charts/exporter --namespace observability --set mode=spoke >/dev/null
 	@if $(HELM) lint --strict charts/exporter --set replicaCount=abc >/dev/null 2>&1; then \
 		echo "values.schema.json does not reject replicaCount=abc"; exit 1; fi
 

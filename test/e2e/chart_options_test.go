@@ -431,6 +431,52 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 	})
 
+	t.Run("a spoke cluster: only the read-only account the hub reads it with", func(t *testing.T) {
+		kinds := render(t, "--set", "mode=spoke")
+		var got []string
+		for k, objs := range kinds {
+			for range objs {
+				got = append(got, k)
+			}
+		}
+		slices.Sort(got)
+		if want := []string{"ClusterRole", "ClusterRoleBinding", "Secret", "ServiceAccount"}; !slices.Equal(got, want) {
+			t.Errorf("mode=spoke renders %v, want %v: no crowsnest, no Service, no rules or dashboards", got, want)
+		}
+		role := named(kinds, "ClusterRole", "crowsnest")
+		var resources []string
+		for _, r := range get(role, "rules").([]any) {
+			if verbs := fmt.Sprint(get(r, "verbs")); verbs != "[get list watch]" {
+				t.Errorf("the spoke's ClusterRole grants %s on %v, want get, list and watch only", verbs, get(r, "resources"))
+			}
+			for _, res := range strs(get(r, "resources")) {
+				resources = append(resources, fmt.Sprint(get(r, "apiGroups"))+"/"+res)
+			}
+		}
+		if want := []string{"[apps]/deployments", "[apps]/statefulsets", "[apps]/daemonsets", "[batch]/jobs", "[argoproj.io]/rollouts", "[cert-manager.io]/certificates"}; !slices.Equal(resources, want) {
+			t.Errorf("the spoke's ClusterRole reads %v, want the workload kinds %v", resources, want)
+		}
+		binding := named(kinds, "ClusterRoleBinding", "crowsnest")
+		if s := get(binding, "subjects").([]any); len(s) != 1 || get(s[0], "name") != "crowsnest" || get(s[0], "namespace") != "crowsnest" {
+			t.Errorf("the spoke's ClusterRoleBinding binds %v, want the ServiceAccount crowsnest/crowsnest", s)
+		}
+		token := named(kinds, "Secret", "crowsnest-token")
+		if get(token, "type") != "kubernetes.io/service-account-token" || get(token, "metadata", "annotations", "kubernetes.io/service-account.name") != "crowsnest" {
+			t.Errorf("the spoke's token Secret: %v", token)
+		}
+		// Fewer kinds, fewer rules; short-lived tokens instead of the Secret.
+		kinds = render(t, "--set", "mode=spoke,workloadKinds=deployments,spoke.tokenSecret=false")
+		if rules := get(named(kinds, "ClusterRole", "crowsnest"), "rules").([]any); len(rules) != 1 || fmt.Sprint(get(rules[0], "resources")) != "[deployments]" {
+			t.Errorf("mode=spoke with workloadKinds=deployments: rules %v", rules)
+		}
+		if len(kinds["Secret"]) != 0 {
+			t.Error("spoke.tokenSecret=false still renders a token Secret")
+		}
+		if out, err := helmRun(t, "template", "--set", "mode=hub-and-spoke"); err == nil || !strings.Contains(out, "mode") {
+			t.Errorf("mode=hub-and-spoke accepted: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("tracking and the local cluster", func(t *testing.T) {
 		_, ctr := container(t, render(t, "--set", "workloadsCluster=hub,argocd.trackingMethod=label,argocd.instanceLabelKey=example.com/app,argocd.installationID=hub-a"))
 		flags := flagsOf(strs(get(ctr, "args")))

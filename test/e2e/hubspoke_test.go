@@ -65,8 +65,9 @@ spec:
 	}
 }
 
-// spokeReader is crowsnest's ServiceAccount in the spoke: get, list and
-// watch of the workload kinds, nothing else (no Secrets).
+// spokeReader is a ServiceAccount of crowsnest in a spoke, written by hand:
+// get, list and watch of the workload kinds, nothing else (no Secrets); the
+// chart's mode=spoke installs the same with every workload kind.
 const spokeReader = `apiVersion: v1
 kind: Namespace
 metadata: {name: crowsnest}
@@ -124,8 +125,15 @@ func TestHubAndSpoke(t *testing.T) {
 	}
 
 	// crowsnest's own Secret for the spoke, as the chart mounts it, with
-	// the read-only ServiceAccount's token.
-	spoke.Kubectl(spokeReader, "apply", "-f", "-")
+	// the token of the read-only ServiceAccount the chart installs in a
+	// spoke (mode=spoke). No kube-controller-manager runs here to fill the
+	// chart's token Secret: the token is asked for, as kubectl does.
+	spoke.CreateNamespace("crowsnest")
+	spokeChart, err := helmRun(t, "template", "--namespace", "crowsnest", "--set", "mode=spoke")
+	if err != nil {
+		t.Fatalf("helm template --set mode=spoke: %v\n%s", err, spokeChart)
+	}
+	spoke.Kubectl(spokeChart, "apply", "-f", "-")
 	token := strings.TrimSpace(spoke.Kubectl("", "-n", "crowsnest", "create", "token", "crowsnest"))
 	env.RegisterSecret("spoke-serviceaccount-token", token)
 	clustersDir := writeClusterSecret(t, env.Dir("clusters"), "spoke", spoke.URL, token)

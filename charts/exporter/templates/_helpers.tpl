@@ -168,3 +168,53 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The rules of a ClusterRole that reads the workload kinds crowsnest joins
+(workloadKinds, --workloads.kinds): get, list and watch, nothing else. The
+hub's ClusterRole and a spoke's (mode: spoke) share them.
+*/}}
+{{- define "crowsnest.workloadRules" -}}
+{{- $kinds := list }}
+{{- range splitList "," .Values.workloadKinds }}{{- with trim . | lower }}{{- $kinds = append $kinds . }}{{- end }}{{- end }}
+  {{- $apps := list }}
+  {{- range list "deployments" "statefulsets" "daemonsets" }}{{- if has . $kinds }}{{- $apps = append $apps . }}{{- end }}{{- end }}
+  {{- with $apps }}
+  - apiGroups: [apps]
+    resources: [{{ join ", " . }}]
+    verbs: [get, list, watch]
+  {{- end }}
+  {{- if has "jobs" $kinds }}
+  - apiGroups: [batch]
+    resources: [jobs]
+    verbs: [get, list, watch]
+  {{- end }}
+  {{- if has "rollouts" $kinds }}
+  - apiGroups: [argoproj.io]
+    resources: [rollouts]
+    verbs: [get, list, watch]
+  {{- end }}
+  {{- if has "certificates" $kinds }}
+  - apiGroups: [cert-manager.io]
+    resources: [certificates]
+    verbs: [get, list, watch]
+  {{- end }}
+{{- end }}
+
+{{/*
+The notes of mode: spoke: how the hub gets this cluster's token.
+*/}}
+{{- define "crowsnest.spokeNotes" -}}
+This cluster is a spoke: no crowsnest runs here. The ServiceAccount
+{{ .Release.Namespace }}/{{ include "crowsnest.serviceAccountName" . }} may only get, list and watch {{ .Values.workloadKinds }}.
+
+In the hub, put its token in a Secret of Argo CD's cluster Secret format
+(keys name, server, config) and list it in the hub release's clusterSecrets:
+
+  TOKEN=$(kubectl -n {{ .Release.Namespace }} get secret {{ include "crowsnest.fullname" . }}-token -o jsonpath='{.data.token}' | base64 -d)
+  kubectl --context HUB -n HUB_NAMESPACE create secret generic crowsnest-cluster-NAME \
+    --from-literal=name=NAME --from-literal=server=https://THIS-API-SERVER \
+    --from-literal=config="{\"bearerToken\":\"$TOKEN\",\"tlsClientConfig\":{\"caData\":\"...\"}}"
+
+NAME must be the name Argo CD's own cluster Secret gives this cluster.
+{{- end }}
