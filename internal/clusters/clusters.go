@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
 )
 
 // Cluster is one destination cluster, by the name and server URL Argo CD's
@@ -170,6 +171,12 @@ func Read(dir string) (Cluster, error) {
 	rc, auth, err := restConfig(c.Server, cfg)
 	if err != nil {
 		return Cluster{}, fmt.Errorf("clusters: %s/config: %w", dir, err)
+	}
+	if auth == "bearer" {
+		// The token is read again from the mounted file as it rotates.
+		src := newBearerSource(filepath.Join(dir, "config"), rc.BearerToken, TokenRefresh)
+		rc.BearerToken = ""
+		rc.WrapTransport = transport.TokenSourceWrapTransport(src)
 	}
 	c.config, c.Auth = rc, auth
 	return c, nil
