@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"github.com/crowsnest/crowsnest/internal/argocd/api"
 	"github.com/crowsnest/crowsnest/internal/clusters"
 	"github.com/crowsnest/crowsnest/internal/collect/tracker"
 )
@@ -27,6 +29,9 @@ func (d *daemon) remoteClusters() ([]clusters.Cluster, error) {
 // API server URL crowsnest uses) and those of --clusters.dir.
 func (d *daemon) trackerClusters() (tracker.Clusters, error) {
 	c := tracker.Clusters{Local: tracker.LocalCluster{Name: d.o.WorkloadsCluster}, AnyLocal: d.o.Source == SourceReplay}
+	if d.o.Source == SourceArgoCDAPI {
+		c.Named = d.argoCDClusterNames()
+	}
 	if !d.o.kubernetes() {
 		return c, nil
 	}
@@ -80,3 +85,35 @@ func (d *daemon) spokes(kinds []string, track *tracker.Tracker) error {
 	}
 	return nil
 }
+
+// argoCDClusterNames asks Argo CD's API for the names of the clusters it
+// deploys to, so an app whose destination gives a server carries Argo
+// CD's name for it in dest_cluster, as with the Kubernetes source for the
+// clusters it knows. Asked once, at start: a failure (Argo CD down, a token
+// without clusters/get) is logged and the server URLs are used; a cluster
+// added later is named after a restart.
+func (d *daemon) argoCDClusterNames() []tracker.RemoteCluster {
+	client, err := api.New(d.o.ArgoCD.sourceConfig().APIConfig())
+	if err != nil {
+		d.log.Warn("not naming destination clusters: Argo CD API client", "err", err)
+		return nil
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterNamesTimeout)
+	defer cancel()
+	cs, err := client.Clusters(ctx)
+	if err != nil {
+		d.log.Warn("not naming destination clusters: dest_cluster is the server URL of apps deployed by server", "err", err)
+		return nil
+	}
+	out := make([]tracker.RemoteCluster, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, tracker.RemoteCluster{Name: c.Name, Server: c.Server})
+	}
+	d.log.Info("destination clusters named from Argo CD", "clusters", len(out))
+	return out
+}
+
+// clusterNamesTimeout bounds the start-up question for Argo CD's cluster
+// names.
+const clusterNamesTimeout = 10 * time.Second

@@ -103,7 +103,9 @@ func startArgoCDServer(ctx context.Context, t *testing.T, env *Env, k *KubeAPISe
 }
 
 // stateLines are the per-app state series of a scrape (sync, health,
-// operation phase, static facts, drift scope, conditions), as sorted text.
+// operation phase, static facts, drift scope, conditions), as sorted text,
+// without dest_cluster: the two sources name a cluster from what each can
+// read (argoCDAPISource checks the API source's names).
 func stateLines(c *Crowsnest) ([]string, error) {
 	m, err := c.Scrape()
 	if err != nil {
@@ -115,7 +117,9 @@ func stateLines(c *Crowsnest) ([]string, error) {
 		switch name {
 		case "crowsnest_app_info", "crowsnest_app_sync_status", "crowsnest_app_health_status", "crowsnest_app_operation_phase",
 			"crowsnest_app_out_of_sync_resources", "crowsnest_app_conditions", "crowsnest_app_last_sync_finished_timestamp_seconds":
-			out = append(out, s.Metric.String()+" "+s.Value.String())
+			m := s.Metric.Clone()
+			delete(m, "dest_cluster")
+			out = append(out, m.String()+" "+s.Value.String())
 		}
 	}
 	sort.Strings(out)
@@ -143,6 +147,27 @@ func (s *scenarioEnv) argoCDAPISource(ctx context.Context, t *testing.T) {
 		return err
 	})
 	t.Logf("the Argo CD API source serves the same %d state series as the Kubernetes source, %v after start", n, took.Round(time.Second))
+	// dest_cluster is Argo CD's name for the destination, from its cluster
+	// list: the e2e's cluster Secret names the API server's URL e2e, and
+	// Argo CD names kubernetes.default.svc in-cluster itself.
+	names := map[string]string{s.argo.ClusterURL: "e2e", "https://kubernetes.default.svc": "in-cluster"}
+	m, err := api.Scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := 0
+	for _, sample := range m.Find("crowsnest_app_info") {
+		server, dest := string(sample.Metric["dest_server"]), string(sample.Metric["dest_cluster"])
+		if want, ok := names[server]; ok {
+			named++
+			if dest != want {
+				t.Errorf("%s deploys to %s: dest_cluster %q from the API source, want Argo CD's name %q", sample.Metric["name"], server, dest, want)
+			}
+		}
+	}
+	if named == 0 {
+		t.Error("no app of the API source deploys to a cluster Argo CD names")
+	}
 	if strings.Contains(api.LogTail(500), token) {
 		t.Error("the token appears in crowsnest's log")
 	}

@@ -625,7 +625,10 @@ func (s *scenarioEnv) fixMigration(ctx context.Context, t *testing.T) {
 // the Alertmanager that gets both holds one alert.
 func (s *scenarioEnv) expectSyncFailedAlert(ctx context.Context, t *testing.T) {
 	t.Helper()
-	want := map[string]string{"alertname": "CrowsnestSyncFailed", "name": "dev-backend", "env": "dev", "severity": "warning", "project": "default", "namespace": argoCDNamespace}
+	// dest_cluster: dev-backend deploys to the API server crowsnest
+	// reads, which is the cluster it runs in (--workloads.cluster's
+	// default name).
+	want := map[string]string{"alertname": "CrowsnestSyncFailed", "name": "dev-backend", "env": "dev", "severity": "warning", "project": "default", "namespace": argoCDNamespace, "dest_cluster": "in-cluster"}
 	var direct, rule time.Time
 	eventually(t, scenarioTimeout, func() error {
 		if direct.IsZero() {

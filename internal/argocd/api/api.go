@@ -225,6 +225,27 @@ func (c *Client) List(ctx context.Context, namespace string) ([]v1alpha1.Applica
 	return list.Items, nil
 }
 
+// Cluster is a destination cluster Argo CD knows, by its name and server
+// URL (its cluster Secret, or the in-cluster one Argo CD adds itself).
+type Cluster struct {
+	Name   string `json:"name"`
+	Server string `json:"server"`
+}
+
+// Clusters returns the clusters Argo CD deploys to, GET /api/v1/clusters
+// (RBAC: clusters, get; role:readonly has it). Only names and servers are
+// decoded: argocd-server redacts the credentials, and crowsnest keeps
+// nothing else of them.
+func (c *Client) Clusters(ctx context.Context) ([]Cluster, error) {
+	var list struct {
+		Items []Cluster `json:"items"`
+	}
+	if err := c.getJSON(ctx, "/api/v1/clusters", nil, &list); err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	return list.Items, nil
+}
+
 // Stream is an open watch stream of Applications.
 type Stream struct {
 	body io.ReadCloser

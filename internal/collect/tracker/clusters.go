@@ -16,6 +16,10 @@ type Clusters struct {
 	// (hub and spoke); a workload read from one has Cluster set to its
 	// Server.
 	Remote []RemoteCluster
+	// Named are clusters crowsnest does not watch, by the name Argo CD
+	// gives them (from its API): they name an app's destination cluster
+	// (model.AppView.Dest) when its destination gives a server only.
+	Named []RemoteCluster
 	// AnyLocal makes every destination the local cluster: a replay's
 	// workloads are those the recorder joined to their apps in the one
 	// cluster it watched.
@@ -55,6 +59,7 @@ type clusterIndex struct {
 	byServer map[string]string // normalized server URL -> cluster
 	byName   map[string]string // Argo CD's cluster name -> cluster
 	names    map[string]string // cluster -> its name, as model.AppView.Dest carries it
+	known    map[string]string // normalized server URL of an unwatched cluster -> Argo CD's name
 }
 
 func newClusterIndex(c Clusters) clusterIndex {
@@ -63,7 +68,12 @@ func newClusterIndex(c Clusters) clusterIndex {
 		name = v1alpha1.InClusterName
 	}
 	x := clusterIndex{anyLocal: c.AnyLocal, byServer: map[string]string{normalServer(v1alpha1.KubernetesInternalAPIServerAddr): ""}, byName: map[string]string{},
-		names: map[string]string{"": name}}
+		names: map[string]string{"": name}, known: map[string]string{}}
+	for _, r := range c.Named {
+		if r.Name != "" {
+			x.known[normalServer(r.Server)] = r.Name
+		}
+	}
 	for _, r := range c.Remote {
 		server := normalServer(r.Server)
 		x.byServer[server] = server
@@ -100,8 +110,8 @@ func (x clusterIndex) of(app *v1alpha1.Application) (cluster string, watched boo
 // dest returns the name of the cluster app deploys to, as its series,
 // alerts, facts and traces carry it (model.AppView.Dest): the
 // destination's name; for a destination by server URL, the name crowsnest
-// knows for that server (the local cluster's, a watched spoke's) or else
-// the URL itself, normalized; in a replay (AnyLocal), the local name. A label of names rather than URLs lets
+// knows for that server (the local cluster's, a watched spoke's, Argo
+// CD's from Clusters.Named) or else the URL itself, normalized; in a replay (AnyLocal), the local name. A label of names rather than URLs lets
 // Alertmanager route a cluster's alerts and CrowsnestClusterDown inhibit
 // them. Empty only when the destination names neither.
 func (x clusterIndex) dest(app *v1alpha1.Application) string {
@@ -112,6 +122,9 @@ func (x clusterIndex) dest(app *v1alpha1.Application) string {
 	server := normalServer(d.Server)
 	if c, ok := x.byServer[server]; ok || x.anyLocal {
 		return x.names[c] // c is "" when not found: the local cluster
+	}
+	if name, ok := x.known[server]; ok {
+		return name
 	}
 	return server
 }

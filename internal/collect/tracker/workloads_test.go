@@ -141,6 +141,7 @@ func TestOnlyAppsInTheWatchedClusterJoinItsWorkloads(t *testing.T) {
 		{"the API server crowsnest reaches", Clusters{Local: LocalCluster{Servers: []string{"https://10.0.0.1:6443"}}}, at("https://10.0.0.1:6443", ""), "", true, "in-cluster"},
 		{"another cluster by server", Clusters{}, at("https://prod-eu.example.com", ""), "", false, "https://prod-eu.example.com"},
 		{"another cluster by name", Clusters{}, at("", "prod-eu"), "", false, "prod-eu"},
+		{"another cluster Argo CD names", Clusters{Named: []RemoteCluster{{Name: "prod-eu", Server: "https://PROD-EU.example.com/"}}}, at("https://prod-eu.example.com", ""), "", false, "prod-eu"},
 		{"a replay: every destination", Clusters{AnyLocal: true}, at("https://prod-eu.example.com", ""), "", true, "in-cluster"},
 		{"a watched spoke by server: its workload", spoke, at("https://prod-eu.example.com:6443/", ""), "https://prod-eu.example.com:6443", true, "prod-eu"},
 		{"a watched spoke by name: its workload", spoke, at("", "prod-eu"), "https://PROD-EU.example.com:6443", true, "prod-eu"},
