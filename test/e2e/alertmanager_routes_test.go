@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,21 +177,10 @@ func TestAlertmanagerRoutes(t *testing.T) {
 		// Every alert of the incident fired and reached Alertmanager;
 		// the failed sync holds back the other two.
 		eventually(t, signalTimeout, func() error {
-			all, err := am.active(ctx, true)
-			if err != nil {
-				return err
-			}
-			inhibited := map[string]bool{}
-			for _, a := range all {
-				if a.Labels["name"] == prod.Name {
-					inhibited[a.Labels["alertname"]] = len(a.Status.InhibitedBy) > 0
-				}
-			}
-			want := map[string]bool{"CrowsnestProdSyncFailed": false, "CrowsnestProdAppDegraded": true, "CrowsnestProdDrift": true}
-			if fmt.Sprint(inhibited) != fmt.Sprint(want) {
-				return fmt.Errorf("alerts of %s (alertname: inhibited): %v, want %v", prod.Name, inhibited, want)
-			}
-			return nil
+			return am.expectInhibited(ctx, map[string]bool{
+				"CrowsnestProdSyncFailed/" + prod.Name: false, "CrowsnestProdAppDegraded/" + prod.Name: true, "CrowsnestProdDrift/" + prod.Name: true,
+				"CrowsnestSyncFailed/" + dev.Name: false,
+			})
 		})
 		// Two group intervals more: a new notification would have come.
 		time.Sleep(5 * time.Second)
@@ -215,38 +204,16 @@ func TestAlertmanagerRoutes(t *testing.T) {
 		am := env.StartAlertmanagerWith(env.Dir("alertmanager-readme-cluster"), readmeConfig(t, hook.URL))
 		// CrowsnestClusterDown of prod's cluster, as Prometheus posts it,
 		// before the apps' alerts.
-		body := `[{"labels":{"alertname":"CrowsnestClusterDown","dest_cluster":"prod-eu","dest_server":"https://prod-eu.example.com:6443","severity":"warning"}}]`
-		resp, err := http.Post(am.URL+"/api/v2/alerts", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("post CrowsnestClusterDown: %s", resp.Status)
-		}
+		am.post(t, map[string]string{"alertname": "CrowsnestClusterDown", "dest_cluster": "prod-eu", "dest_server": "https://prod-eu.example.com:6443", "severity": "warning"})
 		startPager(t, am.URL, []crowsnestrules.AppState{prod, dev})
 		ctx := t.Context()
 		// Every alert of prod's app is inhibited (its failed sync too);
 		// the dev app, in another cluster, is not.
 		eventually(t, signalTimeout, func() error {
-			all, err := am.active(ctx, true)
-			if err != nil {
-				return err
-			}
-			state := map[string]bool{} // alertname/name: inhibited
-			for _, a := range all {
-				if a.Labels["name"] != "" {
-					state[a.Labels["alertname"]+"/"+a.Labels["name"]] = len(a.Status.InhibitedBy) > 0
-				}
-			}
-			want := map[string]bool{
+			return am.expectInhibited(ctx, map[string]bool{
 				"CrowsnestProdSyncFailed/" + prod.Name: true, "CrowsnestProdAppDegraded/" + prod.Name: true, "CrowsnestProdDrift/" + prod.Name: true,
 				"CrowsnestSyncFailed/" + dev.Name: false,
-			}
-			if fmt.Sprint(state) != fmt.Sprint(want) {
-				return fmt.Errorf("alertname/name: inhibited: %v, want %v", state, want)
-			}
-			return nil
+			})
 		})
 		time.Sleep(5 * time.Second) // two group intervals: a notification would have come
 		if notes := sink.of(prod.Name); len(notes) != 0 {
@@ -270,15 +237,7 @@ receivers:
 		// The control: one alertname and namespace at both severities,
 		// posted as Prometheus would.
 		post := func(name, severity string) {
-			body := fmt.Sprintf(`[{"labels":{"alertname":"ControlAlert","namespace":%q,"name":%q,"severity":%q}}]`, argoCDNamespace, name, severity)
-			resp, err := http.Post(am.URL+"/api/v2/alerts", "application/json", strings.NewReader(body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("post the control alert: %s", resp.Status)
-			}
+			am.post(t, map[string]string{"alertname": "ControlAlert", "namespace": argoCDNamespace, "name": name, "severity": severity})
 		}
 		post("control-prod", "critical")
 		post("control-dev", "warning")
@@ -303,4 +262,40 @@ receivers:
 			return nil
 		})
 	})
+}
+
+// post posts one alert of labels to am, as Prometheus would.
+func (am *Alertmanager) post(t *testing.T, labels map[string]string) {
+	t.Helper()
+	body, err := json.Marshal([]map[string]any{{"labels": labels}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(am.URL+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("post %v: %s", labels, resp.Status)
+	}
+}
+
+// expectInhibited compares the app alerts am holds (those with a name
+// label), by alertname/name, and whether each is inhibited, with want.
+func (am *Alertmanager) expectInhibited(ctx context.Context, want map[string]bool) error {
+	all, err := am.active(ctx, true)
+	if err != nil {
+		return err
+	}
+	got := map[string]bool{}
+	for _, a := range all {
+		if a.Labels["name"] != "" {
+			got[a.Labels["alertname"]+"/"+a.Labels["name"]] = len(a.Status.InhibitedBy) > 0
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		return fmt.Errorf("alertname/name: inhibited: %v, want %v", got, want)
+	}
+	return nil
 }
