@@ -30,7 +30,7 @@ type cli struct {
 	exited   bool // --help or --version was handled
 	exitCode int
 
-	serve, record *kingpin.CmdClause
+	serve, record, checkConfig *kingpin.CmdClause
 
 	opts daemon.Options
 	rec  daemon.RecordOptions
@@ -39,7 +39,8 @@ type cli struct {
 	namespaces []string // comma-separated or repeated
 	appLabels  string   // comma-separated
 	demo       bool
-	speedSet   bool // --replay.speed was given
+	speedSet   bool     // --replay.speed was given
+	checkFiles []string // check-config's files
 }
 
 // newCLI defines the command line; its help goes to stdout, its errors to
@@ -58,6 +59,8 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	promslogflag.AddFlags(a, c.log)
 	c.serve = a.Command("serve", "Watch Applications and serve metrics (the default command). The other command, record, writes the Application watch events to a file: crowsnest record --help.").Default()
 	c.record = a.Command("record", "Record the Application watch events as JSON lines, for --source=replay and for tests.")
+	c.checkConfig = a.Command("check-config", "Validate configuration files (--config.file) as crowsnest would load them, without starting: for CI before a rollout. Exits 1 naming the file, line and field of the first error of each file.")
+	c.checkConfig.Arg("file", "Configuration files to check.").Required().ExistingFilesVar(&c.checkFiles)
 
 	a.Flag("kubeconfig", "Path to a kubeconfig file. Empty: the in-cluster service account, else $KUBECONFIG or ~/.kube/config.").StringVar(&o.Kubeconfig)
 	a.Flag("namespaces", "Namespaces whose Applications to watch, comma-separated or repeated. Empty: all namespaces.").StringsVar(&c.namespaces)

@@ -38,6 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case cli.record.FullCommand():
 		err = daemon.Record(ctx, cli.recordOptions(), stdout, logger)
+	case cli.checkConfig.FullCommand():
+		return checkConfig(cli.checkFiles, stdout, stderr)
 	default:
 		err = daemon.Run(ctx, cli.options(), stdout, logger)
 	}
@@ -55,7 +57,7 @@ func daemonHelp(args []string) []string {
 	help := false
 	for _, a := range args {
 		switch a {
-		case "serve", "record", "help":
+		case "serve", "record", "check-config", "help":
 			return args
 		case "--help", "-h":
 			help = true

@@ -278,17 +278,58 @@ func TestBadConfigExitsNonZeroNamingFileLineAndField(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.doc), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			var stderr logtest.Buffer
-			code := run(context.Background(), []string{"--demo", "--config.file=" + path, "--web.listen-address=" + freeAddr(t)}, io.Discard, &stderr)
-			if code == 0 {
-				t.Fatal("exit code 0 for a bad config")
-			}
-			for _, w := range append([]string{path}, tc.want...) {
-				if !strings.Contains(stderr.String(), w) {
-					t.Errorf("stderr does not mention %q:\n%s", w, stderr.String())
+			// The daemon at start, and crowsnest check-config before it.
+			for _, args := range [][]string{
+				{"--demo", "--config.file=" + path, "--web.listen-address=" + freeAddr(t)},
+				{"check-config", path},
+			} {
+				var stderr logtest.Buffer
+				code := run(context.Background(), args, io.Discard, &stderr)
+				if code != 1 {
+					t.Fatalf("%s: exit code %d for a bad config, want 1", args[0], code)
+				}
+				for _, w := range append([]string{path}, tc.want...) {
+					if !strings.Contains(stderr.String(), w) {
+						t.Errorf("%s: stderr does not mention %q:\n%s", args[0], w, stderr.String())
+					}
 				}
 			}
 		})
+	}
+}
+
+// check-config says what a valid file makes of the fleet, exits 0, and
+// judges each file of several on its own.
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yml")
+	bad := filepath.Join(dir, "bad.yml")
+	for path, doc := range map[string]string{
+		good: "prod_environments: 'prod|prod-.*'\nenvironments:\n  - env: prod\n    match: {labels: {env: prod}}\n",
+		bad:  "default_env: ''\n",
+	} {
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr strings.Builder
+	if code := run(context.Background(), []string{"check-config", good}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d for a valid file: %s", code, stderr.String())
+	}
+	if want := good + `: valid: 1 environment rules, default env "unknown", paging environments "prod|prod-.*", 3 policies (the default ones), promotion dev > stage > prod (the default)`; strings.TrimSpace(stdout.String()) != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"check-config", good, bad}, &stdout, &stderr); code != 1 {
+		t.Errorf("exit code %d for a valid and an invalid file, want 1", code)
+	}
+	if !strings.Contains(stdout.String(), good+": valid") || !strings.Contains(stderr.String(), bad+": line 1: field default_env: must not be empty") {
+		t.Errorf("stdout %q stderr %q: want the valid file reported valid and the other's line and field", stdout.String(), stderr.String())
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"check-config", filepath.Join(dir, "missing.yml")}, io.Discard, &stderr); code == 0 || !strings.Contains(stderr.String(), "missing.yml") {
+		t.Errorf("exit code %d for a missing file, stderr %q", code, stderr.String())
 	}
 }
 

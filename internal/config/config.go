@@ -301,3 +301,24 @@ func DestinationServer(app *v1alpha1.Application) string {
 	}
 	return app.Spec.Destination.Name
 }
+
+// Summary says in one line what the configuration makes of the fleet, for
+// crowsnest check-config: its environment rules, the default env, the
+// environments that page, the policies and the promotion order (defaults
+// named as such).
+func (c *Config) Summary() string {
+	d := c.resolved()
+	policies := fmt.Sprintf("%d policies", len(d.policies))
+	if c.Policies == nil {
+		policies += " (the default ones)"
+	}
+	promotion := "no promotion order"
+	if p := d.promotion; p != nil && len(p.Order) > 0 {
+		promotion = "promotion " + strings.Join(p.Order, " > ")
+		if c.Promotion == nil {
+			promotion += " (the default)"
+		}
+	}
+	return fmt.Sprintf("%d environment rules, default env %q, paging environments %q, %s, %s",
+		len(c.Environments), c.DefaultEnv, c.Prod(), policies, promotion)
+}
