@@ -178,7 +178,8 @@ func (c *cli) replicaFlags(o *daemon.Options) {
 
 // outputFlags adds the flags of what leaves the process: Loki, Alertmanager, DORA, CloudEvents, traces.
 func (c *cli) outputFlags(o *daemon.Options) {
-	c.serve.Flag("traces.exporter", "Where traces of sync operations go: otlp, stdout (JSON lines) or none. Default: $OTEL_TRACES_EXPORTER, else otlp when an OTLP endpoint is set, else none; stdout with --demo.").EnumVar(&o.Traces.Exporter, "", "otlp", "stdout", "none")
+	c.serve.Flag("traces.exporter", "Where traces of sync operations go: otlp, stdout (JSON lines), file (JSON lines to --traces.file) or none. Default: $OTEL_TRACES_EXPORTER, else otlp when an OTLP endpoint is set, else none; file with --demo.").EnumVar(&o.Traces.Exporter, "", "otlp", "stdout", "file", "none")
+	c.serve.Flag("traces.file", "The file --traces.exporter=file writes spans to, one JSON object per line, rewritten at each start. Default with --demo: crowsnest-demo-traces.jsonl in the temporary directory.").StringVar(&o.Traces.File)
 	c.serve.Flag("traces.otlp.endpoint", "OTLP endpoint URL, e.g. http://tempo:4318 (http/protobuf) or http://tempo:4317 (grpc); https for TLS. Default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or $OTEL_EXPORTER_OTLP_ENDPOINT.").StringVar(&o.Traces.Endpoint)
 	c.serve.Flag("traces.otlp.protocol", "OTLP protocol: grpc or http/protobuf. Default: $OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, $OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.").EnumVar(&o.Traces.Protocol, "", "grpc", "http/protobuf")
 	c.serve.Flag("loki.url", "Loki to push the tracker's facts to as JSON lines, e.g. http://loki:3100. Empty: facts are only logged.").StringVar(&o.Loki.URL)

@@ -87,7 +87,7 @@ func TestDemoResolvedIntoOptions(t *testing.T) {
 		}
 		o := c.options()
 		if o.Source != daemon.SourceReplay || len(o.Replay.Data) == 0 || o.Replay.Speed != tc.speed ||
-			len(o.BuiltinConfig) == 0 || o.Traces.Default != "stdout" || o.ArgoCD.Server != "" {
+			len(o.BuiltinConfig) == 0 || o.Traces.Default != "file" || o.Traces.File != daemon.DemoTracesFile() || o.ArgoCD.Server != "" {
 			t.Errorf("%v: source %q, %d bytes at speed %v, config %d bytes, traces %q, server %q",
 				tc.args, o.Source, len(o.Replay.Data), o.Replay.Speed, len(o.BuiltinConfig), o.Traces.Default, o.ArgoCD.Server)
 		}

@@ -43,11 +43,12 @@ func freeAddr(t *testing.T) string {
 
 // running is the command, run in the background until the test ends.
 type running struct {
-	addr   string
-	stdout *logtest.Buffer
-	stderr *logtest.Buffer
-	cancel context.CancelFunc
-	done   chan int
+	addr       string
+	tracesFile string // where a demo writes its traces (startDemo)
+	stdout     *logtest.Buffer
+	stderr     *logtest.Buffer
+	cancel     context.CancelFunc
+	done       chan int
 }
 
 func startDaemon(t *testing.T, args ...string) *running {
@@ -159,7 +160,10 @@ func recordingEvents() int {
 // recording has been replayed.
 func startDemo(t *testing.T, args ...string) *running {
 	t.Helper()
-	d := startDaemon(t, append([]string{"--demo", "--replay.speed=0"}, args...)...)
+	// Each demo its own traces file, not the shared default in /tmp.
+	traces := filepath.Join(t.TempDir(), "traces.jsonl")
+	d := startDaemon(t, append([]string{"--demo", "--replay.speed=0", "--traces.file=" + traces}, args...)...)
+	d.tracesFile = traces
 	want := recordingEvents()
 	d.eventually(t, "the demo replay to finish", func() error {
 		code, body := d.get(t, "/metrics")
@@ -444,7 +448,7 @@ func TestShutdownOnCancel(t *testing.T) {
 
 // The demo prints its traces to standard output: the root app-of-apps
 // sync with its five waves, nested root > phase > wave.
-func TestDemoPrintsTraces(t *testing.T) {
+func TestDemoWritesTraces(t *testing.T) {
 	d := startDemo(t)
 	type span struct {
 		Name        string
@@ -453,9 +457,13 @@ func TestDemoPrintsTraces(t *testing.T) {
 	}
 	var root span
 	var spans []span
-	d.eventually(t, "the root sync's spans on stdout", func() error {
+	d.eventually(t, "the root sync's spans in the traces file", func() error {
 		spans = nil
-		for _, l := range strings.Split(d.stdout.String(), "\n") {
+		b, err := os.ReadFile(d.tracesFile)
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(string(b), "\n") {
 			var s span
 			if json.Unmarshal([]byte(l), &s) == nil && s.Name != "" {
 				spans = append(spans, s)
@@ -484,6 +492,14 @@ func TestDemoPrintsTraces(t *testing.T) {
 	}
 	if phase.Name == "" || waves != 5 {
 		t.Errorf("root trace has phase span %v and %d wave spans, want a Sync span under the root and 5 waves", phase.Name != "", waves)
+	}
+	// The terminal shows crowsnest's log, and says where the traces are:
+	// no span on standard output.
+	if out := d.stdout.String(); strings.Contains(out, `"SpanContext"`) {
+		t.Errorf("spans on standard output:\n%.500s", out)
+	}
+	if log := d.stderr.String(); !strings.Contains(log, `msg="where to look" metrics=http://127.0.0.1:0/metrics traces=`+d.tracesFile) {
+		t.Errorf("the log does not say where to look (/metrics, the traces in %s):\n%.2000s", d.tracesFile, log)
 	}
 	for _, s := range spans {
 		if s.SpanContext.TraceID == root.SpanContext.TraceID && strings.HasPrefix(s.Name, "wave ") && s.Parent.SpanID != phase.SpanContext.SpanID {

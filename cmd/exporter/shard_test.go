@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -52,7 +53,8 @@ func appSeries(v model.Vector) map[string]float64 {
 // traceIDs are the ids of the sync traces the demo printed.
 func (d *running) traceIDs() map[string]bool {
 	out := map[string]bool{}
-	for _, l := range strings.Split(d.stdout.String(), "\n") {
+	b, _ := os.ReadFile(d.tracesFile) // none yet: no traces
+	for _, l := range strings.Split(string(b), "\n") {
 		var s struct {
 			Name        string
 			SpanContext struct{ TraceID string }

@@ -135,6 +135,9 @@ func Run(ctx context.Context, o Options, stdout io.Writer, logger *slog.Logger) 
 		return err
 	}
 	logger.Info("crowsnest started", "version", version.Info(), "input", o.sourceName())
+	if o.Guide != nil {
+		logger.Info("where to look", o.Guide...)
+	}
 	return d.run(ctx, srv)
 }
 

@@ -3,6 +3,9 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/crowsnest/crowsnest/internal/collect/source"
 	"github.com/crowsnest/crowsnest/internal/demo"
+	"github.com/crowsnest/crowsnest/internal/trace"
 )
 
 // The sources of Applications (Options.Source).
@@ -30,6 +34,10 @@ type Options struct {
 
 	ConfigFile    string // environment rules; empty: BuiltinConfig
 	BuiltinConfig []byte // the configuration without a file (the demo's); nil: every env "unknown"
+	// Guide is logged once crowsnest serves: where a newcomer looks (the
+	// demo's: its /metrics URL and traces file), as key/value pairs after
+	// the message; nil: nothing.
+	Guide []any
 
 	Web         *web.FlagConfig
 	MetricsPath string
@@ -94,10 +102,16 @@ type ArgoCDOptions struct {
 // are left to the OTEL_* environment (trace.ResolveConfig).
 type TraceOptions struct {
 	Exporter, Endpoint, Protocol string
+	// File is where the file exporter writes spans (--traces.file).
+	File string
 	// Default is the exporter when neither the options nor the
-	// environment choose one and no endpoint is set (the demo: stdout).
+	// environment choose one and no endpoint is set (the demo: file).
 	Default string
 }
+
+// DemoTracesFile is where the demo writes its traces unless told
+// otherwise: a file, so that the terminal shows crowsnest's log.
+func DemoTracesFile() string { return filepath.Join(os.TempDir(), "crowsnest-demo-traces.jsonl") }
 
 // LeaderOptions configure leader election among replicas.
 type LeaderOptions struct {
@@ -150,8 +164,9 @@ type CloudEventsOptions struct {
 // UseDemo turns o into the demo's, once, so that nothing downstream asks
 // whether this is the demo: the recording built into the binary replayed
 // at 10× (unless speedSet), the demo's configuration unless a file is
-// given, traces to standard output unless told otherwise, and nothing read
-// from Argo CD.
+// given, traces to a file (DemoTracesFile) unless told otherwise, so the
+// terminal shows the log, which says where to look, and nothing read from
+// Argo CD.
 func (o *Options) UseDemo(speedSet bool) {
 	o.Source = SourceReplay
 	o.Replay = ReplayOptions{Data: demo.Recording(), Name: "demo recording", Speed: o.Replay.Speed}
@@ -161,7 +176,12 @@ func (o *Options) UseDemo(speedSet bool) {
 	if o.ConfigFile == "" {
 		o.BuiltinConfig = demo.Config()
 	}
-	o.Traces.Default = "stdout"
+	o.Traces.Default = trace.ExporterFile
+	if o.Traces.File == "" {
+		o.Traces.File = DemoTracesFile()
+	}
+	o.Guide = []any{"metrics", "http://" + localAddress(o.Web) + "/metrics", "traces", o.Traces.File,
+		"facts", "the log lines below: sync started, wave entered, sync finished, drift began..."}
 	o.ArgoCD.Server = ""
 }
 
@@ -268,4 +288,21 @@ func (o *Options) perShard(name string) string {
 		return name
 	}
 	return fmt.Sprintf("%s-%d-of-%d", name, s.Index, s.Total)
+}
+
+// localAddress is the first address crowsnest listens on as a browser on
+// this machine reaches it: localhost when it listens on every interface.
+func localAddress(w *web.FlagConfig) string {
+	addr := ":9829"
+	if w != nil && w.WebListenAddresses != nil && len(*w.WebListenAddresses) > 0 {
+		addr = (*w.WebListenAddresses)[0]
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -189,23 +189,28 @@ func (d *daemon) cloudEvents() (*cdevents.Sink, error) {
 // traces returns the emitter of sync traces, nil when tracing is off.
 func (d *daemon) traces() (*trace.Emitter, error) {
 	o := d.o.Traces
-	tc := trace.Config{Exporter: o.Exporter, Endpoint: o.Endpoint, Protocol: o.Protocol, Stdout: d.stdout, Version: version.Version, Gate: d.gate.leading, FlushTimeout: flushTimeout}
+	tc := trace.Config{Exporter: o.Exporter, Endpoint: o.Endpoint, Protocol: o.Protocol, Stdout: d.stdout, File: o.File, Version: version.Version, Gate: d.gate.leading, FlushTimeout: flushTimeout}
 	chosen := tc.Exporter != "" || os.Getenv("OTEL_TRACES_EXPORTER") != ""
 	tc, err := trace.ResolveConfig(tc, os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("traces: %w", err)
 	}
 	if !chosen && tc.Exporter == trace.ExporterNone && o.Default != "" {
-		tc.Exporter = o.Default
+		if tc, err = trace.ResolveConfig(trace.Config{Exporter: o.Default, Stdout: tc.Stdout, File: tc.File, Version: tc.Version, Gate: tc.Gate, FlushTimeout: tc.FlushTimeout}, os.Getenv); err != nil {
+			return nil, fmt.Errorf("traces: %w", err)
+		}
 	}
 	e, err := trace.NewEmitter(tc, trace.NewMetrics(d.reg), d.log)
 	if err != nil || e == nil {
 		return nil, err
 	}
 	d.actors = append(d.actors, actor{"traces", stageOutputs, e.Run})
-	if tc.Exporter == trace.ExporterOTLP {
+	switch tc.Exporter {
+	case trace.ExporterOTLP:
 		d.log.Info("sending traces of sync operations", "exporter", tc.Exporter, "protocol", tc.Protocol, "endpoint", redact.URL(tc.Endpoint))
-	} else {
+	case trace.ExporterFile:
+		d.log.Info("writing traces of sync operations to a file, one JSON object per span", "file", tc.File)
+	default:
 		d.log.Info("writing traces of sync operations to standard output")
 	}
 	return e, nil

@@ -9,10 +9,12 @@ package trace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,6 +40,7 @@ const (
 	ExporterNone   = "none"
 	ExporterOTLP   = "otlp"
 	ExporterStdout = "stdout"
+	ExporterFile   = "file"
 )
 
 // OTLP protocols.
@@ -48,7 +51,8 @@ const (
 
 // Config says where spans go.
 type Config struct {
-	// Exporter is ExporterNone, ExporterOTLP or ExporterStdout.
+	// Exporter is ExporterNone, ExporterOTLP, ExporterStdout or
+	// ExporterFile.
 	Exporter string
 	// Endpoint is the OTLP endpoint URL; empty leaves it to the
 	// OTEL_EXPORTER_OTLP_* environment variables. For http/protobuf, a
@@ -59,6 +63,9 @@ type Config struct {
 	Protocol string
 	// Stdout receives spans, one JSON object per line, for ExporterStdout.
 	Stdout io.Writer
+	// File is where ExporterFile writes spans, one JSON object per line;
+	// it is rewritten at each start.
+	File string
 	// QueueSize bounds the finished operations waiting to become spans;
 	// 0 means DefaultQueueSize. The batch span processor bounds the spans
 	// waiting for export (OTEL_BSP_MAX_QUEUE_SIZE, default 2048).
@@ -104,8 +111,12 @@ func ResolveConfig(c Config, getenv func(string) string) (Config, error) {
 	}
 	switch c.Exporter {
 	case ExporterNone, ExporterOTLP, ExporterStdout:
+	case ExporterFile:
+		if c.File == "" {
+			return c, fmt.Errorf("--traces.exporter=file: --traces.file is empty, want the file to write spans to")
+		}
 	default:
-		return c, fmt.Errorf("--traces.exporter=%q: want otlp, stdout or none", c.Exporter)
+		return c, fmt.Errorf("--traces.exporter=%q: want otlp, stdout, file or none", c.Exporter)
 	}
 	if c.Protocol == "" {
 		for _, name := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
@@ -205,6 +216,8 @@ func (e *Emitter) provider(ctx context.Context) (*sdktrace.TracerProvider, error
 	switch e.cfg.Exporter {
 	case ExporterStdout:
 		exp, err = stdouttrace.New(stdouttrace.WithWriter(e.cfg.Stdout))
+	case ExporterFile:
+		exp, err = fileExporter(e.cfg.File)
 	default:
 		exp, err = otlpExporter(ctx, e.cfg)
 	}
@@ -404,4 +417,31 @@ func rejectedSpans(err error) (n int64, ok bool) {
 		return 0, false
 	}
 	return k, true
+}
+
+// fileExporter writes spans as JSON lines to path, rewritten, and closes
+// it when shut down.
+func fileExporter(path string) (sdktrace.SpanExporter, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("--traces.file: %w", err)
+	}
+	exp, err := stdouttrace.New(stdouttrace.WithWriter(f))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &closingExporter{SpanExporter: exp, f: f}, nil
+}
+
+// closingExporter closes the file its exporter writes to when it shuts
+// down.
+type closingExporter struct {
+	sdktrace.SpanExporter
+	f *os.File
+}
+
+// Shutdown implements sdktrace.SpanExporter.
+func (c *closingExporter) Shutdown(ctx context.Context) error {
+	return errors.Join(c.SpanExporter.Shutdown(ctx), c.f.Close())
 }

@@ -260,6 +260,8 @@ func TestResolveConfig(t *testing.T) {
 		{desc: "unknown exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "jaeger"}, wantError: "OTEL_TRACES_EXPORTER"},
 		{desc: "unknown protocol", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, wantError: "OTEL_EXPORTER_OTLP_PROTOCOL"},
 		{desc: "bad endpoint", in: Config{Endpoint: "tempo:4317"}, wantError: "--traces.otlp.endpoint"},
+		{desc: "file", in: Config{Exporter: ExporterFile, File: "/tmp/t.jsonl"}, want: Config{Exporter: ExporterFile, Protocol: ProtocolHTTP}},
+		{desc: "file without a file", in: Config{Exporter: ExporterFile}, wantError: "--traces.file"},
 	} {
 		got, err := ResolveConfig(c.in, func(k string) string { return c.env[k] })
 		if c.wantError != "" {
