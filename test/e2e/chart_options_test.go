@@ -431,6 +431,65 @@ func TestHelmChartOptions(t *testing.T) {
 		}
 	})
 
+	t.Run("kube-prometheus-stack's defaults", func(t *testing.T) {
+		// No NetworkPolicy unless asked: one that admits only some
+		// scrapers blocks the others without a word. Asked, with no peers,
+		// it admits any pod of any namespace, to the metrics port only.
+		if kinds := render(t); len(kinds["NetworkPolicy"]) != 0 {
+			t.Error("a NetworkPolicy by default")
+		}
+		np := render(t, "--set", "networkPolicy.enabled=true")["NetworkPolicy"]
+		if len(np) != 1 {
+			t.Fatalf("%d NetworkPolicies with networkPolicy.enabled=true", len(np))
+		}
+		ingress := get(np[0], "spec", "ingress").([]any)
+		if len(ingress) != 1 || get(ingress[0], "from") != nil || fmt.Sprint(get(ingress[0], "ports")) != "[map[port:metrics protocol:TCP]]" {
+			t.Errorf("NetworkPolicy ingress %v, want the metrics port from anywhere", ingress)
+		}
+		// The stack's Prometheus selects monitors and rules by the label
+		// release; a sample limit; dashboards in Grafana's namespace.
+		kinds := render(t, "--set", "serviceMonitor.enabled=true,prometheusRule.enabled=true,serviceMonitor.sampleLimit=500000,dashboards.namespace=monitoring",
+			"--set", "serviceMonitor.additionalLabels.release=kube-prometheus-stack,prometheusRule.additionalLabels.release=kube-prometheus-stack")
+		sm, rule := kinds["ServiceMonitor"], kinds["PrometheusRule"]
+		if len(sm) != 1 || len(rule) != 1 {
+			t.Fatalf("%d ServiceMonitors, %d PrometheusRules", len(sm), len(rule))
+		}
+		for _, o := range []map[string]any{sm[0], rule[0]} {
+			if get(o, "metadata", "labels", "release") != "kube-prometheus-stack" {
+				t.Errorf("%s without the label release: %v", get(o, "kind"), get(o, "metadata", "labels"))
+			}
+		}
+		if v := get(sm[0], "spec", "sampleLimit"); fmt.Sprint(v) != "500000" {
+			t.Errorf("ServiceMonitor sampleLimit %v, want 500000", v)
+		}
+		dashboards := 0
+		for _, cm := range kinds["ConfigMap"] {
+			if get(cm, "metadata", "labels", "grafana_dashboard") == "1" {
+				dashboards++
+				if ns := get(cm, "metadata", "namespace"); ns != "monitoring" {
+					t.Errorf("dashboard %v in namespace %v, want monitoring", get(cm, "metadata", "name"), ns)
+				}
+			}
+		}
+		if dashboards != 3 {
+			t.Errorf("%d dashboard ConfigMaps, want 3", dashboards)
+		}
+		// A PodMonitor instead, with the same settings.
+		kinds = render(t, "--set", "serviceMonitor.enabled=true,podMonitor.enabled=true,serviceMonitor.sampleLimit=1000,serviceMonitor.additionalLabels.release=kps")
+		if len(kinds["ServiceMonitor"]) != 0 || len(kinds["PodMonitor"]) != 1 {
+			t.Fatalf("%d ServiceMonitors and %d PodMonitors with podMonitor.enabled, want only a PodMonitor", len(kinds["ServiceMonitor"]), len(kinds["PodMonitor"]))
+		}
+		pm := kinds["PodMonitor"][0]
+		ep := get(pm, "spec", "podMetricsEndpoints").([]any)
+		if get(pm, "metadata", "labels", "release") != "kps" || fmt.Sprint(get(pm, "spec", "sampleLimit")) != "1000" || len(ep) != 1 ||
+			get(ep[0], "port") != "metrics" || get(ep[0], "honorLabels") != true || !strings.Contains(fmt.Sprint(get(ep[0], "relabelings")), "replacement:crowsnest") {
+			t.Errorf("PodMonitor %v", pm)
+		}
+		if sel := get(pm, "spec", "selector", "matchLabels"); fmt.Sprint(sel) != fmt.Sprint(get(named(render(t), "Service", "crowsnest"), "spec", "selector")) {
+			t.Errorf("PodMonitor selects %v, not the chart's pods", sel)
+		}
+	})
+
 	t.Run("a spoke cluster: only the read-only account the hub reads it with", func(t *testing.T) {
 		kinds := render(t, "--set", "mode=spoke")
 		var got []string
@@ -1041,7 +1100,8 @@ tests:
 	})
 
 	t.Run("helm test Pod", func(t *testing.T) {
-		kinds := render(t, "--set", "tests.image.repository=mirror.example.com/busybox,tests.image.tag=1.36")
+		kinds := render(t, "--set", "tests.image.repository=mirror.example.com/busybox,tests.image.tag=1.36,networkPolicy.enabled=true",
+			"--set", "networkPolicy.from[0].podSelector.matchLabels.app=scraper")
 		if len(kinds["Pod"]) != 1 {
 			t.Fatalf("%d Pods", len(kinds["Pod"]))
 		}

@@ -76,7 +76,7 @@ func get(m any, path ...string) any {
 // it watches Applications and workloads; with list taken away from the
 // ClusterRole it cannot. chart_options_test.go tests each option.
 func TestHelmChart(t *testing.T) {
-	all := docs(t, helmTemplate(t, "serviceMonitor.enabled=true", "prometheusRule.enabled=true", "replicaCount=2"))
+	all := docs(t, helmTemplate(t, "serviceMonitor.enabled=true", "prometheusRule.enabled=true", "replicaCount=2", "networkPolicy.enabled=true"))
 	kinds := map[string][]map[string]any{}
 	for _, d := range all {
 		k, _ := d["kind"].(string)

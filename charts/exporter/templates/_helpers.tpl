@@ -218,3 +218,40 @@ In the hub, put its token in a Secret of Argo CD's cluster Secret format
 
 NAME must be the name Argo CD's own cluster Secret gives this cluster.
 {{- end }}
+
+{{/*
+The scrape endpoint of a ServiceMonitor or a PodMonitor (the same fields):
+serviceMonitor's settings. Indented by the caller.
+*/}}
+{{- define "crowsnest.scrapeEndpoint" -}}
+port: metrics
+interval: {{ .Values.serviceMonitor.interval }}
+{{- with .Values.serviceMonitor.scrapeTimeout }}
+scrapeTimeout: {{ . }}
+{{- end }}
+scheme: {{ .Values.serviceMonitor.scheme | default (include "crowsnest.webScheme" .) }}
+{{- with .Values.serviceMonitor.tlsConfig }}
+tlsConfig: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.serviceMonitor.basicAuth }}
+basicAuth: {{- toYaml . | nindent 2 }}
+{{- end }}
+# crowsnest's series carry the app's own namespace label: with
+# honorLabels it is kept, rather than renamed exported_namespace and
+# replaced by the pod's (the rules, dashboards and alerts group by it).
+honorLabels: {{ .Values.serviceMonitor.honorLabels }}
+{{- if or (not .Values.serviceMonitor.jobLabel) .Values.serviceMonitor.relabelings }}
+relabelings:
+  {{- if not .Values.serviceMonitor.jobLabel }}
+  # The alert rules match this job.
+  - targetLabel: job
+    replacement: {{ .Values.serviceMonitor.job }}
+  {{- end }}
+  {{- with .Values.serviceMonitor.relabelings }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+{{- with .Values.serviceMonitor.metricRelabelings }}
+metricRelabelings: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
