@@ -694,8 +694,8 @@ func TestPagerLinks(t *testing.T) {
 		links             rules.Links
 		dashboard, argocd string
 	}{
-		{rules.Links{ArgoCD: "https://argocd.example.com", Grafana: "https://grafana.example.com/grafana"}, "https://grafana.example.com/grafana/d/crowsnest-app/crowsnest-app?var-app=prod-backend&var-env=prod&var-project=shop", "https://argocd.example.com/applications/argocd/prod-backend"},
-		{rules.Links{}, "/d/crowsnest-app/crowsnest-app?var-app=prod-backend&var-env=prod&var-project=shop", ""},
+		{rules.Links{ArgoCD: "https://argocd.example.com", Grafana: "https://grafana.example.com/grafana"}, "https://grafana.example.com/grafana/d/crowsnest-app/crowsnest-app?var-app=prod-backend&var-namespace=argocd&var-cluster=&var-env=prod&var-project=shop", "https://argocd.example.com/applications/argocd/prod-backend"},
+		{rules.Links{}, "/d/crowsnest-app/crowsnest-app?var-app=prod-backend&var-namespace=argocd&var-cluster=&var-env=prod&var-project=shop", ""},
 	} {
 		p, err := NewPager(PagerConfig{Interval: time.Second, Resend: time.Minute, Timeout: time.Second, ForScale: 1, Links: c.links},
 			rules.Alerts(), func() []rules.AppState { return apps }, prometheus.NewRegistry(), promslog.NewNopLogger())

@@ -111,11 +111,12 @@ func (a *Alert) Dashboard() string {
 type dashboardVar struct{ label, variable string }
 
 // dashboardVars are the variables an alert's dashboard link sets from its
-// labels, in a fixed order.
+// labels, in a fixed order: the app dashboard's app, namespace and
+// installation (cluster) pick one app, as its variables do.
 func dashboardVars(uid string) []dashboardVar {
 	switch uid {
 	case DashboardApp:
-		return []dashboardVar{{"name", "app"}, {"env", "env"}, {"project", "project"}}
+		return []dashboardVar{{"name", "app"}, {"namespace", "namespace"}, {"cluster", "cluster"}, {"env", "env"}, {"project", "project"}}
 	case DashboardDORA:
 		return []dashboardVar{{"env", "env"}, {"project", "project"}}
 	}
@@ -141,6 +142,14 @@ func linkAnnotations(a *Alert, links Links) map[string]string {
 		}
 		// Label values are URL-query safe for apps, projects and envs
 		// (DNS-1123 names); urlquery guards the rest.
+		if v.label == "cluster" {
+			// The installation: a label of the series (the scrape's
+			// relabelling), else Prometheus' external label, which
+			// $labels lacks and the pager's alerts carry
+			// (--alertmanager.external-label): both paths link alike.
+			fmt.Fprintf(&b, "var-%s={{ with $labels.cluster }}{{ . | urlquery }}{{ else }}{{ $externalLabels.cluster | urlquery }}{{ end }}", v.variable)
+			continue
+		}
 		fmt.Fprintf(&b, "var-%s={{ $labels.%s | urlquery }}", v.variable, v.label)
 	}
 	out := map[string]string{"dashboard_url": strings.TrimSuffix(b.String(), "?")}

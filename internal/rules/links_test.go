@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,12 +79,17 @@ func TestAlertDashboards(t *testing.T) {
 // per alert; without them (alerts/), relative dashboard links and no
 // argocd_url.
 func TestRenderWithLinks(t *testing.T) {
+	urlqueryRef := regexp.MustCompile(`\{\{ \$labels\.([a-z_]+) \| urlquery \}\}`)
 	labels := map[string]string{"namespace": "argocd", "name": "prod-backend", "project": "shop", "env": "prod"}
 	for _, links := range []Links{testLinks, {}} {
 		for _, a := range Alerts() {
 			for _, r := range RulesFor([]Alert{a}, 1, ProdEnv, links) {
-				dash := strings.ReplaceAll(Expand(r.Annotations["dashboard_url"], labels), "{{ $labels.name | urlquery }}", labels["name"])
-				dash = strings.ReplaceAll(strings.ReplaceAll(dash, "{{ $labels.env | urlquery }}", labels["env"]), "{{ $labels.project | urlquery }}", labels["project"])
+				// As Prometheus expands it: {{ $labels.x | urlquery }}, "" for a label the alert lacks
+				// (the cluster: neither a label nor an external label here).
+				dash := strings.ReplaceAll(r.Annotations["dashboard_url"], "{{ with $labels.cluster }}{{ . | urlquery }}{{ else }}{{ $externalLabels.cluster | urlquery }}{{ end }}", "")
+				dash = urlqueryRef.ReplaceAllStringFunc(dash, func(m string) string {
+					return url.QueryEscape(labels[urlqueryRef.FindStringSubmatch(m)[1]])
+				})
 				if want := links.DashboardURL(&a, labels); dash != want {
 					t.Errorf("%s with %+v: dashboard_url %q, want %q", a.Name, links, dash, want)
 				}

@@ -661,7 +661,7 @@ func (s *scenarioEnv) expectSyncFailedAlert(ctx context.Context, t *testing.T) {
 	// Argo CD: the pager from its flags, the rule from the base URLs it
 	// was rendered with.
 	links := map[string]string{
-		"dashboard_url": e2eGrafanaURL + "/d/crowsnest-app/crowsnest-app?var-app=dev-backend&var-env=dev&var-project=default",
+		"dashboard_url": e2eGrafanaURL + "/d/crowsnest-app/crowsnest-app?var-app=dev-backend&var-namespace=argocd&var-cluster=&var-env=dev&var-project=default",
 		"argocd_url":    e2eArgoCDURL + "/applications/" + argoCDNamespace + "/dev-backend",
 	}
 	eventually(t, scenarioTimeout, func() error {
