@@ -1,26 +1,25 @@
-# syntax=docker/dockerfile:1
-# Build: docker build --build-arg VERSION=$(git describe --tags --always) -t crowsnest .
-# Go 1.27, as go.mod asks (Argo CD v3.6); keep in step with GOTOOLCHAIN in the Makefile.
-FROM golang:1.27.3-bookworm AS build
-WORKDIR /src
-COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
-COPY . .
+# The crowsnest image: a static binary built outside the image, as release
+# tools do (hack/image.sh, `make image`, the release), the CA bundle, and
+# nothing else: every stage is FROM scratch, so it builds without a
+# registry. Build context: a directory holding crowsnest (CGO_ENABLED=0) and
+# ca-certificates.crt.
+#   podman build -t crowsnest:dev -f Dockerfile CONTEXT
+FROM scratch
 ARG VERSION=dev
 ARG REVISION=unknown
-ARG BRANCH=unknown
-RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w \
-        -X github.com/prometheus/common/version.Version=${VERSION} \
-        -X github.com/prometheus/common/version.Revision=${REVISION} \
-        -X github.com/prometheus/common/version.Branch=${BRANCH} \
-        -X github.com/prometheus/common/version.BuildUser=docker" \
-      -o /out/crowsnest ./cmd/exporter
-
-# Static binary on distroless, as the nonroot user (65532).
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/crowsnest /usr/bin/crowsnest
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="crowsnest" \
+      org.opencontainers.image.description="Prometheus metrics, traces and pages for Argo CD deployments" \
+      org.opencontainers.image.source="https://github.com/crowsnest/crowsnest" \
+      org.opencontainers.image.url="https://github.com/crowsnest/crowsnest" \
+      org.opencontainers.image.documentation="https://github.com/crowsnest/crowsnest#readme" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY crowsnest /usr/bin/crowsnest
+# The nonroot user of distroless images; no shell, no package manager.
 USER 65532:65532
 EXPOSE 9829
 ENTRYPOINT ["/usr/bin/crowsnest"]

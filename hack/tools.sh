@@ -32,6 +32,10 @@ declare -A packages=(
 	[/usr/bin/promtool]=prometheus
 	[/usr/bin/prometheus-alertmanager]=prometheus-alertmanager
 	[/usr/bin/git]=git
+	# TestImage builds and runs the image (FROM scratch: no registry); runc,
+	# since crun fails here ("cgroups in hybrid mode not supported").
+	[/usr/bin/podman]=podman
+	[/usr/sbin/runc]=runc
 )
 missing=()
 for bin in "${!packages[@]}"; do
