@@ -96,7 +96,6 @@ func TestImage(t *testing.T) {
 	t.Cleanup(func() { _, _ = command("", "podman", "rm", "-f", name) })
 	cn := &Crowsnest{Process: p, URL: "http://" + addr, client: &http.Client{Timeout: 5 * time.Second}}
 	p.beforeStop = func() { env.saveMetrics(cn) }
-	start = time.Now()
 	p.Start()
 	took := eventually(t, 2*time.Minute, func() error {
 		if err := cn.ExpectStatus("/readyz", http.StatusOK); err != nil {
