@@ -33,6 +33,10 @@ const schemaVersion = 39
 // dashboards, relative to the repository root.
 const ChartDir = "charts/exporter/files/dashboards"
 
+// MixinDir is where the Jsonnet mixin (mixin/) keeps its copy: a vendored
+// mixin has only its own directory.
+const MixinDir = "mixin/dashboards"
+
 // Dashboards builds crowsnest's dashboards: the fleet, one application,
 // and DORA's four keys.
 func Dashboards() ([]dashboard.Dashboard, error) {

@@ -11,13 +11,13 @@ import (
 )
 
 // update rewrites the rendered dashboards: go test ./dashboards -update.
-var update = flag.Bool("update", false, "render the dashboards to dashboards/*.json and "+ChartDir+"/*.json")
+var update = flag.Bool("update", false, "render the dashboards to dashboards/*.json, "+ChartDir+"/*.json and "+MixinDir+"/*.json")
 
 // renderDirs are the directories that hold the rendered dashboards,
-// relative to this package: its own (provisioned as files) and the Helm
-// chart's (ConfigMaps for the Grafana sidecar).
+// relative to this package: its own (provisioned as files), the Helm
+// chart's (ConfigMaps for the Grafana sidecar) and the mixin's.
 func renderDirs() []string {
-	return []string{".", filepath.Join("..", filepath.FromSlash(ChartDir))}
+	return []string{".", filepath.Join("..", filepath.FromSlash(ChartDir)), filepath.Join("..", filepath.FromSlash(MixinDir))}
 }
 
 // TestRenderedFiles: the JSON files are what the builders render, in

@@ -25,11 +25,38 @@ func Render(alerts []Alert, forScale float64) ([]byte, error) {
 
 // RenderWith is Render with the alerts' links on links' base URLs.
 func RenderWith(alerts []Alert, forScale float64, links Links) ([]byte, error) {
-	type group struct {
-		Name     string `yaml:"name"`
-		Interval string `yaml:"interval,omitempty"`
-		Rules    []Rule `yaml:"rules"`
+	groups, err := ruleGroups(alerts, forScale, ProdEnv, links)
+	if err != nil {
+		return nil, err
 	}
+	doc := struct {
+		Groups []ruleGroup `yaml:"groups"`
+	}{Groups: groups}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Generated from internal/rules by `go test ./internal/rules -update`. DO NOT EDIT.\n")
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("rendering rules: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("rendering rules: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// ruleGroup is a group of a Prometheus rule file.
+type ruleGroup struct {
+	Name     string `yaml:"name" json:"name"`
+	Interval string `yaml:"interval,omitempty" json:"interval,omitempty"`
+	Rules    []Rule `yaml:"rules" json:"rules"`
+}
+
+// ruleGroups are the groups of the rule file: each of AlertGroups with its
+// alerts, then each of RecordingGroups with its records and the alerts on
+// them, prod naming the environments that page.
+func ruleGroups(alerts []Alert, forScale float64, prod string, links Links) ([]ruleGroup, error) {
+	type group = ruleGroup
 	byGroup := map[string][]Alert{}
 	for _, a := range alerts {
 		byGroup[a.Group] = append(byGroup[a.Group], a)
@@ -43,34 +70,21 @@ func RenderWith(alerts []Alert, forScale float64, links Links) ([]byte, error) {
 		if g.Interval > 0 {
 			interval = promDuration(scaleInterval(g.Interval, forScale))
 		}
-		groups = append(groups, group{Name: g.Name, Interval: interval, Rules: Rules(byGroup[g.Name], forScale, links)})
+		groups = append(groups, group{Name: g.Name, Interval: interval, Rules: RulesFor(byGroup[g.Name], forScale, prod, links)})
 		delete(byGroup, g.Name)
 	}
 	for _, g := range RecordingGroups() {
 		groups = append(groups, group{
 			Name:     g.Name,
 			Interval: promDuration(scaleInterval(g.Interval, forScale)),
-			Rules:    append(g.Rules(), Rules(byGroup[g.Name], forScale, links)...),
+			Rules:    append(g.Rules(), RulesFor(byGroup[g.Name], forScale, prod, links)...),
 		})
 		delete(byGroup, g.Name)
 	}
 	for name, as := range byGroup {
 		return nil, fmt.Errorf("rendering rules: alert %s names group %q, which is no alert or recording group", as[0].Name, name)
 	}
-	doc := struct {
-		Groups []group `yaml:"groups"`
-	}{Groups: groups}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "# Generated from internal/rules by `go test ./internal/rules -update`. DO NOT EDIT.\n")
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("rendering rules: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("rendering rules: %w", err)
-	}
-	return b.Bytes(), nil
+	return groups, nil
 }
 
 // scaleInterval is a group's evaluation interval d scaled by forScale, in
