@@ -32,6 +32,44 @@ IMAGE ?= localhost/crowsnest:$(VERSION)
 image:
 	VERSION=$(VERSION) REVISION=$(REVISION) BRANCH=$(BRANCH) hack/image.sh $(IMAGE)
 
+## release-snapshot: the release, built here and published nowhere (docs/release.md): GoReleaser
+## (.goreleaser.yaml) builds linux/amd64 and linux/arm64 binaries with version, revision and date
+## linked in, their archives, sha256sums.txt and a CycloneDX SBOM per binary into dist/; the chart
+## is packaged at the same version (dist/chart/) and the image built from the amd64 binary is
+## tagged with it (localhost/crowsnest:VERSION)
+RELEASE_VERSION := $(shell awk '$$1=="version:" {print $$2}' charts/exporter/Chart.yaml)
+GORELEASER := $(CACHE)/bin/goreleaser
+.PHONY: release-snapshot release-check release
+release-snapshot: tools
+	PATH="$(CACHE)/bin:$$PATH" RELEASE_VERSION=$(RELEASE_VERSION) REVISION=$(REVISION) BRANCH=$(BRANCH) SHORT_REVISION=$$(git rev-parse --short HEAD) \
+		$(GORELEASER) release --snapshot --clean
+	$(MAKE) release-artifacts
+
+# The chart and the image of the version GoReleaser just built (dist/metadata.json).
+.PHONY: release-artifacts
+release-artifacts:
+	@set -e; v=$$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' dist/metadata.json); \
+	echo "chart and image at $$v"; \
+	$(HELM) package charts/exporter --version "$$v" --app-version "$$v" -d dist/chart; \
+	BINARY=$$(ls dist/crowsnest_linux_amd64*/crowsnest) VERSION="$$v" REVISION=$(REVISION) BRANCH=$(BRANCH) hack/image.sh localhost/crowsnest:$$v
+
+## release-check: the release configuration is valid (goreleaser check), the chart's version and
+## appVersion are one, and CHANGELOG.md has a section for what comes next; part of make test
+release-check: tools
+	$(GORELEASER) check
+	@test "$(RELEASE_VERSION)" = "$$(awk '$$1=="appVersion:" {gsub(/"/, "", $$2); print $$2}' charts/exporter/Chart.yaml)" || \
+		{ echo "charts/exporter/Chart.yaml: version $(RELEASE_VERSION) and appVersion differ; a release sets both"; exit 1; }
+	@grep -q '^## \[Unreleased\]' CHANGELOG.md || grep -q '^## \[$(RELEASE_VERSION)\]' CHANGELOG.md || \
+		{ echo "CHANGELOG.md: no [Unreleased] or [$(RELEASE_VERSION)] section"; exit 1; }
+
+## release: publish the version tagged at HEAD (vX.Y.Z, equal to the chart's version), with
+## GITHUB_TOKEN: GoReleaser's GitHub release (binaries, archives, checksums, SBOMs, the chart)
+release: release-check
+	@test "$$(git describe --tags --exact-match 2>/dev/null)" = "v$(RELEASE_VERSION)" || \
+		{ echo "HEAD is not tagged v$(RELEASE_VERSION) (charts/exporter/Chart.yaml's version)"; exit 1; }
+	$(HELM) package charts/exporter -d build/chart
+	PATH="$(CACHE)/bin:$$PATH" REVISION=$(REVISION) BRANCH=$(BRANCH) $(GORELEASER) release --clean
+
 ## demo: run crowsnest on its built-in demo recording; metrics on http://localhost:9829/metrics
 demo:
 	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/exporter --demo
@@ -43,7 +81,7 @@ demo:
 ## run finds them in $(CACHE) in a second. Then rules, chart and e2e, one after the other.
 test:
 	$(MAKE) -j2 checks tools
-	$(MAKE) rules chart e2e
+	$(MAKE) rules chart release-check e2e
 
 ## checks: check, unit and fuzz, in this order
 checks:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs or builds what the end-to-end tests need, once, outside the repo:
 #   - Debian packages: etcd-server (etcd for kube-apiserver), redis-server
-#     (Argo CD's cache), prometheus (and promtool), prometheus-alertmanager, git
-#   - helm, installed from the Go module proxy at a fixed version
+#     (Argo CD's cache), prometheus (and promtool), prometheus-alertmanager,
+#     git, podman and runc (the image test)
+#   - helm, goreleaser and cyclonedx-gomod (the release), installed from the
+#     Go module proxy at fixed versions
 #   - kube-apiserver, kubectl, argocd (application controller, repo server, API
 #     server and CLI in one binary), jaeger (Jaeger v2: OTLP in, in-memory trace
 #     store, query API) and victoria-logs (VictoriaLogs: Loki push in, LogsQL
@@ -81,14 +83,24 @@ build jaeger test/e2e/tools/jaeger github.com/jaegertracing/jaeger github.com/ja
 # VictoriaLogs, with a version in its Makefile's form (buildinfo's
 # ShortVersion looks for the vX.Y.Z). Under 30 s.
 build victoria-logs test/e2e/tools/victorialogs github.com/VictoriaMetrics/VictoriaLogs github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version 'victoria-logs-{version}'
-# helm, for make chart: go install at a fixed version, outside any module.
-HELM_VERSION=v3.22.0
-if [ ! -x "$BIN/helm-$HELM_VERSION" ]; then
-	log "building helm $HELM_VERSION (a minute or two, once)"
-	tmp=$(mktemp -d)
-	GOBIN="$tmp" GOFLAGS=-ldflags=-s\ -w go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-	mv "$tmp/helm" "$BIN/helm-$HELM_VERSION"
-	rmdir "$tmp"
-fi
-ln -sf "helm-$HELM_VERSION" "$BIN/helm"
+# install NAME PACKAGE VERSION: go install PACKAGE@VERSION, outside any
+# module (its own go.mod pins its dependencies), into $BIN/NAME-VERSION.
+install() {
+	local name=$1 pkg=$2 version=$3
+	if [ ! -x "$BIN/$name-$version" ]; then
+		log "building $name $version (minutes on 2 cores, once)"
+		local tmp
+		tmp=$(mktemp -d)
+		GOBIN="$tmp" GOFLAGS=-ldflags=-s\ -w go install "$pkg@$version"
+		mv "$tmp/$(basename "${pkg%/v[0-9]*}")" "$BIN/$name-$version"
+		rm -rf "$tmp"
+	fi
+	ln -sf "$name-$version" "$BIN/$name"
+}
+# helm, for make chart.
+install helm helm.sh/helm/v3/cmd/helm v3.22.0
+# The release (make release-snapshot, release-check): GoReleaser v2 and the
+# SBOM generator it runs.
+install goreleaser github.com/goreleaser/goreleaser/v2 v2.17.0
+install cyclonedx-gomod github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod v1.10.0
 log "ready in $BIN"
