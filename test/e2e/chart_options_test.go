@@ -1900,3 +1900,51 @@ spec:
           properties:
             spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
 `
+
+// The example Application that deploys crowsnest with Argo CD tracks the
+// release of the chart's version (never main), and its values are valid.
+func TestExampleApplication(t *testing.T) {
+	chartDir := filepath.Join(bin.repoRoot, "charts", "exporter")
+	b, err := os.ReadFile(filepath.Join(chartDir, "examples", "argocd-application.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app struct {
+		Spec struct {
+			Source struct {
+				TargetRevision string `yaml:"targetRevision"`
+				Helm           struct {
+					ValuesObject map[string]any `yaml:"valuesObject"`
+				}
+			}
+		}
+	}
+	if err := yaml.Unmarshal(b, &app); err != nil {
+		t.Fatal(err)
+	}
+	c, err := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chart struct{ Version string }
+	if err := yaml.Unmarshal(c, &chart); err != nil {
+		t.Fatal(err)
+	}
+	if want := "v" + chart.Version; app.Spec.Source.TargetRevision != want {
+		t.Errorf("the example tracks %q, want the release tag %q", app.Spec.Source.TargetRevision, want)
+	}
+	values, err := yaml.Marshal(app.Spec.Source.Helm.ValuesObject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(f, values, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := helmRun(t, "lint", "--strict", "-f", f); err != nil {
+		t.Errorf("helm lint --strict with the example's values: %v\n%s", err, out)
+	}
+	if sm := render(t, "-f", f)["ServiceMonitor"]; len(sm) != 1 || get(sm[0], "metadata", "labels", "release") != "kube-prometheus-stack" {
+		t.Errorf("the example's ServiceMonitor %v: want one, with kube-prometheus-stack's release label", sm)
+	}
+}
