@@ -65,35 +65,6 @@ spec:
 	}
 }
 
-// spokeReader is a ServiceAccount of crowsnest in a spoke, written by hand:
-// get, list and watch of the workload kinds, nothing else (no Secrets); the
-// chart's mode=spoke installs the same with every workload kind.
-const spokeReader = `apiVersion: v1
-kind: Namespace
-metadata: {name: crowsnest}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: crowsnest, namespace: crowsnest}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: crowsnest-workloads}
-rules:
-  - apiGroups: [apps]
-    resources: [deployments, statefulsets, daemonsets]
-    verbs: [get, list, watch]
-  - apiGroups: [batch]
-    resources: [jobs]
-    verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: crowsnest-workloads}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: crowsnest-workloads}
-subjects: [{kind: ServiceAccount, name: crowsnest, namespace: crowsnest}]
-`
-
 // TestHubAndSpoke: Argo CD in a hub deploys into a spoke (another
 // kube-apiserver with its own etcd) through a cluster Secret, the way hub
 // and spoke installations run. crowsnest in the hub watches the spoke's
