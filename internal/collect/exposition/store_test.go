@@ -293,12 +293,14 @@ func TestMetricsHandlerGzipWhileUpdating(t *testing.T) {
 func benchApp(i int) *v1alpha1.Application { return collecttest.BenchApp(i, t0) }
 
 // benchView returns the view of benchApp(i) as the tracker hands it on
-// after its first look at t0: its env label, its last operation finished
-// and successful, drift since t0 if it is OutOfSync.
+// after its first look at t0: its env label, its destination cluster (the
+// local one's name, as for an app deployed to kubernetes.default.svc), its
+// last operation finished and successful, drift since t0 if it is
+// OutOfSync.
 func benchView(i int) *model.AppView {
 	a := benchApp(i)
 	v := &model.AppView{
-		App: a, Env: a.Labels["env"], Phase: "Succeeded",
+		App: a, Env: a.Labels["env"], Dest: "in-cluster", Phase: "Succeeded",
 		Policies:       []model.PolicyResult{{Policy: "auto_sync"}, {Policy: "self_heal"}, {Policy: "prune"}},
 		LastFinished:   &model.FinishedOperation{Result: model.ResultSucceeded, Started: t0.Add(-11 * time.Minute), Finished: t0.Add(-10 * time.Minute)},
 		LastSuccessful: t0.Add(-10 * time.Minute),
