@@ -175,11 +175,11 @@ bench-scale: tools
 ## kube-apiserver with the Applications and one spoke kube-apiserver of 1,000 Deployments reached
 ## as N clusters (N cluster Secrets, N loopback addresses); crowsnest started with 0, 1, 5 and 20
 ## spokes; prints memory, goroutines, sockets and start-up per spoke as a Markdown table (and
-## writes it to $(CROWSNEST_SCALE_REPORT) if set). Not part of `make test`: some 40 minutes on
-## 2 cores, mostly waiting for the Go runtime's periodic GC before each memory reading.
+## writes it to $(CROWSNEST_SCALE_REPORT) if set). Not part of `make test`: about an hour on
+## 2 cores, mostly idle: each memory reading waits for two of the Go runtime's periodic GCs.
 ## CROWSNEST_SPOKES_WORKLOADS, _APPS, _COUNTS, _STARTS and the rest are listed in
 ## test/e2e/scale_spokes_test.go.
-BENCH_SPOKES_TIMEOUT ?= 90m
+BENCH_SPOKES_TIMEOUT ?= 120m
 bench-spokes: tools
 	CROWSNEST_SCALE_SPOKES=1 $(GO) test -count=1 -tags e2e -run '^TestScaleSpokes$$' -timeout $(BENCH_SPOKES_TIMEOUT) -v ./test/e2e/
 
